@@ -1,0 +1,480 @@
+//! The `monti` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, CliOverrides, Config, Sources};
+use crate::db::Db;
+use crate::domain::Role;
+use crate::secrets::SecretBox;
+use crate::store::{Store, tenants, tokens};
+use crate::web::{self, AppState};
+
+#[derive(Parser, Debug)]
+#[command(name = "monti", version = crate::VERSION, about = "Monti: contact-center operations platform")]
+pub struct Cli {
+    /// Configuration file (default: ./monti.toml if present). Also MONTI_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives; every command that touches data accepts these.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataArgs {
+    /// Data directory (SQLite database, generated key, template overrides). Also MONTI_DATA_DIR.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite://PATH or postgres://USER@HOST/DB. Also MONTI_DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:8080. Also MONTI_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run the server with a demo tenant (created if missing) and print a login token.
+    Demo(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DataArgs),
+    /// Show or check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check a running server's readiness (exit 0 when ready); for container health checks.
+    Healthcheck {
+        /// Base URL of the server (default: derived from the configured listen address).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Print the version.
+    Version,
+    /// Administer tenants and tokens directly in the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the effective configuration with secrets redacted.
+    Print(ServeArgs),
+    /// Validate the configuration; exit 0 when valid.
+    Check(ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// IANA time zone, e.g. Europe/Berlin (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token and print only the token.
+    Create {
+        /// Tenant slug (omit with --platform).
+        #[arg(long, required_unless_present = "platform")]
+        tenant: Option<String>,
+        /// tenant_admin, supervisor, agent or viewer.
+        #[arg(long, default_value = "tenant_admin")]
+        role: String,
+        /// A platform-admin token that manages tenants.
+        #[arg(long, conflicts_with = "tenant")]
+        platform: bool,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Lifetime such as 30d or 12h (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List a tenant's tokens (or the platform tokens).
+    List {
+        #[arg(long, required_unless_present = "platform")]
+        tenant: Option<String>,
+        #[arg(long, conflicts_with = "tenant")]
+        platform: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(config_error) = e.downcast_ref::<config::ConfigError>() {
+                eprintln!("error: {config_error}");
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sources(config: &Option<PathBuf>, listen: Option<SocketAddr>, data: &DataArgs) -> Sources {
+    Sources {
+        file: config.clone(),
+        overrides: CliOverrides {
+            listen,
+            data_dir: data.data_dir.clone(),
+            database_url: data.database_url.clone(),
+        },
+    }
+}
+
+fn load(sources: &Sources) -> anyhow::Result<Config> {
+    let loaded = config::load(sources)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(loaded.config)
+}
+
+/// Opens the store: data dir, database (migrated), secret key.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") || config.secret_key.is_none() {
+        config::prepare_data_dir(&config.data_dir)?;
+    }
+    let db = Db::connect(config).await?;
+    let applied = db.migrate().await?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    let secrets = match &config.secret_key {
+        Some(key) => SecretBox::from_base64(key.expose())?,
+        None => SecretBox::load_or_create(&config.data_dir)?,
+    };
+    Ok(Store::new(db, secrets))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version => {
+            println!("monti {}", crate::VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => serve(&cli.config, args, false).await,
+        Command::Demo(args) => serve(&cli.config, args, true).await,
+        Command::Migrate(data) => {
+            let config = load(&sources(&cli.config, None, &data))?;
+            crate::telemetry::init_logging(config.log_format, &config.log_level);
+            if config.database_url().starts_with("sqlite:") {
+                config::prepare_data_dir(&config.data_dir)?;
+            }
+            let db = Db::connect(&config).await?;
+            let applied = db.migrate().await?;
+            println!("migrations applied: {applied}; database is current");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Print(args)) => {
+            let config = load(&sources(&cli.config, args.listen, &args.data))?;
+            print!("{}", config.to_redacted_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check(args)) => {
+            let loaded = config::load(&sources(&cli.config, args.listen, &args.data))?;
+            for warning in &loaded.warnings {
+                println!("warning: {warning}");
+            }
+            println!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck { url } => healthcheck(&cli.config, url).await,
+        Command::Admin(admin) => self::admin(&cli.config, admin).await,
+    }
+}
+
+async fn serve(
+    config_file: &Option<PathBuf>,
+    args: ServeArgs,
+    demo: bool,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let config = load(&sources(config_file, args.listen, &args.data))?;
+    crate::telemetry::init_logging(config.log_format, &config.log_level);
+    let store = open_store(&config).await?;
+    let demo_login = if demo {
+        Some(crate::demo::seed(&store).await?)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let base_url = config.public_url();
+    let state = AppState::new(store.clone(), config)?;
+    tracing::info!(
+        url = %base_url,
+        database = store.db.backend().as_str(),
+        ready_ms = format!("{:.1}", web::elapsed_ms(started)),
+        "monti {} ready",
+        crate::VERSION
+    );
+    if let Some(login) = demo_login {
+        println!("{}", crate::demo::banner(&base_url, &login));
+    }
+    web::serve(state, listener, web::shutdown_signal()).await?;
+    store.db.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn healthcheck(
+    config_file: &Option<PathBuf>,
+    url: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let base = match url {
+        Some(u) => u,
+        None => load(&sources(config_file, None, &DataArgs::default()))?.public_url(),
+    };
+    match probe(&format!("{}/readyz", base.trim_end_matches('/'))).await {
+        Ok(200) => {
+            println!("ready");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(status) => {
+            println!("not ready (HTTP {status})");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            println!("not reachable: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over plain TCP: enough for a local health probe without pulling in
+/// an HTTP client.
+async fn probe(url: &str) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("only http:// URLs can be probed"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let connect = tokio::net::TcpStream::connect(authority);
+    let mut stream = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
+        .await
+        .context("timed out connecting")??;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = vec![0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head))
+        .await
+        .context("timed out waiting for a response")??;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("not an HTTP response"))
+}
+
+async fn admin_store(config_file: &Option<PathBuf>, data: &DataArgs) -> anyhow::Result<Store> {
+    let config = load(&sources(config_file, None, data))?;
+    crate::telemetry::init_logging(config.log_format, "warn");
+    open_store(&config).await
+}
+
+async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AdminCommand::Tenant(TenantCommand::Create {
+            slug,
+            name,
+            timezone,
+            data,
+        }) => {
+            let store = admin_store(config_file, &data).await?;
+            let input = tenants::TenantCreate {
+                slug,
+                name,
+                timezone,
+                features: Default::default(),
+                limits: Default::default(),
+            };
+            let tenant = tenants::create(&store, input).await.map_err(explain)?;
+            println!(
+                "created tenant {} ({}), time zone {}",
+                tenant.slug, tenant.id, tenant.timezone
+            );
+        }
+        AdminCommand::Tenant(TenantCommand::List { data }) => {
+            let store = admin_store(config_file, &data).await?;
+            let all = tenants::list_all(&store).await.map_err(explain)?;
+            println!("{:<24} {:<32} {:<24} ID", "SLUG", "NAME", "TIME ZONE");
+            for t in all {
+                println!("{:<24} {:<32} {:<24} {}", t.slug, t.name, t.timezone, t.id);
+            }
+        }
+        AdminCommand::Token(TokenCommand::Create {
+            tenant,
+            role,
+            platform,
+            name,
+            expires,
+            data,
+        }) => {
+            let store = admin_store(config_file, &data).await?;
+            let role: Role = if platform {
+                Role::PlatformAdmin
+            } else {
+                role.parse()?
+            };
+            let expires_at = expires
+                .as_deref()
+                .map(crate::web::api::expiry_from_lifetime)
+                .transpose()
+                .map_err(|e| anyhow!("--expires: {e}"))?;
+            let tenant_id = match &tenant {
+                Some(slug) => Some(
+                    tenants::by_slug(&store, slug)
+                        .await
+                        .map_err(explain)?
+                        .ok_or_else(|| {
+                            anyhow!("no tenant with slug `{slug}` (see `monti admin tenant list`)")
+                        })?
+                        .id,
+                ),
+                None => None,
+            };
+            let issued =
+                tokens::issue(&store, tenant_id.as_deref(), &name, role, expires_at, "cli")
+                    .await
+                    .map_err(explain)?;
+            // Only the token on stdout, so it can be captured: TOKEN=$(monti admin token create …)
+            println!("{}", issued.secret);
+            eprintln!(
+                "created token {} ({role}) — it is shown only once",
+                issued.token.id
+            );
+        }
+        AdminCommand::Token(TokenCommand::List {
+            tenant,
+            platform: _,
+            data,
+        }) => {
+            let store = admin_store(config_file, &data).await?;
+            let tenant_id = match &tenant {
+                Some(slug) => Some(
+                    tenants::by_slug(&store, slug)
+                        .await
+                        .map_err(explain)?
+                        .ok_or_else(|| anyhow!("no tenant with slug `{slug}`"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let list = tokens::list_for_operator(&store, tenant_id.as_deref())
+                .await
+                .map_err(explain)?;
+            println!(
+                "{:<38} {:<20} {:<14} {:<14} {:<10} CREATED",
+                "ID", "NAME", "ROLE", "PREFIX", "STATUS"
+            );
+            let now = crate::domain::time::now_ms();
+            for t in list {
+                let status = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<38} {:<20} {:<14} {:<14} {:<10} {}",
+                    t.id,
+                    t.name,
+                    t.role,
+                    t.token_prefix,
+                    status,
+                    crate::domain::time::to_rfc3339(t.created_at)
+                );
+            }
+        }
+        AdminCommand::Token(TokenCommand::Revoke { id, data }) => {
+            let store = admin_store(config_file, &data).await?;
+            tokens::revoke_for_operator(&store, &id)
+                .await
+                .map_err(explain)?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Store errors with their field details, for people at a terminal.
+fn explain(e: crate::store::StoreError) -> anyhow::Error {
+    match e {
+        crate::store::StoreError::Invalid(v) => anyhow!(
+            "invalid input:\n{}",
+            v.errors
+                .iter()
+                .map(|e| format!("  {}: {}", e.pointer.trim_start_matches('/'), e.detail))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        other => anyhow!(other),
+    }
+}

@@ -1,0 +1,630 @@
+//! Configuration: built-in defaults < `monti.toml` < `MONTI_*` environment < command-line flags.
+//!
+//! Nested keys use `__` in the environment (`MONTI_HTTP__MAX_BODY_BYTES`). Any key can be read
+//! from a file instead by appending `_FILE` (`MONTI_DATABASE_URL_FILE=/run/secrets/db`), which is
+//! how container orchestrators hand out secrets.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const ENV_PREFIX: &str = "MONTI_";
+/// Environment variables that steer loading itself and are not configuration keys.
+const ENV_CONTROL: &[&str] = &["CONFIG"];
+/// Keys whose values must never be printed or logged.
+const SECRET_KEYS: &[&str] = &["database_url", "secret_key"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// The URL people use to reach Monti (for links in printed output); derived from `listen`
+    /// when unset.
+    pub public_url: Option<String>,
+    /// Directory for the embedded database, generated keys and template overrides.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to `sqlite://<data_dir>/monti.db`.
+    pub database_url: Option<Secret>,
+    /// `pretty` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `monti=debug,tower_http=info`.
+    pub log_level: String,
+    /// 32 bytes, base64: encrypts stored secrets (SIP passwords). Generated into
+    /// `<data_dir>/secret.key` when unset; clustered installs must share one.
+    pub secret_key: Option<Secret>,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// A request taking longer than this is answered with 503.
+    #[serde(with = "human_duration")]
+    pub request_timeout: Duration,
+    /// How long a shutdown waits for in-flight requests.
+    #[serde(with = "human_duration")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    #[serde(with = "human_duration")]
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits for a lock before giving up.
+    #[serde(with = "human_duration")]
+    pub sqlite_busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("monti-data"),
+            database_url: None,
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            secret_key: None,
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("monti.db").display()),
+        }
+    }
+
+    pub fn public_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = if self.listen.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if self.listen.is_ipv6() {
+            format!("[{}]", self.listen.ip())
+        } else {
+            self.listen.ip().to_string()
+        };
+        format!("http://{host}:{}", self.listen.port())
+    }
+
+    /// The configuration as TOML with every secret replaced.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = self
+            .database_url
+            .as_ref()
+            .map(|url| Secret(redact_url_password(url.expose())));
+        shown.secret_key = self
+            .secret_key
+            .as_ref()
+            .map(|_| Secret("[redacted]".into()));
+        let mut out = String::from("# Effective configuration (secrets redacted)\n");
+        if shown.database_url.is_none() {
+            out.push_str(&format!(
+                "# database_url = \"{}\"  (default)\n",
+                self.database_url()
+            ));
+        }
+        out.push_str(
+            &toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n")),
+        );
+        out
+    }
+}
+
+/// A configuration value that must not appear in logs or printed output.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `****`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}://{}:****{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CliOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// Where configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// An explicit config file (`--config` / `MONTI_CONFIG`); must exist.
+    pub file: Option<PathBuf>,
+    pub overrides: CliOverrides,
+}
+
+/// One problem found while loading or checking configuration, with the key and where it was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub source: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` ({}): {}", self.key, self.source, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+/// A loaded configuration plus the warnings worth showing (unknown keys).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Problem>,
+}
+
+fn default_config_file() -> Option<PathBuf> {
+    let candidate = PathBuf::from("monti.toml");
+    candidate.exists().then_some(candidate)
+}
+
+fn figment(sources: &Sources, env: &[(String, String)]) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    let file = sources
+        .file
+        .clone()
+        .or_else(|| lookup(env, "MONTI_CONFIG").map(PathBuf::from))
+        .or_else(default_config_file);
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError {
+                problems: vec![Problem {
+                    key: "config".into(),
+                    source: "command line / MONTI_CONFIG".into(),
+                    message: format!("config file {} does not exist", path.display()),
+                }],
+            });
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let env = EnvVars::new(env)?;
+    Ok(figment
+        .merge(env)
+        .merge(Serialized::globals(&sources.overrides)))
+}
+
+fn lookup<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `MONTI_*` variables as a figment provider. We do not use figment's own `Env` because it
+/// reads the process environment directly; taking the pairs explicitly keeps loading a pure
+/// function of its inputs (and testable), and lets `*_FILE` variables be resolved here.
+struct EnvVars {
+    values: Dict,
+}
+
+impl EnvVars {
+    fn new(env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut values = Dict::new();
+        let mut problems = Vec::new();
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if ENV_CONTROL.contains(&rest) {
+                continue;
+            }
+            let (rest, from_file) = match rest.strip_suffix("_FILE") {
+                Some(stem) => (stem, true),
+                None => (rest, false),
+            };
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            let value = if from_file {
+                match std::fs::read_to_string(raw) {
+                    Ok(content) => Value::from(content.trim_end_matches(['\r', '\n']).to_owned()),
+                    Err(e) => {
+                        problems.push(Problem {
+                            key,
+                            source: format!("environment variable {name}"),
+                            message: format!("cannot read {raw}: {e}"),
+                        });
+                        continue;
+                    }
+                }
+            } else if is_secret_key(&key) {
+                // Secrets are strings; never let them be reinterpreted as numbers.
+                Value::from(raw.clone())
+            } else {
+                raw.parse::<Value>().unwrap_or_else(|never| match never {})
+            };
+            if let Value::Dict(_, nested) = figment::util::nest(&key, value) {
+                merge_dict(&mut values, nested);
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { values })
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+fn merge_dict(into: &mut Dict, from: Dict) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Dict(_, existing)), Value::Dict(_, incoming)) => {
+                merge_dict(existing, incoming)
+            }
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable").interpolater(|_profile, keys| {
+            format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase())
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// Loads configuration from the process environment.
+pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    load_with_env(sources, &env)
+}
+
+/// Loads configuration from the given `MONTI_*` variables (for tests and tooling).
+pub fn load_with_env(sources: &Sources, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
+    let figment = figment(sources, env)?;
+    let config: Config = figment.extract().map_err(|e| ConfigError {
+        problems: e
+            .into_iter()
+            .map(|err| {
+                let key = if err.path.is_empty() {
+                    "(root)".to_owned()
+                } else {
+                    err.path.join(".")
+                };
+                let source = match &err.metadata {
+                    Some(meta) => describe_metadata(meta, &err.path),
+                    None => "unknown source".into(),
+                };
+                Problem {
+                    key,
+                    source,
+                    message: err.kind.to_string(),
+                }
+            })
+            .collect(),
+    })?;
+    let mut problems = validate(&config, &figment);
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.key.cmp(&b.key));
+        return Err(ConfigError { problems });
+    }
+    Ok(Loaded {
+        config,
+        warnings: unknown_keys(&figment),
+    })
+}
+
+fn describe_metadata(meta: &figment::Metadata, path: &[String]) -> String {
+    if meta.name == "environment variable" {
+        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+        return format!(
+            "{} {}",
+            meta.name,
+            meta.interpolate(&Profile::Default, &keys)
+        );
+    }
+    describe_source(meta)
+}
+
+fn describe_source(meta: &figment::Metadata) -> String {
+    match &meta.source {
+        Some(figment::Source::File(path)) => format!("{} {}", meta.name, path.display()),
+        Some(other) => format!("{} {other}", meta.name),
+        None => meta.name.to_string(),
+    }
+}
+
+fn source_of(figment: &Figment, key: &str) -> String {
+    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+    figment
+        .find_metadata(key)
+        .map(|meta| describe_metadata(meta, &path))
+        .unwrap_or_else(|| "default".into())
+}
+
+fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut bad = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.into(),
+            source: source_of(figment, key),
+            message,
+        });
+    };
+    let url = config.database_url();
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        bad(
+            "database_url",
+            format!(
+                "unsupported database URL `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url_password(&url)
+            ),
+        );
+    }
+    if let Some(key) = &config.secret_key {
+        if crate::secrets::SecretBox::from_base64(key.expose()).is_err() {
+            bad(
+                "secret_key",
+                "must be 32 random bytes encoded as base64 (try `openssl rand -base64 32`)".into(),
+            );
+        }
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log_level) {
+        bad("log_level", format!("not a valid filter: {e}"));
+    }
+    if config.http.max_body_bytes < 1024 {
+        bad("http.max_body_bytes", "must be at least 1024".into());
+    }
+    if config.database.max_connections == 0 {
+        bad("database.max_connections", "must be at least 1".into());
+    }
+    if let Some(url) = &config.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bad("public_url", "must start with http:// or https://".into());
+        }
+    }
+    problems
+}
+
+/// Keys present in the merged configuration that Monti does not know.
+fn unknown_keys(figment: &Figment) -> Vec<Problem> {
+    let known = match serde_json::to_value(Config::default()) {
+        Ok(value) => key_paths(&value),
+        Err(_) => return Vec::new(),
+    };
+    let Ok(value) = figment.extract::<serde_json::Value>() else {
+        return Vec::new();
+    };
+    key_paths(&value)
+        .into_iter()
+        .filter(|k| !known.contains(k) && !known.iter().any(|kn| k.starts_with(&format!("{kn}."))))
+        .map(|key| Problem {
+            source: source_of(figment, &key),
+            message: "unknown key, ignored".into(),
+            key,
+        })
+        .collect()
+}
+
+fn key_paths(value: &serde_json::Value) -> BTreeSet<String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeSet<String>) {
+        if let serde_json::Value::Object(map) = value {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_object() {
+                    walk(&path, v, out);
+                } else {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk("", value, &mut out);
+    out
+}
+
+/// Whether a key holds a secret (for callers that print individual values).
+pub fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key)
+}
+
+/// Resolves the data directory and makes sure it exists and is writable.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let probe = dir.join(".monti-write-check");
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+                serde::de::Error::custom(format!("`{t}` is not a duration like 30s or 5m: {e}"))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn redacts_password_in_url() {
+        assert_eq!(
+            redact_url_password("postgres://monti:hunter2@db:5432/monti"),
+            "postgres://monti:****@db:5432/monti"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://data/monti.db"),
+            "sqlite://data/monti.db"
+        );
+        assert_eq!(
+            redact_url_password("postgres://monti@db/monti"),
+            "postgres://monti@db/monti"
+        );
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret([redacted])"
+        );
+    }
+
+    #[test]
+    fn human_durations_parse() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            "[http]\nrequest_timeout = \"2m\"\n[database]\nacquire_timeout = 7\n",
+        )
+        .unwrap();
+        let loaded = load_with_env(
+            &Sources {
+                file: Some(file.path().into()),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap();
+        assert_eq!(loaded.config.http.request_timeout, Duration::from_secs(120));
+        assert_eq!(
+            loaded.config.database.acquire_timeout,
+            Duration::from_secs(7)
+        );
+        let _ = env(&[]);
+    }
+}

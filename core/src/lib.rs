@@ -1,0 +1,19 @@
+//! Monti: a self-hostable, multi-tenant contact-center operations platform.
+//!
+//! The crate is both the `monti` binary and a library so that integration tests and
+//! benchmarks drive exactly the code that ships.
+
+pub mod assets;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;
+pub mod web;
+
+/// The version printed by `monti version` and shown in the UI.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

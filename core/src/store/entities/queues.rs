@@ -1,0 +1,445 @@
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+use crate::domain::time::{now_ms, serialize_ms};
+use crate::domain::{Validation, validate};
+use crate::on_db;
+use crate::store::list::{Field, FieldKind};
+use crate::store::resource::{self, Columns, Dependent, Listable, Unique, Writable, WriteContext};
+use crate::store::{SqlValue, Store, StoreError, StoreResult, TenantScope};
+
+/// Ring strategies as Asterisk's app_queue names them.
+pub const STRATEGIES: &[&str] = &[
+    "ringall",
+    "leastrecent",
+    "fewestcalls",
+    "random",
+    "rrmemory",
+    "rrordered",
+    "linear",
+    "wrandom",
+];
+const MAX_MEMBERS: usize = 5000;
+
+/// A queue callers wait in, with its service-level objective.
+#[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
+pub struct Queue {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// How calls are offered to members (Asterisk app_queue strategy).
+    pub strategy: String,
+    /// Answered within this many seconds counts as "in service level".
+    pub sl_threshold_s: i64,
+    /// Target share of calls in service level, in percent.
+    pub sl_target_pct: i64,
+    /// After-call work time granted to agents, in seconds.
+    pub wrap_up_s: i64,
+    #[serde(serialize_with = "serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueCreate {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Default `rrmemory`.
+    pub strategy: Option<String>,
+    /// Default 20.
+    pub sl_threshold_s: Option<i64>,
+    /// Default 80.
+    pub sl_target_pct: Option<i64>,
+    /// Default 0.
+    pub wrap_up_s: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub strategy: Option<String>,
+    pub sl_threshold_s: Option<i64>,
+    pub sl_target_pct: Option<i64>,
+    pub wrap_up_s: Option<i64>,
+}
+
+impl Listable for Queue {
+    const KIND: &'static str = "queue";
+    const COLLECTION: &'static str = "queues";
+    const FROM: &'static str = "queues";
+    const SELECT: &'static str = "id, name, description, strategy, sl_threshold_s, sl_target_pct, wrap_up_s, created_at, updated_at, version";
+    const FIELDS: &'static [Field] = &[
+        Field::new("name", "name", FieldKind::Text),
+        Field::new("strategy", "strategy", FieldKind::Text),
+        Field::new("created_at", "created_at", FieldKind::Time).sort_only(),
+        Field::new("updated_at", "updated_at", FieldKind::Time).sort_only(),
+    ];
+    const SEARCH: &'static [&'static str] = &["name", "description"];
+    const DESCRIPTION: &'static str =
+        "Queues callers wait in, with service-level targets and members.";
+    type View = Queue;
+    fn view(self) -> Queue {
+        self
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+struct Settings {
+    strategy: Option<String>,
+    sl_threshold_s: Option<i64>,
+    sl_target_pct: Option<i64>,
+    wrap_up_s: Option<i64>,
+}
+
+fn check_settings(v: &mut Validation, s: Settings) -> Columns {
+    let mut columns = Columns::new();
+    if let Some(x) = s
+        .strategy
+        .and_then(|x| v.check("strategy", validate::one_of(&x, STRATEGIES)))
+    {
+        columns.push(("strategy", SqlValue::Text(x)));
+    }
+    if let Some(x) = s
+        .sl_threshold_s
+        .and_then(|x| v.check("sl_threshold_s", validate::int_range(x, 1, 3600)))
+    {
+        columns.push(("sl_threshold_s", SqlValue::Int(x)));
+    }
+    if let Some(x) = s
+        .sl_target_pct
+        .and_then(|x| v.check("sl_target_pct", validate::int_range(x, 1, 100)))
+    {
+        columns.push(("sl_target_pct", SqlValue::Int(x)));
+    }
+    if let Some(x) = s
+        .wrap_up_s
+        .and_then(|x| v.check("wrap_up_s", validate::int_range(x, 0, 3600)))
+    {
+        columns.push(("wrap_up_s", SqlValue::Int(x)));
+    }
+    columns
+}
+
+impl Writable for Queue {
+    const TABLE: &'static str = "queues";
+    const ID_PREFIX: &'static str = "que";
+    const UNIQUE: &'static [Unique] = &[Unique {
+        needles: &["queues_name", "queues.name"],
+        field: "name",
+        message: "a queue with this name already exists",
+    }];
+    const DEPENDENTS: &'static [Dependent] = &[Dependent {
+        table: "dids",
+        column: "route_queue_id",
+        label: "phone numbers",
+    }];
+    type Create = QueueCreate;
+    type Update = QueueUpdate;
+
+    fn insert_columns(input: QueueCreate, _: &WriteContext<'_>) -> Result<Columns, Validation> {
+        let mut v = Validation::new();
+        let name = v.check("name", validate::name(&input.name, 100));
+        let description = v.check("description", validate::text(&input.description, 1000));
+        let mut columns = vec![
+            ("name", SqlValue::Text(name.unwrap_or_default())),
+            (
+                "description",
+                SqlValue::Text(description.unwrap_or_default()),
+            ),
+        ];
+        columns.extend(check_settings(
+            &mut v,
+            Settings {
+                strategy: Some(input.strategy.unwrap_or_else(|| "rrmemory".into())),
+                sl_threshold_s: Some(input.sl_threshold_s.unwrap_or(20)),
+                sl_target_pct: Some(input.sl_target_pct.unwrap_or(80)),
+                wrap_up_s: Some(input.wrap_up_s.unwrap_or(0)),
+            },
+        ));
+        v.finish()?;
+        Ok(columns)
+    }
+
+    fn update_columns(
+        input: QueueUpdate,
+        _: &Queue,
+        _: &WriteContext<'_>,
+    ) -> Result<Columns, Validation> {
+        let mut v = Validation::new();
+        let mut columns = Columns::new();
+        if let Some(name) = input
+            .name
+            .and_then(|n| v.check("name", validate::name(&n, 100)))
+        {
+            columns.push(("name", SqlValue::Text(name)));
+        }
+        if let Some(d) = input
+            .description
+            .and_then(|d| v.check("description", validate::text(&d, 1000)))
+        {
+            columns.push(("description", SqlValue::Text(d)));
+        }
+        columns.extend(check_settings(
+            &mut v,
+            Settings {
+                strategy: input.strategy,
+                sl_threshold_s: input.sl_threshold_s,
+                sl_target_pct: input.sl_target_pct,
+                wrap_up_s: input.wrap_up_s,
+            },
+        ));
+        v.finish()?;
+        Ok(columns)
+    }
+}
+
+/// An agent's membership in a queue. Lower penalty is offered calls first.
+#[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
+pub struct QueueMember {
+    pub agent_id: String,
+    pub agent_name: String,
+    pub penalty: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueMemberInput {
+    pub agent_id: String,
+    #[serde(default)]
+    pub penalty: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PenaltyInput {
+    #[serde(default)]
+    pub penalty: i64,
+}
+
+pub async fn members(
+    store: &Store,
+    scope: &TenantScope,
+    queue_id: &str,
+) -> StoreResult<Vec<QueueMember>> {
+    resource::get::<Queue>(store, scope, queue_id).await?;
+    let sql = "SELECT m.agent_id, a.name AS agent_name, m.penalty FROM queue_members m \
+               JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.agent_id \
+               WHERE m.tenant_id = $1 AND m.queue_id = $2 ORDER BY m.penalty, a.name, m.agent_id";
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, QueueMember>(sql)
+            .bind(scope.tenant_id())
+            .bind(queue_id)
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+async fn missing_agents(
+    store: &Store,
+    scope: &TenantScope,
+    ids: &[String],
+) -> StoreResult<Vec<String>> {
+    let mut missing = Vec::new();
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT id FROM agents WHERE tenant_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let found: Vec<String> = on_db!(&store.db, |pool, DB| {
+            let mut q = sqlx::query_scalar::<DB, String>(&sql).bind(scope.tenant_id());
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?;
+        missing.extend(chunk.iter().filter(|id| !found.contains(id)).cloned());
+    }
+    Ok(missing)
+}
+
+/// Replaces the whole member list in one transaction.
+pub async fn replace_members(
+    store: &Store,
+    scope: &TenantScope,
+    queue_id: &str,
+    input: Vec<QueueMemberInput>,
+) -> StoreResult<Vec<QueueMember>> {
+    resource::get::<Queue>(store, scope, queue_id).await?;
+    let mut v = Validation::new();
+    if input.len() > MAX_MEMBERS {
+        v.add(
+            "",
+            format!("a queue may have at most {MAX_MEMBERS} members"),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, m) in input.iter().enumerate() {
+        v.check(
+            &format!("{i}/penalty"),
+            validate::int_range(m.penalty, 0, 1000),
+        );
+        if !seen.insert(m.agent_id.as_str()) {
+            v.add(&format!("{i}/agent_id"), "this agent is listed twice");
+        }
+    }
+    v.finish()?;
+    let ids: Vec<String> = input.iter().map(|m| m.agent_id.clone()).collect();
+    let missing = missing_agents(store, scope, &ids).await?;
+    if !missing.is_empty() {
+        let mut v = Validation::new();
+        for (i, m) in input
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| missing.contains(&m.agent_id))
+        {
+            v.add(
+                &format!("{i}/agent_id"),
+                format!("no agent with id `{}` exists", m.agent_id),
+            );
+        }
+        return Err(v.into());
+    }
+    let now = now_ms();
+    on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        sqlx::query::<DB>("DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2")
+            .bind(scope.tenant_id())
+            .bind(queue_id)
+            .execute(&mut *tx)
+            .await?;
+        for m in &input {
+            sqlx::query::<DB>(
+                "INSERT INTO queue_members (tenant_id, queue_id, agent_id, penalty, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(scope.tenant_id())
+            .bind(queue_id)
+            .bind(&m.agent_id)
+            .bind(m.penalty)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        touch_queue::<DB>(&mut tx, scope, queue_id, now).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(())
+    })?;
+    members(store, scope, queue_id).await
+}
+
+/// Adds an agent to a queue or changes its penalty.
+pub async fn put_member(
+    store: &Store,
+    scope: &TenantScope,
+    queue_id: &str,
+    agent_id: &str,
+    penalty: i64,
+) -> StoreResult<QueueMember> {
+    resource::get::<Queue>(store, scope, queue_id).await?;
+    if let Err(e) = validate::int_range(penalty, 0, 1000) {
+        return Err(Validation::single("penalty", e).into());
+    }
+    if !missing_agents(store, scope, &[agent_id.to_owned()])
+        .await?
+        .is_empty()
+    {
+        return Err(StoreError::NotFound { kind: "agent" });
+    }
+    let now = now_ms();
+    on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        sqlx::query::<DB>(
+            "INSERT INTO queue_members (tenant_id, queue_id, agent_id, penalty, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, queue_id, agent_id) DO UPDATE SET penalty = excluded.penalty",
+        )
+        .bind(scope.tenant_id())
+        .bind(queue_id)
+        .bind(agent_id)
+        .bind(penalty)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        touch_queue::<DB>(&mut tx, scope, queue_id, now).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(())
+    })?;
+    members(store, scope, queue_id)
+        .await?
+        .into_iter()
+        .find(|m| m.agent_id == agent_id)
+        .ok_or(StoreError::NotFound {
+            kind: "queue member",
+        })
+}
+
+pub async fn remove_member(
+    store: &Store,
+    scope: &TenantScope,
+    queue_id: &str,
+    agent_id: &str,
+) -> StoreResult<()> {
+    resource::get::<Queue>(store, scope, queue_id).await?;
+    let now = now_ms();
+    let removed = on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        let removed = sqlx::query::<DB>(
+            "DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2 AND agent_id = $3",
+        )
+        .bind(scope.tenant_id())
+        .bind(queue_id)
+        .bind(agent_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        touch_queue::<DB>(&mut tx, scope, queue_id, now).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(removed)
+    })?;
+    if removed == 0 {
+        Err(StoreError::NotFound {
+            kind: "queue member",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Membership is part of the queue's state: changing it bumps the queue's version so cached
+/// copies (ETags) go stale.
+async fn touch_queue<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    scope: &TenantScope,
+    queue_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    sqlx::query::<DB>(
+        "UPDATE queues SET version = version + 1, updated_at = $1 WHERE tenant_id = $2 AND id = $3",
+    )
+    .bind(now)
+    .bind(scope.tenant_id())
+    .bind(queue_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

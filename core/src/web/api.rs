@@ -1,0 +1,444 @@
+//! REST API v1 handlers.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::extract::{ApiJson, Caller, IfMatch, ListQuery, etag};
+use super::problem::{ApiError, ApiResult};
+use crate::auth::{Action, Area};
+use crate::domain::{Role, Validation};
+use crate::store::entities::agents::Agent;
+use crate::store::entities::dids::DidRow;
+use crate::store::entities::endpoints::EndpointRow;
+use crate::store::entities::locations::Location;
+use crate::store::entities::queues::{self, PenaltyInput, Queue, QueueMemberInput};
+use crate::store::entities::teams::Team;
+use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
+use crate::store::resource::{self, Listable, Writable};
+use crate::store::tokens::{self, ApiToken};
+use crate::store::{Page, tenants};
+
+/// Which permission area a collection belongs to.
+pub trait Guarded: Listable {
+    const AREA: Area;
+}
+
+impl Guarded for Team {
+    const AREA: Area = Area::Configuration;
+}
+impl Guarded for Location {
+    const AREA: Area = Area::Configuration;
+}
+impl Guarded for Agent {
+    const AREA: Area = Area::Configuration;
+}
+impl Guarded for Queue {
+    const AREA: Area = Area::Configuration;
+}
+impl Guarded for DidRow {
+    const AREA: Area = Area::Configuration;
+}
+impl Guarded for EndpointRow {
+    const AREA: Area = Area::Configuration;
+}
+impl Guarded for Member {
+    const AREA: Area = Area::Users;
+}
+impl Guarded for ApiToken {
+    const AREA: Area = Area::Tokens;
+}
+
+/// A JSON body with an ETag (and for creation, a Location).
+fn versioned<T: Serialize>(
+    status: StatusCode,
+    version: i64,
+    location: Option<String>,
+    body: &T,
+) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag(version)) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Some(Ok(v)) = location.map(|l| HeaderValue::from_str(&l)) {
+        headers.insert(header::LOCATION, v);
+    }
+    response
+}
+
+fn not_modified(headers: &HeaderMap, version: i64) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag(version) || tag.trim() == "*")
+        })
+}
+
+async fn list<R: Guarded>(
+    State(app): State<AppState>,
+    caller: Caller,
+    ListQuery(params): ListQuery,
+) -> ApiResult<axum::Json<Page<R::View>>> {
+    let scope = caller.tenant(Action::Read, R::AREA)?;
+    Ok(axum::Json(
+        resource::list::<R>(&app.store, &scope, &params).await?,
+    ))
+}
+
+async fn read<R: Guarded>(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, R::AREA)?;
+    let row: R = resource::get(&app.store, &scope, &id).await?;
+    let version = row.version();
+    if not_modified(&headers, version) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    Ok(versioned(StatusCode::OK, version, None, &row.view()))
+}
+
+async fn create<R: Guarded + Writable>(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<R::Create>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, R::AREA)?;
+    let row: R = resource::create(&app.store, &scope, input).await?;
+    tracing::info!(
+        actor = scope.actor(),
+        tenant = scope.tenant_slug(),
+        kind = R::KIND,
+        id = row.id(),
+        "created"
+    );
+    let location = format!("/api/v1/{}/{}", R::COLLECTION, row.id());
+    Ok(versioned(
+        StatusCode::CREATED,
+        row.version(),
+        Some(location),
+        &row.view(),
+    ))
+}
+
+async fn update<R: Guarded + Writable>(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    ApiJson(input): ApiJson<R::Update>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, R::AREA)?;
+    let row: R = resource::update(&app.store, &scope, &id, expected, input).await?;
+    tracing::info!(
+        actor = scope.actor(),
+        tenant = scope.tenant_slug(),
+        kind = R::KIND,
+        id = row.id(),
+        "updated"
+    );
+    Ok(versioned(StatusCode::OK, row.version(), None, &row.view()))
+}
+
+async fn remove<R: Guarded + Writable>(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+) -> ApiResult<StatusCode> {
+    let scope = caller.tenant(Action::Write, R::AREA)?;
+    resource::delete::<R>(&app.store, &scope, &id, expected).await?;
+    tracing::info!(
+        actor = scope.actor(),
+        tenant = scope.tenant_slug(),
+        kind = R::KIND,
+        id,
+        "deleted"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn crud<R: Guarded + Writable>() -> Router<AppState> {
+    Router::new()
+        .route(
+            &format!("/{}", R::COLLECTION),
+            get(list::<R>).post(create::<R>),
+        )
+        .route(
+            &format!("/{}/{{id}}", R::COLLECTION),
+            get(read::<R>).patch(update::<R>).delete(remove::<R>),
+        )
+}
+
+// --- users -------------------------------------------------------------------------------
+
+async fn create_user(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<MemberCreate>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Users)?;
+    let member = users::create(&app.store, &scope, input).await?;
+    Ok(versioned(
+        StatusCode::CREATED,
+        member.version,
+        Some(format!("/api/v1/users/{}", member.id)),
+        &member,
+    ))
+}
+
+async fn update_user(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    ApiJson(input): ApiJson<MemberUpdate>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Users)?;
+    let member = users::update(&app.store, &scope, &id, expected, input).await?;
+    Ok(versioned(StatusCode::OK, member.version, None, &member))
+}
+
+async fn remove_user(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+) -> ApiResult<StatusCode> {
+    let scope = caller.tenant(Action::Write, Area::Users)?;
+    users::remove(&app.store, &scope, &id, expected).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- tokens ------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    pub name: String,
+    /// `tenant_admin`, `supervisor`, `agent` or `viewer`.
+    pub role: Role,
+    /// Lifetime such as `30d` or `12h`; omit for a token that does not expire.
+    pub expires_in: Option<String>,
+}
+
+/// Parses a lifetime such as `30d` into an absolute expiry (Unix ms).
+pub fn expiry_from_lifetime(lifetime: &str) -> Result<i64, String> {
+    let duration = humantime::parse_duration(lifetime)
+        .map_err(|e| format!("`{lifetime}` is not a lifetime like 30d or 12h: {e}"))?;
+    let ms = i64::try_from(duration.as_millis()).map_err(|_| "too long".to_owned())?;
+    if ms < 60_000 {
+        return Err("must be at least one minute".into());
+    }
+    crate::domain::time::now_ms()
+        .checked_add(ms)
+        .ok_or_else(|| "too long".into())
+}
+
+async fn create_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<TokenCreate>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Tokens)?;
+    let expires_at = match input.expires_in.as_deref().map(expiry_from_lifetime) {
+        Some(Err(e)) => return Err(Validation::single("expires_in", e).into()),
+        Some(Ok(at)) => Some(at),
+        None => None,
+    };
+    if input.role == Role::PlatformAdmin {
+        return Err(Validation::single("role", "tenant tokens cannot be platform_admin").into());
+    }
+    let issued = tokens::issue(
+        &app.store,
+        Some(scope.tenant_id()),
+        &input.name,
+        input.role,
+        expires_at,
+        scope.actor(),
+    )
+    .await?;
+    tracing::info!(
+        actor = scope.actor(),
+        tenant = scope.tenant_slug(),
+        token = issued.token.id,
+        "token issued"
+    );
+    let location = format!("/api/v1/tokens/{}", issued.token.id);
+    let mut response = (StatusCode::CREATED, axum::Json(&issued)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn revoke_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let scope = caller.tenant(Action::Write, Area::Tokens)?;
+    tokens::revoke(&app.store, &scope, &id).await?;
+    tracing::info!(
+        actor = scope.actor(),
+        tenant = scope.tenant_slug(),
+        token = id,
+        "token revoked"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- queue members -----------------------------------------------------------------------
+
+async fn list_members(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Configuration)?;
+    let members = queues::members(&app.store, &scope, &id).await?;
+    Ok(axum::Json(serde_json::json!({ "items": members })).into_response())
+}
+
+async fn replace_members(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<Vec<QueueMemberInput>>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let members = queues::replace_members(&app.store, &scope, &id, input).await?;
+    Ok(axum::Json(serde_json::json!({ "items": members })).into_response())
+}
+
+async fn put_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, agent_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<PenaltyInput>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let member = queues::put_member(&app.store, &scope, &id, &agent_id, input.penalty).await?;
+    Ok(axum::Json(member).into_response())
+}
+
+async fn remove_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, agent_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    queues::remove_member(&app.store, &scope, &id, &agent_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- tenants -----------------------------------------------------------------------------
+
+async fn own_tenant(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::TenantSettings)?;
+    let tenant = tenants::current(&app.store, &scope).await?;
+    Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
+}
+
+async fn update_own_tenant(
+    State(app): State<AppState>,
+    caller: Caller,
+    IfMatch(expected): IfMatch,
+    ApiJson(input): ApiJson<tenants::TenantUpdate>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::TenantSettings)?;
+    let tenant = tenants::update(&app.store, scope.tenant_id(), expected, input, false).await?;
+    Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
+}
+
+async fn list_tenants(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.platform()?;
+    let items = tenants::list_all(&app.store).await?;
+    Ok(axum::Json(serde_json::json!({ "items": items, "next_cursor": null })).into_response())
+}
+
+async fn create_tenant(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<tenants::TenantCreate>,
+) -> ApiResult<Response> {
+    let actor = caller.platform()?;
+    let tenant = tenants::create(&app.store, input).await?;
+    tracing::info!(actor, tenant = tenant.slug, "tenant created");
+    Ok(versioned(
+        StatusCode::CREATED,
+        tenant.version,
+        Some(format!("/api/v1/tenants/{}", tenant.id)),
+        &tenant,
+    ))
+}
+
+async fn read_tenant(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.platform()?;
+    let tenant = tenants::by_id(&app.store, &id).await?;
+    Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
+}
+
+async fn update_tenant(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    ApiJson(input): ApiJson<tenants::TenantUpdate>,
+) -> ApiResult<Response> {
+    caller.platform()?;
+    let tenant = tenants::update(&app.store, &id, expected, input, true).await?;
+    Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint; see /api/v1/openapi.json")
+}
+
+/// Every `/api/v1` route.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(crud::<Team>())
+        .merge(crud::<Location>())
+        .merge(crud::<Agent>())
+        .merge(crud::<Queue>())
+        .merge(crud::<DidRow>())
+        .merge(crud::<EndpointRow>())
+        .route("/users", get(list::<Member>).post(create_user))
+        .route(
+            "/users/{id}",
+            get(read::<Member>).patch(update_user).delete(remove_user),
+        )
+        .route("/tokens", get(list::<ApiToken>).post(create_token))
+        .route("/tokens/{id}", get(read::<ApiToken>).delete(revoke_token))
+        .route(
+            "/queues/{id}/members",
+            get(list_members).put(replace_members),
+        )
+        .route(
+            "/queues/{id}/members/{agent_id}",
+            axum::routing::put(put_member).delete(remove_member),
+        )
+        .route("/tenant", get(own_tenant).patch(update_own_tenant))
+        .route("/tenants", get(list_tenants).post(create_tenant))
+        .route("/tenants/{id}", get(read_tenant).patch(update_tenant))
+        .route("/openapi.json", get(super::openapi::serve))
+        .fallback(api_not_found)
+}

@@ -1,0 +1,220 @@
+//! The HTTP server: REST API, web UI, static assets, health and metrics.
+
+pub mod api;
+pub mod extract;
+pub mod openapi;
+pub mod ops;
+pub mod problem;
+pub mod ui;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use self::problem::ApiError;
+use crate::assets::Assets;
+use crate::config::Config;
+use crate::store::Store;
+
+const REQUEST_ID: &str = "x-request-id";
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub templates: Arc<tera::Tera>,
+    pub assets: Arc<Assets>,
+    pub metrics: PrometheusHandle,
+    pub openapi_json: Bytes,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config) -> anyhow::Result<Self> {
+        let assets = Assets::load();
+        let templates =
+            crate::assets::templates(&assets, Some(&config.data_dir.join("templates")))?;
+        let openapi_json = Bytes::from(serde_json::to_vec(&openapi::document())?);
+        Ok(Self {
+            store,
+            config: Arc::new(config),
+            templates: Arc::new(templates),
+            assets: Arc::new(assets),
+            metrics: crate::telemetry::metrics(),
+            openapi_json,
+        })
+    }
+}
+
+/// The complete application.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    let body_limit = state.config.http.max_body_bytes;
+    let timeout = state.config.http.request_timeout;
+    Router::new()
+        .nest("/api/v1", api::router())
+        .route("/", get(ui::landing))
+        .route("/api/docs", get(ui::api_reference))
+        .route("/static/{*path}", get(ui::static_file))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ui::not_found)
+        .layer(middleware::from_fn(explain_empty_errors))
+        .layer(middleware::from_fn(track_metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| ApiError::internal().into_response()))
+        .layer(security_header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unsafe_request_id))
+        .with_state(state)
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// A client-supplied request id ends up in logs: accept only short, plain ones.
+async fn drop_unsafe_request_id(mut req: Request, next: Next) -> Response {
+    let unsafe_id = req.headers().get(REQUEST_ID).is_some_and(|v| {
+        v.len() > 128
+            || !v
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    if unsafe_id {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Routing answers some errors (405) with an empty body; give them problem details.
+async fn explain_empty_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let detail = match allow.as_ref().and_then(|a| a.to_str().ok()) {
+            Some(allowed) => {
+                format!("this endpoint does not support that method; allowed: {allowed}")
+            }
+            None => "this endpoint does not support that method".to_owned(),
+        };
+        let mut problem = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, detail).into_response();
+        if let Some(allow) = allow {
+            problem.headers_mut().insert(header::ALLOW, allow);
+        }
+        return problem;
+    }
+    response
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for up to the
+/// configured grace period.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = state.config.http.shutdown_grace;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut stopped = rx.clone();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let deadline = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tracing::info!(grace = ?grace, "shutting down: finishing in-flight requests");
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("shutdown grace period over; dropping remaining connections");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Time budget for start-up reporting.
+pub fn elapsed_ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}

@@ -1,0 +1,437 @@
+//! The OpenAPI 3.1 document, generated from the collections' definitions and the Rust types
+//! (schemas come from `utoipa::ToSchema` derives), so it cannot drift from the code.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::api::{Guarded, TokenCreate};
+use super::problem::{PROBLEM_JSON, Problem};
+use crate::domain::FieldError;
+use crate::store::entities::agents::Agent;
+use crate::store::entities::dids::DidRow;
+use crate::store::entities::endpoints::EndpointRow;
+use crate::store::entities::locations::Location;
+use crate::store::entities::queues::{PenaltyInput, Queue, QueueMember, QueueMemberInput};
+use crate::store::entities::teams::Team;
+use crate::store::entities::users::{Member, MemberCreate, MemberUpdate};
+use crate::store::list::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::store::resource::Writable;
+use crate::store::tenants::{Tenant, TenantCreate, TenantUpdate};
+use crate::store::tokens::{ApiToken, IssuedToken};
+
+struct Doc {
+    paths: Map<String, Value>,
+    schemas: Map<String, Value>,
+    tags: Vec<Value>,
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn problem(description: &str) -> Value {
+    json!({ "description": description, "content": { PROBLEM_JSON: { "schema": schema_ref("Problem") } } })
+}
+
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn with_etag(mut response: Value, location: bool) -> Value {
+    let mut headers = json!({ "ETag": { "description": "The version of the resource, for If-Match", "schema": { "type": "string" } } });
+    if location {
+        headers["Location"] =
+            json!({ "description": "URL of the created resource", "schema": { "type": "string" } });
+    }
+    response["headers"] = headers;
+    response
+}
+
+fn page_of(item: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": { "type": "array", "items": schema_ref(item) },
+            "next_cursor": { "type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page." }
+        }
+    })
+}
+
+fn body(schema: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema_ref(schema) } } })
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn if_match() -> Value {
+    json!({ "name": "If-Match", "in": "header", "required": false,
+            "description": "The ETag you last read; the change is refused with 412 if the resource changed since.",
+            "schema": { "type": "string" } })
+}
+
+fn standard_errors(op: &mut Value, codes: &[&str]) {
+    for code in codes {
+        let description = match *code {
+            "400" => "Malformed request (bad JSON, unknown query parameter, invalid cursor)",
+            "401" => "Missing, unknown, expired or revoked token",
+            "403" => "The token's role may not do this, or a tenant limit was reached",
+            "404" => "Not found (or belongs to another tenant)",
+            "409" => "Conflicts with existing data (duplicate, still in use)",
+            "412" => "If-Match did not match the current version",
+            "413" => "Request body too large",
+            "415" => "Body is not JSON",
+            "422" => "Invalid fields; see `errors`",
+            "503" => "Database unavailable; retry after the Retry-After delay",
+            _ => "Error",
+        };
+        op["responses"][*code] = problem(description);
+    }
+}
+
+impl Doc {
+    fn schema<T: ToSchema>(&mut self) -> String {
+        let mut deps = Vec::new();
+        T::schemas(&mut deps);
+        for (name, schema) in deps {
+            self.schemas
+                .insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
+        }
+        let name = T::name().into_owned();
+        self.schemas.insert(
+            name.clone(),
+            serde_json::to_value(T::schema()).unwrap_or(Value::Null),
+        );
+        name
+    }
+
+    fn tag(&mut self, name: &str, description: &str) {
+        self.tags
+            .push(json!({ "name": name, "description": description }));
+    }
+
+    fn operation(&mut self, path: &str, method: &str, op: Value) {
+        let entry = self
+            .paths
+            .entry(path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[method] = op;
+    }
+
+    fn collection<R: Guarded + Writable>(&mut self) {
+        let view = self.schema::<R::View>();
+        let create = self.schema::<R::Create>();
+        let update = self.schema::<R::Update>();
+        let tag = R::COLLECTION;
+        self.tag(tag, R::DESCRIPTION);
+        let base = format!("/api/v1/{}", R::COLLECTION);
+        let item = format!("{base}/{{id}}");
+        let mut list = json!({
+            "tags": [tag], "operationId": format!("list_{tag}"), "summary": format!("List {}", R::COLLECTION),
+            "parameters": list_parameters::<R>(),
+            "responses": { "200": json_response("A page of results", page_of(&view)) }
+        });
+        standard_errors(&mut list, &["400", "401", "403", "503"]);
+        self.operation(&base, "get", list);
+        let mut create_op = json!({
+            "tags": [tag], "operationId": format!("create_{}", R::KIND.replace(' ', "_")),
+            "summary": format!("Create a {}", R::KIND), "requestBody": body(&create),
+            "responses": { "201": with_etag(json_response("Created", schema_ref(&view)), true) }
+        });
+        standard_errors(
+            &mut create_op,
+            &["400", "401", "403", "409", "413", "415", "422", "503"],
+        );
+        self.operation(&base, "post", create_op);
+        let id = path_param("id", &format!("The {}'s id", R::KIND));
+        let mut get_op = json!({
+            "tags": [tag], "operationId": format!("get_{}", R::KIND.replace(' ', "_")),
+            "summary": format!("Get a {}", R::KIND), "parameters": [id.clone()],
+            "responses": {
+                "200": with_etag(json_response("The resource", schema_ref(&view)), false),
+                "304": { "description": "Not modified (If-None-Match matched)" }
+            }
+        });
+        standard_errors(&mut get_op, &["401", "403", "404", "503"]);
+        self.operation(&item, "get", get_op);
+        let mut patch = json!({
+            "tags": [tag], "operationId": format!("update_{}", R::KIND.replace(' ', "_")),
+            "summary": format!("Update a {}", R::KIND),
+            "description": "Send only the fields to change. For nullable fields, `null` clears the value.",
+            "parameters": [id.clone(), if_match()], "requestBody": body(&update),
+            "responses": { "200": with_etag(json_response("Updated", schema_ref(&view)), false) }
+        });
+        standard_errors(
+            &mut patch,
+            &[
+                "400", "401", "403", "404", "409", "412", "413", "415", "422", "503",
+            ],
+        );
+        self.operation(&item, "patch", patch);
+        let mut delete = json!({
+            "tags": [tag], "operationId": format!("delete_{}", R::KIND.replace(' ', "_")),
+            "summary": format!("Delete a {}", R::KIND), "parameters": [id, if_match()],
+            "responses": { "204": { "description": "Deleted" } }
+        });
+        standard_errors(&mut delete, &["401", "403", "404", "409", "412", "503"]);
+        self.operation(&item, "delete", delete);
+    }
+}
+
+fn list_parameters<R: Guarded>() -> Vec<Value> {
+    let sortable: Vec<&str> = R::FIELDS
+        .iter()
+        .filter(|f| f.sort)
+        .map(|f| f.name)
+        .chain(["id"])
+        .collect();
+    let mut params = vec![
+        query_param(
+            "limit",
+            &format!("Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"),
+            json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT }),
+        ),
+        query_param(
+            "cursor",
+            "The `next_cursor` of the previous page",
+            json!({ "type": "string" }),
+        ),
+        query_param(
+            "sort",
+            &format!(
+                "Comma-separated fields, `-` for descending. Sortable: {}",
+                sortable.join(", ")
+            ),
+            json!({ "type": "string" }),
+        ),
+    ];
+    if !R::SEARCH.is_empty() {
+        params.push(query_param(
+            "q",
+            "Case-insensitive text search",
+            json!({ "type": "string" }),
+        ));
+    }
+    for field in R::FIELDS.iter().filter(|f| f.filter) {
+        let description = if field.nullable {
+            format!(
+                "Only items whose {} equals this (`null` for none)",
+                field.name
+            )
+        } else {
+            format!("Only items whose {} equals this", field.name)
+        };
+        params.push(query_param(
+            field.name,
+            &description,
+            json!({ "type": "string" }),
+        ));
+    }
+    params
+}
+
+/// Builds the OpenAPI document.
+pub fn document() -> Value {
+    let mut doc = Doc {
+        paths: Map::new(),
+        schemas: Map::new(),
+        tags: Vec::new(),
+    };
+    doc.schema::<Problem>();
+    doc.schema::<FieldError>();
+    doc.collection::<Team>();
+    doc.collection::<Location>();
+    doc.collection::<Agent>();
+    doc.collection::<Queue>();
+    doc.collection::<DidRow>();
+    doc.collection::<EndpointRow>();
+    custom_operations(&mut doc);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Monti API",
+            "version": crate::VERSION,
+            "description": "REST API v1 of Monti, the contact-center operations platform. Authenticate with \
+                `Authorization: Bearer <token>` (create one with `monti admin token create`). Errors are RFC 9457 \
+                problem details. Lists use cursor pagination (`limit`, `cursor`), `sort` and field filters. Updates \
+                accept `If-Match` with the ETag you read, for optimistic concurrency."
+        },
+        "servers": [{ "url": "/" }],
+        "security": [{ "bearer": [] }],
+        "tags": doc.tags,
+        "paths": doc.paths,
+        "components": {
+            "schemas": doc.schemas,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "An API token (monti_…)" } }
+        }
+    })
+}
+
+fn custom_operations(doc: &mut Doc) {
+    // Users.
+    let member = doc.schema::<Member>();
+    let member_create = doc.schema::<MemberCreate>();
+    let member_update = doc.schema::<MemberUpdate>();
+    doc.tag(
+        "users",
+        "People who can sign in to this tenant, with their role and scopes.",
+    );
+    let mut op = json!({ "tags": ["users"], "operationId": "list_users", "summary": "List users of this tenant",
+        "parameters": list_parameters::<Member>(),
+        "responses": { "200": json_response("A page of users", page_of(&member)) } });
+    standard_errors(&mut op, &["400", "401", "403"]);
+    doc.operation("/api/v1/users", "get", op);
+    let mut op = json!({ "tags": ["users"], "operationId": "add_user",
+        "summary": "Add a user to this tenant (creating the account if the email is new)",
+        "requestBody": body(&member_create),
+        "responses": { "201": with_etag(json_response("Added", schema_ref(&member)), true) } });
+    standard_errors(&mut op, &["400", "401", "403", "409", "422"]);
+    doc.operation("/api/v1/users", "post", op);
+    let id = path_param("id", "The user id");
+    let mut op = json!({ "tags": ["users"], "operationId": "get_user", "summary": "Get a user", "parameters": [id.clone()],
+        "responses": { "200": with_etag(json_response("The user", schema_ref(&member)), false) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/users/{id}", "get", op);
+    let mut op = json!({ "tags": ["users"], "operationId": "update_user", "summary": "Change a user's role, scopes or status",
+        "parameters": [id.clone(), if_match()], "requestBody": body(&member_update),
+        "responses": { "200": with_etag(json_response("Updated", schema_ref(&member)), false) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "412", "422"]);
+    doc.operation("/api/v1/users/{id}", "patch", op);
+    let mut op = json!({ "tags": ["users"], "operationId": "remove_user", "summary": "Remove a user from this tenant",
+        "parameters": [id, if_match()], "responses": { "204": { "description": "Removed" } } });
+    standard_errors(&mut op, &["401", "403", "404", "409", "412"]);
+    doc.operation("/api/v1/users/{id}", "delete", op);
+
+    // Tokens.
+    let token = doc.schema::<ApiToken>();
+    let token_create = doc.schema::<TokenCreate>();
+    doc.schema::<IssuedToken>();
+    doc.tag(
+        "tokens",
+        "API tokens of this tenant. The secret is returned once, at creation.",
+    );
+    let mut op = json!({ "tags": ["tokens"], "operationId": "list_tokens", "summary": "List API tokens",
+        "parameters": list_parameters::<ApiToken>(),
+        "responses": { "200": json_response("A page of tokens", page_of(&token)) } });
+    standard_errors(&mut op, &["400", "401", "403"]);
+    doc.operation("/api/v1/tokens", "get", op);
+    let mut op = json!({ "tags": ["tokens"], "operationId": "create_token", "summary": "Create an API token",
+        "requestBody": body(&token_create),
+        "responses": { "201": json_response("Created; `secret` is shown only now", schema_ref("IssuedToken")) } });
+    standard_errors(&mut op, &["400", "401", "403", "422"]);
+    doc.operation("/api/v1/tokens", "post", op);
+    let id = path_param("id", "The token id");
+    let mut op = json!({ "tags": ["tokens"], "operationId": "get_token", "summary": "Get a token's metadata",
+        "parameters": [id.clone()], "responses": { "200": json_response("The token", schema_ref(&token)) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/tokens/{id}", "get", op);
+    let mut op = json!({ "tags": ["tokens"], "operationId": "revoke_token", "summary": "Revoke a token (takes effect at once)",
+        "parameters": [id], "responses": { "204": { "description": "Revoked" } } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/tokens/{id}", "delete", op);
+
+    // Queue members.
+    let qm = doc.schema::<QueueMember>();
+    doc.schema::<QueueMemberInput>();
+    doc.schema::<PenaltyInput>();
+    let members = json!({ "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": schema_ref(&qm) } } });
+    let qid = path_param("id", "The queue id");
+    let mut op = json!({ "tags": ["queues"], "operationId": "list_queue_members", "summary": "List a queue's members",
+        "parameters": [qid.clone()], "responses": { "200": json_response("Members, lowest penalty first", members.clone()) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/queues/{id}/members", "get", op);
+    let mut op = json!({ "tags": ["queues"], "operationId": "replace_queue_members", "summary": "Replace all of a queue's members",
+        "parameters": [qid.clone()],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "array", "items": schema_ref("QueueMemberInput") } } } },
+        "responses": { "200": json_response("The new member list", members) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/queues/{id}/members", "put", op);
+    let aid = path_param("agent_id", "The agent id");
+    let mut op = json!({ "tags": ["queues"], "operationId": "put_queue_member", "summary": "Add an agent to a queue or set its penalty",
+        "parameters": [qid.clone(), aid.clone()], "requestBody": body("PenaltyInput"),
+        "responses": { "200": json_response("The membership", schema_ref(&qm)) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/queues/{id}/members/{agent_id}", "put", op);
+    let mut op = json!({ "tags": ["queues"], "operationId": "remove_queue_member", "summary": "Remove an agent from a queue",
+        "parameters": [qid, aid], "responses": { "204": { "description": "Removed" } } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/queues/{id}/members/{agent_id}", "delete", op);
+
+    // Tenants.
+    let tenant = doc.schema::<Tenant>();
+    let tenant_create = doc.schema::<TenantCreate>();
+    let tenant_update = doc.schema::<TenantUpdate>();
+    doc.tag("tenant", "The caller's own tenant.");
+    doc.tag("tenants", "All tenants; platform admin tokens only.");
+    let mut op = json!({ "tags": ["tenant"], "operationId": "get_own_tenant", "summary": "Get your tenant",
+        "responses": { "200": with_etag(json_response("Your tenant", schema_ref(&tenant)), false) } });
+    standard_errors(&mut op, &["401", "403"]);
+    doc.operation("/api/v1/tenant", "get", op);
+    let mut op = json!({ "tags": ["tenant"], "operationId": "update_own_tenant", "summary": "Rename your tenant or change its time zone",
+        "parameters": [if_match()], "requestBody": body(&tenant_update),
+        "responses": { "200": with_etag(json_response("Updated", schema_ref(&tenant)), false) } });
+    standard_errors(&mut op, &["400", "401", "403", "412", "422"]);
+    doc.operation("/api/v1/tenant", "patch", op);
+    let mut op = json!({ "tags": ["tenants"], "operationId": "list_tenants", "summary": "List all tenants",
+        "responses": { "200": json_response("All tenants", page_of(&tenant)) } });
+    standard_errors(&mut op, &["401", "403"]);
+    doc.operation("/api/v1/tenants", "get", op);
+    let mut op = json!({ "tags": ["tenants"], "operationId": "create_tenant", "summary": "Create a tenant",
+        "requestBody": body(&tenant_create),
+        "responses": { "201": with_etag(json_response("Created", schema_ref(&tenant)), true) } });
+    standard_errors(&mut op, &["400", "401", "403", "409", "422"]);
+    doc.operation("/api/v1/tenants", "post", op);
+    let tid = path_param("id", "The tenant id");
+    let mut op = json!({ "tags": ["tenants"], "operationId": "get_tenant", "summary": "Get a tenant", "parameters": [tid.clone()],
+        "responses": { "200": with_etag(json_response("The tenant", schema_ref(&tenant)), false) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/tenants/{id}", "get", op);
+    let mut op = json!({ "tags": ["tenants"], "operationId": "update_tenant", "summary": "Update a tenant, including features and limits",
+        "parameters": [tid, if_match()], "requestBody": body(&tenant_update),
+        "responses": { "200": with_etag(json_response("Updated", schema_ref(&tenant)), false) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "412", "422"]);
+    doc.operation("/api/v1/tenants/{id}", "patch", op);
+
+    // Operations.
+    doc.tag(
+        "operations",
+        "Health, readiness and metrics; no token needed.",
+    );
+    doc.operation(
+        "/healthz",
+        "get",
+        json!({ "tags": ["operations"], "operationId": "healthz", "summary": "The process is up",
+        "security": [], "responses": { "200": { "description": "Up" } } }),
+    );
+    doc.operation("/readyz", "get", json!({ "tags": ["operations"], "operationId": "readyz",
+        "summary": "The database is reachable and migrations are current", "security": [],
+        "responses": { "200": { "description": "Ready" }, "503": problem("Not ready; `detail` says why") } }));
+    doc.operation(
+        "/metrics",
+        "get",
+        json!({ "tags": ["operations"], "operationId": "metrics",
+        "summary": "Prometheus metrics", "security": [],
+        "responses": { "200": { "description": "Prometheus text exposition format" } } }),
+    );
+    doc.operation("/api/v1/openapi.json", "get", json!({ "tags": ["operations"], "operationId": "openapi",
+        "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1 document" } } }));
+}
+
+pub async fn serve(State(app): State<AppState>) -> Response {
+    let mut response = app.openapi_json.clone().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

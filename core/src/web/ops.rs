@@ -1,0 +1,37 @@
+//! Health, readiness and metrics endpoints for orchestrators and monitoring.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::problem::ApiError;
+
+/// The process is up and serving HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The database answers and its schema is current.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    match app.store.db.readiness().await {
+        Ok(()) => axum::Json(
+            serde_json::json!({ "status": "ready", "database": app.store.db.backend().as_str() }),
+        )
+        .into_response(),
+        Err(reason) => {
+            let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason);
+            err.retry_after = Some(5);
+            err.into_response()
+        }
+    }
+}
+
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let mut response = app.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

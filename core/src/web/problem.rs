@@ -1,0 +1,189 @@
+//! API errors as RFC 9457 problem details (`application/problem+json`).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::AuthError;
+use crate::domain::{FieldError, Validation};
+use crate::store::StoreError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Field-level problems: JSON Pointers into the request body (or query parameter names).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// For 412 responses: the version the resource is at now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
+/// An error an API handler returns; renders as problem+json.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub problem: Problem,
+    pub www_authenticate: Option<&'static str>,
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self::typed(status, "about:blank", detail)
+    }
+
+    fn typed(status: StatusCode, kind: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self {
+            status,
+            problem: Problem {
+                kind: kind.into(),
+                title: status.canonical_reason().unwrap_or("Error").into(),
+                status: status.as_u16(),
+                detail: (!detail.is_empty()).then_some(detail),
+                errors: Vec::new(),
+                current_version: None,
+            },
+            www_authenticate: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut e = Self::typed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/api/docs#problem-validation",
+            "the request body has invalid fields",
+        );
+        e.problem.title = "Validation failed".into();
+        e.problem.errors = errors;
+        e
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "an unexpected error occurred; it has been logged",
+        )
+    }
+}
+
+impl From<Validation> for ApiError {
+    fn from(v: Validation) -> Self {
+        ApiError::validation(v.errors)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind } => ApiError::not_found(format!("{kind} not found")),
+            StoreError::Conflict { field, message } => {
+                let mut err = ApiError::typed(
+                    StatusCode::CONFLICT,
+                    "/api/docs#problem-conflict",
+                    message.clone(),
+                );
+                if let Some(field) = field {
+                    err.problem.errors.push(FieldError {
+                        pointer: format!("/{field}"),
+                        detail: message,
+                    });
+                }
+                err
+            }
+            StoreError::PreconditionFailed { kind, current } => {
+                let mut err = ApiError::typed(
+                    StatusCode::PRECONDITION_FAILED,
+                    "/api/docs#problem-precondition",
+                    format!(
+                        "the {kind} has changed since you read it; fetch it again (version {current}) and retry"
+                    ),
+                );
+                err.problem.current_version = Some(current);
+                err
+            }
+            StoreError::Invalid(v) => v.into(),
+            StoreError::BadRequest(detail) => ApiError::bad_request(detail),
+            StoreError::LimitReached(detail) => {
+                let mut err =
+                    ApiError::typed(StatusCode::FORBIDDEN, "/api/docs#problem-limit", detail);
+                err.problem.title = "Limit reached".into();
+                err
+            }
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable right now; retry shortly",
+                );
+                err.retry_after = Some(5);
+                err
+            }
+            StoreError::Internal(reason) => {
+                tracing::error!(%reason, "storage error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(e) => e.into(),
+            other => {
+                let mut err = ApiError::new(StatusCode::UNAUTHORIZED, other.to_string());
+                err.www_authenticate = Some(match other {
+                    AuthError::Missing => "Bearer realm=\"monti\"",
+                    _ => "Bearer realm=\"monti\", error=\"invalid_token\"",
+                });
+                err
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,306 @@
+//! Server-rendered pages. Every page works without JavaScript; htmx requests (`HX-Request`)
+//! get fragments instead of whole pages, including for errors.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::store::tenants;
+
+fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.get("hx-request").is_some()
+}
+
+/// Renders a template; a rendering failure is logged and shown as a plain error page.
+pub fn render(
+    app: &AppState,
+    template: &str,
+    mut context: tera::Context,
+    status: StatusCode,
+) -> Response {
+    context.insert("version", crate::VERSION);
+    match app.templates.render(template, &context) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(template, error = ?e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><h1>Something went wrong</h1><p>The error has been logged.</p>"))
+                .into_response()
+        }
+    }
+}
+
+/// An error as a full page, or as a fragment for htmx.
+pub fn error_page(
+    app: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    detail: &str,
+) -> Response {
+    let mut context = tera::Context::new();
+    context.insert("status", &status.as_u16());
+    context.insert("title", status.canonical_reason().unwrap_or("Error"));
+    context.insert("detail", detail);
+    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        context.insert("request_id", id);
+    }
+    let template = if is_htmx(headers) {
+        "partials/error.html"
+    } else {
+        "pages/error.html"
+    };
+    render(app, template, context, status)
+}
+
+pub async fn landing(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let tenants = match tenants::list_all(&app.store).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "landing page: cannot list tenants");
+            return error_page(
+                &app,
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is unavailable right now.",
+            );
+        }
+    };
+    let mut context = tera::Context::new();
+    context.insert("backend", app.store.db.backend().as_str());
+    context.insert("data_dir", &app.config.data_dir.display().to_string());
+    context.insert("tenant_count", &tenants.len());
+    context.insert("base_url", &app.config.public_url());
+    let rows: Vec<Value> = tenants
+        .iter()
+        .map(|t| json!({ "slug": t.slug, "name": t.name, "timezone": t.timezone }))
+        .collect();
+    context.insert("tenants", &rows);
+    render(&app, "pages/landing.html", context, StatusCode::OK)
+}
+
+/// The browsable API reference, rendered from the OpenAPI document.
+pub async fn api_reference(State(app): State<AppState>) -> Response {
+    let doc: Value = serde_json::from_slice(&app.openapi_json).unwrap_or(Value::Null);
+    let mut context = tera::Context::new();
+    context.insert("api", &reference_context(&doc));
+    render(&app, "pages/api_reference.html", context, StatusCode::OK)
+}
+
+fn schema_label(schema: &Value) -> Option<String> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return Some(r.rsplit('/').next().unwrap_or(r).to_owned());
+    }
+    match schema.get("type") {
+        Some(Value::String(t)) if t == "array" => schema
+            .get("items")
+            .and_then(schema_label)
+            .map(|inner| format!("array of {inner}")),
+        Some(Value::String(t))
+            if t == "object" && schema.pointer("/properties/items").is_some() =>
+        {
+            schema
+                .pointer("/properties/items")
+                .and_then(schema_label)
+                .map(|inner| format!("page of {}", inner.trim_start_matches("array of ")))
+        }
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(Value::Array(ts)) => Some(
+            ts.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" | "),
+        ),
+        _ => schema.get("oneOf").map(|_| "one of several".to_owned()),
+    }
+}
+
+fn property_type(schema: &Value) -> String {
+    if let Some(label) = schema_label(schema) {
+        let format = schema.get("format").and_then(Value::as_str);
+        return match format {
+            Some(f) => format!("{label} ({f})"),
+            None => label,
+        };
+    }
+    if let Some(one_of) = schema.get("oneOf").and_then(Value::as_array) {
+        return one_of
+            .iter()
+            .map(property_type)
+            .collect::<Vec<_>>()
+            .join(" | ");
+    }
+    "any".into()
+}
+
+/// Flattens the OpenAPI document into what the reference template shows.
+pub fn reference_context(doc: &Value) -> Value {
+    let mut groups: Vec<(String, Vec<Value>)> = doc
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.get("name")?.as_str())
+                .map(|n| (n.to_owned(), Vec::new()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for (path, item) in paths {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let Some(op) = item.get(method) else { continue };
+                let tag = op
+                    .pointer("/tags/0")
+                    .and_then(Value::as_str)
+                    .unwrap_or("other")
+                    .to_owned();
+                let parameters: Vec<Value> = op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| {
+                                json!({
+                                    "name": p.get("name"), "location": p.get("in"),
+                                    "required": p.get("required").and_then(Value::as_bool).unwrap_or(false),
+                                    "description": p.get("description").and_then(Value::as_str).unwrap_or(""),
+                                    "schema": p.get("schema").map(property_type).unwrap_or_default(),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let request_body = op
+                    .pointer("/requestBody/content/application~1json/schema")
+                    .and_then(schema_label);
+                let responses: Vec<Value> = op
+                    .get("responses")
+                    .and_then(Value::as_object)
+                    .map(|rs| {
+                        rs.iter()
+                            .map(|(status, r)| {
+                                let schema = r
+                                    .get("content")
+                                    .and_then(Value::as_object)
+                                    .and_then(|c| c.values().next())
+                                    .and_then(|c| c.get("schema"))
+                                    .and_then(schema_label);
+                                json!({ "status": status, "description": r.get("description").and_then(Value::as_str).unwrap_or(""), "schema": schema })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let operation = json!({
+                    "method": method, "path": path,
+                    "summary": op.get("summary").and_then(Value::as_str).unwrap_or(""),
+                    "description": op.get("description").and_then(Value::as_str).unwrap_or(""),
+                    "operation_id": op.get("operationId").and_then(Value::as_str).unwrap_or(""),
+                    "parameters": parameters, "request_body": request_body, "responses": responses,
+                });
+                match groups.iter_mut().find(|(name, _)| *name == tag) {
+                    Some((_, ops)) => ops.push(operation),
+                    None => groups.push((tag, vec![operation])),
+                }
+            }
+        }
+    }
+    let schemas: Vec<Value> = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| {
+            let mut list: Vec<Value> = schemas
+                .iter()
+                .map(|(name, schema)| {
+                    let required: Vec<&str> = schema
+                        .get("required")
+                        .and_then(Value::as_array)
+                        .map(|r| r.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let properties: Vec<Value> = schema
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .map(|props| {
+                            props
+                                .iter()
+                                .map(|(pname, p)| {
+                                    json!({
+                                        "name": pname, "type": property_type(p),
+                                        "required": required.contains(&pname.as_str()),
+                                        "description": p.get("description").and_then(Value::as_str).unwrap_or(""),
+                                        "read_only": p.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
+                                    })
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!({ "name": name, "description": schema.get("description").and_then(Value::as_str).unwrap_or(""), "properties": properties })
+                })
+                .collect();
+            list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            list
+        })
+        .unwrap_or_default();
+    json!({
+        "title": doc.pointer("/info/title"),
+        "version": doc.pointer("/info/version"),
+        "description": doc.pointer("/info/description"),
+        "groups": groups.into_iter().filter(|(_, ops)| !ops.is_empty()).map(|(tag, operations)| json!({ "tag": tag, "operations": operations })).collect::<Vec<_>>(),
+        "schemas": schemas,
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct AssetQuery {
+    v: Option<String>,
+}
+
+pub async fn static_file(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+    Query(query): Query<AssetQuery>,
+) -> Response {
+    let Some(asset) = app.assets.get(&path) else {
+        return error_page(&app, &headers, StatusCode::NOT_FOUND, "No such file.");
+    };
+    let etag = format!("\"{}\"", asset.hash);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    // Only a URL with the current hash may be cached forever.
+    let cache = if query.v.as_deref() == Some(asset.hash.as_str()) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let mut response = asset.bytes.clone().into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    response
+}
+
+/// Unknown paths: problem details under `/api`, a page elsewhere.
+pub async fn not_found(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return ApiError::not_found("no such API endpoint; see /api/v1/openapi.json")
+            .into_response();
+    }
+    error_page(
+        &app,
+        &headers,
+        StatusCode::NOT_FOUND,
+        "There is no page at this address.",
+    )
+}
