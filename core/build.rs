@@ -18,16 +18,12 @@ fn main() {
     println!("cargo:rerun-if-changed=../static/package-lock.json");
     println!("cargo:rerun-if-changed=../migrations");
     std::fs::create_dir_all(&out).expect("create OUT_DIR/vendor");
-    let lock = std::fs::read(static_dir.join("package-lock.json"))
-        .expect("static/package-lock.json is missing");
+    let lock = std::fs::read(static_dir.join("package-lock.json")).expect("static/package-lock.json is missing");
     let stamp = out.join(".installed-lock");
     let installed = std::fs::read(&stamp).ok();
-    if installed.as_deref() != Some(lock.as_slice())
-        || !VENDOR_FILES.iter().all(|f| out.join(f).exists())
-    {
+    if installed.as_deref() != Some(lock.as_slice()) || !VENDOR_FILES.iter().all(|f| out.join(f).exists()) {
         for file in ["package.json", "package-lock.json"] {
-            std::fs::copy(static_dir.join(file), out.join(file))
-                .unwrap_or_else(|e| panic!("copy {file}: {e}"));
+            std::fs::copy(static_dir.join(file), out.join(file)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
         }
         npm_ci(&out);
         std::fs::write(&stamp, &lock).expect("write install stamp");
@@ -39,13 +35,7 @@ fn main() {
 
 fn npm_ci(dir: &Path) {
     let status = Command::new("npm")
-        .args([
-            "ci",
-            "--ignore-scripts",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-        ])
+        .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(dir)
         .status();
     match status {

@@ -124,17 +124,11 @@ pub enum TemplateError {
 }
 
 /// Loads the embedded templates, then any overrides from `override_dir`.
-pub fn templates(
-    assets: &Assets,
-    override_dir: Option<&Path>,
-) -> Result<tera::Tera, TemplateError> {
+pub fn templates(assets: &Assets, override_dir: Option<&Path>) -> Result<tera::Tera, TemplateError> {
     let mut sources: Vec<(String, String)> = TemplateFiles::iter()
         .filter_map(|name| {
             let file = TemplateFiles::get(&name)?;
-            Some((
-                name.to_string(),
-                String::from_utf8_lossy(&file.data).into_owned(),
-            ))
+            Some((name.to_string(), String::from_utf8_lossy(&file.data).into_owned()))
         })
         .collect();
     if let Some(dir) = override_dir.filter(|d| d.is_dir()) {

@@ -94,9 +94,7 @@ pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
 
 /// Verifies a bearer token and returns who it speaks for.
 pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, AuthError> {
-    let grant: TokenGrant = tokens::find(store, token)
-        .await?
-        .ok_or(AuthError::Unknown)?;
+    let grant: TokenGrant = tokens::find(store, token).await?.ok_or(AuthError::Unknown)?;
     let now = crate::domain::time::now_ms();
     if grant.revoked_at.is_some() {
         return Err(AuthError::Revoked);
@@ -111,9 +109,7 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, AuthE
     }
     let actor = format!("token:{}", grant.id);
     match (grant.tenant_id, grant.tenant_slug) {
-        (Some(tenant_id), Some(slug)) => Ok(Principal::Tenant(TenantScope::verified(
-            tenant_id, slug, role, actor,
-        ))),
+        (Some(tenant_id), Some(slug)) => Ok(Principal::Tenant(TenantScope::verified(tenant_id, slug, role, actor))),
         (None, _) if role == Role::PlatformAdmin => Ok(Principal::Platform { actor }),
         _ => Err(AuthError::Unknown),
     }
@@ -128,15 +124,9 @@ mod tests {
         assert_eq!(bearer(Some("Bearer abc")).unwrap(), "abc");
         assert_eq!(bearer(Some("bearer  abc ")).unwrap(), "abc");
         assert!(matches!(bearer(None), Err(AuthError::Missing)));
-        assert!(matches!(
-            bearer(Some("Basic abc")),
-            Err(AuthError::Malformed)
-        ));
+        assert!(matches!(bearer(Some("Basic abc")), Err(AuthError::Malformed)));
         assert!(matches!(bearer(Some("Bearer")), Err(AuthError::Malformed)));
-        assert!(matches!(
-            bearer(Some("Bearer a\u{7f}b")),
-            Err(AuthError::Malformed)
-        ));
+        assert!(matches!(bearer(Some("Bearer a\u{7f}b")), Err(AuthError::Malformed)));
     }
 
     #[test]

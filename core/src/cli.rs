@@ -148,10 +148,7 @@ pub enum TokenCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -245,11 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(
-    config_file: &Option<PathBuf>,
-    args: ServeArgs,
-    demo: bool,
-) -> anyhow::Result<ExitCode> {
+async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let config = load(&sources(config_file, args.listen, &args.data))?;
     crate::telemetry::init_logging(config.log_format, &config.log_level);
@@ -280,10 +273,7 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn healthcheck(
-    config_file: &Option<PathBuf>,
-    url: Option<String>,
-) -> anyhow::Result<ExitCode> {
+async fn healthcheck(config_file: &Option<PathBuf>, url: Option<String>) -> anyhow::Result<ExitCode> {
     let base = match url {
         Some(u) => u,
         None => load(&sources(config_file, None, &DataArgs::default()))?.public_url(),
@@ -377,11 +367,7 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
             data,
         }) => {
             let store = admin_store(config_file, &data).await?;
-            let role: Role = if platform {
-                Role::PlatformAdmin
-            } else {
-                role.parse()?
-            };
+            let role: Role = if platform { Role::PlatformAdmin } else { role.parse()? };
             let expires_at = expires
                 .as_deref()
                 .map(crate::web::api::expiry_from_lifetime)
@@ -392,23 +378,17 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
                     tenants::by_slug(&store, slug)
                         .await
                         .map_err(explain)?
-                        .ok_or_else(|| {
-                            anyhow!("no tenant with slug `{slug}` (see `monti admin tenant list`)")
-                        })?
+                        .ok_or_else(|| anyhow!("no tenant with slug `{slug}` (see `monti admin tenant list`)"))?
                         .id,
                 ),
                 None => None,
             };
-            let issued =
-                tokens::issue(&store, tenant_id.as_deref(), &name, role, expires_at, "cli")
-                    .await
-                    .map_err(explain)?;
+            let issued = tokens::issue(&store, tenant_id.as_deref(), &name, role, expires_at, "cli")
+                .await
+                .map_err(explain)?;
             // Only the token on stdout, so it can be captured: TOKEN=$(monti admin token create …)
             println!("{}", issued.secret);
-            eprintln!(
-                "created token {} ({role}) — it is shown only once",
-                issued.token.id
-            );
+            eprintln!("created token {} ({role}) — it is shown only once", issued.token.id);
         }
         AdminCommand::Token(TokenCommand::List {
             tenant,
@@ -455,9 +435,7 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
         }
         AdminCommand::Token(TokenCommand::Revoke { id, data }) => {
             let store = admin_store(config_file, &data).await?;
-            tokens::revoke_for_operator(&store, &id)
-                .await
-                .map_err(explain)?;
+            tokens::revoke_for_operator(&store, &id).await.map_err(explain)?;
             println!("revoked {id}");
         }
     }

@@ -141,20 +141,12 @@ impl Config {
             .database_url
             .as_ref()
             .map(|url| Secret(redact_url_password(url.expose())));
-        shown.secret_key = self
-            .secret_key
-            .as_ref()
-            .map(|_| Secret("[redacted]".into()));
+        shown.secret_key = self.secret_key.as_ref().map(|_| Secret("[redacted]".into()));
         let mut out = String::from("# Effective configuration (secrets redacted)\n");
         if shown.database_url.is_none() {
-            out.push_str(&format!(
-                "# database_url = \"{}\"  (default)\n",
-                self.database_url()
-            ));
+            out.push_str(&format!("# database_url = \"{}\"  (default)\n", self.database_url()));
         }
-        out.push_str(
-            &toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n")),
-        );
+        out.push_str(&toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n")));
         out
     }
 }
@@ -199,12 +191,9 @@ pub fn redact_url_password(url: &str) -> String {
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}://{}:****{}",
-            &url[..scheme_end],
-            &authority[..colon],
-            &rest[at..]
-        ),
+        (Some(at), Some(colon)) if colon < at => {
+            format!("{}://{}:****{}", &url[..scheme_end], &authority[..colon], &rest[at..])
+        }
         _ => url.to_owned(),
     }
 }
@@ -280,9 +269,7 @@ fn figment(sources: &Sources, env: &[(String, String)]) -> Result<Figment, Confi
         figment = figment.merge(Toml::file_exact(path));
     }
     let env = EnvVars::new(env)?;
-    Ok(figment
-        .merge(env)
-        .merge(Serialized::globals(&sources.overrides)))
+    Ok(figment.merge(env).merge(Serialized::globals(&sources.overrides)))
 }
 
 fn lookup<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -345,9 +332,7 @@ impl EnvVars {
 fn merge_dict(into: &mut Dict, from: Dict) {
     for (key, value) in from {
         match (into.get_mut(&key), value) {
-            (Some(Value::Dict(_, existing)), Value::Dict(_, incoming)) => {
-                merge_dict(existing, incoming)
-            }
+            (Some(Value::Dict(_, existing)), Value::Dict(_, incoming)) => merge_dict(existing, incoming),
             (_, value) => {
                 into.insert(key, value);
             }
@@ -357,9 +342,8 @@ fn merge_dict(into: &mut Dict, from: Dict) {
 
 impl Provider for EnvVars {
     fn metadata(&self) -> Metadata {
-        Metadata::named("environment variable").interpolater(|_profile, keys| {
-            format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase())
-        })
+        Metadata::named("environment variable")
+            .interpolater(|_profile, keys| format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase()))
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
@@ -369,9 +353,7 @@ impl Provider for EnvVars {
 
 /// Loads configuration from the process environment.
 pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
     load_with_env(sources, &env)
 }
 
@@ -413,11 +395,7 @@ pub fn load_with_env(sources: &Sources, env: &[(String, String)]) -> Result<Load
 fn describe_metadata(meta: &figment::Metadata, path: &[String]) -> String {
     if meta.name == "environment variable" {
         let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-        return format!(
-            "{} {}",
-            meta.name,
-            meta.interpolate(&Profile::Default, &keys)
-        );
+        return format!("{} {}", meta.name, meta.interpolate(&Profile::Default, &keys));
     }
     describe_source(meta)
 }
@@ -448,10 +426,7 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
         });
     };
     let url = config.database_url();
-    if !(url.starts_with("sqlite:")
-        || url.starts_with("postgres://")
-        || url.starts_with("postgresql://"))
-    {
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         bad(
             "database_url",
             format!(
@@ -535,11 +510,9 @@ pub fn is_secret_key(key: &str) -> bool {
 /// Resolves the data directory and makes sure it exists and is writable.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     use anyhow::Context;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let probe = dir.join(".monti-write-check");
-    std::fs::write(&probe, b"ok")
-        .with_context(|| format!("data directory {} is not writable", dir.display()))?;
+    std::fs::write(&probe, b"ok").with_context(|| format!("data directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -562,9 +535,8 @@ mod human_duration {
         }
         match Raw::deserialize(d)? {
             Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
-                serde::de::Error::custom(format!("`{t}` is not a duration like 30s or 5m: {e}"))
-            }),
+            Raw::Text(t) => humantime::parse_duration(&t)
+                .map_err(|e| serde::de::Error::custom(format!("`{t}` is not a duration like 30s or 5m: {e}"))),
         }
     }
 }
@@ -574,10 +546,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     #[test]
@@ -586,10 +555,7 @@ mod tests {
             redact_url_password("postgres://monti:hunter2@db:5432/monti"),
             "postgres://monti:****@db:5432/monti"
         );
-        assert_eq!(
-            redact_url_password("sqlite://data/monti.db"),
-            "sqlite://data/monti.db"
-        );
+        assert_eq!(redact_url_password("sqlite://data/monti.db"), "sqlite://data/monti.db");
         assert_eq!(
             redact_url_password("postgres://monti@db/monti"),
             "postgres://monti@db/monti"
@@ -598,10 +564,7 @@ mod tests {
 
     #[test]
     fn secret_debug_is_redacted() {
-        assert_eq!(
-            format!("{:?}", Secret::new("hunter2")),
-            "Secret([redacted])"
-        );
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret([redacted])");
     }
 
     #[test]
@@ -621,10 +584,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(loaded.config.http.request_timeout, Duration::from_secs(120));
-        assert_eq!(
-            loaded.config.database.acquire_timeout,
-            Duration::from_secs(7)
-        );
+        assert_eq!(loaded.config.database.acquire_timeout, Duration::from_secs(7));
         let _ = env(&[]);
     }
 }

@@ -148,9 +148,11 @@ impl Db {
 
     /// Whether the database answers and every embedded migration has been applied.
     pub async fn readiness(&self) -> Result<(), String> {
-        on_db!(self, |pool, DB| sqlx::query_scalar::<DB, i64>("SELECT 1")
-            .fetch_one(pool)
-            .await)
+        on_db!(self, |pool, DB| sqlx::query_scalar::<DB, i64>(
+            "SELECT CAST(1 AS BIGINT)"
+        )
+        .fetch_one(pool)
+        .await)
         .map_err(|e| format!("database unreachable: {e}"))?;
         let applied = self
             .applied_versions()
@@ -165,9 +167,7 @@ impl Db {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "migrations not applied: {missing:?} (run `monti migrate`)"
-            ))
+            Err(format!("migrations not applied: {missing:?} (run `monti migrate`)"))
         }
     }
 

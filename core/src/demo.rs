@@ -33,12 +33,11 @@ const QUEUES: &[(&str, usize, i64, i64, i64)] = &[
     ("VIP", 3, 10, 95, 60),
 ];
 const FIRST: &[&str] = &[
-    "Ana", "Ben", "Chiara", "Dmitri", "Emma", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kemal",
-    "Lena", "Mateo", "Nora", "Oskar", "Paula",
+    "Ana", "Ben", "Chiara", "Dmitri", "Emma", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kemal", "Lena", "Mateo",
+    "Nora", "Oskar", "Paula",
 ];
 const LAST: &[&str] = &[
-    "Almeida", "Becker", "Costa", "Dietrich", "Esposito", "Fischer", "Gomes", "Hoffmann",
-    "Iversen", "Jansen", "Klein",
+    "Almeida", "Becker", "Costa", "Dietrich", "Esposito", "Fischer", "Gomes", "Hoffmann", "Iversen", "Jansen", "Klein",
 ];
 
 /// What the demo prints so a newcomer can sign in.
@@ -72,15 +71,7 @@ pub async fn seed(store: &Store) -> StoreResult<DemoLogin> {
     let tenant = tenants::by_slug(store, DEMO_SLUG)
         .await?
         .ok_or(crate::store::StoreError::NotFound { kind: "tenant" })?;
-    let issued = tokens::issue(
-        store,
-        Some(&tenant.id),
-        "demo",
-        Role::TenantAdmin,
-        None,
-        "demo",
-    )
-    .await?;
+    let issued = tokens::issue(store, Some(&tenant.id), "demo", Role::TenantAdmin, None, "demo").await?;
     Ok(DemoLogin {
         tenant: tenant.slug,
         token: issued.secret,
@@ -133,11 +124,7 @@ async fn populate(store: &Store, scope: &TenantScope) -> StoreResult<()> {
     for (t, team) in teams.iter().enumerate() {
         for i in 0..AGENTS_PER_TEAM {
             let extension = format!("{}", 1001 + n);
-            let name = format!(
-                "{} {}",
-                FIRST[n % FIRST.len()],
-                LAST[(n * 7 + i) % LAST.len()]
-            );
+            let name = format!("{} {}", FIRST[n % FIRST.len()], LAST[(n * 7 + i) % LAST.len()]);
             let agent: Agent = resource::create(
                 store,
                 scope,
@@ -150,11 +137,7 @@ async fn populate(store: &Store, scope: &TenantScope) -> StoreResult<()> {
                     interface: Some(format!("PJSIP/{extension}")),
                     skills: vec![
                         team.name.to_lowercase(),
-                        if n % 3 == 0 {
-                            "german".into()
-                        } else {
-                            "english".into()
-                        },
+                        if n % 3 == 0 { "german".into() } else { "english".into() },
                     ],
                 },
             )
@@ -218,11 +201,7 @@ async fn populate(store: &Store, scope: &TenantScope) -> StoreResult<()> {
 }
 
 pub fn banner(base_url: &str, login: &DemoLogin) -> String {
-    let state = if login.created {
-        "created"
-    } else {
-        "already present"
-    };
+    let state = if login.created { "created" } else { "already present" };
     format!(
         "\n  Monti demo is running: {base_url}/\n\
          \x20 Tenant `{tenant}` ({state}); admin API token for this run:\n\n\

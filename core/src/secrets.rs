@@ -23,10 +23,7 @@ pub enum SecretError {
     #[error("stored secret cannot be decrypted with this key (was secret_key changed?)")]
     Decrypt,
     #[error("cannot read or create the secret key file {path}: {source}")]
-    KeyFile {
-        path: String,
-        source: std::io::Error,
-    },
+    KeyFile { path: String, source: std::io::Error },
 }
 
 /// Authenticated encryption with a key held only by the server.
@@ -43,9 +40,7 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn from_base64(key: &str) -> Result<Self, SecretError> {
-        let bytes = STANDARD
-            .decode(key.trim())
-            .map_err(|_| SecretError::BadKey)?;
+        let bytes = STANDARD.decode(key.trim()).map_err(|_| SecretError::BadKey)?;
         Self::from_bytes(&bytes)
     }
 
@@ -101,17 +96,11 @@ impl SecretBox {
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<String, SecretError> {
         let mut parts = sealed.splitn(3, ':');
-        let (Some(FORMAT_V1), Some(nonce), Some(ciphertext)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(FORMAT_V1), Some(nonce), Some(ciphertext)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(SecretError::Malformed);
         };
-        let nonce = URL_SAFE_NO_PAD
-            .decode(nonce)
-            .map_err(|_| SecretError::Malformed)?;
-        let ciphertext = URL_SAFE_NO_PAD
-            .decode(ciphertext)
-            .map_err(|_| SecretError::Malformed)?;
+        let nonce = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| SecretError::Malformed)?;
+        let ciphertext = URL_SAFE_NO_PAD.decode(ciphertext).map_err(|_| SecretError::Malformed)?;
         if nonce.len() != NONCE_LEN {
             return Err(SecretError::Malformed);
         }
@@ -181,10 +170,7 @@ mod tests {
     fn ciphertext_is_bound_to_its_context() {
         let b = test_box();
         let sealed = b.seal("s3cret!", "tenant-a/ep-1");
-        assert!(matches!(
-            b.open(&sealed, "tenant-b/ep-1"),
-            Err(SecretError::Decrypt)
-        ));
+        assert!(matches!(b.open(&sealed, "tenant-b/ep-1"), Err(SecretError::Decrypt)));
     }
 
     #[test]

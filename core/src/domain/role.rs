@@ -21,12 +21,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const TENANT_ROLES: [Role; 4] = [
-        Role::TenantAdmin,
-        Role::Supervisor,
-        Role::Agent,
-        Role::Viewer,
-    ];
+    pub const TENANT_ROLES: [Role; 4] = [Role::TenantAdmin, Role::Supervisor, Role::Agent, Role::Viewer];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,9 +41,7 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "unknown role `{0}`: expected one of platform_admin, tenant_admin, supervisor, agent, viewer"
-)]
+#[error("unknown role `{0}`: expected one of platform_admin, tenant_admin, supervisor, agent, viewer")]
 pub struct UnknownRole(String);
 
 impl FromStr for Role {

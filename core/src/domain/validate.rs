@@ -50,11 +50,7 @@ impl Validation {
     }
 
     pub fn finish(self) -> Result<(), Validation> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(self)
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(self) }
     }
 }
 
@@ -82,10 +78,7 @@ pub fn text(value: &str, max: usize) -> Result<String, String> {
     if value.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err("must not contain control characters".into());
     }
     Ok(value.trim().to_owned())
@@ -111,9 +104,7 @@ pub fn timezone(value: &str) -> Result<String, String> {
     value
         .parse::<chrono_tz::Tz>()
         .map(|tz| tz.name().to_owned())
-        .map_err(|_| {
-            format!("`{value}` is not an IANA time zone such as Europe/Berlin or America/New_York")
-        })
+        .map_err(|_| format!("`{value}` is not an IANA time zone such as Europe/Berlin or America/New_York"))
 }
 
 /// A phone number in E.164: `+`, a country code not starting with 0, at most 15 digits in all.
@@ -126,9 +117,7 @@ pub fn e164(value: &str) -> Result<String, String> {
         format!("`{value}` is not in E.164 form: it must start with + and the country code, e.g. +4930123456")
     })?;
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "`{value}` is not in E.164 form: only digits may follow the +"
-        ));
+        return Err(format!("`{value}` is not in E.164 form: only digits may follow the +"));
     }
     if digits.starts_with('0') {
         return Err(format!(
@@ -136,9 +125,7 @@ pub fn e164(value: &str) -> Result<String, String> {
         ));
     }
     if !(7..=15).contains(&digits.len()) {
-        return Err(format!(
-            "`{value}` is not in E.164 form: it must have 7 to 15 digits"
-        ));
+        return Err(format!("`{value}` is not in E.164 form: it must have 7 to 15 digits"));
     }
     Ok(compact)
 }
@@ -161,11 +148,7 @@ pub fn email(value: &str) -> Result<String, String> {
 
 /// A dialable extension: 1 to 20 of 0-9, * and #.
 pub fn extension(value: &str) -> Result<String, String> {
-    if (1..=20).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-    {
+    if (1..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
         Ok(value.to_owned())
     } else {
         Err("must be 1-20 characters of 0-9, * and #".into())
@@ -220,11 +203,7 @@ pub fn int_range(value: i64, min: i64, max: i64) -> Result<i64, String> {
 }
 
 /// A list of short labels (skills, codecs): trimmed, deduplicated, bounded.
-pub fn labels(
-    values: &[String],
-    max_items: usize,
-    allowed: Option<&[&str]>,
-) -> Result<Vec<String>, String> {
+pub fn labels(values: &[String], max_items: usize, allowed: Option<&[&str]>) -> Result<Vec<String>, String> {
     if values.len() > max_items {
         return Err(format!("must have at most {max_items} entries"));
     }

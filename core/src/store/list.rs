@@ -97,12 +97,7 @@ struct CursorBody {
 
 impl ListParams {
     /// Validates the parameters against what a collection allows.
-    pub fn parse(
-        &self,
-        fields: &[Field],
-        id_field: Field,
-        searchable: bool,
-    ) -> Result<ListSpec, StoreError> {
+    pub fn parse(&self, fields: &[Field], id_field: Field, searchable: bool) -> Result<ListSpec, StoreError> {
         let mut spec = ListSpec {
             filters: Vec::new(),
             search: None,
@@ -120,36 +115,29 @@ impl ListParams {
                         .ok()
                         .filter(|l| (1..=MAX_LIMIT).contains(l))
                         .ok_or_else(|| {
-                            StoreError::BadRequest(format!(
-                                "limit must be a whole number from 1 to {MAX_LIMIT}"
-                            ))
+                            StoreError::BadRequest(format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
                         })?;
                 }
                 "cursor" => cursor = Some(value.clone()),
                 "sort" => spec.sort_text = value.clone(),
                 "q" if searchable => {
                     if value.chars().count() > 100 {
-                        return Err(StoreError::BadRequest(
-                            "q must be at most 100 characters".into(),
-                        ));
+                        return Err(StoreError::BadRequest("q must be at most 100 characters".into()));
                     }
                     spec.search = Some(value.clone()).filter(|v| !v.trim().is_empty());
                 }
                 name => {
-                    let field = fields
-                        .iter()
-                        .find(|f| f.filter && f.name == name)
-                        .ok_or_else(|| {
-                            let mut allowed: Vec<&str> = vec!["limit", "cursor", "sort"];
-                            if searchable {
-                                allowed.push("q");
-                            }
-                            allowed.extend(fields.iter().filter(|f| f.filter).map(|f| f.name));
-                            StoreError::BadRequest(format!(
-                                "unknown query parameter `{name}`; allowed: {}",
-                                allowed.join(", ")
-                            ))
-                        })?;
+                    let field = fields.iter().find(|f| f.filter && f.name == name).ok_or_else(|| {
+                        let mut allowed: Vec<&str> = vec!["limit", "cursor", "sort"];
+                        if searchable {
+                            allowed.push("q");
+                        }
+                        allowed.extend(fields.iter().filter(|f| f.filter).map(|f| f.name));
+                        StoreError::BadRequest(format!(
+                            "unknown query parameter `{name}`; allowed: {}",
+                            allowed.join(", ")
+                        ))
+                    })?;
                     let parsed = if field.nullable && value == "null" {
                         None
                     } else {
@@ -159,12 +147,7 @@ impl ListParams {
                 }
             }
         }
-        for part in spec
-            .sort_text
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
+        for part in spec.sort_text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, desc) = match part.strip_prefix('-') {
                 Some(name) => (name, true),
                 None => (part.strip_prefix('+').unwrap_or(part), false),
@@ -186,9 +169,7 @@ impl ListParams {
                     ))
                 })?;
             if spec.sort.iter().any(|(f, _)| f.name == field.name) {
-                return Err(StoreError::BadRequest(format!(
-                    "`{name}` appears twice in sort"
-                )));
+                return Err(StoreError::BadRequest(format!("`{name}` appears twice in sort")));
             }
             spec.sort.push((*field, desc));
         }
@@ -204,8 +185,7 @@ impl ListParams {
 }
 
 fn parse_filter_value(field: &Field, value: &str) -> Result<SqlValue, StoreError> {
-    let bad =
-        |what: &str| StoreError::BadRequest(format!("filter `{}` expects {what}", field.name));
+    let bad = |what: &str| StoreError::BadRequest(format!("filter `{}` expects {what}", field.name));
     Ok(match field.kind {
         FieldKind::Text => SqlValue::Text(value.to_owned()),
         FieldKind::Int => SqlValue::Int(value.parse().map_err(|_| bad("a whole number"))?),
@@ -223,11 +203,7 @@ fn parse_filter_value(field: &Field, value: &str) -> Result<SqlValue, StoreError
 }
 
 fn decode_cursor(cursor: &str, spec: &ListSpec) -> Result<Vec<SqlValue>, StoreError> {
-    let invalid = || {
-        StoreError::BadRequest(
-            "invalid cursor: pass the next_cursor of a previous page unchanged".into(),
-        )
-    };
+    let invalid = || StoreError::BadRequest("invalid cursor: pass the next_cursor of a previous page unchanged".into());
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if body.s != spec.sort_text {
@@ -315,11 +291,7 @@ pub fn build_list_query(
             }
             let (field, desc) = spec.sort[i];
             let p = next(&mut args, after[i].clone());
-            parts.push(format!(
-                "{} {} {p}",
-                field.column,
-                if desc { "<" } else { ">" }
-            ));
+            parts.push(format!("{} {} {p}", field.column, if desc { "<" } else { ">" }));
             alternatives.push(format!("({})", parts.join(" AND ")));
         }
         conditions.push(format!("({})", alternatives.join(" OR ")));
@@ -368,12 +340,7 @@ mod tests {
     const ID: Field = Field::new("id", "id", FieldKind::Text).sort_only();
 
     fn params(pairs: &[(&str, &str)]) -> ListParams {
-        ListParams(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-        )
+        ListParams(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect())
     }
 
     #[test]
@@ -397,9 +364,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_tampering() {
-        let spec = params(&[("sort", "-name")])
-            .parse(FIELDS, ID, true)
-            .unwrap();
+        let spec = params(&[("sort", "-name")]).parse(FIELDS, ID, true).unwrap();
         let cursor = encode_cursor(&spec, vec!["Zoe".into(), "agt_1".into()]);
         let next = params(&[("sort", "-name"), ("cursor", &cursor)])
             .parse(FIELDS, ID, true)
@@ -409,17 +374,8 @@ mod tests {
             vec![SqlValue::Text("Zoe".into()), SqlValue::Text("agt_1".into())]
         );
         let other_sort = params(&[("sort", "name"), ("cursor", &cursor)]).parse(FIELDS, ID, true);
-        assert!(
-            other_sort
-                .unwrap_err()
-                .to_string()
-                .contains("different sort order")
-        );
-        assert!(
-            params(&[("cursor", "garbage!")])
-                .parse(FIELDS, ID, true)
-                .is_err()
-        );
+        assert!(other_sort.unwrap_err().to_string().contains("different sort order"));
+        assert!(params(&[("cursor", "garbage!")]).parse(FIELDS, ID, true).is_err());
     }
 
     #[test]
@@ -427,28 +383,11 @@ mod tests {
         let mut spec = params(&[("sort", "-name"), ("team_id", "null")])
             .parse(FIELDS, ID, true)
             .unwrap();
-        spec.after = Some(vec![
-            SqlValue::Text("M".into()),
-            SqlValue::Text("agt_9".into()),
-        ]);
-        let q = build_list_query(
-            "id, name",
-            "agents",
-            Some(("tenant_id", "ten_1")),
-            &["name"],
-            &spec,
-        );
+        spec.after = Some(vec![SqlValue::Text("M".into()), SqlValue::Text("agt_9".into())]);
+        let q = build_list_query("id, name", "agents", Some(("tenant_id", "ten_1")), &["name"], &spec);
         assert!(q.sql.contains("team_id IS NULL"), "{}", q.sql);
-        assert!(
-            q.sql.contains("((name < $2) OR (name = $3 AND id > $4))"),
-            "{}",
-            q.sql
-        );
-        assert!(
-            q.sql.ends_with("ORDER BY name DESC, id LIMIT $5"),
-            "{}",
-            q.sql
-        );
+        assert!(q.sql.contains("((name < $2) OR (name = $3 AND id > $4))"), "{}", q.sql);
+        assert!(q.sql.ends_with("ORDER BY name DESC, id LIMIT $5"), "{}", q.sql);
         assert_eq!(q.args.len(), 5);
     }
 

@@ -26,12 +26,7 @@ pub struct TenantScope {
 
 impl TenantScope {
     /// Only for code that has verified who the caller is (token lookup, operator CLI).
-    pub(crate) fn verified(
-        tenant_id: String,
-        tenant_slug: String,
-        role: Role,
-        actor: String,
-    ) -> Self {
+    pub(crate) fn verified(tenant_id: String, tenant_slug: String, role: Role, actor: String) -> Self {
         Self {
             tenant_id,
             tenant_slug,
@@ -103,10 +98,7 @@ pub enum StoreError {
     #[error("{kind} not found")]
     NotFound { kind: &'static str },
     #[error("{message}")]
-    Conflict {
-        field: Option<String>,
-        message: String,
-    },
+    Conflict { field: Option<String>, message: String },
     #[error("the {kind} was changed by someone else (now at version {current})")]
     PreconditionFailed { kind: &'static str, current: i64 },
     #[error("invalid input")]
@@ -131,10 +123,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
         match &e {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
             sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
             sqlx::Error::RowNotFound => StoreError::NotFound { kind: "row" },
             sqlx::Error::Database(db) => match db.kind() {

@@ -98,18 +98,10 @@ pub trait Writable: Listable {
     type Update: DeserializeOwned + utoipa::ToSchema + Send + 'static;
 
     fn insert_columns(input: Self::Create, cx: &WriteContext<'_>) -> Result<Columns, Validation>;
-    fn update_columns(
-        input: Self::Update,
-        current: &Self,
-        cx: &WriteContext<'_>,
-    ) -> Result<Columns, Validation>;
+    fn update_columns(input: Self::Update, current: &Self, cx: &WriteContext<'_>) -> Result<Columns, Validation>;
 }
 
-pub async fn list<R: Listable>(
-    store: &Store,
-    scope: &TenantScope,
-    params: &ListParams,
-) -> StoreResult<Page<R::View>> {
+pub async fn list<R: Listable>(store: &Store, scope: &TenantScope, params: &ListParams) -> StoreResult<Page<R::View>> {
     let spec = params.parse(R::FIELDS, R::id_field(), !R::SEARCH.is_empty())?;
     let query = build_list_query(
         R::SELECT,
@@ -132,15 +124,11 @@ pub async fn list<R: Listable>(
                 for (k, (field, _)) in spec.sort.iter().enumerate() {
                     let col = format!("_sort_key_{k}");
                     last_keys.push(match field.kind {
-                        FieldKind::Text => {
-                            serde_json::Value::from(row.try_get::<String, _>(col.as_str())?)
-                        }
+                        FieldKind::Text => serde_json::Value::from(row.try_get::<String, _>(col.as_str())?),
                         FieldKind::Int | FieldKind::Time => {
                             serde_json::Value::from(row.try_get::<i64, _>(col.as_str())?)
                         }
-                        FieldKind::Bool => {
-                            serde_json::Value::from(row.try_get::<bool, _>(col.as_str())?)
-                        }
+                        FieldKind::Bool => serde_json::Value::from(row.try_get::<bool, _>(col.as_str())?),
                     });
                 }
             }
@@ -169,11 +157,7 @@ pub async fn get<R: Listable>(store: &Store, scope: &TenantScope, id: &str) -> S
     row.ok_or(StoreError::NotFound { kind: R::KIND })
 }
 
-async fn check_references<R: Writable>(
-    store: &Store,
-    scope: &TenantScope,
-    columns: &Columns,
-) -> StoreResult<()> {
+async fn check_references<R: Writable>(store: &Store, scope: &TenantScope, columns: &Columns) -> StoreResult<()> {
     let mut problems = Validation::new();
     for reference in R::REFERENCES {
         let Some((_, value)) = columns.iter().find(|(c, _)| *c == reference.column) else {
@@ -195,10 +179,7 @@ async fn check_references<R: Writable>(
                 .await
         })?;
         if count == 0 {
-            problems.add(
-                reference.field,
-                format!("no {} with id `{id}` exists", reference.kind),
-            );
+            problems.add(reference.field, format!("no {} with id `{id}` exists", reference.kind));
         }
     }
     Ok(problems.finish()?)
@@ -231,10 +212,7 @@ async fn check_limit<R: Writable>(store: &Store, scope: &TenantScope) -> StoreRe
 /// Turns a unique violation into a conflict naming the field.
 fn explain_unique<R: Writable>(error: StoreError) -> StoreError {
     match error {
-        StoreError::Conflict {
-            field: None,
-            message,
-        } => {
+        StoreError::Conflict { field: None, message } => {
             for unique in R::UNIQUE {
                 if unique.needles.iter().any(|n| message.contains(n)) {
                     return StoreError::Conflict {
@@ -252,11 +230,7 @@ fn explain_unique<R: Writable>(error: StoreError) -> StoreError {
     }
 }
 
-pub async fn create<R: Writable>(
-    store: &Store,
-    scope: &TenantScope,
-    input: R::Create,
-) -> StoreResult<R> {
+pub async fn create<R: Writable>(store: &Store, scope: &TenantScope, input: R::Create) -> StoreResult<R> {
     let id = new_id(R::ID_PREFIX);
     let cx = WriteContext {
         tenant_id: scope.tenant_id(),
@@ -395,11 +369,7 @@ pub async fn delete<R: Writable>(
     if !blockers.is_empty() {
         return Err(StoreError::Conflict {
             field: None,
-            message: format!(
-                "cannot delete this {}: still used by {}",
-                R::KIND,
-                blockers.join(", ")
-            ),
+            message: format!("cannot delete this {}: still used by {}", R::KIND, blockers.join(", ")),
         });
     }
     let sql = format!(
@@ -418,10 +388,7 @@ pub async fn delete<R: Writable>(
     .map_err(|e| match StoreError::from(e) {
         StoreError::Conflict { .. } => StoreError::Conflict {
             field: None,
-            message: format!(
-                "cannot delete this {}: other records still refer to it",
-                R::KIND
-            ),
+            message: format!("cannot delete this {}: other records still refer to it", R::KIND),
         },
         other => other,
     })?;

@@ -72,10 +72,7 @@ const SELECT: &str = "id, slug, name, timezone, features, limits, created_at, up
 fn check_features(v: &mut Validation, features: &JsonMap) {
     for (key, value) in features {
         if !value.is_boolean() {
-            v.add(
-                &format!("features/{key}"),
-                "feature flags are true or false",
-            );
+            v.add(&format!("features/{key}"), "feature flags are true or false");
         }
     }
 }
@@ -88,10 +85,7 @@ fn check_limits(v: &mut Validation, limits: &JsonMap) {
                 format!("unknown limit; known limits: {}", LIMIT_KEYS.join(", ")),
             );
         } else if !value.as_i64().is_some_and(|n| n >= 0) {
-            v.add(
-                &format!("limits/{key}"),
-                "must be a whole number of at least 0",
-            );
+            v.add(&format!("limits/{key}"), "must be a whole number of at least 0");
         }
     }
 }
@@ -135,11 +129,9 @@ pub async fn create(store: &Store, input: TenantCreate) -> StoreResult<Tenant> {
 
 pub async fn list_all(store: &Store) -> StoreResult<Vec<Tenant>> {
     let sql = format!("SELECT {SELECT} FROM tenants ORDER BY slug");
-    Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, Tenant>(
-        &sql
-    )
-    .fetch_all(pool)
-    .await)?)
+    Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, Tenant>(&sql)
+        .fetch_all(pool)
+        .await)?)
 }
 
 pub async fn count(store: &Store) -> StoreResult<i64> {
@@ -152,12 +144,10 @@ pub async fn count(store: &Store) -> StoreResult<i64> {
 
 pub async fn by_slug(store: &Store, slug: &str) -> StoreResult<Option<Tenant>> {
     let sql = format!("SELECT {SELECT} FROM tenants WHERE slug = $1");
-    Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, Tenant>(
-        &sql
-    )
-    .bind(slug)
-    .fetch_optional(pool)
-    .await)?)
+    Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, Tenant>(&sql)
+        .bind(slug)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 pub async fn by_id(store: &Store, id: &str) -> StoreResult<Tenant> {

@@ -46,15 +46,14 @@ impl Listable for ApiToken {
     const COLLECTION: &'static str = "tokens";
     const FROM: &'static str = "api_tokens";
     const SELECT: &'static str = "id, name, role, token_prefix, created_by, created_at, expires_at, revoked_at, \
-        last_used_at, 1 AS version";
+        last_used_at, CAST(1 AS BIGINT) AS version";
     const FIELDS: &'static [Field] = &[
         Field::new("name", "name", FieldKind::Text),
         Field::new("role", "role", FieldKind::Text),
         Field::new("created_at", "created_at", FieldKind::Time).sort_only(),
     ];
     const SEARCH: &'static [&'static str] = &["name"];
-    const DESCRIPTION: &'static str =
-        "API tokens of this tenant (the secret is shown once, at creation).";
+    const DESCRIPTION: &'static str = "API tokens of this tenant (the secret is shown once, at creation).";
     type View = ApiToken;
     fn view(self) -> ApiToken {
         self
@@ -99,12 +98,8 @@ pub async fn issue(
     let mut v = Validation::new();
     let name = v.check("name", validate::name(name, 100));
     match (tenant_id, role) {
-        (None, r) if r != Role::PlatformAdmin => {
-            v.add("role", "tokens without a tenant must be platform_admin")
-        }
-        (Some(_), Role::PlatformAdmin) => {
-            v.add("role", "platform_admin tokens cannot belong to a tenant")
-        }
+        (None, r) if r != Role::PlatformAdmin => v.add("role", "tokens without a tenant must be platform_admin"),
+        (Some(_), Role::PlatformAdmin) => v.add("role", "platform_admin tokens cannot belong to a tenant"),
         _ => {}
     }
     let now = now_ms();
@@ -140,22 +135,16 @@ pub async fn find(store: &Store, secret: &str) -> StoreResult<Option<TokenGrant>
     let sql = "SELECT t.id, t.tenant_id, ten.slug AS tenant_slug, t.role, t.expires_at, t.revoked_at, t.last_used_at \
                FROM api_tokens t LEFT JOIN tenants ten ON ten.id = t.tenant_id WHERE t.token_hash = $1";
     let hash = hash_token(secret);
-    Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<
-        DB,
-        TokenGrant,
-    >(sql)
-    .bind(&hash)
-    .fetch_optional(pool)
-    .await)?)
+    Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, TokenGrant>(sql)
+        .bind(&hash)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// Records use of a token, at most once per interval.
 pub async fn touch(store: &Store, grant: &TokenGrant) -> StoreResult<()> {
     let now = now_ms();
-    if grant
-        .last_used_at
-        .is_some_and(|t| now - t < TOUCH_INTERVAL_MS)
-    {
+    if grant.last_used_at.is_some_and(|t| now - t < TOUCH_INTERVAL_MS) {
         return Ok(());
     }
     on_db!(&store.db, |pool, DB| {
@@ -189,10 +178,7 @@ pub async fn revoke(store: &Store, scope: &TenantScope, id: &str) -> StoreResult
 }
 
 /// All tokens of a tenant, or the platform tokens when `tenant_id` is `None` (for the CLI).
-pub async fn list_for_operator(
-    store: &Store,
-    tenant_id: Option<&str>,
-) -> StoreResult<Vec<ApiToken>> {
+pub async fn list_for_operator(store: &Store, tenant_id: Option<&str>) -> StoreResult<Vec<ApiToken>> {
     let sql = format!(
         "SELECT {} FROM api_tokens WHERE (tenant_id = $1 OR ($1 IS NULL AND tenant_id IS NULL)) ORDER BY created_at",
         ApiToken::SELECT
@@ -208,14 +194,12 @@ pub async fn list_for_operator(
 /// Revokes a token by id regardless of tenant (for the operator's CLI).
 pub async fn revoke_for_operator(store: &Store, id: &str) -> StoreResult<()> {
     let n = on_db!(&store.db, |pool, DB| {
-        sqlx::query::<DB>(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
+        sqlx::query::<DB>("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
     })?;
     if n == 0 {
         Err(StoreError::NotFound { kind: "token" })

@@ -55,12 +55,7 @@ impl Guarded for ApiToken {
 }
 
 /// A JSON body with an ETag (and for creation, a Location).
-fn versioned<T: Serialize>(
-    status: StatusCode,
-    version: i64,
-    location: Option<String>,
-    body: &T,
-) -> Response {
+fn versioned<T: Serialize>(status: StatusCode, version: i64, location: Option<String>, body: &T) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
@@ -76,10 +71,7 @@ fn not_modified(headers: &HeaderMap, version: i64) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == etag(version) || tag.trim() == "*")
-        })
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag(version) || tag.trim() == "*"))
 }
 
 async fn list<R: Guarded>(
@@ -88,9 +80,7 @@ async fn list<R: Guarded>(
     ListQuery(params): ListQuery,
 ) -> ApiResult<axum::Json<Page<R::View>>> {
     let scope = caller.tenant(Action::Read, R::AREA)?;
-    Ok(axum::Json(
-        resource::list::<R>(&app.store, &scope, &params).await?,
-    ))
+    Ok(axum::Json(resource::list::<R>(&app.store, &scope, &params).await?))
 }
 
 async fn read<R: Guarded>(
@@ -170,10 +160,7 @@ async fn remove<R: Guarded + Writable>(
 
 fn crud<R: Guarded + Writable>() -> Router<AppState> {
     Router::new()
-        .route(
-            &format!("/{}", R::COLLECTION),
-            get(list::<R>).post(create::<R>),
-        )
+        .route(&format!("/{}", R::COLLECTION), get(list::<R>).post(create::<R>))
         .route(
             &format!("/{}/{{id}}", R::COLLECTION),
             get(read::<R>).patch(update::<R>).delete(remove::<R>),
@@ -285,11 +272,7 @@ async fn create_token(
     Ok(response)
 }
 
-async fn revoke_token(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn revoke_token(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
     tokens::revoke(&app.store, &scope, &id).await?;
     tracing::info!(
@@ -303,11 +286,7 @@ async fn revoke_token(
 
 // --- queue members -----------------------------------------------------------------------
 
-async fn list_members(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+async fn list_members(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Configuration)?;
     let members = queues::members(&app.store, &scope, &id).await?;
     Ok(axum::Json(serde_json::json!({ "items": members })).into_response())
@@ -386,11 +365,7 @@ async fn create_tenant(
     ))
 }
 
-async fn read_tenant(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+async fn read_tenant(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     caller.platform()?;
     let tenant = tenants::by_id(&app.store, &id).await?;
     Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
@@ -428,10 +403,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/tokens", get(list::<ApiToken>).post(create_token))
         .route("/tokens/{id}", get(read::<ApiToken>).delete(revoke_token))
-        .route(
-            "/queues/{id}/members",
-            get(list_members).put(replace_members),
-        )
+        .route("/queues/{id}/members", get(list_members).put(replace_members))
         .route(
             "/queues/{id}/members/{agent_id}",
             axum::routing::put(put_member).delete(remove_member),

@@ -27,8 +27,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !is_json {
@@ -134,10 +133,7 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -171,9 +167,7 @@ impl Caller {
     pub fn platform(self) -> Result<String, ApiError> {
         match self.0 {
             Principal::Platform { actor } => Ok(actor),
-            Principal::Tenant(_) => Err(ApiError::forbidden(
-                "only platform admins can manage tenants",
-            )),
+            Principal::Tenant(_) => Err(ApiError::forbidden("only platform admins can manage tenants")),
         }
     }
 }
@@ -213,14 +207,11 @@ mod tests {
         let e = parse_json::<Body>(b"{\"name\": 5}").unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(e.problem.errors[0].pointer, "/name");
-        let e =
-            parse_json::<Body>(b"{\"name\": \"x\", \"inner\": {\"size\": \"big\"}}").unwrap_err();
+        let e = parse_json::<Body>(b"{\"name\": \"x\", \"inner\": {\"size\": \"big\"}}").unwrap_err();
         assert_eq!(e.problem.errors[0].pointer, "/inner/size");
         let e = parse_json::<Body>(b"{\"name\": \"x\", \"colour\": 1}").unwrap_err();
         assert!(
-            e.problem.errors[0]
-                .detail
-                .contains("unknown field `colour`"),
+            e.problem.errors[0].detail.contains("unknown field `colour`"),
             "{:?}",
             e.problem
         );

@@ -20,9 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -51,8 +49,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: Config) -> anyhow::Result<Self> {
         let assets = Assets::load();
-        let templates =
-            crate::assets::templates(&assets, Some(&config.data_dir.join("templates")))?;
+        let templates = crate::assets::templates(&assets, Some(&config.data_dir.join("templates")))?;
         let openapi_json = Bytes::from(serde_json::to_vec(&openapi::document())?);
         Ok(Self {
             store,
@@ -83,11 +80,19 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(track_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| ApiError::internal().into_response()))
-        .layer(security_header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::internal().into_response()
+        }))
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(security_header(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
+        .layer(security_header(
+            header::REFERRER_POLICY,
+            "strict-origin-when-cross-origin",
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -145,9 +150,7 @@ async fn track_metrics(req: Request, next: Next) -> Response {
 /// Routing answers some errors (405) with an empty body; give them problem details.
 async fn explain_empty_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && !response.headers().contains_key(header::CONTENT_TYPE)
-    {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE) {
         let allow = response.headers().get(header::ALLOW).cloned();
         let detail = match allow.as_ref().and_then(|a| a.to_str().ok()) {
             Some(allowed) => {

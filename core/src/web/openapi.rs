@@ -44,8 +44,7 @@ fn json_response(description: &str, schema: Value) -> Value {
 fn with_etag(mut response: Value, location: bool) -> Value {
     let mut headers = json!({ "ETag": { "description": "The version of the resource, for If-Match", "schema": { "type": "string" } } });
     if location {
-        headers["Location"] =
-            json!({ "description": "URL of the created resource", "schema": { "type": "string" } });
+        headers["Location"] = json!({ "description": "URL of the created resource", "schema": { "type": "string" } });
     }
     response["headers"] = headers;
     response
@@ -108,23 +107,17 @@ impl Doc {
                 .insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
         }
         let name = T::name().into_owned();
-        self.schemas.insert(
-            name.clone(),
-            serde_json::to_value(T::schema()).unwrap_or(Value::Null),
-        );
+        self.schemas
+            .insert(name.clone(), serde_json::to_value(T::schema()).unwrap_or(Value::Null));
         name
     }
 
     fn tag(&mut self, name: &str, description: &str) {
-        self.tags
-            .push(json!({ "name": name, "description": description }));
+        self.tags.push(json!({ "name": name, "description": description }));
     }
 
     fn operation(&mut self, path: &str, method: &str, op: Value) {
-        let entry = self
-            .paths
-            .entry(path.to_owned())
-            .or_insert_with(|| json!({}));
+        let entry = self.paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         entry[method] = op;
     }
 
@@ -173,9 +166,7 @@ impl Doc {
         });
         standard_errors(
             &mut patch,
-            &[
-                "400", "401", "403", "404", "409", "412", "413", "415", "422", "503",
-            ],
+            &["400", "401", "403", "404", "409", "412", "413", "415", "422", "503"],
         );
         self.operation(&item, "patch", patch);
         let mut delete = json!({
@@ -224,18 +215,11 @@ fn list_parameters<R: Guarded>() -> Vec<Value> {
     }
     for field in R::FIELDS.iter().filter(|f| f.filter) {
         let description = if field.nullable {
-            format!(
-                "Only items whose {} equals this (`null` for none)",
-                field.name
-            )
+            format!("Only items whose {} equals this (`null` for none)", field.name)
         } else {
             format!("Only items whose {} equals this", field.name)
         };
-        params.push(query_param(
-            field.name,
-            &description,
-            json!({ "type": "string" }),
-        ));
+        params.push(query_param(field.name, &description, json!({ "type": "string" })));
     }
     params
 }
@@ -403,19 +387,20 @@ fn custom_operations(doc: &mut Doc) {
     doc.operation("/api/v1/tenants/{id}", "patch", op);
 
     // Operations.
-    doc.tag(
-        "operations",
-        "Health, readiness and metrics; no token needed.",
-    );
+    doc.tag("operations", "Health, readiness and metrics; no token needed.");
     doc.operation(
         "/healthz",
         "get",
         json!({ "tags": ["operations"], "operationId": "healthz", "summary": "The process is up",
         "security": [], "responses": { "200": { "description": "Up" } } }),
     );
-    doc.operation("/readyz", "get", json!({ "tags": ["operations"], "operationId": "readyz",
+    doc.operation(
+        "/readyz",
+        "get",
+        json!({ "tags": ["operations"], "operationId": "readyz",
         "summary": "The database is reachable and migrations are current", "security": [],
-        "responses": { "200": { "description": "Ready" }, "503": problem("Not ready; `detail` says why") } }));
+        "responses": { "200": { "description": "Ready" }, "503": problem("Not ready; `detail` says why") } }),
+    );
     doc.operation(
         "/metrics",
         "get",
@@ -429,9 +414,8 @@ fn custom_operations(doc: &mut Doc) {
 
 pub async fn serve(State(app): State<AppState>) -> Response {
     let mut response = app.openapi_json.clone().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

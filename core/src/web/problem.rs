@@ -102,11 +102,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { kind } => ApiError::not_found(format!("{kind} not found")),
             StoreError::Conflict { field, message } => {
-                let mut err = ApiError::typed(
-                    StatusCode::CONFLICT,
-                    "/api/docs#problem-conflict",
-                    message.clone(),
-                );
+                let mut err = ApiError::typed(StatusCode::CONFLICT, "/api/docs#problem-conflict", message.clone());
                 if let Some(field) = field {
                     err.problem.errors.push(FieldError {
                         pointer: format!("/{field}"),
@@ -119,9 +115,7 @@ impl From<StoreError> for ApiError {
                 let mut err = ApiError::typed(
                     StatusCode::PRECONDITION_FAILED,
                     "/api/docs#problem-precondition",
-                    format!(
-                        "the {kind} has changed since you read it; fetch it again (version {current}) and retry"
-                    ),
+                    format!("the {kind} has changed since you read it; fetch it again (version {current}) and retry"),
                 );
                 err.problem.current_version = Some(current);
                 err
@@ -129,8 +123,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(v) => v.into(),
             StoreError::BadRequest(detail) => ApiError::bad_request(detail),
             StoreError::LimitReached(detail) => {
-                let mut err =
-                    ApiError::typed(StatusCode::FORBIDDEN, "/api/docs#problem-limit", detail);
+                let mut err = ApiError::typed(StatusCode::FORBIDDEN, "/api/docs#problem-limit", detail);
                 err.problem.title = "Limit reached".into();
                 err
             }
@@ -174,10 +167,7 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.www_authenticate {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -15,30 +15,25 @@ fn is_htmx(headers: &HeaderMap) -> bool {
 }
 
 /// Renders a template; a rendering failure is logged and shown as a plain error page.
-pub fn render(
-    app: &AppState,
-    template: &str,
-    mut context: tera::Context,
-    status: StatusCode,
-) -> Response {
+pub fn render(app: &AppState, template: &str, mut context: tera::Context, status: StatusCode) -> Response {
     context.insert("version", crate::VERSION);
     match app.templates.render(template, &context) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(template, error = ?e, "template rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><h1>Something went wrong</h1><p>The error has been logged.</p>"))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html(
+                    "<!doctype html><title>Error</title><h1>Something went wrong</h1><p>The error has been logged.</p>",
+                ),
+            )
                 .into_response()
         }
     }
 }
 
 /// An error as a full page, or as a fragment for htmx.
-pub fn error_page(
-    app: &AppState,
-    headers: &HeaderMap,
-    status: StatusCode,
-    detail: &str,
-) -> Response {
+pub fn error_page(app: &AppState, headers: &HeaderMap, status: StatusCode, detail: &str) -> Response {
     let mut context = tera::Context::new();
     context.insert("status", &status.as_u16());
     context.insert("title", status.canonical_reason().unwrap_or("Error"));
@@ -97,21 +92,12 @@ fn schema_label(schema: &Value) -> Option<String> {
             .get("items")
             .and_then(schema_label)
             .map(|inner| format!("array of {inner}")),
-        Some(Value::String(t))
-            if t == "object" && schema.pointer("/properties/items").is_some() =>
-        {
-            schema
-                .pointer("/properties/items")
-                .and_then(schema_label)
-                .map(|inner| format!("page of {}", inner.trim_start_matches("array of ")))
-        }
+        Some(Value::String(t)) if t == "object" && schema.pointer("/properties/items").is_some() => schema
+            .pointer("/properties/items")
+            .and_then(schema_label)
+            .map(|inner| format!("page of {}", inner.trim_start_matches("array of "))),
         Some(Value::String(t)) => Some(t.clone()),
-        Some(Value::Array(ts)) => Some(
-            ts.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" | "),
-        ),
+        Some(Value::Array(ts)) => Some(ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | ")),
         _ => schema.get("oneOf").map(|_| "one of several".to_owned()),
     }
 }
@@ -125,11 +111,7 @@ fn property_type(schema: &Value) -> String {
         };
     }
     if let Some(one_of) = schema.get("oneOf").and_then(Value::as_array) {
-        return one_of
-            .iter()
-            .map(property_type)
-            .collect::<Vec<_>>()
-            .join(" | ");
+        return one_of.iter().map(property_type).collect::<Vec<_>>().join(" | ");
     }
     "any".into()
 }
@@ -265,11 +247,7 @@ pub async fn static_file(
         return error_page(&app, &headers, StatusCode::NOT_FOUND, "No such file.");
     };
     let etag = format!("\"{}\"", asset.hash);
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        == Some(etag.as_str())
-    {
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     // Only a URL with the current hash may be cached forever.
@@ -280,10 +258,7 @@ pub async fn static_file(
     };
     let mut response = asset.bytes.clone().into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
@@ -294,8 +269,7 @@ pub async fn static_file(
 /// Unknown paths: problem details under `/api`, a page elsewhere.
 pub async fn not_found(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        return ApiError::not_found("no such API endpoint; see /api/v1/openapi.json")
-            .into_response();
+        return ApiError::not_found("no such API endpoint; see /api/v1/openapi.json").into_response();
     }
     error_page(
         &app,

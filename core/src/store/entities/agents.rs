@@ -8,9 +8,7 @@ use crate::domain::time::serialize_ms;
 use crate::domain::{Validation, validate};
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
-use crate::store::resource::{
-    Columns, Dependent, Listable, Reference, Unique, Writable, WriteContext,
-};
+use crate::store::resource::{Columns, Dependent, Listable, Reference, Unique, Writable, WriteContext};
 
 const MAX_SKILLS: usize = 50;
 
@@ -73,7 +71,8 @@ impl Listable for Agent {
     const KIND: &'static str = "agent";
     const COLLECTION: &'static str = "agents";
     const FROM: &'static str = "agents";
-    const SELECT: &'static str = "id, name, team_id, location_id, user_id, extension, interface, skills, created_at, updated_at, version";
+    const SELECT: &'static str =
+        "id, name, team_id, location_id, user_id, extension, interface, skills, created_at, updated_at, version";
     const FIELDS: &'static [Field] = &[
         Field::new("name", "name", FieldKind::Text),
         Field::new("team_id", "team_id", FieldKind::Text).nullable(),
@@ -85,8 +84,7 @@ impl Listable for Agent {
         Field::new("updated_at", "updated_at", FieldKind::Time).sort_only(),
     ];
     const SEARCH: &'static [&'static str] = &["name", "extension", "interface"];
-    const DESCRIPTION: &'static str =
-        "The people who handle contacts, with their team, location, device and skills.";
+    const DESCRIPTION: &'static str = "The people who handle contacts, with their team, location, device and skills.";
     type View = Agent;
     fn view(self) -> Agent {
         self
@@ -172,24 +170,14 @@ impl Writable for Agent {
             ("user_id", SqlValue::OptText(user_id)),
             ("extension", SqlValue::OptText(extension)),
             ("interface", SqlValue::OptText(interface)),
-            (
-                "skills",
-                SqlValue::Json(serde_json::json!(skills.unwrap_or_default())),
-            ),
+            ("skills", SqlValue::Json(serde_json::json!(skills.unwrap_or_default()))),
         ])
     }
 
-    fn update_columns(
-        input: AgentUpdate,
-        _: &Agent,
-        _: &WriteContext<'_>,
-    ) -> Result<Columns, Validation> {
+    fn update_columns(input: AgentUpdate, _: &Agent, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input
-            .name
-            .and_then(|n| v.check("name", validate::name(&n, 100)))
-        {
+        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
             columns.push(("name", SqlValue::Text(name)));
         }
         let nullable = [

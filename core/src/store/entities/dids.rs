@@ -101,8 +101,7 @@ impl Listable for DidRow {
         Field::new("updated_at", "updated_at", FieldKind::Time).sort_only(),
     ];
     const SEARCH: &'static [&'static str] = &["number", "description"];
-    const DESCRIPTION: &'static str =
-        "Phone numbers (DIDs) and where their calls and messages are routed.";
+    const DESCRIPTION: &'static str = "Phone numbers (DIDs) and where their calls and messages are routed.";
     type View = Did;
     fn view(self) -> Did {
         Did {
@@ -137,10 +136,7 @@ fn route_columns(v: &mut Validation, route_type: &str, target: Option<String>) -
     match (route_type.as_str(), target) {
         ("none", None) => {}
         ("none", Some(_)) => v.add("route_target", "must be null when route_type is none"),
-        (_, None) => v.add(
-            "route_target",
-            format!("is required when route_type is {route_type}"),
-        ),
+        (_, None) => v.add("route_target", format!("is required when route_type is {route_type}")),
         ("external", Some(t)) => number = v.check("route_target", validate::e164(&t)),
         ("queue", Some(t)) => queue = v.check("route_target", reference_id(&t)),
         ("agent", Some(t)) => agent = v.check("route_target", reference_id(&t)),
@@ -196,10 +192,7 @@ impl Writable for DidRow {
         let route_type = input.route_type.unwrap_or_else(|| "none".into());
         let mut columns = vec![
             ("number", SqlValue::Text(number.unwrap_or_default())),
-            (
-                "description",
-                SqlValue::Text(description.unwrap_or_default()),
-            ),
+            ("description", SqlValue::Text(description.unwrap_or_default())),
             ("sms_enabled", SqlValue::Bool(input.sms_enabled)),
         ];
         columns.extend(route_columns(&mut v, &route_type, input.route_target));
@@ -207,17 +200,10 @@ impl Writable for DidRow {
         Ok(columns)
     }
 
-    fn update_columns(
-        input: DidUpdate,
-        current: &DidRow,
-        _: &WriteContext<'_>,
-    ) -> Result<Columns, Validation> {
+    fn update_columns(input: DidUpdate, current: &DidRow, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(n) = input
-            .number
-            .and_then(|n| v.check("number", validate::e164(&n)))
-        {
+        if let Some(n) = input.number.and_then(|n| v.check("number", validate::e164(&n))) {
             columns.push(("number", SqlValue::Text(n)));
         }
         if let Some(d) = input
@@ -232,9 +218,7 @@ impl Writable for DidRow {
         match (input.route_type, input.route_target) {
             (None, None) => {}
             (Some(t), target) => columns.extend(route_columns(&mut v, &t, target)),
-            (None, Some(target)) => {
-                columns.extend(route_columns(&mut v, &current.route_type, Some(target)))
-            }
+            (None, Some(target)) => columns.extend(route_columns(&mut v, &current.route_type, Some(target))),
         }
         v.finish()?;
         Ok(columns)

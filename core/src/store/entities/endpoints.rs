@@ -8,14 +8,11 @@ use crate::domain::time::serialize_ms;
 use crate::domain::{Validation, validate};
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
-use crate::store::resource::{
-    Columns, Dependent, Listable, Reference, Unique, Writable, WriteContext,
-};
+use crate::store::resource::{Columns, Dependent, Listable, Reference, Unique, Writable, WriteContext};
 
 pub const TRANSPORTS: &[&str] = &["udp", "tcp", "tls", "ws", "wss"];
 pub const CODECS: &[&str] = &[
-    "opus", "g722", "ulaw", "alaw", "gsm", "g729", "ilbc", "speex", "slin", "g726", "h264", "vp8",
-    "vp9",
+    "opus", "g722", "ulaw", "alaw", "gsm", "g729", "ilbc", "speex", "slin", "g726", "h264", "vp8", "vp9",
 ];
 const DEFAULT_CODECS: &[&str] = &["opus", "g722", "ulaw", "alaw"];
 
@@ -169,10 +166,7 @@ fn password(value: &str) -> Result<String, String> {
 }
 
 fn seal(cx: &WriteContext<'_>, password: String) -> SqlValue {
-    SqlValue::OptText(Some(
-        cx.secrets
-            .seal(&password, &sealing_context(cx.tenant_id, cx.id)),
-    ))
+    SqlValue::OptText(Some(cx.secrets.seal(&password, &sealing_context(cx.tenant_id, cx.id))))
 }
 
 /// What a sealed password is bound to: it only opens for this tenant's endpoint.
@@ -215,20 +209,17 @@ impl Writable for EndpointRow {
     fn insert_columns(input: EndpointCreate, cx: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let name = v.check("name", validate::pbx_token(&input.name, 64));
-        let auth_username = v.check(
-            "auth_username",
-            validate::pbx_token(input.auth_username.as_deref().unwrap_or(&input.name), 64),
-        );
+        let auth_username = match input.auth_username {
+            Some(user) => v.check("auth_username", validate::pbx_token(&user, 64)),
+            None => name.clone(),
+        };
         let password = optional(&mut v, "password", input.password, password);
         let transport = v.check(
             "transport",
             validate::one_of(input.transport.as_deref().unwrap_or("udp"), TRANSPORTS),
         );
         let default_codecs: Vec<String> = DEFAULT_CODECS.iter().map(|c| (*c).to_owned()).collect();
-        let codec_list = v.check(
-            "codecs",
-            codecs(input.codecs.as_deref().unwrap_or(&default_codecs)),
-        );
+        let codec_list = v.check("codecs", codecs(input.codecs.as_deref().unwrap_or(&default_codecs)));
         let context = v.check(
             "context",
             validate::pbx_token(input.context.as_deref().unwrap_or("monti-agents"), 80),
@@ -241,15 +232,10 @@ impl Writable for EndpointRow {
         v.finish()?;
         Ok(vec![
             ("name", SqlValue::Text(name.unwrap_or_default())),
-            (
-                "auth_username",
-                SqlValue::Text(auth_username.unwrap_or_default()),
-            ),
+            ("auth_username", SqlValue::Text(auth_username.unwrap_or_default())),
             (
                 "password_enc",
-                password
-                    .map(|p| seal(cx, p))
-                    .unwrap_or(SqlValue::OptText(None)),
+                password.map(|p| seal(cx, p)).unwrap_or(SqlValue::OptText(None)),
             ),
             ("transport", SqlValue::Text(transport.unwrap_or_default())),
             (
@@ -262,17 +248,10 @@ impl Writable for EndpointRow {
         ])
     }
 
-    fn update_columns(
-        input: EndpointUpdate,
-        _: &EndpointRow,
-        cx: &WriteContext<'_>,
-    ) -> Result<Columns, Validation> {
+    fn update_columns(input: EndpointUpdate, _: &EndpointRow, cx: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(x) = input
-            .name
-            .and_then(|x| v.check("name", validate::pbx_token(&x, 64)))
-        {
+        if let Some(x) = input.name.and_then(|x| v.check("name", validate::pbx_token(&x, 64))) {
             columns.push(("name", SqlValue::Text(x)));
         }
         if let Some(x) = input

@@ -57,8 +57,7 @@ impl Listable for Location {
         Field::new("updated_at", "updated_at", FieldKind::Time).sort_only(),
     ];
     const SEARCH: &'static [&'static str] = &["name", "address"];
-    const DESCRIPTION: &'static str =
-        "Sites agents work from; supervisors can be scoped to locations.";
+    const DESCRIPTION: &'static str = "Sites agents work from; supervisors can be scoped to locations.";
     type View = Location;
     fn view(self) -> Location {
         self
@@ -100,26 +99,16 @@ impl Writable for Location {
         ])
     }
 
-    fn update_columns(
-        input: LocationUpdate,
-        _: &Location,
-        _: &WriteContext<'_>,
-    ) -> Result<Columns, Validation> {
+    fn update_columns(input: LocationUpdate, _: &Location, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input
-            .name
-            .and_then(|n| v.check("name", validate::name(&n, 100)))
-        {
+        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
             columns.push(("name", SqlValue::Text(name)));
         }
         if let Some(tz) = patch_nullable(&mut v, "timezone", input.timezone, validate::timezone) {
             columns.push(("timezone", tz));
         }
-        if let Some(a) = input
-            .address
-            .and_then(|a| v.check("address", validate::text(&a, 500)))
-        {
+        if let Some(a) = input.address.and_then(|a| v.check("address", validate::text(&a, 500))) {
             columns.push(("address", SqlValue::Text(a)));
         }
         v.finish()?;

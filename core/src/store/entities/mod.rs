@@ -15,9 +15,7 @@ use crate::domain::Validation;
 
 /// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null`
 /// (`Some(None)`), which clears the value.
-pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -41,9 +39,7 @@ pub fn patch_nullable(
     match value {
         None => None,
         Some(None) => Some(SqlValue::OptText(None)),
-        Some(Some(raw)) => v
-            .check(field, check(&raw))
-            .map(|ok| SqlValue::OptText(Some(ok))),
+        Some(Some(raw)) => v.check(field, check(&raw)).map(|ok| SqlValue::OptText(Some(ok))),
     }
 }
 

@@ -76,7 +76,8 @@ impl Listable for Queue {
     const KIND: &'static str = "queue";
     const COLLECTION: &'static str = "queues";
     const FROM: &'static str = "queues";
-    const SELECT: &'static str = "id, name, description, strategy, sl_threshold_s, sl_target_pct, wrap_up_s, created_at, updated_at, version";
+    const SELECT: &'static str =
+        "id, name, description, strategy, sl_threshold_s, sl_target_pct, wrap_up_s, created_at, updated_at, version";
     const FIELDS: &'static [Field] = &[
         Field::new("name", "name", FieldKind::Text),
         Field::new("strategy", "strategy", FieldKind::Text),
@@ -84,8 +85,7 @@ impl Listable for Queue {
         Field::new("updated_at", "updated_at", FieldKind::Time).sort_only(),
     ];
     const SEARCH: &'static [&'static str] = &["name", "description"];
-    const DESCRIPTION: &'static str =
-        "Queues callers wait in, with service-level targets and members.";
+    const DESCRIPTION: &'static str = "Queues callers wait in, with service-level targets and members.";
     type View = Queue;
     fn view(self) -> Queue {
         self
@@ -156,10 +156,7 @@ impl Writable for Queue {
         let description = v.check("description", validate::text(&input.description, 1000));
         let mut columns = vec![
             ("name", SqlValue::Text(name.unwrap_or_default())),
-            (
-                "description",
-                SqlValue::Text(description.unwrap_or_default()),
-            ),
+            ("description", SqlValue::Text(description.unwrap_or_default())),
         ];
         columns.extend(check_settings(
             &mut v,
@@ -174,17 +171,10 @@ impl Writable for Queue {
         Ok(columns)
     }
 
-    fn update_columns(
-        input: QueueUpdate,
-        _: &Queue,
-        _: &WriteContext<'_>,
-    ) -> Result<Columns, Validation> {
+    fn update_columns(input: QueueUpdate, _: &Queue, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input
-            .name
-            .and_then(|n| v.check("name", validate::name(&n, 100)))
-        {
+        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
             columns.push(("name", SqlValue::Text(name)));
         }
         if let Some(d) = input
@@ -230,11 +220,7 @@ pub struct PenaltyInput {
     pub penalty: i64,
 }
 
-pub async fn members(
-    store: &Store,
-    scope: &TenantScope,
-    queue_id: &str,
-) -> StoreResult<Vec<QueueMember>> {
+pub async fn members(store: &Store, scope: &TenantScope, queue_id: &str) -> StoreResult<Vec<QueueMember>> {
     resource::get::<Queue>(store, scope, queue_id).await?;
     let sql = "SELECT m.agent_id, a.name AS agent_name, m.penalty FROM queue_members m \
                JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.agent_id \
@@ -248,11 +234,7 @@ pub async fn members(
     })?)
 }
 
-async fn missing_agents(
-    store: &Store,
-    scope: &TenantScope,
-    ids: &[String],
-) -> StoreResult<Vec<String>> {
+async fn missing_agents(store: &Store, scope: &TenantScope, ids: &[String]) -> StoreResult<Vec<String>> {
     let mut missing = Vec::new();
     for chunk in ids.chunks(500) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
@@ -282,17 +264,11 @@ pub async fn replace_members(
     resource::get::<Queue>(store, scope, queue_id).await?;
     let mut v = Validation::new();
     if input.len() > MAX_MEMBERS {
-        v.add(
-            "",
-            format!("a queue may have at most {MAX_MEMBERS} members"),
-        );
+        v.add("", format!("a queue may have at most {MAX_MEMBERS} members"));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, m) in input.iter().enumerate() {
-        v.check(
-            &format!("{i}/penalty"),
-            validate::int_range(m.penalty, 0, 1000),
-        );
+        v.check(&format!("{i}/penalty"), validate::int_range(m.penalty, 0, 1000));
         if !seen.insert(m.agent_id.as_str()) {
             v.add(&format!("{i}/agent_id"), "this agent is listed twice");
         }
@@ -302,11 +278,7 @@ pub async fn replace_members(
     let missing = missing_agents(store, scope, &ids).await?;
     if !missing.is_empty() {
         let mut v = Validation::new();
-        for (i, m) in input
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| missing.contains(&m.agent_id))
-        {
+        for (i, m) in input.iter().enumerate().filter(|(_, m)| missing.contains(&m.agent_id)) {
             v.add(
                 &format!("{i}/agent_id"),
                 format!("no agent with id `{}` exists", m.agent_id),
@@ -353,10 +325,7 @@ pub async fn put_member(
     if let Err(e) = validate::int_range(penalty, 0, 1000) {
         return Err(Validation::single("penalty", e).into());
     }
-    if !missing_agents(store, scope, &[agent_id.to_owned()])
-        .await?
-        .is_empty()
-    {
+    if !missing_agents(store, scope, &[agent_id.to_owned()]).await?.is_empty() {
         return Err(StoreError::NotFound { kind: "agent" });
     }
     let now = now_ms();
@@ -381,38 +350,28 @@ pub async fn put_member(
         .await?
         .into_iter()
         .find(|m| m.agent_id == agent_id)
-        .ok_or(StoreError::NotFound {
-            kind: "queue member",
-        })
+        .ok_or(StoreError::NotFound { kind: "queue member" })
 }
 
-pub async fn remove_member(
-    store: &Store,
-    scope: &TenantScope,
-    queue_id: &str,
-    agent_id: &str,
-) -> StoreResult<()> {
+pub async fn remove_member(store: &Store, scope: &TenantScope, queue_id: &str, agent_id: &str) -> StoreResult<()> {
     resource::get::<Queue>(store, scope, queue_id).await?;
     let now = now_ms();
     let removed = on_db!(&store.db, |pool, DB| {
         let mut tx = pool.begin().await?;
-        let removed = sqlx::query::<DB>(
-            "DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2 AND agent_id = $3",
-        )
-        .bind(scope.tenant_id())
-        .bind(queue_id)
-        .bind(agent_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let removed =
+            sqlx::query::<DB>("DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2 AND agent_id = $3")
+                .bind(scope.tenant_id())
+                .bind(queue_id)
+                .bind(agent_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         touch_queue::<DB>(&mut tx, scope, queue_id, now).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(removed)
     })?;
     if removed == 0 {
-        Err(StoreError::NotFound {
-            kind: "queue member",
-        })
+        Err(StoreError::NotFound { kind: "queue member" })
     } else {
         Ok(())
     }
@@ -433,13 +392,11 @@ where
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
 {
-    sqlx::query::<DB>(
-        "UPDATE queues SET version = version + 1, updated_at = $1 WHERE tenant_id = $2 AND id = $3",
-    )
-    .bind(now)
-    .bind(scope.tenant_id())
-    .bind(queue_id)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query::<DB>("UPDATE queues SET version = version + 1, updated_at = $1 WHERE tenant_id = $2 AND id = $3")
+        .bind(now)
+        .bind(scope.tenant_id())
+        .bind(queue_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

@@ -86,24 +86,14 @@ impl Writable for Team {
         v.finish()?;
         Ok(vec![
             ("name", SqlValue::Text(name.unwrap_or_default())),
-            (
-                "description",
-                SqlValue::Text(description.unwrap_or_default()),
-            ),
+            ("description", SqlValue::Text(description.unwrap_or_default())),
         ])
     }
 
-    fn update_columns(
-        input: TeamUpdate,
-        _: &Team,
-        _: &WriteContext<'_>,
-    ) -> Result<Columns, Validation> {
+    fn update_columns(input: TeamUpdate, _: &Team, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input
-            .name
-            .and_then(|n| v.check("name", validate::name(&n, 100)))
-        {
+        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
             columns.push(("name", SqlValue::Text(name)));
         }
         if let Some(d) = input

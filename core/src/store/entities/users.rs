@@ -80,8 +80,7 @@ impl Listable for Member {
         Field::new("created_at", "m.created_at", FieldKind::Time).sort_only(),
     ];
     const SEARCH: &'static [&'static str] = &["u.email", "u.display_name"];
-    const DESCRIPTION: &'static str =
-        "People who can sign in to this tenant, with their role and scopes.";
+    const DESCRIPTION: &'static str = "People who can sign in to this tenant, with their role and scopes.";
     type View = Member;
     fn view(self) -> Member {
         self
@@ -137,11 +136,7 @@ async fn check_scope(
     Ok(())
 }
 
-pub async fn create(
-    store: &Store,
-    scope: &TenantScope,
-    input: MemberCreate,
-) -> StoreResult<Member> {
+pub async fn create(store: &Store, scope: &TenantScope, input: MemberCreate) -> StoreResult<Member> {
     let mut v = Validation::new();
     let email = v.check("email", validate::email(&input.email));
     let display_name = match &input.display_name {
@@ -151,15 +146,7 @@ pub async fn create(
             .map(|e| e.split('@').next().unwrap_or_default().to_owned()),
     };
     let role = tenant_role(&mut v, input.role);
-    check_scope(
-        store,
-        scope,
-        &mut v,
-        "team_scope",
-        "teams",
-        &input.team_scope,
-    )
-    .await?;
+    check_scope(store, scope, &mut v, "team_scope", "teams", &input.team_scope).await?;
     check_scope(
         store,
         scope,
@@ -248,22 +235,10 @@ pub async fn update(
         Some(name) => v.check("display_name", validate::name(name, 100)),
         None => None,
     };
-    let team_scope = input
-        .team_scope
-        .unwrap_or_else(|| current.team_scope.0.clone());
-    let location_scope = input
-        .location_scope
-        .unwrap_or_else(|| current.location_scope.0.clone());
+    let team_scope = input.team_scope.unwrap_or_else(|| current.team_scope.0.clone());
+    let location_scope = input.location_scope.unwrap_or_else(|| current.location_scope.0.clone());
     check_scope(store, scope, &mut v, "team_scope", "teams", &team_scope).await?;
-    check_scope(
-        store,
-        scope,
-        &mut v,
-        "location_scope",
-        "locations",
-        &location_scope,
-    )
-    .await?;
+    check_scope(store, scope, &mut v, "location_scope", "locations", &location_scope).await?;
     v.finish()?;
     let disabled = input.disabled.unwrap_or(current.disabled);
     if display_name.is_some() {
@@ -285,12 +260,14 @@ pub async fn update(
     let updated = on_db!(&store.db, |pool, DB| {
         let mut tx = pool.begin().await?;
         if let Some(name) = &display_name {
-            sqlx::query::<DB>("UPDATE users SET display_name = $1, updated_at = $2, version = version + 1 WHERE id = $3")
-                .bind(name)
-                .bind(now)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query::<DB>(
+                "UPDATE users SET display_name = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+            )
+            .bind(name)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         }
         let n = sqlx::query::<DB>(
             "UPDATE memberships SET role = $1, team_scope = $2, location_scope = $3, disabled = $4, updated_at = $5, \
@@ -334,13 +311,11 @@ pub async fn remove(
         });
     }
     let agents: i64 = on_db!(&store.db, |pool, DB| {
-        sqlx::query_scalar::<DB, i64>(
-            "SELECT COUNT(*) FROM agents WHERE tenant_id = $1 AND user_id = $2",
-        )
-        .bind(scope.tenant_id())
-        .bind(user_id)
-        .fetch_one(pool)
-        .await
+        sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM agents WHERE tenant_id = $1 AND user_id = $2")
+            .bind(scope.tenant_id())
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
     })?;
     if agents > 0 {
         return Err(StoreError::Conflict {
@@ -355,10 +330,12 @@ pub async fn remove(
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query::<DB>("DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM memberships WHERE user_id = $1)")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query::<DB>(
+            "DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM memberships WHERE user_id = $1)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await
     })?;
     Ok(())

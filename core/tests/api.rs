@@ -1,0 +1,938 @@
+//! The REST API suite. Every test runs against SQLite and against PostgreSQL.
+
+mod common;
+
+use common::TestServer;
+use monti::domain::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn seed_team(s: &TestServer, token: &str, name: &str) -> String {
+    s.post("/api/v1/teams", token, json!({ "name": name }))
+        .await
+        .expect(201)
+        .id()
+}
+
+both_backends!(operations_endpoints);
+async fn operations_endpoints(s: &TestServer) {
+    let health = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = common::Reply::from(s.client.get(s.url("/readyz")).send().await.unwrap()).await;
+    ready.expect(200);
+    assert_eq!(ready.body["status"], "ready");
+    let openapi = common::Reply::from(s.client.get(s.url("/api/v1/openapi.json")).send().await.unwrap()).await;
+    openapi.expect(200);
+    assert_eq!(openapi.body["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/agents",
+        "/api/v1/agents/{id}",
+        "/api/v1/dids",
+        "/api/v1/endpoints",
+        "/api/v1/users",
+        "/api/v1/tokens",
+    ] {
+        assert!(openapi.body["paths"][path].is_object(), "openapi lacks {path}");
+    }
+    assert!(openapi.body["components"]["schemas"]["Agent"]["properties"]["team_id"].is_object());
+    // Metrics count the requests just made.
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("http_requests_total") && metrics.contains("route=\"/healthz\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("http_request_duration_seconds_bucket"), "{metrics}");
+    // The reference page renders from the same document.
+    let docs = s.client.get(s.url("/api/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("/api/v1/agents"));
+}
+
+both_backends!(authentication_is_required_and_explained);
+async fn authentication_is_required_and_explained(s: &TestServer) {
+    let reply = common::Reply::from(s.client.get(s.url("/api/v1/agents")).send().await.unwrap()).await;
+    reply.expect_problem(401);
+    assert!(reply.header("www-authenticate").unwrap().starts_with("Bearer"));
+    let reply = s.get("/api/v1/agents", "monti_not-a-real-token").await;
+    reply.expect_problem(401);
+    assert!(reply.body["detail"].as_str().unwrap().contains("not valid"));
+    // Request ids: ours are generated, a caller's safe one is echoed, an unsafe one replaced.
+    let resp = s
+        .client
+        .get(s.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    let resp = s
+        .client
+        .get(s.url("/healthz"))
+        .header("x-request-id", "bad id\twith spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.headers()["x-request-id"], "bad id\twith spaces");
+    assert!(!resp.headers()["x-request-id"].is_empty());
+    // Revoked and expired tokens stop working at once.
+    let token = s.tenant("acme", Role::TenantAdmin).await;
+    s.get("/api/v1/agents", &token).await.expect(200);
+    let issued = s
+        .post("/api/v1/tokens", &token, json!({ "name": "temp", "role": "viewer" }))
+        .await;
+    issued.expect(201);
+    assert_eq!(issued.header("cache-control"), Some("no-store"));
+    let temp = issued.body["secret"].as_str().unwrap().to_owned();
+    s.get("/api/v1/agents", &temp).await.expect(200);
+    s.delete(&format!("/api/v1/tokens/{}", issued.id()), &token)
+        .await
+        .expect(204);
+    let reply = s.get("/api/v1/agents", &temp).await;
+    reply.expect_problem(401);
+    assert!(reply.body["detail"].as_str().unwrap().contains("revoked"));
+    let tenant = monti::store::tenants::by_slug(&s.store, "acme").await.unwrap().unwrap();
+    let expired = monti::store::tokens::issue(
+        &s.store,
+        Some(&tenant.id),
+        "old",
+        Role::Viewer,
+        Some(monti::domain::time::now_ms() + 300),
+        "t",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let reply = s.get("/api/v1/agents", &expired.secret).await;
+    reply.expect_problem(401);
+    assert!(reply.body["detail"].as_str().unwrap().contains("expired"));
+    // The token list never contains secrets.
+    let list = s.get("/api/v1/tokens", &token).await;
+    list.expect(200);
+    assert!(!list.text.contains(&temp) && !list.text.contains(&token));
+}
+
+both_backends!(roles_limit_what_tokens_may_do);
+async fn roles_limit_what_tokens_may_do(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let viewer = s.tenant("acme", Role::Viewer).await;
+    let supervisor = s.tenant("acme", Role::Supervisor).await;
+    let team = seed_team(s, &admin, "Sales").await;
+    s.get(&format!("/api/v1/teams/{team}"), &viewer).await.expect(200);
+    s.post("/api/v1/teams", &viewer, json!({ "name": "X" }))
+        .await
+        .expect_problem(403);
+    s.patch(&format!("/api/v1/teams/{team}"), &supervisor, json!({ "name": "Y" }))
+        .await
+        .expect_problem(403);
+    s.get("/api/v1/tokens", &viewer).await.expect_problem(403);
+    s.get("/api/v1/users", &viewer).await.expect_problem(403);
+    s.get("/api/v1/users", &supervisor).await.expect(200);
+    s.get("/api/v1/tenants", &admin).await.expect_problem(403);
+    let platform = s.platform_token().await;
+    s.get("/api/v1/agents", &platform).await.expect_problem(403);
+    let tenants = s.get("/api/v1/tenants", &platform).await;
+    tenants.expect(200);
+    assert!(
+        tenants.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["slug"] == "acme")
+    );
+    s.post("/api/v1/tenants", &platform, json!({ "slug": "acme", "name": "Again" }))
+        .await
+        .expect_problem(409);
+    let created = s
+        .post(
+            "/api/v1/tenants",
+            &platform,
+            json!({ "slug": "beta", "name": "Beta", "timezone": "America/New_York", "limits": { "max_agents": 2 } }),
+        )
+        .await;
+    created.expect(201);
+    assert_eq!(created.body["timezone"], "America/New_York");
+}
+
+both_backends!(crud_with_etags_and_preconditions);
+async fn crud_with_etags_and_preconditions(s: &TestServer) {
+    let t = s.tenant("acme", Role::TenantAdmin).await;
+    let created = s
+        .post(
+            "/api/v1/teams",
+            &t,
+            json!({ "name": "  Support  ", "description": "Tier 1" }),
+        )
+        .await;
+    created.expect(201);
+    let id = created.id();
+    assert_eq!(created.body["name"], "Support");
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    assert_eq!(created.header("location"), Some(format!("/api/v1/teams/{id}").as_str()));
+    let got = s.get(&format!("/api/v1/teams/{id}"), &t).await;
+    got.expect(200);
+    assert_eq!(got.body["description"], "Tier 1");
+    // Conditional GET.
+    let resp = s
+        .client
+        .get(s.url(&format!("/api/v1/teams/{id}")))
+        .bearer_auth(&t)
+        .header("if-none-match", "\"1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 304);
+    // Update with the right ETag, then a stale one.
+    let resp = s
+        .client
+        .patch(s.url(&format!("/api/v1/teams/{id}")))
+        .bearer_auth(&t)
+        .header("if-match", "\"1\"")
+        .json(&json!({ "name": "Support EU" }))
+        .send()
+        .await
+        .unwrap();
+    let updated = common::Reply::from(resp).await;
+    updated.expect(200);
+    assert_eq!(updated.body["version"], 2);
+    assert_eq!(updated.header("etag"), Some("\"2\""));
+    let resp = s
+        .client
+        .patch(s.url(&format!("/api/v1/teams/{id}")))
+        .bearer_auth(&t)
+        .header("if-match", "\"1\"")
+        .json(&json!({ "name": "Lost update" }))
+        .send()
+        .await
+        .unwrap();
+    let stale = common::Reply::from(resp).await;
+    stale.expect_problem(412);
+    assert_eq!(stale.body["current_version"], 2);
+    assert_eq!(
+        s.get(&format!("/api/v1/teams/{id}"), &t).await.body["name"],
+        "Support EU"
+    );
+    let resp = s
+        .client
+        .delete(s.url(&format!("/api/v1/teams/{id}")))
+        .bearer_auth(&t)
+        .header("if-match", "\"1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 412);
+    s.delete(&format!("/api/v1/teams/{id}"), &t).await.expect(204);
+    s.get(&format!("/api/v1/teams/{id}"), &t).await.expect_problem(404);
+    // Every collection: create, read, update, delete.
+    let team = seed_team(s, &t, "Sales").await;
+    let loc = s
+        .post(
+            "/api/v1/locations",
+            &t,
+            json!({ "name": "Berlin", "timezone": "Europe/Berlin" }),
+        )
+        .await
+        .expect(201)
+        .id();
+    let agent = s.post("/api/v1/agents", &t, json!({ "name": "Ana", "team_id": team, "location_id": loc, "extension": "1001", "interface": "PJSIP/1001", "skills": ["Sales", "german"] })).await;
+    agent.expect(201);
+    assert_eq!(agent.body["skills"], json!(["sales", "german"]));
+    let agent = agent.id();
+    let cleared = s
+        .patch(&format!("/api/v1/agents/{agent}"), &t, json!({ "team_id": null }))
+        .await;
+    cleared.expect(200);
+    assert!(cleared.body["team_id"].is_null());
+    assert_eq!(cleared.body["location_id"], loc.as_str());
+    let queue = s
+        .post("/api/v1/queues", &t, json!({ "name": "Sales", "sl_threshold_s": 15 }))
+        .await;
+    queue.expect(201);
+    assert_eq!(queue.body["sl_target_pct"], 80);
+    assert_eq!(queue.body["strategy"], "rrmemory");
+    let queue = queue.id();
+    let ep = s
+        .post(
+            "/api/v1/endpoints",
+            &t,
+            json!({ "name": "1001", "password": "correct horse battery", "agent_id": agent }),
+        )
+        .await;
+    ep.expect(201);
+    assert_eq!(ep.body["has_password"], true);
+    assert!(ep.body.get("password").is_none() && !ep.text.contains("correct horse"));
+    let ep = ep.id();
+    let did = s
+        .post(
+            "/api/v1/dids",
+            &t,
+            json!({ "number": "+49 30 5550100", "route_type": "queue", "route_target": queue }),
+        )
+        .await;
+    did.expect(201);
+    assert_eq!(did.body["number"], "+49305550100");
+    assert_eq!(did.body["route_target"], queue.as_str());
+    let did = did.id();
+    let rerouted = s
+        .patch(
+            &format!("/api/v1/dids/{did}"),
+            &t,
+            json!({ "route_type": "external", "route_target": "+14155550100" }),
+        )
+        .await;
+    rerouted.expect(200);
+    assert_eq!(rerouted.body["route_target"], "+14155550100");
+    s.patch(&format!("/api/v1/endpoints/{ep}"), &t, json!({ "password": null }))
+        .await
+        .expect(200);
+    assert_eq!(
+        s.get(&format!("/api/v1/endpoints/{ep}"), &t).await.body["has_password"],
+        false
+    );
+    for path in [
+        format!("/api/v1/dids/{did}"),
+        format!("/api/v1/endpoints/{ep}"),
+        format!("/api/v1/queues/{queue}"),
+        format!("/api/v1/agents/{agent}"),
+        format!("/api/v1/locations/{loc}"),
+        format!("/api/v1/teams/{team}"),
+    ] {
+        s.delete(&path, &t).await.expect(204);
+        s.get(&path, &t).await.expect_problem(404);
+    }
+}
+
+both_backends!(bad_input_is_explained);
+async fn bad_input_is_explained(s: &TestServer) {
+    let t = s.tenant("acme", Role::TenantAdmin).await;
+    let send = |body: &'static str, ctype: &'static str| {
+        s.client
+            .post(s.url("/api/v1/teams"))
+            .bearer_auth(&t)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+    };
+    let reply = common::Reply::from(send("{\"name\": ", "application/json").await.unwrap()).await;
+    reply.expect_problem(400);
+    let reply = common::Reply::from(send("{\"name\": 42}", "application/json").await.unwrap()).await;
+    reply.expect_problem(422);
+    assert_eq!(reply.pointers(), vec!["/name"]);
+    let reply = common::Reply::from(
+        send("{\"name\": \"A\", \"colour\": \"red\"}", "application/json")
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply.expect_problem(422);
+    assert!(reply.text.contains("colour"));
+    let reply = common::Reply::from(send("{\"name\": \"A\"}", "text/plain").await.unwrap()).await;
+    reply.expect_problem(415);
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let resp = s
+        .client
+        .post(s.url("/api/v1/teams"))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    common::Reply::from(resp).await.expect_problem(413);
+    // Field validation reports every field at once.
+    let reply = s
+        .post(
+            "/api/v1/agents",
+            &t,
+            json!({ "name": "", "extension": "12a", "interface": "1001", "skills": ["ok", "not ok!"] }),
+        )
+        .await;
+    reply.expect_problem(422);
+    let mut pointers = reply.pointers();
+    pointers.sort();
+    assert_eq!(pointers, vec!["/extension", "/interface", "/name", "/skills"]);
+    for number in ["0301234567", "+0301234567", "+12", "+49abc"] {
+        let reply = s.post("/api/v1/dids", &t, json!({ "number": number })).await;
+        reply.expect_problem(422);
+        assert_eq!(reply.pointers(), vec!["/number"], "{number}");
+    }
+    let reply = s
+        .post(
+            "/api/v1/dids",
+            &t,
+            json!({ "number": "+4930123456", "route_type": "queue" }),
+        )
+        .await;
+    reply.expect_problem(422);
+    assert_eq!(reply.pointers(), vec!["/route_target"]);
+    let reply = s
+        .post(
+            "/api/v1/queues",
+            &t,
+            json!({ "name": "Q", "sl_target_pct": 120, "strategy": "fastest" }),
+        )
+        .await;
+    reply.expect_problem(422);
+    assert_eq!(reply.pointers().len(), 2);
+    let reply = s
+        .post(
+            "/api/v1/endpoints",
+            &t,
+            json!({ "name": "bad name", "password": "short", "codecs": ["mp3"] }),
+        )
+        .await;
+    reply.expect_problem(422);
+    assert_eq!(reply.pointers().len(), 3);
+    // Duplicates are conflicts naming the field.
+    seed_team(s, &t, "Sales").await;
+    let reply = s.post("/api/v1/teams", &t, json!({ "name": "sales" })).await;
+    reply.expect_problem(409);
+    assert_eq!(reply.pointers(), vec!["/name"]);
+    s.post("/api/v1/dids", &t, json!({ "number": "+4930123456" }))
+        .await
+        .expect(201);
+    let other = s.tenant("other", Role::TenantAdmin).await;
+    let reply = s
+        .post("/api/v1/dids", &other, json!({ "number": "+49 30 123456" }))
+        .await;
+    reply.expect_problem(409);
+    assert_eq!(reply.pointers(), vec!["/number"]);
+    s.post("/api/v1/agents", &t, json!({ "name": "A", "extension": "100" }))
+        .await
+        .expect(201);
+    let reply = s
+        .post("/api/v1/agents", &t, json!({ "name": "B", "extension": "100" }))
+        .await;
+    reply.expect_problem(409);
+    assert_eq!(reply.pointers(), vec!["/extension"]);
+    // References to things that do not exist.
+    let reply = s
+        .post(
+            "/api/v1/agents",
+            &t,
+            json!({ "name": "C", "team_id": "team_doesnotexist" }),
+        )
+        .await;
+    reply.expect_problem(422);
+    assert_eq!(reply.pointers(), vec!["/team_id"]);
+    // Unknown routes and methods.
+    s.get("/api/v1/nothing", &t).await.expect_problem(404);
+    let resp = s
+        .client
+        .request(Method::PUT, s.url("/api/v1/teams"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let reply = common::Reply::from(resp).await;
+    reply.expect_problem(405);
+    // Bad list parameters.
+    s.get("/api/v1/agents?colour=red", &t).await.expect_problem(400);
+    s.get("/api/v1/agents?sort=salary", &t).await.expect_problem(400);
+    s.get("/api/v1/agents?limit=100000", &t).await.expect_problem(400);
+    s.get("/api/v1/agents?cursor=%%%", &t).await.expect_problem(400);
+    s.get("/api/v1/agents?cursor=bm90IGEgY3Vyc29y", &t)
+        .await
+        .expect_problem(400);
+}
+
+both_backends!(pagination_sort_filter_search);
+async fn pagination_sort_filter_search(s: &TestServer) {
+    let t = s.tenant("acme", Role::TenantAdmin).await;
+    let sales = seed_team(s, &t, "Sales").await;
+    let support = seed_team(s, &t, "Support").await;
+    for i in 0..25 {
+        let team = if i % 2 == 0 { &sales } else { &support };
+        s.post(
+            "/api/v1/agents",
+            &t,
+            json!({ "name": format!("Agent {:02}", 24 - i), "team_id": team, "extension": format!("{}", 2000 + i) }),
+        )
+        .await
+        .expect(201);
+    }
+    s.post("/api/v1/agents", &t, json!({ "name": "Teamless 50%_x" }))
+        .await
+        .expect(201);
+    // Walk all pages: every agent exactly once, in order.
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/agents?limit=10&sort=-name&cursor={c}"),
+            None => "/api/v1/agents?limit=10&sort=-name".into(),
+        };
+        let page = s.get(&path, &t).await;
+        page.expect(200);
+        pages += 1;
+        seen.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 26);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "descending by name");
+    // A cursor is bound to its sort order.
+    let first = s.get("/api/v1/agents?limit=5&sort=name", &t).await;
+    let c = first.body["next_cursor"].as_str().unwrap();
+    s.get(&format!("/api/v1/agents?limit=5&sort=-name&cursor={c}"), &t)
+        .await
+        .expect_problem(400);
+    // Filters.
+    let by_team = s.get(&format!("/api/v1/agents?team_id={sales}&limit=100"), &t).await;
+    assert_eq!(by_team.body["items"].as_array().unwrap().len(), 13);
+    let teamless = s.get("/api/v1/agents?team_id=null", &t).await;
+    assert_eq!(teamless.body["items"].as_array().unwrap().len(), 1);
+    let by_ext = s.get("/api/v1/agents?extension=2003", &t).await;
+    assert_eq!(by_ext.body["items"][0]["name"], "Agent 21");
+    // Search is case-insensitive and treats % and _ literally.
+    let found = s.get("/api/v1/agents?q=AGENT%200", &t).await;
+    assert_eq!(found.body["items"].as_array().unwrap().len(), 10);
+    let literal = s.get("/api/v1/agents?q=50%25_", &t).await;
+    assert_eq!(literal.body["items"].as_array().unwrap().len(), 1);
+    let none = s.get("/api/v1/agents?q=%25%25", &t).await;
+    assert_eq!(none.body["items"].as_array().unwrap().len(), 0);
+}
+
+both_backends!(deletes_that_would_break_references_are_refused);
+async fn deletes_that_would_break_references_are_refused(s: &TestServer) {
+    let t = s.tenant("acme", Role::TenantAdmin).await;
+    let team = seed_team(s, &t, "Sales").await;
+    let agent = s
+        .post("/api/v1/agents", &t, json!({ "name": "Ana", "team_id": team }))
+        .await
+        .expect(201)
+        .id();
+    let reply = s.delete(&format!("/api/v1/teams/{team}"), &t).await;
+    reply.expect_problem(409);
+    assert!(reply.body["detail"].as_str().unwrap().contains("1 agents"));
+    let queue = s
+        .post("/api/v1/queues", &t, json!({ "name": "Sales" }))
+        .await
+        .expect(201)
+        .id();
+    s.post(
+        "/api/v1/dids",
+        &t,
+        json!({ "number": "+4930111222", "route_type": "agent", "route_target": agent }),
+    )
+    .await
+    .expect(201);
+    s.delete(&format!("/api/v1/agents/{agent}"), &t)
+        .await
+        .expect_problem(409);
+    // Queue membership follows the agent and queue lifecycle.
+    let members = s
+        .put(
+            &format!("/api/v1/queues/{queue}/members"),
+            &t,
+            json!([{ "agent_id": agent, "penalty": 2 }]),
+        )
+        .await;
+    members.expect(200);
+    assert_eq!(members.body["items"][0]["agent_name"], "Ana");
+    let q = s.get(&format!("/api/v1/queues/{queue}"), &t).await;
+    assert_eq!(q.body["version"], 2, "membership changes bump the queue version");
+    s.put(
+        &format!("/api/v1/queues/{queue}/members/{agent}"),
+        &t,
+        json!({ "penalty": 5 }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        s.get(&format!("/api/v1/queues/{queue}/members"), &t).await.body["items"][0]["penalty"],
+        5
+    );
+    let dup = s
+        .put(
+            &format!("/api/v1/queues/{queue}/members"),
+            &t,
+            json!([{ "agent_id": agent }, { "agent_id": agent }]),
+        )
+        .await;
+    dup.expect_problem(422);
+    assert_eq!(dup.pointers(), vec!["/1/agent_id"]);
+    s.delete(&format!("/api/v1/queues/{queue}/members/{agent}"), &t)
+        .await
+        .expect(204);
+    s.delete(&format!("/api/v1/queues/{queue}/members/{agent}"), &t)
+        .await
+        .expect_problem(404);
+    assert_eq!(
+        s.get(&format!("/api/v1/queues/{queue}/members"), &t).await.body["items"],
+        json!([])
+    );
+}
+
+both_backends!(tenant_limits_and_settings);
+async fn tenant_limits_and_settings(s: &TestServer) {
+    let platform = s.platform_token().await;
+    let created = s
+        .post(
+            "/api/v1/tenants",
+            &platform,
+            json!({ "slug": "small", "name": "Small", "limits": { "max_agents": 2 } }),
+        )
+        .await;
+    created.expect(201);
+    let t = s.tenant("small", Role::TenantAdmin).await;
+    s.post("/api/v1/agents", &t, json!({ "name": "One" })).await.expect(201);
+    s.post("/api/v1/agents", &t, json!({ "name": "Two" })).await.expect(201);
+    let reply = s.post("/api/v1/agents", &t, json!({ "name": "Three" })).await;
+    reply.expect_problem(403);
+    assert!(reply.body["detail"].as_str().unwrap().contains("max_agents"));
+    // A tenant admin may rename the tenant but not raise its limits.
+    let own = s
+        .patch(
+            "/api/v1/tenant",
+            &t,
+            json!({ "name": "Small Co", "timezone": "Asia/Tokyo" }),
+        )
+        .await;
+    own.expect(200);
+    assert_eq!(own.body["timezone"], "Asia/Tokyo");
+    s.patch("/api/v1/tenant", &t, json!({ "limits": { "max_agents": 100 } }))
+        .await
+        .expect_problem(422);
+    s.patch("/api/v1/tenant", &t, json!({ "timezone": "Mars/Base" }))
+        .await
+        .expect_problem(422);
+    let id = created.id();
+    s.patch(
+        &format!("/api/v1/tenants/{id}"),
+        &platform,
+        json!({ "limits": { "max_agents": 3 } }),
+    )
+    .await
+    .expect(200);
+    s.post("/api/v1/agents", &t, json!({ "name": "Three" }))
+        .await
+        .expect(201);
+    s.patch(
+        &format!("/api/v1/tenants/{id}"),
+        &platform,
+        json!({ "limits": { "max_unicorns": 3 } }),
+    )
+    .await
+    .expect_problem(422);
+}
+
+both_backends!(users_and_memberships);
+async fn users_and_memberships(s: &TestServer) {
+    let a = s.tenant("acme", Role::TenantAdmin).await;
+    let b = s.tenant("beta", Role::TenantAdmin).await;
+    let team = seed_team(s, &a, "Sales").await;
+    let created = s
+        .post(
+            "/api/v1/users",
+            &a,
+            json!({ "email": "Sue@Example.com", "display_name": "Sue", "role": "supervisor", "team_scope": [team] }),
+        )
+        .await;
+    created.expect(201);
+    assert_eq!(created.body["email"], "sue@example.com");
+    let id = created.id();
+    s.post(
+        "/api/v1/users",
+        &a,
+        json!({ "email": "sue@example.com", "role": "agent" }),
+    )
+    .await
+    .expect_problem(409);
+    s.post(
+        "/api/v1/users",
+        &a,
+        json!({ "email": "x@example.com", "role": "platform_admin" }),
+    )
+    .await
+    .expect_problem(422);
+    s.post(
+        "/api/v1/users",
+        &a,
+        json!({ "email": "y@example.com", "role": "agent", "team_scope": ["team_nope"] }),
+    )
+    .await
+    .expect_problem(422);
+    // The same person joins another tenant with another role.
+    let in_b = s
+        .post(
+            "/api/v1/users",
+            &b,
+            json!({ "email": "sue@example.com", "role": "viewer" }),
+        )
+        .await;
+    in_b.expect(201);
+    assert_eq!(in_b.id(), id);
+    assert_eq!(in_b.body["display_name"], "Sue");
+    let renamed = s
+        .patch(&format!("/api/v1/users/{id}"), &a, json!({ "display_name": "Susan" }))
+        .await;
+    renamed.expect_problem(422);
+    let changed = s
+        .patch(
+            &format!("/api/v1/users/{id}"),
+            &a,
+            json!({ "role": "tenant_admin", "disabled": true }),
+        )
+        .await;
+    changed.expect(200);
+    assert_eq!(changed.body["role"], "tenant_admin");
+    assert_eq!(s.get(&format!("/api/v1/users/{id}"), &b).await.body["role"], "viewer");
+    // An agent linked to the account blocks removal.
+    let agent = s
+        .post("/api/v1/agents", &a, json!({ "name": "Sue", "user_id": id }))
+        .await
+        .expect(201)
+        .id();
+    s.delete(&format!("/api/v1/users/{id}"), &a).await.expect_problem(409);
+    s.delete(&format!("/api/v1/agents/{agent}"), &a).await.expect(204);
+    s.delete(&format!("/api/v1/users/{id}"), &a).await.expect(204);
+    s.get(&format!("/api/v1/users/{id}"), &a).await.expect_problem(404);
+    s.get(&format!("/api/v1/users/{id}"), &b).await.expect(200);
+    let list = s.get("/api/v1/users?role=viewer", &b).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+}
+
+both_backends!(secrets_are_encrypted_at_rest);
+async fn secrets_are_encrypted_at_rest(s: &TestServer) {
+    let t = s.tenant("acme", Role::TenantAdmin).await;
+    s.post(
+        "/api/v1/endpoints",
+        &t,
+        json!({ "name": "2001", "password": "super-secret-sip-pw" }),
+    )
+    .await
+    .expect(201);
+    let stored: Option<String> = monti::on_db!(&s.store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, Option<String>>("SELECT password_enc FROM endpoints")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    let stored = stored.expect("a password is stored");
+    assert!(
+        stored.starts_with("v1:") && !stored.contains("super-secret"),
+        "{stored}"
+    );
+}
+
+// Every endpoint, called with tenant A's token on tenant B's ids, answers 404 and never
+// returns B's data; lists never include it; A cannot reference B's rows.
+both_backends!(cross_tenant_access_is_impossible);
+async fn cross_tenant_access_is_impossible(s: &TestServer) {
+    let a = s.tenant("alpha", Role::TenantAdmin).await;
+    let b = s.tenant("bravo", Role::TenantAdmin).await;
+    let b_team = seed_team(s, &b, "Bravo team").await;
+    let b_loc = s
+        .post("/api/v1/locations", &b, json!({ "name": "Bravo site" }))
+        .await
+        .expect(201)
+        .id();
+    let b_agent = s
+        .post(
+            "/api/v1/agents",
+            &b,
+            json!({ "name": "Bravo agent", "team_id": b_team, "extension": "7000" }),
+        )
+        .await
+        .expect(201)
+        .id();
+    let b_queue = s
+        .post("/api/v1/queues", &b, json!({ "name": "Bravo queue" }))
+        .await
+        .expect(201)
+        .id();
+    let b_ep = s
+        .post(
+            "/api/v1/endpoints",
+            &b,
+            json!({ "name": "7000", "password": "bravo-secret-pass" }),
+        )
+        .await
+        .expect(201)
+        .id();
+    let b_did = s
+        .post(
+            "/api/v1/dids",
+            &b,
+            json!({ "number": "+4930777000", "route_type": "queue", "route_target": b_queue }),
+        )
+        .await
+        .expect(201)
+        .id();
+    let b_user = s
+        .post(
+            "/api/v1/users",
+            &b,
+            json!({ "email": "bravo@example.com", "role": "agent" }),
+        )
+        .await
+        .expect(201)
+        .id();
+    let b_token = s
+        .post("/api/v1/tokens", &b, json!({ "name": "bravo", "role": "viewer" }))
+        .await
+        .expect(201)
+        .id();
+    s.put(
+        &format!("/api/v1/queues/{b_queue}/members"),
+        &b,
+        json!([{ "agent_id": b_agent }]),
+    )
+    .await
+    .expect(200);
+    let secret_strings = ["Bravo", "bravo", "+4930777000"];
+
+    let items = [
+        ("teams", &b_team),
+        ("locations", &b_loc),
+        ("agents", &b_agent),
+        ("queues", &b_queue),
+        ("endpoints", &b_ep),
+        ("dids", &b_did),
+        ("users", &b_user),
+        ("tokens", &b_token),
+    ];
+    let openapi = s
+        .client
+        .get(s.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let mut walked = 0;
+    for (path, item) in openapi["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v1/") || path.starts_with("/api/v1/tenants") || path == "/api/v1/openapi.json" {
+            continue;
+        }
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            // Substitute B's ids into the path template.
+            let mut concrete = path.clone();
+            if let Some((_, id)) = items.iter().find(|(c, _)| path.starts_with(&format!("/api/v1/{c}/"))) {
+                concrete = concrete.replace("{id}", id);
+            }
+            concrete = concrete.replace("{agent_id}", &b_agent);
+            let body = match method {
+                "post" | "patch" => Some(json!({})),
+                "put" => Some(if concrete.ends_with("/members") {
+                    json!([])
+                } else {
+                    json!({ "penalty": 1 })
+                }),
+                _ => None,
+            };
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let reply = s.call(m, &concrete, &a, body).await;
+            walked += 1;
+            let has_id = path.contains('{');
+            if has_id {
+                assert_eq!(
+                    reply.status.as_u16(),
+                    404,
+                    "{method} {concrete} must be 404 for a foreign id: {}",
+                    reply.text
+                );
+            } else {
+                assert!(reply.status.as_u16() < 500, "{method} {concrete}: {}", reply.text);
+            }
+            for secret in secret_strings {
+                assert!(
+                    !reply.text.contains(secret),
+                    "{method} {concrete} leaked `{secret}`: {}",
+                    reply.text
+                );
+            }
+            for (_, id) in &items {
+                assert!(
+                    !reply.text.contains(id.as_str()),
+                    "{method} {concrete} leaked an id: {}",
+                    reply.text
+                );
+            }
+        }
+    }
+    assert!(walked >= 40, "walked only {walked} operations");
+    // A cannot point its rows at B's.
+    let r = s
+        .post(
+            "/api/v1/agents",
+            &a,
+            json!({ "name": "X", "team_id": b_team, "location_id": b_loc, "user_id": b_user }),
+        )
+        .await;
+    r.expect_problem(422);
+    assert_eq!(r.pointers().len(), 3);
+    let a_queue = s
+        .post("/api/v1/queues", &a, json!({ "name": "Alpha queue" }))
+        .await
+        .expect(201)
+        .id();
+    s.put(
+        &format!("/api/v1/queues/{a_queue}/members"),
+        &a,
+        json!([{ "agent_id": b_agent }]),
+    )
+    .await
+    .expect_problem(422);
+    s.put(
+        &format!("/api/v1/queues/{a_queue}/members/{b_agent}"),
+        &a,
+        json!({ "penalty": 0 }),
+    )
+    .await
+    .expect_problem(404);
+    s.post(
+        "/api/v1/dids",
+        &a,
+        json!({ "number": "+4930777001", "route_type": "queue", "route_target": b_queue }),
+    )
+    .await
+    .expect_problem(422);
+    s.post("/api/v1/endpoints", &a, json!({ "name": "x1", "agent_id": b_agent }))
+        .await
+        .expect_problem(422);
+    s.post(
+        "/api/v1/users",
+        &a,
+        json!({ "email": "a@example.com", "role": "supervisor", "team_scope": [b_team] }),
+    )
+    .await
+    .expect_problem(422);
+    // B's data is untouched.
+    assert_eq!(
+        s.get(&format!("/api/v1/agents/{b_agent}"), &b).await.body["name"],
+        "Bravo agent"
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/queues/{b_queue}/members"), &b).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    s.get(&format!("/api/v1/tokens/{b_token}"), &b).await.expect(200);
+}
