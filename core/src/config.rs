@@ -435,13 +435,13 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
             ),
         );
     }
-    if let Some(key) = &config.secret_key {
-        if crate::secrets::SecretBox::from_base64(key.expose()).is_err() {
-            bad(
-                "secret_key",
-                "must be 32 random bytes encoded as base64 (try `openssl rand -base64 32`)".into(),
-            );
-        }
+    if let Some(key) = &config.secret_key
+        && crate::secrets::SecretBox::from_base64(key.expose()).is_err()
+    {
+        bad(
+            "secret_key",
+            "must be 32 random bytes encoded as base64 (try `openssl rand -base64 32`)".into(),
+        );
     }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log_level) {
         bad("log_level", format!("not a valid filter: {e}"));
@@ -452,10 +452,10 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
     if config.database.max_connections == 0 {
         bad("database.max_connections", "must be at least 1".into());
     }
-    if let Some(url) = &config.public_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bad("public_url", "must start with http:// or https://".into());
-        }
+    if let Some(url) = &config.public_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        bad("public_url", "must start with http:// or https://".into());
     }
     problems
 }

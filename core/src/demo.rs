@@ -137,7 +137,11 @@ async fn populate(store: &Store, scope: &TenantScope) -> StoreResult<()> {
                     interface: Some(format!("PJSIP/{extension}")),
                     skills: vec![
                         team.name.to_lowercase(),
-                        if n % 3 == 0 { "german".into() } else { "english".into() },
+                        if n.is_multiple_of(3) {
+                            "german".into()
+                        } else {
+                            "english".into()
+                        },
                     ],
                 },
             )

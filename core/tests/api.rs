@@ -54,7 +54,10 @@ async fn operations_endpoints(s: &TestServer) {
     let docs = s.client.get(s.url("/api/docs")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();
-    assert!(html.contains("id=\"op-list_agents\"") && html.contains("id=\"schema-Agent\""), "{html}");
+    assert!(
+        html.contains("id=\"op-list_agents\"") && html.contains("id=\"schema-Agent\""),
+        "{html}"
+    );
 }
 
 both_backends!(authentication_is_required_and_explained);

@@ -220,10 +220,10 @@ pub fn labels(values: &[String], max_items: usize, allowed: Option<&[&str]>) -> 
                 "`{raw}` must be 1-64 characters of letters, digits, '_', '-' and '.'"
             ));
         }
-        if let Some(allowed) = allowed {
-            if !allowed.contains(&v.as_str()) {
-                return Err(format!("`{raw}` is not one of: {}", allowed.join(", ")));
-            }
+        if let Some(allowed) = allowed
+            && !allowed.contains(&v.as_str())
+        {
+            return Err(format!("`{raw}` is not one of: {}", allowed.join(", ")));
         }
         if !out.contains(&v) {
             out.push(v);

@@ -285,9 +285,9 @@ pub fn build_list_query(
         let mut alternatives = Vec::new();
         for i in 0..spec.sort.len() {
             let mut parts = Vec::new();
-            for j in 0..i {
-                let p = next(&mut args, after[j].clone());
-                parts.push(format!("{} = {p}", spec.sort[j].0.column));
+            for (value, (field, _)) in after.iter().zip(&spec.sort).take(i) {
+                let p = next(&mut args, value.clone());
+                parts.push(format!("{} = {p}", field.column));
             }
             let (field, desc) = spec.sort[i];
             let p = next(&mut args, after[i].clone());

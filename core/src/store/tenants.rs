@@ -84,7 +84,7 @@ fn check_limits(v: &mut Validation, limits: &JsonMap) {
                 &format!("limits/{key}"),
                 format!("unknown limit; known limits: {}", LIMIT_KEYS.join(", ")),
             );
-        } else if !value.as_i64().is_some_and(|n| n >= 0) {
+        } else if value.as_i64().is_none_or(|n| n < 0) {
             v.add(&format!("limits/{key}"), "must be a whole number of at least 0");
         }
     }

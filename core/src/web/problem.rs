@@ -33,7 +33,7 @@ pub struct Problem {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub problem: Problem,
+    pub problem: Box<Problem>,
     pub www_authenticate: Option<&'static str>,
     pub retry_after: Option<u32>,
 }
@@ -47,14 +47,14 @@ impl ApiError {
         let detail = detail.into();
         Self {
             status,
-            problem: Problem {
+            problem: Box::new(Problem {
                 kind: kind.into(),
                 title: status.canonical_reason().unwrap_or("Error").into(),
                 status: status.as_u16(),
                 detail: (!detail.is_empty()).then_some(detail),
                 errors: Vec::new(),
                 current_version: None,
-            },
+            }),
             www_authenticate: None,
             retry_after: None,
         }
