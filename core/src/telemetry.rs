@@ -8,7 +8,8 @@ use tracing_subscriber::prelude::*;
 
 use crate::config::LogFormat;
 
-/// Sets up logging once per process. `RUST_LOG`, when set, wins over the configured level.
+/// Sets up logging once per process, to stderr: stdout is for command output such as tokens.
+/// `RUST_LOG`, when set, wins over the configured level.
 pub fn init_logging(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let registry = tracing_subscriber::registry().with(filter);
@@ -18,11 +19,16 @@ pub fn init_logging(format: LogFormat, level: &str) {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     // A second initialisation (tests start several servers in one process) keeps the first.
