@@ -126,7 +126,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(e.to_string())
             }
-            sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::RowNotFound => StoreError::NotFound { kind: "row" },
             sqlx::Error::Database(db) => match db.kind() {
                 ErrorKind::UniqueViolation => StoreError::Conflict {
@@ -139,10 +139,11 @@ impl From<sqlx::Error> for StoreError {
                 },
                 _ => {
                     let code = db.code().unwrap_or_default();
-                    if is_unavailable_code(&code) {
+                    let postgres = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some();
+                    if is_unavailable_code(&code, postgres) {
                         StoreError::Unavailable(db.message().to_owned())
                     } else {
-                        StoreError::Internal(e.to_string())
+                        StoreError::Internal(format!("{e} (code {code})"))
                     }
                 }
             },
@@ -152,14 +153,20 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Error codes that mean "the database cannot serve this now", not "the request is wrong".
-fn is_unavailable_code(code: &str) -> bool {
+fn is_unavailable_code(code: &str, postgres: bool) -> bool {
     // SQLite primary codes (extended codes keep them in the low byte): 5 BUSY, 6 LOCKED,
     // 8 READONLY, 10 IOERR, 13 FULL, 14 CANTOPEN. PostgreSQL classes: 08 connection,
-    // 53 insufficient resources, 57 operator intervention (e.g. shutdown).
-    if let Ok(n) = code.parse::<i64>() {
-        return matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14);
+    // 28 authorization (e.g. rotated password), 3D database missing, 53 insufficient
+    // resources, 55 not in prerequisite state (connections disallowed), 57 operator
+    // intervention (e.g. shutdown).
+    if !postgres {
+        return code
+            .parse::<i64>()
+            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
     }
-    code.starts_with("08") || code.starts_with("53") || code.starts_with("57")
+    ["08", "28", "3D", "53", "55", "57"]
+        .iter()
+        .any(|class| code.starts_with(class))
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,114 @@
+//! Pages in real headless Chromium: htmx loads under the strict Content-Security-Policy.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Backend, TestServer};
+
+fn chromium() -> Option<String> {
+    if let Ok(path) = std::env::var("MONTI_CHROMIUM") {
+        return Some(path);
+    }
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(str::to_owned)
+}
+
+/// The page's DOM after scripts ran.
+fn dump_dom(browser: &str, url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landing_page_renders_with_htmx_loaded() {
+    let Some(browser) = chromium() else {
+        common::service_missing("Chromium (apt-get install chromium)", "not found on PATH");
+        return;
+    };
+    let server = TestServer::start(Backend::Sqlite).await.expect("sqlite always works");
+    server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    let url = server.url("/");
+    let dom = tokio::task::spawn_blocking({
+        let browser = browser.clone();
+        move || dump_dom(&browser, &url)
+    })
+    .await
+    .unwrap();
+    assert!(dom.contains("data-htmx-version=\"2."), "htmx did not run: {dom}");
+    assert!(dom.contains("Theme: auto"), "app.js did not run: {dom}");
+    assert!(dom.contains("<code>acme</code>"), "tenant list rendered: {dom}");
+    let url = server.url("/api/docs");
+    let dom = tokio::task::spawn_blocking(move || dump_dom(&browser, &url))
+        .await
+        .unwrap();
+    assert!(
+        dom.contains("data-htmx-version=") && dom.contains("schema-Agent"),
+        "{dom}"
+    );
+    // The headers the browser enforced.
+    let resp = server.client.get(server.url("/")).send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    let html = resp.text().await.unwrap();
+    let src = html
+        .split("src=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(src.starts_with("/static/vendor/htmx.min.js?v="), "{src}");
+    let asset = server.client.get(server.url(&src)).send().await.unwrap();
+    assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    let stale = server
+        .client
+        .get(server.url("/static/vendor/htmx.min.js?v=old"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.headers()["cache-control"], "no-cache");
+    let missing = server.client.get(server.url("/nowhere")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("There is no page at this address")
+    );
+    server.stop().await;
+}
