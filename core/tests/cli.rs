@@ -224,7 +224,7 @@ fn demo_serves_prints_a_working_token_and_stops_gracefully() {
         l.local_addr().unwrap().port()
     };
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["demo", "--listen", &listen])
         .current_dir(dir.path())
         .env_remove("MONTI_DATABASE_URL")
@@ -270,7 +270,7 @@ fn demo_serves_prints_a_working_token_and_stops_gracefully() {
         "JSON logs: {logs}"
     );
     // Run again: the tenant is reused, a new token is printed and works.
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["demo", "--listen", &listen])
         .current_dir(dir.path())
         .env_remove("MONTI_DATABASE_URL")
