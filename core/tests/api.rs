@@ -34,7 +34,20 @@ async fn operations_endpoints(s: &TestServer) {
     ] {
         assert!(openapi.body["paths"][path].is_object(), "openapi lacks {path}");
     }
-    assert!(openapi.body["components"]["schemas"]["Agent"]["properties"]["team_id"].is_object());
+    // Agent = its own fields plus the shared Stamps (created_at, updated_at, version).
+    let agent = openapi.body["components"]["schemas"]["Agent"]["allOf"]
+        .as_array()
+        .expect("Agent is allOf")
+        .clone();
+    assert!(
+        agent.iter().any(|part| part["properties"]["team_id"].is_object()),
+        "{agent:?}"
+    );
+    assert!(
+        agent.iter().any(|part| part["$ref"] == "#/components/schemas/Stamps"),
+        "{agent:?}"
+    );
+    assert!(openapi.body["components"]["schemas"]["Stamps"]["properties"]["version"].is_object());
     // Metrics count the requests just made.
     let metrics = s
         .client

@@ -112,3 +112,47 @@ async fn landing_page_renders_with_htmx_loaded() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_can_be_overridden_from_the_data_dir() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        let dir = config.data_dir.join("templates/pages");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("landing.html"),
+            "{% extends \"layouts/base.html\" %}{% block content %}<h1>Our own start page</h1>{% endblock content %}",
+        )
+        .unwrap();
+    })
+    .await
+    .expect("sqlite always works");
+    let html = server
+        .client
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<h1>Our own start page</h1>"), "{html}");
+    assert!(
+        html.contains("/static/css/app.css?v="),
+        "the embedded layout is still used: {html}"
+    );
+    // htmx requests get fragments, not pages, for errors too.
+    let fragment = server
+        .client
+        .get(server.url("/missing"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fragment.status(), 404);
+    let body = fragment.text().await.unwrap();
+    assert!(
+        body.trim_start().starts_with("<div class=\"alert alert-error\""),
+        "{body}"
+    );
+    server.stop().await;
+}

@@ -178,7 +178,7 @@ async fn create_user(
     let member = users::create(&app.store, &scope, input).await?;
     Ok(versioned(
         StatusCode::CREATED,
-        member.version,
+        member.stamps.version,
         Some(format!("/api/v1/users/{}", member.id)),
         &member,
     ))
@@ -193,7 +193,7 @@ async fn update_user(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
     let member = users::update(&app.store, &scope, &id, expected, input).await?;
-    Ok(versioned(StatusCode::OK, member.version, None, &member))
+    Ok(versioned(StatusCode::OK, member.stamps.version, None, &member))
 }
 
 async fn remove_user(

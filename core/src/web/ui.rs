@@ -116,6 +116,48 @@ fn property_type(schema: &Value) -> String {
     "any".into()
 }
 
+/// Gathers a schema's properties, following `allOf` (how flattened fields are expressed).
+fn collect_properties(
+    schema: &Value,
+    all: Option<&serde_json::Map<String, Value>>,
+    required: &mut Vec<String>,
+    out: &mut Vec<(String, Value)>,
+    depth: usize,
+) {
+    if depth > 8 {
+        return;
+    }
+    if let Some(name) = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit('/').next())
+    {
+        if let Some(target) = all.and_then(|a| a.get(name)) {
+            collect_properties(target, all, required, out, depth + 1);
+        }
+        return;
+    }
+    for part in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        collect_properties(part, all, required, out, depth + 1);
+    }
+    required.extend(
+        schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_owned)),
+    );
+    for (name, p) in schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        out.push((name.clone(), p.clone()));
+    }
+}
+
 /// Flattens the OpenAPI document into what the reference template shows.
 pub fn reference_context(doc: &Value) -> Value {
     let mut groups: Vec<(String, Vec<Value>)> = doc
@@ -187,42 +229,32 @@ pub fn reference_context(doc: &Value) -> Value {
             }
         }
     }
-    let schemas: Vec<Value> = doc
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
+    let all = doc.pointer("/components/schemas").and_then(Value::as_object);
+    let mut schemas: Vec<Value> = all
         .map(|schemas| {
-            let mut list: Vec<Value> = schemas
+            schemas
                 .iter()
                 .map(|(name, schema)| {
-                    let required: Vec<&str> = schema
-                        .get("required")
-                        .and_then(Value::as_array)
-                        .map(|r| r.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    let properties: Vec<Value> = schema
-                        .get("properties")
-                        .and_then(Value::as_object)
-                        .map(|props| {
-                            props
-                                .iter()
-                                .map(|(pname, p)| {
-                                    json!({
-                                        "name": pname, "type": property_type(p),
-                                        "required": required.contains(&pname.as_str()),
-                                        "description": p.get("description").and_then(Value::as_str).unwrap_or(""),
-                                        "read_only": p.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
-                                    })
-                                })
-                                .collect()
+                    let mut required = Vec::new();
+                    let mut properties = Vec::new();
+                    collect_properties(schema, all, &mut required, &mut properties, 0);
+                    let properties: Vec<Value> = properties
+                        .into_iter()
+                        .map(|(pname, p)| {
+                            json!({
+                                "name": pname, "type": property_type(&p),
+                                "required": required.contains(&pname),
+                                "description": p.get("description").and_then(Value::as_str).unwrap_or(""),
+                                "read_only": p.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
+                            })
                         })
-                        .unwrap_or_default();
+                        .collect();
                     json!({ "name": name, "description": schema.get("description").and_then(Value::as_str).unwrap_or(""), "properties": properties })
                 })
-                .collect();
-            list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-            list
+                .collect()
         })
         .unwrap_or_default();
+    schemas.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     json!({
         "title": doc.pointer("/info/title"),
         "version": doc.pointer("/info/version"),

@@ -3,8 +3,7 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
-use super::{double_option, optional, patch_nullable, reference_id};
-use crate::domain::time::serialize_ms;
+use super::{Stamps, double_option, optional, patch_nullable, reference_id, set};
 use crate::domain::{Validation, validate};
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
@@ -27,13 +26,9 @@ pub struct Agent {
     pub interface: Option<String>,
     #[schema(value_type = Vec<String>)]
     pub skills: Json<Vec<String>>,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-    pub version: i64,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,7 +88,7 @@ impl Listable for Agent {
         &self.id
     }
     fn version(&self) -> i64 {
-        self.version
+        self.stamps.version
     }
 }
 
@@ -177,9 +172,9 @@ impl Writable for Agent {
     fn update_columns(input: AgentUpdate, _: &Agent, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
-            columns.push(("name", SqlValue::Text(name)));
-        }
+        set(&mut columns, &mut v, "name", input.name, |n| {
+            validate::name(&n, 100).map(SqlValue::Text)
+        });
         let nullable = [
             (
                 "team_id",
@@ -196,12 +191,9 @@ impl Writable for Agent {
                 columns.push((field, value));
             }
         }
-        if let Some(skills) = input
-            .skills
-            .and_then(|s| v.check("skills", validate::labels(&s, MAX_SKILLS, None)))
-        {
-            columns.push(("skills", SqlValue::Json(serde_json::json!(skills))));
-        }
+        set(&mut columns, &mut v, "skills", input.skills, |s| {
+            validate::labels(&s, MAX_SKILLS, None).map(|x| SqlValue::Json(serde_json::json!(x)))
+        });
         v.finish()?;
         Ok(columns)
     }

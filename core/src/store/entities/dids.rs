@@ -2,8 +2,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::reference_id;
-use crate::domain::time::serialize_ms;
+use super::{Stamps, reference_id, set};
 use crate::domain::{Validation, validate};
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
@@ -24,9 +23,8 @@ pub struct DidRow {
     pub route_endpoint_id: Option<String>,
     pub route_number: Option<String>,
     pub sms_enabled: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub version: i64,
+    #[sqlx(flatten)]
+    pub stamps: Stamps,
 }
 
 /// A phone number (DID) and where its calls go.
@@ -42,13 +40,8 @@ pub struct Did {
     pub route_target: Option<String>,
     /// Whether the number receives SMS.
     pub sms_enabled: bool,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-    pub version: i64,
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -111,16 +104,14 @@ impl Listable for DidRow {
             description: self.description,
             route_type: self.route_type,
             sms_enabled: self.sms_enabled,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            version: self.version,
+            stamps: self.stamps,
         }
     }
     fn id(&self) -> &str {
         &self.id
     }
     fn version(&self) -> i64 {
-        self.version
+        self.stamps.version
     }
 }
 
@@ -203,15 +194,12 @@ impl Writable for DidRow {
     fn update_columns(input: DidUpdate, current: &DidRow, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(n) = input.number.and_then(|n| v.check("number", validate::e164(&n))) {
-            columns.push(("number", SqlValue::Text(n)));
-        }
-        if let Some(d) = input
-            .description
-            .and_then(|d| v.check("description", validate::text(&d, 500)))
-        {
-            columns.push(("description", SqlValue::Text(d)));
-        }
+        set(&mut columns, &mut v, "number", input.number, |n| {
+            validate::e164(&n).map(SqlValue::Text)
+        });
+        set(&mut columns, &mut v, "description", input.description, |d| {
+            validate::text(&d, 500).map(SqlValue::Text)
+        });
         if let Some(sms) = input.sms_enabled {
             columns.push(("sms_enabled", SqlValue::Bool(sms)));
         }

@@ -3,8 +3,7 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
-use super::{double_option, optional, patch_nullable, reference_id};
-use crate::domain::time::serialize_ms;
+use super::{Stamps, double_option, optional, patch_nullable, reference_id, set};
 use crate::domain::{Validation, validate};
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
@@ -28,9 +27,8 @@ pub struct EndpointRow {
     pub context: String,
     pub max_contacts: i64,
     pub agent_id: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub version: i64,
+    #[sqlx(flatten)]
+    pub stamps: Stamps,
 }
 
 /// A SIP endpoint (PJSIP style). The password can be set but is never returned.
@@ -51,13 +49,8 @@ pub struct Endpoint {
     pub max_contacts: i64,
     /// The agent who uses this endpoint, if any.
     pub agent_id: Option<String>,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-    pub version: i64,
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -141,16 +134,14 @@ impl Listable for EndpointRow {
             context: self.context,
             max_contacts: self.max_contacts,
             agent_id: self.agent_id,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            version: self.version,
+            stamps: self.stamps,
         }
     }
     fn id(&self) -> &str {
         &self.id
     }
     fn version(&self) -> i64 {
-        self.version
+        self.stamps.version
     }
 }
 
@@ -251,15 +242,12 @@ impl Writable for EndpointRow {
     fn update_columns(input: EndpointUpdate, _: &EndpointRow, cx: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(x) = input.name.and_then(|x| v.check("name", validate::pbx_token(&x, 64))) {
-            columns.push(("name", SqlValue::Text(x)));
-        }
-        if let Some(x) = input
-            .auth_username
-            .and_then(|x| v.check("auth_username", validate::pbx_token(&x, 64)))
-        {
-            columns.push(("auth_username", SqlValue::Text(x)));
-        }
+        set(&mut columns, &mut v, "name", input.name, |x| {
+            validate::pbx_token(&x, 64).map(SqlValue::Text)
+        });
+        set(&mut columns, &mut v, "auth_username", input.auth_username, |x| {
+            validate::pbx_token(&x, 64).map(SqlValue::Text)
+        });
         match input.password {
             None => {}
             Some(None) => columns.push(("password_enc", SqlValue::OptText(None))),
@@ -269,27 +257,18 @@ impl Writable for EndpointRow {
                 }
             }
         }
-        if let Some(x) = input
-            .transport
-            .and_then(|x| v.check("transport", validate::one_of(&x, TRANSPORTS)))
-        {
-            columns.push(("transport", SqlValue::Text(x)));
-        }
-        if let Some(x) = input.codecs.and_then(|x| v.check("codecs", codecs(&x))) {
-            columns.push(("codecs", SqlValue::Json(serde_json::json!(x))));
-        }
-        if let Some(x) = input
-            .context
-            .and_then(|x| v.check("context", validate::pbx_token(&x, 80)))
-        {
-            columns.push(("context", SqlValue::Text(x)));
-        }
-        if let Some(x) = input
-            .max_contacts
-            .and_then(|x| v.check("max_contacts", validate::int_range(x, 1, 20)))
-        {
-            columns.push(("max_contacts", SqlValue::Int(x)));
-        }
+        set(&mut columns, &mut v, "transport", input.transport, |x| {
+            validate::one_of(&x, TRANSPORTS).map(SqlValue::Text)
+        });
+        set(&mut columns, &mut v, "codecs", input.codecs, |x| {
+            codecs(&x).map(|x| SqlValue::Json(serde_json::json!(x)))
+        });
+        set(&mut columns, &mut v, "context", input.context, |x| {
+            validate::pbx_token(&x, 80).map(SqlValue::Text)
+        });
+        set(&mut columns, &mut v, "max_contacts", input.max_contacts, |x| {
+            validate::int_range(x, 1, 20).map(SqlValue::Int)
+        });
         if let Some(x) = patch_nullable(&mut v, "agent_id", input.agent_id, reference_id) {
             columns.push(("agent_id", x));
         }

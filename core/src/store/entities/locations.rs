@@ -2,8 +2,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::{double_option, optional, patch_nullable};
-use crate::domain::time::serialize_ms;
+use super::{Stamps, double_option, optional, patch_nullable, set};
 use crate::domain::{Validation, validate};
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
@@ -17,13 +16,9 @@ pub struct Location {
     /// IANA time zone of the site, if it differs from the tenant's.
     pub timezone: Option<String>,
     pub address: String,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-    pub version: i64,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -66,7 +61,7 @@ impl Listable for Location {
         &self.id
     }
     fn version(&self) -> i64 {
-        self.version
+        self.stamps.version
     }
 }
 
@@ -102,15 +97,15 @@ impl Writable for Location {
     fn update_columns(input: LocationUpdate, _: &Location, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
-            columns.push(("name", SqlValue::Text(name)));
-        }
+        set(&mut columns, &mut v, "name", input.name, |n| {
+            validate::name(&n, 100).map(SqlValue::Text)
+        });
         if let Some(tz) = patch_nullable(&mut v, "timezone", input.timezone, validate::timezone) {
             columns.push(("timezone", tz));
         }
-        if let Some(a) = input.address.and_then(|a| v.check("address", validate::text(&a, 500))) {
-            columns.push(("address", SqlValue::Text(a)));
-        }
+        set(&mut columns, &mut v, "address", input.address, |a| {
+            validate::text(&a, 500).map(SqlValue::Text)
+        });
         v.finish()?;
         Ok(columns)
     }

@@ -8,15 +8,45 @@ pub mod queues;
 pub mod teams;
 pub mod users;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
+use sqlx::FromRow;
+use utoipa::ToSchema;
 
 use super::SqlValue;
 use crate::domain::Validation;
+use crate::domain::time::serialize_ms;
+
+/// When a row was created and last changed, and its version (sent as the ETag).
+#[derive(Debug, Clone, Copy, FromRow, Serialize, ToSchema)]
+pub struct Stamps {
+    #[serde(serialize_with = "serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "serialize_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+    /// Increases with every change; sent as the ETag and checked against If-Match.
+    pub version: i64,
+}
 
 /// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null`
 /// (`Some(None)`), which clears the value.
 pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// For PATCH: when `value` was sent, validates it with `check` and adds the column (errors are
+/// recorded under `field`).
+pub fn set<T>(
+    columns: &mut super::resource::Columns,
+    v: &mut Validation,
+    field: &'static str,
+    value: Option<T>,
+    check: impl FnOnce(T) -> Result<SqlValue, String>,
+) {
+    if let Some(value) = value.and_then(|value| v.check(field, check(value))) {
+        columns.push((field, value));
+    }
 }
 
 /// Validates an optional value with `check`, recording errors under `field`.

@@ -2,7 +2,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use crate::domain::time::{now_ms, serialize_ms};
+use super::{Stamps, set};
+use crate::domain::time::now_ms;
 use crate::domain::{Validation, validate};
 use crate::on_db;
 use crate::store::list::{Field, FieldKind};
@@ -36,13 +37,9 @@ pub struct Queue {
     pub sl_target_pct: i64,
     /// After-call work time granted to agents, in seconds.
     pub wrap_up_s: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-    pub version: i64,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -94,7 +91,7 @@ impl Listable for Queue {
         &self.id
     }
     fn version(&self) -> i64 {
-        self.version
+        self.stamps.version
     }
 }
 
@@ -107,30 +104,18 @@ struct Settings {
 
 fn check_settings(v: &mut Validation, s: Settings) -> Columns {
     let mut columns = Columns::new();
-    if let Some(x) = s
-        .strategy
-        .and_then(|x| v.check("strategy", validate::one_of(&x, STRATEGIES)))
-    {
-        columns.push(("strategy", SqlValue::Text(x)));
-    }
-    if let Some(x) = s
-        .sl_threshold_s
-        .and_then(|x| v.check("sl_threshold_s", validate::int_range(x, 1, 3600)))
-    {
-        columns.push(("sl_threshold_s", SqlValue::Int(x)));
-    }
-    if let Some(x) = s
-        .sl_target_pct
-        .and_then(|x| v.check("sl_target_pct", validate::int_range(x, 1, 100)))
-    {
-        columns.push(("sl_target_pct", SqlValue::Int(x)));
-    }
-    if let Some(x) = s
-        .wrap_up_s
-        .and_then(|x| v.check("wrap_up_s", validate::int_range(x, 0, 3600)))
-    {
-        columns.push(("wrap_up_s", SqlValue::Int(x)));
-    }
+    set(&mut columns, v, "strategy", s.strategy, |x| {
+        validate::one_of(&x, STRATEGIES).map(SqlValue::Text)
+    });
+    set(&mut columns, v, "sl_threshold_s", s.sl_threshold_s, |x| {
+        validate::int_range(x, 1, 3600).map(SqlValue::Int)
+    });
+    set(&mut columns, v, "sl_target_pct", s.sl_target_pct, |x| {
+        validate::int_range(x, 1, 100).map(SqlValue::Int)
+    });
+    set(&mut columns, v, "wrap_up_s", s.wrap_up_s, |x| {
+        validate::int_range(x, 0, 3600).map(SqlValue::Int)
+    });
     columns
 }
 
@@ -174,15 +159,12 @@ impl Writable for Queue {
     fn update_columns(input: QueueUpdate, _: &Queue, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
-            columns.push(("name", SqlValue::Text(name)));
-        }
-        if let Some(d) = input
-            .description
-            .and_then(|d| v.check("description", validate::text(&d, 1000)))
-        {
-            columns.push(("description", SqlValue::Text(d)));
-        }
+        set(&mut columns, &mut v, "name", input.name, |n| {
+            validate::name(&n, 100).map(SqlValue::Text)
+        });
+        set(&mut columns, &mut v, "description", input.description, |d| {
+            validate::text(&d, 1000).map(SqlValue::Text)
+        });
         columns.extend(check_settings(
             &mut v,
             Settings {

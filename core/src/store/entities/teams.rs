@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use crate::domain::time::serialize_ms;
+use super::{Stamps, set};
 use crate::domain::{Validation, validate};
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
@@ -14,14 +14,9 @@ pub struct Team {
     pub id: String,
     pub name: String,
     pub description: String,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-    /// Increases with every change; sent as the ETag.
-    pub version: i64,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -59,7 +54,7 @@ impl Listable for Team {
         &self.id
     }
     fn version(&self) -> i64 {
-        self.version
+        self.stamps.version
     }
 }
 
@@ -93,15 +88,12 @@ impl Writable for Team {
     fn update_columns(input: TeamUpdate, _: &Team, _: &WriteContext<'_>) -> Result<Columns, Validation> {
         let mut v = Validation::new();
         let mut columns = Columns::new();
-        if let Some(name) = input.name.and_then(|n| v.check("name", validate::name(&n, 100))) {
-            columns.push(("name", SqlValue::Text(name)));
-        }
-        if let Some(d) = input
-            .description
-            .and_then(|d| v.check("description", validate::text(&d, 1000)))
-        {
-            columns.push(("description", SqlValue::Text(d)));
-        }
+        set(&mut columns, &mut v, "name", input.name, |n| {
+            validate::name(&n, 100).map(SqlValue::Text)
+        });
+        set(&mut columns, &mut v, "description", input.description, |d| {
+            validate::text(&d, 1000).map(SqlValue::Text)
+        });
         v.finish()?;
         Ok(columns)
     }

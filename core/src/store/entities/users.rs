@@ -6,7 +6,8 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
-use crate::domain::time::{now_ms, serialize_ms};
+use super::Stamps;
+use crate::domain::time::now_ms;
 use crate::domain::{Role, Validation, new_id, validate};
 use crate::on_db;
 use crate::store::list::{Field, FieldKind};
@@ -30,13 +31,9 @@ pub struct Member {
     pub location_scope: Json<Vec<String>>,
     /// A disabled member cannot sign in to this tenant.
     pub disabled: bool,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "serialize_ms")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-    pub version: i64,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,7 +86,7 @@ impl Listable for Member {
         &self.id
     }
     fn version(&self) -> i64 {
-        self.version
+        self.stamps.version
     }
 }
 
@@ -219,11 +216,10 @@ pub async fn update(
     input: MemberUpdate,
 ) -> StoreResult<Member> {
     let current: Member = resource::get(store, scope, user_id).await?;
-    if let Some(expected) = expected_version.filter(|e| *e != current.version) {
-        let _ = expected;
+    if expected_version.is_some_and(|e| e != current.stamps.version) {
         return Err(StoreError::PreconditionFailed {
             kind: "user",
-            current: current.version,
+            current: current.stamps.version,
         });
     }
     let mut v = Validation::new();
@@ -280,7 +276,7 @@ pub async fn update(
         .bind(now)
         .bind(scope.tenant_id())
         .bind(user_id)
-        .bind(current.version)
+        .bind(current.stamps.version)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -290,7 +286,7 @@ pub async fn update(
     match updated {
         0 => Err(StoreError::PreconditionFailed {
             kind: "user",
-            current: current.version + 1,
+            current: current.stamps.version + 1,
         }),
         _ => resource::get(store, scope, user_id).await,
     }
@@ -304,10 +300,10 @@ pub async fn remove(
     expected_version: Option<i64>,
 ) -> StoreResult<()> {
     let current: Member = resource::get(store, scope, user_id).await?;
-    if expected_version.is_some_and(|e| e != current.version) {
+    if expected_version.is_some_and(|e| e != current.stamps.version) {
         return Err(StoreError::PreconditionFailed {
             kind: "user",
-            current: current.version,
+            current: current.stamps.version,
         });
     }
     let agents: i64 = on_db!(&store.db, |pool, DB| {
