@@ -36,7 +36,8 @@ run_backend() {
     psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
     url="postgres://postgres@127.0.0.1:5432/$db"
   fi
-  export MONTI_DATA_DIR="$data" MONTI_LOG_LEVEL=warn
+  # Per-token rate limits would cap a single-token load test; they are a policy, not capacity.
+  export MONTI_DATA_DIR="$data" MONTI_LOG_LEVEL=warn MONTI_AUTH__API_RATE_PER_SECOND=0
   if [ -n "$url" ]; then export MONTI_DATABASE_URL="$url"; else unset MONTI_DATABASE_URL; fi
   "$BIN" admin tenant create --slug bench --name Bench >/dev/null
   token=$("$BIN" admin token create --tenant bench --role tenant_admin 2>/dev/null)
@@ -59,6 +60,15 @@ run_backend() {
   cursor=$(curl -fs -H "Authorization: Bearer $token" "$base/api/v1/agents?limit=500&sort=name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["next_cursor"])')
   wrk -t2 -c32 -d"$DURATION" --latency -H "Authorization: Bearer $token" "$base/api/v1/agents?limit=100&sort=name&cursor=$cursor" \
     | grep -E "Requests/sec|  99%|Non-2xx"
+  kill "$pid"; wait "$pid" || true
+
+  # The same list with the page cache off: every request runs the query and serializes.
+  MONTI_HTTP__LIST_CACHE_BYTES=0 "$BIN" serve --listen "127.0.0.1:$port" >/dev/null 2>&1 &
+  pid=$!
+  until curl -fs "$base/readyz" >/dev/null; do sleep 0.05; done
+  echo "== $backend: list 100 agents with the page cache off (every request queries the database)"
+  wrk -t2 -c32 -d"$DURATION" --latency -H "Authorization: Bearer $token" "$base/api/v1/agents?limit=100" \
+    | grep -E "Requests/sec|  50%|  99%|Non-2xx"
   kill "$pid"; wait "$pid" || true
   if [ "$backend" = postgres ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS monti_bench_$$ WITH (FORCE)" >/dev/null; fi
   rm -rf "$data"

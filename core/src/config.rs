@@ -4,7 +4,7 @@
 //! from a file instead by appending `_FILE` (`MONTI_DATABASE_URL_FILE=/run/secrets/db`), which is
 //! how container orchestrators hand out secrets.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,89 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+}
+
+/// Sign-in, sessions, single sign-on and rate limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Whether people may sign in with a local password (turn off to enforce single sign-on).
+    pub local_login: bool,
+    /// A session unused for this long ends.
+    #[serde(with = "human_duration")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    #[serde(with = "human_duration")]
+    pub session_lifetime: Duration,
+    /// `Secure` session cookies; by default on when `public_url` is https.
+    pub secure_cookies: Option<bool>,
+    /// How long an admin-made password reset link works.
+    #[serde(with = "human_duration")]
+    pub password_reset_lifetime: Duration,
+    /// Sign-in attempts per minute from one client address.
+    pub sign_in_per_minute_per_ip: u32,
+    /// Failed attempts on one account before each further attempt must wait (1 s, 2 s, 4 s …).
+    pub sign_in_free_failures: u32,
+    /// The longest an account waits between attempts.
+    #[serde(with = "human_duration")]
+    pub sign_in_max_delay: Duration,
+    /// Requests per second one API token may make (0 = unlimited), and the burst above that.
+    pub api_rate_per_second: f64,
+    pub api_burst: u32,
+    /// Origins allowed to call the API from a browser (CORS), e.g. `https://wall.example.com`.
+    pub cors_origins: Vec<String>,
+    /// OpenID Connect providers for single sign-on, by id (the id appears in callback URLs).
+    pub oidc: BTreeMap<String, OidcProviderConfig>,
+    /// Issuers whose JWT access tokens machine clients may present, by id.
+    pub jwt: BTreeMap<String, JwtIssuerConfig>,
+}
+
+/// One OpenID Connect provider (Keycloak, Entra ID, Google, AWS IAM Identity Center …).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct OidcProviderConfig {
+    /// The button text: "Sign in with …".
+    pub display_name: String,
+    /// Issuer URL; `/.well-known/openid-configuration` is read from it.
+    pub issuer: String,
+    pub client_id: String,
+    /// For confidential clients; public clients rely on PKCE alone.
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    /// The tenant (slug) people from this provider belong to. Or set `tenant_claim`.
+    pub tenant: Option<String>,
+    /// A claim (dotted JSON path) holding the tenant slug, for providers shared by tenants.
+    pub tenant_claim: Option<String>,
+    /// Claim (dotted JSON path) holding the values mapped to roles: `groups`,
+    /// `realm_access.roles`, `resource_access.monti.roles` …
+    pub roles_claim: String,
+    /// Claim value → role (`tenant_admin`, `supervisor`, `agent`, `viewer`, `platform_admin`).
+    /// Values are compared exactly: names, Keycloak group paths, opaque group ids.
+    pub role_map: BTreeMap<String, String>,
+    /// Role for people whose claims map to none; unset means they get no access.
+    pub default_role: Option<String>,
+    pub email_claim: String,
+    pub name_claim: String,
+    /// Also ask the userinfo endpoint for claims (some providers put groups only there).
+    pub use_userinfo: bool,
+}
+
+/// An issuer of JWT access tokens for machine clients.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct JwtIssuerConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud` (one of).
+    pub audience: Vec<String>,
+    /// Where the signing keys are; discovered from the issuer when unset.
+    pub jwks_url: Option<String>,
+    pub tenant: Option<String>,
+    pub tenant_claim: Option<String>,
+    pub roles_claim: String,
+    pub role_map: BTreeMap<String, String>,
+    pub default_role: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +138,10 @@ pub struct HttpConfig {
     /// How long a shutdown waits for in-flight requests.
     #[serde(with = "human_duration")]
     pub shutdown_grace: Duration,
+    /// Memory for cached list pages (0 turns the cache off).
+    pub list_cache_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +174,50 @@ impl Default for Config {
             secret_key: None,
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
         }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            local_login: true,
+            session_idle_timeout: Duration::from_secs(12 * 3600),
+            session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            secure_cookies: None,
+            password_reset_lifetime: Duration::from_secs(24 * 3600),
+            sign_in_per_minute_per_ip: 30,
+            sign_in_free_failures: 5,
+            sign_in_max_delay: Duration::from_secs(15 * 60),
+            api_rate_per_second: 100.0,
+            api_burst: 200,
+            cors_origins: Vec::new(),
+            oidc: BTreeMap::new(),
+            jwt: BTreeMap::new(),
+        }
+    }
+}
+
+impl OidcProviderConfig {
+    /// Fills in the conventional defaults for fields left empty.
+    pub fn normalized(mut self, id: &str) -> Self {
+        if self.display_name.is_empty() {
+            self.display_name = id.to_owned();
+        }
+        if self.scopes.is_empty() {
+            self.scopes = vec!["openid".into(), "email".into(), "profile".into()];
+        }
+        if self.roles_claim.is_empty() {
+            self.roles_claim = "groups".into();
+        }
+        if self.email_claim.is_empty() {
+            self.email_claim = "email".into();
+        }
+        if self.name_claim.is_empty() {
+            self.name_claim = "name".into();
+        }
+        self
     }
 }
 
@@ -97,6 +227,8 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            list_cache_bytes: 64 * 1024 * 1024,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -118,6 +250,13 @@ impl Config {
             Some(url) => url.expose().to_owned(),
             None => format!("sqlite://{}", self.data_dir.join("monti.db").display()),
         }
+    }
+
+    /// Whether cookies get the `Secure` attribute.
+    pub fn secure_cookies(&self) -> bool {
+        self.auth
+            .secure_cookies
+            .unwrap_or_else(|| self.public_url().starts_with("https://"))
     }
 
     pub fn public_url(&self) -> String {
@@ -142,6 +281,11 @@ impl Config {
             .as_ref()
             .map(|url| Secret(redact_url_password(url.expose())));
         shown.secret_key = self.secret_key.as_ref().map(|_| Secret("[redacted]".into()));
+        for provider in shown.auth.oidc.values_mut() {
+            if provider.client_secret.is_some() {
+                provider.client_secret = Some(Secret("[redacted]".into()));
+            }
+        }
         let mut out = String::from("# Effective configuration (secrets redacted)\n");
         if shown.database_url.is_none() {
             out.push_str(&format!("# database_url = \"{}\"  (default)\n", self.database_url()));
@@ -457,6 +601,70 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
     {
         bad("public_url", "must start with http:// or https://".into());
     }
+    let role = |value: &str| {
+        value
+            .parse::<crate::domain::Role>()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    for (id, provider) in &config.auth.oidc {
+        let key = |field: &str| format!("auth.oidc.{id}.{field}");
+        if !crate::domain::validate::slug(id).is_ok_and(|s| s == *id) {
+            bad(
+                &format!("auth.oidc.{id}"),
+                "provider ids must be lowercase letters, digits and dashes".into(),
+            );
+        }
+        if !(provider.issuer.starts_with("https://") || provider.issuer.starts_with("http://")) {
+            bad(&key("issuer"), "must be the provider's issuer URL (https://…)".into());
+        }
+        if provider.client_id.is_empty() {
+            bad(&key("client_id"), "is required".into());
+        }
+        if provider.tenant.is_some() && provider.tenant_claim.is_some() {
+            bad(
+                &key("tenant_claim"),
+                "set either `tenant` or `tenant_claim`, not both".into(),
+            );
+        }
+        for (value, mapped) in &provider.role_map {
+            if let Err(e) = role(mapped) {
+                bad(&key(&format!("role_map.\"{value}\"")), e);
+            }
+        }
+        if let Some(Err(e)) = provider.default_role.as_deref().map(role) {
+            bad(&key("default_role"), e);
+        }
+    }
+    for (id, issuer) in &config.auth.jwt {
+        let key = |field: &str| format!("auth.jwt.{id}.{field}");
+        if issuer.issuer.is_empty() {
+            bad(&key("issuer"), "is required".into());
+        }
+        if issuer.audience.is_empty() {
+            bad(&key("audience"), "name at least one accepted audience".into());
+        }
+        if issuer.tenant.is_none() && issuer.tenant_claim.is_none() {
+            bad(
+                &key("tenant"),
+                "set `tenant` or `tenant_claim` so tokens map to a tenant".into(),
+            );
+        }
+        for (value, mapped) in &issuer.role_map {
+            if let Err(e) = role(mapped) {
+                bad(&key(&format!("role_map.\"{value}\"")), e);
+            }
+        }
+        if let Some(Err(e)) = issuer.default_role.as_deref().map(role) {
+            bad(&key("default_role"), e);
+        }
+    }
+    if config.auth.session_idle_timeout > config.auth.session_lifetime {
+        bad(
+            "auth.session_idle_timeout",
+            "must not be longer than auth.session_lifetime".into(),
+        );
+    }
     problems
 }
 
@@ -469,9 +677,31 @@ fn unknown_keys(figment: &Figment) -> Vec<Problem> {
     let Ok(value) = figment.extract::<serde_json::Value>() else {
         return Vec::new();
     };
+    // Named entries (`auth.oidc.<id>.…`) are checked against the fields of one entry.
+    let entry_fields = |entry: serde_json::Value| key_paths(&entry);
+    let named: [(&str, BTreeSet<String>); 2] = [
+        (
+            "auth.oidc.",
+            entry_fields(serde_json::to_value(OidcProviderConfig::default()).unwrap_or_default()),
+        ),
+        (
+            "auth.jwt.",
+            entry_fields(serde_json::to_value(JwtIssuerConfig::default()).unwrap_or_default()),
+        ),
+    ];
+    let known_named = |key: &str| {
+        named.iter().any(|(prefix, fields)| {
+            key.strip_prefix(prefix)
+                .and_then(|rest| rest.split_once('.'))
+                .is_some_and(|(_, field)| {
+                    fields.contains(field) || fields.iter().any(|f| field.starts_with(&format!("{f}.")))
+                })
+        })
+    };
     key_paths(&value)
         .into_iter()
         .filter(|k| !known.contains(k) && !known.iter().any(|kn| k.starts_with(&format!("{kn}."))))
+        .filter(|k| !known_named(k))
         .map(|key| Problem {
             source: source_of(figment, &key),
             message: "unknown key, ignored".into(),
@@ -504,7 +734,7 @@ fn key_paths(value: &serde_json::Value) -> BTreeSet<String> {
 
 /// Whether a key holds a secret (for callers that print individual values).
 pub fn is_secret_key(key: &str) -> bool {
-    SECRET_KEYS.contains(&key)
+    SECRET_KEYS.contains(&key) || key.ends_with(".client_secret")
 }
 
 /// Resolves the data directory and makes sure it exists and is writable.

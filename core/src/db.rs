@@ -95,7 +95,10 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(config.database.sqlite_busy_timeout)
                 .foreign_keys(true)
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // Rows cross from SQLite's worker thread in a channel; room for a whole page
+                // lets the worker finish without waiting for the reader.
+                .row_buffer_size(1024);
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.database.max_connections)
                 .min_connections(1)
@@ -111,9 +114,18 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(config.database.max_connections)
                 .acquire_timeout(config.database.acquire_timeout)
-                // A pool keeps working across a database restart: broken connections are
-                // detected before use and replaced.
-                .test_before_acquire(true)
+                // A pool keeps working across a database restart: a connection that sat idle
+                // is checked before use and replaced if broken. Checking busy connections on
+                // every acquire would cost a round trip per query.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > Duration::from_secs(5) {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .idle_timeout(Some(Duration::from_secs(300)))
                 .connect_with(options)
                 .await

@@ -138,9 +138,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// A new high-entropy API token: `monti_` + 43 characters of base64url (256 bits).
 pub fn new_api_token() -> String {
+    format!("monti_{}", random_secret())
+}
+
+/// 256 random bits as 43 characters of base64url: session cookies, CSRF tokens, one-time links.
+pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("monti_{}", URL_SAFE_NO_PAD.encode(bytes))
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Tokens carry 256 bits of entropy, so a fast hash is enough: nothing can be brute-forced, and

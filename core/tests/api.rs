@@ -953,3 +953,56 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
     );
     s.get(&format!("/api/v1/tokens/{b_token}"), &b).await.expect(200);
 }
+
+both_backends!(list_pages_carry_etags_and_never_go_stale);
+async fn list_pages_carry_etags_and_never_go_stale(s: &TestServer) {
+    let a = s.tenant("acme", Role::TenantAdmin).await;
+    let b = s.tenant("bravo", Role::TenantAdmin).await;
+    seed_team(s, &a, "Alpha").await;
+    seed_team(s, &b, "Bravo").await;
+    let first = s.get("/api/v1/teams?sort=name", &a).await;
+    first.expect(200);
+    let tag = first.header("etag").expect("lists have an ETag").to_owned();
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
+    // Unchanged: 304 for a conditional request, the same body otherwise.
+    let again = s
+        .client
+        .get(s.url("/api/v1/teams?sort=name"))
+        .bearer_auth(&a)
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(s.get("/api/v1/teams?sort=name", &a).await.text, first.text);
+    // Another tenant's page is its own.
+    let other = s.get("/api/v1/teams?sort=name", &b).await;
+    assert_eq!(other.body["items"][0]["name"], "Bravo");
+    assert_ne!(other.header("etag"), Some(tag.as_str()));
+    // A change through the API shows at once, with a new ETag.
+    let id = seed_team(s, &a, "Beta").await;
+    let after = s.get("/api/v1/teams?sort=name", &a).await;
+    assert_eq!(after.body["items"].as_array().unwrap().len(), 2);
+    assert_ne!(after.header("etag"), Some(tag.as_str()));
+    // So does a change made behind the server's back (another instance, the CLI): the
+    // database triggers bump the version.
+    let sql = "UPDATE teams SET name = 'Gamma' WHERE id = $1";
+    match &s.store.db {
+        monti::db::Db::Sqlite(pool) => {
+            sqlx::query(sql).bind(&id).execute(pool).await.unwrap();
+        }
+        monti::db::Db::Postgres(pool) => {
+            sqlx::query(sql).bind(&id).execute(pool).await.unwrap();
+        }
+    }
+    let behind = s.get("/api/v1/teams?sort=name", &a).await;
+    assert_eq!(behind.body["items"][1]["name"], "Gamma", "{}", behind.text);
+    s.delete(&format!("/api/v1/teams/{id}"), &a).await.expect(204);
+    assert_eq!(
+        s.get("/api/v1/teams?sort=name", &a).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

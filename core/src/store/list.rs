@@ -36,6 +36,8 @@ pub struct Field {
     pub sort: bool,
     /// Filtering with the value `null` selects rows where the field is empty.
     pub nullable: bool,
+    /// Accepts `<name>_from` (inclusive) and `<name>_to` (exclusive) bounds.
+    pub range: bool,
 }
 
 impl Field {
@@ -47,7 +49,12 @@ impl Field {
             filter: true,
             sort: true,
             nullable: false,
+            range: false,
         }
+    }
+    pub const fn range(mut self) -> Self {
+        self.range = true;
+        self
     }
     pub const fn filter_only(mut self) -> Self {
         self.sort = false;
@@ -80,6 +87,8 @@ pub struct ListParams(pub Vec<(String, String)>);
 #[derive(Debug, Clone)]
 pub struct ListSpec {
     pub filters: Vec<(Field, Option<SqlValue>)>,
+    /// (field, is upper bound, value): `>=` lower and `<` upper bounds.
+    pub ranges: Vec<(Field, bool, SqlValue)>,
     pub search: Option<String>,
     pub sort: Vec<(Field, bool)>,
     pub sort_text: String,
@@ -100,6 +109,7 @@ impl ListParams {
     pub fn parse(&self, fields: &[Field], id_field: Field, searchable: bool) -> Result<ListSpec, StoreError> {
         let mut spec = ListSpec {
             filters: Vec::new(),
+            ranges: Vec::new(),
             search: None,
             sort: Vec::new(),
             sort_text: String::new(),
@@ -127,12 +137,22 @@ impl ListParams {
                     spec.search = Some(value.clone()).filter(|v| !v.trim().is_empty());
                 }
                 name => {
+                    if let Some((field, upper)) = range_bound(fields, name) {
+                        spec.ranges.push((*field, upper, parse_filter_value(field, value)?));
+                        continue;
+                    }
                     let field = fields.iter().find(|f| f.filter && f.name == name).ok_or_else(|| {
                         let mut allowed: Vec<&str> = vec!["limit", "cursor", "sort"];
                         if searchable {
                             allowed.push("q");
                         }
                         allowed.extend(fields.iter().filter(|f| f.filter).map(|f| f.name));
+                        let bounds: Vec<String> = fields
+                            .iter()
+                            .filter(|f| f.range)
+                            .flat_map(|f| [format!("{}_from", f.name), format!("{}_to", f.name)])
+                            .collect();
+                        allowed.extend(bounds.iter().map(String::as_str));
                         StoreError::BadRequest(format!(
                             "unknown query parameter `{name}`; allowed: {}",
                             allowed.join(", ")
@@ -182,6 +202,16 @@ impl ListParams {
         }
         Ok(spec)
     }
+}
+
+/// `at_from` → (the `at` field, lower bound); `at_to` → (…, upper bound).
+fn range_bound<'a>(fields: &'a [Field], name: &str) -> Option<(&'a Field, bool)> {
+    let (base, upper) = match (name.strip_suffix("_from"), name.strip_suffix("_to")) {
+        (Some(base), _) => (base, false),
+        (_, Some(base)) => (base, true),
+        _ => return None,
+    };
+    fields.iter().find(|f| f.range && f.name == base).map(|f| (f, upper))
 }
 
 fn parse_filter_value(field: &Field, value: &str) -> Result<SqlValue, StoreError> {
@@ -237,6 +267,17 @@ pub fn encode_cursor(spec: &ListSpec, keys: Vec<serde_json::Value>) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap_or_default())
 }
 
+/// Which rows a listing may see by owner.
+#[derive(Debug, Clone, Copy)]
+pub enum TenantFilter<'a> {
+    /// Rows of one tenant.
+    Tenant { column: &'a str, id: &'a str },
+    /// Rows that belong to no tenant (installation-level).
+    Unowned { column: &'a str },
+    /// Every row (platform-wide collections such as tenants).
+    All,
+}
+
 /// Builds the SQL for one page. Placeholders are `$n`; `args` holds the values in order.
 pub struct ListQuery {
     pub sql: String,
@@ -244,11 +285,14 @@ pub struct ListQuery {
 }
 
 /// `select` and `from` are the collection's column list and FROM clause; `tenant_column`
-/// restricts every row to the caller's tenant (`None` for platform-wide collections).
+/// restricts every row to the caller's tenant (`None` for platform-wide collections), and each
+/// `(column, allowed)` restriction keeps only rows whose column holds one of the allowed values
+/// (a scoped supervisor's teams and locations).
 pub fn build_list_query(
     select: &str,
     from: &str,
-    tenant: Option<(&str, &str)>,
+    tenant: TenantFilter<'_>,
+    restrictions: &[(&str, &[String])],
     search_columns: &[&str],
     spec: &ListSpec,
 ) -> ListQuery {
@@ -258,9 +302,20 @@ pub fn build_list_query(
         format!("${}", args.len())
     };
     let mut conditions: Vec<String> = Vec::new();
-    if let Some((column, tenant_id)) = tenant {
-        let p = next(&mut args, SqlValue::Text(tenant_id.to_owned()));
-        conditions.push(format!("{column} = {p}"));
+    match tenant {
+        TenantFilter::Tenant { column, id } => {
+            let p = next(&mut args, SqlValue::Text(id.to_owned()));
+            conditions.push(format!("{column} = {p}"));
+        }
+        TenantFilter::Unowned { column } => conditions.push(format!("{column} IS NULL")),
+        TenantFilter::All => {}
+    }
+    for (column, allowed) in restrictions {
+        conditions.push(restriction_condition(&mut args, column, allowed));
+    }
+    for (field, upper, value) in &spec.ranges {
+        let p = next(&mut args, value.clone());
+        conditions.push(format!("{} {} {p}", field.column, if *upper { "<" } else { ">=" }));
     }
     for (field, value) in &spec.filters {
         match value {
@@ -315,6 +370,21 @@ pub fn build_list_query(
     let p = next(&mut args, SqlValue::Int(spec.limit + 1));
     sql.push_str(&format!(" ORDER BY {} LIMIT {p}", order.join(", ")));
     ListQuery { sql, args }
+}
+
+/// `column IN ($n, …)`; an empty list admits nothing.
+pub fn restriction_condition(args: &mut Vec<SqlValue>, column: &str, allowed: &[String]) -> String {
+    if allowed.is_empty() {
+        return "1 = 0".into();
+    }
+    let placeholders: Vec<String> = allowed
+        .iter()
+        .map(|v| {
+            args.push(SqlValue::Text(v.clone()));
+            format!("${}", args.len())
+        })
+        .collect();
+    format!("{column} IN ({})", placeholders.join(", "))
 }
 
 fn escape_like(s: &str) -> String {
@@ -384,11 +454,48 @@ mod tests {
             .parse(FIELDS, ID, true)
             .unwrap();
         spec.after = Some(vec![SqlValue::Text("M".into()), SqlValue::Text("agt_9".into())]);
-        let q = build_list_query("id, name", "agents", Some(("tenant_id", "ten_1")), &["name"], &spec);
+        let q = build_list_query(
+            "id, name",
+            "agents",
+            TenantFilter::Tenant {
+                column: "tenant_id",
+                id: "ten_1",
+            },
+            &[],
+            &["name"],
+            &spec,
+        );
         assert!(q.sql.contains("team_id IS NULL"), "{}", q.sql);
         assert!(q.sql.contains("((name < $2) OR (name = $3 AND id > $4))"), "{}", q.sql);
         assert!(q.sql.ends_with("ORDER BY name DESC, id LIMIT $5"), "{}", q.sql);
         assert_eq!(q.args.len(), 5);
+    }
+
+    #[test]
+    fn ranges_and_restrictions_become_conditions() {
+        const TIMED: &[Field] = &[Field::new("at", "at", FieldKind::Time).range()];
+        let spec = params(&[("at_from", "2026-01-01T00:00:00Z"), ("at_to", "2026-01-02T00:00:00Z")])
+            .parse(TIMED, ID, false)
+            .unwrap();
+        let teams = vec!["team_a".to_owned(), "team_b".to_owned()];
+        let tenant = TenantFilter::Tenant {
+            column: "tenant_id",
+            id: "ten_1",
+        };
+        let q = build_list_query("id", "t", tenant, &[("team_id", &teams)], &[], &spec);
+        assert!(
+            q.sql
+                .contains("WHERE tenant_id = $1 AND team_id IN ($2, $3) AND at >= $4 AND at < $5"),
+            "{}",
+            q.sql
+        );
+        assert_eq!(q.args[3], SqlValue::Int(1_767_225_600_000));
+        let err = params(&[("at_until", "x")])
+            .parse(TIMED, ID, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at_from") && err.contains("at_to"), "{err}");
+        assert!(params(&[("at_from", "yesterday")]).parse(TIMED, ID, false).is_err());
     }
 
     #[test]

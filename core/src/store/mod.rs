@@ -2,9 +2,12 @@
 //! the authentication layer (or the operator's CLI) can create: a request can name ids, but it
 //! can never name the tenant, so another tenant's rows are out of reach by construction.
 
+pub mod accounts;
+pub mod audit;
 pub mod entities;
 pub mod list;
 pub mod resource;
+pub mod sessions;
 pub mod tenants;
 pub mod tokens;
 
@@ -22,6 +25,57 @@ pub struct TenantScope {
     tenant_slug: String,
     role: Role,
     actor: String,
+    visibility: Visibility,
+}
+
+/// Which parts of a tenant a scoped supervisor sees. `None` means everything; `Some(ids)` only
+/// the listed teams (or locations).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visibility {
+    pub teams: Option<Vec<String>>,
+    pub locations: Option<Vec<String>>,
+}
+
+impl Visibility {
+    /// From a membership's scopes, where an empty list means "not limited".
+    pub fn from_scopes(teams: Vec<String>, locations: Vec<String>) -> Self {
+        Self {
+            teams: (!teams.is_empty()).then_some(teams),
+            locations: (!locations.is_empty()).then_some(locations),
+        }
+    }
+
+    pub fn is_limited(&self) -> bool {
+        self.teams.is_some() || self.locations.is_some()
+    }
+
+    pub fn allowed(&self, dimension: Dimension) -> Option<&[String]> {
+        match dimension {
+            Dimension::Team => self.teams.as_deref(),
+            Dimension::Location => self.locations.as_deref(),
+        }
+    }
+
+    /// Whether one team (or location) is visible.
+    pub fn includes(&self, dimension: Dimension, id: &str) -> bool {
+        self.allowed(dimension).is_none_or(|ids| ids.iter().any(|i| i == id))
+    }
+
+    /// Whether a row in `team` at `location` is visible.
+    pub fn admits(&self, team: Option<&str>, location: Option<&str>) -> bool {
+        let fits = |allowed: &Option<Vec<String>>, value: Option<&str>| match allowed {
+            None => true,
+            Some(ids) => value.is_some_and(|v| ids.iter().any(|id| id == v)),
+        };
+        fits(&self.teams, team) && fits(&self.locations, location)
+    }
+}
+
+/// What a visibility restriction is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    Team,
+    Location,
 }
 
 impl TenantScope {
@@ -32,7 +86,18 @@ impl TenantScope {
             tenant_slug,
             role,
             actor,
+            visibility: Visibility::default(),
         }
+    }
+
+    /// Narrows what this caller sees (a supervisor scoped to teams or locations).
+    pub(crate) fn with_visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+
+    pub fn visibility(&self) -> &Visibility {
+        &self.visibility
     }
 
     pub fn tenant_id(&self) -> &str {

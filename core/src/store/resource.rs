@@ -11,8 +11,9 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
-use super::list::{Field, FieldKind, ListParams, Page, build_list_query, encode_cursor};
-use super::{SqlValue, Store, StoreError, StoreResult, TenantScope};
+use super::list::restriction_condition;
+use super::list::{Field, FieldKind, ListParams, Page, TenantFilter, build_list_query, encode_cursor};
+use super::{Dimension, SqlValue, Store, StoreError, StoreResult, TenantScope};
 use crate::domain::time::now_ms;
 use crate::domain::{Validation, new_id};
 use crate::secrets::SecretBox;
@@ -38,6 +39,11 @@ pub trait Listable:
     const SEARCH: &'static [&'static str] = &[];
     /// One line for the API reference.
     const DESCRIPTION: &'static str;
+    /// Whether database triggers keep a version of this collection in `collection_versions`
+    /// (under the table name in `FROM`), which lets list pages be cached and given ETags.
+    const VERSIONED: bool = false;
+    /// Columns a scoped caller's visibility applies to (agents by team and location).
+    const RESTRICTED_BY: &'static [(&'static str, Dimension)] = &[];
 
     /// What the API returns for a row.
     type View: Serialize + utoipa::ToSchema + Send + 'static;
@@ -102,14 +108,23 @@ pub trait Writable: Listable {
 }
 
 pub async fn list<R: Listable>(store: &Store, scope: &TenantScope, params: &ListParams) -> StoreResult<Page<R::View>> {
+    let restrictions = restrictions::<R>(scope);
+    let owner = TenantFilter::Tenant {
+        column: R::TENANT_COLUMN,
+        id: scope.tenant_id(),
+    };
+    list_filtered::<R>(store, owner, &restrictions, params).await
+}
+
+/// A page of rows chosen by owner and restrictions; `list` is the tenant-scoped form.
+pub async fn list_filtered<R: Listable>(
+    store: &Store,
+    owner: TenantFilter<'_>,
+    restrictions: &[(&str, &[String])],
+    params: &ListParams,
+) -> StoreResult<Page<R::View>> {
     let spec = params.parse(R::FIELDS, R::id_field(), !R::SEARCH.is_empty())?;
-    let query = build_list_query(
-        R::SELECT,
-        R::FROM,
-        Some((R::TENANT_COLUMN, scope.tenant_id())),
-        R::SEARCH,
-        &spec,
-    );
+    let query = build_list_query(R::SELECT, R::FROM, owner, restrictions, R::SEARCH, &spec);
     let limit = spec.limit as usize;
     let (items, last_keys, more) = on_db!(&store.db, |pool, DB| {
         let rows = bind_values!(sqlx::query::<DB>(&query.sql), query.args)
@@ -139,18 +154,48 @@ pub async fn list<R: Listable>(store: &Store, scope: &TenantScope, params: &List
     Ok(Page { items, next_cursor })
 }
 
+/// The version of a tenant's collection (0 before its first change).
+pub async fn collection_version<R: Listable>(store: &Store, scope: &TenantScope) -> StoreResult<i64> {
+    let version: Option<i64> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, i64>(
+            "SELECT version FROM collection_versions WHERE tenant_id = $1 AND collection = $2",
+        )
+        .bind(scope.tenant_id())
+        .bind(R::FROM)
+        .fetch_optional(pool)
+        .await
+    })?;
+    Ok(version.unwrap_or(0))
+}
+
+/// The caller's visibility as `(column, allowed ids)` pairs for this collection.
+fn restrictions<R: Listable>(scope: &TenantScope) -> Vec<(&'static str, &[String])> {
+    R::RESTRICTED_BY
+        .iter()
+        .filter_map(|(column, dimension)| Some((*column, scope.visibility().allowed(*dimension)?)))
+        .collect()
+}
+
+/// One row by id; a row outside the caller's tenant or visibility is "not found".
 pub async fn get<R: Listable>(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<R> {
-    let sql = format!(
+    let mut args = vec![
+        SqlValue::Text(scope.tenant_id().to_owned()),
+        SqlValue::Text(id.to_owned()),
+    ];
+    let mut sql = format!(
         "SELECT {} FROM {} WHERE {} = $1 AND {} = $2",
         R::SELECT,
         R::FROM,
         R::TENANT_COLUMN,
         R::ID_COLUMN
     );
+    for (column, allowed) in restrictions::<R>(scope) {
+        let condition = restriction_condition(&mut args, column, allowed);
+        sql.push_str(" AND ");
+        sql.push_str(&condition);
+    }
     let row = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, R>(&sql)
-            .bind(scope.tenant_id())
-            .bind(id)
+        bind_values!(sqlx::query_as::<DB, R>(&sql), args)
             .fetch_optional(pool)
             .await
     })?;

@@ -81,6 +81,7 @@ pub struct TokenGrant {
     pub id: String,
     pub tenant_id: Option<String>,
     pub tenant_slug: Option<String>,
+    pub tenant_suspended: bool,
     pub role: String,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -132,7 +133,8 @@ pub async fn issue(
 
 /// Looks up a presented token. `None` when it does not exist.
 pub async fn find(store: &Store, secret: &str) -> StoreResult<Option<TokenGrant>> {
-    let sql = "SELECT t.id, t.tenant_id, ten.slug AS tenant_slug, t.role, t.expires_at, t.revoked_at, t.last_used_at \
+    let sql = "SELECT t.id, t.tenant_id, ten.slug AS tenant_slug, (ten.suspended_at IS NOT NULL) AS tenant_suspended, \
+               t.role, t.expires_at, t.revoked_at, t.last_used_at \
                FROM api_tokens t LEFT JOIN tenants ten ON ten.id = t.tenant_id WHERE t.token_hash = $1";
     let hash = hash_token(secret);
     Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, TokenGrant>(sql)
@@ -141,11 +143,11 @@ pub async fn find(store: &Store, secret: &str) -> StoreResult<Option<TokenGrant>
         .await)?)
 }
 
-/// Records use of a token, at most once per interval.
-pub async fn touch(store: &Store, grant: &TokenGrant) -> StoreResult<()> {
+/// Records use of a token, at most once per interval; returns the time written, if any.
+pub async fn touch(store: &Store, grant: &TokenGrant) -> StoreResult<Option<i64>> {
     let now = now_ms();
     if grant.last_used_at.is_some_and(|t| now - t < TOUCH_INTERVAL_MS) {
-        return Ok(());
+        return Ok(None);
     }
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
@@ -155,7 +157,7 @@ pub async fn touch(store: &Store, grant: &TokenGrant) -> StoreResult<()> {
             .await
             .map(|_| ())
     })?;
-    Ok(())
+    Ok(Some(now))
 }
 
 pub async fn revoke(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<()> {

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::extract::{ApiJson, Caller, IfMatch, ListQuery, etag};
+use super::list_cache::{PageKey, fingerprint};
 use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::domain::{Role, Validation};
@@ -21,8 +22,8 @@ use crate::store::entities::queues::{self, PenaltyInput, Queue, QueueMemberInput
 use crate::store::entities::teams::Team;
 use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
 use crate::store::resource::{self, Listable, Writable};
+use crate::store::tenants;
 use crate::store::tokens::{self, ApiToken};
-use crate::store::{Page, tenants};
 
 /// Which permission area a collection belongs to.
 pub trait Guarded: Listable {
@@ -77,10 +78,49 @@ fn not_modified(headers: &HeaderMap, version: i64) -> bool {
 async fn list<R: Guarded>(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
     ListQuery(params): ListQuery,
-) -> ApiResult<axum::Json<Page<R::View>>> {
+) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, R::AREA)?;
-    Ok(axum::Json(resource::list::<R>(&app.store, &scope, &params).await?))
+    if !R::VERSIONED {
+        return Ok(axum::Json(resource::list::<R>(&app.store, &scope, &params).await?).into_response());
+    }
+    // Read the version before the rows: a page cached under version N then holds data at least
+    // as new as N, and any later change makes N stale.
+    let version = resource::collection_version::<R>(&app.store, &scope).await?;
+    let key = PageKey {
+        tenant_id: scope.tenant_id().to_owned(),
+        collection: R::COLLECTION,
+        visibility: format!("{:?}", scope.visibility()),
+        query: uri.query().unwrap_or_default().to_owned(),
+    };
+    let tag = format!("\"L{version}-{:x}\"", fingerprint(&key));
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag))
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let body = match app.list_cache.get(&key, version) {
+        Some(body) => body,
+        None => {
+            let page = resource::list::<R>(&app.store, &scope, &params).await?;
+            let body = axum::body::Bytes::from(serde_json::to_vec(&page).map_err(|_| ApiError::internal())?);
+            app.list_cache.put(key, version, body.clone());
+            body
+        }
+    };
+    let mut response = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(response)
 }
 
 async fn read<R: Guarded>(
@@ -275,6 +315,7 @@ async fn create_token(
 async fn revoke_token(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
     tokens::revoke(&app.store, &scope, &id).await?;
+    app.tokens.forget(Some(&id), None);
     tracing::info!(
         actor = scope.actor(),
         tenant = scope.tenant_slug(),

@@ -139,7 +139,7 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
         let token = auth::bearer(header)?;
-        let principal = auth::authenticate(&state.store, token).await?;
+        let principal = auth::authenticate(&state.store, &state.tokens, token).await?;
         Ok(Caller(principal))
     }
 }
@@ -148,7 +148,7 @@ impl Caller {
     /// The tenant scope, if the caller may do `action` in `area`.
     pub fn tenant(self, action: Action, area: Area) -> Result<TenantScope, ApiError> {
         match self.0 {
-            Principal::Tenant(scope) if auth::can(scope.role(), action, area) => Ok(scope),
+            Principal::Tenant(scope) if auth::permits(scope.role(), action, area) => Ok(scope),
             Principal::Tenant(scope) => Err(ApiError::forbidden(format!(
                 "the role {} may not {} {}",
                 scope.role(),
@@ -173,13 +173,7 @@ impl Caller {
 }
 
 fn area_name(area: Area) -> &'static str {
-    match area {
-        Area::Configuration => "configuration",
-        Area::Users => "users",
-        Area::Tokens => "API tokens",
-        Area::TenantSettings => "tenant settings",
-        Area::Tenants => "tenants",
-    }
+    area.name()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod extract;
+pub mod list_cache;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
@@ -35,6 +36,11 @@ const REQUEST_ID: &str = "x-request-id";
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
+/// How long a verified API token is trusted without asking the database again. A token revoked
+/// on another instance (or by the CLI) stops working within this time; on the instance that
+/// revoked it, at once.
+const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -44,6 +50,8 @@ pub struct AppState {
     pub assets: Arc<Assets>,
     pub metrics: PrometheusHandle,
     pub openapi_json: Bytes,
+    pub list_cache: Arc<list_cache::ListCache>,
+    pub tokens: Arc<crate::auth::TokenCache>,
 }
 
 impl AppState {
@@ -51,6 +59,7 @@ impl AppState {
         let assets = Assets::load();
         let templates = crate::assets::templates(&assets, Some(&config.data_dir.join("templates")))?;
         let openapi_json = Bytes::from(serde_json::to_vec(&openapi::document())?);
+        let list_cache = Arc::new(list_cache::ListCache::new(config.http.list_cache_bytes));
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -58,6 +67,8 @@ impl AppState {
             assets: Arc::new(assets),
             metrics: crate::telemetry::metrics(),
             openapi_json,
+            list_cache,
+            tokens: Arc::new(crate::auth::TokenCache::new(TOKEN_CACHE_TTL)),
         })
     }
 }

@@ -148,6 +148,12 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Store(e) => e.into(),
+            AuthError::IssuerUnavailable => {
+                let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                err.retry_after = Some(5);
+                err
+            }
+            AuthError::Suspended => ApiError::forbidden(e.to_string()),
             other => {
                 let mut err = ApiError::new(StatusCode::UNAUTHORIZED, other.to_string());
                 err.www_authenticate = Some(match other {

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use super::{Stamps, double_option, optional, patch_nullable, reference_id, set};
 use crate::domain::{Validation, validate};
+use crate::store::Dimension;
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
 use crate::store::resource::{Columns, Dependent, Listable, Reference, Unique, Writable, WriteContext};
@@ -80,6 +81,9 @@ impl Listable for Agent {
     ];
     const SEARCH: &'static [&'static str] = &["name", "extension", "interface"];
     const DESCRIPTION: &'static str = "The people who handle contacts, with their team, location, device and skills.";
+    const VERSIONED: bool = true;
+    const RESTRICTED_BY: &'static [(&'static str, Dimension)] =
+        &[("team_id", Dimension::Team), ("location_id", Dimension::Location)];
     type View = Agent;
     fn view(self) -> Agent {
         self

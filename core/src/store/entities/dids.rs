@@ -95,6 +95,7 @@ impl Listable for DidRow {
     ];
     const SEARCH: &'static [&'static str] = &["number", "description"];
     const DESCRIPTION: &'static str = "Phone numbers (DIDs) and where their calls and messages are routed.";
+    const VERSIONED: bool = true;
     type View = Did;
     fn view(self) -> Did {
         Did {

@@ -122,6 +122,7 @@ impl Listable for EndpointRow {
     ];
     const SEARCH: &'static [&'static str] = &["name", "auth_username"];
     const DESCRIPTION: &'static str = "SIP endpoints (PJSIP) for agents' phones and softphones.";
+    const VERSIONED: bool = true;
     type View = Endpoint;
     fn view(self) -> Endpoint {
         Endpoint {

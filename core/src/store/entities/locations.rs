@@ -4,6 +4,7 @@ use utoipa::ToSchema;
 
 use super::{Stamps, double_option, optional, patch_nullable, set};
 use crate::domain::{Validation, validate};
+use crate::store::Dimension;
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
 use crate::store::resource::{Columns, Dependent, Listable, Unique, Writable, WriteContext};
@@ -53,6 +54,8 @@ impl Listable for Location {
     ];
     const SEARCH: &'static [&'static str] = &["name", "address"];
     const DESCRIPTION: &'static str = "Sites agents work from; supervisors can be scoped to locations.";
+    const VERSIONED: bool = true;
+    const RESTRICTED_BY: &'static [(&'static str, Dimension)] = &[("id", Dimension::Location)];
     type View = Location;
     fn view(self) -> Location {
         self

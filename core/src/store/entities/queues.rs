@@ -83,6 +83,7 @@ impl Listable for Queue {
     ];
     const SEARCH: &'static [&'static str] = &["name", "description"];
     const DESCRIPTION: &'static str = "Queues callers wait in, with service-level targets and members.";
+    const VERSIONED: bool = true;
     type View = Queue;
     fn view(self) -> Queue {
         self

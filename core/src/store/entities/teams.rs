@@ -4,6 +4,7 @@ use utoipa::ToSchema;
 
 use super::{Stamps, set};
 use crate::domain::{Validation, validate};
+use crate::store::Dimension;
 use crate::store::SqlValue;
 use crate::store::list::{Field, FieldKind};
 use crate::store::resource::{Columns, Dependent, Listable, Unique, Writable, WriteContext};
@@ -46,6 +47,8 @@ impl Listable for Team {
     ];
     const SEARCH: &'static [&'static str] = &["name", "description"];
     const DESCRIPTION: &'static str = "Groups of agents; supervisors can be scoped to teams.";
+    const VERSIONED: bool = true;
+    const RESTRICTED_BY: &'static [(&'static str, Dimension)] = &[("id", Dimension::Team)];
     type View = Team;
     fn view(self) -> Team {
         self

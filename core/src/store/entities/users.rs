@@ -327,7 +327,8 @@ pub async fn remove(
             .execute(&mut *tx)
             .await?;
         sqlx::query::<DB>(
-            "DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM memberships WHERE user_id = $1)",
+            "DELETE FROM users WHERE id = $1 AND platform_admin = FALSE \
+             AND NOT EXISTS (SELECT 1 FROM memberships WHERE user_id = $1)",
         )
         .bind(user_id)
         .execute(&mut *tx)

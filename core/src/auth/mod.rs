@@ -1,0 +1,322 @@
+//! Who is calling, and what they may do.
+//!
+//! Machines send `Authorization: Bearer <token>` (an API token looked up by its hash, or a JWT
+//! access token from a configured issuer); people sign in to a session (password or OpenID
+//! Connect). Either way the tenant comes from the credential, never from the request, so ids from
+//! another tenant simply do not resolve.
+
+pub mod claims;
+pub mod password;
+pub mod ratelimit;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::domain::Role;
+use crate::store::tokens::{self, TokenGrant};
+use crate::store::{Dimension, Store, StoreError, TenantScope};
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Acts within one tenant.
+    Tenant(TenantScope),
+    /// Operates the installation (manages tenants); bound to no tenant.
+    Platform { actor: String },
+}
+
+impl Principal {
+    pub fn role(&self) -> Role {
+        match self {
+            Principal::Tenant(scope) => scope.role(),
+            Principal::Platform { .. } => Role::PlatformAdmin,
+        }
+    }
+}
+
+/// Parts of the product a permission applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// Teams, locations, agents, queues, phone numbers, SIP endpoints.
+    Configuration,
+    /// Members of the tenant and their roles.
+    Users,
+    /// API tokens.
+    Tokens,
+    /// The tenant's own settings.
+    TenantSettings,
+    /// All tenants of the installation.
+    Tenants,
+    /// The tenant's audit log.
+    Audit,
+    /// Other members' sign-in sessions.
+    Sessions,
+}
+
+impl Area {
+    pub const ALL: [Area; 7] = [
+        Area::Configuration,
+        Area::Users,
+        Area::Tokens,
+        Area::TenantSettings,
+        Area::Tenants,
+        Area::Audit,
+        Area::Sessions,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Area::Configuration => "configuration",
+            Area::Users => "users",
+            Area::Tokens => "API tokens",
+            Area::TenantSettings => "tenant settings",
+            Area::Tenants => "tenants",
+            Area::Audit => "the audit log",
+            Area::Sessions => "sessions",
+        }
+    }
+}
+
+/// What an action is about: a whole area, or one row a scoped supervisor may or may not see.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    Area(Area),
+    /// An agent, by the team and location it belongs to.
+    Agent {
+        team: Option<&'a str>,
+        location: Option<&'a str>,
+    },
+    Team(&'a str),
+    Location(&'a str),
+}
+
+impl Resource<'_> {
+    pub fn area(&self) -> Area {
+        match self {
+            Resource::Area(area) => *area,
+            Resource::Agent { .. } | Resource::Team(_) | Resource::Location(_) => Area::Configuration,
+        }
+    }
+}
+
+/// The one access check: the role's permission table, then the caller's visibility.
+pub fn can(principal: &Principal, action: Action, resource: Resource<'_>) -> bool {
+    if !permits(principal.role(), action, resource.area()) {
+        return false;
+    }
+    let Principal::Tenant(scope) = principal else {
+        return true;
+    };
+    let visibility = scope.visibility();
+    match resource {
+        Resource::Area(_) => true,
+        Resource::Agent { team, location } => visibility.admits(team, location),
+        Resource::Team(team) => visibility.includes(Dimension::Team, team),
+        Resource::Location(location) => visibility.includes(Dimension::Location, location),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Read,
+    Write,
+}
+
+/// The permission table: what each role may do in each area. [`can`] adds visibility.
+pub fn permits(role: Role, action: Action, area: Area) -> bool {
+    use Action::*;
+    use Area::*;
+    match (role, area) {
+        (Role::PlatformAdmin, Tenants) => true,
+        (Role::PlatformAdmin, _) => false,
+        (_, Tenants) => false,
+        (Role::TenantAdmin, _) => true,
+        (Role::Supervisor, Configuration | Users | TenantSettings) => action == Read,
+        (Role::Agent | Role::Viewer, Configuration | TenantSettings) => action == Read,
+        (Role::Supervisor | Role::Agent | Role::Viewer, Tokens | Audit | Sessions | Users) => false,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("an Authorization: Bearer <token> header is required")]
+    Missing,
+    #[error("the Authorization header must be `Bearer <token>`")]
+    Malformed,
+    #[error("the token is not valid")]
+    Unknown,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token has been revoked")]
+    Revoked,
+    #[error("the tenant is suspended")]
+    Suspended,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    #[error("the token's issuer cannot be reached to check it; try again")]
+    IssuerUnavailable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Extracts the bearer token from an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?;
+    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Malformed);
+    }
+    let token = token.trim();
+    if token.is_empty() || token.len() > 256 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token)
+}
+
+/// Verified API tokens, remembered briefly so a busy client does not cost a database lookup
+/// per request. Revocation through this instance drops the entry at once.
+#[derive(Debug)]
+pub struct TokenCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (TokenGrant, Instant)>>,
+}
+
+/// Above this many cached tokens, expired entries are dropped on insert.
+const TOKEN_CACHE_PRUNE: usize = 10_000;
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<TokenGrant> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(grant, _)| grant.clone())
+    }
+
+    fn put(&self, hash: String, grant: TokenGrant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= TOKEN_CACHE_PRUNE {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+        }
+        entries.insert(hash, (grant, Instant::now()));
+    }
+
+    /// Forgets a token (revoked) or every token of a tenant (suspended).
+    pub fn forget(&self, token_id: Option<&str>, tenant_id: Option<&str>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, (grant, _)| {
+            token_id.is_none_or(|id| grant.id != id) && tenant_id.is_none_or(|t| grant.tenant_id.as_deref() != Some(t))
+        });
+    }
+}
+
+/// Verifies an API token and returns who it speaks for.
+pub async fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Result<Principal, AuthError> {
+    let hash = crate::secrets::hash_token(token);
+    let grant = match cache.get(&hash) {
+        Some(grant) => grant,
+        None => {
+            let mut grant: TokenGrant = tokens::find(store, token).await?.ok_or(AuthError::Unknown)?;
+            // Best effort: failing to record use must not fail the request.
+            match tokens::touch(store, &grant).await {
+                Ok(Some(at)) => grant.last_used_at = Some(at),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not record token use"),
+            }
+            cache.put(hash, grant.clone());
+            grant
+        }
+    };
+    let now = crate::domain::time::now_ms();
+    if grant.revoked_at.is_some() {
+        return Err(AuthError::Revoked);
+    }
+    if grant.expires_at.is_some_and(|e| e <= now) {
+        return Err(AuthError::Expired);
+    }
+    if grant.tenant_suspended {
+        return Err(AuthError::Suspended);
+    }
+    let role: Role = grant.role.parse().map_err(|_| AuthError::Unknown)?;
+    let actor = format!("token:{}", grant.id);
+    match (grant.tenant_id, grant.tenant_slug) {
+        (Some(tenant_id), Some(slug)) => Ok(Principal::Tenant(TenantScope::verified(tenant_id, slug, role, actor))),
+        (None, _) if role == Role::PlatformAdmin => Ok(Principal::Platform { actor }),
+        _ => Err(AuthError::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer(Some("bearer  abc ")).unwrap(), "abc");
+        assert!(matches!(bearer(None), Err(AuthError::Missing)));
+        assert!(matches!(bearer(Some("Basic abc")), Err(AuthError::Malformed)));
+        assert!(matches!(bearer(Some("Bearer")), Err(AuthError::Malformed)));
+        assert!(matches!(bearer(Some("Bearer a\u{7f}b")), Err(AuthError::Malformed)));
+    }
+
+    #[test]
+    fn permission_table() {
+        assert!(permits(Role::TenantAdmin, Action::Write, Area::Configuration));
+        assert!(permits(Role::TenantAdmin, Action::Write, Area::Tokens));
+        assert!(!permits(Role::TenantAdmin, Action::Read, Area::Tenants));
+        assert!(permits(Role::Supervisor, Action::Read, Area::Configuration));
+        assert!(!permits(Role::Supervisor, Action::Write, Area::Configuration));
+        assert!(permits(Role::Supervisor, Action::Read, Area::Users));
+        assert!(!permits(Role::Viewer, Action::Read, Area::Users));
+        assert!(!permits(Role::Viewer, Action::Read, Area::Tokens));
+        assert!(permits(Role::PlatformAdmin, Action::Write, Area::Tenants));
+        assert!(!permits(Role::PlatformAdmin, Action::Read, Area::Configuration));
+        assert!(permits(Role::TenantAdmin, Action::Read, Area::Audit));
+        assert!(!permits(Role::Supervisor, Action::Read, Area::Audit));
+    }
+
+    #[test]
+    fn scoped_supervisors_see_only_their_teams_and_locations() {
+        use crate::store::Visibility;
+        let scope = TenantScope::verified("ten_1".into(), "acme".into(), Role::Supervisor, "user:u".into())
+            .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
+        let supervisor = Principal::Tenant(scope);
+        let agent = |team: Option<&'static str>| Resource::Agent {
+            team,
+            location: Some("loc_x"),
+        };
+        assert!(can(&supervisor, Action::Read, agent(Some("team_a"))));
+        assert!(!can(&supervisor, Action::Read, agent(Some("team_b"))));
+        assert!(
+            !can(&supervisor, Action::Read, agent(None)),
+            "an agent in no team is outside a team scope"
+        );
+        assert!(
+            !can(&supervisor, Action::Write, agent(Some("team_a"))),
+            "the role still decides writes"
+        );
+        assert!(can(&supervisor, Action::Read, Resource::Team("team_a")));
+        assert!(!can(&supervisor, Action::Read, Resource::Team("team_b")));
+        assert!(
+            can(&supervisor, Action::Read, Resource::Location("loc_y")),
+            "locations are not limited"
+        );
+        let admin = Principal::Tenant(TenantScope::verified(
+            "ten_1".into(),
+            "acme".into(),
+            Role::TenantAdmin,
+            "user:a".into(),
+        ));
+        assert!(can(&admin, Action::Write, agent(None)));
+    }
+}

@@ -1,0 +1,205 @@
+//! In-memory rate limits: token buckets per key (API token, client address) and a growing
+//! back-off for accounts that keep failing to sign in.
+//!
+//! Limits are per instance. Behind a load balancer with N instances an attacker gets at most N
+//! times the budget, which keeps brute force impractical without a shared store on the hot path.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Above this many tracked keys, idle entries are dropped on the next insert.
+const PRUNE_ABOVE: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// A keyed token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    /// `per_second <= 0` disables the limit.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        Self {
+            per_second,
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.per_second > 0.0
+    }
+
+    /// Takes one request from `key`'s budget, or says how long to wait.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() > PRUNE_ABOVE && !buckets.contains_key(key) {
+            let (rate, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
+        }
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        let refill = now.duration_since(bucket.updated).as_secs_f64() * self.per_second;
+        bucket.tokens = (bucket.tokens + refill).min(self.burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// Consecutive failed sign-ins per account: after `free` failures each further attempt waits
+/// twice as long as the one before (1 s, 2 s, 4 s … up to `max_delay`). Success resets it; so
+/// does a quiet hour.
+#[derive(Debug)]
+pub struct Backoff {
+    free: u32,
+    max_delay: Duration,
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+impl Backoff {
+    pub fn new(free: u32, max_delay: Duration) -> Self {
+        Self {
+            free,
+            max_delay,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(wait)` while the account is locked.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    fn delay(&self, count: u32) -> Duration {
+        if count < self.free {
+            return Duration::ZERO;
+        }
+        let exponent = (count - self.free).min(20);
+        Duration::from_secs(1u64 << exponent).min(self.max_delay)
+    }
+
+    fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(f) = failures.get(key) else { return Ok(()) };
+        let until = f.last + self.delay(f.count);
+        if now < until { Err(until - now) } else { Ok(()) }
+    }
+
+    pub fn failed(&self, key: &str) {
+        self.failed_at(key, Instant::now());
+    }
+
+    fn failed_at(&self, key: &str, now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() > PRUNE_ABOVE && !failures.contains_key(key) {
+            failures.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+        }
+        let entry = failures
+            .entry(key.to_owned())
+            .or_insert(Failures { count: 0, last: now });
+        if now.duration_since(entry.last) >= FORGET_AFTER {
+            entry.count = 0;
+        }
+        entry.count = entry.count.saturating_add(1);
+        entry.last = now;
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+/// Rounds a wait up to whole seconds for `Retry-After`.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_refills() {
+        let limiter = RateLimiter::new(2.0, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check_at("k", t0).is_ok());
+        }
+        let wait = limiter.check_at("k", t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");
+        assert!(limiter.check_at("other", t0).is_ok(), "keys are independent");
+        assert!(limiter.check_at("k", t0 + Duration::from_millis(500)).is_ok());
+        assert!(limiter.check_at("k", t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn disabled_limiter_allows_everything() {
+        let limiter = RateLimiter::new(0.0, 1);
+        for _ in 0..100 {
+            assert!(limiter.check("k").is_ok());
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_after_free_attempts_and_resets_on_success() {
+        let b = Backoff::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(b.check_at("a", t0).is_ok());
+            b.failed_at("a", t0);
+        }
+        assert_eq!(b.check_at("a", t0).unwrap_err(), Duration::from_secs(1));
+        b.failed_at("a", t0 + Duration::from_secs(1));
+        assert_eq!(
+            b.check_at("a", t0 + Duration::from_secs(1)).unwrap_err(),
+            Duration::from_secs(2)
+        );
+        for i in 0..20 {
+            b.failed_at("a", t0 + Duration::from_secs(2 + i));
+        }
+        assert_eq!(
+            b.check_at("a", t0 + Duration::from_secs(21)).unwrap_err(),
+            Duration::from_secs(60),
+            "capped"
+        );
+        b.succeeded("a");
+        assert!(b.check_at("a", t0 + Duration::from_secs(21)).is_ok());
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(2)), 2);
+    }
+}
