@@ -83,6 +83,59 @@ pub enum AdminCommand {
     Tenant(TenantCommand),
     #[command(subcommand)]
     Token(TokenCommand),
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a local account; prints a generated password unless --password-stdin is given.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the account a platform admin (manages tenants).
+        #[arg(long)]
+        platform_admin: bool,
+        /// Give the account a role in this tenant (slug).
+        #[arg(long, requires = "role")]
+        tenant: Option<String>,
+        /// tenant_admin, supervisor, agent or viewer.
+        #[arg(long, requires = "tenant")]
+        role: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Disable an account: it can no longer sign in, and its sessions end.
+    Disable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Print a one-time password reset link for an account.
+    ResetLink {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,6 +309,12 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: bool) -> an
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let base_url = config.public_url();
+    if let Some(token) = crate::web::auth_pages::prepare_setup(&store).await? {
+        tracing::warn!(
+            url = %format!("{base_url}/setup?token={token}"),
+            "no platform admin exists yet: open this one-time link to create the first one"
+        );
+    }
     let state = AppState::new(store.clone(), config)?;
     tracing::info!(
         url = %base_url,
@@ -433,10 +492,146 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
                 );
             }
         }
+        AdminCommand::User(command) => return user_command(config_file, command).await,
         AdminCommand::Token(TokenCommand::Revoke { id, data }) => {
             let store = admin_store(config_file, &data).await?;
             tokens::revoke_for_operator(&store, &id).await.map_err(explain)?;
             println!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_command(config_file: &Option<PathBuf>, command: UserCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::accounts;
+    use crate::store::audit::{self, AuditEvent, Origin, Outcome};
+    let find = |store: Store, email: String| async move {
+        accounts::by_email(&store, &email)
+            .await
+            .map_err(explain)?
+            .ok_or_else(|| anyhow!("no account with email `{email}` (see `monti admin user list`)"))
+    };
+    match command {
+        UserCommand::Create {
+            email,
+            name,
+            password_stdin,
+            platform_admin,
+            tenant,
+            role,
+            data,
+        } => {
+            let store = admin_store(config_file, &data).await?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (crate::secrets::random_secret()[..20].to_owned(), true)
+            };
+            crate::auth::password::check_policy(&password, &email).map_err(|e| anyhow!("password {e}"))?;
+            let role: Option<Role> = role.map(|r| r.parse()).transpose()?;
+            let tenant = match &tenant {
+                Some(slug) => Some(
+                    tenants::by_slug(&store, slug)
+                        .await
+                        .map_err(explain)?
+                        .ok_or_else(|| anyhow!("no tenant with slug `{slug}`"))?,
+                ),
+                None => None,
+            };
+            let hash = crate::auth::password::hash(&password).map_err(|e| anyhow!("{e}"))?;
+            let account = accounts::create(
+                &store,
+                accounts::NewAccount {
+                    email,
+                    display_name: name,
+                    password_hash: Some(hash),
+                    platform_admin,
+                },
+            )
+            .await
+            .map_err(explain)?;
+            if let (Some(tenant), Some(role)) = (&tenant, role) {
+                accounts::grant_membership(&store, &account.id, &tenant.id, role, &[], &[])
+                    .await
+                    .map_err(explain)?;
+            }
+            let event = AuditEvent::new(
+                tenant.as_ref().map(|t| t.id.as_str()),
+                "cli",
+                "user.create",
+                Outcome::Success,
+            )
+            .target("user", &account.id)
+            .change(
+                None,
+                Some(serde_json::json!({ "email": account.email, "platform_admin": platform_admin, "role": role })),
+            );
+            audit::record(&store, event, &Origin::default()).await;
+            if generated {
+                println!("{password}");
+            }
+            eprintln!("created account {} ({})", account.email, account.id);
+        }
+        UserCommand::List { data } => {
+            let store = admin_store(config_file, &data).await?;
+            println!(
+                "{:<36} {:<32} {:<24} {:<9} {:<8} TENANTS",
+                "ID", "EMAIL", "NAME", "STATUS", "PLATFORM"
+            );
+            for account in accounts::list_all(&store).await.map_err(explain)? {
+                let memberships = accounts::memberships(&store, &account.id).await.map_err(explain)?;
+                let tenants: Vec<String> = memberships
+                    .iter()
+                    .map(|m| format!("{}:{}", m.tenant_slug, m.role))
+                    .collect();
+                println!(
+                    "{:<36} {:<32} {:<24} {:<9} {:<8} {}",
+                    account.id,
+                    account.email,
+                    account.display_name,
+                    if account.disabled { "disabled" } else { "active" },
+                    if account.platform_admin { "yes" } else { "no" },
+                    tenants.join(", ")
+                );
+            }
+        }
+        UserCommand::Disable { email, data } => {
+            let store = admin_store(config_file, &data).await?;
+            let account = find(store.clone(), email).await?;
+            accounts::set_disabled(&store, &account.id, true)
+                .await
+                .map_err(explain)?;
+            let ended = crate::store::sessions::revoke_all(&store, &account.id, None)
+                .await
+                .map_err(explain)?;
+            for tenant in accounts::memberships(&store, &account.id).await.map_err(explain)? {
+                let event = AuditEvent::new(Some(&tenant.tenant_id), "cli", "user.disable", Outcome::Success)
+                    .target("user", &account.id);
+                audit::record(&store, event, &Origin::default()).await;
+            }
+            println!("disabled {} ({ended} sessions ended)", account.email);
+        }
+        UserCommand::Enable { email, data } => {
+            let store = admin_store(config_file, &data).await?;
+            let account = find(store.clone(), email).await?;
+            accounts::set_disabled(&store, &account.id, false)
+                .await
+                .map_err(explain)?;
+            println!("enabled {}", account.email);
+        }
+        UserCommand::ResetLink { email, data } => {
+            let config = load(&sources(config_file, None, &data))?;
+            let store = admin_store(config_file, &data).await?;
+            let account = find(store.clone(), email).await?;
+            let lifetime = config.auth.password_reset_lifetime.as_millis() as i64;
+            let token = accounts::create_password_reset(&store, &account.id, "cli", lifetime)
+                .await
+                .map_err(explain)?;
+            let event = AuditEvent::new(None, "cli", "user.reset_link", Outcome::Success).target("user", &account.id);
+            audit::record(&store, event, &Origin::default()).await;
+            println!("{}/reset?token={token}", config.public_url());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,6 @@ use crate::store::entities::endpoints::{EndpointCreate, EndpointRow};
 use crate::store::entities::locations::{Location, LocationCreate};
 use crate::store::entities::queues::{self, Queue, QueueCreate, QueueMemberInput};
 use crate::store::entities::teams::{Team, TeamCreate};
-use crate::store::entities::users::{self, MemberCreate};
 use crate::store::resource;
 use crate::store::{Store, StoreResult, TenantScope, tenants, tokens};
 
@@ -45,6 +44,46 @@ pub struct DemoLogin {
     pub tenant: String,
     pub token: String,
     pub created: bool,
+    /// (what, email, password) for each demo account, with a fresh password per run.
+    pub accounts: Vec<(&'static str, &'static str, String)>,
+}
+
+const ADMIN_EMAIL: &str = "admin@demo.example";
+const SUPERVISOR_EMAIL: &str = "supervisor@demo.example";
+
+/// Makes sure a demo account exists with `role` (and scope) and gives it a fresh password.
+async fn demo_account(
+    store: &Store,
+    tenant_id: &str,
+    email: &str,
+    name: &str,
+    role: Role,
+    team_scope: &[String],
+) -> StoreResult<String> {
+    use crate::store::accounts;
+    let password = format!("demo-{}", &crate::secrets::random_secret()[..16]);
+    let hash = crate::auth::password::hash(&password).map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
+    let account = match accounts::by_email(store, email).await? {
+        Some(a) => {
+            accounts::set_password(store, &a.id, &hash).await?;
+            a
+        }
+        None => {
+            accounts::create(
+                store,
+                accounts::NewAccount {
+                    email: email.into(),
+                    display_name: Some(name.into()),
+                    password_hash: Some(hash),
+                    platform_admin: false,
+                },
+            )
+            .await?
+        }
+    };
+    accounts::set_disabled(store, &account.id, false).await?;
+    accounts::grant_membership(store, &account.id, tenant_id, role, team_scope, &[]).await?;
+    Ok(password)
 }
 
 /// Creates the demo tenant if it does not exist, and issues a fresh admin token.
@@ -72,10 +111,32 @@ pub async fn seed(store: &Store) -> StoreResult<DemoLogin> {
         .await?
         .ok_or(crate::store::StoreError::NotFound { kind: "tenant" })?;
     let issued = tokens::issue(store, Some(&tenant.id), "demo", Role::TenantAdmin, None, "demo").await?;
+    let scope = tenants::operator_scope(store, DEMO_SLUG).await?;
+    let sales: Vec<String> = resource::list::<Team>(store, &scope, &Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|t| t.name == TEAMS[0].0)
+        .map(|t| t.id)
+        .collect();
+    let admin = demo_account(store, &tenant.id, ADMIN_EMAIL, "Demo Admin", Role::TenantAdmin, &[]).await?;
+    let supervisor = demo_account(
+        store,
+        &tenant.id,
+        SUPERVISOR_EMAIL,
+        "Sam Supervisor",
+        Role::Supervisor,
+        &sales,
+    )
+    .await?;
     Ok(DemoLogin {
         tenant: tenant.slug,
         token: issued.secret,
         created,
+        accounts: vec![
+            ("tenant admin", ADMIN_EMAIL, admin),
+            ("supervisor (team Sales only)", SUPERVISOR_EMAIL, supervisor),
+        ],
     })
 }
 
@@ -107,18 +168,6 @@ async fn populate(store: &Store, scope: &TenantScope) -> StoreResult<()> {
         .await?;
         locations.push(location);
     }
-    users::create(
-        store,
-        scope,
-        MemberCreate {
-            email: "admin@demo.example".into(),
-            display_name: Some("Demo Admin".into()),
-            role: Role::TenantAdmin,
-            team_scope: vec![],
-            location_scope: vec![],
-        },
-    )
-    .await?;
     let mut agents_by_team: Vec<Vec<String>> = vec![Vec::new(); teams.len()];
     let mut n = 0usize;
     for (t, team) in teams.iter().enumerate() {
@@ -206,13 +255,19 @@ async fn populate(store: &Store, scope: &TenantScope) -> StoreResult<()> {
 
 pub fn banner(base_url: &str, login: &DemoLogin) -> String {
     let state = if login.created { "created" } else { "already present" };
-    format!(
+    let mut out = format!(
         "\n  Monti demo is running: {base_url}/\n\
-         \x20 Tenant `{tenant}` ({state}); admin API token for this run:\n\n\
-         \x20   {token}\n\n\
+         \x20 Tenant `{tenant}` ({state}). Sign in at {base_url}/login with (passwords are new each run):\n\n",
+        tenant = login.tenant,
+    );
+    for (what, email, password) in &login.accounts {
+        out.push_str(&format!("    {what:<30} {email:<26} {password}\n"));
+    }
+    out.push_str(&format!(
+        "\n  Admin API token for this run:\n\n    {token}\n\n\
          \x20 Try:  curl -H \"Authorization: Bearer {token}\" {base_url}/api/v1/agents\n\
          \x20 API reference: {base_url}/api/docs\n",
-        tenant = login.tenant,
         token = login.token,
-    )
+    ));
+    out
 }

@@ -56,6 +56,7 @@ async fn landing_page_renders_with_htmx_loaded() {
     };
     let server = TestServer::start(Backend::Sqlite).await.expect("sqlite always works");
     server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    // A visitor is sent to the sign-in page.
     let url = server.url("/");
     let dom = tokio::task::spawn_blocking({
         let browser = browser.clone();
@@ -65,7 +66,8 @@ async fn landing_page_renders_with_htmx_loaded() {
     .unwrap();
     assert!(dom.contains("data-htmx-version=\"2."), "htmx did not run: {dom}");
     assert!(dom.contains("Theme: auto"), "app.js did not run: {dom}");
-    assert!(dom.contains("<code>acme</code>"), "tenant list rendered: {dom}");
+    assert!(dom.contains("id=\"sign-in\""), "the sign-in form rendered: {dom}");
+    assert!(!dom.contains("acme"), "visitors learn nothing about tenants: {dom}");
     let url = server.url("/api/docs");
     let dom = tokio::task::spawn_blocking(move || dump_dom(&browser, &url))
         .await
@@ -75,7 +77,7 @@ async fn landing_page_renders_with_htmx_loaded() {
         "{dom}"
     );
     // The headers the browser enforced.
-    let resp = server.client.get(server.url("/")).send().await.unwrap();
+    let resp = server.client.get(server.url("/login")).send().await.unwrap();
     let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(
         csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
@@ -119,7 +121,7 @@ async fn templates_can_be_overridden_from_the_data_dir() {
         let dir = config.data_dir.join("templates/pages");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
-            dir.join("landing.html"),
+            dir.join("login.html"),
             "{% extends \"layouts/base.html\" %}{% block content %}<h1>Our own start page</h1>{% endblock content %}",
         )
         .unwrap();
@@ -128,7 +130,7 @@ async fn templates_can_be_overridden_from_the_data_dir() {
     .expect("sqlite always works");
     let html = server
         .client
-        .get(server.url("/"))
+        .get(server.url("/login"))
         .send()
         .await
         .unwrap()

@@ -6,6 +6,7 @@
 //! another tenant simply do not resolve.
 
 pub mod claims;
+pub mod oidc;
 pub mod password;
 pub mod ratelimit;
 

@@ -145,6 +145,28 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
+/// The limits a server enforces, built from configuration.
+#[derive(Debug)]
+pub struct Limits {
+    /// Sign-in attempts per client address.
+    pub sign_in_per_ip: RateLimiter,
+    /// Growing waits for accounts with failed attempts.
+    pub sign_in_backoff: Backoff,
+    /// Requests per API credential.
+    pub api: RateLimiter,
+}
+
+impl Limits {
+    pub fn new(config: &crate::config::AuthConfig) -> Self {
+        let per_minute = f64::from(config.sign_in_per_minute_per_ip);
+        Self {
+            sign_in_per_ip: RateLimiter::new(per_minute / 60.0, config.sign_in_per_minute_per_ip.max(1)),
+            sign_in_backoff: Backoff::new(config.sign_in_free_failures, config.sign_in_max_delay),
+            api: RateLimiter::new(config.api_rate_per_second, config.api_burst),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,10 @@ pub struct Tenant {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     pub version: i64,
+    /// Set while the tenant is suspended: its tokens, sessions and sign-ins get nothing.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt_ms")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub suspended_at: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,7 +71,7 @@ pub struct TenantUpdate {
     pub limits: Option<JsonMap>,
 }
 
-const SELECT: &str = "id, slug, name, timezone, features, limits, created_at, updated_at, version";
+const SELECT: &str = "id, slug, name, timezone, features, limits, created_at, updated_at, version, suspended_at";
 
 fn check_features(v: &mut Validation, features: &JsonMap) {
     for (key, value) in features {
@@ -225,6 +229,21 @@ pub async fn update(
         kind: "tenant",
         current: current.version + 1,
     })
+}
+
+/// Suspends or reactivates a tenant (platform admins). Returns the tenant after the change.
+pub async fn set_suspended(store: &Store, id: &str, suspended: bool) -> StoreResult<Tenant> {
+    let sql = format!(
+        "UPDATE tenants SET suspended_at = $1, updated_at = $2, version = version + 1 WHERE id = $3 RETURNING {SELECT}"
+    );
+    let now = now_ms();
+    on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, Tenant>(&sql)
+        .bind(suspended.then_some(now))
+        .bind(now)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?
+    .ok_or(StoreError::NotFound { kind: "tenant" })
 }
 
 /// A scope for the operator's command line, which has direct access to the data.

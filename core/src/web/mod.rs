@@ -1,11 +1,14 @@
 //! The HTTP server: REST API, web UI, static assets, health and metrics.
 
 pub mod api;
+pub mod auth_pages;
 pub mod extract;
 pub mod list_cache;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod session;
+pub mod sso;
 pub mod ui;
 
 use std::future::Future;
@@ -18,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -52,6 +55,8 @@ pub struct AppState {
     pub openapi_json: Bytes,
     pub list_cache: Arc<list_cache::ListCache>,
     pub tokens: Arc<crate::auth::TokenCache>,
+    pub limits: Arc<crate::auth::ratelimit::Limits>,
+    pub oidc: Arc<crate::auth::oidc::OidcRegistry>,
 }
 
 impl AppState {
@@ -62,13 +67,15 @@ impl AppState {
         let list_cache = Arc::new(list_cache::ListCache::new(config.http.list_cache_bytes));
         Ok(Self {
             store,
-            config: Arc::new(config),
             templates: Arc::new(templates),
             assets: Arc::new(assets),
             metrics: crate::telemetry::metrics(),
             openapi_json,
             list_cache,
             tokens: Arc::new(crate::auth::TokenCache::new(TOKEN_CACHE_TTL)),
+            limits: Arc::new(crate::auth::ratelimit::Limits::new(&config.auth)),
+            oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
+            config: Arc::new(config),
         })
     }
 }
@@ -78,10 +85,28 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     let body_limit = state.config.http.max_body_bytes;
     let timeout = state.config.http.request_timeout;
+    let pages = Router::new()
+        .route("/", get(ui::home))
+        .route("/login", get(auth_pages::login_page).post(auth_pages::login))
+        .route("/logout", post(auth_pages::logout))
+        .route("/setup", get(auth_pages::setup_page).post(auth_pages::setup))
+        .route("/reset", get(auth_pages::reset_page).post(auth_pages::reset))
+        .route("/account", get(auth_pages::account_page))
+        .route("/account/password", post(auth_pages::change_password))
+        .route("/account/locale", post(auth_pages::set_locale))
+        .route("/account/sessions/{id}/revoke", post(auth_pages::revoke_session))
+        .route(
+            "/account/sessions/revoke-others",
+            post(auth_pages::revoke_other_sessions),
+        )
+        .route("/tenant/switch", post(auth_pages::switch_tenant))
+        .route("/auth/oidc/{provider}/start", get(sso::start))
+        .route("/auth/oidc/{provider}/callback", get(sso::callback))
+        .route("/api/docs", get(ui::api_reference))
+        .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
     Router::new()
         .nest("/api/v1", api::router())
-        .route("/", get(ui::landing))
-        .route("/api/docs", get(ui::api_reference))
+        .merge(pages)
         .route("/static/{*path}", get(ui::static_file))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -188,7 +213,8 @@ pub async fn serve(
     let grace = state.config.http.shutdown_grace;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut stopped = rx.clone();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(true);
     });

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::store::tenants;
 
 fn is_htmx(headers: &HeaderMap) -> bool {
     headers.get("hx-request").is_some()
@@ -32,6 +31,61 @@ pub fn render(app: &AppState, template: &str, mut context: tera::Context, status
     }
 }
 
+/// Renders a page with what every page needs: the message catalog of the request's language,
+/// the CSRF token, and the signed-in user with their tenants (for the header).
+pub fn render_page(
+    app: &AppState,
+    page: &super::session::PageContext,
+    template: &str,
+    mut context: tera::Context,
+    status: StatusCode,
+) -> Response {
+    context.insert("t", page.locale.catalog());
+    context.insert("lang", page.locale.code());
+    context.insert("csrf_token", &page.csrf_token);
+    if let Some(current) = &page.current {
+        let account = &current.account;
+        context.insert(
+            "user",
+            &json!({
+                "id": account.id, "name": account.display_name, "email": account.email,
+                "platform_admin": account.platform_admin,
+            }),
+        );
+        let tenant = current.membership().filter(|m| m.usable());
+        if let Some(m) = tenant {
+            context.insert(
+                "tenant",
+                &json!({ "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role }),
+            );
+        }
+        let memberships: Vec<Value> = current
+            .memberships
+            .iter()
+            .filter(|m| m.usable())
+            .map(|m| {
+                json!({
+                    "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role,
+                    "current": current.session.tenant_id.as_deref() == Some(m.tenant_id.as_str()),
+                })
+            })
+            .collect();
+        context.insert("memberships", &memberships);
+        let role = current.principal.as_ref().map(crate::auth::Principal::role);
+        let admin =
+            role.is_some_and(|r| crate::auth::permits(r, crate::auth::Action::Read, crate::auth::Area::Configuration));
+        context.insert(
+            "nav",
+            &json!({
+                "admin": admin,
+                "platform": matches!(current.principal, Some(crate::auth::Principal::Platform { .. })),
+                "platform_available": account.platform_admin,
+            }),
+        );
+    }
+    render(app, template, context, status)
+}
+
 /// An error as a full page, or as a fragment for htmx.
 pub fn error_page(app: &AppState, headers: &HeaderMap, status: StatusCode, detail: &str) -> Response {
     let mut context = tera::Context::new();
@@ -49,30 +103,49 @@ pub fn error_page(app: &AppState, headers: &HeaderMap, status: StatusCode, detai
     render(app, template, context, status)
 }
 
-pub async fn landing(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let tenants = match tenants::list_all(&app.store).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "landing page: cannot list tenants");
-            return error_page(
-                &app,
-                &headers,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is unavailable right now.",
-            );
-        }
+/// The start page: the sign-in page for visitors, the tenant's overview for members, the
+/// installation overview for platform admins.
+pub async fn home(State(app): State<AppState>, page: super::session::PageContext, headers: HeaderMap) -> Response {
+    let Some(current) = page.current.clone() else {
+        return super::session::to_sign_in(&headers, &Uri::from_static("/"));
+    };
+    let Some(principal) = &current.principal else {
+        return render_page(
+            &app,
+            &page,
+            "pages/no_access.html",
+            tera::Context::new(),
+            StatusCode::FORBIDDEN,
+        );
     };
     let mut context = tera::Context::new();
-    context.insert("backend", app.store.db.backend().as_str());
-    context.insert("data_dir", &app.config.data_dir.display().to_string());
-    context.insert("tenant_count", &tenants.len());
-    context.insert("base_url", &app.config.public_url());
-    let rows: Vec<Value> = tenants
-        .iter()
-        .map(|t| json!({ "slug": t.slug, "name": t.name, "timezone": t.timezone }))
-        .collect();
-    context.insert("tenants", &rows);
-    render(&app, "pages/landing.html", context, StatusCode::OK)
+    if let crate::auth::Principal::Tenant(scope) = principal {
+        let t = page.locale;
+        let mut sections = Vec::new();
+        let counts = crate::store::entities::counts(&app.store, scope)
+            .await
+            .unwrap_or_default();
+        for (key, href, area) in [
+            ("teams", "/admin/teams", crate::auth::Area::Configuration),
+            ("locations", "/admin/locations", crate::auth::Area::Configuration),
+            ("agents", "/admin/agents", crate::auth::Area::Configuration),
+            ("queues", "/admin/queues", crate::auth::Area::Configuration),
+            ("dids", "/admin/dids", crate::auth::Area::Configuration),
+            ("endpoints", "/admin/endpoints", crate::auth::Area::Configuration),
+            ("users", "/admin/users", crate::auth::Area::Users),
+            ("audit", "/admin/audit", crate::auth::Area::Audit),
+        ] {
+            if crate::auth::permits(scope.role(), crate::auth::Action::Read, area) {
+                let mut section = json!({ "title": t.text(&format!("admin.{key}")), "href": href });
+                if let Some(n) = counts.get(key) {
+                    section["count"] = json!(n);
+                }
+                sections.push(section);
+            }
+        }
+        context.insert("sections", &sections);
+    }
+    render_page(&app, &page, "pages/home.html", context, StatusCode::OK)
 }
 
 /// The browsable API reference, rendered from the OpenAPI document.

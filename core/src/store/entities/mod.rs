@@ -16,6 +16,39 @@ use super::SqlValue;
 use crate::domain::Validation;
 use crate::domain::time::serialize_ms;
 
+/// How many rows each configuration collection of the tenant has (for overviews); scoped
+/// supervisors count only what they see.
+pub async fn counts(
+    store: &super::Store,
+    scope: &super::TenantScope,
+) -> super::StoreResult<std::collections::BTreeMap<&'static str, i64>> {
+    use super::resource::Listable;
+    async fn count<R: Listable>(store: &super::Store, scope: &super::TenantScope) -> super::StoreResult<i64> {
+        let mut args = vec![SqlValue::Text(scope.tenant_id().to_owned())];
+        let mut sql = format!("SELECT COUNT(*) FROM {} WHERE {} = $1", R::FROM, R::TENANT_COLUMN);
+        for (column, dimension) in R::RESTRICTED_BY {
+            if let Some(allowed) = scope.visibility().allowed(*dimension) {
+                let condition = super::list::restriction_condition(&mut args, column, allowed);
+                sql.push_str(" AND ");
+                sql.push_str(&condition);
+            }
+        }
+        Ok(crate::on_db!(&store.db, |pool, DB| {
+            crate::bind_values!(sqlx::query_scalar::<DB, i64>(&sql), args)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+    let mut out = std::collections::BTreeMap::new();
+    out.insert("teams", count::<teams::Team>(store, scope).await?);
+    out.insert("locations", count::<locations::Location>(store, scope).await?);
+    out.insert("agents", count::<agents::Agent>(store, scope).await?);
+    out.insert("queues", count::<queues::Queue>(store, scope).await?);
+    out.insert("dids", count::<dids::DidRow>(store, scope).await?);
+    out.insert("endpoints", count::<endpoints::EndpointRow>(store, scope).await?);
+    Ok(out)
+}
+
 /// When a row was created and last changed, and its version (sent as the ETag).
 #[derive(Debug, Clone, Copy, FromRow, Serialize, ToSchema)]
 pub struct Stamps {

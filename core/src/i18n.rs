@@ -1,0 +1,149 @@
+//! The UI's message catalogs. English and German are complete (a test checks that every key
+//! exists in both); the language comes from the user's setting, else from `Accept-Language`.
+
+use std::sync::LazyLock;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Locale {
+    #[default]
+    En,
+    De,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 2] = [Locale::En, Locale::De];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::De => "de",
+        }
+    }
+
+    /// The language's own name, for the language picker.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Locale::En => "English",
+            Locale::De => "Deutsch",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Locale> {
+        let primary = code.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "en" => Some(Locale::En),
+            "de" => Some(Locale::De),
+            _ => None,
+        }
+    }
+
+    /// The best supported language in an `Accept-Language` header (by quality, then order).
+    pub fn from_accept_language(header: &str) -> Option<Locale> {
+        let mut best: Option<(f32, Locale)> = None;
+        for part in header.split(',').take(20) {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or_default();
+            let quality = pieces
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+                .unwrap_or(1.0);
+            if let Some(locale) = Locale::parse(tag)
+                && quality > 0.0
+                && best.is_none_or(|(q, _)| quality > q)
+            {
+                best = Some((quality, locale));
+            }
+        }
+        best.map(|(_, locale)| locale)
+    }
+
+    /// The whole catalog, for templates (`{{ t.login.title }}`).
+    pub fn catalog(self) -> &'static Value {
+        match self {
+            Locale::En => &EN,
+            Locale::De => &DE,
+        }
+    }
+
+    /// One message by dotted key; the key itself when missing (which the completeness test
+    /// prevents).
+    pub fn text(self, key: &str) -> String {
+        let mut node = self.catalog();
+        for part in key.split('.') {
+            match node.get(part) {
+                Some(next) => node = next,
+                None => return key.to_owned(),
+            }
+        }
+        node.as_str().map(str::to_owned).unwrap_or_else(|| key.to_owned())
+    }
+}
+
+fn load(source: &str) -> Value {
+    let table: toml::Table = toml::from_str(source).expect("the embedded message catalog is valid TOML");
+    serde_json::to_value(table).expect("a TOML table converts to JSON")
+}
+
+static EN: LazyLock<Value> = LazyLock::new(|| load(include_str!("../i18n/en.toml")));
+static DE: LazyLock<Value> = LazyLock::new(|| load(include_str!("../i18n/de.toml")));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(prefix: &str, value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    keys(&path, v, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn every_language_has_every_message() {
+        let mut en = Vec::new();
+        keys("", Locale::En.catalog(), &mut en);
+        assert!(en.len() > 50, "the catalog is loaded");
+        for locale in Locale::ALL {
+            let mut other = Vec::new();
+            keys("", locale.catalog(), &mut other);
+            en.sort();
+            other.sort();
+            let missing: Vec<_> = en.iter().filter(|k| !other.contains(k)).collect();
+            let extra: Vec<_> = other.iter().filter(|k| !en.contains(k)).collect();
+            assert!(missing.is_empty(), "{} lacks {missing:?}", locale.code());
+            assert!(extra.is_empty(), "{} has unknown keys {extra:?}", locale.code());
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_best_supported() {
+        assert_eq!(
+            Locale::from_accept_language("de-DE,de;q=0.9,en;q=0.8"),
+            Some(Locale::De)
+        );
+        assert_eq!(
+            Locale::from_accept_language("fr-FR, en;q=0.5, de;q=0.7"),
+            Some(Locale::De)
+        );
+        assert_eq!(Locale::from_accept_language("fr, it"), None);
+        assert_eq!(Locale::from_accept_language("en-GB"), Some(Locale::En));
+        assert_eq!(Locale::from_accept_language("de;q=0"), None);
+        assert_eq!(Locale::from_accept_language(""), None);
+    }
+
+    #[test]
+    fn text_looks_up_dotted_keys() {
+        assert_eq!(Locale::De.text("nav.sign_out"), "Abmelden");
+        assert_eq!(Locale::En.text("no.such.key"), "no.such.key");
+    }
+}

@@ -1,0 +1,706 @@
+//! Sign-in, sign-out, first-run setup, password reset and the user's own account page.
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::session::{self, PageContext, SignedIn, safe_next};
+use super::ui::render_page;
+use crate::auth::password;
+use crate::auth::ratelimit::retry_after_secs;
+use crate::i18n::Locale;
+use crate::secrets::{constant_time_eq, hash_token, random_secret};
+use crate::store::accounts::{self, Account, NewAccount};
+use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::sessions::{self, NewSession};
+
+/// Where the one-time setup token's hash is kept until setup is done.
+const SETUP_STATE_KEY: &str = "setup_token_hash";
+
+/// At start-up: when no platform admin exists, makes a fresh one-time setup link and returns it
+/// for the log. Only someone who can read the server's log can claim a fresh installation.
+pub async fn prepare_setup(app_store: &crate::store::Store) -> crate::store::StoreResult<Option<String>> {
+    if accounts::platform_admin_exists(app_store).await? {
+        accounts::delete_state(app_store, SETUP_STATE_KEY).await?;
+        return Ok(None);
+    }
+    let token = random_secret();
+    accounts::set_state(app_store, SETUP_STATE_KEY, &hash_token(&token)).await?;
+    Ok(Some(token))
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    next: Option<String>,
+    notice: Option<String>,
+}
+
+/// Notices a page may show, by catalog key; anything else in `?notice=` is ignored.
+fn notice(locale: Locale, key: Option<&str>) -> Option<String> {
+    const KNOWN: &[&str] = &[
+        "login.signed_out",
+        "login.expired",
+        "setup.done",
+        "reset.done",
+        "account.password_changed",
+        "account.signed_out_others",
+        "common.saved",
+    ];
+    key.filter(|k| KNOWN.contains(k)).map(|k| locale.text(k))
+}
+
+fn login_context(app: &AppState, page: &PageContext, next: &str) -> tera::Context {
+    let mut context = tera::Context::new();
+    context.insert("next", next);
+    context.insert("local_login", &app.config.auth.local_login);
+    let providers: Vec<_> = app
+        .oidc
+        .providers()
+        .into_iter()
+        .map(|(id, name)| json!({ "id": id, "name": name }))
+        .collect();
+    context.insert("providers", &providers);
+    let _ = page;
+    context
+}
+
+pub async fn login_page(State(app): State<AppState>, page: PageContext, Query(q): Query<LoginQuery>) -> Response {
+    if page.current.is_some() {
+        return Redirect::to(&safe_next(q.next.as_deref())).into_response();
+    }
+    let mut context = login_context(&app, &page, &safe_next(q.next.as_deref()));
+    if let Some(message) = notice(page.locale, q.notice.as_deref()) {
+        context.insert("notice", &message);
+    }
+    render_page(&app, &page, "pages/login.html", context, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): Form<LoginForm>) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let fail = |status: StatusCode, message: String, retry: Option<u64>| {
+        let mut context = login_context(&app, &page, &next);
+        context.insert("error", &message);
+        context.insert("email", &form.email);
+        let mut response = render_page(&app, &page, "pages/login.html", context, status);
+        if let Some(seconds) = retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    };
+    if !app.config.auth.local_login {
+        return fail(StatusCode::FORBIDDEN, page.locale.text("login.disabled"), None);
+    }
+    let ip = page.origin.ip.clone().unwrap_or_default();
+    let account_key = form.email.trim().to_lowercase();
+    let limited = app
+        .limits
+        .sign_in_per_ip
+        .check(&ip)
+        .err()
+        .or_else(|| app.limits.sign_in_backoff.check(&account_key).err());
+    if let Some(wait) = limited {
+        let seconds = retry_after_secs(wait);
+        let event = AuditEvent::new(None, &account_key, "session.sign_in", Outcome::Denied)
+            .detail(format!("throttled for {seconds} s"));
+        audit::record(&app.store, event, &page.origin).await;
+        let message = page
+            .locale
+            .text("login.locked")
+            .replace("{seconds}", &seconds.to_string());
+        return fail(StatusCode::TOO_MANY_REQUESTS, message, Some(seconds));
+    }
+    let account = match accounts::by_email(&app.store, &form.email).await {
+        Ok(account) => account,
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-in: cannot read accounts");
+            return fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                page.locale.text("errors.unavailable"),
+                None,
+            );
+        }
+    };
+    let stored = account.as_ref().and_then(|a| a.password_hash.clone());
+    let presented = form.password.clone();
+    // Hashing takes tens of milliseconds of CPU: keep it off the async workers.
+    let verified = tokio::task::spawn_blocking(move || password::verify(&presented, stored.as_deref()))
+        .await
+        .unwrap_or(false);
+    let account = match account {
+        Some(a) if verified && !a.disabled => a,
+        other => {
+            app.limits.sign_in_backoff.failed(&account_key);
+            let reason = match &other {
+                None => "unknown account",
+                Some(a) if a.disabled => "account disabled",
+                Some(_) => "wrong password",
+            };
+            record_sign_in_failure(&app, &page, other.as_ref(), &account_key, reason).await;
+            return fail(StatusCode::UNAUTHORIZED, page.locale.text("login.failed"), None);
+        }
+    };
+    app.limits.sign_in_backoff.succeeded(&account_key);
+    match start_session(&app, &page, &account, "password", None, None).await {
+        Ok(cookie) => {
+            let mut response = Redirect::to(&next).into_response();
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-in: cannot create the session");
+            fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                page.locale.text("errors.unavailable"),
+                None,
+            )
+        }
+    }
+}
+
+/// Failed sign-ins are recorded in every tenant the account belongs to, so each tenant's
+/// admins see attacks on their people; unknown accounts at installation level.
+async fn record_sign_in_failure(
+    app: &AppState,
+    page: &PageContext,
+    account: Option<&Account>,
+    email: &str,
+    reason: &str,
+) {
+    let tenants: Vec<Option<String>> = match account {
+        Some(a) => match accounts::memberships(&app.store, &a.id).await {
+            Ok(ms) if !ms.is_empty() => ms.into_iter().map(|m| Some(m.tenant_id)).collect(),
+            _ => vec![None],
+        },
+        None => vec![None],
+    };
+    for tenant in tenants {
+        let mut event = AuditEvent::new(tenant.as_deref(), email, "session.sign_in", Outcome::Failure).detail(reason);
+        if let Some(a) = account {
+            event = event.target("user", &a.id);
+        }
+        audit::record(&app.store, event, &page.origin).await;
+    }
+}
+
+/// Creates a session for a verified account and returns its cookie. The session starts in the
+/// first tenant the account may use (or the installation view for platform admins).
+pub async fn start_session(
+    app: &AppState,
+    page: &PageContext,
+    account: &Account,
+    method: &str,
+    oidc_provider: Option<&str>,
+    id_token_enc: Option<String>,
+) -> crate::store::StoreResult<HeaderValue> {
+    let memberships = accounts::memberships(&app.store, &account.id).await?;
+    let tenant_id = memberships.iter().find(|m| m.usable()).map(|m| m.tenant_id.clone());
+    let (secret, session) = sessions::create(
+        &app.store,
+        NewSession {
+            user_id: account.id.clone(),
+            tenant_id: tenant_id.clone(),
+            auth_method: method.to_owned(),
+            oidc_provider: oidc_provider.map(str::to_owned),
+            id_token_enc,
+            ip: page.origin.ip.clone(),
+            user_agent: page.origin.user_agent.clone(),
+            lifetime_ms: app.config.auth.session_lifetime.as_millis() as i64,
+        },
+    )
+    .await?;
+    accounts::record_login(&app.store, &account.id).await?;
+    let actor = format!("user:{}", account.id);
+    let detail = match oidc_provider {
+        Some(p) => format!("{method} via {p}"),
+        None => method.to_owned(),
+    };
+    let event = AuditEvent::new(tenant_id.as_deref(), &actor, "session.sign_in", Outcome::Success)
+        .target("session", &session.id)
+        .detail(detail);
+    audit::record(&app.store, event, &page.origin).await;
+    Ok(session::session_cookie(app, &secret))
+}
+
+pub async fn logout(State(app): State<AppState>, page: PageContext) -> Response {
+    let mut target = "/login?notice=login.signed_out".to_owned();
+    if let Some(current) = &page.current {
+        if let Err(e) = sessions::revoke(&app.store, &current.account.id, &current.session.id).await {
+            tracing::warn!(error = %e, "sign-out: cannot revoke the session");
+        }
+        let event = AuditEvent::new(
+            current.session.tenant_id.as_deref(),
+            &format!("user:{}", current.account.id),
+            "session.sign_out",
+            Outcome::Success,
+        )
+        .target("session", &current.session.id);
+        audit::record(&app.store, event, &page.origin).await;
+        if let Some(url) = app.oidc.logout_url(&app, &current.session).await {
+            target = url;
+        }
+    }
+    let mut response = Redirect::to(&target).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session::clear_session_cookie(&app));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct SetupQuery {
+    token: Option<String>,
+}
+
+async fn setup_token_valid(app: &AppState, token: &str) -> bool {
+    match accounts::get_state(&app.store, SETUP_STATE_KEY).await {
+        Ok(Some(hash)) => constant_time_eq(&hash, &hash_token(token)),
+        _ => false,
+    }
+}
+
+pub async fn setup_page(State(app): State<AppState>, page: PageContext, Query(q): Query<SetupQuery>) -> Response {
+    if accounts::platform_admin_exists(&app.store).await.unwrap_or(false) {
+        return Redirect::to("/login").into_response();
+    }
+    let token = q.token.unwrap_or_default();
+    let mut context = tera::Context::new();
+    if !setup_token_valid(&app, &token).await {
+        context.insert("invalid", &true);
+        return render_page(&app, &page, "pages/setup.html", context, StatusCode::FORBIDDEN);
+    }
+    context.insert("token", &token);
+    render_page(&app, &page, "pages/setup.html", context, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    token: String,
+    display_name: String,
+    email: String,
+    password: String,
+    confirm: String,
+}
+
+pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): Form<SetupForm>) -> Response {
+    if accounts::platform_admin_exists(&app.store).await.unwrap_or(true) || !setup_token_valid(&app, &form.token).await
+    {
+        let event = AuditEvent::new(None, "anonymous", "platform.setup", Outcome::Denied).detail("invalid setup token");
+        audit::record(&app.store, event, &page.origin).await;
+        let mut context = tera::Context::new();
+        context.insert("invalid", &true);
+        return render_page(&app, &page, "pages/setup.html", context, StatusCode::FORBIDDEN);
+    }
+    let mut errors = serde_json::Map::new();
+    if let Err(e) = password::check_policy(&form.password, &form.email) {
+        errors.insert("password".into(), json!(e.to_string()));
+    } else if form.password != form.confirm {
+        errors.insert("confirm".into(), json!(page.locale.text("setup.mismatch")));
+    }
+    let account = if errors.is_empty() {
+        let hash = match hash_in_background(form.password.clone()).await {
+            Some(h) => h,
+            None => {
+                return super::ui::error_page(
+                    &app,
+                    &Default::default(),
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "hashing failed",
+                );
+            }
+        };
+        let input = NewAccount {
+            email: form.email.clone(),
+            display_name: Some(form.display_name.clone()),
+            password_hash: Some(hash),
+            platform_admin: true,
+        };
+        match accounts::create(&app.store, input).await {
+            Ok(account) => Some(account),
+            Err(crate::store::StoreError::Invalid(v)) => {
+                for e in v.errors {
+                    errors.insert(e.pointer.trim_start_matches('/').to_owned(), json!(e.detail));
+                }
+                None
+            }
+            Err(crate::store::StoreError::Conflict { message, .. }) => {
+                errors.insert("email".into(), json!(message));
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "setup: cannot create the account");
+                return super::ui::error_page(
+                    &app,
+                    &Default::default(),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &page.locale.text("errors.unavailable"),
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let Some(account) = account else {
+        let mut context = tera::Context::new();
+        context.insert("token", &form.token);
+        context.insert("errors", &errors);
+        context.insert(
+            "form",
+            &json!({ "display_name": form.display_name, "email": form.email }),
+        );
+        return render_page(
+            &app,
+            &page,
+            "pages/setup.html",
+            context,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let _ = accounts::delete_state(&app.store, SETUP_STATE_KEY).await;
+    let event = AuditEvent::new(
+        None,
+        &format!("user:{}", account.id),
+        "platform.setup",
+        Outcome::Success,
+    )
+    .target("user", &account.id)
+    .detail("first platform admin created");
+    audit::record(&app.store, event, &page.origin).await;
+    tracing::info!(email = %account.email, "first-run setup complete");
+    match start_session(&app, &page, &account, "password", None, None).await {
+        Ok(cookie) => {
+            let mut response = Redirect::to("/").into_response();
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(_) => Redirect::to("/login?notice=setup.done").into_response(),
+    }
+}
+
+async fn hash_in_background(password: String) -> Option<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password).ok())
+        .await
+        .ok()
+        .flatten()
+}
+
+#[derive(Deserialize)]
+pub struct ResetQuery {
+    token: Option<String>,
+}
+
+pub async fn reset_page(State(app): State<AppState>, page: PageContext, Query(q): Query<ResetQuery>) -> Response {
+    let token = q.token.unwrap_or_default();
+    let mut context = tera::Context::new();
+    match accounts::peek_password_reset(&app.store, &token).await {
+        Ok(Some(_)) => context.insert("token", &token),
+        _ => {
+            context.insert("invalid", &true);
+            return render_page(&app, &page, "pages/reset.html", context, StatusCode::FORBIDDEN);
+        }
+    }
+    render_page(&app, &page, "pages/reset.html", context, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    token: String,
+    password: String,
+    confirm: String,
+}
+
+pub async fn reset(State(app): State<AppState>, page: PageContext, Form(form): Form<ResetForm>) -> Response {
+    let invalid = |app: &AppState, page: &PageContext| {
+        let mut context = tera::Context::new();
+        context.insert("invalid", &true);
+        render_page(app, page, "pages/reset.html", context, StatusCode::FORBIDDEN)
+    };
+    let Ok(Some(user_id)) = accounts::peek_password_reset(&app.store, &form.token).await else {
+        return invalid(&app, &page);
+    };
+    let Ok(account) = accounts::by_id(&app.store, &user_id).await else {
+        return invalid(&app, &page);
+    };
+    let mut errors = serde_json::Map::new();
+    if let Err(e) = password::check_policy(&form.password, &account.email) {
+        errors.insert("password".into(), json!(e.to_string()));
+    } else if form.password != form.confirm {
+        errors.insert("confirm".into(), json!(page.locale.text("setup.mismatch")));
+    }
+    if !errors.is_empty() {
+        let mut context = tera::Context::new();
+        context.insert("token", &form.token);
+        context.insert("errors", &errors);
+        return render_page(
+            &app,
+            &page,
+            "pages/reset.html",
+            context,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    // Consume first, so two concurrent submissions cannot both succeed.
+    match accounts::consume_password_reset(&app.store, &form.token).await {
+        Ok(Some(id)) if id == account.id => {}
+        _ => return invalid(&app, &page),
+    }
+    let Some(hash) = hash_in_background(form.password).await else {
+        return invalid(&app, &page);
+    };
+    if accounts::set_password(&app.store, &account.id, &hash).await.is_err() {
+        return invalid(&app, &page);
+    }
+    let _ = sessions::revoke_all(&app.store, &account.id, None).await;
+    for tenant in tenants_of(&app, &account.id).await {
+        let event = AuditEvent::new(
+            tenant.as_deref(),
+            &format!("user:{}", account.id),
+            "user.password_reset",
+            Outcome::Success,
+        )
+        .target("user", &account.id);
+        audit::record(&app.store, event, &page.origin).await;
+    }
+    Redirect::to("/login?notice=reset.done").into_response()
+}
+
+/// The tenants an account belongs to, or the installation level when none.
+pub async fn tenants_of(app: &AppState, user_id: &str) -> Vec<Option<String>> {
+    match accounts::memberships(&app.store, user_id).await {
+        Ok(ms) if !ms.is_empty() => ms.into_iter().map(|m| Some(m.tenant_id)).collect(),
+        _ => vec![None],
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+pub async fn account_page(State(app): State<AppState>, signed: SignedIn, Query(q): Query<NoticeQuery>) -> Response {
+    account_view(
+        &app,
+        &signed,
+        notice(signed.page.locale, q.notice.as_deref()),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn account_view(
+    app: &AppState,
+    signed: &SignedIn,
+    notice: Option<String>,
+    errors: Option<serde_json::Map<String, serde_json::Value>>,
+    status: StatusCode,
+) -> Response {
+    let idle = app.config.auth.session_idle_timeout.as_millis() as i64;
+    let sessions = sessions::list_active(&app.store, &signed.current.account.id, idle)
+        .await
+        .unwrap_or_default();
+    let rows: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id, "method": s.auth_method, "provider": s.oidc_provider, "ip": s.ip,
+                "user_agent": s.user_agent, "created_at": crate::domain::time::to_rfc3339(s.created_at),
+                "last_seen_at": crate::domain::time::to_rfc3339(s.last_seen_at),
+                "current": s.id == signed.current.session.id,
+            })
+        })
+        .collect();
+    let mut context = tera::Context::new();
+    context.insert("sessions", &rows);
+    context.insert("has_password", &signed.current.account.password_hash.is_some());
+    context.insert(
+        "locale_setting",
+        &signed.current.account.locale.clone().unwrap_or_default(),
+    );
+    let locales: Vec<_> = Locale::ALL
+        .iter()
+        .map(|l| json!({ "code": l.code(), "name": l.native_name() }))
+        .collect();
+    context.insert("locales", &locales);
+    if let Some(n) = notice {
+        context.insert("notice", &n);
+    }
+    if let Some(e) = errors {
+        context.insert("errors", &e);
+    }
+    render_page(app, &signed.page, "pages/account.html", context, status)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    password: String,
+    confirm: String,
+}
+
+pub async fn change_password(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let account = &signed.current.account;
+    let mut errors = serde_json::Map::new();
+    let key = format!("password-change:{}", account.id);
+    if let Err(wait) = app.limits.sign_in_backoff.check(&key) {
+        errors.insert(
+            "current".into(),
+            json!(
+                signed
+                    .page
+                    .locale
+                    .text("login.locked")
+                    .replace("{seconds}", &retry_after_secs(wait).to_string())
+            ),
+        );
+        return account_view(&app, &signed, None, Some(errors), StatusCode::TOO_MANY_REQUESTS).await;
+    }
+    let stored = account.password_hash.clone();
+    let current = form.current.clone();
+    let verified = tokio::task::spawn_blocking(move || password::verify(&current, stored.as_deref()))
+        .await
+        .unwrap_or(false);
+    if !verified {
+        app.limits.sign_in_backoff.failed(&key);
+        errors.insert(
+            "current".into(),
+            json!(signed.page.locale.text("account.wrong_password")),
+        );
+    } else if let Err(e) = password::check_policy(&form.password, &account.email) {
+        errors.insert("password".into(), json!(e.to_string()));
+    } else if form.password != form.confirm {
+        errors.insert("confirm".into(), json!(signed.page.locale.text("setup.mismatch")));
+    }
+    if !errors.is_empty() {
+        return account_view(&app, &signed, None, Some(errors), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    app.limits.sign_in_backoff.succeeded(&key);
+    let Some(hash) = hash_in_background(form.password).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Err(e) = accounts::set_password(&app.store, &account.id, &hash).await {
+        tracing::warn!(error = %e, "cannot change password");
+        return super::ui::error_page(
+            &app,
+            &Default::default(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            &signed.page.locale.text("errors.unavailable"),
+        );
+    }
+    let _ = sessions::revoke_all(&app.store, &account.id, Some(&signed.current.session.id)).await;
+    for tenant in tenants_of(&app, &account.id).await {
+        let event = AuditEvent::new(
+            tenant.as_deref(),
+            &format!("user:{}", account.id),
+            "user.password_change",
+            Outcome::Success,
+        )
+        .target("user", &account.id);
+        audit::record(&app.store, event, &signed.page.origin).await;
+    }
+    Redirect::to("/account?notice=account.password_changed").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LocaleForm {
+    locale: String,
+}
+
+pub async fn set_locale(State(app): State<AppState>, signed: SignedIn, Form(form): Form<LocaleForm>) -> Response {
+    let locale = Locale::parse(&form.locale).map(Locale::code);
+    let _ = accounts::set_locale(&app.store, &signed.current.account.id, locale).await;
+    Redirect::to("/account?notice=common.saved").into_response()
+}
+
+pub async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let user = &signed.current.account.id;
+    if sessions::revoke(&app.store, user, &id).await.is_ok() {
+        let event = AuditEvent::new(
+            signed.current.session.tenant_id.as_deref(),
+            &format!("user:{user}"),
+            "session.revoke",
+            Outcome::Success,
+        )
+        .target("session", &id);
+        audit::record(&app.store, event, &signed.page.origin).await;
+    }
+    if id == signed.current.session.id {
+        let mut response = Redirect::to("/login?notice=login.signed_out").into_response();
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, session::clear_session_cookie(&app));
+        return response;
+    }
+    Redirect::to("/account").into_response()
+}
+
+pub async fn revoke_other_sessions(State(app): State<AppState>, signed: SignedIn) -> Response {
+    let user = &signed.current.account.id;
+    if let Ok(n) = sessions::revoke_all(&app.store, user, Some(&signed.current.session.id)).await {
+        let event = AuditEvent::new(
+            signed.current.session.tenant_id.as_deref(),
+            &format!("user:{user}"),
+            "session.revoke_all",
+            Outcome::Success,
+        )
+        .detail(format!("{n} sessions ended"));
+        audit::record(&app.store, event, &signed.page.origin).await;
+    }
+    Redirect::to("/account?notice=account.signed_out_others").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SwitchForm {
+    /// A tenant id, or empty for the installation view (platform admins).
+    tenant_id: String,
+    next: Option<String>,
+}
+
+pub async fn switch_tenant(State(app): State<AppState>, signed: SignedIn, Form(form): Form<SwitchForm>) -> Response {
+    let current = &signed.current;
+    let target = if form.tenant_id.is_empty() {
+        current.account.platform_admin.then_some(None)
+    } else {
+        current
+            .memberships
+            .iter()
+            .find(|m| m.tenant_id == form.tenant_id && m.usable())
+            .map(|m| Some(m.tenant_id.clone()))
+    };
+    let Some(target) = target else {
+        return super::ui::error_page(
+            &app,
+            &Default::default(),
+            StatusCode::FORBIDDEN,
+            &signed.page.locale.text("errors.forbidden"),
+        );
+    };
+    if let Err(e) = sessions::switch_tenant(&app.store, &current.session.id, target.as_deref()).await {
+        tracing::warn!(error = %e, "cannot switch tenant");
+    }
+    Redirect::to(&safe_next(form.next.as_deref())).into_response()
+}
+
+/// How long ago, for people: "3 min", "2 h".
+pub fn ago(ms: i64) -> String {
+    let d = Duration::from_millis(ms.max(0) as u64);
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
