@@ -17,6 +17,10 @@ fn main() {
     println!("cargo:rerun-if-changed=../static/package.json");
     println!("cargo:rerun-if-changed=../static/package-lock.json");
     println!("cargo:rerun-if-changed=../migrations");
+    // Embedded with rust-embed: a new file must rebuild the crate too.
+    println!("cargo:rerun-if-changed=../templates");
+    println!("cargo:rerun-if-changed=../static/css");
+    println!("cargo:rerun-if-changed=../static/js");
     std::fs::create_dir_all(&out).expect("create OUT_DIR/vendor");
     let lock = std::fs::read(static_dir.join("package-lock.json")).expect("static/package-lock.json is missing");
     let stamp = out.join(".installed-lock");

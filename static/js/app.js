@@ -57,3 +57,22 @@
     }
   });
 })();
+
+// Forms marked data-confirm ask before submitting (delete buttons); selects marked
+// data-autosubmit submit their form on change (the tenant switcher). Without JavaScript the
+// forms still work: a plain submit button is shown instead.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("select[data-autosubmit]");
+    if (select && select.form) {
+      select.form.requestSubmit();
+    }
+  });
+})();

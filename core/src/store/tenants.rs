@@ -69,6 +69,9 @@ pub struct TenantUpdate {
     /// Platform admins only.
     #[schema(value_type = Option<Object>)]
     pub limits: Option<JsonMap>,
+    /// Platform admins only: a suspended tenant's tokens, sessions and sign-ins get nothing.
+    #[serde(default)]
+    pub suspended: Option<bool>,
 }
 
 const SELECT: &str = "id, slug, name, timezone, features, limits, created_at, updated_at, version, suspended_at";
@@ -196,6 +199,9 @@ pub async fn update(
         Some(t) => v.check("timezone", validate::timezone(t)),
         None => Some(current.timezone.clone()),
     };
+    if !as_platform_admin && input.suspended.is_some() {
+        v.add("suspended", "only platform admins can suspend a tenant");
+    }
     if !as_platform_admin && (input.features.is_some() || input.limits.is_some()) {
         if input.features.is_some() {
             v.add("features", "only platform admins can change feature flags");
@@ -225,10 +231,14 @@ pub async fn update(
             .fetch_optional(pool)
             .await
     })?;
-    updated.ok_or(StoreError::PreconditionFailed {
+    let updated = updated.ok_or(StoreError::PreconditionFailed {
         kind: "tenant",
         current: current.version + 1,
-    })
+    })?;
+    match input.suspended {
+        Some(suspended) if suspended != updated.suspended_at.is_some() => set_suspended(store, id, suspended).await,
+        _ => Ok(updated),
+    }
 }
 
 /// Suspends or reactivates a tenant (platform admins). Returns the tenant after the change.

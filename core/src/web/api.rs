@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::extract::{ApiJson, Caller, IfMatch, ListQuery, etag};
+use super::extract::{ApiJson, Caller, IfMatch, ListQuery, RequestOrigin, etag};
 use super::list_cache::{PageKey, fingerprint};
 use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::domain::{Role, Validation};
+use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::DidRow;
 use crate::store::entities::endpoints::EndpointRow;
@@ -53,6 +54,9 @@ impl Guarded for Member {
 }
 impl Guarded for ApiToken {
     const AREA: Area = Area::Tokens;
+}
+impl Guarded for audit::AuditRow {
+    const AREA: Area = Area::Audit;
 }
 
 /// A JSON body with an ETag (and for creation, a Location).
@@ -138,56 +142,113 @@ async fn read<R: Guarded>(
     Ok(versioned(StatusCode::OK, version, None, &row.view()))
 }
 
+/// Records a change made through the API.
+async fn audit_change(
+    app: &AppState,
+    scope: &crate::store::TenantScope,
+    origin: &crate::store::audit::Origin,
+    action: &str,
+    target: (&str, &str),
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) {
+    let event = AuditEvent::in_tenant(scope, action, Outcome::Success)
+        .target(target.0, target.1)
+        .change(before, after);
+    audit::record(&app.store, event, origin).await;
+}
+
+fn action_name(kind: &str, verb: &str) -> String {
+    format!("{}.{verb}", kind.replace(' ', "_"))
+}
+
 async fn create<R: Guarded + Writable>(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     ApiJson(input): ApiJson<R::Create>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
     let row: R = resource::create(&app.store, &scope, input).await?;
+    let id = row.id().to_owned();
+    let version = row.version();
+    let view = row.view();
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        &action_name(R::KIND, "create"),
+        (R::KIND, &id),
+        None,
+        serde_json::to_value(&view).ok(),
+    )
+    .await;
     tracing::info!(
         actor = scope.actor(),
         tenant = scope.tenant_slug(),
         kind = R::KIND,
-        id = row.id(),
+        id,
         "created"
     );
-    let location = format!("/api/v1/{}/{}", R::COLLECTION, row.id());
-    Ok(versioned(
-        StatusCode::CREATED,
-        row.version(),
-        Some(location),
-        &row.view(),
-    ))
+    let location = format!("/api/v1/{}/{id}", R::COLLECTION);
+    Ok(versioned(StatusCode::CREATED, version, Some(location), &view))
 }
 
 async fn update<R: Guarded + Writable>(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     ApiJson(input): ApiJson<R::Update>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
+    let before: R = resource::get(&app.store, &scope, &id).await?;
+    let before = serde_json::to_value(before.view()).ok();
     let row: R = resource::update(&app.store, &scope, &id, expected, input).await?;
+    let version = row.version();
+    let view = row.view();
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        &action_name(R::KIND, "update"),
+        (R::KIND, &id),
+        before,
+        serde_json::to_value(&view).ok(),
+    )
+    .await;
     tracing::info!(
         actor = scope.actor(),
         tenant = scope.tenant_slug(),
         kind = R::KIND,
-        id = row.id(),
+        id,
         "updated"
     );
-    Ok(versioned(StatusCode::OK, row.version(), None, &row.view()))
+    Ok(versioned(StatusCode::OK, version, None, &view))
 }
 
 async fn remove<R: Guarded + Writable>(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
+    let before: R = resource::get(&app.store, &scope, &id).await?;
+    let before = serde_json::to_value(before.view()).ok();
     resource::delete::<R>(&app.store, &scope, &id, expected).await?;
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        &action_name(R::KIND, "delete"),
+        (R::KIND, &id),
+        before,
+        None,
+    )
+    .await;
     tracing::info!(
         actor = scope.actor(),
         tenant = scope.tenant_slug(),
@@ -212,10 +273,13 @@ fn crud<R: Guarded + Writable>() -> Router<AppState> {
 async fn create_user(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     ApiJson(input): ApiJson<MemberCreate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
     let member = users::create(&app.store, &scope, input).await?;
+    let after = serde_json::to_value(&member).ok();
+    audit_change(&app, &scope, &origin, "user.add", ("user", &member.id), None, after).await;
     Ok(versioned(
         StatusCode::CREATED,
         member.stamps.version,
@@ -227,23 +291,31 @@ async fn create_user(
 async fn update_user(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     ApiJson(input): ApiJson<MemberUpdate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
+    let before = resource::get::<Member>(&app.store, &scope, &id).await?;
     let member = users::update(&app.store, &scope, &id, expected, input).await?;
+    let (before, after) = (serde_json::to_value(&before).ok(), serde_json::to_value(&member).ok());
+    audit_change(&app, &scope, &origin, "user.update", ("user", &id), before, after).await;
     Ok(versioned(StatusCode::OK, member.stamps.version, None, &member))
 }
 
 async fn remove_user(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
+    let before = resource::get::<Member>(&app.store, &scope, &id).await?;
     users::remove(&app.store, &scope, &id, expected).await?;
+    let before = serde_json::to_value(&before).ok();
+    audit_change(&app, &scope, &origin, "user.remove", ("user", &id), before, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,6 +347,7 @@ pub fn expiry_from_lifetime(lifetime: &str) -> Result<i64, String> {
 async fn create_token(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     ApiJson(input): ApiJson<TokenCreate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
@@ -301,6 +374,17 @@ async fn create_token(
         token = issued.token.id,
         "token issued"
     );
+    let after = serde_json::to_value(&issued.token).ok();
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        "token.create",
+        ("token", &issued.token.id),
+        None,
+        after,
+    )
+    .await;
     let location = format!("/api/v1/tokens/{}", issued.token.id);
     let mut response = (StatusCode::CREATED, axum::Json(&issued)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -312,10 +396,16 @@ async fn create_token(
     Ok(response)
 }
 
-async fn revoke_token(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn revoke_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
     tokens::revoke(&app.store, &scope, &id).await?;
     app.tokens.forget(Some(&id), None);
+    audit_change(&app, &scope, &origin, "token.revoke", ("token", &id), None, None).await;
     tracing::info!(
         actor = scope.actor(),
         tenant = scope.tenant_slug(),
@@ -336,33 +426,127 @@ async fn list_members(State(app): State<AppState>, caller: Caller, Path(id): Pat
 async fn replace_members(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<Vec<QueueMemberInput>>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let before = serde_json::to_value(queues::members(&app.store, &scope, &id).await?).ok();
     let members = queues::replace_members(&app.store, &scope, &id, input).await?;
+    let after = serde_json::to_value(&members).ok();
+    audit_change(&app, &scope, &origin, "queue.members", ("queue", &id), before, after).await;
     Ok(axum::Json(serde_json::json!({ "items": members })).into_response())
 }
 
 async fn put_member(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path((id, agent_id)): Path<(String, String)>,
     ApiJson(input): ApiJson<PenaltyInput>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let member = queues::put_member(&app.store, &scope, &id, &agent_id, input.penalty).await?;
+    let after = serde_json::to_value(&member).ok();
+    audit_change(&app, &scope, &origin, "queue.member_put", ("queue", &id), None, after).await;
     Ok(axum::Json(member).into_response())
 }
 
 async fn remove_member(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path((id, agent_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     queues::remove_member(&app.store, &scope, &id, &agent_id).await?;
+    let detail = Some(serde_json::json!({ "agent_id": agent_id }));
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        "queue.member_remove",
+        ("queue", &id),
+        detail,
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// --- audit -------------------------------------------------------------------------------
+
+async fn list_audit(
+    State(app): State<AppState>,
+    caller: Caller,
+    ListQuery(params): ListQuery,
+) -> ApiResult<axum::Json<crate::store::Page<audit::AuditEntry>>> {
+    let scope = caller.tenant(Action::Read, Area::Audit)?;
+    Ok(axum::Json(
+        resource::list::<audit::AuditRow>(&app.store, &scope, &params).await?,
+    ))
+}
+
+async fn export_audit(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    axum::extract::Query(query): axum::extract::Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Audit)?;
+    let body = export_csv(&app, &scope, &query).await?;
+    let detail = serde_urlencoded::to_string(&query).unwrap_or_default();
+    let event = AuditEvent::in_tenant(&scope, "audit.export", Outcome::Success).detail(detail);
+    audit::record(&app.store, event, &origin).await;
+    Ok(csv_response(body, scope.tenant_slug()))
+}
+
+/// The audit entries matching `query` (the list filters) as CSV, newest first.
+pub async fn export_csv(
+    app: &AppState,
+    scope: &crate::store::TenantScope,
+    query: &[(String, String)],
+) -> Result<String, crate::store::StoreError> {
+    const EXPORT_MAX: usize = 100_000;
+    let mut out = String::from(audit::CSV_HEADER);
+    let mut cursor: Option<String> = None;
+    let mut count = 0;
+    loop {
+        let mut params: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "limit" | "sort"))
+            .cloned()
+            .collect();
+        params.push(("limit".into(), "500".into()));
+        params.push(("sort".into(), "-at".into()));
+        if let Some(c) = &cursor {
+            params.push(("cursor".into(), c.clone()));
+        }
+        let page = resource::list::<audit::AuditRow>(&app.store, scope, &crate::store::ListParams(params)).await?;
+        for entry in &page.items {
+            out.push_str(&audit::csv_line(entry));
+            count += 1;
+        }
+        match page.next_cursor {
+            Some(c) if count < EXPORT_MAX => cursor = Some(c),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// A CSV download.
+pub fn csv_response(body: String, tenant: &str) -> Response {
+    let mut response = axum::body::Body::from(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"monti-audit-{tenant}.csv\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
 }
 
 // --- tenants -----------------------------------------------------------------------------
@@ -376,11 +560,24 @@ async fn own_tenant(State(app): State<AppState>, caller: Caller) -> ApiResult<Re
 async fn update_own_tenant(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     IfMatch(expected): IfMatch,
     ApiJson(input): ApiJson<tenants::TenantUpdate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::TenantSettings)?;
+    let before = serde_json::to_value(tenants::current(&app.store, &scope).await?).ok();
     let tenant = tenants::update(&app.store, scope.tenant_id(), expected, input, false).await?;
+    let after = serde_json::to_value(&tenant).ok();
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        "tenant.update",
+        ("tenant", &tenant.id),
+        before,
+        after,
+    )
+    .await;
     Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
 }
 
@@ -393,11 +590,16 @@ async fn list_tenants(State(app): State<AppState>, caller: Caller) -> ApiResult<
 async fn create_tenant(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     ApiJson(input): ApiJson<tenants::TenantCreate>,
 ) -> ApiResult<Response> {
     let actor = caller.platform()?;
     let tenant = tenants::create(&app.store, input).await?;
     tracing::info!(actor, tenant = tenant.slug, "tenant created");
+    let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.create", Outcome::Success)
+        .target("tenant", &tenant.id)
+        .change(None, serde_json::to_value(&tenant).ok());
+    audit::record(&app.store, event, &origin).await;
     Ok(versioned(
         StatusCode::CREATED,
         tenant.version,
@@ -415,12 +617,21 @@ async fn read_tenant(State(app): State<AppState>, caller: Caller, Path(id): Path
 async fn update_tenant(
     State(app): State<AppState>,
     caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     ApiJson(input): ApiJson<tenants::TenantUpdate>,
 ) -> ApiResult<Response> {
-    caller.platform()?;
+    let actor = caller.platform()?;
+    let before = serde_json::to_value(tenants::by_id(&app.store, &id).await?).ok();
     let tenant = tenants::update(&app.store, &id, expected, input, true).await?;
+    if tenant.suspended_at.is_some() {
+        app.tokens.forget(None, Some(&tenant.id));
+    }
+    let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.update", Outcome::Success)
+        .target("tenant", &tenant.id)
+        .change(before, serde_json::to_value(&tenant).ok());
+    audit::record(&app.store, event, &origin).await;
     Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
 }
 
@@ -449,6 +660,8 @@ pub fn router() -> Router<AppState> {
             "/queues/{id}/members/{agent_id}",
             axum::routing::put(put_member).delete(remove_member),
         )
+        .route("/audit", get(list_audit))
+        .route("/audit/export", get(export_audit))
         .route("/tenant", get(own_tenant).patch(update_own_tenant))
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route("/tenants/{id}", get(read_tenant).patch(update_tenant))

@@ -10,6 +10,7 @@ use super::AppState;
 use super::problem::ApiError;
 use crate::auth::{self, Action, Area, Principal};
 use crate::domain::FieldError;
+use crate::store::audit::Origin;
 use crate::store::{ListParams, TenantScope};
 
 /// A JSON request body. Malformed JSON is a 400; well-formed JSON with wrong, missing or
@@ -140,7 +141,38 @@ impl FromRequestParts<AppState> for Caller {
             .map(|v| v.to_str().unwrap_or("\u{0}"));
         let token = auth::bearer(header)?;
         let principal = auth::authenticate(&state.store, &state.tokens, token).await?;
+        let key = match &principal {
+            Principal::Tenant(scope) => scope.actor().to_owned(),
+            Principal::Platform { actor } => actor.clone(),
+        };
+        if let Err(wait) = state.limits.api.check(&key) {
+            let mut err = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this credential is making requests faster than its rate limit allows",
+            );
+            err.retry_after = Some(u32::try_from(crate::auth::ratelimit::retry_after_secs(wait)).unwrap_or(u32::MAX));
+            return Err(err);
+        }
         Ok(Caller(principal))
+    }
+}
+
+/// Where an API request came from, for the audit log.
+pub struct RequestOrigin(pub Origin);
+
+impl FromRequestParts<AppState> for RequestOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        Ok(RequestOrigin(super::session::origin_of(
+            &parts.headers,
+            peer,
+            state.config.http.trust_forwarded_for,
+        )))
     }
 }
 

@@ -1,5 +1,7 @@
 //! The HTTP server: REST API, web UI, static assets, health and metrics.
 
+pub mod admin;
+pub mod admin_access;
 pub mod api;
 pub mod auth_pages;
 pub mod extract;
@@ -103,6 +105,8 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/oidc/{provider}/start", get(sso::start))
         .route("/auth/oidc/{provider}/callback", get(sso::callback))
         .route("/api/docs", get(ui::api_reference))
+        .merge(admin::router())
+        .merge(admin_access::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
     Router::new()
         .nest("/api/v1", api::router())

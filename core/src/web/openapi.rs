@@ -11,6 +11,7 @@ use super::AppState;
 use super::api::{Guarded, TokenCreate};
 use super::problem::{PROBLEM_JSON, Problem};
 use crate::domain::FieldError;
+use crate::store::audit::{AuditEntry, AuditRow};
 use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::DidRow;
 use crate::store::entities::endpoints::EndpointRow;
@@ -323,6 +324,24 @@ fn custom_operations(doc: &mut Doc) {
         "parameters": [id], "responses": { "204": { "description": "Revoked" } } });
     standard_errors(&mut op, &["401", "403", "404"]);
     doc.operation("/api/v1/tokens/{id}", "delete", op);
+
+    // Audit log.
+    let entry = doc.schema::<AuditEntry>();
+    doc.tag(
+        "audit",
+        "The tenant's append-only audit log: sign-ins, changes (with the record before and after), token creation. Tenant admins only.",
+    );
+    let mut op = json!({ "tags": ["audit"], "operationId": "list_audit", "summary": "List audit entries",
+        "description": "Filter with `action`, `outcome`, `actor`, `target_kind`, `target_id`, `q`, and the time range `at_from`/`at_to` (RFC 3339); `sort=-at` for newest first.",
+        "parameters": list_parameters::<AuditRow>(),
+        "responses": { "200": json_response("A page of entries", page_of(&entry)) } });
+    standard_errors(&mut op, &["400", "401", "403"]);
+    doc.operation("/api/v1/audit", "get", op);
+    let mut op = json!({ "tags": ["audit"], "operationId": "export_audit", "summary": "Export audit entries as CSV",
+        "description": "Takes the same filters as the list; newest first, at most 100,000 entries.",
+        "responses": { "200": { "description": "RFC 4180 CSV", "content": { "text/csv": { "schema": { "type": "string" } } } } } });
+    standard_errors(&mut op, &["400", "401", "403"]);
+    doc.operation("/api/v1/audit/export", "get", op);
 
     // Queue members.
     let qm = doc.schema::<QueueMember>();

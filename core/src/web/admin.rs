@@ -1,0 +1,933 @@
+//! The administration pages for a tenant's configuration: one generic list/create/edit/delete
+//! flow, described per collection by a [`Spec`] (columns to show, fields to edit). Forms are
+//! validated by the same store code as the API; its field errors are shown next to the fields.
+//! Every change is written to the audit log with the record before and after.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::api::Guarded;
+use super::session::SignedIn;
+use super::ui::render_page;
+use crate::auth::{Action, Area, Principal, permits};
+use crate::i18n::Locale;
+use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::entities::agents::Agent;
+use crate::store::entities::dids::{DidRow, ROUTE_TYPES};
+use crate::store::entities::endpoints::{EndpointRow, TRANSPORTS};
+use crate::store::entities::locations::Location;
+use crate::store::entities::queues::{Queue, STRATEGIES};
+use crate::store::entities::teams::Team;
+use crate::store::resource::{self, Writable};
+use crate::store::{ListParams, StoreError, TenantScope};
+
+/// How a field is edited.
+#[derive(Debug, Clone, Copy)]
+pub enum Input {
+    Text,
+    Multiline,
+    Number,
+    Checkbox,
+    /// One of fixed values.
+    Choice(&'static [&'static str]),
+    /// An id of another collection (`teams`, `locations`, `agents`), chosen by name.
+    Reference(&'static str),
+    /// Comma-separated values, sent as a list.
+    List,
+    /// Write-only: empty keeps the stored value.
+    Secret,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FormField {
+    pub name: &'static str,
+    /// Catalog key of the label, or the label itself when it has no dot.
+    pub label: &'static str,
+    pub input: Input,
+    /// An empty value is sent as `null`.
+    pub nullable: bool,
+    pub hint: Option<&'static str>,
+}
+
+const fn field(name: &'static str, label: &'static str, input: Input) -> FormField {
+    FormField {
+        name,
+        label,
+        input,
+        nullable: false,
+        hint: None,
+    }
+}
+
+const fn nullable(mut f: FormField) -> FormField {
+    f.nullable = true;
+    f
+}
+
+const fn hint(mut f: FormField, text: &'static str) -> FormField {
+    f.hint = Some(text);
+    f
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub field: &'static str,
+    pub label: &'static str,
+    /// Show the name of the referenced row instead of its id.
+    pub reference: Option<&'static str>,
+}
+
+const fn column(field: &'static str, label: &'static str) -> Column {
+    Column {
+        field,
+        label,
+        reference: None,
+    }
+}
+
+const fn reference(field: &'static str, label: &'static str, collection: &'static str) -> Column {
+    Column {
+        field,
+        label,
+        reference: Some(collection),
+    }
+}
+
+/// Everything the generic pages need to know about one collection.
+#[derive(Debug)]
+pub struct Spec {
+    pub key: &'static str,
+    pub columns: &'static [Column],
+    pub fields: &'static [FormField],
+}
+
+pub const TEAMS: Spec = Spec {
+    key: "teams",
+    columns: &[column("name", "common.name"), column("description", "Description")],
+    fields: &[
+        field("name", "common.name", Input::Text),
+        field("description", "Description", Input::Multiline),
+    ],
+};
+
+pub const LOCATIONS: Spec = Spec {
+    key: "locations",
+    columns: &[
+        column("name", "common.name"),
+        column("timezone", "settings.timezone"),
+        column("address", "Address"),
+    ],
+    fields: &[
+        field("name", "common.name", Input::Text),
+        hint(
+            nullable(field("timezone", "settings.timezone", Input::Text)),
+            "IANA name such as Europe/Berlin; empty for the tenant's",
+        ),
+        field("address", "Address", Input::Multiline),
+    ],
+};
+
+pub const AGENTS: Spec = Spec {
+    key: "agents",
+    columns: &[
+        column("name", "common.name"),
+        reference("team_id", "admin.teams", "teams"),
+        reference("location_id", "admin.locations", "locations"),
+        column("extension", "Extension"),
+        column("skills", "Skills"),
+    ],
+    fields: &[
+        field("name", "common.name", Input::Text),
+        nullable(field("team_id", "admin.teams", Input::Reference("teams"))),
+        nullable(field("location_id", "admin.locations", Input::Reference("locations"))),
+        nullable(field("extension", "Extension", Input::Text)),
+        hint(
+            nullable(field("interface", "Interface", Input::Text)),
+            "The PBX device, e.g. PJSIP/1001",
+        ),
+        hint(
+            field("skills", "Skills", Input::List),
+            "Comma-separated, e.g. sales, german",
+        ),
+    ],
+};
+
+pub const QUEUES: Spec = Spec {
+    key: "queues",
+    columns: &[
+        column("name", "common.name"),
+        column("strategy", "Strategy"),
+        column("sl_threshold_s", "Service level threshold (s)"),
+        column("sl_target_pct", "Target (%)"),
+        column("wrap_up_s", "Wrap-up (s)"),
+    ],
+    fields: &[
+        field("name", "common.name", Input::Text),
+        field("description", "Description", Input::Multiline),
+        field("strategy", "Strategy", Input::Choice(STRATEGIES)),
+        hint(
+            field("sl_threshold_s", "Service level threshold (s)", Input::Number),
+            "Calls answered within this many seconds count as in service level",
+        ),
+        field("sl_target_pct", "Target (%)", Input::Number),
+        field("wrap_up_s", "Wrap-up (s)", Input::Number),
+    ],
+};
+
+pub const DIDS: Spec = Spec {
+    key: "dids",
+    columns: &[
+        column("number", "Number"),
+        column("description", "Description"),
+        column("route_type", "Route"),
+        column("route_target", "Target"),
+        column("sms_enabled", "SMS"),
+    ],
+    fields: &[
+        hint(field("number", "Number", Input::Text), "E.164, e.g. +4930123456"),
+        field("description", "Description", Input::Text),
+        field("route_type", "Route", Input::Choice(ROUTE_TYPES)),
+        hint(
+            nullable(field("route_target", "Target", Input::Text)),
+            "The queue, agent or endpoint id, or an E.164 number for external",
+        ),
+        field("sms_enabled", "SMS", Input::Checkbox),
+    ],
+};
+
+pub const ENDPOINTS: Spec = Spec {
+    key: "endpoints",
+    columns: &[
+        column("name", "common.name"),
+        column("auth_username", "Auth user"),
+        column("transport", "Transport"),
+        column("context", "Context"),
+        reference("agent_id", "admin.agents", "agents"),
+        column("has_password", "Password set"),
+    ],
+    fields: &[
+        field("name", "common.name", Input::Text),
+        field("auth_username", "Auth user", Input::Text),
+        hint(
+            field("password", "Password", Input::Secret),
+            "Write-only; leave empty to keep the current one",
+        ),
+        field("transport", "Transport", Input::Choice(TRANSPORTS)),
+        hint(
+            field("codecs", "Codecs", Input::List),
+            "Comma-separated, e.g. opus, g722, alaw",
+        ),
+        field("context", "Context", Input::Text),
+        field("max_contacts", "Max contacts", Input::Number),
+        nullable(field("agent_id", "admin.agents", Input::Reference("agents"))),
+    ],
+};
+
+/// The routes of the administration area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(index))
+        .merge(collection::<Team>(&TEAMS))
+        .merge(collection::<Location>(&LOCATIONS))
+        .merge(collection::<Agent>(&AGENTS))
+        .merge(collection::<Queue>(&QUEUES))
+        .merge(collection::<DidRow>(&DIDS))
+        .merge(collection::<EndpointRow>(&ENDPOINTS))
+}
+
+fn collection<R: Guarded + Writable>(spec: &'static Spec) -> Router<AppState>
+where
+    R::View: serde::Serialize,
+{
+    Router::new()
+        .route(
+            &format!("/admin/{}", spec.key),
+            get(move |app, signed, query| list_page::<R>(spec, app, signed, query))
+                .post(move |app, signed, form| create::<R>(spec, app, signed, form)),
+        )
+        .route(
+            &format!("/admin/{}/new", spec.key),
+            get(move |app, signed| new_page::<R>(spec, app, signed)),
+        )
+        .route(
+            &format!("/admin/{}/{{id}}", spec.key),
+            get(move |app, signed, id| edit_page::<R>(spec, app, signed, id))
+                .post(move |app, signed, id, form| update::<R>(spec, app, signed, id, form)),
+        )
+        .route(
+            &format!("/admin/{}/{{id}}/delete", spec.key),
+            post(move |app, signed, id, form| delete::<R>(spec, app, signed, id, form)),
+        )
+}
+
+/// The tenant scope of a signed-in user who may `action` in `area`, or the page that says why
+/// not.
+pub fn tenant_scope(
+    app: &AppState,
+    signed: &SignedIn,
+    action: Action,
+    area: Area,
+) -> Result<TenantScope, Box<Response>> {
+    match &signed.current.principal {
+        Some(Principal::Tenant(scope)) if permits(scope.role(), action, area) => Ok(scope.clone()),
+        Some(_) => Err(Box::new(forbidden(app, signed))),
+        None => Err(Box::new(render_page(
+            app,
+            &signed.page,
+            "pages/no_access.html",
+            tera::Context::new(),
+            StatusCode::FORBIDDEN,
+        ))),
+    }
+}
+
+pub fn forbidden(app: &AppState, signed: &SignedIn) -> Response {
+    super::ui::error_page(
+        app,
+        &Default::default(),
+        StatusCode::FORBIDDEN,
+        &signed.page.locale.text("errors.forbidden"),
+    )
+}
+
+fn label(locale: Locale, key: &str) -> String {
+    if key.contains('.') {
+        locale.text(key)
+    } else {
+        key.to_owned()
+    }
+}
+
+async fn index(State(app): State<AppState>, signed: SignedIn) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let t = signed.page.locale;
+    let mut sections = Vec::new();
+    for (key, area) in [
+        ("settings", Area::TenantSettings),
+        ("users", Area::Users),
+        ("teams", Area::Configuration),
+        ("locations", Area::Configuration),
+        ("agents", Area::Configuration),
+        ("queues", Area::Configuration),
+        ("dids", Area::Configuration),
+        ("endpoints", Area::Configuration),
+        ("tokens", Area::Tokens),
+        ("sessions", Area::Sessions),
+        ("audit", Area::Audit),
+    ] {
+        if permits(scope.role(), Action::Read, area) {
+            sections.push(json!({ "key": key, "title": t.text(&format!("admin.{key}")) }));
+        }
+    }
+    let mut context = tera::Context::new();
+    context.insert("sections", &sections);
+    render_page(&app, &signed.page, "admin/index.html", context, StatusCode::OK)
+}
+
+/// `(id, name)` options of a referenced collection, by name.
+async fn options(app: &AppState, scope: &TenantScope, collection: &str) -> Vec<(String, String)> {
+    let params = ListParams(vec![("limit".into(), "500".into()), ("sort".into(), "name".into())]);
+    let names = |items: Vec<Value>| -> Vec<(String, String)> {
+        items
+            .into_iter()
+            .filter_map(|v| Some((v["id"].as_str()?.to_owned(), v["name"].as_str()?.to_owned())))
+            .collect()
+    };
+    let values = match collection {
+        "teams" => resource::list::<Team>(&app.store, scope, &params).await.map(|p| {
+            p.items
+                .into_iter()
+                .map(|i| serde_json::to_value(i).unwrap_or_default())
+                .collect()
+        }),
+        "locations" => resource::list::<Location>(&app.store, scope, &params).await.map(|p| {
+            p.items
+                .into_iter()
+                .map(|i| serde_json::to_value(i).unwrap_or_default())
+                .collect()
+        }),
+        "agents" => resource::list::<Agent>(&app.store, scope, &params).await.map(|p| {
+            p.items
+                .into_iter()
+                .map(|i| serde_json::to_value(i).unwrap_or_default())
+                .collect()
+        }),
+        _ => Ok(Vec::new()),
+    };
+    names(values.unwrap_or_default())
+}
+
+async fn lookups(app: &AppState, scope: &TenantScope, spec: &Spec) -> HashMap<&'static str, Vec<(String, String)>> {
+    let mut wanted: Vec<&'static str> = spec.columns.iter().filter_map(|c| c.reference).collect();
+    wanted.extend(spec.fields.iter().filter_map(|f| match f.input {
+        Input::Reference(c) => Some(c),
+        _ => None,
+    }));
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out = HashMap::new();
+    for collection in wanted {
+        out.insert(collection, options(app, scope, collection).await);
+    }
+    out
+}
+
+fn display(value: &Value, locale: Locale) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(b) => locale.text(if *b { "common.yes" } else { "common.no" }),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(|v| display(v, locale)).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ListPageQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+    notice: Option<String>,
+}
+
+async fn list_page<R: Guarded + Writable>(
+    spec: &'static Spec,
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Query(query): Query<ListPageQuery>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, R::AREA) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let locale = signed.page.locale;
+    let sort = spec.columns.first().map(|c| c.field).unwrap_or("id");
+    let mut params = vec![
+        ("limit".to_owned(), "50".to_owned()),
+        ("sort".to_owned(), sort.to_owned()),
+    ];
+    if let Some(q) = query.q.as_ref().filter(|q| !q.trim().is_empty()) {
+        params.push(("q".into(), q.clone()));
+    }
+    if let Some(c) = &query.cursor {
+        params.push(("cursor".into(), c.clone()));
+    }
+    let page = match resource::list::<R>(&app.store, &scope, &ListParams(params)).await {
+        Ok(p) => p,
+        Err(e) => return store_error_page(&app, &signed, e),
+    };
+    let lookups = lookups(&app, &scope, spec).await;
+    let rows: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|item| {
+            let value = serde_json::to_value(item).unwrap_or_default();
+            let cells: Vec<String> = spec
+                .columns
+                .iter()
+                .map(|c| {
+                    let raw = &value[c.field];
+                    match (c.reference, raw.as_str()) {
+                        (Some(collection), Some(id)) => lookups
+                            .get(collection)
+                            .and_then(|opts| opts.iter().find(|(i, _)| i == id))
+                            .map(|(_, name)| name.clone())
+                            .unwrap_or_else(|| id.to_owned()),
+                        _ => display(raw, locale),
+                    }
+                })
+                .collect();
+            json!({ "id": value["id"], "cells": cells })
+        })
+        .collect();
+    let headers: Vec<String> = spec.columns.iter().map(|c| label(locale, c.label)).collect();
+    let mut context = tera::Context::new();
+    context.insert("key", spec.key);
+    context.insert("title", &locale.text(&format!("admin.{}", spec.key)));
+    context.insert("headers", &headers);
+    context.insert("rows", &rows);
+    context.insert("q", &query.q.unwrap_or_default());
+    context.insert("next_cursor", &page.next_cursor);
+    context.insert("can_write", &permits(scope.role(), Action::Write, R::AREA));
+    if query.notice.as_deref() == Some("saved") {
+        context.insert("notice", &locale.text("common.saved"));
+    }
+    render_page(&app, &signed.page, "admin/list.html", context, StatusCode::OK)
+}
+
+/// The fields of a form, ready for the template.
+fn form_fields(
+    spec: &Spec,
+    locale: Locale,
+    values: &Map<String, Value>,
+    lookups: &HashMap<&'static str, Vec<(String, String)>>,
+) -> Vec<Value> {
+    spec.fields
+        .iter()
+        .map(|f| {
+            let value = values.get(f.name).cloned().unwrap_or(Value::Null);
+            let (kind, options): (&str, Vec<Value>) = match f.input {
+                Input::Text => ("text", vec![]),
+                Input::Multiline => ("textarea", vec![]),
+                Input::Number => ("number", vec![]),
+                Input::Checkbox => ("checkbox", vec![]),
+                Input::Secret => ("password", vec![]),
+                Input::List => ("text", vec![]),
+                Input::Choice(choices) => (
+                    "select",
+                    choices.iter().map(|c| json!({ "value": c, "label": c })).collect(),
+                ),
+                Input::Reference(collection) => (
+                    "select",
+                    lookups
+                        .get(collection)
+                        .map(|opts| {
+                            opts.iter()
+                                .map(|(id, name)| json!({ "value": id, "label": name }))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                ),
+            };
+            let shown = match (&f.input, &value) {
+                (Input::Secret, _) => String::new(),
+                (Input::List, Value::Array(items)) => {
+                    items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                }
+                (_, Value::String(s)) => s.clone(),
+                (_, Value::Null) => String::new(),
+                (_, other) => other.to_string(),
+            };
+            json!({
+                "name": f.name, "label": label(locale, f.label), "kind": kind, "options": options,
+                "value": shown, "checked": value == Value::Bool(true), "nullable": f.nullable,
+                "hint": f.hint,
+            })
+        })
+        .collect()
+}
+
+/// Turns a submitted form into the JSON body the API would take. Values that cannot even be
+/// read (a number that is not one) become field errors right away.
+fn form_to_json(spec: &Spec, form: &[(String, String)], creating: bool) -> (Map<String, Value>, Map<String, Value>) {
+    let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned());
+    let mut body = Map::new();
+    let mut errors = Map::new();
+    for f in spec.fields {
+        let raw = get(f.name);
+        let value = match f.input {
+            Input::Checkbox => Value::Bool(raw.is_some_and(|v| v == "on" || v == "true")),
+            Input::Secret => match raw.filter(|v| !v.is_empty()) {
+                Some(v) => Value::String(v),
+                None => continue,
+            },
+            Input::List => Value::Array(
+                raw.unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_owned()))
+                    .collect(),
+            ),
+            Input::Number => match raw.filter(|v| !v.is_empty()) {
+                None if f.nullable || creating => Value::Null,
+                None => continue,
+                Some(v) => match v.parse::<i64>() {
+                    Ok(n) => Value::from(n),
+                    Err(_) => {
+                        errors.insert(f.name.into(), json!("must be a whole number"));
+                        continue;
+                    }
+                },
+            },
+            Input::Text | Input::Multiline | Input::Choice(_) | Input::Reference(_) => match raw {
+                Some(v) if v.is_empty() && f.nullable => Value::Null,
+                Some(v) => Value::String(v),
+                None if f.nullable => Value::Null,
+                None => continue,
+            },
+        };
+        body.insert(f.name.into(), value);
+    }
+    (body, errors)
+}
+
+/// Store errors as field errors (and a general message for the rest).
+fn field_errors(error: StoreError, locale: Locale) -> Result<(Map<String, Value>, Option<String>), StoreError> {
+    let mut errors = Map::new();
+    match error {
+        StoreError::Invalid(v) => {
+            for e in v.errors {
+                let field = e
+                    .pointer
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                errors.entry(field).or_insert(json!(e.detail));
+            }
+            Ok((errors, Some(locale.text("common.fix_errors"))))
+        }
+        StoreError::Conflict {
+            field: Some(f),
+            message,
+        } => {
+            errors.insert(f, json!(message));
+            Ok((errors, Some(locale.text("common.fix_errors"))))
+        }
+        StoreError::Conflict { field: None, message } | StoreError::LimitReached(message) => {
+            Ok((errors, Some(message)))
+        }
+        StoreError::PreconditionFailed { .. } => Ok((errors, Some(locale.text("admin.stale")))),
+        StoreError::BadRequest(message) => Ok((errors, Some(message))),
+        other => Err(other),
+    }
+}
+
+fn store_error_page(app: &AppState, signed: &SignedIn, error: StoreError) -> Response {
+    let (status, message) = match &error {
+        StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, signed.page.locale.text("admin.not_found")),
+        StoreError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            signed.page.locale.text("errors.unavailable"),
+        ),
+        _ => {
+            tracing::error!(error = %error, "admin page failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong; the error has been logged.".to_owned(),
+            )
+        }
+    };
+    super::ui::error_page(app, &Default::default(), status, &message)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn form_page(
+    app: &AppState,
+    signed: &SignedIn,
+    scope: &TenantScope,
+    spec: &Spec,
+    id: Option<&str>,
+    version: Option<i64>,
+    values: &Map<String, Value>,
+    errors: Map<String, Value>,
+    message: Option<String>,
+    can_write: bool,
+    status: StatusCode,
+) -> Response {
+    let locale = signed.page.locale;
+    let lookups = lookups(app, scope, spec).await;
+    let mut context = tera::Context::new();
+    context.insert("key", spec.key);
+    context.insert("title", &locale.text(&format!("admin.{}", spec.key)));
+    context.insert("id", &id);
+    context.insert("version", &version);
+    context.insert("fields", &form_fields(spec, locale, values, &lookups));
+    context.insert("errors", &errors);
+    context.insert("message", &message);
+    context.insert("can_write", &can_write);
+    context.insert(
+        "has_password",
+        &values.get("has_password").and_then(Value::as_bool).unwrap_or(false),
+    );
+    render_page(app, &signed.page, "admin/form.html", context, status)
+}
+
+async fn new_page<R: Guarded + Writable>(
+    spec: &'static Spec,
+    State(app): State<AppState>,
+    signed: SignedIn,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    form_page(
+        &app,
+        &signed,
+        &scope,
+        spec,
+        None,
+        None,
+        &Map::new(),
+        Map::new(),
+        None,
+        true,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn create<R: Guarded + Writable>(
+    spec: &'static Spec,
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let locale = signed.page.locale;
+    let (body, mut errors) = form_to_json(spec, &form, true);
+    let result = if errors.is_empty() {
+        match serde_json::from_value::<R::Create>(Value::Object(body.clone())) {
+            Ok(input) => Some(resource::create::<R>(&app.store, &scope, input).await),
+            Err(e) => {
+                errors.insert("_form".into(), json!(e.to_string()));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match result {
+        Some(Ok(row)) => {
+            let id = row.id().to_owned();
+            let after = serde_json::to_value(row.view()).ok();
+            let event = AuditEvent::in_tenant(
+                &scope,
+                &format!("{}.create", R::KIND.replace(' ', "_")),
+                Outcome::Success,
+            )
+            .target(R::KIND, &id)
+            .change(None, after);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
+        }
+        Some(Err(e)) => match field_errors(e, locale) {
+            Ok((errors, message)) => {
+                form_page(
+                    &app,
+                    &signed,
+                    &scope,
+                    spec,
+                    None,
+                    None,
+                    &body,
+                    errors,
+                    message,
+                    true,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            Err(e) => store_error_page(&app, &signed, e),
+        },
+        None => {
+            let message = errors.remove("_form").and_then(|v| v.as_str().map(str::to_owned));
+            form_page(
+                &app,
+                &signed,
+                &scope,
+                spec,
+                None,
+                None,
+                &body,
+                errors,
+                message.or(Some(locale.text("common.fix_errors"))),
+                true,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+async fn edit_page<R: Guarded + Writable>(
+    spec: &'static Spec,
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, R::AREA) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let row: R = match resource::get(&app.store, &scope, &id).await {
+        Ok(r) => r,
+        Err(e) => return store_error_page(&app, &signed, e),
+    };
+    let version = row.version();
+    let values = match serde_json::to_value(row.view()) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let can_write = permits(scope.role(), Action::Write, R::AREA);
+    form_page(
+        &app,
+        &signed,
+        &scope,
+        spec,
+        Some(&id),
+        Some(version),
+        &values,
+        Map::new(),
+        None,
+        can_write,
+        StatusCode::OK,
+    )
+    .await
+}
+
+fn version_of(form: &[(String, String)]) -> Option<i64> {
+    form.iter()
+        .find(|(k, _)| k == "_version")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+async fn update<R: Guarded + Writable>(
+    spec: &'static Spec,
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let locale = signed.page.locale;
+    let version = version_of(&form);
+    let before: R = match resource::get(&app.store, &scope, &id).await {
+        Ok(r) => r,
+        Err(e) => return store_error_page(&app, &signed, e),
+    };
+    let before = serde_json::to_value(before.view()).ok();
+    let (body, mut errors) = form_to_json(spec, &form, false);
+    let result = if errors.is_empty() {
+        match serde_json::from_value::<R::Update>(Value::Object(body.clone())) {
+            Ok(input) => Some(resource::update::<R>(&app.store, &scope, &id, version, input).await),
+            Err(e) => {
+                errors.insert("_form".into(), json!(e.to_string()));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match result {
+        Some(Ok(row)) => {
+            let after = serde_json::to_value(row.view()).ok();
+            let event = AuditEvent::in_tenant(
+                &scope,
+                &format!("{}.update", R::KIND.replace(' ', "_")),
+                Outcome::Success,
+            )
+            .target(R::KIND, &id)
+            .change(before, after);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
+        }
+        Some(Err(e)) => {
+            let status = match &e {
+                StoreError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            match field_errors(e, locale) {
+                Ok((errors, message)) => {
+                    form_page(
+                        &app,
+                        &signed,
+                        &scope,
+                        spec,
+                        Some(&id),
+                        version,
+                        &body,
+                        errors,
+                        message,
+                        true,
+                        status,
+                    )
+                    .await
+                }
+                Err(e) => store_error_page(&app, &signed, e),
+            }
+        }
+        None => {
+            let message = errors.remove("_form").and_then(|v| v.as_str().map(str::to_owned));
+            form_page(
+                &app,
+                &signed,
+                &scope,
+                spec,
+                Some(&id),
+                version,
+                &body,
+                errors,
+                message.or(Some(locale.text("common.fix_errors"))),
+                true,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+async fn delete<R: Guarded + Writable>(
+    spec: &'static Spec,
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let before: R = match resource::get(&app.store, &scope, &id).await {
+        Ok(r) => r,
+        Err(e) => return store_error_page(&app, &signed, e),
+    };
+    let before = serde_json::to_value(before.view()).ok();
+    match resource::delete::<R>(&app.store, &scope, &id, version_of(&form)).await {
+        Ok(()) => {
+            let event = AuditEvent::in_tenant(
+                &scope,
+                &format!("{}.delete", R::KIND.replace(' ', "_")),
+                Outcome::Success,
+            )
+            .target(R::KIND, &id)
+            .change(before, None);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
+        }
+        Err(e) => {
+            let values = match &before {
+                Some(Value::Object(m)) => m.clone(),
+                _ => Map::new(),
+            };
+            match field_errors(e, signed.page.locale) {
+                Ok((errors, message)) => {
+                    form_page(
+                        &app,
+                        &signed,
+                        &scope,
+                        spec,
+                        Some(&id),
+                        version_of(&form),
+                        &values,
+                        errors,
+                        message,
+                        true,
+                        StatusCode::CONFLICT,
+                    )
+                    .await
+                }
+                Err(e) => store_error_page(&app, &signed, e),
+            }
+        }
+    }
+}

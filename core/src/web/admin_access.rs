@@ -1,0 +1,711 @@
+//! Administration of who gets in: users and their roles and scopes, API tokens, open sessions,
+//! and the audit log (browsable, filterable, exportable as CSV).
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::admin::tenant_scope;
+use super::session::SignedIn;
+use super::ui::render_page;
+use crate::auth::{Action, Area};
+use crate::domain::Role;
+use crate::domain::time::to_rfc3339;
+use crate::store::audit::{self, AuditEntry, AuditEvent, AuditRow, Outcome};
+use crate::store::entities::locations::Location;
+use crate::store::entities::teams::Team;
+use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
+use crate::store::resource;
+use crate::store::tokens::{self, ApiToken};
+use crate::store::{ListParams, StoreError, accounts, sessions};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(users_page).post(add_user))
+        .route("/admin/users/{id}", post(update_user))
+        .route("/admin/users/{id}/reset-link", post(reset_link))
+        .route("/admin/users/{id}/remove", post(remove_user))
+        .route("/admin/tokens", get(tokens_page).post(create_token))
+        .route("/admin/tokens/{id}/revoke", post(revoke_token))
+        .route("/admin/sessions", get(sessions_page))
+        .route("/admin/sessions/{id}/revoke", post(revoke_session))
+        .route("/admin/audit", get(audit_page))
+        .route("/admin/audit/export.csv", get(audit_csv))
+}
+
+fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn form_values(form: &[(String, String)], name: &str) -> Vec<String> {
+    form.iter()
+        .filter(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+async fn names<R: resource::Listable>(app: &AppState, scope: &crate::store::TenantScope) -> Vec<Value>
+where
+    R::View: serde::Serialize,
+{
+    let params = ListParams(vec![("limit".into(), "500".into()), ("sort".into(), "name".into())]);
+    resource::list::<R>(&app.store, scope, &params)
+        .await
+        .map(|p| {
+            p.items
+                .into_iter()
+                .filter_map(|i| serde_json::to_value(i).ok())
+                .map(|v| json!({ "id": v["id"], "name": v["name"] }))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, Default)]
+struct UsersQuery {
+    q: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn users_page(State(app): State<AppState>, signed: SignedIn, Query(q): Query<UsersQuery>) -> Response {
+    users_view(&app, &signed, q, None, Map::new(), None, StatusCode::OK).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn users_view(
+    app: &AppState,
+    signed: &SignedIn,
+    q: UsersQuery,
+    message: Option<String>,
+    errors: Map<String, Value>,
+    extra: Option<(&str, Value)>,
+    status: StatusCode,
+) -> Response {
+    let scope = match tenant_scope(app, signed, Action::Read, Area::Users) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let mut params = vec![
+        ("limit".to_owned(), "100".to_owned()),
+        ("sort".to_owned(), "email".to_owned()),
+    ];
+    if let Some(query) = q.q.as_ref().filter(|v| !v.trim().is_empty()) {
+        params.push(("q".into(), query.clone()));
+    }
+    if let Some(c) = &q.cursor {
+        params.push(("cursor".into(), c.clone()));
+    }
+    let page = match resource::list::<Member>(&app.store, &scope, &ListParams(params)).await {
+        Ok(p) => p,
+        Err(e) => {
+            return super::ui::error_page(
+                app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            );
+        }
+    };
+    let mut context = tera::Context::new();
+    context.insert("users", &page.items);
+    context.insert("next_cursor", &page.next_cursor);
+    context.insert("q", &q.q.unwrap_or_default());
+    context.insert("teams", &names::<Team>(app, &scope).await);
+    context.insert("locations", &names::<Location>(app, &scope).await);
+    context.insert(
+        "roles",
+        &Role::TENANT_ROLES.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+    );
+    context.insert(
+        "can_write",
+        &crate::auth::permits(scope.role(), Action::Write, Area::Users),
+    );
+    context.insert("message", &message);
+    context.insert("errors", &errors);
+    context.insert("self_id", &signed.current.account.id);
+    if let Some((key, value)) = extra {
+        context.insert(key, &value);
+    }
+    render_page(app, &signed.page, "admin/users.html", context, status)
+}
+
+fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), StoreError> {
+    let mut errors = Map::new();
+    match e {
+        StoreError::Invalid(v) => {
+            for err in v.errors {
+                let field = err
+                    .pointer
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                errors.entry(field).or_insert(json!(err.detail));
+            }
+            Ok((errors, None))
+        }
+        StoreError::Conflict {
+            field: Some(f),
+            message,
+        } => {
+            errors.insert(f, json!(message));
+            Ok((errors, None))
+        }
+        StoreError::Conflict { message, .. } | StoreError::BadRequest(message) | StoreError::LimitReached(message) => {
+            Ok((errors, Some(message)))
+        }
+        StoreError::PreconditionFailed { .. } => Ok((errors, Some("changed by someone else meanwhile; reload".into()))),
+        other => Err(other),
+    }
+}
+
+async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): Form<Vec<(String, String)>>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let role = form_value(&form, "role").unwrap_or("viewer").parse::<Role>();
+    let input = role.map(|role| MemberCreate {
+        email: form_value(&form, "email").unwrap_or_default().trim().to_owned(),
+        display_name: form_value(&form, "display_name")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
+        role,
+        team_scope: form_values(&form, "team_scope"),
+        location_scope: form_values(&form, "location_scope"),
+    });
+    let result = match input {
+        Ok(input) => users::create(&app.store, &scope, input).await,
+        Err(e) => Err(crate::domain::Validation::single("role", e.to_string()).into()),
+    };
+    match result {
+        Ok(member) => {
+            let event = AuditEvent::in_tenant(&scope, "user.add", Outcome::Success)
+                .target("user", &member.id)
+                .change(None, serde_json::to_value(&member).ok());
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/admin/users").into_response()
+        }
+        Err(e) => match errors_of(e) {
+            Ok((errors, message)) => {
+                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+                users_view(
+                    &app,
+                    &signed,
+                    UsersQuery::default(),
+                    message,
+                    errors,
+                    None,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            Err(e) => super::ui::error_page(
+                &app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            ),
+        },
+    }
+}
+
+async fn update_user(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let before: Option<Member> = resource::get(&app.store, &scope, &id).await.ok();
+    let role = form_value(&form, "role").map(str::parse::<Role>).transpose();
+    let Ok(role) = role else {
+        return users_view(
+            &app,
+            &signed,
+            UsersQuery::default(),
+            Some("unknown role".into()),
+            Map::new(),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    // Admins cannot lock themselves out by accident.
+    let disabled = form_value(&form, "disabled").map(|v| v == "true");
+    if id == signed.current.account.id && (disabled == Some(true) || role.is_some_and(|r| r != Role::TenantAdmin)) {
+        return users_view(
+            &app,
+            &signed,
+            UsersQuery::default(),
+            Some("You cannot remove your own administrator access; ask another admin.".into()),
+            Map::new(),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let scopes_sent = form_value(&form, "scopes").is_some();
+    let input = MemberUpdate {
+        display_name: None,
+        role,
+        team_scope: scopes_sent.then(|| form_values(&form, "team_scope")),
+        location_scope: scopes_sent.then(|| form_values(&form, "location_scope")),
+        disabled,
+    };
+    let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
+    match users::update(&app.store, &scope, &id, version, input).await {
+        Ok(member) => {
+            if member.disabled {
+                // A disabled member's sessions in this tenant end now.
+                if let Ok(list) = sessions::list_for_tenant(&app.store, scope.tenant_id(), i64::MAX / 4).await {
+                    for s in list.into_iter().filter(|s| s.user_id == id) {
+                        let _ = sessions::revoke_in_tenant(&app.store, scope.tenant_id(), &s.id).await;
+                    }
+                }
+            }
+            let event = AuditEvent::in_tenant(&scope, "user.update", Outcome::Success)
+                .target("user", &id)
+                .change(
+                    before.and_then(|b| serde_json::to_value(b).ok()),
+                    serde_json::to_value(&member).ok(),
+                );
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/admin/users").into_response()
+        }
+        Err(e) => match errors_of(e) {
+            Ok((errors, message)) => {
+                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+                users_view(
+                    &app,
+                    &signed,
+                    UsersQuery::default(),
+                    message,
+                    errors,
+                    None,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            Err(e) => super::ui::error_page(
+                &app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            ),
+        },
+    }
+}
+
+async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if id == signed.current.account.id {
+        return users_view(
+            &app,
+            &signed,
+            UsersQuery::default(),
+            Some("You cannot remove yourself.".into()),
+            Map::new(),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let before: Option<Member> = resource::get(&app.store, &scope, &id).await.ok();
+    match users::remove(&app.store, &scope, &id, None).await {
+        Ok(()) => {
+            let event = AuditEvent::in_tenant(&scope, "user.remove", Outcome::Success)
+                .target("user", &id)
+                .change(before.and_then(|b| serde_json::to_value(b).ok()), None);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/admin/users").into_response()
+        }
+        Err(e) => {
+            let message = Some(e.to_string());
+            users_view(
+                &app,
+                &signed,
+                UsersQuery::default(),
+                message,
+                Map::new(),
+                None,
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
+    }
+}
+
+async fn reset_link(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    // Only for members of this tenant, and not for accounts that also belong elsewhere or run
+    // the installation: their reset is for those admins or the operator to make.
+    let Ok(member) = resource::get::<Member>(&app.store, &scope, &id).await else {
+        return super::ui::error_page(
+            &app,
+            &Default::default(),
+            StatusCode::NOT_FOUND,
+            &signed.page.locale.text("admin.not_found"),
+        );
+    };
+    let account = accounts::by_id(&app.store, &member.id).await.ok();
+    let elsewhere = accounts::memberships(&app.store, &member.id)
+        .await
+        .map(|m| m.len() > 1)
+        .unwrap_or(true);
+    if account.as_ref().is_none_or(|a| a.platform_admin) || elsewhere {
+        return users_view(
+            &app,
+            &signed,
+            UsersQuery::default(),
+            Some("This account belongs to other tenants or runs the installation; its password can only be reset by the operator (monti admin user reset-link).".into()),
+            Map::new(),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let lifetime = app.config.auth.password_reset_lifetime;
+    let token =
+        match accounts::create_password_reset(&app.store, &member.id, scope.actor(), lifetime.as_millis() as i64).await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                return super::ui::error_page(
+                    &app,
+                    &Default::default(),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &e.to_string(),
+                );
+            }
+        };
+    let event = AuditEvent::in_tenant(&scope, "user.reset_link", Outcome::Success).target("user", &member.id);
+    audit::record(&app.store, event, &signed.page.origin).await;
+    let link = format!("{}/reset?token={token}", app.config.public_url());
+    let hours = (lifetime.as_secs() / 3600).to_string();
+    let text = signed
+        .page
+        .locale
+        .text("users.reset_link_created")
+        .replace("{hours}", &hours);
+    users_view(
+        &app,
+        &signed,
+        UsersQuery::default(),
+        None,
+        Map::new(),
+        Some(("reset", json!({ "email": member.email, "text": text, "link": link }))),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn tokens_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    tokens_view(&app, &signed, None, Map::new(), None, StatusCode::OK).await
+}
+
+async fn tokens_view(
+    app: &AppState,
+    signed: &SignedIn,
+    message: Option<String>,
+    errors: Map<String, Value>,
+    secret: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let scope = match tenant_scope(app, signed, Action::Read, Area::Tokens) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let params = ListParams(vec![
+        ("limit".into(), "500".into()),
+        ("sort".into(), "-created_at".into()),
+    ]);
+    let list = resource::list::<ApiToken>(&app.store, &scope, &params)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let now = crate::domain::time::now_ms();
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|t| {
+            let status = if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.expires_at.is_some_and(|e| e <= now) {
+                "expired"
+            } else {
+                "active"
+            };
+            json!({
+                "id": t.id, "name": t.name, "role": t.role, "prefix": t.token_prefix, "status": status,
+                "created_at": to_rfc3339(t.created_at), "expires_at": t.expires_at.map(to_rfc3339),
+                "last_used_at": t.last_used_at.map(to_rfc3339), "created_by": t.created_by,
+            })
+        })
+        .collect();
+    let mut context = tera::Context::new();
+    context.insert("tokens", &rows);
+    context.insert(
+        "roles",
+        &Role::TENANT_ROLES.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+    );
+    context.insert("message", &message);
+    context.insert("errors", &errors);
+    context.insert("secret", &secret);
+    render_page(app, &signed.page, "admin/tokens.html", context, status)
+}
+
+async fn create_token(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Tokens) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let mut errors = Map::new();
+    let role = match form_value(&form, "role").unwrap_or("viewer").parse::<Role>() {
+        Ok(Role::PlatformAdmin) | Err(_) => {
+            errors.insert("role".into(), json!("choose a tenant role"));
+            None
+        }
+        Ok(r) => Some(r),
+    };
+    let expires_at = match form_value(&form, "expires").map(str::trim).filter(|v| !v.is_empty()) {
+        Some(lifetime) => match super::api::expiry_from_lifetime(lifetime) {
+            Ok(at) => Some(at),
+            Err(e) => {
+                errors.insert("expires".into(), json!(e));
+                None
+            }
+        },
+        None => None,
+    };
+    let (Some(role), true) = (role, errors.is_empty()) else {
+        return tokens_view(&app, &signed, None, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await;
+    };
+    let name = form_value(&form, "name").unwrap_or_default();
+    match tokens::issue(
+        &app.store,
+        Some(scope.tenant_id()),
+        name,
+        role,
+        expires_at,
+        scope.actor(),
+    )
+    .await
+    {
+        Ok(issued) => {
+            let event = AuditEvent::in_tenant(&scope, "token.create", Outcome::Success)
+                .target("token", &issued.token.id)
+                .change(None, serde_json::to_value(&issued.token).ok());
+            audit::record(&app.store, event, &signed.page.origin).await;
+            tokens_view(
+                &app,
+                &signed,
+                None,
+                Map::new(),
+                Some(issued.secret),
+                StatusCode::CREATED,
+            )
+            .await
+        }
+        Err(e) => match errors_of(e) {
+            Ok((errors, message)) => {
+                tokens_view(&app, &signed, message, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
+            }
+            Err(e) => super::ui::error_page(
+                &app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            ),
+        },
+    }
+}
+
+async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Tokens) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match tokens::revoke(&app.store, &scope, &id).await {
+        Ok(()) => {
+            app.tokens.forget(Some(&id), None);
+            let event = AuditEvent::in_tenant(&scope, "token.revoke", Outcome::Success).target("token", &id);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/admin/tokens").into_response()
+        }
+        Err(_) => super::ui::error_page(
+            &app,
+            &Default::default(),
+            StatusCode::NOT_FOUND,
+            &signed.page.locale.text("admin.not_found"),
+        ),
+    }
+}
+
+async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Sessions) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let idle = app.config.auth.session_idle_timeout.as_millis() as i64;
+    let list = sessions::list_for_tenant(&app.store, scope.tenant_id(), idle)
+        .await
+        .unwrap_or_default();
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id, "email": s.email, "method": s.auth_method, "ip": s.ip, "user_agent": s.user_agent,
+                "created_at": to_rfc3339(s.created_at), "last_seen_at": to_rfc3339(s.last_seen_at),
+                "current": s.id == signed.current.session.id,
+            })
+        })
+        .collect();
+    let mut context = tera::Context::new();
+    context.insert("sessions", &rows);
+    render_page(&app, &signed.page, "admin/sessions.html", context, StatusCode::OK)
+}
+
+async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Sessions) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match sessions::revoke_in_tenant(&app.store, scope.tenant_id(), &id).await {
+        Ok(()) => {
+            let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Success).target("session", &id);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/admin/sessions").into_response()
+        }
+        Err(_) => super::ui::error_page(
+            &app,
+            &Default::default(),
+            StatusCode::NOT_FOUND,
+            &signed.page.locale.text("admin.not_found"),
+        ),
+    }
+}
+
+/// The audit filters a person can set, turned into list parameters.
+fn audit_params(query: &[(String, String)], limit: &str) -> ListParams {
+    let mut params = vec![
+        ("limit".to_owned(), limit.to_owned()),
+        ("sort".to_owned(), "-at".to_owned()),
+    ];
+    for (key, value) in query {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match key.as_str() {
+            "q" | "action" | "outcome" | "actor" | "target_id" | "cursor" => {
+                params.push((key.clone(), value.to_owned()))
+            }
+            // Date inputs give a day; the range covers it whole.
+            "from" => params.push(("at_from".into(), day_start(value))),
+            "until" => params.push(("at_to".into(), day_after(value))),
+            _ => {}
+        }
+    }
+    ListParams(params)
+}
+
+fn day_start(day: &str) -> String {
+    if day.contains('T') {
+        day.to_owned()
+    } else {
+        format!("{day}T00:00:00Z")
+    }
+}
+
+fn day_after(day: &str) -> String {
+    match chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+        Ok(d) => format!("{}T00:00:00Z", d + chrono::Days::new(1)),
+        Err(_) => day.to_owned(),
+    }
+}
+
+async fn audit_page(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Audit) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let params = audit_params(&query, "100");
+    let (entries, next, error) = match resource::list::<AuditRow>(&app.store, &scope, &params).await {
+        Ok(page) => (page.items, page.next_cursor, None),
+        Err(e) => (Vec::new(), None, Some(e.to_string())),
+    };
+    let rows: Vec<Value> = entries.iter().map(entry_row).collect();
+    let filters: Map<String, Value> = query
+        .iter()
+        .filter(|(k, _)| k != "cursor")
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let filter_query = serde_urlencoded::to_string(
+        query
+            .iter()
+            .filter(|(k, v)| k != "cursor" && !v.is_empty())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
+    let mut context = tera::Context::new();
+    context.insert("entries", &rows);
+    context.insert("next_cursor", &next);
+    context.insert("filters", &filters);
+    context.insert("filter_query", &filter_query);
+    context.insert("message", &error);
+    render_page(&app, &signed.page, "admin/audit.html", context, StatusCode::OK)
+}
+
+fn entry_row(e: &AuditEntry) -> Value {
+    json!({
+        "id": e.id, "at": to_rfc3339(e.at), "actor": e.actor, "action": e.action, "outcome": e.outcome,
+        "target": match (&e.target_kind, &e.target_id) { (Some(k), Some(i)) => format!("{k} {i}"), _ => String::new() },
+        "detail": e.detail, "ip": e.ip,
+        "before": e.before.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default()),
+        "after": e.after.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default()),
+    })
+}
+
+async fn audit_csv(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Audit) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let event = AuditEvent::in_tenant(&scope, "audit.export", Outcome::Success)
+        .detail(serde_urlencoded::to_string(&query).unwrap_or_default());
+    audit::record(&app.store, event, &signed.page.origin).await;
+    let query = audit_params(&query, "500").0;
+    match super::api::export_csv(&app, &scope, &query).await {
+        Ok(body) => super::api::csv_response(body, scope.tenant_slug()),
+        Err(e) => super::ui::error_page(&app, &Default::default(), StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
