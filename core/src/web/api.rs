@@ -625,9 +625,8 @@ async fn update_tenant(
     let actor = caller.platform()?;
     let before = serde_json::to_value(tenants::by_id(&app.store, &id).await?).ok();
     let tenant = tenants::update(&app.store, &id, expected, input, true).await?;
-    if tenant.suspended_at.is_some() {
-        app.tokens.forget(None, Some(&tenant.id));
-    }
+    // Cached grants carry the suspension state: drop them either way.
+    app.tokens.forget(None, Some(&tenant.id));
     let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.update", Outcome::Success)
         .target("tenant", &tenant.id)
         .change(before, serde_json::to_value(&tenant).ok());

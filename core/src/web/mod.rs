@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_access;
+pub mod admin_tenant;
 pub mod api;
 pub mod auth_pages;
 pub mod extract;
@@ -107,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", get(ui::api_reference))
         .merge(admin::router())
         .merge(admin_access::router())
+        .merge(admin_tenant::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
     Router::new()
         .nest("/api/v1", api::router())

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::time::Duration;
 
 use monti::config::{Config, Secret};
@@ -269,4 +271,158 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+/// A browser-like HTTP client: keeps cookies, does not follow redirects, and knows the CSRF
+/// token of the last page it read.
+pub struct Visitor {
+    pub base: String,
+    client: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+    pub csrf: Option<String>,
+}
+
+/// A page or redirect as the visitor saw it.
+#[derive(Debug)]
+pub struct Seen {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Visitor {
+    pub fn new(server: &TestServer) -> Visitor {
+        Visitor {
+            base: server.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: Default::default(),
+            csrf: None,
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn seen(&mut self, resp: reqwest::Response) -> Seen {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let set_cookies: Vec<String> = headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || c.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let location = headers.get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = resp.text().await.unwrap_or_default();
+        if let Some(token) = body
+            .split("name=\"_csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        {
+            self.csrf = Some(token.to_owned());
+        }
+        Seen {
+            status,
+            location,
+            set_cookies,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Seen {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("GET");
+        self.seen(resp).await
+    }
+
+    /// Posts a form with the current CSRF token added.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Seen {
+        let mut form: Vec<(String, String)> = fields.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        if let Some(token) = &self.csrf {
+            form.push(("_csrf".into(), token.clone()));
+        }
+        self.post_raw(path, &form, &[]).await
+    }
+
+    /// Posts exactly these fields and headers.
+    pub async fn post_raw(&mut self, path: &str, form: &[(String, String)], headers: &[(&str, &str)]) -> Seen {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("POST");
+        self.seen(resp).await
+    }
+
+    pub fn has_cookie(&self, name: &str) -> bool {
+        self.cookies.contains_key(name)
+    }
+
+    /// Signs in with a password; returns the answer to the form post.
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Seen {
+        self.get("/login").await;
+        self.post("/login", &[("email", email), ("password", password)]).await
+    }
+}
+
+/// Creates a local account with a password and (optionally) a role in a tenant.
+pub async fn account(
+    store: &Store,
+    email: &str,
+    password: &str,
+    tenant: Option<(&str, Role)>,
+    platform_admin: bool,
+) -> String {
+    use monti::store::accounts;
+    let hash = monti::auth::password::hash(password).expect("hash");
+    let account = accounts::create(
+        store,
+        accounts::NewAccount {
+            email: email.into(),
+            display_name: None,
+            password_hash: Some(hash),
+            platform_admin,
+        },
+    )
+    .await
+    .expect("account");
+    if let Some((slug, role)) = tenant {
+        let t = tenants::by_slug(store, slug)
+            .await
+            .expect("lookup")
+            .expect("tenant exists");
+        accounts::grant_membership(store, &account.id, &t.id, role, &[], &[])
+            .await
+            .expect("membership");
+    }
+    account.id
 }

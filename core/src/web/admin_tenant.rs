@@ -1,0 +1,264 @@
+//! Tenant settings (for its admins) and the installation's tenants (for platform admins).
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::admin::tenant_scope;
+use super::session::SignedIn;
+use super::ui::render_page;
+use crate::auth::{Action, Area, Principal};
+use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::{StoreError, tenants};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/settings", get(settings_page).post(save_settings))
+        .route("/platform/tenants", get(tenants_page).post(create_tenant))
+        .route("/platform/tenants/{id}/suspend", post(suspend))
+        .route("/platform/tenants/{id}/reactivate", post(reactivate))
+}
+
+fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
+}
+
+fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), StoreError> {
+    let mut errors = Map::new();
+    match e {
+        StoreError::Invalid(v) => {
+            for err in v.errors {
+                let field = err
+                    .pointer
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                errors.entry(field).or_insert(json!(err.detail));
+            }
+            Ok((errors, None))
+        }
+        StoreError::Conflict {
+            field: Some(f),
+            message,
+        } => {
+            errors.insert(f, json!(message));
+            Ok((errors, None))
+        }
+        StoreError::Conflict { message, .. } => Ok((errors, Some(message))),
+        StoreError::PreconditionFailed { .. } => Ok((errors, Some("changed by someone else meanwhile; reload".into()))),
+        other => Err(other),
+    }
+}
+
+async fn settings_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    settings_view(&app, &signed, None, Map::new(), None, StatusCode::OK).await
+}
+
+async fn settings_view(
+    app: &AppState,
+    signed: &SignedIn,
+    values: Option<Value>,
+    errors: Map<String, Value>,
+    message: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let scope = match tenant_scope(app, signed, Action::Read, Area::TenantSettings) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let tenant = match tenants::current(&app.store, &scope).await {
+        Ok(t) => t,
+        Err(e) => {
+            return super::ui::error_page(
+                app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            );
+        }
+    };
+    let providers: Vec<Value> = app
+        .oidc
+        .providers()
+        .into_iter()
+        .map(|(id, name)| json!({ "id": id, "name": name, "redirect_uri": app.oidc.redirect_uri(&id) }))
+        .collect();
+    let mut context = tera::Context::new();
+    context.insert(
+        "tenant",
+        &values.unwrap_or_else(|| serde_json::to_value(&tenant).unwrap_or_default()),
+    );
+    context.insert("version", &tenant.version);
+    context.insert("providers", &providers);
+    context.insert("errors", &errors);
+    context.insert("message", &message);
+    context.insert(
+        "can_write",
+        &crate::auth::permits(scope.role(), Action::Write, Area::TenantSettings),
+    );
+    render_page(app, &signed.page, "admin/settings.html", context, status)
+}
+
+async fn save_settings(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::TenantSettings) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let before = tenants::current(&app.store, &scope).await.ok();
+    let input = tenants::TenantUpdate {
+        name: form_value(&form, "name").map(str::to_owned),
+        timezone: form_value(&form, "timezone").map(str::to_owned),
+        features: None,
+        limits: None,
+        suspended: None,
+    };
+    let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
+    match tenants::update(&app.store, scope.tenant_id(), version, input, false).await {
+        Ok(tenant) => {
+            let event = AuditEvent::in_tenant(&scope, "tenant.update", Outcome::Success)
+                .target("tenant", &tenant.id)
+                .change(
+                    before.and_then(|b| serde_json::to_value(b).ok()),
+                    serde_json::to_value(&tenant).ok(),
+                );
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/admin/settings").into_response()
+        }
+        Err(e) => match errors_of(e) {
+            Ok((errors, message)) => {
+                let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
+                    "slug": scope.tenant_slug() });
+                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+                settings_view(
+                    &app,
+                    &signed,
+                    Some(values),
+                    errors,
+                    message,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            Err(e) => super::ui::error_page(
+                &app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            ),
+        },
+    }
+}
+
+fn platform_actor(signed: &SignedIn) -> Option<String> {
+    match &signed.current.principal {
+        Some(Principal::Platform { actor }) => Some(actor.clone()),
+        _ => None,
+    }
+}
+
+async fn tenants_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    tenants_view(&app, &signed, Map::new(), None, StatusCode::OK).await
+}
+
+async fn tenants_view(
+    app: &AppState,
+    signed: &SignedIn,
+    errors: Map<String, Value>,
+    message: Option<String>,
+    status: StatusCode,
+) -> Response {
+    if platform_actor(signed).is_none() {
+        return super::admin::forbidden(app, signed);
+    }
+    let all = tenants::list_all(&app.store).await.unwrap_or_default();
+    let mut context = tera::Context::new();
+    context.insert("tenants", &all);
+    context.insert("errors", &errors);
+    context.insert("message", &message);
+    render_page(app, &signed.page, "admin/tenants.html", context, status)
+}
+
+async fn create_tenant(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let Some(actor) = platform_actor(&signed) else {
+        return super::admin::forbidden(&app, &signed);
+    };
+    let input = tenants::TenantCreate {
+        slug: form_value(&form, "slug").unwrap_or_default().to_owned(),
+        name: form_value(&form, "name").unwrap_or_default().to_owned(),
+        timezone: form_value(&form, "timezone")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
+        features: Default::default(),
+        limits: Default::default(),
+    };
+    match tenants::create(&app.store, input).await {
+        Ok(tenant) => {
+            let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.create", Outcome::Success)
+                .target("tenant", &tenant.id)
+                .change(None, serde_json::to_value(&tenant).ok());
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/platform/tenants").into_response()
+        }
+        Err(e) => match errors_of(e) {
+            Ok((errors, message)) => {
+                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+                tenants_view(&app, &signed, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
+            }
+            Err(e) => super::ui::error_page(
+                &app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            ),
+        },
+    }
+}
+
+async fn set_suspended(app: &AppState, signed: &SignedIn, id: &str, suspended: bool) -> Response {
+    let Some(actor) = platform_actor(signed) else {
+        return super::admin::forbidden(app, signed);
+    };
+    match tenants::set_suspended(&app.store, id, suspended).await {
+        Ok(tenant) => {
+            app.tokens.forget(None, Some(&tenant.id));
+            let action = if suspended {
+                "tenant.suspend"
+            } else {
+                "tenant.reactivate"
+            };
+            let event =
+                AuditEvent::new(Some(&tenant.id), &actor, action, Outcome::Success).target("tenant", &tenant.id);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/platform/tenants").into_response()
+        }
+        Err(_) => super::ui::error_page(
+            app,
+            &Default::default(),
+            StatusCode::NOT_FOUND,
+            &signed.page.locale.text("admin.not_found"),
+        ),
+    }
+}
+
+async fn suspend(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    set_suspended(&app, &signed, &id, true).await
+}
+
+async fn reactivate(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    set_suspended(&app, &signed, &id, false).await
+}

@@ -1,0 +1,222 @@
+//! A small driver for real headless Chromium over the DevTools protocol: navigate, run
+//! JavaScript, wait for conditions, take screenshots. Enough to sign in like a person would.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The Chromium binary, if one is installed (`MONTI_CHROMIUM` overrides).
+pub fn chromium() -> Option<String> {
+    if let Ok(path) = std::env::var("MONTI_CHROMIUM") {
+        return Some(path);
+    }
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            std::process::Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(str::to_owned)
+}
+
+pub struct Browser {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+pub struct Page {
+    socket: Socket,
+    next_id: u64,
+}
+
+impl Browser {
+    /// Starts headless Chromium; `None` (after reporting) when it is not installed.
+    pub async fn launch() -> Option<Browser> {
+        let Some(binary) = chromium() else {
+            super::service_missing("Chromium (apt-get install chromium)", "not found on PATH");
+            return None;
+        };
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut child = Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let port = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("ws://127.0.0.1:").nth(1) {
+                    return rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .expect("chromium printed its DevTools address");
+        // Keep draining stderr so Chromium never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Some(Browser {
+            child,
+            port,
+            _profile: profile,
+        })
+    }
+
+    /// The first tab.
+    pub async fn page(&self) -> Page {
+        let list: Value = reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port))
+            .await
+            .expect("DevTools list")
+            .json()
+            .await
+            .expect("DevTools JSON");
+        let url = list
+            .as_array()
+            .and_then(|targets| targets.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .expect("a page target")
+            .to_owned();
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("DevTools socket");
+        let mut page = Page { socket, next_id: 0 };
+        page.call("Page.enable", json!({})).await;
+        page.call("Runtime.enable", json!({})).await;
+        page
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+impl Page {
+    /// Sends a DevTools command and returns its result (events in between are skipped).
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({ "id": id, "method": method, "params": params }).to_string();
+        self.socket
+            .send(Message::text(message))
+            .await
+            .expect("send to DevTools");
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .expect("DevTools answered in time")
+                .expect("DevTools socket open")
+                .expect("DevTools frame");
+            let Message::Text(text) = frame else { continue };
+            let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+            if value["id"] == id {
+                return value;
+            }
+        }
+    }
+
+    pub async fn goto(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url })).await;
+        self.wait_for("document.readyState === 'complete'", Duration::from_secs(15))
+            .await;
+    }
+
+    /// Evaluates JavaScript and returns its value (`null` when it threw or the page was
+    /// navigating).
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let reply = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
+            )
+            .await;
+        reply["result"]["result"]["value"].clone()
+    }
+
+    /// Waits until `predicate` (JavaScript) is true.
+    pub async fn wait_for(&mut self, predicate: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let check = format!("(() => {{ try {{ return !!({predicate}); }} catch (e) {{ return false; }} }})()");
+        while Instant::now() < deadline {
+            if self.eval(&check).await == Value::Bool(true) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Types into a field as a person would (the value, then an input event).
+    pub async fn fill(&mut self, selector: &str, value: &str) {
+        let js = format!(
+            "(() => {{ const el = document.querySelector({s}); if (!el) return false; el.focus(); el.value = {v}; \
+             el.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()",
+            s = json!(selector),
+            v = json!(value)
+        );
+        assert_eq!(self.eval(&js).await, Value::Bool(true), "no field {selector}");
+    }
+
+    pub async fn click(&mut self, selector: &str) {
+        let js = format!(
+            "(() => {{ const el = document.querySelector({s}); if (!el) return false; el.click(); return true; }})()",
+            s = json!(selector)
+        );
+        assert_eq!(
+            self.eval(&js).await,
+            Value::Bool(true),
+            "nothing to click at {selector}"
+        );
+    }
+
+    pub async fn path(&mut self) -> String {
+        self.eval("location.pathname")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub async fn text(&mut self) -> String {
+        self.eval("document.body ? document.body.innerText : ''")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A PNG of the visible page, for looking at what people see.
+    pub async fn screenshot(&mut self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let reply = self.call("Page.captureScreenshot", json!({ "format": "png" })).await;
+        if let Some(data) = reply["result"]["data"].as_str()
+            && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data)
+        {
+            let _ = std::fs::write(path, bytes);
+        }
+    }
+}

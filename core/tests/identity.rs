@@ -1,0 +1,618 @@
+//! Identity and access through the browser-facing pages: first-run setup, local sign-in,
+//! sessions, CSRF, throttling, scoped supervisors, suspended tenants, the audit trail.
+
+mod common;
+
+use common::{TestServer, Visitor, account};
+use monti::domain::Role;
+use monti::store::{ListParams, tenants};
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn audit_actions(s: &TestServer, tenant: Option<&str>) -> Vec<(String, String)> {
+    use monti::store::audit::AuditRow;
+    let params = ListParams(vec![("limit".into(), "500".into()), ("sort".into(), "at".into())]);
+    let page = match tenant {
+        Some(slug) => {
+            let scope = tenants::operator_scope(&s.store, slug).await.unwrap();
+            monti::store::resource::list::<AuditRow>(&s.store, &scope, &params)
+                .await
+                .unwrap()
+        }
+        None => monti::store::audit::list_platform(&s.store, &params).await.unwrap(),
+    };
+    page.items.into_iter().map(|e| (e.action, e.outcome)).collect()
+}
+
+both_backends!(first_run_setup_creates_the_first_admin_once);
+async fn first_run_setup_creates_the_first_admin_once(s: &TestServer) {
+    let token = monti::web::auth_pages::prepare_setup(&s.store)
+        .await
+        .unwrap()
+        .expect("no admin yet: a setup link");
+    let mut v = Visitor::new(s);
+    assert_eq!(v.get("/setup").await.status, 403, "no token, no setup");
+    assert_eq!(v.get("/setup?token=guess").await.status, 403);
+    let page = v.get(&format!("/setup?token={token}")).await;
+    assert_eq!(page.status, 200);
+    let weak = v
+        .post(
+            "/setup",
+            &[
+                ("token", &token),
+                ("display_name", "Olga"),
+                ("email", "olga@example.com"),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, 422);
+    assert!(
+        weak.body.contains("field-error") && weak.body.contains("at least 12"),
+        "{}",
+        weak.body
+    );
+    let done = v
+        .post(
+            "/setup",
+            &[
+                ("token", &token),
+                ("display_name", "Olga"),
+                ("email", "olga@example.com"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/"));
+    let session = done
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("monti_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    let home = v.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(
+        home.body.contains("/platform/tenants"),
+        "a platform admin sees the tenants: {}",
+        home.body
+    );
+    // The link works once: afterwards setup is closed, even with the same token.
+    let mut other = Visitor::new(s);
+    assert_eq!(other.get(&format!("/setup?token={token}")).await.status, 303);
+    other.get("/login").await;
+    let again = other
+        .post(
+            "/setup",
+            &[
+                ("token", &token),
+                ("display_name", "Eve"),
+                ("email", "eve@example.com"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 403);
+    assert!(monti::web::auth_pages::prepare_setup(&s.store).await.unwrap().is_none());
+    let actions = audit_actions(s, None).await;
+    assert!(
+        actions.contains(&("platform.setup".into(), "success".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("platform.setup".into(), "denied".into())),
+        "{actions:?}"
+    );
+}
+
+both_backends!(local_sign_in_sessions_and_sign_out);
+async fn local_sign_in_sessions_and_sign_out(s: &TestServer) {
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut a = Visitor::new(s);
+    // Anonymous visitors are sent to sign in, and learn nothing.
+    let home = a.get("/").await;
+    assert_eq!(home.status, 303);
+    assert_eq!(home.location.as_deref(), Some("/login"));
+    let wrong = a.sign_in("ana@example.com", "not the password").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("id=\"login-error\""));
+    let unknown = a.sign_in("nobody@example.com", PASSWORD).await;
+    assert_eq!(
+        unknown.status, 401,
+        "unknown accounts look exactly like wrong passwords"
+    );
+    let ok = a.sign_in("ana@example.com", PASSWORD).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert!(a.get("/").await.body.contains("Tenant acme"));
+    // A second browser.
+    let mut b = Visitor::new(s);
+    assert_eq!(
+        b.sign_in("ANA@example.com", PASSWORD).await.status,
+        303,
+        "emails are case-insensitive"
+    );
+    let account_page = a.get("/account").await;
+    assert_eq!(
+        account_page.body.matches("/revoke\"").count(),
+        2,
+        "both sessions are listed"
+    );
+    // Sign out everywhere else: b's session ends, a's stays.
+    assert_eq!(a.post("/account/sessions/revoke-others", &[]).await.status, 303);
+    assert_eq!(b.get("/account").await.status, 303, "b was signed out");
+    assert_eq!(a.get("/account").await.status, 200);
+    // Sign out.
+    let out = a.post("/logout", &[]).await;
+    assert_eq!(out.status, 303);
+    assert!(!a.has_cookie("monti_session"));
+    assert_eq!(a.get("/account").await.status, 303);
+    let actions = audit_actions(s, Some("acme")).await;
+    for expected in [
+        ("session.sign_in", "failure"),
+        ("session.sign_in", "success"),
+        ("session.revoke_all", "success"),
+        ("session.sign_out", "success"),
+    ] {
+        assert!(
+            actions.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {actions:?}"
+        );
+    }
+    let platform = audit_actions(s, None).await;
+    assert!(
+        platform.contains(&("session.sign_in".into(), "failure".into())),
+        "unknown accounts are recorded too"
+    );
+}
+
+both_backends!(csrf_and_origin_are_checked_on_every_browser_write);
+async fn csrf_and_origin_are_checked_on_every_browser_write(s: &TestServer) {
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(s);
+    // Even signing in needs the token bound to this browser.
+    v.get("/login").await;
+    let no_token = v
+        .post_raw(
+            "/login",
+            &[
+                ("email".into(), "ana@example.com".into()),
+                ("password".into(), PASSWORD.into()),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(no_token.status, 403);
+    assert_eq!(v.sign_in("ana@example.com", PASSWORD).await.status, 303);
+    v.get("/admin/teams/new").await;
+    let token = v.csrf.clone().unwrap();
+    let forged = v
+        .post_raw(
+            "/admin/teams",
+            &[("name".into(), "X".into()), ("_csrf".into(), "forged".into())],
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let cross = v
+        .post_raw(
+            "/admin/teams",
+            &[("name".into(), "X".into()), ("_csrf".into(), token.clone())],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(
+        cross.status, 403,
+        "a post from another origin is refused even with a token"
+    );
+    let site = v
+        .post_raw(
+            "/admin/teams",
+            &[("name".into(), "X".into()), ("_csrf".into(), token.clone())],
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(site.status, 403);
+    // htmx sends the token in a header.
+    let htmx = v
+        .post_raw(
+            "/admin/teams",
+            &[("name".into(), "Via htmx".into())],
+            &[("x-csrf-token", &token), ("hx-request", "true")],
+        )
+        .await;
+    assert_eq!(htmx.status, 303, "{}", htmx.body);
+    let scope = tenants::operator_scope(&s.store, "acme").await.unwrap();
+    let teams =
+        monti::store::resource::list::<monti::store::entities::teams::Team>(&s.store, &scope, &ListParams::default())
+            .await
+            .unwrap();
+    assert_eq!(teams.items.len(), 1, "only the genuine request created a team");
+    let actions = audit_actions(s, Some("acme")).await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, o)| a == "security.csrf_rejected" && o == "denied")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_throttled_per_account_with_backoff() {
+    let s = TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.auth.sign_in_free_failures = 3;
+        c.auth.sign_in_per_minute_per_ip = 1000;
+    })
+    .await
+    .unwrap();
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::Supervisor)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(&s);
+    for _ in 0..3 {
+        assert_eq!(v.sign_in("ana@example.com", "wrong password!").await.status, 401);
+    }
+    let locked = v.sign_in("ana@example.com", PASSWORD).await;
+    assert_eq!(locked.status, 429, "locked even with the right password");
+    let retry: u64 = locked.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Other accounts are unaffected.
+    account(
+        &s.store,
+        "ben@example.com",
+        PASSWORD,
+        Some(("acme", Role::Viewer)),
+        false,
+    )
+    .await;
+    assert_eq!(Visitor::new(&s).sign_in("ben@example.com", PASSWORD).await.status, 303);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        v.sign_in("ana@example.com", PASSWORD).await.status,
+        303,
+        "after the wait it works"
+    );
+    let actions = audit_actions(&s, None).await;
+    assert!(
+        actions.contains(&("session.sign_in".into(), "denied".into())),
+        "{actions:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_throttled_per_address() {
+    let s = TestServer::start_with(common::Backend::Sqlite, |c| c.auth.sign_in_per_minute_per_ip = 3)
+        .await
+        .unwrap();
+    let mut v = Visitor::new(&s);
+    for i in 0..3 {
+        assert_eq!(
+            v.sign_in(&format!("user{i}@example.com"), "whatever12345").await.status,
+            401
+        );
+    }
+    assert_eq!(v.sign_in("user9@example.com", "whatever12345").await.status, 429);
+    s.stop().await;
+}
+
+both_backends!(scoped_supervisors_see_only_their_teams);
+async fn scoped_supervisors_see_only_their_teams(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let north = s.post("/api/v1/teams", &admin, json!({ "name": "North" })).await.id();
+    let south = s.post("/api/v1/teams", &admin, json!({ "name": "South" })).await.id();
+    let mine = s
+        .post(
+            "/api/v1/agents",
+            &admin,
+            json!({ "name": "Nina North", "team_id": north }),
+        )
+        .await
+        .id();
+    let theirs = s
+        .post(
+            "/api/v1/agents",
+            &admin,
+            json!({ "name": "Sven South", "team_id": south }),
+        )
+        .await
+        .id();
+    let loose = s
+        .post("/api/v1/agents", &admin, json!({ "name": "Nobody Teamless" }))
+        .await
+        .id();
+    let supervisor = account(&s.store, "sue@example.com", PASSWORD, None, false).await;
+    s.post(
+        "/api/v1/users",
+        &admin,
+        json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
+    )
+    .await
+    .expect(201);
+    let _ = supervisor;
+    let mut v = Visitor::new(s);
+    assert_eq!(v.sign_in("sue@example.com", PASSWORD).await.status, 303);
+    let list = v.get("/admin/agents").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("Nina North"));
+    assert!(
+        !list.body.contains("Sven South") && !list.body.contains("Nobody Teamless"),
+        "{}",
+        list.body
+    );
+    assert_eq!(v.get(&format!("/admin/agents/{mine}")).await.status, 200);
+    assert_eq!(
+        v.get(&format!("/admin/agents/{theirs}")).await.status,
+        404,
+        "crafted URL outside the scope"
+    );
+    assert_eq!(v.get(&format!("/admin/agents/{loose}")).await.status, 404);
+    assert_eq!(v.get(&format!("/admin/teams/{south}")).await.status, 404);
+    let teams = v.get("/admin/teams").await;
+    assert!(teams.body.contains("North") && !teams.body.contains("South"));
+    // Read-only: no writes, no audit log.
+    assert_eq!(v.get("/admin/agents/new").await.status, 403);
+    v.get("/admin/agents").await;
+    assert_eq!(v.post("/admin/agents", &[("name", "Sneaky")]).await.status, 403);
+    assert_eq!(v.get("/admin/audit").await.status, 403);
+    assert_eq!(
+        v.get("/admin/users").await.status,
+        200,
+        "supervisors may read the member list"
+    );
+}
+
+both_backends!(suspended_tenants_get_nothing);
+async fn suspended_tenants_get_nothing(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(s);
+    assert_eq!(v.sign_in("ana@example.com", PASSWORD).await.status, 303);
+    s.get("/api/v1/agents", &admin).await.expect(200);
+    let platform = s.platform_token().await;
+    let tenant = tenants::by_slug(&s.store, "acme").await.unwrap().unwrap();
+    s.patch(
+        &format!("/api/v1/tenants/{}", tenant.id),
+        &platform,
+        json!({ "suspended": true }),
+    )
+    .await
+    .expect(200);
+    s.get("/api/v1/agents", &admin).await.expect_problem(403);
+    let home = v.get("/").await;
+    assert_eq!(home.status, 403, "the session has no access any more");
+    assert_eq!(v.get("/admin/agents").await.status, 403);
+    let mut fresh = Visitor::new(s);
+    fresh.sign_in("ana@example.com", PASSWORD).await;
+    assert_eq!(fresh.get("/").await.status, 403, "nor does a new sign-in");
+    s.patch(
+        &format!("/api/v1/tenants/{}", tenant.id),
+        &platform,
+        json!({ "suspended": false }),
+    )
+    .await
+    .expect(200);
+    s.get("/api/v1/agents", &admin).await.expect(200);
+    // A tenant admin cannot lift it.
+    s.patch("/api/v1/tenant", &admin, json!({ "suspended": false }))
+        .await
+        .expect_problem(422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_end() {
+    let s = TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.auth.session_idle_timeout = std::time::Duration::from_secs(1);
+    })
+    .await
+    .unwrap();
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::Viewer)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(&s);
+    assert_eq!(v.sign_in("ana@example.com", PASSWORD).await.status, 303);
+    assert_eq!(v.get("/account").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert_eq!(v.get("/account").await.status, 303, "idle too long");
+    s.stop().await;
+}
+
+both_backends!(disabled_accounts_and_password_changes);
+async fn disabled_accounts_and_password_changes(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let id = account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::Supervisor)),
+        false,
+    )
+    .await;
+    let mut a = Visitor::new(s);
+    let mut b = Visitor::new(s);
+    assert_eq!(a.sign_in("ana@example.com", PASSWORD).await.status, 303);
+    assert_eq!(b.sign_in("ana@example.com", PASSWORD).await.status, 303);
+    a.get("/account").await;
+    let wrong = a
+        .post(
+            "/account/password",
+            &[
+                ("current", "nope nope nope"),
+                ("password", "a new passphrase here"),
+                ("confirm", "a new passphrase here"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    let changed = a
+        .post(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("password", "a new passphrase here"),
+                ("confirm", "a new passphrase here"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 303);
+    assert_eq!(
+        b.get("/account").await.status,
+        303,
+        "other sessions end on a password change"
+    );
+    assert_eq!(a.get("/account").await.status, 200);
+    assert_eq!(Visitor::new(s).sign_in("ana@example.com", PASSWORD).await.status, 401);
+    assert_eq!(
+        Visitor::new(s)
+            .sign_in("ana@example.com", "a new passphrase here")
+            .await
+            .status,
+        303
+    );
+    // An admin disables the member: the session ends and sign-in stops.
+    s.patch(&format!("/api/v1/users/{id}"), &admin, json!({ "disabled": true }))
+        .await
+        .expect(200);
+    assert_eq!(a.get("/").await.status, 403, "no usable membership");
+    monti::store::accounts::set_disabled(&s.store, &id, true).await.unwrap();
+    assert_eq!(a.get("/account").await.status, 303, "a disabled account has no session");
+    assert_eq!(
+        Visitor::new(s)
+            .sign_in("ana@example.com", "a new passphrase here")
+            .await
+            .status,
+        401
+    );
+}
+
+both_backends!(admin_changes_are_audited_with_before_and_after);
+async fn admin_changes_are_audited_with_before_and_after(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let other = s.tenant("bravo", Role::TenantAdmin).await;
+    account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(s);
+    v.sign_in("ana@example.com", PASSWORD).await;
+    v.get("/admin/teams/new").await;
+    assert_eq!(
+        v.post("/admin/teams", &[("name", "Day"), ("description", "")])
+            .await
+            .status,
+        303
+    );
+    let id = s.get("/api/v1/teams", &admin).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.patch(&format!("/api/v1/teams/{id}"), &admin, json!({ "name": "Day shift" }))
+        .await
+        .expect(200);
+    let log = s.get("/api/v1/audit?action=team.update&sort=-at", &admin).await;
+    log.expect(200);
+    let entry = &log.body["items"][0];
+    assert_eq!(entry["before"]["name"], "Day");
+    assert_eq!(entry["after"]["name"], "Day shift");
+    assert!(entry["actor"].as_str().unwrap().starts_with("token:"));
+    assert_eq!(entry["ip"], "127.0.0.1");
+    let created = s.get("/api/v1/audit?action=team.create", &admin).await;
+    assert!(created.body["items"][0]["actor"].as_str().unwrap().starts_with("user:"));
+    // Tenants see only their own log.
+    assert_eq!(
+        s.get("/api/v1/audit", &other).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let viewer = s.tenant("acme", Role::Supervisor).await;
+    s.get("/api/v1/audit", &viewer).await.expect_problem(403);
+    // CSV export with the same filters.
+    let csv = s
+        .client
+        .get(s.url("/api/v1/audit/export?action=team.update"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("id,at,actor,action,outcome"));
+    assert!(lines.next().unwrap().contains("team.update"));
+    // The log cannot be rewritten, not even with direct database access.
+    let sql = "UPDATE audit_log SET actor = 'someone else'";
+    let refused = match &s.store.db {
+        monti::db::Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.is_err(),
+        monti::db::Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.is_err(),
+    };
+    assert!(refused, "audit_log is append-only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_are_rate_limited() {
+    let s = TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.auth.api_rate_per_second = 1.0;
+        c.auth.api_burst = 3;
+    })
+    .await
+    .unwrap();
+    let token = s.tenant("acme", Role::Viewer).await;
+    let other = s.tenant("acme", Role::Viewer).await;
+    for _ in 0..3 {
+        s.get("/api/v1/teams", &token).await.expect(200);
+    }
+    let limited = s.get("/api/v1/teams", &token).await;
+    limited.expect_problem(429);
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    s.get("/api/v1/teams", &other).await.expect(200);
+    s.stop().await;
+}
