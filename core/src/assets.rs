@@ -144,6 +144,17 @@ pub fn templates(assets: &Assets, override_dir: Option<&Path>) -> Result<tera::T
     }
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![".html"]);
+    // Tera's own `urlencode` needs its optional builtins; this is the one we use.
+    tera.register_filter("urlencode", |value: &tera::Value, _: &HashMap<String, tera::Value>| {
+        let text = match value {
+            tera::Value::String(s) => s.clone(),
+            tera::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        Ok(tera::Value::String(
+            url::form_urlencoded::byte_serialize(text.as_bytes()).collect(),
+        ))
+    });
     tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
         .map_err(|source| TemplateError::Parse {
             name: "(set)".into(),

@@ -139,6 +139,9 @@ impl OidcRegistry {
             // Following redirects would let a provider's answer point us anywhere (SSRF).
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
+            // Calls to a provider are minutes apart; a pooled connection would often have been
+            // closed by the other side in between (and fail the next call).
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap_or_default();
         Self {
@@ -198,8 +201,9 @@ impl OidcRegistry {
                 Ok(metadata)
             }
             Err(e) => {
-                tracing::warn!(provider = %provider.id, error = %e, "OpenID discovery failed");
-                Err(OidcError::Unavailable(e.to_string()))
+                let message = with_sources(&e);
+                tracing::warn!(provider = %provider.id, error = %message, "OpenID discovery failed");
+                Err(OidcError::Unavailable(message))
             }
         }
     }
@@ -298,7 +302,7 @@ impl OidcRegistry {
             .await
             .map_err(|e| match e {
                 openidconnect::RequestTokenError::ServerResponse(r) => OidcError::Refused(r.to_string()),
-                other => OidcError::Unavailable(other.to_string()),
+                other => OidcError::Unavailable(with_sources(&other)),
             })?;
         let id_token = response
             .id_token()
@@ -408,6 +412,18 @@ fn verify(
     let verifier = client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
     let claims = id_token.claims(&verifier, nonce)?;
     Ok(claims.subject().as_str().to_owned())
+}
+
+/// An error with its causes, for messages that must say what actually went wrong.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The claims of a JWT whose signature was already verified.

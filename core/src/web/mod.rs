@@ -39,8 +39,53 @@ use crate::config::Config;
 use crate::store::Store;
 
 const REQUEST_ID: &str = "x-request-id";
+/// No inline script or style, nothing from elsewhere, never framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+
+/// The policy with `form-action`: our own origin, plus the sign-in providers, because signing
+/// out posts a form whose answer redirects to the provider's end-session page.
+fn content_security_policy(config: &Config) -> HeaderValue {
+    let mut form_action = vec!["'self'".to_owned()];
+    for provider in config.auth.oidc.values() {
+        if let Ok(url) = url::Url::parse(&provider.issuer) {
+            let origin = url.origin().ascii_serialization();
+            if origin != "null" && !form_action.contains(&origin) {
+                form_action.push(origin);
+            }
+        }
+    }
+    let policy = format!("{CONTENT_SECURITY_POLICY}; form-action {}", form_action.join(" "));
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+}
+
+/// Browsers allowed to call the API from other origins (`auth.cors_origins`).
+fn cors(config: &Config) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = config
+        .auth
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PATCH,
+            axum::http::Method::PUT,
+            axum::http::Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
+}
 
 /// How long a verified API token is trusted without asking the database again. A token revoked
 /// on another instance (or by the CLI) stops working within this time; on the instance that
@@ -110,8 +155,15 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_access::router())
         .merge(admin_tenant::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
-    Router::new()
-        .nest("/api/v1", api::router())
+    let csp = content_security_policy(&state.config);
+    let hsts = state.config.public_url().starts_with("https://");
+    let api = if state.config.auth.cors_origins.is_empty() {
+        api::router()
+    } else {
+        api::router().layer(cors(&state.config))
+    };
+    let router = Router::new()
+        .nest("/api/v1", api)
         .merge(pages)
         .route("/static/{*path}", get(ui::static_file))
         .route("/healthz", get(ops::healthz))
@@ -125,9 +177,9 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::internal().into_response()
         }))
-        .layer(security_header(
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            CONTENT_SECURITY_POLICY,
+            csp,
         ))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
@@ -150,7 +202,16 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(middleware::from_fn(drop_unsafe_request_id))
-        .with_state(state)
+        .with_state(state);
+    if hsts {
+        // Only under TLS: browsers then refuse plain HTTP to this host for a year.
+        router.layer(security_header(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        router
+    }
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

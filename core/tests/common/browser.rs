@@ -139,10 +139,18 @@ impl Page {
         }
     }
 
+    /// Navigates and waits until the new document (after any redirects) has loaded.
     pub async fn goto(&mut self, url: &str) {
+        // Mark the old document, so its lingering `complete` state is not mistaken for the new.
+        self.eval("window.__montiLeaving = true").await;
         self.call("Page.navigate", json!({ "url": url })).await;
-        self.wait_for("document.readyState === 'complete'", Duration::from_secs(15))
+        let loaded = self
+            .wait_for(
+                "!window.__montiLeaving && document.readyState === 'complete'",
+                Duration::from_secs(15),
+            )
             .await;
+        assert!(loaded, "{url} did not load");
     }
 
     /// Evaluates JavaScript and returns its value (`null` when it threw or the page was
@@ -160,7 +168,9 @@ impl Page {
     /// Waits until `predicate` (JavaScript) is true.
     pub async fn wait_for(&mut self, predicate: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let check = format!("(() => {{ try {{ return !!({predicate}); }} catch (e) {{ return false; }} }})()");
+        let check = format!(
+            "(() => {{ try {{ return document.readyState === 'complete' && !!({predicate}); }} catch (e) {{ return false; }} }})()"
+        );
         while Instant::now() < deadline {
             if self.eval(&check).await == Value::Bool(true) {
                 return true;

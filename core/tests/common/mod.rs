@@ -94,10 +94,12 @@ impl TestServer {
             }
         }
         config.database.acquire_timeout = Duration::from_secs(3);
-        tweak(&mut config);
-        let store = monti::cli::open_store(&config).await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        config.listen = listener.local_addr().expect("addr");
+        config.public_url = Some(base.clone());
+        tweak(&mut config);
+        let store = monti::cli::open_store(&config).await.expect("open store");
         let state = AppState::new(store.clone(), config.clone()).expect("state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

@@ -1,0 +1,380 @@
+//! Signing in as a person does, in real headless Chromium: through a real OpenID provider
+//! (panva/oidc-provider, started here) with roles mapped from its groups claim; with a local
+//! password; through first-run setup; and as a supervisor scoped to one team.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::{Backend, TestServer, account};
+use monti::config::{OidcProviderConfig, Secret};
+use monti::domain::Role;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const PASSWORD: &str = "correct horse battery staple";
+const WAIT: Duration = Duration::from_secs(15);
+
+fn provider_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
+}
+
+/// Installs the provider's npm packages (from its lockfile) when they are missing.
+fn install_provider() -> Result<(), String> {
+    let dir = provider_dir();
+    if dir.join("node_modules/oidc-provider").exists() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .status()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("npm ci failed: {status}"))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct OpenIdProvider {
+    child: tokio::process::Child,
+    issuer: String,
+}
+
+impl OpenIdProvider {
+    async fn start(port: u16, monti_base: &str) -> Option<OpenIdProvider> {
+        if let Err(e) = install_provider() {
+            common::service_missing("Node.js with npm (for oidc-provider)", &e);
+            return None;
+        }
+        let mut child = tokio::process::Command::new("node")
+            .arg("server.mjs")
+            .current_dir(provider_dir())
+            .env("PORT", port.to_string())
+            .env("REDIRECT_URI", format!("{monti_base}/auth/oidc/test/callback"))
+            .env("POST_LOGOUT_URI", format!("{monti_base}/login?notice=login.signed_out"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let mut lines = BufReader::new(child.stdout.take()?).lines();
+        let ready = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("listening") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        assert!(ready, "oidc-provider did not start");
+        // Keep reading: a closed pipe would kill the provider at its next log line.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Some(OpenIdProvider {
+            child,
+            issuer: format!("http://127.0.0.1:{port}"),
+        })
+    }
+}
+
+fn provider_config(issuer: &str) -> OidcProviderConfig {
+    OidcProviderConfig {
+        display_name: "Test IdP".into(),
+        issuer: issuer.into(),
+        client_id: "monti".into(),
+        client_secret: Some(Secret::new("monti-test-secret")),
+        scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
+        tenant: Some("acme".into()),
+        roles_claim: "groups".into(),
+        role_map: [
+            ("/monti/supervisors", "supervisor"),
+            ("/monti/admins", "tenant_admin"),
+            ("/monti/operators", "platform_admin"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        ..Default::default()
+    }
+}
+
+/// Ends the provider's own session (its end-session page asks to confirm).
+async fn provider_logout(page: &mut common::browser::Page, issuer: &str) {
+    page.goto(&format!("{issuer}/session/end")).await;
+    page.eval(
+        "(document.querySelector('button[name=logout]') || document.querySelector('button[type=submit]')).click()",
+    )
+    .await;
+    assert!(
+        page.wait_for("document.body.innerText.toLowerCase().includes('sign')", WAIT)
+            .await,
+        "{}",
+        page.text().await
+    );
+}
+
+/// Signs in at the provider's development login form.
+async fn provider_login(page: &mut common::browser::Page, who: &str) {
+    let found = page.wait_for("document.querySelector('input[name=login]')", WAIT).await;
+    assert!(
+        found,
+        "the provider's login form: {} {}",
+        page.eval("location.href").await,
+        page.text().await
+    );
+    page.fill("input[name=login]", who).await;
+    page.fill("input[name=password]", "anything").await;
+    page.click("button[type=submit]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sign_on_through_a_real_openid_provider() {
+    let Some(browser) = Browser::launch().await else { return };
+    let idp_port = free_port();
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.auth.oidc.insert("test".into(), provider_config(&issuer));
+    })
+    .await
+    .unwrap();
+    server.tenant("acme", Role::Viewer).await;
+    let Some(mut idp) = OpenIdProvider::start(idp_port, &server.base).await else {
+        return;
+    };
+    assert_eq!(idp.issuer, issuer);
+    let mut page = browser.page().await;
+
+    // Alice is in /monti/supervisors: she becomes a supervisor of acme on first sign-in.
+    page.goto(&server.url("/login")).await;
+    let html = page.eval("document.documentElement.outerHTML").await;
+    assert!(html.as_str().unwrap_or_default().contains("data-provider"), "{html}");
+    page.click("a[data-provider=test]").await;
+    provider_login(&mut page, "alice").await;
+    assert!(
+        page.wait_for(
+            "location.pathname === '/' && document.body.innerText.includes('Tenant acme')",
+            WAIT
+        )
+        .await,
+        "signed in to Monti: {} {}",
+        page.path().await,
+        page.text().await
+    );
+    assert!(page.text().await.contains("Supervisor"));
+    let alice = monti::store::accounts::by_email(&server.store, "alice@example.com")
+        .await
+        .unwrap()
+        .expect("provisioned");
+    assert!(alice.password_hash.is_none(), "an SSO account has no local password");
+    let membership = monti::store::accounts::memberships(&server.store, &alice.id)
+        .await
+        .unwrap();
+    assert_eq!(membership[0].role, "supervisor");
+
+    // Sign-out ends the session here and at the provider (RP-initiated logout).
+    page.click("form[action='/logout'] button").await;
+    let left = format!("location.port === '{idp_port}' || location.pathname === '/login'");
+    let went = page.wait_for(&left, WAIT).await;
+    assert!(went, "{} {}", page.eval("location.href").await, page.text().await);
+    if page.eval("location.port").await == json!(idp_port.to_string()) {
+        // The provider asks to confirm.
+        page.wait_for(
+            "document.querySelector('button[name=logout], button[type=submit]')",
+            WAIT,
+        )
+        .await;
+        page.eval(
+            "(document.querySelector('button[name=logout]') || document.querySelector('button[type=submit]')).click()",
+        )
+        .await;
+    }
+    assert!(
+        page.wait_for("location.pathname === '/login'", WAIT).await,
+        "back at Monti: {}",
+        page.text().await
+    );
+
+    // Mallory's groups map to nothing: a clear "no access", and no account is created.
+    page.goto(&server.url("/login")).await;
+    page.click("a[data-provider=test]").await;
+    provider_login(&mut page, "mallory").await;
+    assert!(
+        page.wait_for("document.body.innerText.includes('no access')", WAIT)
+            .await,
+        "no-access page: {}",
+        page.text().await
+    );
+    assert!(
+        monti::store::accounts::by_email(&server.store, "mallory@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // She is still signed in at the provider; end that before the next person signs in.
+    provider_logout(&mut page, &issuer).await;
+
+    // Olga is in /monti/operators: a platform admin.
+    page.goto(&server.url("/login")).await;
+    page.click("a[data-provider=test]").await;
+    provider_login(&mut page, "olga").await;
+    assert!(
+        page.wait_for(
+            "location.pathname === '/' && document.querySelector('a[href=\"/platform/tenants\"]')",
+            WAIT
+        )
+        .await,
+        "platform view: {}",
+        page.text().await
+    );
+
+    // Every step is in the audit log.
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    let params = monti::store::ListParams(vec![("limit".into(), "500".into())]);
+    let log = monti::store::resource::list::<monti::store::audit::AuditRow>(&server.store, &scope, &params)
+        .await
+        .unwrap();
+    let actions: Vec<(String, String)> = log
+        .items
+        .iter()
+        .map(|e| (e.action.clone(), e.outcome.clone()))
+        .collect();
+    for expected in [
+        ("user.provision", "success"),
+        ("session.sign_in", "success"),
+        ("session.sign_in", "denied"),
+        ("session.sign_out", "success"),
+    ] {
+        assert!(
+            actions.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {actions:?}"
+        );
+    }
+    let _ = idp.child.kill().await;
+    browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_setup_then_local_sign_in_in_the_browser() {
+    let Some(browser) = Browser::launch().await else { return };
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let token = monti::web::auth_pages::prepare_setup(&server.store)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut page = browser.page().await;
+    page.goto(&server.url(&format!("/setup?token={token}"))).await;
+    page.fill("#display_name", "Olga Owner").await;
+    page.fill("#email", "olga@example.com").await;
+    page.fill("#password", PASSWORD).await;
+    page.fill("#confirm", PASSWORD).await;
+    page.click("button[type=submit]").await;
+    assert!(
+        page.wait_for(
+            "location.pathname === '/' && document.querySelector('a[href=\"/platform/tenants\"]')",
+            WAIT
+        )
+        .await,
+        "{}",
+        page.text().await
+    );
+    // Create a tenant from the platform page.
+    page.goto(&server.url("/platform/tenants")).await;
+    page.fill("#t-slug", "acme").await;
+    page.fill("#t-name", "Acme Support").await;
+    page.fill("#t-tz", "Europe/Berlin").await;
+    page.click("form[action='/platform/tenants'] button[type=submit]").await;
+    assert!(
+        page.wait_for("document.querySelector('tr[data-slug=acme]')", WAIT)
+            .await,
+        "{}",
+        page.text().await
+    );
+    // Sign out, and in again with the password.
+    page.click("form[action='/logout'] button").await;
+    assert!(page.wait_for("location.pathname === '/login'", WAIT).await);
+    page.fill("#email", "olga@example.com").await;
+    page.fill("#password", "wrong wrong wrong").await;
+    page.click("#sign-in").await;
+    assert!(page.wait_for("document.querySelector('#login-error')", WAIT).await);
+    page.fill("#password", PASSWORD).await;
+    page.click("#sign-in").await;
+    assert!(
+        page.wait_for("location.pathname === '/'", WAIT).await,
+        "{}",
+        page.text().await
+    );
+    browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_supervisor_sees_only_their_team_in_the_browser() {
+    let Some(browser) = Browser::launch().await else { return };
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let admin = server.tenant("acme", Role::TenantAdmin).await;
+    let north = server
+        .post("/api/v1/teams", &admin, json!({ "name": "North" }))
+        .await
+        .id();
+    let south = server
+        .post("/api/v1/teams", &admin, json!({ "name": "South" }))
+        .await
+        .id();
+    for (name, team) in [("Nina North", &north), ("Nils North", &north), ("Sven South", &south)] {
+        server
+            .post("/api/v1/agents", &admin, json!({ "name": name, "team_id": team }))
+            .await
+            .expect(201);
+    }
+    account(&server.store, "sue@example.com", PASSWORD, None, false).await;
+    server
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
+        )
+        .await
+        .expect(201);
+    let mut page = browser.page().await;
+    page.goto(&server.url("/admin/agents")).await;
+    assert_eq!(page.path().await, "/login", "sign in first");
+    page.fill("#email", "sue@example.com").await;
+    page.fill("#password", PASSWORD).await;
+    page.click("#sign-in").await;
+    assert!(
+        page.wait_for("location.pathname === '/admin/agents'", WAIT).await,
+        "back where she wanted to go"
+    );
+    let rows = page
+        .eval("Array.from(document.querySelectorAll('#entries tbody tr[data-id]')).map(r => r.cells[0].innerText)")
+        .await;
+    assert_eq!(rows, json!(["Nils North", "Nina North"]));
+    assert_eq!(
+        page.eval("!!document.querySelector('#new-entry')").await,
+        json!(false),
+        "read-only"
+    );
+    if let Ok(dir) = std::env::var("MONTI_SCREENSHOTS") {
+        page.screenshot(&Path::new(&dir).join("scoped-supervisor-agents.png"))
+            .await;
+    }
+    browser.close().await;
+    server.stop().await;
+}
