@@ -72,6 +72,9 @@ pub struct AuthConfig {
     /// Requests per second one API token may make (0 = unlimited), and the burst above that.
     pub api_rate_per_second: f64,
     pub api_burst: u32,
+    /// Keys of an identity provider are read again on an unknown key id at most this often.
+    #[serde(with = "human_duration")]
+    pub key_refresh_interval: Duration,
     /// Origins allowed to call the API from a browser (CORS), e.g. `https://wall.example.com`.
     pub cors_origins: Vec<String>,
     /// OpenID Connect providers for single sign-on, by id (the id appears in callback URLs).
@@ -192,6 +195,7 @@ impl Default for AuthConfig {
             sign_in_max_delay: Duration::from_secs(15 * 60),
             api_rate_per_second: 100.0,
             api_burst: 200,
+            key_refresh_interval: Duration::from_secs(10),
             cors_origins: Vec::new(),
             oidc: BTreeMap::new(),
             jwt: BTreeMap::new(),

@@ -6,6 +6,7 @@
 //! another tenant simply do not resolve.
 
 pub mod claims;
+pub mod jwt;
 pub mod oidc;
 pub mod password;
 pub mod ratelimit;
@@ -169,7 +170,7 @@ pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
         return Err(AuthError::Malformed);
     }
     let token = token.trim();
-    if token.is_empty() || token.len() > 256 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+    if token.is_empty() || token.len() > 8192 || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(AuthError::Malformed);
     }
     Ok(token)

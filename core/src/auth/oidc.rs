@@ -24,8 +24,6 @@ use crate::secrets::SecretBox;
 
 /// How long discovered metadata (endpoints and keys) is trusted before it is read again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
-/// Keys are re-read on an unknown key at most this often per provider.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// A sign-in must come back from the provider within this time.
 pub const FLOW_LIFETIME: Duration = Duration::from_secs(600);
 
@@ -99,6 +97,8 @@ pub struct OidcRegistry {
     http: reqwest::Client,
     public_url: String,
     metadata: RwLock<HashMap<String, CachedMetadata>>,
+    /// Keys are re-read on an unknown key at most this often per provider.
+    refresh_interval: Duration,
     /// States already used for a callback (per instance): a replayed callback fails even when
     /// the browser still sends the flow cookie.
     used_states: Mutex<HashMap<String, Instant>>,
@@ -149,6 +149,7 @@ impl OidcRegistry {
             http,
             public_url: config.public_url(),
             metadata: RwLock::new(HashMap::new()),
+            refresh_interval: config.auth.key_refresh_interval,
             used_states: Mutex::new(HashMap::new()),
         }
     }
@@ -180,7 +181,7 @@ impl OidcRegistry {
             .cloned();
         if let Some(c) = &cached {
             let fresh = c.fetched.elapsed() < METADATA_TTL;
-            let recently = c.fetched.elapsed() < MIN_REFRESH_INTERVAL;
+            let recently = c.fetched.elapsed() < self.refresh_interval;
             if (fresh && !refresh) || (refresh && recently) {
                 return Ok(c.metadata.clone());
             }

@@ -140,7 +140,11 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
         let token = auth::bearer(header)?;
-        let principal = auth::authenticate(&state.store, &state.tokens, token).await?;
+        let principal = if state.jwt.is_enabled() && auth::jwt::looks_like_jwt(token) {
+            state.jwt.authenticate(&state.store, token).await?
+        } else {
+            auth::authenticate(&state.store, &state.tokens, token).await?
+        };
         let key = match &principal {
             Principal::Tenant(scope) => scope.actor().to_owned(),
             Principal::Platform { actor } => actor.clone(),

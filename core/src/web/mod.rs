@@ -105,6 +105,7 @@ pub struct AppState {
     pub tokens: Arc<crate::auth::TokenCache>,
     pub limits: Arc<crate::auth::ratelimit::Limits>,
     pub oidc: Arc<crate::auth::oidc::OidcRegistry>,
+    pub jwt: Arc<crate::auth::jwt::JwtVerifier>,
 }
 
 impl AppState {
@@ -123,6 +124,7 @@ impl AppState {
             tokens: Arc::new(crate::auth::TokenCache::new(TOKEN_CACHE_TTL)),
             limits: Arc::new(crate::auth::ratelimit::Limits::new(&config.auth)),
             oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
+            jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
             config: Arc::new(config),
         })
     }
