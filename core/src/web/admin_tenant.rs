@@ -92,7 +92,7 @@ async fn settings_view(
         .collect();
     let mut context = tera::Context::new();
     context.insert(
-        "tenant",
+        "settings",
         &values.unwrap_or_else(|| serde_json::to_value(&tenant).unwrap_or_default()),
     );
     context.insert("version", &tenant.version);

@@ -166,9 +166,10 @@ async fn create<R: Guarded + Writable>(
     State(app): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    ApiJson(input): ApiJson<R::Create>,
+    body: ApiJson<R::Create>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
+    let input = body.0?;
     let row: R = resource::create(&app.store, &scope, input).await?;
     let id = row.id().to_owned();
     let version = row.version();
@@ -200,9 +201,10 @@ async fn update<R: Guarded + Writable>(
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-    ApiJson(input): ApiJson<R::Update>,
+    body: ApiJson<R::Update>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
+    let input = body.0?;
     let before: R = resource::get(&app.store, &scope, &id).await?;
     let before = serde_json::to_value(before.view()).ok();
     let row: R = resource::update(&app.store, &scope, &id, expected, input).await?;
@@ -274,9 +276,10 @@ async fn create_user(
     State(app): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    ApiJson(input): ApiJson<MemberCreate>,
+    body: ApiJson<MemberCreate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
+    let input = body.0?;
     let member = users::create(&app.store, &scope, input).await?;
     let after = serde_json::to_value(&member).ok();
     audit_change(&app, &scope, &origin, "user.add", ("user", &member.id), None, after).await;
@@ -294,9 +297,10 @@ async fn update_user(
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-    ApiJson(input): ApiJson<MemberUpdate>,
+    body: ApiJson<MemberUpdate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
+    let input = body.0?;
     let before = resource::get::<Member>(&app.store, &scope, &id).await?;
     let member = users::update(&app.store, &scope, &id, expected, input).await?;
     let (before, after) = (serde_json::to_value(&before).ok(), serde_json::to_value(&member).ok());
@@ -348,9 +352,10 @@ async fn create_token(
     State(app): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    ApiJson(input): ApiJson<TokenCreate>,
+    body: ApiJson<TokenCreate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
+    let input = body.0?;
     let expires_at = match input.expires_in.as_deref().map(expiry_from_lifetime) {
         Some(Err(e)) => return Err(Validation::single("expires_in", e).into()),
         Some(Ok(at)) => Some(at),
@@ -428,9 +433,10 @@ async fn replace_members(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
-    ApiJson(input): ApiJson<Vec<QueueMemberInput>>,
+    body: ApiJson<Vec<QueueMemberInput>>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let input = body.0?;
     let before = serde_json::to_value(queues::members(&app.store, &scope, &id).await?).ok();
     let members = queues::replace_members(&app.store, &scope, &id, input).await?;
     let after = serde_json::to_value(&members).ok();
@@ -443,9 +449,10 @@ async fn put_member(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     Path((id, agent_id)): Path<(String, String)>,
-    ApiJson(input): ApiJson<PenaltyInput>,
+    body: ApiJson<PenaltyInput>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let input = body.0?;
     let member = queues::put_member(&app.store, &scope, &id, &agent_id, input.penalty).await?;
     let after = serde_json::to_value(&member).ok();
     audit_change(&app, &scope, &origin, "queue.member_put", ("queue", &id), None, after).await;
@@ -562,9 +569,10 @@ async fn update_own_tenant(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     IfMatch(expected): IfMatch,
-    ApiJson(input): ApiJson<tenants::TenantUpdate>,
+    body: ApiJson<tenants::TenantUpdate>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::TenantSettings)?;
+    let input = body.0?;
     let before = serde_json::to_value(tenants::current(&app.store, &scope).await?).ok();
     let tenant = tenants::update(&app.store, scope.tenant_id(), expected, input, false).await?;
     let after = serde_json::to_value(&tenant).ok();
@@ -591,9 +599,10 @@ async fn create_tenant(
     State(app): State<AppState>,
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
-    ApiJson(input): ApiJson<tenants::TenantCreate>,
+    body: ApiJson<tenants::TenantCreate>,
 ) -> ApiResult<Response> {
     let actor = caller.platform()?;
+    let input = body.0?;
     let tenant = tenants::create(&app.store, input).await?;
     tracing::info!(actor, tenant = tenant.slug, "tenant created");
     let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.create", Outcome::Success)
@@ -620,9 +629,10 @@ async fn update_tenant(
     RequestOrigin(origin): RequestOrigin,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-    ApiJson(input): ApiJson<tenants::TenantUpdate>,
+    body: ApiJson<tenants::TenantUpdate>,
 ) -> ApiResult<Response> {
     let actor = caller.platform()?;
+    let input = body.0?;
     let before = serde_json::to_value(tenants::by_id(&app.store, &id).await?).ok();
     let tenant = tenants::update(&app.store, &id, expected, input, true).await?;
     // Cached grants carry the suspension state: drop them either way.
