@@ -49,7 +49,7 @@ pub enum Input {
 #[derive(Debug, Clone, Copy)]
 pub struct FormField {
     pub name: &'static str,
-    /// Catalog key of the label, or the label itself when it has no dot.
+    /// Catalog key of the label.
     pub label: &'static str,
     pub input: Input,
     /// An empty value is sent as `null`.
@@ -111,10 +111,13 @@ pub struct Spec {
 
 pub const TEAMS: Spec = Spec {
     key: "teams",
-    columns: &[column("name", "common.name"), column("description", "Description")],
+    columns: &[
+        column("name", "common.name"),
+        column("description", "fields.description"),
+    ],
     fields: &[
         field("name", "common.name", Input::Text),
-        field("description", "Description", Input::Multiline),
+        field("description", "fields.description", Input::Multiline),
     ],
 };
 
@@ -123,15 +126,15 @@ pub const LOCATIONS: Spec = Spec {
     columns: &[
         column("name", "common.name"),
         column("timezone", "settings.timezone"),
-        column("address", "Address"),
+        column("address", "fields.address"),
     ],
     fields: &[
         field("name", "common.name", Input::Text),
         hint(
             nullable(field("timezone", "settings.timezone", Input::Text)),
-            "IANA name such as Europe/Berlin; empty for the tenant's",
+            "hints.location_timezone",
         ),
-        field("address", "Address", Input::Multiline),
+        field("address", "fields.address", Input::Multiline),
     ],
 };
 
@@ -141,22 +144,19 @@ pub const AGENTS: Spec = Spec {
         column("name", "common.name"),
         reference("team_id", "admin.teams", "teams"),
         reference("location_id", "admin.locations", "locations"),
-        column("extension", "Extension"),
-        column("skills", "Skills"),
+        column("extension", "fields.extension"),
+        column("skills", "fields.skills"),
     ],
     fields: &[
         field("name", "common.name", Input::Text),
         nullable(field("team_id", "admin.teams", Input::Reference("teams"))),
         nullable(field("location_id", "admin.locations", Input::Reference("locations"))),
-        nullable(field("extension", "Extension", Input::Text)),
+        nullable(field("extension", "fields.extension", Input::Text)),
         hint(
-            nullable(field("interface", "Interface", Input::Text)),
-            "The PBX device, e.g. PJSIP/1001",
+            nullable(field("interface", "fields.interface", Input::Text)),
+            "hints.interface",
         ),
-        hint(
-            field("skills", "Skills", Input::List),
-            "Comma-separated, e.g. sales, german",
-        ),
+        hint(field("skills", "fields.skills", Input::List), "hints.skills"),
     ],
 };
 
@@ -164,42 +164,42 @@ pub const QUEUES: Spec = Spec {
     key: "queues",
     columns: &[
         column("name", "common.name"),
-        column("strategy", "Strategy"),
-        column("sl_threshold_s", "Service level threshold (s)"),
-        column("sl_target_pct", "Target (%)"),
-        column("wrap_up_s", "Wrap-up (s)"),
+        column("strategy", "fields.strategy"),
+        column("sl_threshold_s", "fields.sl_threshold_s"),
+        column("sl_target_pct", "fields.sl_target_pct"),
+        column("wrap_up_s", "fields.wrap_up_s"),
     ],
     fields: &[
         field("name", "common.name", Input::Text),
-        field("description", "Description", Input::Multiline),
-        field("strategy", "Strategy", Input::Choice(STRATEGIES)),
+        field("description", "fields.description", Input::Multiline),
+        field("strategy", "fields.strategy", Input::Choice(STRATEGIES)),
         hint(
-            field("sl_threshold_s", "Service level threshold (s)", Input::Number),
-            "Calls answered within this many seconds count as in service level",
+            field("sl_threshold_s", "fields.sl_threshold_s", Input::Number),
+            "hints.sl_threshold_s",
         ),
-        field("sl_target_pct", "Target (%)", Input::Number),
-        field("wrap_up_s", "Wrap-up (s)", Input::Number),
+        field("sl_target_pct", "fields.sl_target_pct", Input::Number),
+        field("wrap_up_s", "fields.wrap_up_s", Input::Number),
     ],
 };
 
 pub const DIDS: Spec = Spec {
     key: "dids",
     columns: &[
-        column("number", "Number"),
-        column("description", "Description"),
-        column("route_type", "Route"),
-        column("route_target", "Target"),
-        column("sms_enabled", "SMS"),
+        column("number", "fields.number"),
+        column("description", "fields.description"),
+        column("route_type", "fields.route_type"),
+        column("route_target", "fields.route_target"),
+        column("sms_enabled", "fields.sms_enabled"),
     ],
     fields: &[
-        hint(field("number", "Number", Input::Text), "E.164, e.g. +4930123456"),
-        field("description", "Description", Input::Text),
-        field("route_type", "Route", Input::Choice(ROUTE_TYPES)),
+        hint(field("number", "fields.number", Input::Text), "hints.number"),
+        field("description", "fields.description", Input::Text),
+        field("route_type", "fields.route_type", Input::Choice(ROUTE_TYPES)),
         hint(
-            nullable(field("route_target", "Target", Input::Text)),
-            "The queue, agent or endpoint id, or an E.164 number for external",
+            nullable(field("route_target", "fields.route_target", Input::Text)),
+            "hints.route_target",
         ),
-        field("sms_enabled", "SMS", Input::Checkbox),
+        field("sms_enabled", "fields.sms_enabled", Input::Checkbox),
     ],
 };
 
@@ -207,26 +207,20 @@ pub const ENDPOINTS: Spec = Spec {
     key: "endpoints",
     columns: &[
         column("name", "common.name"),
-        column("auth_username", "Auth user"),
-        column("transport", "Transport"),
-        column("context", "Context"),
+        column("auth_username", "fields.auth_username"),
+        column("transport", "fields.transport"),
+        column("context", "fields.context"),
         reference("agent_id", "admin.agents", "agents"),
-        column("has_password", "Password set"),
+        column("has_password", "fields.has_password"),
     ],
     fields: &[
         field("name", "common.name", Input::Text),
-        field("auth_username", "Auth user", Input::Text),
-        hint(
-            field("password", "Password", Input::Secret),
-            "Write-only; leave empty to keep the current one",
-        ),
-        field("transport", "Transport", Input::Choice(TRANSPORTS)),
-        hint(
-            field("codecs", "Codecs", Input::List),
-            "Comma-separated, e.g. opus, g722, alaw",
-        ),
-        field("context", "Context", Input::Text),
-        field("max_contacts", "Max contacts", Input::Number),
+        field("auth_username", "fields.auth_username", Input::Text),
+        hint(field("password", "fields.password", Input::Secret), "hints.password"),
+        field("transport", "fields.transport", Input::Choice(TRANSPORTS)),
+        hint(field("codecs", "fields.codecs", Input::List), "hints.codecs"),
+        field("context", "fields.context", Input::Text),
+        field("max_contacts", "fields.max_contacts", Input::Number),
         nullable(field("agent_id", "admin.agents", Input::Reference("agents"))),
     ],
 };
@@ -511,7 +505,7 @@ fn form_fields(
             json!({
                 "name": f.name, "label": label(locale, f.label), "kind": kind, "options": options,
                 "value": shown, "checked": value == Value::Bool(true), "nullable": f.nullable,
-                "hint": f.hint,
+                "hint": f.hint.map(|h| label(locale, h)),
             })
         })
         .collect()
