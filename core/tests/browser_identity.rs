@@ -63,7 +63,10 @@ impl OpenIdProvider {
             .arg("server.mjs")
             .current_dir(provider_dir())
             .env("PORT", port.to_string())
-            .env("REDIRECT_URI", format!("{monti_base}/auth/oidc/test/callback"))
+            .env(
+                "REDIRECT_URI",
+                format!("{monti_base}/auth/oidc/test/callback,{monti_base}/auth/oidc/acme-sso/callback"),
+            )
             .env("POST_LOGOUT_URI", format!("{monti_base}/login?notice=login.signed_out"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -375,6 +378,131 @@ async fn a_scoped_supervisor_sees_only_their_team_in_the_browser() {
         page.screenshot(&Path::new(&dir).join("scoped-supervisor-agents.png"))
             .await;
     }
+    browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_configures_single_sign_on_for_their_tenant() {
+    let Some(browser) = Browser::launch().await else { return };
+    let idp_port = free_port();
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    server.tenant("acme", Role::Viewer).await;
+    server.tenant("other", Role::Viewer).await;
+    let Some(mut idp) = OpenIdProvider::start(idp_port, &server.base).await else {
+        return;
+    };
+    account(
+        &server.store,
+        "ada@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut admin = common::Visitor::new(&server);
+    assert_eq!(admin.sign_in("ada@example.com", PASSWORD).await.status, 303);
+    admin.get("/admin/settings").await;
+    let fields = |role_map: &'static str| {
+        vec![
+            ("slug", "acme-sso"),
+            ("display_name", "Acme login"),
+            ("issuer", issuer.as_str()),
+            ("client_id", "monti"),
+            ("client_secret", "monti-test-secret"),
+            ("scopes", "openid, email, profile, groups"),
+            ("roles_claim", "groups"),
+            ("role_map", role_map),
+            ("enabled", "on"),
+        ]
+    };
+    // A tenant's provider can never make anyone a platform admin.
+    let escalate = admin
+        .post("/admin/settings/sso", &fields("/monti/operators = platform_admin"))
+        .await;
+    assert_eq!(escalate.status, 422, "{}", escalate.body);
+    assert!(escalate.body.contains("platform_admin"));
+    let added = admin
+        .post("/admin/settings/sso", &fields("/monti/supervisors = supervisor"))
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let settings = admin.get("/admin/settings").await;
+    assert!(
+        settings.body.contains("acme-sso") && !settings.body.contains("monti-test-secret"),
+        "the secret is write-only"
+    );
+
+    let mut page = browser.page().await;
+    page.goto(&server.url("/login")).await;
+    assert_eq!(
+        page.eval("!!document.querySelector('a[data-provider=\"acme-sso\"]')")
+            .await,
+        json!(false),
+        "not on the shared page"
+    );
+    page.goto(&server.url("/login?tenant=other")).await;
+    assert_eq!(
+        page.eval("!!document.querySelector('a[data-provider=\"acme-sso\"]')")
+            .await,
+        json!(false),
+        "nor on another tenant's"
+    );
+    page.goto(&server.url("/login?tenant=acme")).await;
+    page.click("a[data-provider=\"acme-sso\"]").await;
+    provider_login(&mut page, "alice").await;
+    assert!(
+        page.wait_for(
+            "location.pathname === '/' && document.body.innerText.includes('Tenant acme')",
+            WAIT
+        )
+        .await,
+        "{}",
+        page.text().await
+    );
+    assert!(page.text().await.contains("Supervisor"));
+    // Signing out goes through the provider's end-session page and back.
+    page.click("form[action='/logout'] button").await;
+    let at_provider = format!("location.port === '{idp_port}'");
+    assert!(page.wait_for(&at_provider, WAIT).await, "{}", page.text().await);
+    page.eval(
+        "(document.querySelector('button[name=logout]') || document.querySelector('button[type=submit]')).click()",
+    )
+    .await;
+    assert!(
+        page.wait_for("location.pathname === '/login'", WAIT).await,
+        "{}",
+        page.text().await
+    );
+    // Disabled, the provider no longer signs anyone in.
+    let provider_id = monti::store::oidc_providers::list(
+        &server.store,
+        &monti::store::tenants::operator_scope(&server.store, "acme")
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap()[0]
+        .id
+        .clone();
+    admin.get("/admin/settings").await;
+    let mut off = fields("/monti/supervisors = supervisor");
+    off.retain(|(k, _)| *k != "enabled");
+    assert_eq!(
+        admin
+            .post(&format!("/admin/settings/sso/{provider_id}"), &off)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(
+        common::Visitor::new(&server)
+            .get("/auth/oidc/acme-sso/start")
+            .await
+            .status,
+        404
+    );
+    let _ = idp.child.kill().await;
     browser.close().await;
     server.stop().await;
 }

@@ -162,10 +162,45 @@ impl OidcRegistry {
             .collect()
     }
 
-    pub fn provider(&self, id: &str) -> Result<&Provider, OidcError> {
-        self.providers
-            .get(id)
-            .ok_or_else(|| OidcError::UnknownProvider(id.to_owned()))
+    /// The ids of the installation-wide providers (tenants cannot reuse them).
+    pub fn configured_ids(&self) -> Vec<String> {
+        self.providers.keys().cloned().collect()
+    }
+
+    /// A provider by id: installation-wide ones from the configuration, then the enabled ones
+    /// tenants configured (which sign people in to their own tenant, with tenant roles only).
+    pub async fn provider(&self, store: &crate::store::Store, id: &str) -> Result<Provider, OidcError> {
+        if let Some(p) = self.providers.get(id) {
+            return Ok(p.clone());
+        }
+        let unknown = || OidcError::UnknownProvider(id.to_owned());
+        let (row, tenant_slug) = crate::store::oidc_providers::enabled_by_slug(store, id)
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("cannot read the sign-in providers: {e}")))?
+            .ok_or_else(unknown)?;
+        let mut mapping = RoleMapping::from_config(&row.roles_claim, &row.role_map.0, row.default_role.as_deref());
+        // Defence in depth: a tenant's provider never makes anyone a platform admin.
+        mapping
+            .map
+            .retain(|_, role| *role != crate::domain::Role::PlatformAdmin);
+        let config = OidcProviderConfig {
+            display_name: row.display_name.clone(),
+            issuer: row.issuer.clone(),
+            client_id: row.client_id.clone(),
+            client_secret: crate::store::oidc_providers::client_secret(store, &row).map(crate::config::Secret::new),
+            scopes: row.scopes.0.clone(),
+            tenant: Some(tenant_slug),
+            roles_claim: row.roles_claim.clone(),
+            role_map: row.role_map.0.clone(),
+            default_role: row.default_role.clone(),
+            ..Default::default()
+        }
+        .normalized(id);
+        Ok(Provider {
+            id: id.to_owned(),
+            config,
+            mapping,
+        })
     }
 
     pub fn redirect_uri(&self, id: &str) -> String {
@@ -173,11 +208,13 @@ impl OidcRegistry {
     }
 
     async fn metadata(&self, provider: &Provider, refresh: bool) -> Result<Arc<ProviderMetadataWithLogout>, OidcError> {
+        // Keyed by issuer too: an admin may point a provider somewhere else.
+        let key = format!("{}|{}", provider.id, provider.config.issuer);
         let cached = self
             .metadata
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&provider.id)
+            .get(&key)
             .cloned();
         if let Some(c) = &cached {
             let fresh = c.fetched.elapsed() < METADATA_TTL;
@@ -193,7 +230,7 @@ impl OidcRegistry {
             Ok(metadata) => {
                 let metadata = Arc::new(metadata);
                 self.metadata.write().unwrap_or_else(|e| e.into_inner()).insert(
-                    provider.id.clone(),
+                    key,
                     CachedMetadata {
                         metadata: metadata.clone(),
                         fetched: Instant::now(),
@@ -239,10 +276,15 @@ impl OidcRegistry {
     }
 
     /// Starts a sign-in: the URL to send the browser to, and the state to seal in its cookie.
-    pub async fn begin(&self, provider_id: &str, next: &str) -> Result<(String, FlowState), OidcError> {
-        let provider = self.provider(provider_id)?;
-        let metadata = self.metadata(provider, false).await?;
-        let client = self.client(provider, &metadata)?;
+    pub async fn begin(
+        &self,
+        store: &crate::store::Store,
+        provider_id: &str,
+        next: &str,
+    ) -> Result<(String, FlowState), OidcError> {
+        let provider = self.provider(store, provider_id).await?;
+        let metadata = self.metadata(&provider, false).await?;
+        let client = self.client(&provider, &metadata)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -272,6 +314,7 @@ impl OidcRegistry {
     /// verifies the ID token.
     pub async fn finish(
         &self,
+        store: &crate::store::Store,
         provider_id: &str,
         flow: &FlowState,
         returned_state: &str,
@@ -292,9 +335,9 @@ impl OidcRegistry {
         if !self.mark_state_used(&flow.state) {
             return Err(OidcError::InvalidFlow("this sign-in response was already used"));
         }
-        let provider = self.provider(provider_id)?;
-        let metadata = self.metadata(provider, false).await?;
-        let client = self.client(provider, &metadata)?;
+        let provider = self.provider(store, provider_id).await?;
+        let metadata = self.metadata(&provider, false).await?;
+        let client = self.client(&provider, &metadata)?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::Unavailable(format!("no token endpoint: {e}")))?
@@ -314,8 +357,8 @@ impl OidcRegistry {
             Ok(subject) => subject,
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
                 // Perhaps the provider rotated its keys: read them again once and retry.
-                let metadata = self.metadata(provider, true).await?;
-                let client = self.client(provider, &metadata)?;
+                let metadata = self.metadata(&provider, true).await?;
+                let client = self.client(&provider, &metadata)?;
                 verify(&client, &id_token, &nonce).map_err(|e| OidcError::InvalidToken(e.to_string()))?
             }
             Err(e) => return Err(OidcError::InvalidToken(e.to_string())),
@@ -368,9 +411,14 @@ impl OidcRegistry {
 
     /// Where to send the browser to sign out at the provider too (RP-initiated logout), if the
     /// provider supports it.
-    pub async fn end_session_url(&self, provider_id: &str, id_token: Option<&str>) -> Option<String> {
-        let provider = self.provider(provider_id).ok()?;
-        let metadata = self.metadata(provider, false).await.ok()?;
+    pub async fn end_session_url(
+        &self,
+        store: &crate::store::Store,
+        provider_id: &str,
+        id_token: Option<&str>,
+    ) -> Option<String> {
+        let provider = self.provider(store, provider_id).await.ok()?;
+        let metadata = self.metadata(&provider, false).await.ok()?;
         let endpoint = metadata.additional_metadata().end_session_endpoint.clone()?;
         let mut request = openidconnect::LogoutRequest::from(endpoint)
             .set_client_id(ClientId::new(provider.config.client_id.clone()));
@@ -394,7 +442,7 @@ impl OidcRegistry {
             .id_token_enc
             .as_deref()
             .and_then(|sealed| app.store.secrets.open(sealed, &id_token_context(&session.user_id)).ok());
-        self.end_session_url(provider, id_token.as_deref()).await
+        self.end_session_url(&app.store, provider, id_token.as_deref()).await
     }
 }
 

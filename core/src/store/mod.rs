@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod entities;
 pub mod list;
+pub mod oidc_providers;
 pub mod resource;
 pub mod sessions;
 pub mod tenants;

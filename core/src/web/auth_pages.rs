@@ -39,6 +39,8 @@ pub async fn prepare_setup(app_store: &crate::store::Store) -> crate::store::Sto
 pub struct LoginQuery {
     next: Option<String>,
     notice: Option<String>,
+    /// A tenant's own sign-in page also shows the providers that tenant configured.
+    tenant: Option<String>,
 }
 
 /// Notices a page may show, by catalog key; anything else in `?notice=` is ignored.
@@ -55,18 +57,24 @@ fn notice(locale: Locale, key: Option<&str>) -> Option<String> {
     key.filter(|k| KNOWN.contains(k)).map(|k| locale.text(k))
 }
 
-fn login_context(app: &AppState, page: &PageContext, next: &str) -> tera::Context {
+async fn login_context(app: &AppState, next: &str, tenant: Option<&str>) -> tera::Context {
     let mut context = tera::Context::new();
     context.insert("next", next);
     context.insert("local_login", &app.config.auth.local_login);
-    let providers: Vec<_> = app
-        .oidc
-        .providers()
+    let mut buttons = app.oidc.providers();
+    if let Some(slug) = tenant.filter(|s| !s.is_empty() && s.len() <= 64) {
+        context.insert("tenant_slug", slug);
+        buttons.extend(
+            crate::store::oidc_providers::buttons_for_tenant(&app.store, slug)
+                .await
+                .unwrap_or_default(),
+        );
+    }
+    let providers: Vec<_> = buttons
         .into_iter()
         .map(|(id, name)| json!({ "id": id, "name": name }))
         .collect();
     context.insert("providers", &providers);
-    let _ = page;
     context
 }
 
@@ -74,7 +82,7 @@ pub async fn login_page(State(app): State<AppState>, page: PageContext, Query(q)
     if page.current.is_some() {
         return Redirect::to(&safe_next(q.next.as_deref())).into_response();
     }
-    let mut context = login_context(&app, &page, &safe_next(q.next.as_deref()));
+    let mut context = login_context(&app, &safe_next(q.next.as_deref()), q.tenant.as_deref()).await;
     if let Some(message) = notice(page.locale, q.notice.as_deref()) {
         context.insert("notice", &message);
     }
@@ -86,12 +94,14 @@ pub struct LoginForm {
     email: String,
     password: String,
     next: Option<String>,
+    tenant: Option<String>,
 }
 
 pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): Form<LoginForm>) -> Response {
     let next = safe_next(form.next.as_deref());
+    let base_context = login_context(&app, &next, form.tenant.as_deref()).await;
     let fail = |status: StatusCode, message: String, retry: Option<u64>| {
-        let mut context = login_context(&app, &page, &next);
+        let mut context = base_context.clone();
         context.insert("error", &message);
         context.insert("email", &form.email);
         let mut response = render_page(&app, &page, "pages/login.html", context, status);
@@ -237,7 +247,7 @@ pub async fn start_session(
 }
 
 pub async fn logout(State(app): State<AppState>, page: PageContext) -> Response {
-    let mut target = "/login?notice=login.signed_out".to_owned();
+    let mut provider_logout: Option<String> = None;
     if let Some(current) = &page.current {
         if let Err(e) = sessions::revoke(&app.store, &current.account.id, &current.session.id).await {
             tracing::warn!(error = %e, "sign-out: cannot revoke the session");
@@ -250,11 +260,22 @@ pub async fn logout(State(app): State<AppState>, page: PageContext) -> Response 
         )
         .target("session", &current.session.id);
         audit::record(&app.store, event, &page.origin).await;
-        if let Some(url) = app.oidc.logout_url(&app, &current.session).await {
-            target = url;
-        }
+        provider_logout = app.oidc.logout_url(&app, &current.session).await;
     }
-    let mut response = Redirect::to(&target).into_response();
+    // Signing out at the provider too: a page that moves on by itself, because our
+    // Content-Security-Policy lets forms lead only to our own origin.
+    let mut response = match provider_logout {
+        Some(url) => {
+            let mut context = tera::Context::new();
+            context.insert("provider_logout", &url);
+            let signed_out = PageContext {
+                current: None,
+                ..page.clone()
+            };
+            render_page(&app, &signed_out, "pages/signing_out.html", context, StatusCode::OK)
+        }
+        None => Redirect::to("/login?notice=login.signed_out").into_response(),
+    };
     response
         .headers_mut()
         .append(header::SET_COOKIE, session::clear_session_cookie(&app));

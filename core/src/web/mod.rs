@@ -39,25 +39,9 @@ use crate::config::Config;
 use crate::store::Store;
 
 const REQUEST_ID: &str = "x-request-id";
-/// No inline script or style, nothing from elsewhere, never framed.
+/// No inline script or style, nothing from elsewhere, never framed, forms only to ourselves.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
-
-/// The policy with `form-action`: our own origin, plus the sign-in providers, because signing
-/// out posts a form whose answer redirects to the provider's end-session page.
-fn content_security_policy(config: &Config) -> HeaderValue {
-    let mut form_action = vec!["'self'".to_owned()];
-    for provider in config.auth.oidc.values() {
-        if let Ok(url) = url::Url::parse(&provider.issuer) {
-            let origin = url.origin().ascii_serialization();
-            if origin != "null" && !form_action.contains(&origin) {
-                form_action.push(origin);
-            }
-        }
-    }
-    let policy = format!("{CONTENT_SECURITY_POLICY}; form-action {}", form_action.join(" "));
-    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
-}
+    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 /// Browsers allowed to call the API from other origins (`auth.cors_origins`).
 fn cors(config: &Config) -> tower_http::cors::CorsLayer {
@@ -157,7 +141,6 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_access::router())
         .merge(admin_tenant::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
-    let csp = content_security_policy(&state.config);
     let hsts = state.config.public_url().starts_with("https://");
     let api = if state.config.auth.cors_origins.is_empty() {
         api::router()
@@ -179,9 +162,9 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::internal().into_response()
         }))
-        .layer(SetResponseHeaderLayer::if_not_present(
+        .layer(security_header(
             header::CONTENT_SECURITY_POLICY,
-            csp,
+            CONTENT_SECURITY_POLICY,
         ))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))

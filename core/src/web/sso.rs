@@ -32,7 +32,11 @@ pub async fn start(
     Path(provider): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    match app.oidc.begin(&provider, &safe_next(q.next.as_deref())).await {
+    match app
+        .oidc
+        .begin(&app.store, &provider, &safe_next(q.next.as_deref()))
+        .await
+    {
         Ok((url, flow)) => {
             let sealed = oidc::seal_flow(&app.store.secrets, &flow);
             let mut cookie = format!(
@@ -114,7 +118,7 @@ async fn complete(
         )
         .await;
     };
-    let identity = match app.oidc.finish(provider_id, &flow, &state, &code).await {
+    let identity = match app.oidc.finish(&app.store, provider_id, &flow, &state, &code).await {
         Ok(identity) => identity,
         Err(e) => return failure(app, page, provider_id, e).await,
     };
@@ -164,7 +168,11 @@ async fn provision(
     provider_id: &str,
     identity: &VerifiedIdentity,
 ) -> Result<Option<Account>, Response> {
-    let provider = app.oidc.provider(provider_id).map_err(|_| no_access(app, page))?;
+    let provider = app
+        .oidc
+        .provider(&app.store, provider_id)
+        .await
+        .map_err(|_| no_access(app, page))?;
     let config = &provider.config;
     let mapped = provider.mapping.apply(&identity.claims);
     let tenant_slug = match (&config.tenant, &config.tenant_claim) {

@@ -1,7 +1,7 @@
 // A real OpenID Provider for Monti's end-to-end tests, on panva/oidc-provider with its
 // development login form (any password; the login name picks the account below).
 //
-//   PORT=4010 REDIRECT_URI=http://127.0.0.1:8080/auth/oidc/test/callback \
+//   PORT=4010 REDIRECT_URI=http://127.0.0.1:8080/auth/oidc/test/callback[,…] \
 //   POST_LOGOUT_URI=http://127.0.0.1:8080/login?notice=login.signed_out node server.mjs
 import Provider from 'oidc-provider';
 
@@ -21,7 +21,7 @@ const provider = new Provider(issuer, {
     {
       client_id: 'monti',
       client_secret: 'monti-test-secret',
-      redirect_uris: [process.env.REDIRECT_URI],
+      redirect_uris: (process.env.REDIRECT_URI || '').split(',').filter(Boolean),
       post_logout_redirect_uris: [process.env.POST_LOGOUT_URI].filter(Boolean),
       grant_types: ['authorization_code'],
       response_types: ['code'],
