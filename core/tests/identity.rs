@@ -616,3 +616,86 @@ async fn api_tokens_are_rate_limited() {
     s.get("/api/v1/teams", &other).await.expect(200);
     s.stop().await;
 }
+
+both_backends!(refusals_are_audited);
+async fn refusals_are_audited(s: &TestServer) {
+    let viewer = s.tenant("acme", Role::Viewer).await;
+    s.post("/api/v1/teams", &viewer, json!({ "name": "Nope" }))
+        .await
+        .expect_problem(403);
+    s.get("/api/v1/teams", "monti_not-a-real-token")
+        .await
+        .expect_problem(401);
+    account(
+        &s.store,
+        "vic@example.com",
+        PASSWORD,
+        Some(("acme", Role::Viewer)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(s);
+    v.sign_in("vic@example.com", PASSWORD).await;
+    assert_eq!(v.get("/admin/audit").await.status, 403);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let tenant = audit_actions(s, Some("acme")).await;
+    assert!(tenant.contains(&("api.denied".into(), "denied".into())), "{tenant:?}");
+    assert!(tenant.contains(&("ui.denied".into(), "denied".into())), "{tenant:?}");
+    let platform = audit_actions(s, None).await;
+    assert!(
+        platform.contains(&("api.auth".into(), "failure".into())),
+        "{platform:?}"
+    );
+    // A flood of bad tokens is recorded, but not one row per request.
+    for _ in 0..30 {
+        s.get("/api/v1/teams", "monti_still-not-real").await.expect_problem(401);
+    }
+    let auth_rows = audit_actions(s, None)
+        .await
+        .iter()
+        .filter(|(a, _)| a == "api.auth")
+        .count();
+    assert!(auth_rows <= 8, "{auth_rows} rows for 31 failures");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_admits_only_configured_origins() {
+    let s = TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.auth.cors_origins = vec!["https://wall.example.com".into()];
+    })
+    .await
+    .unwrap();
+    let token = s.tenant("acme", Role::Viewer).await;
+    let preflight = |origin: &'static str| {
+        s.client
+            .request(reqwest::Method::OPTIONS, s.url("/api/v1/teams"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://wall.example.com").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://wall.example.com");
+    let evil = preflight("https://evil.example").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    let get = s
+        .client
+        .get(s.url("/api/v1/teams"))
+        .bearer_auth(&token)
+        .header("origin", "https://wall.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.headers()["access-control-allow-origin"], "https://wall.example.com");
+    // Pages are not opened to other origins.
+    let page = s
+        .client
+        .get(s.url("/login"))
+        .header("origin", "https://wall.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+    s.stop().await;
+}

@@ -154,6 +154,8 @@ pub struct Limits {
     pub sign_in_backoff: Backoff,
     /// Requests per API credential.
     pub api: RateLimiter,
+    /// Audit entries for failed API credentials, per client address.
+    pub audit_failures: RateLimiter,
 }
 
 impl Limits {
@@ -163,6 +165,7 @@ impl Limits {
             sign_in_per_ip: RateLimiter::new(per_minute / 60.0, config.sign_in_per_minute_per_ip.max(1)),
             sign_in_backoff: Backoff::new(config.sign_in_free_failures, config.sign_in_max_delay),
             api: RateLimiter::new(config.api_rate_per_second, config.api_burst),
+            audit_failures: RateLimiter::new(1.0, 5),
         }
     }
 }

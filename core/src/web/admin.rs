@@ -283,7 +283,18 @@ pub fn tenant_scope(
     }
 }
 
+/// The "not allowed" page; the refusal goes to the audit log.
 pub fn forbidden(app: &AppState, signed: &SignedIn) -> Response {
+    let current = &signed.current;
+    let event = AuditEvent::new(
+        current.session.tenant_id.as_deref(),
+        &format!("user:{}", current.account.id),
+        "ui.denied",
+        Outcome::Denied,
+    );
+    let (store, origin) = (app.store.clone(), signed.page.origin.clone());
+    let event = event.detail(signed.page.target.clone());
+    tokio::spawn(async move { audit::record(&store, event, &origin).await });
     super::ui::error_page(
         app,
         &Default::default(),

@@ -8,9 +8,10 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::problem::ApiError;
-use crate::auth::{self, Action, Area, Principal};
+use crate::auth::{self, Action, Area, AuthError, Principal};
 use crate::domain::FieldError;
 use crate::store::audit::Origin;
+use crate::store::audit::Outcome;
 use crate::store::{ListParams, TenantScope};
 
 /// A JSON request body. Malformed JSON is a 400; well-formed JSON with wrong, missing or
@@ -148,11 +149,26 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("\u{0}"));
         let token = auth::bearer(header)?;
-        let principal = if state.jwt.is_enabled() && auth::jwt::looks_like_jwt(token) {
-            state.jwt.authenticate(&state.store, token).await?
+        let result = if state.jwt.is_enabled() && auth::jwt::looks_like_jwt(token) {
+            state.jwt.authenticate(&state.store, token).await
         } else {
-            auth::authenticate(&state.store, &state.tokens, token).await?
+            auth::authenticate(&state.store, &state.tokens, token).await
         };
+        let principal = result.map_err(|e| {
+            let outcome = match e {
+                AuthError::Suspended => Outcome::Denied,
+                _ => Outcome::Failure,
+            };
+            // Never the secret itself: a recognisable prefix is enough to find the credential.
+            let shown: String = token.chars().take(12).collect();
+            let audited = !matches!(e, AuthError::Store(_) | AuthError::IssuerUnavailable);
+            let err = ApiError::from(e);
+            if audited {
+                err.audited(None, &format!("bearer:{shown}…"), "api.auth", outcome)
+            } else {
+                err
+            }
+        })?;
         let key = match &principal {
             Principal::Tenant(scope) => scope.actor().to_owned(),
             Principal::Platform { actor } => actor.clone(),
@@ -201,17 +217,24 @@ impl Caller {
                     Action::Write => "change",
                 },
                 area_name(area)
-            ))),
-            Principal::Platform { .. } => Err(ApiError::forbidden(
+            ))
+            .audited(Some(scope.tenant_id()), scope.actor(), "api.denied", Outcome::Denied)),
+            Principal::Platform { actor } => Err(ApiError::forbidden(
                 "platform tokens manage tenants; use a tenant token for tenant data",
-            )),
+            )
+            .audited(None, &actor, "api.denied", Outcome::Denied)),
         }
     }
 
     pub fn platform(self) -> Result<String, ApiError> {
         match self.0 {
             Principal::Platform { actor } => Ok(actor),
-            Principal::Tenant(_) => Err(ApiError::forbidden("only platform admins can manage tenants")),
+            Principal::Tenant(scope) => Err(ApiError::forbidden("only platform admins can manage tenants").audited(
+                Some(scope.tenant_id()),
+                scope.actor(),
+                "api.denied",
+                Outcome::Denied,
+            )),
         }
     }
 }

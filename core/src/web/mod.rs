@@ -142,10 +142,11 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_tenant::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
     let hsts = state.config.public_url().starts_with("https://");
+    let api = api::router().layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
-        api::router()
+        api
     } else {
-        api::router().layer(cors(&state.config))
+        api.layer(cors(&state.config))
     };
     let router = Router::new()
         .nest("/api/v1", api)
@@ -232,6 +233,42 @@ async fn track_metrics(req: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Writes the audit entries of refused API requests (marked by [`ApiError::audited`]). Failed
+/// credentials are recorded at most once per second per client address, so a flood of bad
+/// tokens cannot turn into a flood of writes.
+async fn audit_denials(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let origin = session::origin_of(req.headers(), peer, app.config.http.trust_forwarded_for);
+    let target = format!("{} {}", req.method(), req.uri().path());
+    let response = next.run(req).await;
+    if let Some(denied) = response.extensions().get::<problem::DeniedAccess>() {
+        let throttle_key = format!("audit:{}", origin.ip.as_deref().unwrap_or("unknown"));
+        if denied.action != "api.auth" || app.limits.audit_failures.check(&throttle_key).is_ok() {
+            let detail = response
+                .extensions()
+                .get::<problem::AuditDetail>()
+                .map(|d| format!("{target}: {}", d.0))
+                .unwrap_or(target);
+            let event = crate::store::audit::AuditEvent::new(
+                denied.tenant_id.as_deref(),
+                &denied.actor,
+                denied.action,
+                denied.outcome,
+            )
+            .detail(detail);
+            crate::store::audit::record(&app.store, event, &origin).await;
+        }
+    }
     response
 }
 

@@ -36,6 +36,19 @@ pub struct ApiError {
     pub problem: Box<Problem>,
     pub www_authenticate: Option<&'static str>,
     pub retry_after: Option<u32>,
+    /// Set for refusals worth an audit entry; the API's audit layer writes it.
+    pub audit: Option<Box<DeniedAccess>>,
+}
+
+/// A refused API request, for the audit log.
+#[derive(Debug, Clone)]
+pub struct DeniedAccess {
+    /// The tenant, when the credential named one.
+    pub tenant_id: Option<String>,
+    pub actor: String,
+    /// `api.denied` (the role may not), `api.auth` (the credential is not valid).
+    pub action: &'static str,
+    pub outcome: crate::store::audit::Outcome,
 }
 
 impl ApiError {
@@ -57,6 +70,7 @@ impl ApiError {
             }),
             www_authenticate: None,
             retry_after: None,
+            audit: None,
         }
     }
 
@@ -166,10 +180,35 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// Marks the error for the audit log.
+    pub fn audited(
+        mut self,
+        tenant_id: Option<&str>,
+        actor: &str,
+        action: &'static str,
+        outcome: crate::store::audit::Outcome,
+    ) -> Self {
+        self.audit = Some(Box::new(DeniedAccess {
+            tenant_id: tenant_id.map(str::to_owned),
+            actor: actor.to_owned(),
+            action,
+            outcome,
+        }));
+        self
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();
+        if let Some(denied) = self.audit {
+            if let Some(detail) = &self.problem.detail {
+                response.extensions_mut().insert(AuditDetail(detail.clone()));
+            }
+            response.extensions_mut().insert(*denied);
+        }
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(challenge) = self.www_authenticate {
@@ -183,3 +222,7 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The problem's detail, carried to the audit layer with a [`DeniedAccess`].
+#[derive(Debug, Clone)]
+pub struct AuditDetail(pub String);

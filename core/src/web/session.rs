@@ -101,6 +101,8 @@ pub struct PageContext {
     /// A new anonymous CSRF cookie to set on the response.
     pub new_csrf_cookie: bool,
     pub origin: Origin,
+    /// `METHOD /path`, for audit entries about this request.
+    pub target: String,
 }
 
 /// Where a request came from, for the audit log and rate limits.
@@ -173,6 +175,7 @@ pub async fn resolve(axum::extract::State(app): axum::extract::State<AppState>, 
         csrf_token,
         new_csrf_cookie,
         origin,
+        target: format!("{} {}", parts.method, parts.uri.path()),
     };
 
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
