@@ -19,7 +19,7 @@ const ENV_PREFIX: &str = "MONTI_";
 /// Environment variables that steer loading itself and are not configuration keys.
 const ENV_CONTROL: &[&str] = &["CONFIG"];
 /// Keys whose values must never be printed or logged.
-const SECRET_KEYS: &[&str] = &["database_url", "secret_key"];
+const SECRET_KEYS: &[&str] = &["database_url", "secret_key", "smtp.password"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -43,6 +43,46 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub smtp: SmtpConfig,
+}
+
+/// Outgoing email (password reset links). Unset `host` means no email is sent and admins hand
+/// out reset links themselves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: u16,
+    /// `starttls` (port 587), `tls` (port 465) or `none` (a relay on the same host).
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sender, e.g. `Monti <monti@example.com>`.
+    pub from: String,
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    None,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            from: "Monti <monti@localhost>".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Sign-in, sessions, single sign-on and rate limits.
@@ -178,6 +218,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -285,6 +326,9 @@ impl Config {
             .as_ref()
             .map(|url| Secret(redact_url_password(url.expose())));
         shown.secret_key = self.secret_key.as_ref().map(|_| Secret("[redacted]".into()));
+        if shown.smtp.password.is_some() {
+            shown.smtp.password = Some(Secret("[redacted]".into()));
+        }
         for provider in shown.auth.oidc.values_mut() {
             if provider.client_secret.is_some() {
                 provider.client_secret = Some(Secret("[redacted]".into()));
@@ -662,6 +706,12 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
         if let Some(Err(e)) = issuer.default_role.as_deref().map(role) {
             bad(&key("default_role"), e);
         }
+    }
+    if config.smtp.host.is_some() && config.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+        bad(
+            "smtp.from",
+            "must be an address such as `Monti <monti@example.com>`".into(),
+        );
     }
     if config.auth.session_idle_timeout > config.auth.session_lifetime {
         bad(

@@ -699,3 +699,172 @@ async fn cors_admits_only_configured_origins() {
     assert!(page.headers().get("access-control-allow-origin").is_none());
     s.stop().await;
 }
+
+/// A small SMTP server that accepts every message and keeps it (for the reset-email test).
+struct SmtpSink {
+    port: u16,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn smtp_sink() -> SmtpSink {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = messages.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            kept.lock().unwrap().push(std::mem::take(body));
+                            data = None;
+                            let _ = write.write_all(b"250 queued\r\n").await;
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250-sink\r\n250 8BITMIME\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    SmtpSink { port, messages }
+}
+
+impl SmtpSink {
+    /// Waits for the next message and returns it with quoted-printable undone.
+    async fn next(&self, seen: usize) -> Option<String> {
+        for _ in 0..100 {
+            if let Some(m) = self.messages.lock().unwrap().get(seen) {
+                return Some(m.replace("=\n", "").replace("=3D", "="));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
+fn reset_link_in(mail: &str) -> String {
+    let start = mail.find("/reset?token=").expect("a reset link in the mail");
+    let rest = &mail[start..];
+    rest.split_whitespace().next().unwrap().to_owned()
+}
+
+both_backends!(forgotten_passwords_are_reset_by_email);
+async fn forgotten_passwords_are_reset_by_email(_s: &TestServer) {
+    // The mail server must be known at start, so this test makes its own server.
+    let sink = smtp_sink().await;
+    let backend = if _s.pg_database.is_some() {
+        common::Backend::Postgres
+    } else {
+        common::Backend::Sqlite
+    };
+    let s = TestServer::start_with(backend, |c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = sink.port;
+        c.smtp.security = monti::config::SmtpSecurity::None;
+        c.smtp.from = "Monti <monti@example.com>".into();
+    })
+    .await
+    .unwrap();
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let _ = admin;
+    let ana = account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::Supervisor)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(&s);
+    assert!(v.get("/login").await.body.contains("id=\"forgot\""));
+    v.get("/forgot").await;
+    let sent = v.post("/forgot", &[("email", "Ana@Example.com")]).await;
+    assert_eq!(sent.status, 200);
+    assert!(sent.body.contains("id=\"reset-sent\""));
+    let mail = sink.next(0).await.expect("the reset email arrives");
+    assert!(
+        mail.contains("To: ana@example.com") && mail.contains("Subject: Reset your Monti password"),
+        "{mail}"
+    );
+    let link = reset_link_in(&mail);
+    // Unknown addresses get the same answer and no mail.
+    let unknown = v.post("/forgot", &[("email", "nobody@example.com")]).await;
+    assert!(
+        unknown.body.contains("id=\"reset-sent\""),
+        "the same answer for unknown addresses"
+    );
+    // Asking again at once sends nothing more (no mailbox flooding).
+    v.post("/forgot", &[("email", "ana@example.com")]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.messages.lock().unwrap().len(), 1);
+    // The link works once.
+    let mut r = Visitor::new(&s);
+    assert_eq!(r.get(&link).await.status, 200);
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let done = r
+        .post(
+            "/reset",
+            &[
+                ("token", &token),
+                ("password", "a brand new passphrase"),
+                ("confirm", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(r.get(&link).await.status, 403, "used up");
+    assert_eq!(
+        Visitor::new(&s)
+            .sign_in("ana@example.com", "a brand new passphrase")
+            .await
+            .status,
+        303
+    );
+    assert_eq!(Visitor::new(&s).sign_in("ana@example.com", PASSWORD).await.status, 401);
+    // An admin can send the link by email too.
+    account(
+        &s.store,
+        "boss@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut boss = Visitor::new(&s);
+    boss.sign_in("boss@example.com", PASSWORD).await;
+    boss.get("/admin/users").await;
+    let emailed = boss
+        .post(&format!("/admin/users/{ana}/reset-link"), &[("via", "email")])
+        .await;
+    assert!(emailed.body.contains("id=\"reset-emailed\""), "{}", emailed.body);
+    assert!(
+        !emailed.body.contains("/reset?token="),
+        "the link is not shown when mailed"
+    );
+    assert!(sink.next(1).await.is_some());
+    s.stop().await;
+}

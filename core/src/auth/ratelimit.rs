@@ -156,6 +156,8 @@ pub struct Limits {
     pub api: RateLimiter,
     /// Audit entries for failed API credentials, per client address.
     pub audit_failures: RateLimiter,
+    /// Self-service reset emails per address: one, then one every five minutes.
+    pub reset_emails: RateLimiter,
 }
 
 impl Limits {
@@ -166,6 +168,7 @@ impl Limits {
             sign_in_backoff: Backoff::new(config.sign_in_free_failures, config.sign_in_max_delay),
             api: RateLimiter::new(config.api_rate_per_second, config.api_burst),
             audit_failures: RateLimiter::new(1.0, 5),
+            reset_emails: RateLimiter::new(1.0 / 300.0, 1),
         }
     }
 }

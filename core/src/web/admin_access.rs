@@ -129,6 +129,7 @@ async fn users_view(
     context.insert("message", &message);
     context.insert("errors", &errors);
     context.insert("self_id", &signed.current.account.id);
+    context.insert("can_email", &app.mailer.is_some());
     if let Some((key, value)) = extra {
         context.insert(key, &value);
     }
@@ -350,7 +351,12 @@ async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Pa
     }
 }
 
-async fn reset_link(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+async fn reset_link(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
     let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
         Ok(s) => s,
         Err(r) => return *r,
@@ -396,9 +402,53 @@ async fn reset_link(State(app): State<AppState>, signed: SignedIn, Path(id): Pat
                 );
             }
         };
+    let link = format!("{}/reset?token={token}", app.config.public_url());
+    if let (Some(mailer), Some("email")) = (&app.mailer, form_value(&form, "via")) {
+        let locale = account
+            .as_ref()
+            .and_then(|a| a.locale.as_deref())
+            .and_then(crate::i18n::Locale::parse)
+            .unwrap_or(signed.page.locale);
+        let hours = (lifetime.as_secs() / 3600).max(1);
+        let sent = mailer
+            .send_reset(&member.email, &member.display_name, &link, hours, locale)
+            .await;
+        let outcome = if sent.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let event = AuditEvent::in_tenant(&scope, "user.reset_email", outcome).target("user", &member.id);
+        audit::record(&app.store, event, &signed.page.origin).await;
+        let message = match sent {
+            Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        let extra = message.is_none().then(|| {
+            (
+                "emailed",
+                json!(
+                    signed
+                        .page
+                        .locale
+                        .text("forgot.emailed")
+                        .replace("{email}", &member.email)
+                ),
+            )
+        });
+        return users_view(
+            &app,
+            &signed,
+            UsersQuery::default(),
+            message,
+            Map::new(),
+            extra,
+            StatusCode::OK,
+        )
+        .await;
+    }
     let event = AuditEvent::in_tenant(&scope, "user.reset_link", Outcome::Success).target("user", &member.id);
     audit::record(&app.store, event, &signed.page.origin).await;
-    let link = format!("{}/reset?token={token}", app.config.public_url());
     let hours = (lifetime.as_secs() / 3600).to_string();
     let text = signed
         .page

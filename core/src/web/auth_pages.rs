@@ -61,6 +61,7 @@ async fn login_context(app: &AppState, next: &str, tenant: Option<&str>) -> tera
     let mut context = tera::Context::new();
     context.insert("next", next);
     context.insert("local_login", &app.config.auth.local_login);
+    context.insert("can_email_reset", &app.mailer.is_some());
     let mut buttons = app.oidc.providers();
     if let Some(slug) = tenant.filter(|s| !s.is_empty() && s.len() <= 64) {
         context.insert("tenant_slug", slug);
@@ -724,4 +725,65 @@ pub async fn switch_tenant(State(app): State<AppState>, signed: SignedIn, Form(f
 pub fn ago(ms: i64) -> String {
     let d = Duration::from_millis(ms.max(0) as u64);
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+pub async fn forgot_page(State(app): State<AppState>, page: PageContext) -> Response {
+    if app.mailer.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    render_page(&app, &page, "pages/forgot.html", tera::Context::new(), StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    email: String,
+}
+
+/// Sends a reset link when the address belongs to an account with a password. The answer is
+/// the same either way, and arrives before the mail is sent, so nobody learns which addresses
+/// have accounts.
+pub async fn forgot(State(app): State<AppState>, page: PageContext, Form(form): Form<ForgotForm>) -> Response {
+    let Some(mailer) = app.mailer.clone() else {
+        return Redirect::to("/login").into_response();
+    };
+    let ip = page.origin.ip.clone().unwrap_or_default();
+    let email = form.email.trim().to_lowercase();
+    // Per client and per address: a reset form cannot be used to flood a mailbox.
+    let limited = app.limits.sign_in_per_ip.check(&ip).is_err() || app.limits.reset_emails.check(&email).is_err();
+    if !limited {
+        let account = accounts::by_email(&app.store, &email).await.ok().flatten();
+        if let Some(account) = account.filter(|a| !a.disabled && a.password_hash.is_some()) {
+            let lifetime = app.config.auth.password_reset_lifetime;
+            match accounts::create_password_reset(&app.store, &account.id, "self-service", lifetime.as_millis() as i64)
+                .await
+            {
+                Ok(token) => {
+                    let link = format!("{}/reset?token={token}", app.config.public_url());
+                    let locale = account.locale.as_deref().and_then(Locale::parse).unwrap_or(page.locale);
+                    let (name, to) = (account.display_name.clone(), account.email.clone());
+                    let hours = lifetime.as_secs() / 3600;
+                    let store = app.store.clone();
+                    let origin = page.origin.clone();
+                    tokio::spawn(async move {
+                        let outcome = match mailer.send_reset(&to, &name, &link, hours.max(1), locale).await {
+                            Ok(()) => Outcome::Success,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot send the reset email");
+                                Outcome::Failure
+                            }
+                        };
+                        for tenant in accounts::memberships(&store, &account.id).await.unwrap_or_default() {
+                            let event = AuditEvent::new(Some(&tenant.tenant_id), &to, "user.reset_email", outcome)
+                                .target("user", &account.id);
+                            audit::record(&store, event, &origin).await;
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot create a reset link"),
+            }
+        }
+    }
+    let mut context = tera::Context::new();
+    context.insert("sent", &true);
+    render_page(&app, &page, "pages/forgot.html", context, StatusCode::OK)
 }

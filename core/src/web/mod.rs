@@ -90,6 +90,8 @@ pub struct AppState {
     pub limits: Arc<crate::auth::ratelimit::Limits>,
     pub oidc: Arc<crate::auth::oidc::OidcRegistry>,
     pub jwt: Arc<crate::auth::jwt::JwtVerifier>,
+    /// `None` when no SMTP server is configured.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl AppState {
@@ -98,6 +100,7 @@ impl AppState {
         let templates = crate::assets::templates(&assets, Some(&config.data_dir.join("templates")))?;
         let openapi_json = Bytes::from(serde_json::to_vec(&openapi::document())?);
         let list_cache = Arc::new(list_cache::ListCache::new(config.http.list_cache_bytes));
+        let mailer = crate::mail::Mailer::from_config(&config.smtp)?.map(Arc::new);
         Ok(Self {
             store,
             templates: Arc::new(templates),
@@ -109,6 +112,7 @@ impl AppState {
             limits: Arc::new(crate::auth::ratelimit::Limits::new(&config.auth)),
             oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
+            mailer,
             config: Arc::new(config),
         })
     }
@@ -125,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(auth_pages::logout))
         .route("/setup", get(auth_pages::setup_page).post(auth_pages::setup))
         .route("/reset", get(auth_pages::reset_page).post(auth_pages::reset))
+        .route("/forgot", get(auth_pages::forgot_page).post(auth_pages::forgot))
         .route("/account", get(auth_pages::account_page))
         .route("/account/password", post(auth_pages::change_password))
         .route("/account/locale", post(auth_pages::set_locale))
