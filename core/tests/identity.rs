@@ -868,3 +868,66 @@ async fn forgotten_passwords_are_reset_by_email(_s: &TestServer) {
     assert!(sink.next(1).await.is_some());
     s.stop().await;
 }
+
+both_backends!(scoped_api_tokens_see_only_their_teams);
+async fn scoped_api_tokens_see_only_their_teams(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let north = s.post("/api/v1/teams", &admin, json!({ "name": "North" })).await.id();
+    let south = s.post("/api/v1/teams", &admin, json!({ "name": "South" })).await.id();
+    let mine = s
+        .post("/api/v1/agents", &admin, json!({ "name": "Nina", "team_id": north }))
+        .await
+        .id();
+    let theirs = s
+        .post("/api/v1/agents", &admin, json!({ "name": "Sven", "team_id": south }))
+        .await
+        .id();
+    // The unscoped admin's list is cached; the scoped token must not get that page.
+    assert_eq!(
+        s.get("/api/v1/agents", &admin).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let issued = s
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            json!({ "name": "north board", "role": "supervisor", "team_scope": [north] }),
+        )
+        .await;
+    issued.expect(201);
+    assert_eq!(issued.body["team_scope"], json!([north]));
+    let token = issued.body["secret"].as_str().unwrap().to_owned();
+    let list = s.get("/api/v1/agents", &token).await;
+    let names: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Nina"]);
+    s.get(&format!("/api/v1/agents/{mine}"), &token).await.expect(200);
+    s.get(&format!("/api/v1/agents/{theirs}"), &token)
+        .await
+        .expect_problem(404);
+    s.get(&format!("/api/v1/teams/{south}"), &token)
+        .await
+        .expect_problem(404);
+    // Scopes must name the tenant's own teams.
+    let other = s.tenant("other", Role::TenantAdmin).await;
+    let foreign_team = s
+        .post("/api/v1/teams", &other, json!({ "name": "Elsewhere" }))
+        .await
+        .id();
+    let bad = s
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            json!({ "name": "x", "role": "viewer", "team_scope": [foreign_team] }),
+        )
+        .await;
+    bad.expect_problem(422);
+    assert_eq!(bad.pointers(), vec!["/team_scope/0"]);
+}

@@ -251,7 +251,12 @@ pub async fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Res
     let role: Role = grant.role.parse().map_err(|_| AuthError::Unknown)?;
     let actor = format!("token:{}", grant.id);
     match (grant.tenant_id, grant.tenant_slug) {
-        (Some(tenant_id), Some(slug)) => Ok(Principal::Tenant(TenantScope::verified(tenant_id, slug, role, actor))),
+        (Some(tenant_id), Some(slug)) => Ok(Principal::Tenant(
+            TenantScope::verified(tenant_id, slug, role, actor).with_visibility(crate::store::Visibility::from_scopes(
+                grant.team_scope.0,
+                grant.location_scope.0,
+            )),
+        )),
         (None, _) if role == Role::PlatformAdmin => Ok(Principal::Platform { actor }),
         _ => Err(AuthError::Unknown),
     }

@@ -37,6 +37,12 @@ pub struct ApiToken {
     #[serde(serialize_with = "serialize_opt_ms")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<i64>,
+    /// Team ids the token is limited to (like a scoped supervisor); empty means all teams.
+    #[schema(value_type = Vec<String>)]
+    pub team_scope: sqlx::types::Json<Vec<String>>,
+    /// Location ids the token is limited to; empty means all locations.
+    #[schema(value_type = Vec<String>)]
+    pub location_scope: sqlx::types::Json<Vec<String>>,
     #[serde(skip)]
     pub version: i64,
 }
@@ -46,7 +52,7 @@ impl Listable for ApiToken {
     const COLLECTION: &'static str = "tokens";
     const FROM: &'static str = "api_tokens";
     const SELECT: &'static str = "id, name, role, token_prefix, created_by, created_at, expires_at, revoked_at, \
-        last_used_at, CAST(1 AS BIGINT) AS version";
+        last_used_at, team_scope, location_scope, CAST(1 AS BIGINT) AS version";
     const FIELDS: &'static [Field] = &[
         Field::new("name", "name", FieldKind::Text),
         Field::new("role", "role", FieldKind::Text),
@@ -86,6 +92,15 @@ pub struct TokenGrant {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    pub team_scope: sqlx::types::Json<Vec<String>>,
+    pub location_scope: sqlx::types::Json<Vec<String>>,
+}
+
+/// Teams and locations a token is limited to.
+#[derive(Debug, Clone, Default)]
+pub struct TokenScopes {
+    pub teams: Vec<String>,
+    pub locations: Vec<String>,
 }
 
 pub async fn issue(
@@ -95,6 +110,28 @@ pub async fn issue(
     role: Role,
     expires_at: Option<i64>,
     created_by: &str,
+) -> StoreResult<IssuedToken> {
+    issue_scoped(
+        store,
+        tenant_id,
+        name,
+        role,
+        expires_at,
+        created_by,
+        TokenScopes::default(),
+    )
+    .await
+}
+
+/// Issues a token limited to teams and locations (checked to exist in the tenant).
+pub async fn issue_scoped(
+    store: &Store,
+    tenant_id: Option<&str>,
+    name: &str,
+    role: Role,
+    expires_at: Option<i64>,
+    created_by: &str,
+    scopes: TokenScopes,
 ) -> StoreResult<IssuedToken> {
     let mut v = Validation::new();
     let name = v.check("name", validate::name(name, 100));
@@ -107,11 +144,22 @@ pub async fn issue(
     if expires_at.is_some_and(|e| e <= now) {
         v.add("expires_at", "must be in the future");
     }
+    match tenant_id {
+        Some(tenant) => {
+            super::entities::users::check_ids(store, tenant, &mut v, "team_scope", "teams", &scopes.teams).await?;
+            super::entities::users::check_ids(store, tenant, &mut v, "location_scope", "locations", &scopes.locations)
+                .await?;
+        }
+        None if !scopes.teams.is_empty() || !scopes.locations.is_empty() => {
+            v.add("team_scope", "platform tokens have no teams");
+        }
+        None => {}
+    }
     v.finish()?;
     let secret = new_api_token();
     let sql = format!(
-        "INSERT INTO api_tokens (id, tenant_id, name, role, token_hash, token_prefix, created_by, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {}",
+        "INSERT INTO api_tokens (id, tenant_id, name, role, token_hash, token_prefix, created_by, created_at, expires_at, \
+         team_scope, location_scope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {}",
         ApiToken::SELECT
     );
     let token = on_db!(&store.db, |pool, DB| {
@@ -125,6 +173,8 @@ pub async fn issue(
             .bind(created_by)
             .bind(now)
             .bind(expires_at)
+            .bind(sqlx::types::Json(&scopes.teams))
+            .bind(sqlx::types::Json(&scopes.locations))
             .fetch_one(pool)
             .await
     })?;
@@ -134,7 +184,7 @@ pub async fn issue(
 /// Looks up a presented token. `None` when it does not exist.
 pub async fn find(store: &Store, secret: &str) -> StoreResult<Option<TokenGrant>> {
     let sql = "SELECT t.id, t.tenant_id, ten.slug AS tenant_slug, (ten.suspended_at IS NOT NULL) AS tenant_suspended, \
-               t.role, t.expires_at, t.revoked_at, t.last_used_at \
+               t.role, t.expires_at, t.revoked_at, t.last_used_at, t.team_scope, t.location_scope \
                FROM api_tokens t LEFT JOIN tenants ten ON ten.id = t.tenant_id WHERE t.token_hash = $1";
     let hash = hash_token(secret);
     Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, TokenGrant>(sql)

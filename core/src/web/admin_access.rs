@@ -506,11 +506,14 @@ async fn tokens_view(
                 "id": t.id, "name": t.name, "role": t.role, "prefix": t.token_prefix, "status": status,
                 "created_at": to_rfc3339(t.created_at), "expires_at": t.expires_at.map(to_rfc3339),
                 "last_used_at": t.last_used_at.map(to_rfc3339), "created_by": t.created_by,
+                "scoped": !t.team_scope.0.is_empty() || !t.location_scope.0.is_empty(),
             })
         })
         .collect();
     let mut context = tera::Context::new();
     context.insert("tokens", &rows);
+    context.insert("teams", &names::<Team>(app, &scope).await);
+    context.insert("locations", &names::<Location>(app, &scope).await);
     context.insert(
         "roles",
         &Role::TENANT_ROLES.iter().map(|r| r.as_str()).collect::<Vec<_>>(),

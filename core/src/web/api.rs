@@ -333,6 +333,12 @@ pub struct TokenCreate {
     pub role: Role,
     /// Lifetime such as `30d` or `12h`; omit for a token that does not expire.
     pub expires_in: Option<String>,
+    /// Limit the token to these teams (ids), as for a scoped supervisor.
+    #[serde(default)]
+    pub team_scope: Vec<String>,
+    /// Limit the token to these locations (ids).
+    #[serde(default)]
+    pub location_scope: Vec<String>,
 }
 
 /// Parses a lifetime such as `30d` into an absolute expiry (Unix ms).
@@ -364,13 +370,18 @@ async fn create_token(
     if input.role == Role::PlatformAdmin {
         return Err(Validation::single("role", "tenant tokens cannot be platform_admin").into());
     }
-    let issued = tokens::issue(
+    let scopes = tokens::TokenScopes {
+        teams: input.team_scope,
+        locations: input.location_scope,
+    };
+    let issued = tokens::issue_scoped(
         &app.store,
         Some(scope.tenant_id()),
         &input.name,
         input.role,
         expires_at,
         scope.actor(),
+        scopes,
     )
     .await?;
     tracing::info!(

@@ -110,6 +110,18 @@ async fn check_scope(
     table: &str,
     ids: &[String],
 ) -> StoreResult<()> {
+    check_ids(store, scope.tenant_id(), v, field, table, ids).await
+}
+
+/// Checks that every id names a row of `table` in the tenant (scopes of users and tokens).
+pub(crate) async fn check_ids(
+    store: &Store,
+    tenant_id: &str,
+    v: &mut Validation,
+    field: &str,
+    table: &str,
+    ids: &[String],
+) -> StoreResult<()> {
     if ids.len() > 200 {
         v.add(field, "must have at most 200 entries");
         return Ok(());
@@ -118,7 +130,7 @@ async fn check_scope(
     for (i, id) in ids.iter().enumerate() {
         let n: i64 = on_db!(&store.db, |pool, DB| {
             sqlx::query_scalar::<DB, i64>(&sql)
-                .bind(scope.tenant_id())
+                .bind(tenant_id)
                 .bind(id)
                 .fetch_one(pool)
                 .await
