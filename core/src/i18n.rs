@@ -80,6 +80,70 @@ impl Locale {
     }
 }
 
+impl Locale {
+    /// A message from the domain layer (written in English) in this language, when the
+    /// catalog's `[messages]` has it; placeholders such as `{max}` carry the values across.
+    /// Unknown messages stay as they are.
+    pub fn translate(self, english: &str) -> String {
+        if self == Locale::En {
+            return english.to_owned();
+        }
+        let (Some(Value::Object(en)), Some(Value::Object(here))) =
+            (Locale::En.catalog().get("messages"), self.catalog().get("messages"))
+        else {
+            return english.to_owned();
+        };
+        for (key, template) in en {
+            let (Some(template), Some(target)) = (template.as_str(), here.get(key).and_then(Value::as_str)) else {
+                continue;
+            };
+            if let Some(values) = match_template(template, english) {
+                let mut out = target.to_owned();
+                for (name, value) in values {
+                    out = out.replace(&format!("{{{name}}}"), &value);
+                }
+                return out;
+            }
+        }
+        english.to_owned()
+    }
+}
+
+/// Matches `text` against a template with `{name}` placeholders; the captured values by name.
+fn match_template(template: &str, text: &str) -> Option<Vec<(String, String)>> {
+    // Literal pieces and placeholder names, alternating, starting with a literal.
+    let mut literals = Vec::new();
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}')? + open;
+        literals.push(&rest[..open]);
+        names.push(&rest[open + 1..close]);
+        rest = &rest[close + 1..];
+    }
+    literals.push(rest);
+    let mut remaining = text.strip_prefix(literals[0])?;
+    let mut values = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let next = literals[i + 1];
+        let end = if next.is_empty() {
+            if i + 1 == names.len() {
+                remaining.len()
+            } else {
+                return None;
+            }
+        } else if i + 1 == names.len() {
+            // The last literal anchors at the end.
+            remaining.strip_suffix(next)?.len()
+        } else {
+            remaining.find(next)?
+        };
+        values.push(((*name).to_owned(), remaining[..end].to_owned()));
+        remaining = &remaining[end + next.len()..];
+    }
+    (names.is_empty() && remaining.is_empty() || !names.is_empty()).then_some(values)
+}
+
 fn load(source: &str) -> Value {
     let table: toml::Table = toml::from_str(source).expect("the embedded message catalog is valid TOML");
     serde_json::to_value(table).expect("a TOML table converts to JSON")
@@ -139,6 +203,26 @@ mod tests {
         assert_eq!(Locale::from_accept_language("en-GB"), Some(Locale::En));
         assert_eq!(Locale::from_accept_language("de;q=0"), None);
         assert_eq!(Locale::from_accept_language(""), None);
+    }
+
+    #[test]
+    fn domain_messages_are_translated_with_their_values() {
+        assert_eq!(Locale::De.translate("must not be empty"), "darf nicht leer sein");
+        assert_eq!(
+            Locale::De.translate("must be at most 100 characters"),
+            "darf höchstens 100 Zeichen lang sein"
+        );
+        assert_eq!(
+            Locale::De.translate("must be between 0 and 100"),
+            "muss zwischen 0 und 100 liegen"
+        );
+        assert_eq!(Locale::En.translate("must not be empty"), "must not be empty");
+        assert_eq!(
+            Locale::De.translate("something nobody wrote down"),
+            "something nobody wrote down"
+        );
+        assert_eq!(match_template("exact", "exact"), Some(vec![]));
+        assert_eq!(match_template("exact", "exactly"), None);
     }
 
     #[test]

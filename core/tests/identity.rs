@@ -931,3 +931,40 @@ async fn scoped_api_tokens_see_only_their_teams(s: &TestServer) {
     bad.expect_problem(422);
     assert_eq!(bad.pointers(), vec!["/team_scope/0"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_speaks_german_including_validation_messages() {
+    let s = TestServer::start(common::Backend::Sqlite).await.unwrap();
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "ute@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut v = Visitor::new(&s);
+    v.sign_in("ute@example.com", PASSWORD).await;
+    v.get("/account").await;
+    assert_eq!(v.post("/account/locale", &[("locale", "de")]).await.status, 303);
+    let form = v.get("/admin/teams/new").await;
+    assert!(
+        form.body.contains("<html lang=\"de\">") && form.body.contains("Beschreibung"),
+        "{}",
+        form.body
+    );
+    let invalid = v.post("/admin/teams", &[("name", ""), ("description", "")]).await;
+    assert_eq!(invalid.status, 422);
+    assert!(invalid.body.contains("darf nicht leer sein"), "{}", invalid.body);
+    assert!(invalid.body.contains("Bitte korrigieren Sie die markierten Felder."));
+    v.post("/admin/teams", &[("name", "Nord"), ("description", "")]).await;
+    v.get("/admin/teams/new").await;
+    let taken = v.post("/admin/teams", &[("name", "nord"), ("description", "")]).await;
+    assert!(
+        taken.body.contains("ein Team mit diesem Namen gibt es schon"),
+        "{}",
+        taken.body
+    );
+    s.stop().await;
+}

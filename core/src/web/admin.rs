@@ -580,7 +580,7 @@ fn field_errors(error: StoreError, locale: Locale) -> Result<(Map<String, Value>
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                errors.entry(field).or_insert(json!(e.detail));
+                errors.entry(field).or_insert(json!(locale.translate(&e.detail)));
             }
             Ok((errors, Some(locale.text("common.fix_errors"))))
         }
@@ -588,11 +588,11 @@ fn field_errors(error: StoreError, locale: Locale) -> Result<(Map<String, Value>
             field: Some(f),
             message,
         } => {
-            errors.insert(f, json!(message));
+            errors.insert(f, json!(locale.translate(&message)));
             Ok((errors, Some(locale.text("common.fix_errors"))))
         }
         StoreError::Conflict { field: None, message } | StoreError::LimitReached(message) => {
-            Ok((errors, Some(message)))
+            Ok((errors, Some(locale.translate(&message))))
         }
         StoreError::PreconditionFailed { .. } => Ok((errors, Some(locale.text("admin.stale")))),
         StoreError::BadRequest(message) => Ok((errors, Some(message))),

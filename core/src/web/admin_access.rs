@@ -136,7 +136,7 @@ async fn users_view(
     render_page(app, &signed.page, "admin/users.html", context, status)
 }
 
-fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), StoreError> {
+fn errors_of(e: StoreError, locale: crate::i18n::Locale) -> Result<(Map<String, Value>, Option<String>), StoreError> {
     let mut errors = Map::new();
     match e {
         StoreError::Invalid(v) => {
@@ -148,7 +148,7 @@ fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), Stor
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                errors.entry(field).or_insert(json!(err.detail));
+                errors.entry(field).or_insert(json!(locale.translate(&err.detail)));
             }
             Ok((errors, None))
         }
@@ -156,7 +156,7 @@ fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), Stor
             field: Some(f),
             message,
         } => {
-            errors.insert(f, json!(message));
+            errors.insert(f, json!(locale.translate(&message)));
             Ok((errors, None))
         }
         StoreError::Conflict { message, .. } | StoreError::BadRequest(message) | StoreError::LimitReached(message) => {
@@ -195,7 +195,7 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
-        Err(e) => match errors_of(e) {
+        Err(e) => match errors_of(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 users_view(
@@ -285,7 +285,7 @@ async fn update_user(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
-        Err(e) => match errors_of(e) {
+        Err(e) => match errors_of(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 users_view(
@@ -580,7 +580,7 @@ async fn create_token(
             )
             .await
         }
-        Err(e) => match errors_of(e) {
+        Err(e) => match errors_of(e, signed.page.locale) {
             Ok((errors, message)) => {
                 tokens_view(&app, &signed, message, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
             }

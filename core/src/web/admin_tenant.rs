@@ -32,7 +32,7 @@ fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
 }
 
-fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), StoreError> {
+fn errors_of(e: StoreError, locale: crate::i18n::Locale) -> Result<(Map<String, Value>, Option<String>), StoreError> {
     let mut errors = Map::new();
     match e {
         StoreError::Invalid(v) => {
@@ -44,7 +44,7 @@ fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), Stor
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                errors.entry(field).or_insert(json!(err.detail));
+                errors.entry(field).or_insert(json!(locale.translate(&err.detail)));
             }
             Ok((errors, None))
         }
@@ -52,7 +52,7 @@ fn errors_of(e: StoreError) -> Result<(Map<String, Value>, Option<String>), Stor
             field: Some(f),
             message,
         } => {
-            errors.insert(f, json!(message));
+            errors.insert(f, json!(locale.translate(&message)));
             Ok((errors, None))
         }
         StoreError::Conflict { message, .. } => Ok((errors, Some(message))),
@@ -160,7 +160,7 @@ async fn save_settings(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/settings").into_response()
         }
-        Err(e) => match errors_of(e) {
+        Err(e) => match errors_of(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
                     "slug": scope.tenant_slug() });
@@ -239,7 +239,7 @@ async fn create_tenant(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/platform/tenants").into_response()
         }
-        Err(e) => match errors_of(e) {
+        Err(e) => match errors_of(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 tenants_view(&app, &signed, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
@@ -357,7 +357,7 @@ async fn provider_result(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/settings").into_response()
         }
-        Err(e) => match errors_of(e) {
+        Err(e) => match errors_of(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 settings_view(app, signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await

@@ -329,7 +329,7 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
     }
     let mut errors = serde_json::Map::new();
     if let Err(e) = password::check_policy(&form.password, &form.email) {
-        errors.insert("password".into(), json!(e.to_string()));
+        errors.insert("password".into(), json!(page.locale.translate(&e.to_string())));
     } else if form.password != form.confirm {
         errors.insert("confirm".into(), json!(page.locale.text("setup.mismatch")));
     }
@@ -459,7 +459,7 @@ pub async fn reset(State(app): State<AppState>, page: PageContext, Form(form): F
     };
     let mut errors = serde_json::Map::new();
     if let Err(e) = password::check_policy(&form.password, &account.email) {
-        errors.insert("password".into(), json!(e.to_string()));
+        errors.insert("password".into(), json!(page.locale.translate(&e.to_string())));
     } else if form.password != form.confirm {
         errors.insert("confirm".into(), json!(page.locale.text("setup.mismatch")));
     }
@@ -607,7 +607,7 @@ pub async fn change_password(
             json!(signed.page.locale.text("account.wrong_password")),
         );
     } else if let Err(e) = password::check_policy(&form.password, &account.email) {
-        errors.insert("password".into(), json!(e.to_string()));
+        errors.insert("password".into(), json!(signed.page.locale.translate(&e.to_string())));
     } else if form.password != form.confirm {
         errors.insert("confirm".into(), json!(signed.page.locale.text("setup.mismatch")));
     }
