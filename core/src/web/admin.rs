@@ -142,15 +142,15 @@ pub const AGENTS: Spec = Spec {
     key: "agents",
     columns: &[
         column("name", "common.name"),
-        reference("team_id", "admin.teams", "teams"),
-        reference("location_id", "admin.locations", "locations"),
+        reference("team_id", "fields.team", "teams"),
+        reference("location_id", "fields.location", "locations"),
         column("extension", "fields.extension"),
         column("skills", "fields.skills"),
     ],
     fields: &[
         field("name", "common.name", Input::Text),
-        nullable(field("team_id", "admin.teams", Input::Reference("teams"))),
-        nullable(field("location_id", "admin.locations", Input::Reference("locations"))),
+        nullable(field("team_id", "fields.team", Input::Reference("teams"))),
+        nullable(field("location_id", "fields.location", Input::Reference("locations"))),
         nullable(field("extension", "fields.extension", Input::Text)),
         hint(
             nullable(field("interface", "fields.interface", Input::Text)),
@@ -210,7 +210,7 @@ pub const ENDPOINTS: Spec = Spec {
         column("auth_username", "fields.auth_username"),
         column("transport", "fields.transport"),
         column("context", "fields.context"),
-        reference("agent_id", "admin.agents", "agents"),
+        reference("agent_id", "fields.agent", "agents"),
         column("has_password", "fields.has_password"),
     ],
     fields: &[
@@ -221,7 +221,7 @@ pub const ENDPOINTS: Spec = Spec {
         hint(field("codecs", "fields.codecs", Input::List), "hints.codecs"),
         field("context", "fields.context", Input::Text),
         field("max_contacts", "fields.max_contacts", Input::Number),
-        nullable(field("agent_id", "admin.agents", Input::Reference("agents"))),
+        nullable(field("agent_id", "fields.agent", Input::Reference("agents"))),
     ],
 };
 
