@@ -11,6 +11,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod i18n;
+pub mod kpi;
 pub mod mail;
 pub mod secrets;
 pub mod store;
