@@ -1,5 +1,6 @@
 //! Plain domain types and rules shared by every layer. No I/O here.
 
+pub mod events;
 pub mod ids;
 pub mod role;
 pub mod time;
