@@ -79,11 +79,46 @@ pub struct QueueCounters {
     pub join_empty: u64,
     /// Σ wait of answered calls, seconds.
     pub answered_wait_s: f64,
+    /// Calls whose handling (talk, hold, wrap-up) has ended.
+    pub handled: u64,
     /// Σ (talk + hold + wrap-up) of handled calls, seconds.
     pub handle_s: f64,
 }
 
 impl QueueCounters {
+    /// Adds another window's counters (summing buckets).
+    pub fn add(&mut self, other: &QueueCounters) {
+        self.offered += other.offered;
+        self.answered += other.answered;
+        self.answered_within += other.answered_within;
+        self.abandoned += other.abandoned;
+        self.abandoned_short += other.abandoned_short;
+        self.abandoned_within += other.abandoned_within;
+        self.timeouts += other.timeouts;
+        self.full += other.full;
+        self.join_empty += other.join_empty;
+        self.answered_wait_s += other.answered_wait_s;
+        self.handled += other.handled;
+        self.handle_s += other.handle_s;
+    }
+
+    /// Adds an answered call whose handling has not ended yet (its handle time comes later,
+    /// with [`record_handling`](Self::record_handling)).
+    pub fn record_answer(&mut self, wait_s: f64, settings: &KpiSettings) {
+        self.offered += 1;
+        self.answered += 1;
+        self.answered_wait_s += wait_s.max(0.0);
+        if wait_s <= settings.threshold_s {
+            self.answered_within += 1;
+        }
+    }
+
+    /// Adds the handling time of a call whose handling ended.
+    pub fn record_handling(&mut self, handle_s: f64) {
+        self.handled += 1;
+        self.handle_s += handle_s.max(0.0);
+    }
+
     /// Adds one finished call.
     pub fn record(&mut self, outcome: CallOutcome, settings: &KpiSettings) {
         self.offered += 1;
@@ -96,6 +131,7 @@ impl QueueCounters {
             } => {
                 self.answered += 1;
                 self.answered_wait_s += wait_s.max(0.0);
+                self.handled += 1;
                 self.handle_s += (talk_s + hold_s + wrap_s).max(0.0);
                 if wait_s <= settings.threshold_s {
                     self.answered_within += 1;
@@ -130,6 +166,7 @@ impl QueueCounters {
         self.full -= single.full.min(self.full);
         self.join_empty -= single.join_empty.min(self.join_empty);
         self.answered_wait_s = (self.answered_wait_s - single.answered_wait_s).max(0.0);
+        self.handled -= single.handled.min(self.handled);
         self.handle_s = (self.handle_s - single.handle_s).max(0.0);
     }
 }
@@ -159,9 +196,9 @@ pub fn asa(c: &QueueCounters) -> Option<f64> {
     ratio(c.answered_wait_s, c.answered as f64)
 }
 
-/// Average handle time (talk + hold + wrap-up), seconds.
+/// Average handle time (talk + hold + wrap-up) of the calls whose handling ended, seconds.
 pub fn aht(c: &QueueCounters) -> Option<f64> {
-    ratio(c.handle_s, c.answered as f64)
+    ratio(c.handle_s, c.handled as f64)
 }
 
 /// Abandoned / offered, optionally without short abandons (in both).

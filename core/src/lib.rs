@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod i18n;
 pub mod kpi;
+pub mod live;
 pub mod mail;
 pub mod secrets;
 pub mod store;

@@ -1,0 +1,196 @@
+//! One queue's live figures: callers waiting (with the longest wait), and KPI counters for
+//! "today" in the tenant's time zone and for rolling windows of minute buckets.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, TimeZone};
+use chrono_tz::Tz;
+
+use crate::domain::events::LeaveReason;
+use crate::kpi::{CallOutcome, KpiSettings, QueueCounters};
+
+/// Minutes kept for rolling windows (the longest is 24 h).
+const BUCKETS: usize = 24 * 60;
+
+#[derive(Debug, Clone)]
+pub struct QueueLive {
+    pub id: Arc<str>,
+    pub settings: KpiSettings,
+    tz: Tz,
+    /// call → when it joined (ms).
+    waiting: HashMap<Arc<str>, i64>,
+    /// (joined ms, call), oldest first: the longest wait without a scan.
+    by_age: BTreeSet<(i64, Arc<str>)>,
+    today: QueueCounters,
+    today_date: Option<NaiveDate>,
+    /// Minute buckets: (minute number, counters).
+    buckets: Vec<(i64, QueueCounters)>,
+}
+
+impl QueueLive {
+    pub fn new(id: &str, settings: KpiSettings, tz: Tz) -> Self {
+        Self {
+            id: Arc::from(id),
+            settings,
+            tz,
+            waiting: HashMap::new(),
+            by_age: BTreeSet::new(),
+            today: QueueCounters::default(),
+            today_date: None,
+            buckets: vec![(i64::MIN, QueueCounters::default()); BUCKETS],
+        }
+    }
+
+    fn date_of(&self, at_ms: i64) -> Option<NaiveDate> {
+        self.tz.timestamp_millis_opt(at_ms).single().map(|t| t.date_naive())
+    }
+
+    /// The counters that `at_ms` belongs to (today's, and its minute bucket).
+    fn counters_at(&mut self, at_ms: i64) -> [&mut QueueCounters; 2] {
+        let date = self.date_of(at_ms);
+        if date > self.today_date {
+            // A new day in the tenant's time zone: today starts from zero.
+            self.today = QueueCounters::default();
+            self.today_date = date;
+        }
+        let minute = at_ms.div_euclid(60_000);
+        let slot = minute.rem_euclid(BUCKETS as i64) as usize;
+        if self.buckets[slot].0 != minute {
+            self.buckets[slot] = (minute, QueueCounters::default());
+        }
+        [&mut self.today, &mut self.buckets[slot].1]
+    }
+
+    /// Applies `update` to today's counters (unless `at_ms` is from an earlier day) and to the
+    /// minute bucket of `at_ms`.
+    fn update(&mut self, at_ms: i64, update: impl Fn(&mut QueueCounters)) {
+        let is_today = self.date_of(at_ms) >= self.today_date;
+        let [today, bucket] = self.counters_at(at_ms);
+        if is_today {
+            update(today);
+        }
+        update(bucket);
+    }
+
+    pub fn join(&mut self, call: &str, at_ms: i64) {
+        let call: Arc<str> = Arc::from(call);
+        if let Some(previous) = self.waiting.insert(call.clone(), at_ms) {
+            self.by_age.remove(&(previous, call.clone()));
+        }
+        self.by_age.insert((at_ms, call));
+    }
+
+    fn unwait(&mut self, call: &str) {
+        if let Some((key, joined)) = self.waiting.remove_entry(call) {
+            self.by_age.remove(&(joined, key));
+        }
+    }
+
+    /// A caller was answered; the handling time follows with [`handled`](Self::handled).
+    pub fn answer(&mut self, call: &str, at_ms: i64, wait_s: f64) {
+        self.unwait(call);
+        let settings = self.settings;
+        self.update(at_ms, |c| c.record_answer(wait_s, &settings));
+    }
+
+    pub fn leave(&mut self, call: &str, at_ms: i64, reason: LeaveReason, wait_s: f64) {
+        self.unwait(call);
+        let outcome = match reason {
+            LeaveReason::Abandon => CallOutcome::Abandoned { wait_s },
+            LeaveReason::Timeout => CallOutcome::Timeout { wait_s },
+            LeaveReason::Full => CallOutcome::Full,
+            LeaveReason::JoinEmpty => CallOutcome::JoinEmpty,
+        };
+        let settings = self.settings;
+        self.update(at_ms, |c| c.record(outcome, &settings));
+    }
+
+    /// A handled call ended (talk + hold + wrap-up seconds); counted where the handling ends.
+    pub fn handled(&mut self, at_ms: i64, handle_s: f64) {
+        self.update(at_ms, |c| c.record_handling(handle_s));
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn longest_wait_s(&self, now_ms: i64) -> Option<f64> {
+        self.by_age
+            .first()
+            .map(|(joined, _)| (now_ms - joined).max(0) as f64 / 1000.0)
+    }
+
+    pub fn today(&self) -> &QueueCounters {
+        &self.today
+    }
+
+    /// Counters over the last `minutes` minutes up to `now_ms` (at most 24 h).
+    pub fn window(&self, minutes: u32, now_ms: i64) -> QueueCounters {
+        let now_minute = now_ms.div_euclid(60_000);
+        let first = now_minute - i64::from(minutes.min(BUCKETS as u32)) + 1;
+        let mut sum = QueueCounters::default();
+        for (minute, c) in &self.buckets {
+            if *minute >= first && *minute <= now_minute {
+                sum.add(c);
+            }
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn rolling_windows_sum_the_right_minutes() {
+        let mut q = QueueLive::new("q", KpiSettings::default(), chrono_tz::UTC);
+        q.leave("a", T0, LeaveReason::Abandon, 5.0);
+        q.leave("b", T0 + 20 * 60_000, LeaveReason::Abandon, 5.0);
+        q.answer("c", T0 + 50 * 60_000, 3.0);
+        let now = T0 + 50 * 60_000;
+        assert_eq!(q.window(15, now).offered, 1);
+        assert_eq!(q.window(31, now).offered, 2);
+        assert_eq!(q.window(60, now).offered, 3);
+        assert_eq!(q.window(60, now).answered, 1);
+        // A day later the buckets are reused, not summed twice.
+        let later = T0 + 24 * 3_600_000 + 50 * 60_000;
+        q.answer("d", later, 1.0);
+        assert_eq!(q.window(60, later).offered, 1);
+    }
+
+    #[test]
+    fn today_resets_at_midnight_in_the_tenants_time_zone() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let mut q = QueueLive::new("q", KpiSettings::default(), berlin);
+        // 22:30 UTC on a summer day is 00:30 in Berlin: already the next day there.
+        let before = chrono::Utc
+            .with_ymd_and_hms(2026, 7, 1, 21, 30, 0)
+            .unwrap()
+            .timestamp_millis();
+        let after = chrono::Utc
+            .with_ymd_and_hms(2026, 7, 1, 22, 30, 0)
+            .unwrap()
+            .timestamp_millis();
+        q.leave("a", before, LeaveReason::Abandon, 5.0);
+        assert_eq!(q.today().offered, 1);
+        q.leave("b", after, LeaveReason::Abandon, 5.0);
+        assert_eq!(q.today().offered, 1, "a new Berlin day started at 22:00 UTC");
+    }
+
+    #[test]
+    fn longest_wait_follows_the_oldest_caller() {
+        let mut q = QueueLive::new("q", KpiSettings::default(), chrono_tz::UTC);
+        assert_eq!(q.longest_wait_s(T0), None);
+        q.join("a", T0);
+        q.join("b", T0 + 5_000);
+        assert_eq!(q.longest_wait_s(T0 + 10_000), Some(10.0));
+        q.answer("a", T0 + 10_000, 10.0);
+        assert_eq!(q.longest_wait_s(T0 + 10_000), Some(5.0));
+        q.leave("b", T0 + 12_000, LeaveReason::Abandon, 7.0);
+        assert_eq!(q.waiting(), 0);
+    }
+}
