@@ -4,22 +4,8 @@ mod common;
 
 use std::process::Command;
 
+use common::browser::chromium;
 use common::{Backend, TestServer};
-
-fn chromium() -> Option<String> {
-    if let Ok(path) = std::env::var("MONTI_CHROMIUM") {
-        return Some(path);
-    }
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|name| {
-            Command::new(name)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .map(str::to_owned)
-}
 
 /// The page's DOM after scripts ran.
 fn dump_dom(browser: &str, url: &str) -> String {

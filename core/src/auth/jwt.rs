@@ -86,12 +86,7 @@ impl JwtVerifier {
                 }
             })
             .collect();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap_or_default();
+        let http = super::provider_client();
         Self {
             issuers,
             http,

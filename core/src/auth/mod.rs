@@ -19,6 +19,18 @@ use crate::domain::Role;
 use crate::store::tokens::{self, TokenGrant};
 use crate::store::{Dimension, Store, StoreError, TenantScope};
 
+/// An HTTP client for talking to identity providers: no redirects (a provider's answer must not
+/// point us anywhere else), a timeout, and no pooled connections (calls are minutes apart and a
+/// kept connection would often have been closed by the other side).
+pub fn provider_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap_or_default()
+}
+
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub enum Principal {

@@ -135,15 +135,7 @@ impl OidcRegistry {
                 )
             })
             .collect();
-        let http = reqwest::Client::builder()
-            // Following redirects would let a provider's answer point us anywhere (SSRF).
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            // Calls to a provider are minutes apart; a pooled connection would often have been
-            // closed by the other side in between (and fail the next call).
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap_or_default();
+        let http = super::provider_client();
         Self {
             providers,
             http,

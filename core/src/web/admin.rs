@@ -567,8 +567,8 @@ fn form_to_json(spec: &Spec, form: &[(String, String)], creating: bool) -> (Map<
     (body, errors)
 }
 
-/// Store errors as field errors (and a general message for the rest).
-fn field_errors(error: StoreError, locale: Locale) -> Result<(Map<String, Value>, Option<String>), StoreError> {
+/// Store errors as field errors (and a general message for the rest), in the person's language.
+pub fn field_errors(error: StoreError, locale: Locale) -> Result<(Map<String, Value>, Option<String>), StoreError> {
     let mut errors = Map::new();
     match error {
         StoreError::Invalid(v) => {

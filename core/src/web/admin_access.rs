@@ -23,7 +23,7 @@ use crate::store::entities::teams::Team;
 use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
 use crate::store::resource;
 use crate::store::tokens::{self, ApiToken};
-use crate::store::{ListParams, StoreError, accounts, sessions};
+use crate::store::{ListParams, accounts, sessions};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -136,37 +136,6 @@ async fn users_view(
     render_page(app, &signed.page, "admin/users.html", context, status)
 }
 
-fn errors_of(e: StoreError, locale: crate::i18n::Locale) -> Result<(Map<String, Value>, Option<String>), StoreError> {
-    let mut errors = Map::new();
-    match e {
-        StoreError::Invalid(v) => {
-            for err in v.errors {
-                let field = err
-                    .pointer
-                    .trim_start_matches('/')
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                errors.entry(field).or_insert(json!(locale.translate(&err.detail)));
-            }
-            Ok((errors, None))
-        }
-        StoreError::Conflict {
-            field: Some(f),
-            message,
-        } => {
-            errors.insert(f, json!(locale.translate(&message)));
-            Ok((errors, None))
-        }
-        StoreError::Conflict { message, .. } | StoreError::BadRequest(message) | StoreError::LimitReached(message) => {
-            Ok((errors, Some(message)))
-        }
-        StoreError::PreconditionFailed { .. } => Ok((errors, Some("changed by someone else meanwhile; reload".into()))),
-        other => Err(other),
-    }
-}
-
 async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): Form<Vec<(String, String)>>) -> Response {
     let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
         Ok(s) => s,
@@ -195,7 +164,7 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
-        Err(e) => match errors_of(e, signed.page.locale) {
+        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 users_view(
@@ -285,7 +254,7 @@ async fn update_user(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
-        Err(e) => match errors_of(e, signed.page.locale) {
+        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 users_view(
@@ -580,7 +549,7 @@ async fn create_token(
             )
             .await
         }
-        Err(e) => match errors_of(e, signed.page.locale) {
+        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
             Ok((errors, message)) => {
                 tokens_view(&app, &signed, message, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
             }

@@ -32,35 +32,6 @@ fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
 }
 
-fn errors_of(e: StoreError, locale: crate::i18n::Locale) -> Result<(Map<String, Value>, Option<String>), StoreError> {
-    let mut errors = Map::new();
-    match e {
-        StoreError::Invalid(v) => {
-            for err in v.errors {
-                let field = err
-                    .pointer
-                    .trim_start_matches('/')
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                errors.entry(field).or_insert(json!(locale.translate(&err.detail)));
-            }
-            Ok((errors, None))
-        }
-        StoreError::Conflict {
-            field: Some(f),
-            message,
-        } => {
-            errors.insert(f, json!(locale.translate(&message)));
-            Ok((errors, None))
-        }
-        StoreError::Conflict { message, .. } => Ok((errors, Some(message))),
-        StoreError::PreconditionFailed { .. } => Ok((errors, Some("changed by someone else meanwhile; reload".into()))),
-        other => Err(other),
-    }
-}
-
 async fn settings_page(State(app): State<AppState>, signed: SignedIn) -> Response {
     settings_view(&app, &signed, None, Map::new(), None, StatusCode::OK).await
 }
@@ -160,7 +131,7 @@ async fn save_settings(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/settings").into_response()
         }
-        Err(e) => match errors_of(e, signed.page.locale) {
+        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
                     "slug": scope.tenant_slug() });
@@ -239,7 +210,7 @@ async fn create_tenant(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/platform/tenants").into_response()
         }
-        Err(e) => match errors_of(e, signed.page.locale) {
+        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 tenants_view(&app, &signed, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
@@ -357,7 +328,7 @@ async fn provider_result(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/settings").into_response()
         }
-        Err(e) => match errors_of(e, signed.page.locale) {
+        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 settings_view(app, signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
