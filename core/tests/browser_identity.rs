@@ -474,6 +474,29 @@ async fn a_tenant_admin_configures_single_sign_on_for_their_tenant() {
         "{}",
         page.text().await
     );
+    // The provider's idea of an email address cannot reach accounts beyond this tenant: Bob runs
+    // the installation, so the tenant's provider may not sign him in.
+    account(&server.store, "bob@example.com", PASSWORD, None, true).await;
+    page.goto(&server.url("/login?tenant=acme")).await;
+    page.click("a[data-provider=\"acme-sso\"]").await;
+    provider_login(&mut page, "bob").await;
+    assert!(
+        page.wait_for("document.body.innerText.includes('no access')", WAIT)
+            .await,
+        "{}",
+        page.text().await
+    );
+    let bob = monti::store::accounts::by_email(&server.store, "bob@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bob.platform_admin, "untouched");
+    assert!(
+        monti::store::accounts::memberships(&server.store, &bob.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Disabled, the provider no longer signs anyone in.
     let provider_id = monti::store::oidc_providers::list(
         &server.store,

@@ -61,6 +61,12 @@ pub struct Provider {
     pub id: String,
     pub config: OidcProviderConfig,
     pub mapping: RoleMapping,
+    /// Set for providers a tenant's admins configured: they may only sign in people who belong
+    /// to that tenant alone, and never touch installation-level rights.
+    pub tenant_scoped: bool,
+    /// What linked identities are stored under: bound to this provider's configuration and
+    /// issuer, so a re-pointed or re-created provider id matches no earlier identity.
+    pub identity_key: String,
 }
 
 /// What the browser carries between the redirect to the provider and the callback, sealed so
@@ -128,9 +134,11 @@ impl OidcRegistry {
                 (
                     id.clone(),
                     Provider {
+                        identity_key: format!("config:{id}:{}", provider.issuer),
                         id: id.clone(),
                         config: provider,
                         mapping,
+                        tenant_scoped: false,
                     },
                 )
             })
@@ -190,8 +198,10 @@ impl OidcRegistry {
         .normalized(id);
         Ok(Provider {
             id: id.to_owned(),
+            identity_key: format!("tenant:{}:{}", row.id, config.issuer),
             config,
             mapping,
+            tenant_scoped: true,
         })
     }
 

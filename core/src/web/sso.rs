@@ -14,7 +14,6 @@ use super::session::{PageContext, cookie, safe_next};
 use super::ui::render_page;
 use crate::auth::claims;
 use crate::auth::oidc::{self, OidcError, VerifiedIdentity};
-use crate::domain::Role;
 use crate::store::accounts::{self, Account, NewAccount};
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::tenants;
@@ -223,7 +222,17 @@ async fn provision(
     let name = claims::lookup(&identity.claims, &config.name_claim)
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let account = match accounts::by_identity(&app.store, provider_id, &identity.subject)
+    let identity_key = provider.identity_key.as_str();
+    let deny = |detail: &str| {
+        AuditEvent::new(
+            tenant.as_ref().map(|t| t.id.as_str()),
+            &actor,
+            "session.sign_in",
+            Outcome::Denied,
+        )
+        .detail(detail.to_owned())
+    };
+    let account = match accounts::by_identity(&app.store, identity_key, &identity.subject)
         .await
         .map_err(unavailable)?
     {
@@ -275,12 +284,28 @@ async fn provision(
                     created
                 }
             };
-            accounts::link_identity(&app.store, provider_id, &identity.subject, &account.id)
-                .await
-                .map_err(unavailable)?;
             account
         }
     };
+    // A tenant's own provider vouches only for people of that tenant: an account that belongs
+    // elsewhere too, or runs the installation, is out of its reach (else a tenant admin with an
+    // identity provider of their own could sign in as anyone).
+    if provider.tenant_scoped {
+        let memberships = accounts::memberships(&app.store, &account.id)
+            .await
+            .map_err(unavailable)?;
+        let elsewhere = memberships
+            .iter()
+            .any(|m| tenant.as_ref().is_none_or(|t| t.id != m.tenant_id));
+        if account.platform_admin || elsewhere {
+            let event = deny(
+                "this account belongs to other tenants or runs the installation; a tenant's provider cannot sign it in",
+            )
+            .target("user", &account.id);
+            audit::record(&app.store, event, &page.origin).await;
+            return Ok(None);
+        }
+    }
     if account.disabled {
         let event = AuditEvent::new(
             tenant.as_ref().map(|t| t.id.as_str()),
@@ -293,7 +318,7 @@ async fn provision(
         audit::record(&app.store, event, &page.origin).await;
         return Ok(None);
     }
-    accounts::link_identity(&app.store, provider_id, &identity.subject, &account.id)
+    accounts::link_identity(&app.store, identity_key, &identity.subject, &account.id)
         .await
         .map_err(unavailable)?;
     // The provider is the source of truth for the roles it grants: apply them at every sign-in.
@@ -318,7 +343,10 @@ async fn provision(
             audit::record(&app.store, event, &page.origin).await;
         }
     }
-    if mapped.platform_admin != account.platform_admin && (mapped.platform_admin || account.password_hash.is_none()) {
+    if !provider.tenant_scoped
+        && mapped.platform_admin != account.platform_admin
+        && (mapped.platform_admin || account.password_hash.is_none())
+    {
         accounts::set_platform_admin(&app.store, &account.id, mapped.platform_admin)
             .await
             .map_err(unavailable)?;
@@ -327,7 +355,6 @@ async fn provision(
             .detail(if mapped.platform_admin { "granted" } else { "withdrawn" });
         audit::record(&app.store, event, &page.origin).await;
     }
-    let _ = Role::Viewer;
     accounts::by_id(&app.store, &account.id)
         .await
         .map(Some)
