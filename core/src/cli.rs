@@ -626,7 +626,7 @@ async fn user_command(config_file: &Option<PathBuf>, command: UserCommand) -> an
             let store = admin_store(config_file, &data).await?;
             let account = find(store.clone(), email).await?;
             let lifetime = config.auth.password_reset_lifetime.as_millis() as i64;
-            let token = accounts::create_password_reset(&store, &account.id, "cli", lifetime)
+            let token = accounts::create_password_reset(&store, &account.id, "cli", None, lifetime)
                 .await
                 .map_err(explain)?;
             let event = AuditEvent::new(None, "cli", "user.reset_link", Outcome::Success).target("user", &account.id);

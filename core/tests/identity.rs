@@ -968,3 +968,74 @@ async fn the_ui_speaks_german_including_validation_messages() {
     );
     s.stop().await;
 }
+
+both_backends!(an_admins_reset_link_stops_when_the_account_outgrows_the_tenant);
+async fn an_admins_reset_link_stops_when_the_account_outgrows_the_tenant(s: &TestServer) {
+    s.tenant("acme", Role::Viewer).await;
+    s.tenant("bravo", Role::Viewer).await;
+    account(
+        &s.store,
+        "boss@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let ana = account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::Agent)),
+        false,
+    )
+    .await;
+    let mut boss = Visitor::new(s);
+    boss.sign_in("boss@example.com", PASSWORD).await;
+    boss.get("/admin/users").await;
+    let made = boss
+        .post(&format!("/admin/users/{ana}/reset-link"), &[("via", "link")])
+        .await;
+    assert!(made.body.contains("id=\"reset-link\""), "{}", made.body);
+    let body = made.body.replace("&#x2F;", "/");
+    let token = body
+        .split("/reset?token=")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = format!("/reset?token={token}");
+    assert_eq!(
+        Visitor::new(s).get(&path).await.status,
+        200,
+        "works while Ana belongs to acme alone"
+    );
+    // Ana joins another tenant: acme's admin may no longer set her password.
+    let bravo = monti::store::tenants::by_slug(&s.store, "bravo")
+        .await
+        .unwrap()
+        .unwrap();
+    monti::store::accounts::grant_membership(&s.store, &ana, &bravo.id, Role::Supervisor, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(Visitor::new(s).get(&path).await.status, 403);
+    let mut v = Visitor::new(s);
+    v.get("/login").await;
+    let tried = v
+        .post(
+            "/reset",
+            &[
+                ("token", &token),
+                ("password", "taken over now!!"),
+                ("confirm", "taken over now!!"),
+            ],
+        )
+        .await;
+    assert_eq!(tried.status, 403);
+    assert_eq!(
+        Visitor::new(s).sign_in("ana@example.com", PASSWORD).await.status,
+        303,
+        "password unchanged"
+    );
+}

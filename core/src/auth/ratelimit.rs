@@ -120,6 +120,32 @@ impl Backoff {
         self.failed_at(key, Instant::now());
     }
 
+    /// Checks and counts an attempt as failed in one step, so concurrent attempts cannot all
+    /// pass the check before any is counted; call [`succeeded`](Self::succeeded) when it
+    /// turns out well.
+    pub fn attempt(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = failures.get(key) {
+            let until = f.last + self.delay(f.count);
+            if now < until && now.duration_since(f.last) < FORGET_AFTER {
+                return Err(until - now);
+            }
+        }
+        if failures.len() > PRUNE_ABOVE && !failures.contains_key(key) {
+            failures.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+        }
+        let entry = failures
+            .entry(key.to_owned())
+            .or_insert(Failures { count: 0, last: now });
+        if now.duration_since(entry.last) >= FORGET_AFTER {
+            entry.count = 0;
+        }
+        entry.count = entry.count.saturating_add(1);
+        entry.last = now;
+        Ok(())
+    }
+
     fn failed_at(&self, key: &str, now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() > PRUNE_ABOVE && !failures.contains_key(key) {

@@ -307,23 +307,29 @@ pub async fn link_identity(store: &Store, provider: &str, subject: &str, user_id
 }
 
 /// Creates a one-time password reset link token (only its hash is kept).
+/// Creates a one-time password reset link token (only its hash is kept). `tenant_id` is set
+/// when a tenant's admin made it: the link then only works while the account belongs to that
+/// tenant alone.
 pub async fn create_password_reset(
     store: &Store,
     user_id: &str,
     created_by: &str,
+    tenant_id: Option<&str>,
     lifetime_ms: i64,
 ) -> StoreResult<String> {
     let token = random_secret();
     let now = now_ms();
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
-            "INSERT INTO password_resets (token_hash, user_id, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO password_resets (token_hash, user_id, created_by, created_at, expires_at, tenant_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(hash_token(&token))
         .bind(user_id)
         .bind(created_by)
         .bind(now)
         .bind(now + lifetime_ms)
+        .bind(tenant_id)
         .execute(pool)
         .await
         .map(|_| ())
@@ -331,17 +337,29 @@ pub async fn create_password_reset(
     Ok(token)
 }
 
-/// The user a reset token is for, if it is unused and unexpired. Does not consume it.
+/// The user a reset token is for, if it is unused, unexpired and still within the reach of
+/// whoever made it. Does not consume it.
 pub async fn peek_password_reset(store: &Store, token: &str) -> StoreResult<Option<String>> {
-    Ok(on_db!(&store.db, |pool, DB| {
-        sqlx::query_scalar::<DB, String>(
-            "SELECT user_id FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    let found: Option<(String, Option<String>)> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, Option<String>)>(
+            "SELECT user_id, tenant_id FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
         )
         .bind(hash_token(token))
         .bind(now_ms())
         .fetch_optional(pool)
         .await
-    })?)
+    })?;
+    let Some((user_id, tenant_id)) = found else {
+        return Ok(None);
+    };
+    if let Some(tenant_id) = tenant_id {
+        let account = by_id(store, &user_id).await?;
+        let memberships = memberships(store, &user_id).await?;
+        if account.platform_admin || memberships.iter().any(|m| m.tenant_id != tenant_id) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(user_id))
 }
 
 /// Marks a reset token used; `None` when it was not valid (already used, expired, unknown).

@@ -358,19 +358,25 @@ async fn reset_link(
         .await;
     }
     let lifetime = app.config.auth.password_reset_lifetime;
-    let token =
-        match accounts::create_password_reset(&app.store, &member.id, scope.actor(), lifetime.as_millis() as i64).await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                return super::ui::error_page(
-                    &app,
-                    &Default::default(),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &e.to_string(),
-                );
-            }
-        };
+    let token = match accounts::create_password_reset(
+        &app.store,
+        &member.id,
+        scope.actor(),
+        Some(scope.tenant_id()),
+        lifetime.as_millis() as i64,
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            return super::ui::error_page(
+                &app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            );
+        }
+    };
     let link = format!("{}/reset?token={token}", app.config.public_url());
     if let (Some(mailer), Some("email")) = (&app.mailer, form_value(&form, "via")) {
         let locale = account

@@ -123,7 +123,7 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
         .sign_in_per_ip
         .check(&ip)
         .err()
-        .or_else(|| app.limits.sign_in_backoff.check(&account_key).err());
+        .or_else(|| app.limits.sign_in_backoff.attempt(&account_key).err());
     if let Some(wait) = limited {
         let seconds = retry_after_secs(wait);
         let event = AuditEvent::new(None, &account_key, "session.sign_in", Outcome::Denied)
@@ -155,7 +155,6 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
     let account = match account {
         Some(a) if verified && !a.disabled => a,
         other => {
-            app.limits.sign_in_backoff.failed(&account_key);
             let reason = match &other {
                 None => "unknown account",
                 Some(a) if a.disabled => "account disabled",
@@ -582,7 +581,7 @@ pub async fn change_password(
     let account = &signed.current.account;
     let mut errors = serde_json::Map::new();
     let key = format!("password-change:{}", account.id);
-    if let Err(wait) = app.limits.sign_in_backoff.check(&key) {
+    if let Err(wait) = app.limits.sign_in_backoff.attempt(&key) {
         errors.insert(
             "current".into(),
             json!(
@@ -601,7 +600,6 @@ pub async fn change_password(
         .await
         .unwrap_or(false);
     if !verified {
-        app.limits.sign_in_backoff.failed(&key);
         errors.insert(
             "current".into(),
             json!(signed.page.locale.text("account.wrong_password")),
@@ -754,8 +752,14 @@ pub async fn forgot(State(app): State<AppState>, page: PageContext, Form(form): 
         let account = accounts::by_email(&app.store, &email).await.ok().flatten();
         if let Some(account) = account.filter(|a| !a.disabled && a.password_hash.is_some()) {
             let lifetime = app.config.auth.password_reset_lifetime;
-            match accounts::create_password_reset(&app.store, &account.id, "self-service", lifetime.as_millis() as i64)
-                .await
+            match accounts::create_password_reset(
+                &app.store,
+                &account.id,
+                "self-service",
+                None,
+                lifetime.as_millis() as i64,
+            )
+            .await
             {
                 Ok(token) => {
                     let link = format!("{}/reset?token={token}", app.config.public_url());

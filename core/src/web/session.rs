@@ -112,8 +112,10 @@ pub fn origin_of(parts_headers: &HeaderMap, peer: Option<SocketAddr>, trust_forw
             parts_headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                // The entry our proxy appended is the last; earlier ones are the client's say.
+                .and_then(|v| v.rsplit(',').next())
                 .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
         })
         .flatten();
     Origin {
@@ -378,10 +380,17 @@ pub fn urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// A `next` target is followed only if it stays on this site.
+/// A `next` target is followed only if it stays on this site: a path starting with a single
+/// `/`, with no control characters or backslashes anywhere (browsers drop tabs and newlines and
+/// read `\` as `/`, which would turn `/\t/evil.example` into `//evil.example`).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.len() <= 2048
+                && !n.chars().any(|c| c.is_control() || c == '\\') =>
+        {
             n.to_owned()
         }
         _ => "/".to_owned(),
@@ -406,6 +415,8 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/a\\b")), "/");
         assert_eq!(safe_next(None), "/");
     }
 

@@ -1,0 +1,4 @@
+-- A reset link a tenant admin made remembers the tenant, so it stops working when the account
+-- later joins another tenant or runs the installation (PostgreSQL). Keep in step with
+-- ../sqlite/0005_reset_tenant.sql.
+ALTER TABLE password_resets ADD COLUMN tenant_id TEXT;
