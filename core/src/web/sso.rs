@@ -249,7 +249,7 @@ async fn provision(
                 audit::record(&app.store, event, &page.origin).await;
                 return Ok(None);
             };
-            let account = match accounts::by_email(&app.store, &email).await.map_err(unavailable)? {
+            match accounts::by_email(&app.store, &email).await.map_err(unavailable)? {
                 // Linking to an existing account needs an address the provider vouches for,
                 // or anyone able to set that address at the provider could take it over.
                 Some(existing) if email_verified => existing,
@@ -283,8 +283,7 @@ async fn provision(
                     audit::record(&app.store, event, &page.origin).await;
                     created
                 }
-            };
-            account
+            }
         }
     };
     // A tenant's own provider vouches only for people of that tenant: an account that belongs
