@@ -112,6 +112,10 @@ pub struct AuthConfig {
     /// Requests per second one API token may make (0 = unlimited), and the burst above that.
     pub api_rate_per_second: f64,
     pub api_burst: u32,
+    /// Let providers that tenant admins configure use plain http and private, loopback or
+    /// link-local addresses. Off by default: otherwise a tenant admin could make the server
+    /// fetch internal URLs. For tests and closed networks only.
+    pub tenant_providers_private: bool,
     /// Keys of an identity provider are read again on an unknown key id at most this often.
     #[serde(with = "human_duration")]
     pub key_refresh_interval: Duration,
@@ -236,6 +240,7 @@ impl Default for AuthConfig {
             sign_in_max_delay: Duration::from_secs(15 * 60),
             api_rate_per_second: 100.0,
             api_burst: 200,
+            tenant_providers_private: false,
             key_refresh_interval: Duration::from_secs(10),
             cors_origins: Vec::new(),
             oidc: BTreeMap::new(),

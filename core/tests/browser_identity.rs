@@ -387,7 +387,11 @@ async fn a_tenant_admin_configures_single_sign_on_for_their_tenant() {
     let Some(browser) = Browser::launch().await else { return };
     let idp_port = free_port();
     let issuer = format!("http://127.0.0.1:{idp_port}");
-    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    // The test provider runs on this machine over plain http; by default a tenant's provider
+    // must be public and https (see tokens.rs and the unit tests of auth::oidc).
+    let server = TestServer::start_with(Backend::Sqlite, |c| c.auth.tenant_providers_private = true)
+        .await
+        .unwrap();
     server.tenant("acme", Role::Viewer).await;
     server.tenant("other", Role::Viewer).await;
     let Some(mut idp) = OpenIdProvider::start(idp_port, &server.base).await else {

@@ -1039,3 +1039,63 @@ async fn an_admins_reset_link_stops_when_the_account_outgrows_the_tenant(s: &Tes
         "password unchanged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_provider_cannot_point_into_the_servers_network() {
+    let s = TestServer::start(common::Backend::Sqlite).await.unwrap();
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "ada@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut admin = Visitor::new(&s);
+    admin.sign_in("ada@example.com", PASSWORD).await;
+    admin.get("/admin/settings").await;
+    let fields = |issuer: &'static str| {
+        vec![
+            ("slug", "inside"),
+            ("display_name", "Inside"),
+            ("issuer", issuer),
+            ("client_id", "monti"),
+            ("roles_claim", "groups"),
+            ("role_map", "admins = viewer"),
+            ("enabled", "on"),
+        ]
+    };
+    let plain = admin
+        .post("/admin/settings/sso", &fields("http://sso.example.com"))
+        .await;
+    assert_eq!(plain.status, 422);
+    assert!(plain.body.contains("https"));
+    assert_eq!(
+        admin
+            .post("/admin/settings/sso", &fields("https://169.254.169.254/latest"))
+            .await
+            .status,
+        303
+    );
+    // Anyone may start a sign-in; the server refuses to call the internal address.
+    let started = Visitor::new(&s).get("/auth/oidc/inside/start").await;
+    assert_eq!(started.status, 503);
+    assert!(
+        !started.body.contains("169.254"),
+        "no internal details on the page: {}",
+        started.body
+    );
+    let params = ListParams(vec![
+        ("limit".into(), "50".into()),
+        ("outcome".into(), "failure".into()),
+    ]);
+    let log = monti::store::audit::list_platform(&s.store, &params).await.unwrap();
+    assert!(log.items.iter().any(|e| {
+        e.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("private or local address")
+    }));
+    s.stop().await;
+}

@@ -105,6 +105,8 @@ pub struct OidcRegistry {
     metadata: RwLock<HashMap<String, CachedMetadata>>,
     /// Keys are re-read on an unknown key at most this often per provider.
     refresh_interval: Duration,
+    /// Whether tenants' providers may live on private addresses (tests, closed networks).
+    tenant_providers_private: bool,
     /// States already used for a callback (per instance): a replayed callback fails even when
     /// the browser still sends the flow cookie.
     used_states: Mutex<HashMap<String, Instant>>,
@@ -150,6 +152,7 @@ impl OidcRegistry {
             public_url: config.public_url(),
             metadata: RwLock::new(HashMap::new()),
             refresh_interval: config.auth.key_refresh_interval,
+            tenant_providers_private: config.auth.tenant_providers_private,
             used_states: Mutex::new(HashMap::new()),
         }
     }
@@ -227,9 +230,28 @@ impl OidcRegistry {
         }
         let issuer = IssuerUrl::new(provider.config.issuer.clone())
             .map_err(|e| OidcError::Unavailable(format!("issuer URL: {e}")))?;
+        if provider.tenant_scoped && !self.tenant_providers_private {
+            reachable_publicly(&provider.config.issuer).await?;
+        }
         let discovered = ProviderMetadataWithLogout::discover_async(issuer, &self.http).await;
         match discovered {
             Ok(metadata) => {
+                if provider.tenant_scoped && !self.tenant_providers_private {
+                    // The discovery document names more addresses we will call or send people to.
+                    let mut urls = vec![metadata.jwks_uri().url().to_string()];
+                    urls.extend(metadata.token_endpoint().map(|u| u.url().to_string()));
+                    urls.extend(metadata.userinfo_endpoint().map(|u| u.url().to_string()));
+                    urls.extend(
+                        metadata
+                            .additional_metadata()
+                            .end_session_endpoint
+                            .as_ref()
+                            .map(|u| u.url().to_string()),
+                    );
+                    for url in urls {
+                        reachable_publicly(&url).await?;
+                    }
+                }
                 let metadata = Arc::new(metadata);
                 self.metadata.write().unwrap_or_else(|e| e.into_inner()).insert(
                     key,
@@ -465,6 +487,59 @@ fn verify(
     Ok(claims.subject().as_str().to_owned())
 }
 
+/// Refuses URLs that are not https or whose host resolves to a loopback, private, link-local,
+/// shared or otherwise non-public address, so a provider configured by a tenant cannot make the
+/// server call into its own network.
+pub async fn reachable_publicly(url: &str) -> Result<(), OidcError> {
+    let refuse = |why: &str| OidcError::Unavailable(format!("{url} is not allowed for a tenant's provider: {why}"));
+    let parsed = url::Url::parse(url).map_err(|_| refuse("not a URL"))?;
+    if parsed.scheme() != "https" {
+        return Err(refuse("it must use https"));
+    }
+    let host = parsed.host_str().ok_or_else(|| refuse("it has no host"))?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| refuse("its host name does not resolve"))?;
+    for address in addresses {
+        if !is_public(address.ip()) {
+            return Err(refuse("it points to a private or local address"));
+        }
+    }
+    Ok(())
+}
+
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
 /// An error with its causes, for messages that must say what actually went wrong.
 fn with_sources(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -515,4 +590,40 @@ pub fn verified_email(claims: &Value, email_claim: &str) -> (Option<String>, boo
         .get("email_verified")
         .is_some_and(|v| v == &Value::Bool(true) || v == "true");
     (email, verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tenant_provider_urls_must_be_https_and_public() {
+        assert!(reachable_publicly("http://example.com/").await.is_err());
+        assert!(reachable_publicly("https://127.0.0.1/").await.is_err());
+        assert!(reachable_publicly("https://169.254.169.254/latest").await.is_err());
+        assert!(reachable_publicly("https://localhost/").await.is_err());
+        assert!(reachable_publicly("not a url").await.is_err());
+    }
 }

@@ -359,6 +359,12 @@ async fn add_provider(
             return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
+    if !app.config.auth.tenant_providers_private && !input.issuer.starts_with("https://") {
+        let mut errors = Map::new();
+        errors.insert("issuer".into(), json!("must be an https URL"));
+        let message = Some(signed.page.locale.text("common.fix_errors"));
+        return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
     let reserved = app.oidc.configured_ids();
     let result = oidc_providers::create(&app.store, &scope, input, &reserved).await;
     provider_result(&app, &signed, &scope, "sign_in_provider.create", None, result).await

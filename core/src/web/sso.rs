@@ -31,6 +31,24 @@ pub async fn start(
     Path(provider): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
+    // Starting a sign-in makes the server talk to the provider: limit it like sign-in attempts.
+    if let Err(wait) = app
+        .limits
+        .sign_in_per_ip
+        .check(page.origin.ip.as_deref().unwrap_or_default())
+    {
+        let mut response = super::ui::error_page(
+            &app,
+            &HeaderMap::new(),
+            StatusCode::TOO_MANY_REQUESTS,
+            &page.locale.text("errors.too_many"),
+        );
+        let seconds = crate::auth::ratelimit::retry_after_secs(wait);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
     match app
         .oidc
         .begin(&app.store, &provider, &safe_next(q.next.as_deref()))
@@ -371,8 +389,16 @@ async fn failure(app: &AppState, page: &PageContext, provider: &str, error: Oidc
         .detail(error.to_string());
     audit::record(&app.store, event, &page.origin).await;
     tracing::info!(provider, error = %error, "single sign-on failed");
+    // People see what they can act on; the details (addresses, provider messages) go to the
+    // audit log and the server log, not to a page anyone can provoke.
+    let shown = match &error {
+        OidcError::UnknownProvider(_) => page.locale.text("sso.unknown"),
+        OidcError::Unavailable(_) => page.locale.text("sso.unavailable"),
+        OidcError::InvalidFlow(_) => page.locale.text("sso.invalid_flow"),
+        OidcError::Refused(_) | OidcError::InvalidToken(_) => page.locale.text("sso.refused"),
+    };
     let mut context = tera::Context::new();
-    context.insert("error", &error.to_string());
+    context.insert("error", &shown);
     context.insert("next", "/");
     context.insert("local_login", &app.config.auth.local_login);
     let providers: Vec<_> = app
