@@ -444,6 +444,13 @@ impl OidcRegistry {
         let provider = self.provider(store, provider_id).await.ok()?;
         let metadata = self.metadata(&provider, false).await.ok()?;
         let endpoint = metadata.additional_metadata().end_session_endpoint.clone()?;
+        // A tenant's provider may only send people to its own host at sign-out.
+        if provider.tenant_scoped {
+            let issuer_host = url::Url::parse(&provider.config.issuer).ok()?.host_str()?.to_owned();
+            if endpoint.url().host_str() != Some(issuer_host.as_str()) {
+                return None;
+            }
+        }
         let mut request = openidconnect::LogoutRequest::from(endpoint)
             .set_client_id(ClientId::new(provider.config.client_id.clone()));
         if let Ok(uri) = PostLogoutRedirectUrl::new(format!("{}/login?notice=login.signed_out", self.public_url)) {

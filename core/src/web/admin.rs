@@ -283,6 +283,17 @@ pub fn tenant_scope(
     }
 }
 
+/// The page for a storage failure: the details go to the log, not to the page.
+pub fn unavailable(app: &AppState, signed: &SignedIn, error: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(error = %error, target = %signed.page.target, "admin page: storage failed");
+    super::ui::error_page(
+        app,
+        &Default::default(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        &signed.page.locale.text("errors.unavailable"),
+    )
+}
+
 /// The "not allowed" page; the refusal goes to the audit log.
 pub fn forbidden(app: &AppState, signed: &SignedIn) -> Response {
     let current = &signed.current;

@@ -104,12 +104,7 @@ async fn users_view(
     let page = match resource::list::<Member>(&app.store, &scope, &ListParams(params)).await {
         Ok(p) => p,
         Err(e) => {
-            return super::ui::error_page(
-                app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return super::admin::unavailable(app, signed, &e);
         }
     };
     let mut context = tera::Context::new();
@@ -178,12 +173,7 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
                 )
                 .await
             }
-            Err(e) => super::ui::error_page(
-                &app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            ),
+            Err(e) => super::admin::unavailable(&app, &signed, &e),
         },
     }
 }
@@ -268,12 +258,7 @@ async fn update_user(
                 )
                 .await
             }
-            Err(e) => super::ui::error_page(
-                &app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            ),
+            Err(e) => super::admin::unavailable(&app, &signed, &e),
         },
     }
 }
@@ -369,12 +354,7 @@ async fn reset_link(
     {
         Ok(t) => t,
         Err(e) => {
-            return super::ui::error_page(
-                &app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return super::admin::unavailable(&app, &signed, &e);
         }
     };
     let link = format!("{}/reset?token={token}", app.config.public_url());
@@ -559,12 +539,7 @@ async fn create_token(
             Ok((errors, message)) => {
                 tokens_view(&app, &signed, message, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            Err(e) => super::ui::error_page(
-                &app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            ),
+            Err(e) => super::admin::unavailable(&app, &signed, &e),
         },
     }
 }
@@ -685,7 +660,10 @@ async fn audit_page(
     let params = audit_params(&query, "100");
     let (entries, next, error) = match resource::list::<AuditRow>(&app.store, &scope, &params).await {
         Ok(page) => (page.items, page.next_cursor, None),
-        Err(e) => (Vec::new(), None, Some(e.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "audit page: cannot list entries");
+            (Vec::new(), None, Some(signed.page.locale.text("errors.unavailable")))
+        }
     };
     let rows: Vec<Value> = entries.iter().map(entry_row).collect();
     let filters: Map<String, Value> = query

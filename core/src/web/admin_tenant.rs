@@ -51,12 +51,7 @@ async fn settings_view(
     let tenant = match tenants::current(&app.store, &scope).await {
         Ok(t) => t,
         Err(e) => {
-            return super::ui::error_page(
-                app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return super::admin::unavailable(app, signed, &e);
         }
     };
     let providers: Vec<Value> = app
@@ -146,12 +141,7 @@ async fn save_settings(
                 )
                 .await
             }
-            Err(e) => super::ui::error_page(
-                &app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            ),
+            Err(e) => super::admin::unavailable(&app, &signed, &e),
         },
     }
 }
@@ -215,12 +205,7 @@ async fn create_tenant(
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 tenants_view(&app, &signed, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            Err(e) => super::ui::error_page(
-                &app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            ),
+            Err(e) => super::admin::unavailable(&app, &signed, &e),
         },
     }
 }
@@ -333,12 +318,7 @@ async fn provider_result(
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
                 settings_view(app, signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            Err(e) => super::ui::error_page(
-                app,
-                &Default::default(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            ),
+            Err(e) => super::admin::unavailable(app, signed, &e),
         },
     }
 }

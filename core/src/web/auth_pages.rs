@@ -160,7 +160,12 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
                 Some(a) if a.disabled => "account disabled",
                 Some(_) => "wrong password",
             };
-            record_sign_in_failure(&app, &page, other.as_ref(), &account_key, reason).await;
+            // Recorded after answering, so a failure for a known account takes no longer than
+            // one for an unknown address.
+            let (app2, page2, account, key) = (app.clone(), page.clone(), other.clone(), account_key.clone());
+            tokio::spawn(async move {
+                record_sign_in_failure(&app2, &page2, account.as_ref(), &key, reason).await;
+            });
             return fail(StatusCode::UNAUTHORIZED, page.locale.text("login.failed"), None);
         }
     };
@@ -740,6 +745,58 @@ pub struct ForgotForm {
 /// Sends a reset link when the address belongs to an account with a password. The answer is
 /// the same either way, and arrives before the mail is sent, so nobody learns which addresses
 /// have accounts.
+/// Creates a reset link for an account with a password and mails it.
+async fn send_reset_email(
+    app: &AppState,
+    mailer: std::sync::Arc<crate::mail::Mailer>,
+    email: &str,
+    fallback_locale: Locale,
+    origin: &crate::store::audit::Origin,
+) {
+    let account = accounts::by_email(&app.store, email).await.ok().flatten();
+    let Some(account) = account.filter(|a| !a.disabled && a.password_hash.is_some()) else {
+        return;
+    };
+    let lifetime = app.config.auth.password_reset_lifetime;
+    let created = accounts::create_password_reset(
+        &app.store,
+        &account.id,
+        "self-service",
+        None,
+        lifetime.as_millis() as i64,
+    )
+    .await;
+    let token = match created {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create a reset link");
+            return;
+        }
+    };
+    let link = format!("{}/reset?token={token}", app.config.public_url());
+    let locale = account
+        .locale
+        .as_deref()
+        .and_then(Locale::parse)
+        .unwrap_or(fallback_locale);
+    let hours = (lifetime.as_secs() / 3600).max(1);
+    let outcome = match mailer
+        .send_reset(&account.email, &account.display_name, &link, hours, locale)
+        .await
+    {
+        Ok(()) => Outcome::Success,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot send the reset email");
+            Outcome::Failure
+        }
+    };
+    for tenant in accounts::memberships(&app.store, &account.id).await.unwrap_or_default() {
+        let event = AuditEvent::new(Some(&tenant.tenant_id), &account.email, "user.reset_email", outcome)
+            .target("user", &account.id);
+        audit::record(&app.store, event, origin).await;
+    }
+}
+
 pub async fn forgot(State(app): State<AppState>, page: PageContext, Form(form): Form<ForgotForm>) -> Response {
     let Some(mailer) = app.mailer.clone() else {
         return Redirect::to("/login").into_response();
@@ -749,43 +806,10 @@ pub async fn forgot(State(app): State<AppState>, page: PageContext, Form(form): 
     // Per client and per address: a reset form cannot be used to flood a mailbox.
     let limited = app.limits.sign_in_per_ip.check(&ip).is_err() || app.limits.reset_emails.check(&email).is_err();
     if !limited {
-        let account = accounts::by_email(&app.store, &email).await.ok().flatten();
-        if let Some(account) = account.filter(|a| !a.disabled && a.password_hash.is_some()) {
-            let lifetime = app.config.auth.password_reset_lifetime;
-            match accounts::create_password_reset(
-                &app.store,
-                &account.id,
-                "self-service",
-                None,
-                lifetime.as_millis() as i64,
-            )
-            .await
-            {
-                Ok(token) => {
-                    let link = format!("{}/reset?token={token}", app.config.public_url());
-                    let locale = account.locale.as_deref().and_then(Locale::parse).unwrap_or(page.locale);
-                    let (name, to) = (account.display_name.clone(), account.email.clone());
-                    let hours = lifetime.as_secs() / 3600;
-                    let store = app.store.clone();
-                    let origin = page.origin.clone();
-                    tokio::spawn(async move {
-                        let outcome = match mailer.send_reset(&to, &name, &link, hours.max(1), locale).await {
-                            Ok(()) => Outcome::Success,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot send the reset email");
-                                Outcome::Failure
-                            }
-                        };
-                        for tenant in accounts::memberships(&store, &account.id).await.unwrap_or_default() {
-                            let event = AuditEvent::new(Some(&tenant.tenant_id), &to, "user.reset_email", outcome)
-                                .target("user", &account.id);
-                            audit::record(&store, event, &origin).await;
-                        }
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot create a reset link"),
-            }
-        }
+        // Everything after the rate limits happens after answering: the response takes as long
+        // whether or not the address has an account.
+        let (app, locale, origin) = (app.clone(), page.locale, page.origin.clone());
+        tokio::spawn(async move { send_reset_email(&app, mailer, &email, locale, &origin).await });
     }
     let mut context = tera::Context::new();
     context.insert("sent", &true);
