@@ -686,6 +686,87 @@ async fn new_page<R: Guarded + Writable>(
     .await
 }
 
+/// Why a submitted form is shown again: field errors, a message, and the status to answer with.
+struct Rejected {
+    errors: Map<String, Value>,
+    message: Option<String>,
+    status: StatusCode,
+}
+
+/// Reads a form into the typed input the store takes; values that cannot even be read are
+/// field errors.
+fn typed_input<T: serde::de::DeserializeOwned>(
+    spec: &Spec,
+    form: &[(String, String)],
+    creating: bool,
+    locale: Locale,
+) -> (Map<String, Value>, Result<T, Rejected>) {
+    let (body, errors) = form_to_json(spec, form, creating);
+    let input = if errors.is_empty() {
+        serde_json::from_value::<T>(Value::Object(body.clone())).map_err(|e| Rejected {
+            errors: Map::new(),
+            message: Some(e.to_string()),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        })
+    } else {
+        Err(Rejected {
+            errors,
+            message: Some(locale.text("common.fix_errors")),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        })
+    };
+    (body, input)
+}
+
+/// A store error as a rejection of the form, or the error page when it is not about the input.
+fn rejected(error: StoreError, locale: Locale) -> Result<Rejected, StoreError> {
+    let status = match &error {
+        StoreError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let (errors, message) = field_errors(error, locale)?;
+    Ok(Rejected {
+        errors,
+        message,
+        status,
+    })
+}
+
+/// The outcome of a create or update: the audit entry and the list on success, the form again
+/// with its errors otherwise.
+#[allow(clippy::too_many_arguments)]
+async fn finish_write<R: Guarded + Writable>(
+    app: &AppState,
+    signed: &SignedIn,
+    scope: &TenantScope,
+    spec: &'static Spec,
+    verb: &str,
+    id: Option<&str>,
+    version: Option<i64>,
+    before: Option<Value>,
+    body: &Map<String, Value>,
+    result: Result<R, Rejected>,
+) -> Response {
+    match result {
+        Ok(row) => {
+            let row_id = row.id().to_owned();
+            let after = serde_json::to_value(row.view()).ok();
+            let action = format!("{}.{verb}", R::KIND.replace(' ', "_"));
+            let event = AuditEvent::in_tenant(scope, &action, Outcome::Success)
+                .target(R::KIND, &row_id)
+                .change(before, after);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
+        }
+        Err(r) => {
+            form_page(
+                app, signed, scope, spec, id, version, body, r.errors, r.message, true, r.status,
+            )
+            .await
+        }
+    }
+}
+
 async fn create<R: Guarded + Writable>(
     spec: &'static Spec,
     State(app): State<AppState>,
@@ -697,69 +778,18 @@ async fn create<R: Guarded + Writable>(
         Err(r) => return *r,
     };
     let locale = signed.page.locale;
-    let (body, mut errors) = form_to_json(spec, &form, true);
-    let result = if errors.is_empty() {
-        match serde_json::from_value::<R::Create>(Value::Object(body.clone())) {
-            Ok(input) => Some(resource::create::<R>(&app.store, &scope, input).await),
-            Err(e) => {
-                errors.insert("_form".into(), json!(e.to_string()));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    match result {
-        Some(Ok(row)) => {
-            let id = row.id().to_owned();
-            let after = serde_json::to_value(row.view()).ok();
-            let event = AuditEvent::in_tenant(
-                &scope,
-                &format!("{}.create", R::KIND.replace(' ', "_")),
-                Outcome::Success,
-            )
-            .target(R::KIND, &id)
-            .change(None, after);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
-        }
-        Some(Err(e)) => match field_errors(e, locale) {
-            Ok((errors, message)) => {
-                form_page(
-                    &app,
-                    &signed,
-                    &scope,
-                    spec,
-                    None,
-                    None,
-                    &body,
-                    errors,
-                    message,
-                    true,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
-            }
-            Err(e) => store_error_page(&app, &signed, e),
+    let (body, input) = typed_input::<R::Create>(spec, &form, true, locale);
+    let result = match input {
+        Ok(input) => match resource::create::<R>(&app.store, &scope, input).await {
+            Ok(row) => Ok(row),
+            Err(e) => match rejected(e, locale) {
+                Ok(r) => Err(r),
+                Err(e) => return store_error_page(&app, &signed, e),
+            },
         },
-        None => {
-            let message = errors.remove("_form").and_then(|v| v.as_str().map(str::to_owned));
-            form_page(
-                &app,
-                &signed,
-                &scope,
-                spec,
-                None,
-                None,
-                &body,
-                errors,
-                message.or(Some(locale.text("common.fix_errors"))),
-                true,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+        Err(r) => Err(r),
+    };
+    finish_write::<R>(&app, &signed, &scope, spec, "create", None, None, None, &body, result).await
 }
 
 async fn edit_page<R: Guarded + Writable>(
@@ -822,74 +852,30 @@ async fn update<R: Guarded + Writable>(
         Err(e) => return store_error_page(&app, &signed, e),
     };
     let before = serde_json::to_value(before.view()).ok();
-    let (body, mut errors) = form_to_json(spec, &form, false);
-    let result = if errors.is_empty() {
-        match serde_json::from_value::<R::Update>(Value::Object(body.clone())) {
-            Ok(input) => Some(resource::update::<R>(&app.store, &scope, &id, version, input).await),
-            Err(e) => {
-                errors.insert("_form".into(), json!(e.to_string()));
-                None
-            }
-        }
-    } else {
-        None
+    let (body, input) = typed_input::<R::Update>(spec, &form, false, locale);
+    let result = match input {
+        Ok(input) => match resource::update::<R>(&app.store, &scope, &id, version, input).await {
+            Ok(row) => Ok(row),
+            Err(e) => match rejected(e, locale) {
+                Ok(r) => Err(r),
+                Err(e) => return store_error_page(&app, &signed, e),
+            },
+        },
+        Err(r) => Err(r),
     };
-    match result {
-        Some(Ok(row)) => {
-            let after = serde_json::to_value(row.view()).ok();
-            let event = AuditEvent::in_tenant(
-                &scope,
-                &format!("{}.update", R::KIND.replace(' ', "_")),
-                Outcome::Success,
-            )
-            .target(R::KIND, &id)
-            .change(before, after);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
-        }
-        Some(Err(e)) => {
-            let status = match &e {
-                StoreError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            match field_errors(e, locale) {
-                Ok((errors, message)) => {
-                    form_page(
-                        &app,
-                        &signed,
-                        &scope,
-                        spec,
-                        Some(&id),
-                        version,
-                        &body,
-                        errors,
-                        message,
-                        true,
-                        status,
-                    )
-                    .await
-                }
-                Err(e) => store_error_page(&app, &signed, e),
-            }
-        }
-        None => {
-            let message = errors.remove("_form").and_then(|v| v.as_str().map(str::to_owned));
-            form_page(
-                &app,
-                &signed,
-                &scope,
-                spec,
-                Some(&id),
-                version,
-                &body,
-                errors,
-                message.or(Some(locale.text("common.fix_errors"))),
-                true,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    finish_write::<R>(
+        &app,
+        &signed,
+        &scope,
+        spec,
+        "update",
+        Some(&id),
+        version,
+        before,
+        &body,
+        result,
+    )
+    .await
 }
 
 async fn delete<R: Guarded + Writable>(
