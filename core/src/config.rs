@@ -187,6 +187,8 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// Memory for cached list pages (0 turns the cache off).
     pub list_cache_bytes: usize,
+    /// Largest event batch accepted by `POST /api/v1/events`, in bytes.
+    pub max_ingest_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
 }
@@ -278,6 +280,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             list_cache_bytes: 64 * 1024 * 1024,
+            max_ingest_bytes: 16 * 1024 * 1024,
             trust_forwarded_for: false,
         }
     }

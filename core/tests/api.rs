@@ -1007,3 +1007,97 @@ async fn list_pages_carry_etags_and_never_go_stale(s: &TestServer) {
         1
     );
 }
+
+both_backends!(events_are_ingested_one_result_each);
+async fn events_are_ingested_one_result_each(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let viewer = s.tenant("acme", Role::Viewer).await;
+    s.post("/api/v1/agents", &admin, json!({ "name": "Ana", "extension": "1001" }))
+        .await
+        .expect(201);
+    s.post("/api/v1/queues", &admin, json!({ "name": "Sales" }))
+        .await
+        .expect(201);
+    let now = chrono::Utc::now();
+    let at = now.to_rfc3339();
+    let old = (now - chrono::Duration::days(30)).to_rfc3339();
+    let batch = json!([
+        { "id": "e1", "source": "pbx1", "at": at, "type": "agent_login", "agent": "1001" },
+        { "id": "e2", "source": "pbx1", "at": at, "type": "caller_join", "queue": "Sales", "call": "c1" },
+        { "id": "e1", "source": "pbx1", "at": at, "type": "agent_login", "agent": "1001" },
+        { "id": "e3", "source": "pbx1", "at": old, "type": "agent_logout", "agent": "1001" },
+        { "id": "e4", "source": "pbx1", "at": at, "type": "agent_state", "agent": "9999", "state": "available" },
+        { "id": "e5", "source": "pbx1", "at": at, "type": "agent_dance", "agent": "1001" },
+    ]);
+    let reply = s.post("/api/v1/events", &admin, batch.clone()).await;
+    reply.expect(200);
+    assert_eq!(
+        (
+            reply.body["accepted"].as_u64(),
+            reply.body["duplicates"].as_u64(),
+            reply.body["rejected"].as_u64()
+        ),
+        (Some(2), Some(1), Some(3))
+    );
+    let results = reply.body["results"].as_array().unwrap();
+    let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        vec!["accepted", "accepted", "duplicate", "rejected", "rejected", "rejected"]
+    );
+    assert_eq!(results[3]["errors"][0]["pointer"], "/at");
+    assert_eq!(results[4]["errors"][0]["pointer"], "/agent");
+    assert!(
+        results[5]["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("agent_dance")
+    );
+    // Sent again: everything that was accepted is a duplicate now.
+    let again = s.post("/api/v1/events", &admin, batch).await;
+    assert_eq!(again.body["accepted"], 0);
+    assert_eq!(again.body["duplicates"], 3);
+    // NDJSON, with a line that is not JSON.
+    let ndjson = format!(
+        "{}\nnot json\n\n{}\n",
+        json!({ "id": "n1", "source": "crm", "at": at, "type": "agent_logout", "agent": "1001" }),
+        json!({ "id": "n2", "source": "crm", "at": at, "type": "caller_leave", "queue": "Sales", "call": "c1", "reason": "abandon", "wait_s": 12.5 })
+    );
+    let lines = s
+        .client
+        .post(s.url("/api/v1/events"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    let lines = common::Reply::from(lines).await;
+    lines.expect(200);
+    assert_eq!(lines.body["accepted"], 2);
+    assert_eq!(lines.body["rejected"], 1);
+    assert_eq!(lines.body["results"][1]["status"], "rejected");
+    // Only tenant admins send events; other tenants see none of them.
+    s.post("/api/v1/events", &viewer, json!([])).await.expect_problem(403);
+    let text = s
+        .client
+        .post(s.url("/api/v1/events"))
+        .bearer_auth(&admin)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 415);
+    let other = s.tenant("other", Role::TenantAdmin).await;
+    let foreign = s
+        .post(
+            "/api/v1/events",
+            &other,
+            json!([{ "id": "e1", "source": "pbx1", "at": at, "type": "agent_login", "agent": "1001" }]),
+        )
+        .await;
+    assert_eq!(
+        foreign.body["rejected"], 1,
+        "acme's agents are unknown to another tenant"
+    );
+}

@@ -66,10 +66,12 @@ pub enum Area {
     Audit,
     /// Other members' sign-in sessions.
     Sessions,
+    /// Sending events (PBX connectors, CRMs, the simulator).
+    Ingest,
 }
 
 impl Area {
-    pub const ALL: [Area; 7] = [
+    pub const ALL: [Area; 8] = [
         Area::Configuration,
         Area::Users,
         Area::Tokens,
@@ -77,6 +79,7 @@ impl Area {
         Area::Tenants,
         Area::Audit,
         Area::Sessions,
+        Area::Ingest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Area {
             Area::Tenants => "tenants",
             Area::Audit => "the audit log",
             Area::Sessions => "sessions",
+            Area::Ingest => "events",
         }
     }
 }
@@ -148,7 +152,7 @@ pub fn permits(role: Role, action: Action, area: Area) -> bool {
         (Role::TenantAdmin, _) => true,
         (Role::Supervisor, Configuration | Users | TenantSettings) => action == Read,
         (Role::Agent | Role::Viewer, Configuration | TenantSettings) => action == Read,
-        (Role::Supervisor | Role::Agent | Role::Viewer, Tokens | Audit | Sessions | Users) => false,
+        (Role::Supervisor | Role::Agent | Role::Viewer, Tokens | Audit | Sessions | Users | Ingest) => false,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod entities;
+pub mod events;
 pub mod list;
 pub mod oidc_providers;
 pub mod resource;

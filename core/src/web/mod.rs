@@ -6,6 +6,7 @@ pub mod admin_tenant;
 pub mod api;
 pub mod auth_pages;
 pub mod extract;
+pub mod ingest;
 pub mod list_cache;
 pub mod openapi;
 pub mod ops;
@@ -92,6 +93,8 @@ pub struct AppState {
     pub jwt: Arc<crate::auth::jwt::JwtVerifier>,
     /// `None` when no SMTP server is configured.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Agent and queue names per tenant, for checking ingested events.
+    pub ingest: Arc<ingest::Directories>,
 }
 
 impl AppState {
@@ -113,6 +116,7 @@ impl AppState {
             oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
             mailer,
+            ingest: Arc::new(ingest::Directories::default()),
             config: Arc::new(config),
         })
     }
@@ -147,7 +151,13 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_tenant::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
     let hsts = state.config.public_url().starts_with("https://");
-    let api = api::router().layer(middleware::from_fn_with_state(state.clone(), audit_denials));
+    // Event batches may be larger than other requests.
+    let events = Router::new()
+        .route("/events", post(ingest::post_events))
+        .layer(DefaultBodyLimit::max(state.config.http.max_ingest_bytes));
+    let api = api::router()
+        .merge(events)
+        .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
         api
     } else {

@@ -325,6 +325,22 @@ fn custom_operations(doc: &mut Doc) {
     standard_errors(&mut op, &["401", "403", "404"]);
     doc.operation("/api/v1/tokens/{id}", "delete", op);
 
+    // Events.
+    let result = doc.schema::<crate::web::ingest::IngestResult>();
+    doc.schema::<crate::web::ingest::ItemResult>();
+    doc.tag(
+        "events",
+        "Contact-center events from PBX connectors, CRMs and scripts (tenant admin tokens). Format: docs/events.md.",
+    );
+    let mut op = json!({ "tags": ["events"], "operationId": "post_events", "summary": "Send events",
+        "description": "A JSON array (`application/json`) or one event per line (`application/x-ndjson`), at most 10,000 per request. Each event gets its own result: `accepted` (stored before this answer), `duplicate` (the same source and id was stored before) or `rejected` with the reasons. Agents are named by id, extension or interface; queues by id or name.",
+        "requestBody": { "required": true, "content": {
+            "application/json": { "schema": { "type": "array", "items": { "type": "object" } } },
+            "application/x-ndjson": { "schema": { "type": "string" } } } },
+        "responses": { "200": json_response("One result per event", schema_ref(&result)) } });
+    standard_errors(&mut op, &["400", "401", "403", "413", "415"]);
+    doc.operation("/api/v1/events", "post", op);
+
     // Audit log.
     let entry = doc.schema::<AuditEntry>();
     doc.tag(
