@@ -1101,3 +1101,109 @@ async fn events_are_ingested_one_result_each(s: &TestServer) {
         "acme's agents are unknown to another tenant"
     );
 }
+
+both_backends!(ingested_events_move_the_live_floor);
+async fn ingested_events_move_the_live_floor(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let north = seed_team(s, &admin, "North").await;
+    let south = seed_team(s, &admin, "South").await;
+    let ana = s
+        .post(
+            "/api/v1/agents",
+            &admin,
+            json!({ "name": "Ana", "team_id": north, "extension": "1001" }),
+        )
+        .await
+        .id();
+    s.post(
+        "/api/v1/agents",
+        &admin,
+        json!({ "name": "Ben", "team_id": south, "interface": "PJSIP/1002" }),
+    )
+    .await
+    .expect(201);
+    let queue = s
+        .post(
+            "/api/v1/queues",
+            &admin,
+            json!({ "name": "Sales", "sl_threshold_s": 20 }),
+        )
+        .await
+        .id();
+    s.put(
+        &format!("/api/v1/queues/{queue}/members"),
+        &admin,
+        json!([{ "agent_id": ana }]),
+    )
+    .await
+    .expect(200);
+    let now = chrono::Utc::now();
+    let at = |s: i64| (now - chrono::Duration::seconds(60 - s)).to_rfc3339();
+    let batch = json!([
+        { "id": "1", "source": "pbx", "at": at(0), "type": "agent_login", "agent": "1001" },
+        { "id": "2", "source": "pbx", "at": at(1), "type": "agent_state", "agent": "PJSIP/1002", "state": "paused", "reason": "lunch" },
+        { "id": "3", "source": "pbx", "at": at(2), "type": "caller_join", "queue": "Sales", "call": "c1" },
+        { "id": "4", "source": "pbx", "at": at(3), "type": "caller_join", "queue": "Sales", "call": "c2" },
+        { "id": "5", "source": "pbx", "at": at(10), "type": "caller_answer", "queue": "Sales", "call": "c1", "agent": "1001", "wait_s": 8.0 },
+        { "id": "6", "source": "pbx", "at": at(40), "type": "caller_leave", "queue": "Sales", "call": "c2", "reason": "abandon", "wait_s": 37.0 },
+    ]);
+    s.post("/api/v1/events", &admin, batch).await.expect(200);
+    let snap = s.get("/api/v1/live/snapshot", &admin).await;
+    snap.expect(200);
+    let agents = snap.body["agents"].as_array().unwrap();
+    let state_of = |name: &str| agents.iter().find(|a| a["name"] == name).unwrap().clone();
+    assert_eq!(state_of("Ana")["state"], "on_queue_call");
+    assert_eq!(state_of("Ben")["state"], "paused");
+    assert_eq!(state_of("Ben")["reason"], "lunch");
+    assert_eq!(snap.body["states"]["on_queue_call"], 1);
+    let sales = &snap.body["queues"][0];
+    assert_eq!(sales["name"], "Sales");
+    assert_eq!(sales["waiting"], 0);
+    assert_eq!(sales["today"]["offered"], 2);
+    assert_eq!(sales["today"]["answered"], 1);
+    assert_eq!(sales["today"]["abandoned"], 1);
+    assert_eq!(
+        sales["today"]["service_level"], 0.5,
+        "1 of (1 answered + 1 abandoned) within 20 s"
+    );
+    assert_eq!(sales["today"]["asa_s"], 8.0);
+    assert_eq!(sales["agents"]["on_queue_call"], 1);
+    // A late event does not rewind Ana.
+    s.post("/api/v1/events", &admin, json!([{ "id": "7", "source": "pbx", "at": at(5), "type": "agent_state", "agent": "1001", "state": "available" }])).await.expect(200);
+    assert_eq!(
+        s.get("/api/v1/live/snapshot", &admin).await.body["agents"][0]["state"],
+        "on_queue_call"
+    );
+    // A new agent appears on the floor, and the others keep their states.
+    s.post("/api/v1/agents", &admin, json!({ "name": "Cem", "team_id": north }))
+        .await
+        .expect(201);
+    let after = s.get("/api/v1/live/snapshot", &admin).await;
+    assert_eq!(after.body["agents"].as_array().unwrap().len(), 3);
+    assert_eq!(after.body["states"]["paused"], 1);
+    assert_eq!(after.body["states"]["logged_out"], 1);
+    // A supervisor token scoped to North sees only North; agents see no floor.
+    let scoped = s
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            json!({ "name": "north", "role": "supervisor", "team_scope": [north] }),
+        )
+        .await;
+    let scoped = scoped.body["secret"].as_str().unwrap().to_owned();
+    let north_view = s.get("/api/v1/live/snapshot", &scoped).await;
+    let names: Vec<&str> = north_view.body["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Ana", "Cem"]);
+    assert_eq!(north_view.body["teams"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        north_view.body["states"]["paused"], 0,
+        "Ben (South) is not counted for North"
+    );
+    let agent = s.tenant("acme", Role::Agent).await;
+    s.get("/api/v1/live/snapshot", &agent).await.expect_problem(403);
+}

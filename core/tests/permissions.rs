@@ -71,6 +71,8 @@ fn area_of(path: &str) -> Option<Area> {
         "tenant" => Area::TenantSettings,
         "tenants" => Area::Tenants,
         "audit" => Area::Audit,
+        "events" => Area::Ingest,
+        "live" => Area::Live,
         _ => return None,
     })
 }

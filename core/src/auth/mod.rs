@@ -68,10 +68,12 @@ pub enum Area {
     Sessions,
     /// Sending events (PBX connectors, CRMs, the simulator).
     Ingest,
+    /// The live floor: agent states, queue figures.
+    Live,
 }
 
 impl Area {
-    pub const ALL: [Area; 8] = [
+    pub const ALL: [Area; 9] = [
         Area::Configuration,
         Area::Users,
         Area::Tokens,
@@ -80,6 +82,7 @@ impl Area {
         Area::Audit,
         Area::Sessions,
         Area::Ingest,
+        Area::Live,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +95,7 @@ impl Area {
             Area::Audit => "the audit log",
             Area::Sessions => "sessions",
             Area::Ingest => "events",
+            Area::Live => "the live floor",
         }
     }
 }
@@ -150,6 +154,8 @@ pub fn permits(role: Role, action: Action, area: Area) -> bool {
         (Role::PlatformAdmin, _) => false,
         (_, Tenants) => false,
         (Role::TenantAdmin, _) => true,
+        (Role::Supervisor | Role::Viewer, Live) => action == Read,
+        (Role::Agent, Live) => false,
         (Role::Supervisor, Configuration | Users | TenantSettings) => action == Read,
         (Role::Agent | Role::Viewer, Configuration | TenantSettings) => action == Read,
         (Role::Supervisor | Role::Agent | Role::Viewer, Tokens | Audit | Sessions | Users | Ingest) => false,

@@ -7,6 +7,7 @@
 //! rewinds the agent's current state.
 
 pub mod queue;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -129,6 +130,37 @@ impl TenantLive {
                 bump(c);
             }
         }
+    }
+
+    /// Another name events may use for an agent (extension, interface).
+    pub fn add_agent_alias(&mut self, alias: &str, slot: u32) {
+        self.agent_index.entry(Arc::from(alias)).or_insert(slot);
+    }
+
+    /// Another name events may use for a queue (its name).
+    pub fn add_queue_alias(&mut self, alias: &str, slot: u32) {
+        self.queue_index.entry(Arc::from(alias)).or_insert(slot);
+    }
+
+    /// Puts an agent back into a state it had (when the floor is rebuilt after a change).
+    pub fn restore(&mut self, slot: u32, from: &AgentLive) {
+        let Some(agent) = self.agents.get(slot as usize) else {
+            return;
+        };
+        let previous = agent.state;
+        let member = std::mem::take(&mut self.agents[slot as usize].member);
+        self.count(&member, previous, -1);
+        self.count(&member, from.state, 1);
+        let agent = &mut self.agents[slot as usize];
+        agent.member = member;
+        agent.state = from.state;
+        agent.reason = from.reason.clone();
+        agent.since_ms = from.since_ms;
+        agent.last_event_ms = from.last_event_ms;
+    }
+
+    pub fn queues(&self) -> &[QueueLive] {
+        &self.queues
     }
 
     pub fn agent_slot(&self, id: &str) -> Option<u32> {

@@ -196,6 +196,24 @@ pub async fn post_events(
     }
     let refs: Vec<&Event> = valid.iter().map(|(_, e)| e).collect();
     let stored = events::append(&app.store, &scope, &refs).await?;
+    // Stored first, then shown: the live floor moves only for events that are safe on disk.
+    let floor = app.live.floor(&app.store, &scope).await?;
+    {
+        let mut live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fresh: Vec<&Event> = valid
+            .iter()
+            .zip(&stored)
+            .filter(|(_, s)| matches!(s, Stored::Accepted(_)))
+            .map(|((_, e), _)| e)
+            .collect();
+        // Within a batch, in time order per agent (a later state must not be overtaken).
+        fresh.sort_by_key(|e| e.at_ms());
+        for event in fresh {
+            if let Err(e) = live.apply(event) {
+                tracing::debug!(error = %e, "event not applied to the live floor");
+            }
+        }
+    }
     for ((index, event), outcome) in valid.iter().zip(stored) {
         let (status, seq) = match outcome {
             Stored::Accepted(seq) => ("accepted", Some(seq)),
@@ -220,4 +238,86 @@ pub async fn post_events(
     metrics::counter!("events_accepted_total").increment(summary.accepted as u64);
     metrics::counter!("events_rejected_total").increment(summary.rejected as u64);
     Ok((StatusCode::OK, axum::Json(summary)).into_response())
+}
+
+/// `GET /api/v1/live/snapshot`: every visible agent with its state, and the figures per state,
+/// team, location and queue.
+pub async fn snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Live)?;
+    let floor = app.live.floor(&app.store, &scope).await?;
+    let now = crate::domain::time::now_ms();
+    let visibility = scope.visibility();
+    let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+    let states = |counts: &crate::live::StateCounts| -> serde_json::Map<String, Value> {
+        crate::domain::events::AgentState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), Value::from(counts[s.index()])))
+            .collect()
+    };
+    let mut totals = crate::live::StateCounts::default();
+    let agents: Vec<Value> = live
+        .agents()
+        .iter()
+        .zip(&floor.agent_groups)
+        .filter(|(_, (team, location))| visibility.admits(team.as_deref(), location.as_deref()))
+        .map(|(a, (team, location))| {
+            totals[a.state.index()] += 1;
+            serde_json::json!({
+                "id": &*a.id, "name": &*a.name, "team_id": team, "location_id": location,
+                "state": a.state.as_str(), "reason": a.reason.as_deref(),
+                "since": crate::domain::time::to_rfc3339(a.since_ms),
+                "seconds_in_state": ((now - a.since_ms).max(0) / 1000),
+            })
+        })
+        .collect();
+    let groups = |ids: &[String],
+                  dimension: crate::store::Dimension,
+                  counts: &dyn Fn(u32) -> Option<crate::live::StateCounts>|
+     -> Vec<Value> {
+        ids.iter()
+            .enumerate()
+            .filter(|(_, id)| visibility.includes(dimension, id))
+            .filter_map(|(i, id)| Some(serde_json::json!({ "id": id, "states": states(&counts(i as u32)?) })))
+            .collect()
+    };
+    let teams = groups(&floor.teams, crate::store::Dimension::Team, &|i| {
+        live.team_counts(i).copied()
+    });
+    let locations = groups(&floor.locations, crate::store::Dimension::Location, &|i| {
+        live.location_counts(i).copied()
+    });
+    let kpis = |c: &crate::kpi::QueueCounters, q: &crate::live::QueueLive| {
+        serde_json::json!({
+            "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned,
+            "service_level": crate::kpi::service_level(c, q.settings.service_level),
+            "asa_s": crate::kpi::asa(c), "aht_s": crate::kpi::aht(c),
+            "abandon_rate": crate::kpi::abandon_rate(c, q.settings.abandon_rate_counts_short),
+        })
+    };
+    let queues: Vec<Value> = live
+        .queues()
+        .iter()
+        .zip(&floor.queue_names)
+        .enumerate()
+        .map(|(i, (q, (id, name)))| {
+            serde_json::json!({
+                "id": id, "name": name, "waiting": q.waiting(), "longest_wait_s": q.longest_wait_s(now),
+                "agents": live.queue_counts(i as u32).map(states),
+                "today": kpis(q.today(), q),
+                "last_15m": kpis(&q.window(15, now), q),
+                "last_1h": kpis(&q.window(60, now), q),
+                "last_24h": kpis(&q.window(24 * 60, now), q),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "version": live.version,
+        "at": crate::domain::time::to_rfc3339(now),
+        "agents": agents,
+        "states": states(&totals),
+        "teams": teams,
+        "locations": locations,
+        "queues": queues,
+    });
+    Ok(axum::Json(body).into_response())
 }

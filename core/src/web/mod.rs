@@ -95,6 +95,8 @@ pub struct AppState {
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// Agent and queue names per tenant, for checking ingested events.
     pub ingest: Arc<ingest::Directories>,
+    /// Every tenant's live floor in this instance.
+    pub live: Arc<crate::live::registry::LiveRegistry>,
 }
 
 impl AppState {
@@ -117,6 +119,7 @@ impl AppState {
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
             mailer,
             ingest: Arc::new(ingest::Directories::default()),
+            live: Arc::new(crate::live::registry::LiveRegistry::default()),
             config: Arc::new(config),
         })
     }
@@ -154,6 +157,7 @@ pub fn router(state: AppState) -> Router {
     // Event batches may be larger than other requests.
     let events = Router::new()
         .route("/events", post(ingest::post_events))
+        .route("/live/snapshot", get(ingest::snapshot))
         .layer(DefaultBodyLimit::max(state.config.http.max_ingest_bytes));
     let api = api::router()
         .merge(events)

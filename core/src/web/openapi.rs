@@ -340,6 +340,15 @@ fn custom_operations(doc: &mut Doc) {
         "responses": { "200": json_response("One result per event", schema_ref(&result)) } });
     standard_errors(&mut op, &["400", "401", "403", "413", "415"]);
     doc.operation("/api/v1/events", "post", op);
+    doc.tag(
+        "live",
+        "The live floor: agent states and queue figures now (supervisors, viewers, tenant admins).",
+    );
+    let mut op = json!({ "tags": ["live"], "operationId": "live_snapshot", "summary": "The live floor now",
+        "description": "`agents` (each with `state`, `reason`, `since`), counts by state in total (`states`), per team, location and queue, and per queue the callers waiting, the longest wait and the KPIs for today (tenant time zone) and the last 15 minutes, hour and 24 hours. A supervisor scoped to teams or locations sees only those.",
+        "responses": { "200": { "description": "The snapshot", "content": { "application/json": { "schema": { "type": "object" } } } } } });
+    standard_errors(&mut op, &["401", "403"]);
+    doc.operation("/api/v1/live/snapshot", "get", op);
 
     // Audit log.
     let entry = doc.schema::<AuditEntry>();

@@ -1,0 +1,177 @@
+//! Every tenant's live floor, built from its configuration (agents with their team, location and
+//! queues; queues with their service-level settings) and rebuilt when that changes, keeping what
+//! the agents and queues were doing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Membership, QueueLive, TenantLive};
+use crate::kpi::KpiSettings;
+use crate::on_db;
+use crate::store::entities::agents::Agent;
+use crate::store::entities::queues::Queue;
+use crate::store::{Store, StoreResult, TenantScope, resource, tenants};
+
+/// One tenant's floor, with the names behind its dense indexes.
+#[derive(Debug)]
+pub struct Floor {
+    /// The agent and queue collection versions it was built from.
+    versions: (i64, i64),
+    pub teams: Vec<String>,
+    pub locations: Vec<String>,
+    /// Per agent slot: (team id, location id) for visibility checks and output.
+    pub agent_groups: Vec<(Option<String>, Option<String>)>,
+    /// Per queue slot: (id, name).
+    pub queue_names: Vec<(String, String)>,
+    pub live: Mutex<TenantLive>,
+}
+
+/// All tenants' floors in this instance.
+#[derive(Debug, Default)]
+pub struct LiveRegistry {
+    floors: Mutex<HashMap<String, Arc<Floor>>>,
+}
+
+type AgentRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl LiveRegistry {
+    /// The tenant's floor, built (or rebuilt after a configuration change) as needed.
+    pub async fn floor(&self, store: &Store, scope: &TenantScope) -> StoreResult<Arc<Floor>> {
+        let versions = (
+            resource::collection_version::<Agent>(store, scope).await?,
+            resource::collection_version::<Queue>(store, scope).await?,
+        );
+        let previous = self
+            .floors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope.tenant_id())
+            .cloned();
+        if let Some(floor) = &previous
+            && floor.versions == versions
+        {
+            return Ok(floor.clone());
+        }
+        let floor = Arc::new(build(store, scope, versions, previous.as_deref()).await?);
+        self.floors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope.tenant_id().to_owned(), floor.clone());
+        Ok(floor)
+    }
+}
+
+async fn build(
+    store: &Store,
+    scope: &TenantScope,
+    versions: (i64, i64),
+    previous: Option<&Floor>,
+) -> StoreResult<Floor> {
+    let tenant = tenants::current(store, scope).await?;
+    let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let (teams, locations, queues, agents, members) = on_db!(&store.db, |pool, DB| {
+        let teams: Vec<String> =
+            sqlx::query_scalar::<DB, String>("SELECT id FROM teams WHERE tenant_id = $1 ORDER BY id")
+                .bind(scope.tenant_id())
+                .fetch_all(pool)
+                .await?;
+        let locations: Vec<String> =
+            sqlx::query_scalar::<DB, String>("SELECT id FROM locations WHERE tenant_id = $1 ORDER BY id")
+                .bind(scope.tenant_id())
+                .fetch_all(pool)
+                .await?;
+        let queues: Vec<(String, String, i64)> = sqlx::query_as::<DB, (String, String, i64)>(
+            "SELECT id, name, sl_threshold_s FROM queues WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(scope.tenant_id())
+        .fetch_all(pool)
+        .await?;
+        let agents: Vec<AgentRow> = sqlx::query_as::<DB, AgentRow>(
+            "SELECT id, name, team_id, location_id, extension, interface FROM agents WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(scope.tenant_id())
+        .fetch_all(pool)
+        .await?;
+        let members: Vec<(String, String)> =
+            sqlx::query_as::<DB, (String, String)>("SELECT agent_id, queue_id FROM queue_members WHERE tenant_id = $1")
+                .bind(scope.tenant_id())
+                .fetch_all(pool)
+                .await?;
+        Ok::<_, sqlx::Error>((teams, locations, queues, agents, members))
+    })?;
+    let index = |ids: &[String]| -> HashMap<String, u32> {
+        ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect()
+    };
+    let (team_index, location_index) = (index(&teams), index(&locations));
+    let mut live = TenantLive::new(teams.len(), locations.len());
+    let old_live = previous.map(|p| p.live.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut queue_index = HashMap::new();
+    let mut queue_names = Vec::new();
+    for (id, name, threshold) in &queues {
+        let settings = KpiSettings {
+            threshold_s: *threshold as f64,
+            ..KpiSettings::default()
+        };
+        // A queue keeps its callers and counters across a rebuild.
+        let queue = match old_live
+            .as_ref()
+            .and_then(|l| l.queue_slot(id).and_then(|s| l.queue(s)))
+        {
+            Some(old) => {
+                let mut q = old.clone();
+                q.settings = settings;
+                q
+            }
+            None => QueueLive::new(id, settings, tz),
+        };
+        let slot = live.add_queue(queue);
+        live.add_queue_alias(name, slot);
+        queue_index.insert(id.clone(), slot);
+        queue_names.push((id.clone(), name.clone()));
+    }
+    let mut memberships: HashMap<&str, Vec<u32>> = HashMap::new();
+    for (agent, queue) in &members {
+        if let Some(q) = queue_index.get(queue) {
+            memberships.entry(agent.as_str()).or_default().push(*q);
+        }
+    }
+    let now = crate::domain::time::now_ms();
+    let mut agent_groups = Vec::with_capacity(agents.len());
+    for (id, name, team, location, extension, interface) in &agents {
+        let member = Membership {
+            team: team.as_ref().and_then(|t| team_index.get(t).copied()),
+            location: location.as_ref().and_then(|l| location_index.get(l).copied()),
+            queues: memberships.get(id.as_str()).cloned().unwrap_or_default(),
+        };
+        let slot = live.add_agent(id, name, member, now);
+        for alias in [extension, interface].into_iter().flatten() {
+            live.add_agent_alias(alias, slot);
+        }
+        if let Some(old) = old_live
+            .as_ref()
+            .and_then(|l| l.agent_slot(id).and_then(|s| l.agent(s)))
+        {
+            live.restore(slot, old);
+        }
+        agent_groups.push((team.clone(), location.clone()));
+    }
+    if let Some(old) = &old_live {
+        live.version = old.version + 1;
+    }
+    drop(old_live);
+    Ok(Floor {
+        versions,
+        teams,
+        locations,
+        agent_groups,
+        queue_names,
+        live: Mutex::new(live),
+    })
+}
