@@ -1207,3 +1207,40 @@ async fn ingested_events_move_the_live_floor(s: &TestServer) {
     let agent = s.tenant("acme", Role::Agent).await;
     s.get("/api/v1/live/snapshot", &agent).await.expect_problem(403);
 }
+
+both_backends!(the_live_floor_survives_a_restart);
+async fn the_live_floor_survives_a_restart(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    s.post("/api/v1/agents", &admin, json!({ "name": "Ana", "extension": "1001" }))
+        .await
+        .expect(201);
+    s.post("/api/v1/queues", &admin, json!({ "name": "Sales" }))
+        .await
+        .expect(201);
+    let at = |secs: i64| (chrono::Utc::now() - chrono::Duration::seconds(secs)).to_rfc3339();
+    let batch = json!([
+        { "id": "1", "source": "pbx", "at": at(50), "type": "agent_state", "agent": "1001", "state": "paused", "reason": "training" },
+        { "id": "2", "source": "pbx", "at": at(40), "type": "caller_join", "queue": "Sales", "call": "c1" },
+        { "id": "3", "source": "pbx", "at": at(30), "type": "caller_leave", "queue": "Sales", "call": "c1", "reason": "abandon", "wait_s": 10.0 },
+        { "id": "4", "source": "pbx", "at": at(20), "type": "caller_join", "queue": "Sales", "call": "c2" },
+    ]);
+    s.post("/api/v1/events", &admin, batch).await.expect(200);
+    let before = s.get("/api/v1/live/snapshot", &admin).await.body;
+    // A new instance on the same database (as after a restart) starts with an empty registry.
+    let scope = monti::store::tenants::operator_scope(&s.store, "acme").await.unwrap();
+    let fresh = monti::live::registry::LiveRegistry::default();
+    let floor = fresh.floor(&s.store, &scope).await.unwrap();
+    let live = floor.live.lock().unwrap();
+    let ana = live.agent(0).unwrap();
+    assert_eq!(ana.state.as_str(), before["agents"][0]["state"].as_str().unwrap());
+    assert_eq!(ana.reason.as_deref(), Some("training"));
+    assert_eq!(
+        monti::domain::time::to_rfc3339(ana.since_ms),
+        before["agents"][0]["since"].as_str().unwrap(),
+        "the same since-when"
+    );
+    let sales = live.queue(0).unwrap();
+    assert_eq!(sales.waiting(), 1, "c2 is still waiting");
+    assert_eq!(sales.today().offered, 1);
+    assert_eq!(sales.today().abandoned, 1);
+}

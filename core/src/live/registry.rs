@@ -32,6 +32,9 @@ pub struct LiveRegistry {
     floors: Mutex<HashMap<String, Arc<Floor>>>,
 }
 
+/// How far back a start replays stored events (the longest rolling window).
+const REPLAY_MS: i64 = 24 * 3600 * 1000;
+
 type AgentRow = (
     String,
     String,
@@ -110,62 +113,81 @@ async fn build(
         ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect()
     };
     let (team_index, location_index) = (index(&teams), index(&locations));
-    let mut live = TenantLive::new(teams.len(), locations.len());
-    let old_live = previous.map(|p| p.live.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut queue_index = HashMap::new();
-    let mut queue_names = Vec::new();
-    for (id, name, threshold) in &queues {
-        let settings = KpiSettings {
-            threshold_s: *threshold as f64,
-            ..KpiSettings::default()
-        };
-        // A queue keeps its callers and counters across a rebuild.
-        let queue = match old_live
-            .as_ref()
-            .and_then(|l| l.queue_slot(id).and_then(|s| l.queue(s)))
-        {
-            Some(old) => {
-                let mut q = old.clone();
-                q.settings = settings;
-                q
+    // The previous floor is locked only while copying from it: no await happens meanwhile.
+    let (mut live, agent_groups, queue_names, first_build, now) = {
+        let mut live = TenantLive::new(teams.len(), locations.len());
+        let old_live = previous.map(|p| p.live.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut queue_index = HashMap::new();
+        let mut queue_names = Vec::new();
+        for (id, name, threshold) in &queues {
+            let settings = KpiSettings {
+                threshold_s: *threshold as f64,
+                ..KpiSettings::default()
+            };
+            // A queue keeps its callers and counters across a rebuild.
+            let queue = match old_live
+                .as_ref()
+                .and_then(|l| l.queue_slot(id).and_then(|s| l.queue(s)))
+            {
+                Some(old) => {
+                    let mut q = old.clone();
+                    q.settings = settings;
+                    q
+                }
+                None => QueueLive::new(id, settings, tz),
+            };
+            let slot = live.add_queue(queue);
+            live.add_queue_alias(name, slot);
+            queue_index.insert(id.clone(), slot);
+            queue_names.push((id.clone(), name.clone()));
+        }
+        let mut memberships: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (agent, queue) in &members {
+            if let Some(q) = queue_index.get(queue) {
+                memberships.entry(agent.as_str()).or_default().push(*q);
             }
-            None => QueueLive::new(id, settings, tz),
-        };
-        let slot = live.add_queue(queue);
-        live.add_queue_alias(name, slot);
-        queue_index.insert(id.clone(), slot);
-        queue_names.push((id.clone(), name.clone()));
-    }
-    let mut memberships: HashMap<&str, Vec<u32>> = HashMap::new();
-    for (agent, queue) in &members {
-        if let Some(q) = queue_index.get(queue) {
-            memberships.entry(agent.as_str()).or_default().push(*q);
         }
-    }
-    let now = crate::domain::time::now_ms();
-    let mut agent_groups = Vec::with_capacity(agents.len());
-    for (id, name, team, location, extension, interface) in &agents {
-        let member = Membership {
-            team: team.as_ref().and_then(|t| team_index.get(t).copied()),
-            location: location.as_ref().and_then(|l| location_index.get(l).copied()),
-            queues: memberships.get(id.as_str()).cloned().unwrap_or_default(),
-        };
-        let slot = live.add_agent(id, name, member, now);
-        for alias in [extension, interface].into_iter().flatten() {
-            live.add_agent_alias(alias, slot);
+        let now = crate::domain::time::now_ms();
+        let mut agent_groups = Vec::with_capacity(agents.len());
+        for (id, name, team, location, extension, interface) in &agents {
+            let member = Membership {
+                team: team.as_ref().and_then(|t| team_index.get(t).copied()),
+                location: location.as_ref().and_then(|l| location_index.get(l).copied()),
+                queues: memberships.get(id.as_str()).cloned().unwrap_or_default(),
+            };
+            let slot = live.add_agent(id, name, member, now);
+            for alias in [extension, interface].into_iter().flatten() {
+                live.add_agent_alias(alias, slot);
+            }
+            if let Some(old) = old_live
+                .as_ref()
+                .and_then(|l| l.agent_slot(id).and_then(|s| l.agent(s)))
+            {
+                live.restore(slot, old);
+            }
+            agent_groups.push((team.clone(), location.clone()));
         }
-        if let Some(old) = old_live
-            .as_ref()
-            .and_then(|l| l.agent_slot(id).and_then(|s| l.agent(s)))
-        {
-            live.restore(slot, old);
+        if let Some(old) = &old_live {
+            live.version = old.version + 1;
         }
-        agent_groups.push((team.clone(), location.clone()));
+        let first_build = old_live.is_none();
+        (live, agent_groups, queue_names, first_build, now)
+    };
+    if first_build {
+        // After a start, the floor is what the stored events of the last day say: agent
+        // states, callers waiting, today's and the rolling windows' figures.
+        let from = now - REPLAY_MS;
+        let events = crate::store::events::since(store, scope, from).await?;
+        let replayed = events.len();
+        for event in &events {
+            let _ = live.apply(event);
+        }
+        tracing::info!(
+            tenant = scope.tenant_slug(),
+            replayed,
+            "live floor rebuilt from stored events"
+        );
     }
-    if let Some(old) = &old_live {
-        live.version = old.version + 1;
-    }
-    drop(old_live);
     Ok(Floor {
         versions,
         teams,

@@ -194,10 +194,12 @@ pub async fn post_events(
             results.push(Some(rejected(index, id, errors)));
         }
     }
+    // The floor is fetched before storing: a first build replays stored events, and must not
+    // count this batch as well as applying it below.
+    let floor = app.live.floor(&app.store, &scope).await?;
     let refs: Vec<&Event> = valid.iter().map(|(_, e)| e).collect();
     let stored = events::append(&app.store, &scope, &refs).await?;
     // Stored first, then shown: the live floor moves only for events that are safe on disk.
-    let floor = app.live.floor(&app.store, &scope).await?;
     {
         let mut live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
         let mut fresh: Vec<&Event> = valid
