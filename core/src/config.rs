@@ -112,6 +112,9 @@ pub struct AuthConfig {
     /// Requests per second one API token may make (0 = unlimited), and the burst above that.
     pub api_rate_per_second: f64,
     pub api_burst: u32,
+    /// Events per second one tenant may send (0 = unlimited), and the burst above that.
+    pub ingest_events_per_second: f64,
+    pub ingest_burst: u32,
     /// Let providers that tenant admins configure use plain http and private, loopback or
     /// link-local addresses. Off by default: otherwise a tenant admin could make the server
     /// fetch internal URLs. For tests and closed networks only.
@@ -242,6 +245,8 @@ impl Default for AuthConfig {
             sign_in_max_delay: Duration::from_secs(15 * 60),
             api_rate_per_second: 100.0,
             api_burst: 200,
+            ingest_events_per_second: 20_000.0,
+            ingest_burst: 100_000,
             tenant_providers_private: false,
             key_refresh_interval: Duration::from_secs(10),
             cors_origins: Vec::new(),

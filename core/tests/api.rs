@@ -1244,3 +1244,29 @@ async fn the_live_floor_survives_a_restart(s: &TestServer) {
     assert_eq!(sales.today().offered, 1);
     assert_eq!(sales.today().abandoned, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_event_flood_is_limited_without_touching_others() {
+    let s = TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.auth.ingest_events_per_second = 1.0;
+        c.auth.ingest_burst = 3;
+    })
+    .await
+    .unwrap();
+    let a = s.tenant("acme", Role::TenantAdmin).await;
+    let b = s.tenant("bravo", Role::TenantAdmin).await;
+    let at = chrono::Utc::now().to_rfc3339();
+    let batch = |n: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| json!({ "id": format!("e{i}"), "source": "s", "at": at, "type": "agent_login", "agent": "x" }))
+                .collect(),
+        )
+    };
+    s.post("/api/v1/events", &a, batch(3)).await.expect(200);
+    let flood = s.post("/api/v1/events", &a, batch(3)).await;
+    flood.expect_problem(429);
+    assert!(flood.header("retry-after").is_some());
+    s.post("/api/v1/events", &b, batch(3)).await.expect(200);
+    s.stop().await;
+}

@@ -44,10 +44,20 @@ impl RateLimiter {
         self.check_at(key, Instant::now())
     }
 
+    /// Takes `n` at once (a batch of events), or says how long to wait for that many.
+    pub fn check_n(&self, key: &str, n: u32) -> Result<(), Duration> {
+        self.check_n_at(key, n, Instant::now())
+    }
+
     fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        if !self.enabled() {
+        self.check_n_at(key, 1, now)
+    }
+
+    fn check_n_at(&self, key: &str, n: u32, now: Instant) -> Result<(), Duration> {
+        if !self.enabled() || n == 0 {
             return Ok(());
         }
+        let n = f64::from(n);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > PRUNE_ABOVE && !buckets.contains_key(key) {
             let (rate, burst) = (self.per_second, self.burst);
@@ -60,11 +70,14 @@ impl RateLimiter {
         let refill = now.duration_since(bucket.updated).as_secs_f64() * self.per_second;
         bucket.tokens = (bucket.tokens + refill).min(self.burst);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
             Ok(())
+        } else if n > self.burst {
+            // More than a full bucket can ever hold: wait for a full bucket, then split the batch.
+            Err(Duration::from_secs_f64((self.burst - bucket.tokens) / self.per_second))
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second))
+            Err(Duration::from_secs_f64((n - bucket.tokens) / self.per_second))
         }
     }
 }
@@ -184,6 +197,8 @@ pub struct Limits {
     pub audit_failures: RateLimiter,
     /// Self-service reset emails per address: one, then one every five minutes.
     pub reset_emails: RateLimiter,
+    /// Events per tenant, so one tenant's flood does not slow the others.
+    pub ingest: RateLimiter,
 }
 
 impl Limits {
@@ -195,6 +210,7 @@ impl Limits {
             api: RateLimiter::new(config.api_rate_per_second, config.api_burst),
             audit_failures: RateLimiter::new(1.0, 5),
             reset_emails: RateLimiter::new(1.0 / 300.0, 1),
+            ingest: RateLimiter::new(config.ingest_events_per_second, config.ingest_burst),
         }
     }
 }
@@ -215,6 +231,17 @@ mod tests {
         assert!(limiter.check_at("other", t0).is_ok(), "keys are independent");
         assert!(limiter.check_at("k", t0 + Duration::from_millis(500)).is_ok());
         assert!(limiter.check_at("k", t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn batches_take_several_tokens() {
+        let limiter = RateLimiter::new(10.0, 100);
+        let t0 = Instant::now();
+        assert!(limiter.check_n_at("t", 60, t0).is_ok());
+        let wait = limiter.check_n_at("t", 60, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 2.0).abs() < 1e-6, "{wait:?}");
+        assert!(limiter.check_n_at("t", 40, t0).is_ok());
+        assert!(limiter.check_n_at("other", 100, t0).is_ok(), "tenants are independent");
     }
 
     #[test]

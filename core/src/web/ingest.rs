@@ -147,6 +147,14 @@ pub async fn post_events(
             format!("at most {MAX_EVENTS} events per request; this one has {}", raw.len()),
         ));
     }
+    if let Err(wait) = app.limits.ingest.check_n(scope.tenant_id(), raw.len() as u32) {
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "this tenant is sending events faster than its limit allows; nothing of this batch was stored",
+        );
+        err.retry_after = Some(u32::try_from(crate::auth::ratelimit::retry_after_secs(wait)).unwrap_or(u32::MAX));
+        return Err(err);
+    }
     let now = crate::domain::time::now_ms();
     let directory = app.ingest.get(&app, &scope).await?;
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(raw.len());
