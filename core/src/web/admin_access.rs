@@ -159,22 +159,27 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
-        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-            Ok((errors, message)) => {
-                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
-                users_view(
-                    &app,
-                    &signed,
-                    UsersQuery::default(),
-                    message,
-                    errors,
-                    None,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
-            }
-            Err(e) => super::admin::unavailable(&app, &signed, &e),
-        },
+        Err(e) => users_rejected(&app, &signed, e).await,
+    }
+}
+
+/// The users page again after a change the store refused, with its field errors.
+async fn users_rejected(app: &AppState, signed: &SignedIn, error: crate::store::StoreError) -> Response {
+    match super::admin::field_errors(error, signed.page.locale) {
+        Ok((errors, message)) => {
+            let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+            users_view(
+                app,
+                signed,
+                UsersQuery::default(),
+                message,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => super::admin::unavailable(app, signed, &e),
     }
 }
 
@@ -244,22 +249,7 @@ async fn update_user(
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
-        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-            Ok((errors, message)) => {
-                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
-                users_view(
-                    &app,
-                    &signed,
-                    UsersQuery::default(),
-                    message,
-                    errors,
-                    None,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
-            }
-            Err(e) => super::admin::unavailable(&app, &signed, &e),
-        },
+        Err(e) => users_rejected(&app, &signed, e).await,
     }
 }
 
