@@ -1,8 +1,6 @@
 //! Accepted events, stored before they are acknowledged: what is accepted is not lost. Each
 //! (tenant, source, id) is stored once; a repeat is reported as a duplicate.
 
-use std::collections::HashSet;
-
 use super::{Store, StoreResult, TenantScope};
 use crate::domain::events::Event;
 use crate::domain::time::now_ms;
@@ -73,43 +71,6 @@ pub async fn append(store: &Store, scope: &TenantScope, events: &[&Event]) -> St
         tx.commit().await?;
         Ok::<_, sqlx::Error>(out)
     })?)
-}
-
-/// The names events may use for a tenant's agents (id, extension, interface) and queues (id,
-/// name), to refuse events about unknown ones.
-#[derive(Debug, Default)]
-pub struct Directory {
-    pub agents: HashSet<String>,
-    pub queues: HashSet<String>,
-}
-
-pub async fn directory(store: &Store, scope: &TenantScope) -> StoreResult<Directory> {
-    let (agents, queues) = on_db!(&store.db, |pool, DB| {
-        let agents: Vec<(String, Option<String>, Option<String>)> =
-            sqlx::query_as::<DB, (String, Option<String>, Option<String>)>(
-                "SELECT id, extension, interface FROM agents WHERE tenant_id = $1",
-            )
-            .bind(scope.tenant_id())
-            .fetch_all(pool)
-            .await?;
-        let queues: Vec<(String, String)> =
-            sqlx::query_as::<DB, (String, String)>("SELECT id, name FROM queues WHERE tenant_id = $1")
-                .bind(scope.tenant_id())
-                .fetch_all(pool)
-                .await?;
-        Ok::<_, sqlx::Error>((agents, queues))
-    })?;
-    let mut dir = Directory::default();
-    for (id, extension, interface) in agents {
-        dir.agents.insert(id);
-        dir.agents.extend(extension);
-        dir.agents.extend(interface);
-    }
-    for (id, name) in queues {
-        dir.queues.insert(id);
-        dir.queues.insert(name);
-    }
-    Ok(dir)
 }
 
 /// The tenant's stored events from `from_ms` on, in the order they happened (for rebuilding the

@@ -3,9 +3,6 @@
 //! a batch; an accepted event is stored before the answer is sent; a repeated (source, id) is
 //! reported as a duplicate and stored once.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,11 +17,7 @@ use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::domain::FieldError;
 use crate::domain::events::Event;
-use crate::store::TenantScope;
-use crate::store::entities::agents::Agent;
-use crate::store::entities::queues::Queue;
-use crate::store::events::{self, Directory, Stored};
-use crate::store::resource;
+use crate::store::events::{self, Stored};
 
 /// Most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
@@ -52,38 +45,6 @@ pub struct ItemResult {
     /// Why an event was rejected (JSON pointers into the event).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-}
-
-/// Each tenant's agent and queue names, kept while its agents and queues do not change.
-/// A tenant's directory with the agent and queue versions it was read at.
-type Versioned = (i64, i64, Arc<Directory>);
-
-#[derive(Debug, Default)]
-pub struct Directories {
-    cached: Mutex<HashMap<String, Versioned>>,
-}
-
-impl Directories {
-    async fn get(&self, app: &AppState, scope: &TenantScope) -> Result<Arc<Directory>, ApiError> {
-        let agents = resource::collection_version::<Agent>(&app.store, scope).await?;
-        let queues = resource::collection_version::<Queue>(&app.store, scope).await?;
-        if let Some((a, q, dir)) = self
-            .cached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(scope.tenant_id())
-            && *a == agents
-            && *q == queues
-        {
-            return Ok(dir.clone());
-        }
-        let dir = Arc::new(events::directory(&app.store, scope).await?);
-        self.cached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(scope.tenant_id().to_owned(), (agents, queues, dir.clone()));
-        Ok(dir)
-    }
 }
 
 fn rejected(index: usize, id: Option<String>, errors: Vec<FieldError>) -> ItemResult {
@@ -156,7 +117,10 @@ pub async fn post_events(
         return Err(err);
     }
     let now = crate::domain::time::now_ms();
-    let directory = app.ingest.get(&app, &scope).await?;
+    // The floor knows every name events may use (agent id, extension, interface; queue id,
+    // name). It is fetched before storing: a first build replays stored events, and must not
+    // count this batch as well as applying it below.
+    let floor = app.live.floor(&app.store, &scope).await?;
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(raw.len());
     let mut valid: Vec<(usize, Event)> = Vec::new();
     for (index, item) in raw.into_iter().enumerate() {
@@ -179,17 +143,26 @@ pub async fn post_events(
             Ok(()) => Vec::new(),
             Err(v) => v.errors,
         };
-        if let Some(agent) = event.agent()
-            && !directory.agents.contains(agent)
-        {
+        let (unknown_agent, unknown_queue) = {
+            let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                event
+                    .agent()
+                    .filter(|a| live.agent_slot(a).is_none())
+                    .map(str::to_owned),
+                event
+                    .queue()
+                    .filter(|q| live.queue_slot(q).is_none())
+                    .map(str::to_owned),
+            )
+        };
+        if let Some(agent) = unknown_agent {
             errors.push(error(
                 "/agent",
                 format!("no agent `{agent}` (by id, extension or interface) in this tenant"),
             ));
         }
-        if let Some(queue) = event.queue()
-            && !directory.queues.contains(queue)
-        {
+        if let Some(queue) = unknown_queue {
             errors.push(error(
                 "/queue",
                 format!("no queue `{queue}` (by id or name) in this tenant"),
@@ -202,9 +175,6 @@ pub async fn post_events(
             results.push(Some(rejected(index, id, errors)));
         }
     }
-    // The floor is fetched before storing: a first build replays stored events, and must not
-    // count this batch as well as applying it below.
-    let floor = app.live.floor(&app.store, &scope).await?;
     let refs: Vec<&Event> = valid.iter().map(|(_, e)| e).collect();
     let stored = events::append(&app.store, &scope, &refs).await?;
     // Stored first, then shown: the live floor moves only for events that are safe on disk.

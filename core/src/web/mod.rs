@@ -93,8 +93,6 @@ pub struct AppState {
     pub jwt: Arc<crate::auth::jwt::JwtVerifier>,
     /// `None` when no SMTP server is configured.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
-    /// Agent and queue names per tenant, for checking ingested events.
-    pub ingest: Arc<ingest::Directories>,
     /// Every tenant's live floor in this instance.
     pub live: Arc<crate::live::registry::LiveRegistry>,
 }
@@ -118,7 +116,6 @@ impl AppState {
             oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
             mailer,
-            ingest: Arc::new(ingest::Directories::default()),
             live: Arc::new(crate::live::registry::LiveRegistry::default()),
             config: Arc::new(config),
         })
