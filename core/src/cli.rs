@@ -45,12 +45,67 @@ pub struct ServeArgs {
     pub data: DataArgs,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Agents on the simulated floor.
+    #[arg(long, default_value_t = 2000)]
+    pub agents: usize,
+    /// Seed of the simulation (the same seed gives the same floor and the same day).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Do not run the simulator (the demo tenant stays as it is).
+    #[arg(long)]
+    pub no_simulator: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Base URL of the Monti server (default: this configuration's public URL).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// API token with the ingest permission for the tenant. Also MONTI_TOKEN. Without one, a
+    /// token is issued in the local database (which must then be reachable).
+    #[arg(long, env = "MONTI_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The tenant (slug) to provision and issue a token for, when that is done locally.
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// First create the scenario's teams, locations, queues and agents in the tenant (through
+    /// the local database; safe to repeat).
+    #[arg(long)]
+    pub provision: bool,
+    /// Agents on the floor.
+    #[arg(long, default_value_t = 2000)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second, or `max` for as fast as the server takes them.
+    #[arg(long, default_value = "1")]
+    pub speed: String,
+    /// Simulated time to run, e.g. `1h` or `30m` (default: until stopped).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Simulated time of day at the start (`HH:MM`); shifts and the call curve follow it.
+    #[arg(long, default_value = "10:00")]
+    pub day_time: String,
+    /// Multiplier on the arrival rates.
+    #[arg(long, default_value_t = 1.0)]
+    pub load: f64,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Run the server with a demo tenant (created if missing) and print a login token.
-    Demo(ServeArgs),
+    /// Run the server with a demo tenant (created if missing) whose floor is driven by the
+    /// simulator, and print sign-ins and an API token.
+    Demo(DemoArgs),
+    /// Simulate a contact center and send its events to a Monti server's ingest API.
+    Simulate(SimulateArgs),
     /// Apply database migrations and exit.
     Migrate(DataArgs),
     /// Show or check the configuration.
@@ -264,8 +319,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("monti {}", crate::VERSION);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(args) => serve(&cli.config, args, false).await,
-        Command::Demo(args) => serve(&cli.config, args, true).await,
+        Command::Serve(args) => serve(&cli.config, args, None).await,
+        Command::Demo(args) => {
+            let serve_args = args.serve.clone();
+            serve(&cli.config, serve_args, Some(args)).await
+        }
+        Command::Simulate(args) => simulate(&cli.config, args).await,
         Command::Migrate(data) => {
             let config = load(&sources(&cli.config, None, &data))?;
             crate::telemetry::init_logging(config.log_format, &config.log_level);
@@ -295,15 +354,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: bool) -> anyhow::Result<ExitCode> {
+async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<DemoArgs>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let config = load(&sources(config_file, args.listen, &args.data))?;
     crate::telemetry::init_logging(config.log_format, &config.log_level);
     let store = open_store(&config).await?;
-    let demo_login = if demo {
-        Some(crate::demo::seed(&store).await?)
-    } else {
-        None
+    let scenario = demo.as_ref().map(|d| crate::demo::scenario(d.agents, d.seed));
+    let demo_login = match &scenario {
+        Some(scenario) => Some(crate::demo::seed(&store, scenario).await?),
+        None => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -326,10 +385,186 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: bool) -> an
     if let Some(login) = demo_login {
         println!("{}", crate::demo::banner(&base_url, &login));
     }
+    if let (Some(demo), Some(scenario)) = (&demo, scenario)
+        && !demo.no_simulator
+    {
+        let scope = tenants::operator_scope(&store, crate::demo::DEMO_SLUG).await?;
+        let sink = crate::simulate::Sink::Local {
+            live: state.live.clone(),
+            scope,
+        };
+        let seed = demo.seed;
+        tokio::spawn(async move {
+            // The floor starts mid-morning: a quarter of an hour is simulated at once, then
+            // the day goes on in real time.
+            let warm_up = std::time::Duration::from_secs(15 * 60);
+            let now = crate::domain::time::now_ms();
+            let params = crate::sim::SimParams {
+                seed,
+                run_id: format!("demo-{}", now / 1000),
+                day_offset_s: 10 * 3600 - warm_up.as_secs() as u32,
+                ..Default::default()
+            };
+            let mut simulation = crate::sim::Simulation::new(&scenario, params, now - warm_up.as_millis() as i64);
+            let pace = crate::simulate::Pace {
+                speed: Some(1.0),
+                duration: None,
+                warm_up,
+            };
+            if let Err(e) = crate::simulate::run(&mut simulation, &sink, pace, |_, _, _| {}).await {
+                tracing::error!(error = %format!("{e:#}"), "the demo simulator stopped");
+            }
+        });
+        tracing::info!(
+            agents = demo.agents,
+            "the simulator is running the demo floor: open {base_url}/board"
+        );
+    }
     web::serve(state, listener, web::shutdown_signal()).await?;
     store.db.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `HH:MM` as seconds after midnight.
+fn day_time(text: &str) -> anyhow::Result<u32> {
+    let (h, m) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow!("--day-time must look like 10:00"))?;
+    let (h, m): (u32, u32) = (
+        h.trim().parse().context("--day-time: hours")?,
+        m.trim().parse().context("--day-time: minutes")?,
+    );
+    if h > 23 || m > 59 {
+        return Err(anyhow!("--day-time must be from 00:00 to 23:59"));
+    }
+    Ok(h * 3600 + m * 60)
+}
+
+async fn simulate(config_file: &Option<PathBuf>, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&sources(config_file, None, &args.data))?;
+    crate::telemetry::init_logging(config.log_format, "warn");
+    let speed = match args.speed.trim() {
+        "max" => None,
+        text => {
+            let speed: f64 = text.parse().context("--speed must be a number or `max`")?;
+            if !(speed.is_finite() && speed > 0.0 && speed <= 100_000.0) {
+                return Err(anyhow!("--speed must be above 0 and at most 100000, or `max`"));
+            }
+            Some(speed)
+        }
+    };
+    let duration = args
+        .duration
+        .as_deref()
+        .map(humantime::parse_duration)
+        .transpose()
+        .context("--duration, e.g. 1h or 30m")?;
+    if speed.is_none() && duration.is_none() {
+        return Err(anyhow!("--speed max needs a --duration (or it would never end)"));
+    }
+    if !(args.load.is_finite() && args.load > 0.0 && args.load <= 100.0) {
+        return Err(anyhow!("--load must be above 0 and at most 100"));
+    }
+    let day_offset_s = day_time(&args.day_time)?;
+    let scenario = crate::demo::scenario(args.agents, args.seed);
+    let local = if args.provision || args.token.is_none() {
+        let store = open_store(&config)
+            .await
+            .context("the local database is needed to provision or to issue a token (or pass --token)")?;
+        let tenant = tenants::by_slug(&store, &args.tenant)
+            .await
+            .map_err(explain)?
+            .ok_or_else(|| anyhow!("no tenant with slug `{}` (see `monti admin tenant list`)", args.tenant))?;
+        Some((store, tenant))
+    } else {
+        None
+    };
+    if let (true, Some((store, tenant))) = (args.provision, &local) {
+        let scope = tenants::operator_scope(store, &tenant.slug).await.map_err(explain)?;
+        let done = crate::simulate::provision(store, &scope, &scenario)
+            .await
+            .map_err(explain)?;
+        eprintln!(
+            "tenant {}: {} agents created, {} were there",
+            tenant.slug, done.created_agents, done.existing_agents
+        );
+    }
+    let token = match (&args.token, &local) {
+        (Some(token), _) => token.clone(),
+        (None, Some((store, tenant))) => {
+            let expires = Some(crate::domain::time::now_ms() + 24 * 3600 * 1000);
+            let issued = tokens::issue(store, Some(&tenant.id), "simulator", Role::TenantAdmin, expires, "cli")
+                .await
+                .map_err(explain)?;
+            eprintln!("issued token {} for the simulator (valid for a day)", issued.token.id);
+            issued.secret
+        }
+        (None, None) => unreachable!("a token is issued locally when none is given"),
+    };
+    let url = args.url.clone().unwrap_or_else(|| config.public_url());
+    let sink = crate::simulate::Sink::remote(&url, &token)?;
+    let now = crate::domain::time::now_ms();
+    let params = crate::sim::SimParams {
+        seed: args.seed,
+        run_id: format!("sim{}-{}", args.seed, now / 1000),
+        day_offset_s,
+        load: args.load,
+        ..Default::default()
+    };
+    // Faster than real time, the simulated day would run into the future, which events may
+    // not: it starts as far in the past as it will cover.
+    let start_ms = match (speed, duration) {
+        (Some(s), _) if s <= 1.0 => now,
+        (_, Some(d)) => now - d.as_millis() as i64,
+        (_, None) => now,
+    };
+    if speed.is_some_and(|s| s > 1.0) && duration.is_none() {
+        return Err(anyhow!(
+            "a --speed above 1 needs a --duration (simulated time may not pass the present)"
+        ));
+    }
+    let mut simulation = crate::sim::Simulation::new(&scenario, params, start_ms);
+    eprintln!(
+        "simulating {} agents in {} queues against {url} (seed {}, speed {})",
+        scenario.agents.len(),
+        scenario.queues.len(),
+        args.seed,
+        args.speed
+    );
+    let mut progress = crate::simulate::ProgressLine::new(start_ms, duration);
+    let pace = crate::simulate::Pace {
+        speed,
+        duration,
+        warm_up: std::time::Duration::ZERO,
+    };
+    let run = crate::simulate::run(&mut simulation, &sink, pace, |sim, sent, done| {
+        progress.update(sim, sent, done)
+    });
+    let sent = tokio::select! {
+        sent = run => sent?,
+        _ = web::shutdown_signal() => {
+            eprintln!("\nstopped");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let stats = simulation.stats().total();
+    eprintln!(
+        "done: {} events accepted, {} duplicates, {} rejected; {} calls offered, {} answered, service level {}",
+        sent.accepted,
+        sent.duplicates,
+        sent.rejected,
+        stats.offered,
+        stats.answered,
+        stats
+            .service_level()
+            .map_or("–".into(), |v| format!("{:.1}%", v * 100.0))
+    );
+    Ok(if sent.rejected > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn healthcheck(config_file: &Option<PathBuf>, url: Option<String>) -> anyhow::Result<ExitCode> {

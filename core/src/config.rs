@@ -44,6 +44,47 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub smtp: SmtpConfig,
+    pub live: LiveConfig,
+}
+
+/// The live path: boards, streams and the event history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveConfig {
+    /// How often changes are pushed to boards and streams (they are gathered in between).
+    #[serde(with = "human_duration")]
+    pub tick: Duration,
+    /// Batches of events that may wait to be stored before senders are asked to retry (503).
+    pub writer_queue: usize,
+    /// Stored events older than this are deleted (history, agent timelines); at least 2 days
+    /// (the live floor replays the last 24 hours at start).
+    #[serde(with = "human_duration")]
+    pub retention: Duration,
+    /// Colour bands for time in state, per state: seconds after which an agent is shown as
+    /// "warn" and as "alert". States not listed have no bands.
+    pub bands: std::collections::BTreeMap<String, [u32; 2]>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        let bands = [
+            ("ringing", [15, 30]),
+            ("on_queue_call", [600, 1200]),
+            ("on_direct_call", [900, 1800]),
+            ("wrap_up", [60, 180]),
+            ("paused", [900, 1800]),
+            ("unavailable", [60, 300]),
+        ]
+        .into_iter()
+        .map(|(state, band)| (state.to_owned(), band))
+        .collect();
+        Self {
+            tick: Duration::from_millis(250),
+            writer_queue: 256,
+            retention: Duration::from_secs(90 * 24 * 3600),
+            bands,
+        }
+    }
 }
 
 /// Outgoing email (password reset links). Unset `host` means no email is sent and admins hand
@@ -228,6 +269,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             smtp: SmtpConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }
@@ -654,6 +696,28 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
     if config.http.max_body_bytes < 1024 {
         bad("http.max_body_bytes", "must be at least 1024".into());
     }
+    if !(Duration::from_millis(20)..=Duration::from_secs(10)).contains(&config.live.tick) {
+        bad("live.tick", "must be from 20ms to 10s".into());
+    }
+    if config.live.writer_queue == 0 {
+        bad("live.writer_queue", "must be at least 1".into());
+    }
+    if config.live.retention < Duration::from_secs(2 * 24 * 3600) {
+        bad("live.retention", "must be at least 2 days".into());
+    }
+    for (state, [warn, alert]) in &config.live.bands {
+        if !crate::domain::events::AgentState::ALL
+            .iter()
+            .any(|s| s.as_str() == state)
+        {
+            bad(&format!("live.bands.{state}"), "not an agent state".into());
+        } else if warn >= alert {
+            bad(
+                &format!("live.bands.{state}"),
+                "the warn threshold must be below the alert threshold".into(),
+            );
+        }
+    }
     if config.database.max_connections == 0 {
         bad("database.max_connections", "must be at least 1".into());
     }
@@ -769,6 +833,8 @@ fn unknown_keys(figment: &Figment) -> Vec<Problem> {
         .into_iter()
         .filter(|k| !known.contains(k) && !known.iter().any(|kn| k.starts_with(&format!("{kn}."))))
         .filter(|k| !known_named(k))
+        // Any state may have bands; `validate` names the ones that are not states.
+        .filter(|k| !k.starts_with("live.bands."))
         .map(|key| Problem {
             source: source_of(figment, &key),
             message: "unknown key, ignored".into(),

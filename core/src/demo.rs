@@ -1,43 +1,26 @@
 //! The demo tenant: a small but complete contact center, created once and reused.
 
 use crate::domain::Role;
-use crate::store::entities::agents::{Agent, AgentCreate};
+use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::{DidCreate, DidRow};
 use crate::store::entities::endpoints::{EndpointCreate, EndpointRow};
-use crate::store::entities::locations::{Location, LocationCreate};
-use crate::store::entities::queues::{self, Queue, QueueCreate, QueueMemberInput};
-use crate::store::entities::teams::{Team, TeamCreate};
+use crate::store::entities::queues::Queue;
+use crate::store::entities::teams::Team;
 use crate::store::resource;
 use crate::store::{Store, StoreResult, TenantScope, tenants, tokens};
 
 pub const DEMO_SLUG: &str = "demo";
-const AGENTS_PER_TEAM: usize = 12;
+/// Agents of the demo floor that get a SIP endpoint (enough to show the telephony pages).
+const ENDPOINTS: usize = 24;
 
-const TEAMS: &[(&str, &str)] = &[
-    ("Sales", "New customers and upgrades"),
-    ("Support", "First-line technical support"),
-    ("Billing", "Invoices, payments and refunds"),
-    ("Retention", "Customers who want to leave"),
-];
-const LOCATIONS: &[(&str, Option<&str>)] = &[
-    ("Berlin", Some("Europe/Berlin")),
-    ("Lisbon", Some("Europe/Lisbon")),
-    ("Remote", None),
-];
-/// (queue, team index, SL threshold s, SL target %, wrap-up s)
-const QUEUES: &[(&str, usize, i64, i64, i64)] = &[
-    ("Sales", 0, 20, 80, 30),
-    ("Support", 1, 30, 80, 60),
-    ("Billing", 2, 20, 90, 45),
-    ("VIP", 3, 10, 95, 60),
-];
-const FIRST: &[&str] = &[
-    "Ana", "Ben", "Chiara", "Dmitri", "Emma", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kemal", "Lena", "Mateo",
-    "Nora", "Oskar", "Paula",
-];
-const LAST: &[&str] = &[
-    "Almeida", "Becker", "Costa", "Dietrich", "Esposito", "Fischer", "Gomes", "Hoffmann", "Iversen", "Jansen", "Klein",
-];
+/// The demo's contact center: the simulator's default scenario with `agents` agents.
+pub fn scenario(agents: usize, seed: u64) -> crate::sim::Scenario {
+    crate::sim::Scenario::generate(&crate::sim::ScenarioConfig {
+        agents,
+        seed,
+        ..Default::default()
+    })
+}
 
 /// What the demo prints so a newcomer can sign in.
 pub struct DemoLogin {
@@ -86,8 +69,9 @@ async fn demo_account(
     Ok(password)
 }
 
-/// Creates the demo tenant if it does not exist, and issues a fresh admin token.
-pub async fn seed(store: &Store) -> StoreResult<DemoLogin> {
+/// Creates the demo tenant if it does not exist (and any of the scenario's agents it lacks),
+/// and issues a fresh admin token.
+pub async fn seed(store: &Store, scenario: &crate::sim::Scenario) -> StoreResult<DemoLogin> {
     let created = match tenants::by_slug(store, DEMO_SLUG).await? {
         Some(_) => false,
         None => {
@@ -103,10 +87,15 @@ pub async fn seed(store: &Store) -> StoreResult<DemoLogin> {
             )
             .await?;
             let scope = tenants::operator_scope(store, DEMO_SLUG).await?;
+            crate::simulate::provision(store, &scope, scenario).await?;
             populate(store, &scope).await?;
             true
         }
     };
+    if !created {
+        let scope = tenants::operator_scope(store, DEMO_SLUG).await?;
+        crate::simulate::provision(store, &scope, scenario).await?;
+    }
     let tenant = tenants::by_slug(store, DEMO_SLUG)
         .await?
         .ok_or(crate::store::StoreError::NotFound { kind: "tenant" })?;
@@ -116,7 +105,7 @@ pub async fn seed(store: &Store) -> StoreResult<DemoLogin> {
         .await?
         .items
         .into_iter()
-        .filter(|t| t.name == TEAMS[0].0)
+        .filter(|t| t.name == "Sales")
         .map(|t| t.id)
         .collect();
     let admin = demo_account(store, &tenant.id, ADMIN_EMAIL, "Demo Admin", Role::TenantAdmin, &[]).await?;
@@ -140,109 +129,38 @@ pub async fn seed(store: &Store) -> StoreResult<DemoLogin> {
     })
 }
 
+/// What the scenario does not cover: a SIP endpoint for the first agents, a number per queue.
 async fn populate(store: &Store, scope: &TenantScope) -> StoreResult<()> {
-    let mut teams = Vec::new();
-    for (name, description) in TEAMS {
-        let team: Team = resource::create(
+    let params = crate::store::list::ListParams(vec![("limit".into(), ENDPOINTS.to_string())]);
+    let agents = resource::list::<Agent>(store, scope, &params).await?.items;
+    for agent in agents.iter().take(ENDPOINTS) {
+        let Some(extension) = agent.extension.clone() else {
+            continue;
+        };
+        let _: EndpointRow = resource::create(
             store,
             scope,
-            TeamCreate {
-                name: (*name).into(),
-                description: (*description).into(),
+            EndpointCreate {
+                name: extension,
+                auth_username: None,
+                password: Some(crate::secrets::new_api_token()[6..30].to_owned()),
+                transport: Some("udp".into()),
+                codecs: None,
+                context: None,
+                max_contacts: Some(1),
+                agent_id: Some(agent.id.clone()),
             },
         )
         .await?;
-        teams.push(team);
     }
-    let mut locations = Vec::new();
-    for (name, tz) in LOCATIONS {
-        let location: Location = resource::create(
-            store,
-            scope,
-            LocationCreate {
-                name: (*name).into(),
-                timezone: tz.map(str::to_owned),
-                address: String::new(),
-            },
-        )
-        .await?;
-        locations.push(location);
-    }
-    let mut agents_by_team: Vec<Vec<String>> = vec![Vec::new(); teams.len()];
-    let mut n = 0usize;
-    for (t, team) in teams.iter().enumerate() {
-        for i in 0..AGENTS_PER_TEAM {
-            let extension = format!("{}", 1001 + n);
-            let name = format!("{} {}", FIRST[n % FIRST.len()], LAST[(n * 7 + i) % LAST.len()]);
-            let agent: Agent = resource::create(
-                store,
-                scope,
-                AgentCreate {
-                    name,
-                    team_id: Some(team.id.clone()),
-                    location_id: Some(locations[n % locations.len()].id.clone()),
-                    user_id: None,
-                    extension: Some(extension.clone()),
-                    interface: Some(format!("PJSIP/{extension}")),
-                    skills: vec![
-                        team.name.to_lowercase(),
-                        if n.is_multiple_of(3) {
-                            "german".into()
-                        } else {
-                            "english".into()
-                        },
-                    ],
-                },
-            )
-            .await?;
-            let _: EndpointRow = resource::create(
-                store,
-                scope,
-                EndpointCreate {
-                    name: extension.clone(),
-                    auth_username: None,
-                    password: Some(crate::secrets::new_api_token()[6..30].to_owned()),
-                    transport: Some("udp".into()),
-                    codecs: None,
-                    context: None,
-                    max_contacts: Some(1),
-                    agent_id: Some(agent.id.clone()),
-                },
-            )
-            .await?;
-            agents_by_team[t].push(agent.id);
-            n += 1;
-        }
-    }
-    for (i, (name, team, threshold, target, wrap_up)) in QUEUES.iter().enumerate() {
-        let queue: Queue = resource::create(
-            store,
-            scope,
-            QueueCreate {
-                name: (*name).into(),
-                description: format!("{name} line"),
-                strategy: Some("rrmemory".into()),
-                sl_threshold_s: Some(*threshold),
-                sl_target_pct: Some(*target),
-                wrap_up_s: Some(*wrap_up),
-            },
-        )
-        .await?;
-        let members: Vec<QueueMemberInput> = agents_by_team[*team]
-            .iter()
-            .enumerate()
-            .map(|(k, id)| QueueMemberInput {
-                agent_id: id.clone(),
-                penalty: if k < 4 { 0 } else { 1 },
-            })
-            .collect();
-        queues::replace_members(store, scope, &queue.id, members).await?;
+    let queues = resource::list::<Queue>(store, scope, &Default::default()).await?.items;
+    for (i, queue) in queues.iter().enumerate() {
         let _: DidRow = resource::create(
             store,
             scope,
             DidCreate {
-                number: format!("+4930555010{i}"),
-                description: format!("{name} hotline"),
+                number: format!("+4930555{:04}", 100 + i),
+                description: format!("{} hotline", queue.name),
                 route_type: Some("queue".into()),
                 route_target: Some(queue.id.clone()),
                 sms_enabled: i == 1,

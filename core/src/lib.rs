@@ -15,6 +15,8 @@ pub mod kpi;
 pub mod live;
 pub mod mail;
 pub mod secrets;
+pub mod sim;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -1270,3 +1270,147 @@ async fn one_tenants_event_flood_is_limited_without_touching_others() {
     s.post("/api/v1/events", &b, batch(3)).await.expect(200);
     s.stop().await;
 }
+
+/// Reads server-sent events from a streaming response: (event, id, data) each.
+struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn open(s: &TestServer, token: &str, last_event_id: Option<&str>) -> SseReader {
+        let mut request = s.client.get(s.url("/api/v1/live/stream")).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        SseReader {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event that is not a keep-alive comment, within 5 s.
+    async fn next(&mut self) -> (String, String, Value) {
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("event:") {
+                            event = v.trim().to_owned();
+                        } else if let Some(v) = line.strip_prefix("id:") {
+                            id = v.trim().to_owned();
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim_start());
+                        }
+                    }
+                    if event.is_empty() && data.is_empty() {
+                        continue;
+                    }
+                    return (event, id, serde_json::from_str(&data).unwrap_or(Value::String(data)));
+                }
+                let chunk = self.response.chunk().await.unwrap().expect("the stream stays open");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .expect("an event within 5 s")
+    }
+}
+
+both_backends!(the_live_stream_sends_deltas_resumes_and_respects_scopes);
+async fn the_live_stream_sends_deltas_resumes_and_respects_scopes(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let north = seed_team(s, &admin, "North").await;
+    let south = seed_team(s, &admin, "South").await;
+    for (name, team, extension) in [("Ana", &north, "1001"), ("Ben", &south, "1002")] {
+        s.post(
+            "/api/v1/agents",
+            &admin,
+            json!({ "name": name, "team_id": team, "extension": extension }),
+        )
+        .await
+        .expect(201);
+    }
+    let scoped = s
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            json!({ "name": "north wall", "role": "supervisor", "team_scope": [north] }),
+        )
+        .await;
+    scoped.expect(201);
+    let scoped = scoped.body["secret"].as_str().unwrap().to_owned();
+    let state = |id: &str, agent: &str, state: &str| json!([{ "id": id, "source": "t", "at": chrono::Utc::now().to_rfc3339(), "type": "agent_state", "agent": agent, "state": state }]);
+
+    let mut all = SseReader::open(s, &admin, None).await;
+    let (event, first_id, snapshot) = all.next().await;
+    assert_eq!(event, "snapshot");
+    assert_eq!(snapshot["agents"].as_array().unwrap().len(), 2);
+    let mut north_only = SseReader::open(s, &scoped, None).await;
+    let (_, _, snapshot) = north_only.next().await;
+    assert_eq!(
+        snapshot["agents"].as_array().unwrap().len(),
+        1,
+        "the scope applies to the snapshot"
+    );
+
+    s.post("/api/v1/events", &admin, state("1", "1001", "available"))
+        .await
+        .expect(200);
+    let (event, id1, delta) = all.next().await;
+    assert_eq!(event, "delta");
+    assert_eq!(delta["seq"], json!(id1), "the data carries the event id");
+    assert_eq!(delta["agents"][0]["name"], json!("Ana"));
+    assert_eq!(delta["agents"][0]["state"], json!("available"));
+    let (_, _, seen) = north_only.next().await;
+    assert_eq!(seen["agents"][0]["name"], json!("Ana"));
+
+    // Ben is in team South: the north-scoped stream gets nothing of him.
+    s.post("/api/v1/events", &admin, state("2", "1002", "paused"))
+        .await
+        .expect(200);
+    let (_, id2, delta) = all.next().await;
+    assert_eq!(delta["agents"][0]["name"], json!("Ben"));
+    assert_ne!(id1, id2);
+    s.post("/api/v1/events", &admin, state("3", "1001", "on_direct_call"))
+        .await
+        .expect(200);
+    let (_, _, seen) = north_only.next().await;
+    assert_eq!(
+        seen["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!("Ana")],
+        "only Ana's change, never Ben's"
+    );
+    let (_, id3, _) = all.next().await;
+
+    // A client that lost its connection after the first delta resumes from there.
+    drop(all);
+    let mut resumed = SseReader::open(s, &admin, Some(&id1)).await;
+    let (event, id, delta) = resumed.next().await;
+    assert_eq!(
+        (event.as_str(), id.as_str()),
+        ("delta", id2.as_str()),
+        "the missed delta comes first"
+    );
+    assert_eq!(delta["agents"][0]["name"], json!("Ben"));
+    let (_, id, _) = resumed.next().await;
+    assert_eq!(id, id3);
+    // One that resumes from something unknown starts over with a snapshot.
+    let mut unknown = SseReader::open(s, &admin, Some("1-999999")).await;
+    let (event, _, _) = unknown.next().await;
+    assert_eq!(event, "snapshot");
+    assert!(!first_id.is_empty(), "a snapshot has a position to resume from");
+}

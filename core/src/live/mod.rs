@@ -6,8 +6,10 @@
 //! Events of one agent are applied in time order: a late event is recorded as history but never
 //! rewinds the agent's current state.
 
+pub mod hub;
 pub mod queue;
 pub mod registry;
+pub mod service;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -74,8 +76,48 @@ pub struct TenantLive {
     location_counts: Vec<StateCounts>,
     queue_counts: Vec<StateCounts>,
     totals: StateCounts,
+    /// Agents and queues changed since the last [`take_changes`](Self::take_changes), each once.
+    changes: Changes,
     /// Increases with every change, so readers can tell whether anything moved.
     pub version: u64,
+}
+
+/// What moved since the view coalescer last looked: each agent and queue at most once, so the
+/// list never grows beyond the size of the floor however long nobody looks.
+#[derive(Debug, Default)]
+struct Changes {
+    agents: Vec<u32>,
+    agent_marked: Vec<bool>,
+    queues: Vec<u32>,
+    queue_marked: Vec<bool>,
+}
+
+impl Changes {
+    fn agent(&mut self, slot: u32) {
+        if let Some(marked) = self.agent_marked.get_mut(slot as usize)
+            && !*marked
+        {
+            *marked = true;
+            self.agents.push(slot);
+        }
+    }
+
+    fn queue(&mut self, slot: u32) {
+        if let Some(marked) = self.queue_marked.get_mut(slot as usize)
+            && !*marked
+        {
+            *marked = true;
+            self.queues.push(slot);
+        }
+    }
+}
+
+/// The agents and queues (by slot) that changed since the previous call, in the order they
+/// first changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub agents: Vec<u32>,
+    pub queues: Vec<u32>,
 }
 
 impl TenantLive {
@@ -93,6 +135,7 @@ impl TenantLive {
         self.queue_index.insert(queue.id.clone(), slot);
         self.queues.push(queue);
         self.queue_counts.push(StateCounts::default());
+        self.changes.queue_marked.push(false);
         slot
     }
 
@@ -112,6 +155,7 @@ impl TenantLive {
         self.count(&agent.member, AgentState::LoggedOut, 1);
         self.agent_index.insert(id, slot);
         self.agents.push(agent);
+        self.changes.agent_marked.push(false);
         slot
     }
 
@@ -157,6 +201,21 @@ impl TenantLive {
         agent.reason = from.reason.clone();
         agent.since_ms = from.since_ms;
         agent.last_event_ms = from.last_event_ms;
+    }
+
+    /// The agents and queues that changed since the last call, and forgets them.
+    pub fn take_changes(&mut self) -> Changed {
+        let changes = &mut self.changes;
+        for slot in &changes.agents {
+            changes.agent_marked[*slot as usize] = false;
+        }
+        for slot in &changes.queues {
+            changes.queue_marked[*slot as usize] = false;
+        }
+        Changed {
+            agents: std::mem::take(&mut changes.agents),
+            queues: std::mem::take(&mut changes.queues),
+        }
     }
 
     pub fn queues(&self) -> &[QueueLive] {
@@ -227,6 +286,12 @@ impl TenantLive {
         agent.reason = reason.map(Arc::from);
         agent.last_event_ms = at_ms;
         self.version += 1;
+        self.changes.agent(slot);
+        for q in 0..self.agents[slot as usize].member.queues.len() {
+            // A queue tile shows its agents by state.
+            let queue = self.agents[slot as usize].member.queues[q];
+            self.changes.queue(queue);
+        }
         Applied::Agent { slot, previous }
     }
 
@@ -277,6 +342,7 @@ impl TenantLive {
                 if let Some(q) = queue {
                     let q = self.queue_for(q)?;
                     self.queues[q as usize].handled(at, *talk_s + *hold_s + wrap_s.unwrap_or(0.0));
+                    self.changes.queue(q);
                 }
                 // After a call comes wrap-up; its end is reported as the next state.
                 self.set_state(slot, AgentState::WrapUp, None, at)
@@ -285,6 +351,7 @@ impl TenantLive {
                 let q = self.queue_for(queue)?;
                 self.queues[q as usize].join(call, at);
                 self.version += 1;
+                self.changes.queue(q);
                 Applied::Queue { slot: q }
             }
             EventBody::CallerAnswer {
@@ -297,6 +364,7 @@ impl TenantLive {
                 let slot = self.agent_for(agent)?;
                 self.queues[q as usize].answer(call, at, *wait_s);
                 self.version += 1;
+                self.changes.queue(q);
                 match self.set_state(slot, AgentState::OnQueueCall, None, at) {
                     Applied::Unchanged | Applied::Late => Applied::Queue { slot: q },
                     changed => changed,
@@ -311,6 +379,7 @@ impl TenantLive {
                 let q = self.queue_for(queue)?;
                 self.queues[q as usize].leave(call, at, *reason, *wait_s);
                 self.version += 1;
+                self.changes.queue(q);
                 Applied::Queue { slot: q }
             }
         })
@@ -397,6 +466,32 @@ mod tests {
             (AgentState::Paused, Some("lunch"), 1_800_000_020_000)
         );
         assert_eq!(live.totals().iter().sum::<u32>(), 2, "every agent is counted once");
+    }
+
+    #[test]
+    fn changes_are_reported_once_per_look() {
+        let mut live = floor();
+        live.apply(&event(10, EventBody::AgentLogin { agent: "a1".into() }))
+            .unwrap();
+        live.apply(&event(11, state("a1", AgentState::Paused))).unwrap();
+        live.apply(&event(12, state("a2", AgentState::Available))).unwrap();
+        // a1 is in queue 0, whose tile counts agents by state.
+        assert_eq!(
+            live.take_changes(),
+            Changed {
+                agents: vec![0, 1],
+                queues: vec![0]
+            }
+        );
+        assert_eq!(live.take_changes(), Changed::default());
+        live.apply(&event(5, state("a1", AgentState::Available))).unwrap();
+        assert_eq!(
+            live.take_changes(),
+            Changed::default(),
+            "a late event changes nothing shown"
+        );
+        live.apply(&event(20, state("a1", AgentState::Available))).unwrap();
+        assert_eq!(live.take_changes().agents, vec![0]);
     }
 
     #[test]

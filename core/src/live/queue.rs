@@ -121,6 +121,11 @@ impl QueueLive {
             .map(|(joined, _)| (now_ms - joined).max(0) as f64 / 1000.0)
     }
 
+    /// When the longest-waiting caller joined (Unix ms).
+    pub fn oldest_join_ms(&self) -> Option<i64> {
+        self.by_age.first().map(|(joined, _)| *joined)
+    }
+
     pub fn today(&self) -> &QueueCounters {
         &self.today
     }

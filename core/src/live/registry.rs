@@ -17,19 +17,39 @@ use crate::store::{Store, StoreResult, TenantScope, resource, tenants};
 pub struct Floor {
     /// The agent and queue collection versions it was built from.
     versions: (i64, i64),
+    /// The tenant's time zone ("today" starts at its midnight).
+    pub tz: chrono_tz::Tz,
+    /// Team ids by dense index, and their names.
     pub teams: Vec<String>,
+    pub team_names: Vec<String>,
     pub locations: Vec<String>,
+    pub location_names: Vec<String>,
     /// Per agent slot: (team id, location id) for visibility checks and output.
     pub agent_groups: Vec<(Option<String>, Option<String>)>,
-    /// Per queue slot: (id, name).
-    pub queue_names: Vec<(String, String)>,
+    /// Per agent slot: the other names events use for it (extension, interface).
+    pub agent_aliases: Vec<Vec<String>>,
+    /// Per queue slot.
+    pub queues: Vec<QueueInfo>,
     pub live: Mutex<TenantLive>,
+}
+
+/// A queue's configuration as the board shows it.
+#[derive(Debug, Clone)]
+pub struct QueueInfo {
+    pub id: String,
+    pub name: String,
+    /// Service-level target, percent.
+    pub target_pct: u32,
 }
 
 /// All tenants' floors in this instance.
 #[derive(Debug, Default)]
 pub struct LiveRegistry {
     floors: Mutex<HashMap<String, Arc<Floor>>>,
+    /// One build at a time: two requests racing on a tenant's first build would otherwise both
+    /// replay its stored events, and one of them would apply its own batch to a floor that the
+    /// other then replaces.
+    building: tokio::sync::Mutex<()>,
 }
 
 /// How far back a start replays stored events (the longest rolling window).
@@ -62,12 +82,29 @@ impl LiveRegistry {
         {
             return Ok(floor.clone());
         }
+        let _building = self.building.lock().await;
+        let previous = self.current(scope.tenant_id());
+        if let Some(floor) = &previous
+            && floor.versions == versions
+        {
+            // Built by the request we waited for.
+            return Ok(floor.clone());
+        }
         let floor = Arc::new(build(store, scope, versions, previous.as_deref()).await?);
         self.floors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope.tenant_id().to_owned(), floor.clone());
         Ok(floor)
+    }
+
+    /// The tenant's floor as built last, without asking whether its configuration changed.
+    pub fn current(&self, tenant_id: &str) -> Option<Arc<Floor>> {
+        self.floors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant_id)
+            .cloned()
     }
 }
 
@@ -80,18 +117,18 @@ async fn build(
     let tenant = tenants::current(store, scope).await?;
     let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
     let (teams, locations, queues, agents, members) = on_db!(&store.db, |pool, DB| {
-        let teams: Vec<String> =
-            sqlx::query_scalar::<DB, String>("SELECT id FROM teams WHERE tenant_id = $1 ORDER BY id")
+        let teams: Vec<(String, String)> =
+            sqlx::query_as::<DB, (String, String)>("SELECT id, name FROM teams WHERE tenant_id = $1 ORDER BY id")
                 .bind(scope.tenant_id())
                 .fetch_all(pool)
                 .await?;
-        let locations: Vec<String> =
-            sqlx::query_scalar::<DB, String>("SELECT id FROM locations WHERE tenant_id = $1 ORDER BY id")
+        let locations: Vec<(String, String)> =
+            sqlx::query_as::<DB, (String, String)>("SELECT id, name FROM locations WHERE tenant_id = $1 ORDER BY id")
                 .bind(scope.tenant_id())
                 .fetch_all(pool)
                 .await?;
-        let queues: Vec<(String, String, i64)> = sqlx::query_as::<DB, (String, String, i64)>(
-            "SELECT id, name, sl_threshold_s FROM queues WHERE tenant_id = $1 ORDER BY id",
+        let queues: Vec<(String, String, i64, i64)> = sqlx::query_as::<DB, (String, String, i64, i64)>(
+            "SELECT id, name, sl_threshold_s, sl_target_pct FROM queues WHERE tenant_id = $1 ORDER BY id",
         )
         .bind(scope.tenant_id())
         .fetch_all(pool)
@@ -109,17 +146,20 @@ async fn build(
                 .await?;
         Ok::<_, sqlx::Error>((teams, locations, queues, agents, members))
     })?;
-    let index = |ids: &[String]| -> HashMap<String, u32> {
-        ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect()
+    let index = |ids: &[(String, String)]| -> HashMap<String, u32> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, (id, _))| (id.clone(), i as u32))
+            .collect()
     };
     let (team_index, location_index) = (index(&teams), index(&locations));
     // The previous floor is locked only while copying from it: no await happens meanwhile.
-    let (mut live, agent_groups, queue_names, first_build, now) = {
+    let (mut live, agent_groups, agent_aliases, queue_infos, first_build, now) = {
         let mut live = TenantLive::new(teams.len(), locations.len());
         let old_live = previous.map(|p| p.live.lock().unwrap_or_else(|e| e.into_inner()));
         let mut queue_index = HashMap::new();
-        let mut queue_names = Vec::new();
-        for (id, name, threshold) in &queues {
+        let mut queue_infos = Vec::new();
+        for (id, name, threshold, target) in &queues {
             let settings = KpiSettings {
                 threshold_s: *threshold as f64,
                 ..KpiSettings::default()
@@ -139,7 +179,11 @@ async fn build(
             let slot = live.add_queue(queue);
             live.add_queue_alias(name, slot);
             queue_index.insert(id.clone(), slot);
-            queue_names.push((id.clone(), name.clone()));
+            queue_infos.push(QueueInfo {
+                id: id.clone(),
+                name: name.clone(),
+                target_pct: u32::try_from(*target).unwrap_or(80),
+            });
         }
         let mut memberships: HashMap<&str, Vec<u32>> = HashMap::new();
         for (agent, queue) in &members {
@@ -149,6 +193,7 @@ async fn build(
         }
         let now = crate::domain::time::now_ms();
         let mut agent_groups = Vec::with_capacity(agents.len());
+        let mut agent_aliases = Vec::with_capacity(agents.len());
         for (id, name, team, location, extension, interface) in &agents {
             let member = Membership {
                 team: team.as_ref().and_then(|t| team_index.get(t).copied()),
@@ -156,9 +201,11 @@ async fn build(
                 queues: memberships.get(id.as_str()).cloned().unwrap_or_default(),
             };
             let slot = live.add_agent(id, name, member, now);
-            for alias in [extension, interface].into_iter().flatten() {
+            let aliases: Vec<String> = [extension, interface].into_iter().flatten().cloned().collect();
+            for alias in &aliases {
                 live.add_agent_alias(alias, slot);
             }
+            agent_aliases.push(aliases);
             if let Some(old) = old_live
                 .as_ref()
                 .and_then(|l| l.agent_slot(id).and_then(|s| l.agent(s)))
@@ -171,7 +218,7 @@ async fn build(
             live.version = old.version + 1;
         }
         let first_build = old_live.is_none();
-        (live, agent_groups, queue_names, first_build, now)
+        (live, agent_groups, agent_aliases, queue_infos, first_build, now)
     };
     if first_build {
         // After a start, the floor is what the stored events of the last day say: agent
@@ -188,12 +235,18 @@ async fn build(
             "live floor rebuilt from stored events"
         );
     }
+    let (teams, team_names) = teams.into_iter().unzip();
+    let (locations, location_names) = locations.into_iter().unzip();
     Ok(Floor {
         versions,
+        tz,
         teams,
+        team_names,
         locations,
+        location_names,
         agent_groups,
-        queue_names,
+        agent_aliases,
+        queues: queue_infos,
         live: Mutex::new(live),
     })
 }

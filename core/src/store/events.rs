@@ -1,7 +1,13 @@
 //! Accepted events, stored before they are acknowledged: what is accepted is not lost. Each
 //! (tenant, source, id) is stored once; a repeat is reported as a duplicate.
 
-use super::{Store, StoreResult, TenantScope};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError, StoreResult, TenantScope};
 use crate::domain::events::Event;
 use crate::domain::time::now_ms;
 use crate::on_db;
@@ -15,61 +21,245 @@ pub enum Stored {
     Duplicate,
 }
 
-/// One event as stored: tenant, source, id, time, kind, agent, queue, body.
-type Row = (
-    String,
-    String,
-    String,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-);
+/// One event as stored.
+#[derive(Debug)]
+struct Row {
+    tenant_id: String,
+    source: String,
+    event_id: String,
+    at: i64,
+    kind: String,
+    agent: Option<String>,
+    queue: Option<String>,
+    body: String,
+}
 
-/// Stores events in one transaction, in order.
+impl Row {
+    fn new(tenant_id: &str, e: &Event) -> Self {
+        let body = serde_json::to_value(&e.body).unwrap_or_default();
+        let kind = body.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+        Row {
+            tenant_id: tenant_id.to_owned(),
+            source: e.source.clone(),
+            event_id: e.id.clone(),
+            at: e.at_ms(),
+            kind,
+            agent: e.agent().map(str::to_owned),
+            queue: e.queue().map(str::to_owned),
+            body: body.to_string(),
+        }
+    }
+}
+
+/// Rows per INSERT statement: 9 parameters each stays far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+const ROWS_PER_STATEMENT: usize = 1_000;
+/// Rows one transaction of the writer takes from its queue at most.
+const ROWS_PER_COMMIT: usize = 20_000;
+
+/// Stores events in one transaction, in order, without going through a writer.
 pub async fn append(store: &Store, scope: &TenantScope, events: &[&Event]) -> StoreResult<Vec<Stored>> {
+    let rows: Vec<Row> = events.iter().map(|e| Row::new(scope.tenant_id(), e)).collect();
+    let mut out = insert_rows(store, &[rows]).await?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// Inserts batches of rows in one transaction, many rows per statement; returns per batch what
+/// became of each row. A key repeated within the batches is stored once, for its first row.
+async fn insert_rows(store: &Store, batches: &[Vec<Row>]) -> StoreResult<Vec<Vec<Stored>>> {
     let received = now_ms();
-    let sql = "INSERT INTO events (tenant_id, source, event_id, at, kind, agent, queue, body, received_at) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-               ON CONFLICT (tenant_id, source, event_id) DO NOTHING RETURNING seq";
-    let rows: Vec<Row> = events
-        .iter()
-        .map(|e| {
-            let body = serde_json::to_value(&e.body).unwrap_or_default();
-            let kind = body.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-            (
-                scope.tenant_id().to_owned(),
-                e.source.clone(),
-                e.id.clone(),
-                e.at_ms(),
-                kind,
-                e.agent().map(str::to_owned),
-                e.queue().map(str::to_owned),
-                body.to_string(),
-            )
-        })
-        .collect();
-    Ok(on_db!(&store.db, |pool, DB| {
+    let all: Vec<&Row> = batches.iter().flatten().collect();
+    let inserted: HashMap<(String, String, String), i64> = on_db!(&store.db, |pool, DB| {
         let mut tx = pool.begin().await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (tenant, source, id, at, kind, agent, queue, body) in &rows {
-            let seq: Option<i64> = sqlx::query_scalar::<DB, i64>(sql)
-                .bind(tenant)
-                .bind(source)
-                .bind(id)
-                .bind(at)
-                .bind(kind)
-                .bind(agent)
-                .bind(queue)
-                .bind(body)
-                .bind(received)
-                .fetch_optional(&mut *tx)
+        let mut inserted = HashMap::with_capacity(all.len());
+        for chunk in all.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<DB>::new(
+                "INSERT INTO events (tenant_id, source, event_id, at, kind, agent, queue, body, received_at) ",
+            );
+            insert.push_values(chunk, |mut b, row| {
+                b.push_bind(&row.tenant_id)
+                    .push_bind(&row.source)
+                    .push_bind(&row.event_id)
+                    .push_bind(row.at)
+                    .push_bind(&row.kind)
+                    .push_bind(&row.agent)
+                    .push_bind(&row.queue)
+                    .push_bind(&row.body)
+                    .push_bind(received);
+            });
+            insert.push(
+                " ON CONFLICT (tenant_id, source, event_id) DO NOTHING RETURNING seq, tenant_id, source, event_id",
+            );
+            let rows: Vec<(i64, String, String, String)> = insert
+                .build_query_as::<(i64, String, String, String)>()
+                .fetch_all(&mut *tx)
                 .await?;
-            out.push(seq.map_or(Stored::Duplicate, Stored::Accepted));
+            for (seq, tenant, source, id) in rows {
+                inserted.insert((tenant, source, id), seq);
+            }
         }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(out)
+        Ok::<_, sqlx::Error>(inserted)
+    })?;
+    let mut inserted = inserted;
+    Ok(batches
+        .iter()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    // The first row with a key takes its sequence number; repeats are duplicates.
+                    match inserted.remove(&(r.tenant_id.clone(), r.source.clone(), r.event_id.clone())) {
+                        Some(seq) => Stored::Accepted(seq),
+                        None => Stored::Duplicate,
+                    }
+                })
+                .collect()
+        })
+        .collect())
+}
+
+struct Job {
+    rows: Vec<Row>,
+    reply: oneshot::Sender<StoreResult<Vec<Stored>>>,
+}
+
+/// The one writer of accepted events. Requests queue their batches; the writer stores whatever
+/// has queued up in one transaction (group commit), so many small requests cost one commit and
+/// SQLite's single writer never waits on itself. The queue is bounded: when it is full, a
+/// request waits up to [`EventWriter::QUEUE_WAIT`] and is then refused as busy, so the caller
+/// retries — nothing is dropped after it was acknowledged.
+#[derive(Debug)]
+pub struct EventWriter {
+    store: Store,
+    capacity: usize,
+    queue: OnceLock<mpsc::Sender<Job>>,
+}
+
+impl EventWriter {
+    /// How long a batch may wait for room in a full queue before it is refused.
+    pub const QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+    /// A writer with room for `capacity` waiting batches. Its task starts at first use.
+    pub fn new(store: Store, capacity: usize) -> Self {
+        Self {
+            store,
+            capacity: capacity.max(1),
+            queue: OnceLock::new(),
+        }
+    }
+
+    fn sender(&self) -> &mpsc::Sender<Job> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(self.capacity);
+            tokio::spawn(run_writer(self.store.clone(), rx));
+            tx
+        })
+    }
+
+    /// Stores the tenant's events, in order, once they are committed.
+    pub async fn append(&self, scope: &TenantScope, events: &[&Event]) -> StoreResult<Vec<Stored>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = events.iter().map(|e| Row::new(scope.tenant_id(), e)).collect();
+        let (reply, answer) = oneshot::channel();
+        let job = Job { rows, reply };
+        let queued = tokio::time::timeout(Self::QUEUE_WAIT, self.sender().send(job)).await;
+        match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(StoreError::Unavailable("the event writer has stopped".into())),
+            Err(_) => {
+                metrics::counter!("event_writer_refused_total").increment(1);
+                return Err(StoreError::Busy(
+                    "the event store is behind; nothing of this batch was stored, retry shortly".into(),
+                ));
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the event writer has stopped".into())))
+    }
+}
+
+async fn run_writer(store: Store, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        let mut rows = jobs[0].rows.len();
+        while rows < ROWS_PER_COMMIT {
+            match queue.try_recv() {
+                Ok(job) => {
+                    rows += job.rows.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let (batches, replies): (Vec<Vec<Row>>, Vec<_>) = jobs.into_iter().map(|j| (j.rows, j.reply)).unzip();
+        let started = std::time::Instant::now();
+        let result = insert_rows(&store, &batches).await;
+        metrics::histogram!("event_writer_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("event_writer_commit_rows").record(rows as f64);
+        match result {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows, "storing events failed; the senders are told");
+                for reply in replies {
+                    let shared = match &e {
+                        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                        other => StoreError::Internal(other.to_string()),
+                    };
+                    let _ = reply.send(Err(shared));
+                }
+            }
+        }
+    }
+}
+
+/// An agent's stored events from `from_ms` on, in time order, under any of the names events
+/// may use for it (id, extension, interface).
+pub async fn for_agent(
+    store: &Store,
+    scope: &TenantScope,
+    names: &[&str],
+    from_ms: i64,
+    limit: i64,
+) -> StoreResult<Vec<Event>> {
+    let rows: Vec<(String, String, i64, String)> = on_db!(&store.db, |pool, DB| {
+        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT source, event_id, at, body FROM events WHERE tenant_id = ");
+        q.push_bind(scope.tenant_id()).push(" AND agent IN (");
+        let mut list = q.separated(", ");
+        for name in names {
+            list.push_bind(*name);
+        }
+        q.push(") AND at >= ")
+            .push_bind(from_ms)
+            .push(" ORDER BY at, seq LIMIT ")
+            .push_bind(limit);
+        q.build_query_as::<(String, String, i64, String)>()
+            .fetch_all(pool)
+            .await
+    })?;
+    Ok(parse_rows(rows))
+}
+
+/// Deletes the tenant's events older than `before_ms`, at most `limit` at a time (so a large
+/// backlog does not hold the database in one long transaction). Returns how many went.
+pub async fn delete_older_than(store: &Store, tenant_id: &str, before_ms: i64, limit: i64) -> StoreResult<u64> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "DELETE FROM events WHERE seq IN \
+             (SELECT seq FROM events WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3)",
+        )
+        .bind(tenant_id)
+        .bind(before_ms)
+        .bind(limit)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
     })?)
 }
 
@@ -85,6 +275,10 @@ pub async fn since(store: &Store, scope: &TenantScope, from_ms: i64) -> StoreRes
         .fetch_all(pool)
         .await
     })?;
+    Ok(parse_rows(rows))
+}
+
+fn parse_rows(rows: Vec<(String, String, i64, String)>) -> Vec<Event> {
     let mut events = Vec::with_capacity(rows.len());
     let mut unreadable = 0u64;
     for (source, id, at, body) in rows {
@@ -106,5 +300,5 @@ pub async fn since(store: &Store, scope: &TenantScope, from_ms: i64) -> StoreRes
     if unreadable > 0 {
         tracing::warn!(unreadable, "stored events that no longer parse were skipped");
     }
-    Ok(events)
+    events
 }

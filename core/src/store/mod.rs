@@ -176,6 +176,9 @@ pub enum StoreError {
     LimitReached(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Too much work queued; the caller should retry shortly.
+    #[error("{0}")]
+    Busy(String),
     #[error("internal storage error: {0}")]
     Internal(String),
 }

@@ -17,7 +17,7 @@ use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::domain::FieldError;
 use crate::domain::events::Event;
-use crate::store::events::{self, Stored};
+use crate::live::service::Outcome;
 
 /// Most events one request may carry.
 pub const MAX_EVENTS: usize = 10_000;
@@ -117,97 +117,45 @@ pub async fn post_events(
         return Err(err);
     }
     let now = crate::domain::time::now_ms();
-    // The floor knows every name events may use (agent id, extension, interface; queue id,
-    // name). It is fetched before storing: a first build replays stored events, and must not
-    // count this batch as well as applying it below.
-    let floor = app.live.floor(&app.store, &scope).await?;
-    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(raw.len());
-    let mut valid: Vec<(usize, Event)> = Vec::new();
-    for (index, item) in raw.into_iter().enumerate() {
-        let value = match item {
-            Ok(v) => v,
-            Err(e) => {
-                results.push(Some(rejected(index, None, vec![error("", e)])));
-                continue;
-            }
-        };
-        let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-        let event: Event = match serde_json::from_value(value) {
-            Ok(e) => e,
-            Err(e) => {
-                results.push(Some(rejected(index, id, vec![error("", e.to_string())])));
-                continue;
-            }
-        };
-        let mut errors = match event.validate(now) {
-            Ok(()) => Vec::new(),
-            Err(v) => v.errors,
-        };
-        let (unknown_agent, unknown_queue) = {
-            let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
-            (
-                event
-                    .agent()
-                    .filter(|a| live.agent_slot(a).is_none())
+    let mut ids = Vec::with_capacity(raw.len());
+    let parsed: Vec<Result<Event, Vec<FieldError>>> = raw
+        .into_iter()
+        .map(|item| {
+            let value = item.map_err(|e| vec![error("", e)]);
+            ids.push(
+                value
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v.get("id"))
+                    .and_then(Value::as_str)
                     .map(str::to_owned),
-                event
-                    .queue()
-                    .filter(|q| live.queue_slot(q).is_none())
-                    .map(str::to_owned),
-            )
-        };
-        if let Some(agent) = unknown_agent {
-            errors.push(error(
-                "/agent",
-                format!("no agent `{agent}` (by id, extension or interface) in this tenant"),
-            ));
-        }
-        if let Some(queue) = unknown_queue {
-            errors.push(error(
-                "/queue",
-                format!("no queue `{queue}` (by id or name) in this tenant"),
-            ));
-        }
-        if errors.is_empty() {
-            results.push(None);
-            valid.push((index, event));
-        } else {
-            results.push(Some(rejected(index, id, errors)));
-        }
-    }
-    let refs: Vec<&Event> = valid.iter().map(|(_, e)| e).collect();
-    let stored = events::append(&app.store, &scope, &refs).await?;
-    // Stored first, then shown: the live floor moves only for events that are safe on disk.
-    {
-        let mut live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
-        let mut fresh: Vec<&Event> = valid
-            .iter()
-            .zip(&stored)
-            .filter(|(_, s)| matches!(s, Stored::Accepted(_)))
-            .map(|((_, e), _)| e)
-            .collect();
-        // Within a batch, in time order per agent (a later state must not be overtaken).
-        fresh.sort_by_key(|e| e.at_ms());
-        for event in fresh {
-            if let Err(e) = live.apply(event) {
-                tracing::debug!(error = %e, "event not applied to the live floor");
-            }
-        }
-    }
-    for ((index, event), outcome) in valid.iter().zip(stored) {
-        let (status, seq) = match outcome {
-            Stored::Accepted(seq) => ("accepted", Some(seq)),
-            Stored::Duplicate => ("duplicate", None),
-        };
-        results[*index] = Some(ItemResult {
-            index: *index,
-            id: Some(event.id.clone()),
-            status,
-            seq,
-            errors: Vec::new(),
-        });
-    }
-    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+            );
+            value.and_then(|v| serde_json::from_value::<Event>(v).map_err(|e| vec![error("", e.to_string())]))
+        })
+        .collect();
+    let outcomes = app.live.ingest(&scope, parsed, now).await?;
+    let results: Vec<ItemResult> = outcomes
+        .into_iter()
+        .zip(ids)
+        .enumerate()
+        .map(|(index, (outcome, id))| match outcome {
+            Outcome::Accepted(seq) => ItemResult {
+                index,
+                id,
+                status: "accepted",
+                seq: Some(seq),
+                errors: Vec::new(),
+            },
+            Outcome::Duplicate => ItemResult {
+                index,
+                id,
+                status: "duplicate",
+                seq: None,
+                errors: Vec::new(),
+            },
+            Outcome::Rejected(errors) => rejected(index, id, errors),
+        })
+        .collect();
     let count = |s: &str| results.iter().filter(|r| r.status == s).count();
     let summary = IngestResult {
         accepted: count("accepted"),
@@ -224,8 +172,13 @@ pub async fn post_events(
 /// team, location and queue.
 pub async fn snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Live)?;
-    let floor = app.live.floor(&app.store, &scope).await?;
-    let now = crate::domain::time::now_ms();
+    let floor = app.live.floor(&scope).await?;
+    let body = snapshot_json(&floor, &scope, crate::domain::time::now_ms());
+    Ok(axum::Json(body).into_response())
+}
+
+/// The floor as the caller may see it.
+fn snapshot_json(floor: &crate::live::registry::Floor, scope: &crate::store::TenantScope, now: i64) -> Value {
     let visibility = scope.visibility();
     let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
     let states = |counts: &crate::live::StateCounts| -> serde_json::Map<String, Value> {
@@ -277,11 +230,12 @@ pub async fn snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<
     let queues: Vec<Value> = live
         .queues()
         .iter()
-        .zip(&floor.queue_names)
+        .zip(&floor.queues)
         .enumerate()
-        .map(|(i, (q, (id, name)))| {
+        .map(|(i, (q, crate::live::registry::QueueInfo { id, name, target_pct }))| {
             serde_json::json!({
                 "id": id, "name": name, "waiting": q.waiting(), "longest_wait_s": q.longest_wait_s(now),
+                "service_level_target": f64::from(*target_pct) / 100.0,
                 "agents": live.queue_counts(i as u32).map(states),
                 "today": kpis(q.today(), q),
                 "last_15m": kpis(&q.window(15, now), q),
@@ -290,7 +244,7 @@ pub async fn snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<
             })
         })
         .collect();
-    let body = serde_json::json!({
+    serde_json::json!({
         "version": live.version,
         "at": crate::domain::time::to_rfc3339(now),
         "agents": agents,
@@ -298,6 +252,99 @@ pub async fn snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<
         "teams": teams,
         "locations": locations,
         "queues": queues,
-    });
-    Ok(axum::Json(body).into_response())
+    })
+}
+
+/// A delta as JSON pieces, made once and shared by every machine stream of the tenant.
+struct JsonDelta {
+    /// Per changed agent, in the delta's order.
+    agents: Vec<String>,
+    queues: String,
+}
+
+fn queue_json(q: &crate::live::hub::QueueDelta, now: i64) -> Value {
+    let c = &q.today;
+    serde_json::json!({
+        "id": q.id, "name": q.name, "waiting": q.waiting,
+        "longest_wait_s": q.oldest_join_ms.map(|j| (now - j).max(0) as f64 / 1000.0),
+        "service_level_target": f64::from(q.target_pct) / 100.0,
+        "agents": crate::domain::events::AgentState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), Value::from(q.agents[s.index()])))
+            .collect::<serde_json::Map<String, Value>>(),
+        "today": {
+            "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned,
+            "service_level": crate::kpi::service_level(c, q.settings.service_level),
+            "asa_s": crate::kpi::asa(c), "aht_s": crate::kpi::aht(c),
+            "abandon_rate": crate::kpi::abandon_rate(c, q.settings.abandon_rate_counts_short),
+        },
+    })
+}
+
+fn render_json(delta: &crate::live::hub::Delta) -> JsonDelta {
+    let agents = delta
+        .agents
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": &*a.agent.id, "name": &*a.agent.name, "team_id": a.team_id, "location_id": a.location_id,
+                "state": a.agent.state.as_str(), "reason": a.agent.reason.as_deref(),
+                "since": crate::domain::time::to_rfc3339(a.agent.since_ms),
+            })
+            .to_string()
+        })
+        .collect();
+    let queues: Vec<Value> = delta.queues.iter().map(|q| queue_json(q, delta.at_ms)).collect();
+    JsonDelta {
+        agents,
+        queues: Value::from(queues).to_string(),
+    }
+}
+
+/// `GET /api/v1/live/stream`: server-sent events. First a `snapshot` (as `GET
+/// /api/v1/live/snapshot`), unless the client resumes with `Last-Event-ID` from a delta that
+/// is still held; then a `delta` per tick with the agents and queues that changed. A client
+/// that falls behind gets `resync` and should reconnect without `Last-Event-ID`.
+pub async fn stream(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Live)?;
+    let floor = app.live.floor(&scope).await?;
+    let resume = super::stream::resume_from(&headers, None);
+    let publisher = app.live.publisher(&scope, &floor);
+    let subscription = publisher.subscribe(resume.as_deref());
+    let start = if resume.is_some() && !subscription.stale {
+        super::stream::Start::Continue
+    } else {
+        let position = publisher.position();
+        let body = snapshot_json(&floor, &scope, crate::domain::time::now_ms());
+        super::stream::Start::With(
+            axum::response::sse::Event::default()
+                .event("snapshot")
+                .id(position)
+                .data(body.to_string()),
+        )
+    };
+    Ok(super::stream::respond(subscription, start, "api", move |delta| {
+        let json = delta.rendered("api-json", render_json);
+        let visibility = scope.visibility();
+        let mut agents = String::from("[");
+        for (a, piece) in delta.agents.iter().zip(&json.agents) {
+            if visibility.admits(a.team_id.as_deref(), a.location_id.as_deref()) {
+                if agents.len() > 1 {
+                    agents.push(',');
+                }
+                agents.push_str(piece);
+            }
+        }
+        agents.push(']');
+        if agents.len() == 2 && delta.queues.is_empty() {
+            return None;
+        }
+        let data = format!(
+            "{{\"seq\":\"{}\",\"at\":\"{}\",\"agents\":{agents},\"queues\":{}}}",
+            delta.id(),
+            crate::domain::time::to_rfc3339(delta.at_ms),
+            json.queues
+        );
+        Some(axum::response::sse::Event::default().event("delta").data(data))
+    }))
 }

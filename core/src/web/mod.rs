@@ -5,6 +5,7 @@ pub mod admin_access;
 pub mod admin_tenant;
 pub mod api;
 pub mod auth_pages;
+pub mod board;
 pub mod extract;
 pub mod ingest;
 pub mod list_cache;
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod problem;
 pub mod session;
 pub mod sso;
+pub mod stream;
 pub mod ui;
 
 use std::future::Future;
@@ -94,7 +96,7 @@ pub struct AppState {
     /// `None` when no SMTP server is configured.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// Every tenant's live floor in this instance.
-    pub live: Arc<crate::live::registry::LiveRegistry>,
+    pub live: Arc<crate::live::service::LiveService>,
 }
 
 impl AppState {
@@ -104,6 +106,11 @@ impl AppState {
         let openapi_json = Bytes::from(serde_json::to_vec(&openapi::document())?);
         let list_cache = Arc::new(list_cache::ListCache::new(config.http.list_cache_bytes));
         let mailer = crate::mail::Mailer::from_config(&config.smtp)?.map(Arc::new);
+        let live = Arc::new(crate::live::service::LiveService::new(
+            store.clone(),
+            config.live.tick,
+            config.live.writer_queue,
+        ));
         Ok(Self {
             store,
             templates: Arc::new(templates),
@@ -116,7 +123,7 @@ impl AppState {
             oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
             mailer,
-            live: Arc::new(crate::live::registry::LiveRegistry::default()),
+            live,
             config: Arc::new(config),
         })
     }
@@ -147,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/oidc/{provider}/callback", get(sso::callback))
         .route("/api/docs", get(ui::api_reference))
         .merge(admin::router())
+        .merge(board::router())
         .merge(admin_access::router())
         .merge(admin_tenant::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
@@ -155,6 +163,7 @@ pub fn router(state: AppState) -> Router {
     let events = Router::new()
         .route("/events", post(ingest::post_events))
         .route("/live/snapshot", get(ingest::snapshot))
+        .route("/live/stream", get(ingest::stream))
         .layer(DefaultBodyLimit::max(state.config.http.max_ingest_bytes));
     let api = api::router()
         .merge(events)

@@ -141,6 +141,11 @@ impl From<StoreError> for ApiError {
                 err.problem.title = "Limit reached".into();
                 err
             }
+            StoreError::Busy(detail) => {
+                let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, detail);
+                err.retry_after = Some(1);
+                err
+            }
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 let mut err = ApiError::new(

@@ -80,6 +80,8 @@ pub fn render_page(
                 "admin": admin,
                 "platform": matches!(current.principal, Some(crate::auth::Principal::Platform { .. })),
                 "platform_available": account.platform_admin,
+                "board": role.is_some_and(|r| crate::auth::permits(r, crate::auth::Action::Read, crate::auth::Area::Live))
+                    && matches!(current.principal, Some(crate::auth::Principal::Tenant(_))),
             }),
         );
     }

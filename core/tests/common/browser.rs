@@ -110,6 +110,28 @@ impl Browser {
         page
     }
 
+    /// A new tab (sharing cookies with the others).
+    #[allow(dead_code)]
+    pub async fn new_page(&self) -> Page {
+        let target: Value = reqwest::Client::new()
+            .put(format!("http://127.0.0.1:{}/json/new?about:blank", self.port))
+            .send()
+            .await
+            .expect("DevTools new tab")
+            .json()
+            .await
+            .expect("DevTools JSON");
+        let url = target["webSocketDebuggerUrl"]
+            .as_str()
+            .expect("a page target")
+            .to_owned();
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("DevTools socket");
+        let mut page = Page { socket, next_id: 0 };
+        page.call("Page.enable", json!({})).await;
+        page.call("Runtime.enable", json!({})).await;
+        page
+    }
+
     pub async fn close(mut self) {
         let _ = self.child.kill().await;
     }

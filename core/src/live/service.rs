@@ -1,0 +1,201 @@
+//! The live path as one service: events are checked against the tenant's floor, stored by the
+//! event writer, applied to the floor, and published to the streams by the hub. The ingest API
+//! and the simulator both come through here, so an event from either is treated the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hub::{Hub, Publisher};
+use super::registry::{Floor, LiveRegistry};
+use crate::domain::FieldError;
+use crate::domain::events::Event;
+use crate::store::entities::agents::{Agent, AgentCreate};
+use crate::store::events::{EventWriter, Stored};
+use crate::store::{Store, StoreResult, TenantScope, resource, tenants};
+
+/// The tenant feature flag that lets events create the agents they name.
+pub const AUTO_CREATE_AGENTS: &str = "auto_create_agents";
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Accepted(i64),
+    Duplicate,
+    Rejected(Vec<FieldError>),
+}
+
+#[derive(Debug)]
+pub struct LiveService {
+    store: Store,
+    pub registry: Arc<LiveRegistry>,
+    pub writer: EventWriter,
+    pub hub: Arc<Hub>,
+}
+
+fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
+    FieldError {
+        pointer: pointer.into(),
+        detail: detail.into(),
+    }
+}
+
+impl LiveService {
+    /// `tick` is how often changes are published; `writer_queue` how many batches may wait to
+    /// be stored before senders are asked to retry.
+    pub fn new(store: Store, tick: Duration, writer_queue: usize) -> Self {
+        Self {
+            writer: EventWriter::new(store.clone(), writer_queue),
+            store,
+            registry: Arc::new(LiveRegistry::default()),
+            hub: Arc::new(Hub::new(tick)),
+        }
+    }
+
+    /// The tenant's floor, rebuilt if its agents or queues changed.
+    pub async fn floor(&self, scope: &TenantScope) -> StoreResult<Arc<Floor>> {
+        self.registry.floor(&self.store, scope).await
+    }
+
+    /// The tenant's publisher of per-tick changes (started if needed).
+    pub fn publisher(&self, scope: &TenantScope, floor: &Arc<Floor>) -> Arc<Publisher> {
+        self.hub.publisher(&self.registry, scope.tenant_id(), floor)
+    }
+
+    /// Checks, stores and applies a batch. `items` are events as parsed, or why they could not
+    /// be; the answer has one outcome per item, in order. An accepted event is stored before
+    /// this returns, and moves the floor.
+    pub async fn ingest(
+        &self,
+        scope: &TenantScope,
+        items: Vec<Result<Event, Vec<FieldError>>>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<Outcome>> {
+        // The floor knows every name events may use (agent id, extension, interface; queue id,
+        // name). It is fetched before storing: a first build replays stored events, and must
+        // not count this batch as well as applying it below.
+        let mut floor = self.floor(scope).await?;
+        if let Some(rebuilt) = self.create_unknown_agents(scope, &floor, &items).await? {
+            floor = rebuilt;
+        }
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
+        let mut valid: Vec<(usize, Event)> = Vec::new();
+        {
+            let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+            for (index, item) in items.into_iter().enumerate() {
+                let event = match item {
+                    Ok(event) => event,
+                    Err(errors) => {
+                        outcomes.push(Some(Outcome::Rejected(errors)));
+                        continue;
+                    }
+                };
+                let mut errors = match event.validate(now_ms) {
+                    Ok(()) => Vec::new(),
+                    Err(v) => v.errors,
+                };
+                if let Some(agent) = event.agent().filter(|a| live.agent_slot(a).is_none()) {
+                    errors.push(error(
+                        "/agent",
+                        format!("no agent `{agent}` (by id, extension or interface) in this tenant"),
+                    ));
+                }
+                if let Some(queue) = event.queue().filter(|q| live.queue_slot(q).is_none()) {
+                    errors.push(error(
+                        "/queue",
+                        format!("no queue `{queue}` (by id or name) in this tenant"),
+                    ));
+                }
+                if errors.is_empty() {
+                    outcomes.push(None);
+                    valid.push((index, event));
+                } else {
+                    outcomes.push(Some(Outcome::Rejected(errors)));
+                }
+            }
+        }
+        let refs: Vec<&Event> = valid.iter().map(|(_, e)| e).collect();
+        let stored = self.writer.append(scope, &refs).await?;
+        // Stored first, then shown: the live floor moves only for events that are safe on disk.
+        {
+            let mut live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+            let mut fresh: Vec<&Event> = valid
+                .iter()
+                .zip(&stored)
+                .filter(|(_, s)| matches!(s, Stored::Accepted(_)))
+                .map(|((_, e), _)| e)
+                .collect();
+            // Within a batch, in time order (a later state must not be overtaken).
+            fresh.sort_by_key(|e| e.at_ms());
+            for event in fresh {
+                if let Err(e) = live.apply(event) {
+                    tracing::debug!(error = %e, "event not applied to the live floor");
+                }
+            }
+        }
+        for ((index, _), outcome) in valid.iter().zip(stored) {
+            outcomes[*index] = Some(match outcome {
+                Stored::Accepted(seq) => Outcome::Accepted(seq),
+                Stored::Duplicate => Outcome::Duplicate,
+            });
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// When the tenant lets events create agents, creates those the batch names that do not
+    /// exist yet (named and reachable by the name the event used) and returns the rebuilt floor.
+    async fn create_unknown_agents(
+        &self,
+        scope: &TenantScope,
+        floor: &Floor,
+        items: &[Result<Event, Vec<FieldError>>],
+    ) -> StoreResult<Option<Arc<Floor>>> {
+        let mut unknown: Vec<&str> = {
+            let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+            items
+                .iter()
+                .filter_map(|i| i.as_ref().ok())
+                .filter_map(Event::agent)
+                .filter(|a| live.agent_slot(a).is_none())
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(None);
+        }
+        let tenant = tenants::current(&self.store, scope).await?;
+        let enabled = tenant.features.0.get(AUTO_CREATE_AGENTS).and_then(|v| v.as_bool()) == Some(true);
+        if !enabled {
+            return Ok(None);
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        let mut created = 0;
+        for name in unknown {
+            // Only names an agent could have; anything else is rejected as unknown below.
+            if name.is_empty() || name.len() > 64 {
+                continue;
+            }
+            let input = AgentCreate {
+                name: name.to_owned(),
+                team_id: None,
+                location_id: None,
+                user_id: None,
+                extension: Some(name.to_owned()),
+                interface: None,
+                skills: Vec::new(),
+            };
+            match resource::create::<Agent>(&self.store, scope, input).await {
+                Ok(agent) => {
+                    created += 1;
+                    tracing::info!(tenant = scope.tenant_slug(), agent = %agent.id, name, "agent created from an event");
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = scope.tenant_slug(), name, error = %e, "could not create an agent named by an event")
+                }
+            }
+        }
+        if created == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.floor(scope).await?))
+    }
+}

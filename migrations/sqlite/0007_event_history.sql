@@ -1,0 +1,3 @@
+-- Reading an agent's day (the board's agent drawer) (SQLite).
+-- Keep in step with ../postgres/0007_event_history.sql.
+CREATE INDEX events_tenant_agent_at ON events (tenant_id, agent, at);
