@@ -374,6 +374,7 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
             "no platform admin exists yet: open this one-time link to create the first one"
         );
     }
+    crate::live::service::spawn_history_trimmer(store.clone(), config.live.retention);
     let state = AppState::new(store.clone(), config)?;
     tracing::info!(
         url = %base_url,

@@ -1414,3 +1414,98 @@ async fn the_live_stream_sends_deltas_resumes_and_respects_scopes(s: &TestServer
     assert_eq!(event, "snapshot");
     assert!(!first_id.is_empty(), "a snapshot has a position to resume from");
 }
+
+both_backends!(unknown_agents_are_created_when_the_tenant_allows_and_old_history_is_trimmed);
+async fn unknown_agents_are_created_when_the_tenant_allows_and_old_history_is_trimmed(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let platform = s.platform_token().await;
+    let event = |id: &str, agent: &str, ago_s: i64| {
+        json!([{ "id": id, "source": "pbx", "at": (chrono::Utc::now() - chrono::Duration::seconds(ago_s)).to_rfc3339(),
+                 "type": "agent_login", "agent": agent }])
+    };
+    let refused = s.post("/api/v1/events", &admin, event("1", "7001", 0)).await;
+    assert_eq!(
+        refused.body["rejected"],
+        json!(1),
+        "unknown agents are refused by default"
+    );
+    assert_eq!(refused.body["results"][0]["errors"][0]["pointer"], json!("/agent"));
+
+    let tenant = s.get("/api/v1/tenant", &admin).await.body;
+    s.patch(
+        &format!("/api/v1/tenants/{}", tenant["id"].as_str().unwrap()),
+        &platform,
+        json!({ "features": { "auto_create_agents": true } }),
+    )
+    .await
+    .expect(200);
+    // Six days ago: inside what ingest accepts, outside a two-day retention.
+    let accepted = s.post("/api/v1/events", &admin, event("2", "7001", 6 * 86_400)).await;
+    assert_eq!(accepted.body["accepted"], json!(1), "{}", accepted.body);
+    let fresh = s.post("/api/v1/events", &admin, event("3", "7001", 0)).await;
+    assert_eq!(fresh.body["accepted"], json!(1));
+    let agents = s.get("/api/v1/agents?extension=7001", &admin).await.body;
+    assert_eq!(agents["items"].as_array().unwrap().len(), 1, "created once: {agents}");
+    let snapshot = s.get("/api/v1/live/snapshot", &admin).await.body;
+    assert_eq!(snapshot["agents"][0]["state"], json!("available"));
+
+    let deleted = monti::live::service::trim_history(&s.store, std::time::Duration::from_secs(2 * 86_400))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "only the six-day-old event is past the retention");
+    let scope = monti::store::tenants::operator_scope(&s.store, "acme").await.unwrap();
+    let left = monti::store::events::since(&s.store, &scope, 0).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["3"]);
+}
+
+both_backends!(the_live_stream_over_websocket);
+async fn the_live_stream_over_websocket(s: &TestServer) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let team = seed_team(s, &admin, "North").await;
+    s.post(
+        "/api/v1/agents",
+        &admin,
+        json!({ "name": "Ana", "team_id": team, "extension": "1001" }),
+    )
+    .await
+    .expect(201);
+    let ws_url = s.url("/api/v1/live/ws").replacen("http://", "ws://", 1);
+    // Without a token the upgrade is refused.
+    let refused = tokio_tungstenite::connect_async(ws_url.as_str()).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
+        "{refused:?}"
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}?access_token={admin}"))
+        .await
+        .expect("upgrade with a token in the query");
+    let mut next = async || -> Value {
+        loop {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+                .await
+                .expect("a message within 5 s")
+                .expect("open")
+                .expect("no error");
+            if let Message::Text(text) = message {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    };
+    let snapshot = next().await;
+    assert_eq!(snapshot["type"], json!("snapshot"));
+    assert_eq!(snapshot["data"]["agents"][0]["name"], json!("Ana"));
+    s.post(
+        "/api/v1/events",
+        &admin,
+        json!([{ "id": "w1", "source": "t", "at": chrono::Utc::now().to_rfc3339(), "type": "agent_state", "agent": "1001", "state": "paused", "reason": "coffee" }]),
+    )
+    .await
+    .expect(200);
+    let delta = next().await;
+    assert_eq!(delta["type"], json!("delta"));
+    assert_eq!(delta["data"]["agents"][0]["state"], json!("paused"));
+    assert_eq!(delta["data"]["agents"][0]["reason"], json!("coffee"));
+    assert_eq!(delta["id"], delta["data"]["seq"]);
+}

@@ -292,3 +292,70 @@ async fn filters_decide_what_is_pushed_to_each_viewer() {
     browser.close().await;
     server.stop().await;
 }
+
+/// Acceptance: `monti demo` shows 2,000 simulated agents moving on the board in Chromium within
+/// 10 s of start (the clock starts when the process is spawned; the build is not counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_two_thousand_agents_moving_within_ten_seconds() {
+    use tokio::io::AsyncBufReadExt;
+    let Some(browser) = Browser::launch().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("MONTI_DATABASE_URL")
+        .env("MONTI_DATA_DIR", dir.path())
+        .env("MONTI_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let password = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("admin@demo.example") {
+                return line.split_whitespace().last().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the demo prints the admin's sign-in");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut page = browser.page().await;
+    page.goto(&format!("http://127.0.0.1:{port}/board")).await;
+    page.fill("#email", "admin@demo.example").await;
+    page.fill("#password", &password).await;
+    page.click("#sign-in").await;
+    assert!(page.wait_for("location.pathname === '/board'", WAIT).await);
+    page.eval(RECORD).await;
+    let moving = page
+        .wait_for(
+            "document.querySelectorAll('#board-groups li.agent').length === 2000 && \
+             document.getElementById('board').dataset.live === 'open' && \
+             window.__pushed.some(m => m.includes('data-agent='))",
+            WAIT,
+        )
+        .await;
+    let took = started.elapsed();
+    assert!(moving, "2,000 agents on the board and rows pushed to it");
+    let states: Value = page
+        .eval("new Set(Array.from(document.querySelectorAll('#board-groups li.agent')).map(r => r.dataset.state)).size")
+        .await;
+    assert!(
+        states.as_u64().unwrap_or(0) >= 4,
+        "a living floor, not one state: {states}"
+    );
+    assert!(took < Duration::from_secs(10), "moving after {took:?}, not within 10 s");
+    println!("the demo's board was moving {took:?} after start");
+    let _ = child.kill().await;
+    browser.close().await;
+}

@@ -225,7 +225,7 @@ fn demo_serves_prints_a_working_token_and_stops_gracefully() {
     };
     let listen = format!("127.0.0.1:{port}");
     let child = Command::new(BIN)
-        .args(["demo", "--listen", &listen])
+        .args(["demo", "--agents", "60", "--listen", &listen])
         .current_dir(dir.path())
         .env_remove("MONTI_DATABASE_URL")
         .env("MONTI_DATA_DIR", dir.path().join("data"))
@@ -271,7 +271,7 @@ fn demo_serves_prints_a_working_token_and_stops_gracefully() {
     );
     // Run again: the tenant is reused, a new token is printed and works.
     let child = Command::new(BIN)
-        .args(["demo", "--listen", &listen])
+        .args(["demo", "--agents", "60", "--listen", &listen])
         .current_dir(dir.path())
         .env_remove("MONTI_DATABASE_URL")
         .env("MONTI_DATA_DIR", dir.path().join("data"))
@@ -294,7 +294,7 @@ fn demo_serves_prints_a_working_token_and_stops_gracefully() {
         }
         serde_json::Value::Null
     });
-    assert_eq!(agents["items"].as_array().map(Vec::len), Some(48), "{agents}");
+    assert_eq!(agents["items"].as_array().map(Vec::len), Some(60), "{agents}");
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let out = child.wait_with_output().unwrap();
     assert!(text(&out.stdout).contains("already present"));

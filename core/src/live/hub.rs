@@ -329,3 +329,112 @@ fn gather(floor: &Floor, shown: &mut Vec<Option<AgentState>>) -> Delta {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::{Event, EventBody};
+    use crate::live::{Membership, TenantLive};
+    use chrono::TimeZone;
+
+    fn floor(agents: usize) -> Arc<Floor> {
+        let mut live = TenantLive::new(1, 1);
+        for a in 0..agents {
+            let member = Membership {
+                team: Some(0),
+                location: Some(0),
+                queues: vec![],
+            };
+            live.add_agent(&format!("a{a}"), &format!("Agent {a}"), member, 0);
+        }
+        Arc::new(Floor::for_tests(live))
+    }
+
+    fn change(floor: &Floor, n: i64, agent: usize) {
+        let state = if n % 2 == 0 {
+            AgentState::Available
+        } else {
+            AgentState::Paused
+        };
+        let event = Event {
+            v: 1,
+            id: format!("e{n}"),
+            source: "t".into(),
+            at: chrono::Utc.timestamp_opt(1_800_000_000 + n, 0).unwrap(),
+            body: EventBody::AgentState {
+                agent: format!("a{agent}"),
+                state,
+                reason: None,
+            },
+        };
+        floor.live.lock().unwrap().apply(&event).unwrap();
+    }
+
+    async fn next(rx: &mut broadcast::Receiver<Arc<Delta>>) -> Arc<Delta> {
+        tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("a delta within 2 s")
+            .expect("not lagged")
+    }
+
+    #[tokio::test]
+    async fn changes_within_a_tick_arrive_as_one_delta_with_what_was_shown_before() {
+        let hub = Arc::new(Hub::new(Duration::from_millis(20)));
+        let registry = Arc::new(LiveRegistry::default());
+        let floor = floor(3);
+        let publisher = hub.publisher(&registry, "t", &floor);
+        let mut sub = publisher.subscribe(None);
+        change(&floor, 1, 0);
+        change(&floor, 2, 0);
+        change(&floor, 3, 2);
+        let delta = next(&mut sub.receiver).await;
+        let slots: Vec<u32> = delta.agents.iter().map(|a| a.slot).collect();
+        assert_eq!(
+            slots,
+            vec![0, 2],
+            "each changed agent once, in the order it first changed"
+        );
+        assert_eq!(delta.agents[1].agent.state, AgentState::Paused);
+        assert_eq!(delta.agents[1].shown_before, None, "not shown by this publisher before");
+        change(&floor, 4, 2);
+        let delta = next(&mut sub.receiver).await;
+        assert_eq!(delta.agents[0].shown_before, Some(AgentState::Paused));
+        assert_eq!(delta.seq, 2);
+        // The same rendering is shared: the second caller gets the first one's result.
+        let first = delta.rendered("test", |d| d.agents.len());
+        let second = delta.rendered("test", |_| 99usize);
+        assert!(Arc::ptr_eq(&first, &second));
+        // Resuming from the first delta gives the second; from the newest, nothing; from a
+        // different publisher's id, a stale subscription.
+        let first_id = format!("{}-1", publisher.epoch);
+        let resumed = publisher.subscribe(Some(&first_id));
+        assert_eq!(resumed.backlog.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![2]);
+        assert!(!resumed.stale);
+        assert!(publisher.subscribe(Some(&publisher.position())).backlog.is_empty());
+        assert!(publisher.subscribe(Some("1-1")).stale);
+        assert!(publisher.subscribe(Some("garbage")).stale);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_does_not_read_falls_behind_without_holding_up_the_others() {
+        let hub = Arc::new(Hub::new(Duration::from_millis(10)));
+        let registry = Arc::new(LiveRegistry::default());
+        let floor = floor(2);
+        let publisher = hub.publisher(&registry, "t", &floor);
+        let mut asleep = publisher.subscribe(None);
+        let mut awake = publisher.subscribe(None);
+        let mut last = 0;
+        for n in 0..(CHANNEL_DEPTH as i64 + 10) {
+            change(&floor, n, 0);
+            last = next(&mut awake.receiver).await.seq;
+        }
+        assert_eq!(last, CHANNEL_DEPTH as u64 + 10, "every tick was published on time");
+        assert!(
+            matches!(
+                asleep.receiver.recv().await,
+                Err(broadcast::error::RecvError::Lagged(_))
+            ),
+            "the sleeper learns it missed deltas (its stream then sends resync)"
+        );
+    }
+}

@@ -108,6 +108,27 @@ impl LiveRegistry {
     }
 }
 
+impl Floor {
+    /// A floor around `live` with one team and one location, for tests of what consumes floors.
+    #[cfg(test)]
+    pub(crate) fn for_tests(live: TenantLive) -> Floor {
+        Floor {
+            versions: (0, 0),
+            tz: chrono_tz::UTC,
+            teams: vec!["team_a".into()],
+            team_names: vec!["A".into()],
+            locations: vec!["loc_a".into()],
+            location_names: vec!["Here".into()],
+            agent_groups: (0..live.agents().len())
+                .map(|_| (Some("team_a".into()), Some("loc_a".into())))
+                .collect(),
+            agent_aliases: vec![Vec::new(); live.agents().len()],
+            queues: Vec::new(),
+            live: Mutex::new(live),
+        }
+    }
+}
+
 async fn build(
     store: &Store,
     scope: &TenantScope,

@@ -199,3 +199,37 @@ impl LiveService {
         Ok(Some(self.floor(scope).await?))
     }
 }
+
+/// Events deleted per statement when trimming history.
+const TRIM_BATCH: i64 = 10_000;
+
+/// Deletes every tenant's stored events older than `retention`; returns how many went.
+pub async fn trim_history(store: &Store, retention: Duration) -> StoreResult<u64> {
+    let before = crate::domain::time::now_ms() - retention.as_millis() as i64;
+    let mut deleted = 0;
+    for tenant in tenants::list_all(store).await? {
+        loop {
+            let n = crate::store::events::delete_older_than(store, &tenant.id, before, TRIM_BATCH).await?;
+            deleted += n;
+            if n < TRIM_BATCH as u64 {
+                break;
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Trims history now and then every hour, for as long as the server runs.
+pub fn spawn_history_trimmer(store: Store, retention: Duration) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match trim_history(&store, retention).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "events older than the retention were deleted"),
+                Err(e) => tracing::warn!(error = %e, "trimming the event history failed; retrying in an hour"),
+            }
+        }
+    });
+}

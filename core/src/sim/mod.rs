@@ -10,6 +10,13 @@
 //! an M/M/c queue, and the tests hold the simulator to Erlang C. Everything else (shifts, breaks,
 //! lunch, ring time, wrap-up, outbound calls) only takes agents away from that core in time.
 //!
+//! Two things are there for realism rather than theory. The built-in scenario sizes each
+//! queue's traffic to its staff the way workforce planning would (Erlang C per queue, capped at
+//! a target occupancy), so a floor of any size looks busy but sane. And since pools of hundreds
+//! of agents at 85 % occupancy practically never queue, a slowly drifting random factor on each
+//! queue's volume (forecast error, [`SimParams::volume_noise`]) gives them the busy spells real
+//! queues have; set to 0, arrivals are plain Poisson again.
+//!
 //! Simulated time advances from a heap of timers ordered by (time, sequence number); the only
 //! randomness is one seeded ChaCha stream consumed in that order, so the same scenario, params,
 //! seed and start time give a byte-identical event stream however `advance` is chunked.
@@ -194,9 +201,13 @@ pub struct SimParams {
     /// quiet spells as real ones do (large pools of agents otherwise almost never queue).
     /// 0 gives a pure (non-homogeneous) Poisson process.
     pub volume_noise: f64,
-    /// Ringing before an agent answers, seconds; the caller is still waiting meanwhile.
+    /// Ringing before an agent answers, seconds. The caller is still waiting meanwhile (it
+    /// counts in the wait) but no longer hangs up.
     pub ring_s: Dist,
-    /// Share (0–0.9) of the calls agents handle that are outbound calls they place from idle.
+    /// Outbound calls as a share (0–0.9) of all calls: they are placed at
+    /// `fraction / (1 − fraction)` times each queue's arrival rate, by the agent of that queue
+    /// idle longest, and skipped when nobody is idle (so the share is lower on a busy floor).
+    /// They carry no queue and have the queue's wrap-up.
     pub direct_call_fraction: f64,
     /// `false` disables breaks, lunch and other pauses.
     pub breaks: bool,

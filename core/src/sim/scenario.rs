@@ -114,7 +114,7 @@ const SHIFT_LENGTHS: [(u32, f64); 4] = [
 ];
 
 /// Planning assumptions when sizing the traffic: the share of a shift spent in breaks, lunch and
-/// meetings (about 65 of 510 minutes), the outbound share [`super::SimParams`] defaults to, and
+/// meetings (what the engine's pause plan comes to on this mix of shifts), the outbound share [`super::SimParams`] defaults to, and
 /// the ring time added to every answered call.
 const PAUSE_SHARE: f64 = 0.13;
 const DIRECT_SHARE: f64 = 0.05;
@@ -126,6 +126,8 @@ const RING_ALLOWANCE_S: f64 = 4.0;
 const BUSY_HOUR_FACTOR: f64 = 0.5;
 
 const DAY_S: u32 = 86_400;
+/// One team for every this many agents, up to all of [`TEAMS`].
+const AGENTS_PER_TEAM_MIN: usize = 25;
 const SHIFT_PLANNING_PASSES: usize = 3;
 const SHORTFALL_WEIGHT: f64 = 4.0;
 
@@ -133,7 +135,9 @@ impl Scenario {
     /// The built-in floor with `config.agents` agents, derived from `config.seed` alone.
     pub fn generate(config: &ScenarioConfig) -> Scenario {
         let mut rng = Random::new(config.seed, STREAM_SCENARIO);
-        let teams: Vec<String> = TEAMS.iter().map(|t| t.name.to_owned()).collect();
+        // Small floors have fewer teams, so that each still has enough people to run a queue.
+        let plans = &TEAMS[..(config.agents / AGENTS_PER_TEAM_MIN).clamp(1, TEAMS.len())];
+        let teams: Vec<String> = plans.iter().map(|t| t.name.to_owned()).collect();
         let locations = LOCATIONS
             .iter()
             .map(|(name, tz, _)| LocationSpec {
@@ -142,7 +146,7 @@ impl Scenario {
             })
             .collect();
 
-        let mut team_of: Vec<usize> = quotas(config.agents, &TEAMS.map(|t| t.share))
+        let mut team_of: Vec<usize> = quotas(config.agents, &plans.iter().map(|t| t.share).collect::<Vec<_>>())
             .into_iter()
             .enumerate()
             .flat_map(|(team, n)| std::iter::repeat_n(team, n))
@@ -168,17 +172,17 @@ impl Scenario {
                     extension: (1001 + i).to_string(),
                     team,
                     location: rng.weighted(&location_weights),
-                    queues: skills(&mut rng, team, TEAMS.len()),
+                    queues: skills(&mut rng, team, plans.len()),
                     shift_start_s: 0,
                     shift_len_s: SHIFT_LENGTHS[rng.weighted(&length_weights)].0,
                 }
             })
             .collect();
-        for team in 0..TEAMS.len() {
+        for team in 0..plans.len() {
             plan_shifts(&mut rng, &mut agents, team);
         }
 
-        let mut queues: Vec<QueueSpec> = TEAMS
+        let mut queues: Vec<QueueSpec> = plans
             .iter()
             .enumerate()
             .map(|(team, t)| QueueSpec {
@@ -251,9 +255,9 @@ fn skills(rng: &mut Random, team: usize, queue_count: usize) -> Vec<usize> {
 }
 
 /// Chooses the team's shift starts so that its coverage follows the curve: each agent goes where
-/// it most reduces the squared relative shortfall (Σ (covered − required)² / required), first
-/// greedily, then in a few passes that move agents one at a time. Starts are then jittered by
-/// up to half an hour either way.
+/// it most reduces Σ penalty(covered − required) / required² (relative errors, shortfalls
+/// weighing more than excess), first greedily, then in a few passes that move agents one at a
+/// time. Starts are then jittered by up to half an hour either way.
 fn plan_shifts(rng: &mut Random, agents: &mut [AgentSpec], team: usize) {
     let members: Vec<usize> = (0..agents.len()).filter(|&i| agents[i].team == team).collect();
     let total_hours: f64 = members.iter().map(|&i| f64::from(agents[i].shift_len_s) / 3600.0).sum();

@@ -324,27 +324,124 @@ pub async fn stream(State(app): State<AppState>, caller: Caller, headers: Header
         )
     };
     Ok(super::stream::respond(subscription, start, "api", move |delta| {
-        let json = delta.rendered("api-json", render_json);
-        let visibility = scope.visibility();
-        let mut agents = String::from("[");
-        for (a, piece) in delta.agents.iter().zip(&json.agents) {
-            if visibility.admits(a.team_id.as_deref(), a.location_id.as_deref()) {
-                if agents.len() > 1 {
-                    agents.push(',');
-                }
-                agents.push_str(piece);
-            }
-        }
-        agents.push(']');
-        if agents.len() == 2 && delta.queues.is_empty() {
-            return None;
-        }
-        let data = format!(
-            "{{\"seq\":\"{}\",\"at\":\"{}\",\"agents\":{agents},\"queues\":{}}}",
-            delta.id(),
-            crate::domain::time::to_rfc3339(delta.at_ms),
-            json.queues
-        );
-        Some(axum::response::sse::Event::default().event("delta").data(data))
+        delta_json(delta, &scope).map(|data| axum::response::sse::Event::default().event("delta").data(data))
     }))
+}
+
+/// A delta as the caller may see it (`None` when nothing in it concerns them).
+fn delta_json(delta: &crate::live::hub::Delta, scope: &crate::store::TenantScope) -> Option<String> {
+    let json = delta.rendered("api-json", render_json);
+    let visibility = scope.visibility();
+    let mut agents = String::from("[");
+    for (a, piece) in delta.agents.iter().zip(&json.agents) {
+        if visibility.admits(a.team_id.as_deref(), a.location_id.as_deref()) {
+            if agents.len() > 1 {
+                agents.push(',');
+            }
+            agents.push_str(piece);
+        }
+    }
+    agents.push(']');
+    if agents.len() == 2 && delta.queues.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{{\"seq\":\"{}\",\"at\":\"{}\",\"agents\":{agents},\"queues\":{}}}",
+        delta.id(),
+        crate::domain::time::to_rfc3339(delta.at_ms),
+        json.queues
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct SocketQuery {
+    /// Resume after this delta (as `Last-Event-ID` does for the SSE stream).
+    pub last_event_id: Option<String>,
+}
+
+/// How long a message may take to reach a WebSocket client before it is dropped.
+const SOCKET_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /api/v1/live/ws`: the live stream over WebSocket. Authenticate with `Authorization:
+/// Bearer` or, where a client cannot set headers (browsers), `?access_token=`. Messages are
+/// JSON text: `{"type":"snapshot","id":…,"data":{…}}` first (unless resumed with
+/// `?last_event_id=`), then `{"type":"delta","id":…,"data":{…}}`; `{"type":"resync"}` before the
+/// server closes a connection that fell behind.
+pub async fn websocket(
+    State(app): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(query): axum::extract::Query<SocketQuery>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Live)?;
+    let floor = app.live.floor(&scope).await?;
+    let publisher = app.live.publisher(&scope, &floor);
+    let subscription = publisher.subscribe(query.last_event_id.as_deref());
+    let snapshot = (query.last_event_id.is_none() || subscription.stale).then(|| {
+        let body = snapshot_json(&floor, &scope, crate::domain::time::now_ms());
+        format!(
+            "{{\"type\":\"snapshot\",\"id\":\"{}\",\"data\":{body}}}",
+            publisher.position()
+        )
+    });
+    Ok(upgrade.on_upgrade(move |socket| socket_session(socket, subscription, snapshot, scope)))
+}
+
+/// Sends a text message; `false` when the client is gone or too slow to take it.
+async fn send(socket: &mut axum::extract::ws::WebSocket, text: String) -> bool {
+    let sending = socket.send(axum::extract::ws::Message::Text(text.into()));
+    matches!(tokio::time::timeout(SOCKET_SEND_TIMEOUT, sending).await, Ok(Ok(())))
+}
+
+async fn socket_session(
+    mut socket: axum::extract::ws::WebSocket,
+    subscription: crate::live::hub::Subscription,
+    snapshot: Option<String>,
+    scope: crate::store::TenantScope,
+) {
+    use axum::extract::ws::Message;
+    use tokio::sync::broadcast::error::RecvError;
+    metrics::gauge!("live_streams", "kind" => "websocket").increment(1.0);
+    let mut receiver = subscription.receiver;
+    let mut backlog: std::collections::VecDeque<_> = subscription.backlog.into();
+    let mut open = match snapshot {
+        Some(s) => send(&mut socket, s).await,
+        None => true,
+    };
+    while open {
+        let delta = match backlog.pop_front() {
+            Some(d) => Ok(d),
+            None => tokio::select! {
+                d = receiver.recv() => d,
+                incoming = socket.recv() => match incoming {
+                    // Pings are answered by the library; anything else from the client is ignored.
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                },
+            },
+        };
+        match delta {
+            Ok(delta) if delta.resync => {
+                let _ = send(&mut socket, "{\"type\":\"resync\"}".into()).await;
+                break;
+            }
+            Ok(delta) => {
+                if let Some(data) = delta_json(&delta, &scope) {
+                    open = send(
+                        &mut socket,
+                        format!("{{\"type\":\"delta\",\"id\":\"{}\",\"data\":{data}}}", delta.id()),
+                    )
+                    .await;
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                metrics::counter!("live_streams_lagged_total", "kind" => "websocket").increment(1);
+                let _ = send(&mut socket, "{\"type\":\"resync\"}".into()).await;
+                break;
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+    metrics::gauge!("live_streams", "kind" => "websocket").decrement(1.0);
 }
