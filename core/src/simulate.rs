@@ -92,6 +92,9 @@ pub async fn provision(store: &Store, scope: &TenantScope, scenario: &Scenario) 
                     sl_threshold_s: Some(i64::from(spec.sl_threshold_s)),
                     sl_target_pct: Some(i64::from(spec.sl_target_pct)),
                     wrap_up_s: Some(spec.wrap_up_s.round() as i64),
+                    sl_variant: None,
+                    short_abandon_s: Some(5),
+                    abandon_rate_counts_short: Some(false),
                 },
             )
             .await?;

@@ -1509,3 +1509,60 @@ async fn the_live_stream_over_websocket(s: &TestServer) {
     assert_eq!(delta["data"]["agents"][0]["reason"], json!("coffee"));
     assert_eq!(delta["id"], delta["data"]["seq"]);
 }
+
+both_backends!(each_queue_counts_its_kpis_its_own_way);
+async fn each_queue_counts_its_kpis_its_own_way(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let team = seed_team(s, &admin, "North").await;
+    s.post(
+        "/api/v1/agents",
+        &admin,
+        json!({ "name": "Ana", "team_id": team, "extension": "1001" }),
+    )
+    .await
+    .expect(201);
+    s.post("/api/v1/queues", &admin, json!({ "name": "Plain" }))
+        .await
+        .expect(201);
+    let custom = s
+        .post(
+            "/api/v1/queues",
+            &admin,
+            json!({ "name": "Custom", "sl_variant": "answered_only", "short_abandon_s": 5, "abandon_rate_counts_short": false }),
+        )
+        .await;
+    custom.expect(201);
+    assert_eq!(custom.body["sl_variant"], json!("answered_only"));
+    s.post("/api/v1/queues", &admin, json!({ "name": "Bad", "sl_variant": "whatever" }))
+        .await
+        .expect_problem(422);
+    // The same calls in both queues: one answered after 10 s, one caller gone after 3 s.
+    let at = |secs: i64| (chrono::Utc::now() - chrono::Duration::seconds(60 - secs)).to_rfc3339();
+    let mut events = Vec::new();
+    for queue in ["Plain", "Custom"] {
+        events.extend([
+            json!({ "id": format!("{queue}1"), "source": "pbx", "at": at(0), "type": "caller_join", "queue": queue, "call": format!("{queue}-a") }),
+            json!({ "id": format!("{queue}2"), "source": "pbx", "at": at(10), "type": "caller_answer", "queue": queue, "call": format!("{queue}-a"), "agent": "1001", "wait_s": 10.0 }),
+            json!({ "id": format!("{queue}3"), "source": "pbx", "at": at(20), "type": "caller_join", "queue": queue, "call": format!("{queue}-b") }),
+            json!({ "id": format!("{queue}4"), "source": "pbx", "at": at(23), "type": "caller_leave", "queue": queue, "call": format!("{queue}-b"), "reason": "abandon", "wait_s": 3.0 }),
+        ]);
+    }
+    let reply = s.post("/api/v1/events", &admin, Value::Array(events)).await;
+    assert_eq!(reply.body["accepted"], json!(8), "{}", reply.body);
+    let snapshot = s.get("/api/v1/live/snapshot", &admin).await.body;
+    let today = |name: &str| {
+        snapshot["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == json!(name))
+            .unwrap()["today"]
+            .clone()
+    };
+    // Plain: answered within 20 s ÷ (answered + abandoned) = 1/2; abandon rate 1/2.
+    assert_eq!(today("Plain")["service_level"], json!(0.5));
+    assert_eq!(today("Plain")["abandon_rate"], json!(0.5));
+    // Custom: ÷ answered only = 1; the 3 s caller is a short abandon, left out of the rate.
+    assert_eq!(today("Custom")["service_level"], json!(1.0));
+    assert_eq!(today("Custom")["abandon_rate"], json!(0.0));
+}

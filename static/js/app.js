@@ -276,7 +276,16 @@
         status.classList.remove("lost");
       }
     });
+    var failures = 0;
+    board.addEventListener("htmx:sseOpen", function () {
+      failures = 0;
+    });
     board.addEventListener("htmx:sseError", function () {
+      // Repeated failures usually mean the session ended: a reload shows the sign-in page.
+      failures += 1;
+      if (failures >= 4) {
+        window.location.reload();
+      }
       board.dataset.live = "lost";
       if (status) {
         status.textContent = status.dataset.textLost;

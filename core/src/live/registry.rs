@@ -55,6 +55,8 @@ pub struct LiveRegistry {
 /// How far back a start replays stored events (the longest rolling window).
 const REPLAY_MS: i64 = 24 * 3600 * 1000;
 
+type QueueRow = (String, String, i64, i64, String, i64, bool);
+
 type AgentRow = (
     String,
     String,
@@ -148,8 +150,9 @@ async fn build(
                 .bind(scope.tenant_id())
                 .fetch_all(pool)
                 .await?;
-        let queues: Vec<(String, String, i64, i64)> = sqlx::query_as::<DB, (String, String, i64, i64)>(
-            "SELECT id, name, sl_threshold_s, sl_target_pct FROM queues WHERE tenant_id = $1 ORDER BY id",
+        let queues: Vec<QueueRow> = sqlx::query_as::<DB, QueueRow>(
+            "SELECT id, name, sl_threshold_s, sl_target_pct, sl_variant, short_abandon_s, abandon_rate_counts_short \
+             FROM queues WHERE tenant_id = $1 ORDER BY id",
         )
         .bind(scope.tenant_id())
         .fetch_all(pool)
@@ -180,10 +183,12 @@ async fn build(
         let old_live = previous.map(|p| p.live.lock().unwrap_or_else(|e| e.into_inner()));
         let mut queue_index = HashMap::new();
         let mut queue_infos = Vec::new();
-        for (id, name, threshold, target) in &queues {
+        for (id, name, threshold, target, variant, short_abandon, counts_short) in &queues {
             let settings = KpiSettings {
                 threshold_s: *threshold as f64,
-                ..KpiSettings::default()
+                short_abandon_s: *short_abandon as f64,
+                service_level: serde_json::from_value(serde_json::Value::String(variant.clone())).unwrap_or_default(),
+                abandon_rate_counts_short: *counts_short,
             };
             // A queue keeps its callers and counters across a rebuild.
             let queue = match old_live

@@ -24,7 +24,7 @@ use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::{DidRow, ROUTE_TYPES};
 use crate::store::entities::endpoints::{EndpointRow, TRANSPORTS};
 use crate::store::entities::locations::Location;
-use crate::store::entities::queues::{Queue, STRATEGIES};
+use crate::store::entities::queues::{SL_VARIANTS, Queue, STRATEGIES};
 use crate::store::entities::teams::Team;
 use crate::store::resource::{self, Writable};
 use crate::store::{ListParams, StoreError, TenantScope};
@@ -179,6 +179,19 @@ pub const QUEUES: Spec = Spec {
         ),
         field("sl_target_pct", "fields.sl_target_pct", Input::Number),
         field("wrap_up_s", "fields.wrap_up_s", Input::Number),
+        hint(
+            field("sl_variant", "fields.sl_variant", Input::Choice(SL_VARIANTS)),
+            "hints.sl_variant",
+        ),
+        hint(
+            field("short_abandon_s", "fields.short_abandon_s", Input::Number),
+            "hints.short_abandon_s",
+        ),
+        field(
+            "abandon_rate_counts_short",
+            "fields.abandon_rate_counts_short",
+            Input::Checkbox,
+        ),
     ],
 };
 

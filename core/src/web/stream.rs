@@ -46,7 +46,13 @@ struct State<F> {
     done: bool,
     render: F,
     kind: &'static str,
+    /// When the stream ends so the client reconnects (and is authenticated again).
+    deadline: tokio::time::Instant,
 }
+
+/// A stream ends after this long; the client reconnects with `Last-Event-ID` and misses
+/// nothing, and a session or token revoked meanwhile stops it.
+const MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// The SSE response for a subscription. `render` turns a delta into this subscriber's event,
 /// or `None` when nothing in it concerns them.
@@ -62,6 +68,7 @@ where
         done: false,
         render,
         kind,
+        deadline: tokio::time::Instant::now() + MAX_AGE,
     });
     let stream = futures_util::stream::unfold(state, next);
     Sse::new(stream)
@@ -88,15 +95,16 @@ where
     loop {
         let delta = match st.backlog.pop_front() {
             Some(d) => d,
-            None => match st.receiver.recv().await {
-                Ok(d) => d,
-                Err(RecvError::Lagged(missed)) => {
+            None => match tokio::time::timeout_at(st.deadline, st.receiver.recv()).await {
+                Err(_) => return None,
+                Ok(Ok(d)) => d,
+                Ok(Err(RecvError::Lagged(missed))) => {
                     metrics::counter!("live_streams_lagged_total", "kind" => st.kind).increment(1);
                     tracing::debug!(missed, "a live stream fell behind and is told to resync");
                     st.done = true;
                     return Some((Ok(resync()), guard));
                 }
-                Err(RecvError::Closed) => return None,
+                Ok(Err(RecvError::Closed)) => return None,
             },
         };
         if delta.resync {

@@ -23,6 +23,15 @@ pub const STRATEGIES: &[&str] = &[
 ];
 const MAX_MEMBERS: usize = 5000;
 
+/// How a queue's service level is computed (KPIS.md).
+pub const SL_VARIANTS: &[&str] = &[
+    "answered_and_abandoned",
+    "answered_only",
+    "abandons_within_threshold_met",
+    "offered",
+    "exclude_short_abandons",
+];
+
 /// A queue callers wait in, with its service-level objective.
 #[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
 pub struct Queue {
@@ -37,6 +46,13 @@ pub struct Queue {
     pub sl_target_pct: i64,
     /// After-call work time granted to agents, in seconds.
     pub wrap_up_s: i64,
+    /// Service-level definition: `answered_and_abandoned` (default), `answered_only`,
+    /// `abandons_within_threshold_met`, `offered` or `exclude_short_abandons`.
+    pub sl_variant: String,
+    /// Callers who hang up within this many seconds are short abandons (0: none are).
+    pub short_abandon_s: i64,
+    /// Whether short abandons count in the abandon rate.
+    pub abandon_rate_counts_short: bool,
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub stamps: Stamps,
@@ -56,6 +72,12 @@ pub struct QueueCreate {
     pub sl_target_pct: Option<i64>,
     /// Default 0.
     pub wrap_up_s: Option<i64>,
+    /// Default `answered_and_abandoned`.
+    pub sl_variant: Option<String>,
+    /// Default 0.
+    pub short_abandon_s: Option<i64>,
+    /// Default true.
+    pub abandon_rate_counts_short: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,6 +89,9 @@ pub struct QueueUpdate {
     pub sl_threshold_s: Option<i64>,
     pub sl_target_pct: Option<i64>,
     pub wrap_up_s: Option<i64>,
+    pub sl_variant: Option<String>,
+    pub short_abandon_s: Option<i64>,
+    pub abandon_rate_counts_short: Option<bool>,
 }
 
 impl Listable for Queue {
@@ -74,7 +99,8 @@ impl Listable for Queue {
     const COLLECTION: &'static str = "queues";
     const FROM: &'static str = "queues";
     const SELECT: &'static str =
-        "id, name, description, strategy, sl_threshold_s, sl_target_pct, wrap_up_s, created_at, updated_at, version";
+        "id, name, description, strategy, sl_threshold_s, sl_target_pct, wrap_up_s, sl_variant, short_abandon_s, \
+         abandon_rate_counts_short, created_at, updated_at, version";
     const FIELDS: &'static [Field] = &[
         Field::new("name", "name", FieldKind::Text),
         Field::new("strategy", "strategy", FieldKind::Text),
@@ -101,6 +127,9 @@ struct Settings {
     sl_threshold_s: Option<i64>,
     sl_target_pct: Option<i64>,
     wrap_up_s: Option<i64>,
+    sl_variant: Option<String>,
+    short_abandon_s: Option<i64>,
+    abandon_rate_counts_short: Option<bool>,
 }
 
 fn check_settings(v: &mut Validation, s: Settings) -> Columns {
@@ -117,6 +146,15 @@ fn check_settings(v: &mut Validation, s: Settings) -> Columns {
     set(&mut columns, v, "wrap_up_s", s.wrap_up_s, |x| {
         validate::int_range(x, 0, 3600).map(SqlValue::Int)
     });
+    set(&mut columns, v, "sl_variant", s.sl_variant, |x| {
+        validate::one_of(&x, SL_VARIANTS).map(SqlValue::Text)
+    });
+    set(&mut columns, v, "short_abandon_s", s.short_abandon_s, |x| {
+        validate::int_range(x, 0, 600).map(SqlValue::Int)
+    });
+    if let Some(counts) = s.abandon_rate_counts_short {
+        columns.push(("abandon_rate_counts_short", SqlValue::Bool(counts)));
+    }
     columns
 }
 
@@ -151,6 +189,9 @@ impl Writable for Queue {
                 sl_threshold_s: Some(input.sl_threshold_s.unwrap_or(20)),
                 sl_target_pct: Some(input.sl_target_pct.unwrap_or(80)),
                 wrap_up_s: Some(input.wrap_up_s.unwrap_or(0)),
+                sl_variant: Some(input.sl_variant.unwrap_or_else(|| SL_VARIANTS[0].into())),
+                short_abandon_s: Some(input.short_abandon_s.unwrap_or(0)),
+                abandon_rate_counts_short: Some(input.abandon_rate_counts_short.unwrap_or(true)),
             },
         ));
         v.finish()?;
@@ -173,6 +214,9 @@ impl Writable for Queue {
                 sl_threshold_s: input.sl_threshold_s,
                 sl_target_pct: input.sl_target_pct,
                 wrap_up_s: input.wrap_up_s,
+                sl_variant: input.sl_variant,
+                short_abandon_s: input.short_abandon_s,
+                abandon_rate_counts_short: input.abandon_rate_counts_short,
             },
         ));
         v.finish()?;
