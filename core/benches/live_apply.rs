@@ -29,7 +29,7 @@ fn floor(agents: usize) -> TenantLive {
         let member = Membership {
             team: Some((a % teams) as u32),
             location: Some((a % 20) as u32),
-            queues: vec![(a % 20) as u32, ((a + 7) % 20) as u32],
+            queues: vec![(a % 20) as u32, ((a + 7) % 20) as u32].into(),
         };
         live.add_agent(&format!("agent-{a}"), &format!("Agent {a}"), member, 0);
     }

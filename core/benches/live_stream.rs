@@ -41,13 +41,13 @@ fn main() {
     println!("{tenants} tenant(s) × {agents} agents, {clients} streams, {rate} changes/s for {seconds} s");
     let setup = setup(tenants, agents);
     let server = Server::start(&setup);
-    let (idle_rss, _) = server.memory_mib();
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let tally = Arc::new(Tally::default());
-    let (latencies, rss, peak, sent) = runtime.block_on(async {
+    let (latencies, rss, peak, sent, floors_rss, streams_rss) = runtime.block_on(async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
@@ -62,8 +62,9 @@ fn main() {
                 .unwrap();
             assert!(reply.status().is_success());
         }
+        let (floors_rss, _) = server.memory_mib();
         let (sink, mut samples) = tokio::sync::mpsc::unbounded_channel::<Vec<f64>>();
-        let stop = Arc::new(tokio::sync::Notify::new());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut streams = Vec::new();
         for c in 0..clients {
             let tenant = &setup.tenants[c % tenants];
@@ -72,7 +73,7 @@ fn main() {
                 .bearer_auth(&tenant.token);
             let tally = tally.clone();
             let sink = sink.clone();
-            let stop = stop.clone();
+            let mut stopped = stopped.clone();
             streams.push(tokio::spawn(async move {
                 let mut response = match request.send().await {
                     Ok(r) if r.status().is_success() => r,
@@ -86,23 +87,27 @@ fn main() {
                 loop {
                     let chunk = tokio::select! {
                         c = response.chunk() => c,
-                        _ = stop.notified() => break,
+                        _ = stopped.changed() => break,
                     };
                     let Ok(Some(chunk)) = chunk else { break };
                     let received = monti::domain::time::now_ms();
                     buffer.push_str(&String::from_utf8_lossy(&chunk));
                     while let Some(end) = buffer.find("\n\n") {
                         let block: String = buffer.drain(..end + 2).collect();
-                        if block.contains("event: resync") {
+                        let (mut event, mut data) = ("", String::new());
+                        for line in block.lines() {
+                            match line.split_once(':') {
+                                Some(("event", v)) => event = v.trim(),
+                                Some(("data", v)) => data.push_str(v.strip_prefix(' ').unwrap_or(v)),
+                                _ => {}
+                            }
+                        }
+                        if event == "resync" {
                             tally.resyncs.fetch_add(1, Ordering::Relaxed);
                         }
-                        if !block.contains("event: delta") {
+                        if event != "delta" {
                             continue;
                         }
-                        let data: String = block
-                            .lines()
-                            .filter_map(|l| l.strip_prefix("data: "))
-                            .collect();
                         let Ok(delta) = serde_json::from_str::<serde_json::Value>(&data) else {
                             continue;
                         };
@@ -124,6 +129,7 @@ fn main() {
         drop(sink);
         // Let every stream connect (and get its snapshot) before the clock starts.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let (streams_rss, _) = server.memory_mib();
 
         // The producer: every 50 ms, RATE/20 changes spread over the tenants, each agent moving
         // to a state it is not in, stamped with the moment of sending.
@@ -184,15 +190,16 @@ fn main() {
         // Deltas still on their way arrive within a tick or two.
         tokio::time::sleep(Duration::from_millis(800)).await;
         let (rss, peak) = server.memory_mib();
-        stop.notify_waiters();
+        println!("server at the end of the load: {}", server.memory_detail());
+        let _ = stop.send(true);
         for s in streams {
-            s.abort();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
         }
         let mut all = Vec::new();
         while let Some(mut some) = samples.recv().await {
             all.append(&mut some);
         }
-        (all, rss, peak, sent)
+        (all, rss, peak, sent, floors_rss, streams_rss)
     });
     let mut latencies = latencies;
     latencies.sort_by(f64::total_cmp);
@@ -212,6 +219,7 @@ fn main() {
         latencies.last().copied().unwrap_or(f64::NAN)
     );
     println!(
-        "server memory: {rss:.0} MiB resident with {clients} streams open (peak {peak:.0} MiB; {idle_rss:.0} MiB before any stream)"
+        "server memory (resident): {floors_rss:.0} MiB with every floor built; {streams_rss:.0} MiB with {clients} streams open; \
+         {rss:.0} MiB at the end of the load (peak {peak:.0} MiB)"
     );
 }

@@ -1533,9 +1533,13 @@ async fn each_queue_counts_its_kpis_its_own_way(s: &TestServer) {
         .await;
     custom.expect(201);
     assert_eq!(custom.body["sl_variant"], json!("answered_only"));
-    s.post("/api/v1/queues", &admin, json!({ "name": "Bad", "sl_variant": "whatever" }))
-        .await
-        .expect_problem(422);
+    s.post(
+        "/api/v1/queues",
+        &admin,
+        json!({ "name": "Bad", "sl_variant": "whatever" }),
+    )
+    .await
+    .expect_problem(422);
     // The same calls in both queues: one answered after 10 s, one caller gone after 3 s.
     let at = |secs: i64| (chrono::Utc::now() - chrono::Duration::seconds(60 - secs)).to_rfc3339();
     let mut events = Vec::new();

@@ -119,6 +119,22 @@ impl Server {
         Server { child, base }
     }
 
+    /// What the kernel says about the server's memory: anonymous, file-backed and shared
+    /// resident memory, and its threads.
+    pub fn memory_detail(&self) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .filter(|l| {
+                ["RssAnon:", "RssFile:", "RssShmem:", "Threads:"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// (resident, peak resident) memory of the server process, MiB.
     pub fn memory_mib(&self) -> (f64, f64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();

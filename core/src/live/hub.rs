@@ -20,8 +20,12 @@ use crate::kpi::QueueCounters;
 
 /// Deltas a stream may fall behind before it is told to resync.
 const CHANNEL_DEPTH: usize = 64;
-/// Deltas kept for streams that reconnect with `Last-Event-ID`.
-const REPLAY_DEPTH: usize = 240;
+/// Deltas kept for streams that reconnect with `Last-Event-ID` (10 s at the default tick;
+/// `EventSource` reconnects after about 3 s).
+const REPLAY_DEPTH: usize = 40;
+/// Renderings are kept this many deltas back; an older delta is rendered again if a resuming
+/// stream needs it, so the replay buffer holds data, not every rendering of it.
+const RENDERED_DEPTH: usize = 8;
 /// A publisher without subscribers stops after this long.
 const IDLE_STOP: Duration = Duration::from_secs(30);
 
@@ -32,8 +36,8 @@ pub struct AgentDelta {
     pub agent: AgentLive,
     /// What the previous delta showed (`None` when this publisher had not shown it yet).
     pub shown_before: Option<AgentState>,
-    pub team_id: Option<String>,
-    pub location_id: Option<String>,
+    pub team_id: Option<Arc<str>>,
+    pub location_id: Option<Arc<str>>,
 }
 
 /// A queue's figures after a tick.
@@ -248,6 +252,7 @@ async fn run(
             idle_since = tokio::time::Instant::now();
         }
         let started = std::time::Instant::now();
+        floor.forget_old_snapshots();
         let mut delta = match registry.current(&tenant_id) {
             Some(current) if !Arc::ptr_eq(&current, &floor) => {
                 floor = current;
@@ -272,6 +277,10 @@ async fn run(
             let mut recent = publisher.recent.lock().unwrap_or_else(|e| e.into_inner());
             if recent.len() == REPLAY_DEPTH {
                 recent.pop_front();
+            }
+            if recent.len() >= RENDERED_DEPTH {
+                let old = &recent[recent.len() - RENDERED_DEPTH];
+                old.renderings.lock().unwrap_or_else(|e| e.into_inner()).clear();
             }
             recent.push_back(delta.clone());
         }
@@ -343,7 +352,7 @@ mod tests {
             let member = Membership {
                 team: Some(0),
                 location: Some(0),
-                queues: vec![],
+                queues: Arc::from([]),
             };
             live.add_agent(&format!("a{a}"), &format!("Agent {a}"), member, 0);
         }

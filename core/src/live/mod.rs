@@ -26,7 +26,8 @@ pub type StateCounts = [u32; AgentState::ALL.len()];
 pub struct Membership {
     pub team: Option<u32>,
     pub location: Option<u32>,
-    pub queues: Vec<u32>,
+    /// Shared: a changed agent is copied into every tick's delta without allocating.
+    pub queues: Arc<[u32]>,
 }
 
 /// One agent as the board shows it.
@@ -169,7 +170,7 @@ impl TenantLive {
         if let Some(c) = member.location.and_then(|l| self.location_counts.get_mut(l as usize)) {
             bump(c);
         }
-        for q in &member.queues {
+        for q in member.queues.iter() {
             if let Some(c) = self.queue_counts.get_mut(*q as usize) {
                 bump(c);
             }
@@ -411,7 +412,7 @@ mod tests {
             Membership {
                 team: Some(0),
                 location: Some(0),
-                queues: vec![0],
+                queues: Arc::from([0u32]),
             },
             0,
         );
@@ -421,7 +422,7 @@ mod tests {
             Membership {
                 team: Some(1),
                 location: Some(0),
-                queues: vec![],
+                queues: Arc::from([]),
             },
             0,
         );

@@ -1,5 +1,7 @@
 //! One queue's live figures: callers waiting (with the longest wait), and KPI counters for
-//! "today" in the tenant's time zone and for rolling windows of minute buckets.
+//! "today" in the tenant's time zone and for rolling windows: minute buckets for the last hour,
+//! quarter-hour buckets for the last day (a queue costs 16 KB instead of 150 KB for a day of
+//! minutes, which matters with thousands of queues in one instance).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,8 +12,11 @@ use chrono_tz::Tz;
 use crate::domain::events::LeaveReason;
 use crate::kpi::{CallOutcome, KpiSettings, QueueCounters};
 
-/// Minutes kept for rolling windows (the longest is 24 h).
-const BUCKETS: usize = 24 * 60;
+/// Minute buckets: windows up to an hour are exact to the minute.
+const MINUTES: usize = 60;
+/// Quarter-hour buckets: longer windows (up to 24 h) are counted in whole quarter hours.
+const QUARTERS: usize = 24 * 4;
+const QUARTER_MS: i64 = 15 * 60_000;
 
 #[derive(Debug, Clone)]
 pub struct QueueLive {
@@ -24,8 +29,10 @@ pub struct QueueLive {
     by_age: BTreeSet<(i64, Arc<str>)>,
     today: QueueCounters,
     today_date: Option<NaiveDate>,
-    /// Minute buckets: (minute number, counters).
-    buckets: Vec<(i64, QueueCounters)>,
+    /// (minute number, counters), a ring.
+    minutes: Vec<(i64, QueueCounters)>,
+    /// (quarter-hour number, counters), a ring.
+    quarters: Vec<(i64, QueueCounters)>,
 }
 
 impl QueueLive {
@@ -38,7 +45,8 @@ impl QueueLive {
             by_age: BTreeSet::new(),
             today: QueueCounters::default(),
             today_date: None,
-            buckets: vec![(i64::MIN, QueueCounters::default()); BUCKETS],
+            minutes: vec![(i64::MIN, QueueCounters::default()); MINUTES],
+            quarters: vec![(i64::MIN, QueueCounters::default()); QUARTERS],
         }
     }
 
@@ -46,8 +54,8 @@ impl QueueLive {
         self.tz.timestamp_millis_opt(at_ms).single().map(|t| t.date_naive())
     }
 
-    /// The counters that `at_ms` belongs to (today's, and its minute bucket).
-    fn counters_at(&mut self, at_ms: i64) -> [&mut QueueCounters; 2] {
+    /// The counters that `at_ms` belongs to: today's, its minute's and its quarter hour's.
+    fn counters_at(&mut self, at_ms: i64) -> [&mut QueueCounters; 3] {
         let date = self.date_of(at_ms);
         if date > self.today_date {
             // A new day in the tenant's time zone: today starts from zero.
@@ -55,22 +63,28 @@ impl QueueLive {
             self.today_date = date;
         }
         let minute = at_ms.div_euclid(60_000);
-        let slot = minute.rem_euclid(BUCKETS as i64) as usize;
-        if self.buckets[slot].0 != minute {
-            self.buckets[slot] = (minute, QueueCounters::default());
+        let slot = minute.rem_euclid(MINUTES as i64) as usize;
+        if self.minutes[slot].0 != minute {
+            self.minutes[slot] = (minute, QueueCounters::default());
         }
-        [&mut self.today, &mut self.buckets[slot].1]
+        let quarter = at_ms.div_euclid(QUARTER_MS);
+        let qslot = quarter.rem_euclid(QUARTERS as i64) as usize;
+        if self.quarters[qslot].0 != quarter {
+            self.quarters[qslot] = (quarter, QueueCounters::default());
+        }
+        [&mut self.today, &mut self.minutes[slot].1, &mut self.quarters[qslot].1]
     }
 
     /// Applies `update` to today's counters (unless `at_ms` is from an earlier day) and to the
-    /// minute bucket of `at_ms`.
+    /// buckets of `at_ms`.
     fn update(&mut self, at_ms: i64, update: impl Fn(&mut QueueCounters)) {
         let is_today = self.date_of(at_ms) >= self.today_date;
-        let [today, bucket] = self.counters_at(at_ms);
+        let [today, minute, quarter] = self.counters_at(at_ms);
         if is_today {
             update(today);
         }
-        update(bucket);
+        update(minute);
+        update(quarter);
     }
 
     pub fn join(&mut self, call: &str, at_ms: i64) {
@@ -130,14 +144,26 @@ impl QueueLive {
         &self.today
     }
 
-    /// Counters over the last `minutes` minutes up to `now_ms` (at most 24 h).
+    /// Counters over the last `minutes` minutes up to `now_ms`: exact to the minute up to an
+    /// hour; longer windows (at most 24 h) in whole quarter hours, the current one included.
     pub fn window(&self, minutes: u32, now_ms: i64) -> QueueCounters {
-        let now_minute = now_ms.div_euclid(60_000);
-        let first = now_minute - i64::from(minutes.min(BUCKETS as u32)) + 1;
         let mut sum = QueueCounters::default();
-        for (minute, c) in &self.buckets {
-            if *minute >= first && *minute <= now_minute {
-                sum.add(c);
+        if minutes as usize <= MINUTES {
+            let now_minute = now_ms.div_euclid(60_000);
+            let first = now_minute - i64::from(minutes) + 1;
+            for (minute, c) in &self.minutes {
+                if *minute >= first && *minute <= now_minute {
+                    sum.add(c);
+                }
+            }
+        } else {
+            let now_quarter = now_ms.div_euclid(QUARTER_MS);
+            let quarters = i64::from(minutes.div_ceil(15)).min(QUARTERS as i64);
+            let first = now_quarter - quarters + 1;
+            for (quarter, c) in &self.quarters {
+                if *quarter >= first && *quarter <= now_quarter {
+                    sum.add(c);
+                }
             }
         }
         sum
@@ -165,6 +191,21 @@ mod tests {
         let later = T0 + 24 * 3_600_000 + 50 * 60_000;
         q.answer("d", later, 1.0);
         assert_eq!(q.window(60, later).offered, 1);
+    }
+
+    #[test]
+    fn long_windows_count_whole_quarter_hours() {
+        let mut q = QueueLive::new("q", KpiSettings::default(), chrono_tz::UTC);
+        let hour = 3_600_000;
+        q.leave("a", T0 + 2 * hour, LeaveReason::Abandon, 5.0);
+        q.leave("b", T0 + 20 * hour, LeaveReason::Abandon, 5.0);
+        q.answer("c", T0 + 23 * hour, 3.0);
+        assert_eq!(q.window(24 * 60, T0 + 23 * hour).offered, 3);
+        // Two hours back from 03:10 is 01:10, rounded out to the quarter: 01:15 to 03:10.
+        assert_eq!(q.window(120, T0 + 3 * hour + 10 * 60_000).offered, 1);
+        assert_eq!(q.window(120, T0 + 4 * hour + 20 * 60_000).offered, 0);
+        // A day later the quarter buckets are reused.
+        assert_eq!(q.window(24 * 60, T0 + 26 * hour + 30 * 60_000).offered, 2);
     }
 
     #[test]

@@ -25,13 +25,42 @@ pub struct Floor {
     pub locations: Vec<String>,
     pub location_names: Vec<String>,
     /// Per agent slot: (team id, location id) for visibility checks and output.
-    pub agent_groups: Vec<(Option<String>, Option<String>)>,
+    pub agent_groups: Vec<AgentGroups>,
     /// Per agent slot: the other names events use for it (extension, interface).
     pub agent_aliases: Vec<Vec<String>>,
     /// Per queue slot.
     pub queues: Vec<QueueInfo>,
     pub live: Mutex<TenantLive>,
+    /// Snapshots made recently, per viewer scope: when many streams (re)connect at once, they
+    /// share one instead of each serializing the whole floor.
+    pub snapshots: Mutex<Vec<CachedSnapshot>>,
 }
+
+impl Floor {
+    /// How long a snapshot of an unchanged floor is served to others.
+    pub const SNAPSHOT_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Drops snapshots too old to be served again (they are large).
+    pub fn forget_old_snapshots(&self) {
+        let mut cache = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.is_empty() {
+            cache.retain(|c| c.made.elapsed() < Self::SNAPSHOT_REUSE);
+        }
+    }
+}
+
+/// A serialized snapshot of a floor.
+#[derive(Debug)]
+pub struct CachedSnapshot {
+    pub visibility: crate::store::Visibility,
+    /// The floor's version it shows.
+    pub version: u64,
+    pub made: std::time::Instant,
+    pub body: Arc<str>,
+}
+
+/// An agent's (team id, location id).
+pub type AgentGroups = (Option<Arc<str>>, Option<Arc<str>>);
 
 /// A queue's configuration as the board shows it.
 #[derive(Debug, Clone)]
@@ -122,11 +151,12 @@ impl Floor {
             locations: vec!["loc_a".into()],
             location_names: vec!["Here".into()],
             agent_groups: (0..live.agents().len())
-                .map(|_| (Some("team_a".into()), Some("loc_a".into())))
+                .map(|_| (Some(Arc::from("team_a")), Some(Arc::from("loc_a"))))
                 .collect(),
             agent_aliases: vec![Vec::new(); live.agents().len()],
             queues: Vec::new(),
             live: Mutex::new(live),
+            snapshots: Mutex::new(Vec::new()),
         }
     }
 }
@@ -218,13 +248,22 @@ async fn build(
             }
         }
         let now = crate::domain::time::now_ms();
+        // One allocation per team and location id, shared by its agents and every delta.
+        fn shared_ids(rows: &[(String, String)]) -> HashMap<&str, Arc<str>> {
+            rows.iter()
+                .map(|(id, _)| (id.as_str(), Arc::from(id.as_str())))
+                .collect()
+        }
+        let (team_ids, location_ids) = (shared_ids(&teams), shared_ids(&locations));
         let mut agent_groups = Vec::with_capacity(agents.len());
         let mut agent_aliases = Vec::with_capacity(agents.len());
         for (id, name, team, location, extension, interface) in &agents {
             let member = Membership {
                 team: team.as_ref().and_then(|t| team_index.get(t).copied()),
                 location: location.as_ref().and_then(|l| location_index.get(l).copied()),
-                queues: memberships.get(id.as_str()).cloned().unwrap_or_default(),
+                queues: memberships
+                    .get(id.as_str())
+                    .map_or_else(|| Arc::from([]), |q| Arc::from(q.as_slice())),
             };
             let slot = live.add_agent(id, name, member, now);
             let aliases: Vec<String> = [extension, interface].into_iter().flatten().cloned().collect();
@@ -238,7 +277,9 @@ async fn build(
             {
                 live.restore(slot, old);
             }
-            agent_groups.push((team.clone(), location.clone()));
+            let shared =
+                |ids: &HashMap<&str, Arc<str>>, id: &Option<String>| id.as_deref().and_then(|id| ids.get(id)).cloned();
+            agent_groups.push((shared(&team_ids, team), shared(&location_ids, location)));
         }
         if let Some(old) = &old_live {
             live.version = old.version + 1;
@@ -274,5 +315,6 @@ async fn build(
         agent_aliases,
         queues: queue_infos,
         live: Mutex::new(live),
+        snapshots: Mutex::new(Vec::new()),
     })
 }

@@ -92,6 +92,9 @@ async fn insert_rows(store: &Store, batches: &[Vec<Row>]) -> StoreResult<Vec<Vec
             );
             let rows: Vec<(i64, String, String, String)> = insert
                 .build_query_as::<(i64, String, String, String)>()
+                // One statement per batch size: caching them all would hold a prepared
+                // statement for every size from 1 to 1,000 rows on every connection.
+                .persistent(false)
                 .fetch_all(&mut *tx)
                 .await?;
             for (seq, tenant, source, id) in rows {

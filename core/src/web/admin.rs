@@ -24,7 +24,7 @@ use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::{DidRow, ROUTE_TYPES};
 use crate::store::entities::endpoints::{EndpointRow, TRANSPORTS};
 use crate::store::entities::locations::Location;
-use crate::store::entities::queues::{SL_VARIANTS, Queue, STRATEGIES};
+use crate::store::entities::queues::{Queue, SL_VARIANTS, STRATEGIES};
 use crate::store::entities::teams::Team;
 use crate::store::resource::{self, Writable};
 use crate::store::{ListParams, StoreError, TenantScope};

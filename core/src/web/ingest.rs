@@ -17,6 +17,7 @@ use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::domain::FieldError;
 use crate::domain::events::Event;
+use crate::live::registry::Floor;
 use crate::live::service::Outcome;
 
 /// Most events one request may carry.
@@ -173,8 +174,41 @@ pub async fn post_events(
 pub async fn snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Live)?;
     let floor = app.live.floor(&scope).await?;
-    let body = snapshot_json(&floor, &scope, crate::domain::time::now_ms());
-    Ok(axum::Json(body).into_response())
+    let body = snapshot_text(&floor, &scope);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+}
+
+/// Snapshots kept per floor (one per distinct viewer scope).
+const SNAPSHOTS_KEPT: usize = 8;
+
+/// The floor as the caller may see it, serialized; shared with callers of the same scope while
+/// the floor has not changed (for at most [`Floor::SNAPSHOT_REUSE`]; its `at` and
+/// `seconds_in_state` are then that old).
+fn snapshot_text(floor: &Floor, scope: &crate::store::TenantScope) -> std::sync::Arc<str> {
+    let version = floor.live.lock().unwrap_or_else(|e| e.into_inner()).version;
+    let visibility = scope.visibility();
+    let mut cache = floor.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(hit) = cache
+        .iter()
+        .find(|c| c.version == version && &c.visibility == visibility && c.made.elapsed() < Floor::SNAPSHOT_REUSE)
+    {
+        return hit.body.clone();
+    }
+    // Made under the cache's lock: streams connecting together wait for one snapshot.
+    let body: std::sync::Arc<str> = snapshot_json(floor, scope, crate::domain::time::now_ms())
+        .to_string()
+        .into();
+    cache.retain(|c| &c.visibility != visibility && c.made.elapsed() < Floor::SNAPSHOT_REUSE);
+    if cache.len() >= SNAPSHOTS_KEPT {
+        cache.remove(0);
+    }
+    cache.push(crate::live::registry::CachedSnapshot {
+        visibility: visibility.clone(),
+        version,
+        made: std::time::Instant::now(),
+        body: body.clone(),
+    });
+    body
 }
 
 /// The floor as the caller may see it.
@@ -315,12 +349,12 @@ pub async fn stream(State(app): State<AppState>, caller: Caller, headers: Header
         super::stream::Start::Continue
     } else {
         let position = publisher.position();
-        let body = snapshot_json(&floor, &scope, crate::domain::time::now_ms());
+        let body = snapshot_text(&floor, &scope);
         super::stream::Start::With(
             axum::response::sse::Event::default()
                 .event("snapshot")
                 .id(position)
-                .data(body.to_string()),
+                .data(&*body),
         )
     };
     Ok(super::stream::respond(subscription, start, "api", move |delta| {
@@ -378,7 +412,7 @@ pub async fn websocket(
     let publisher = app.live.publisher(&scope, &floor);
     let subscription = publisher.subscribe(query.last_event_id.as_deref());
     let snapshot = (query.last_event_id.is_none() || subscription.stale).then(|| {
-        let body = snapshot_json(&floor, &scope, crate::domain::time::now_ms());
+        let body = snapshot_text(&floor, &scope);
         format!(
             "{{\"type\":\"snapshot\",\"id\":\"{}\",\"data\":{body}}}",
             publisher.position()

@@ -98,8 +98,7 @@ impl Listable for Queue {
     const KIND: &'static str = "queue";
     const COLLECTION: &'static str = "queues";
     const FROM: &'static str = "queues";
-    const SELECT: &'static str =
-        "id, name, description, strategy, sl_threshold_s, sl_target_pct, wrap_up_s, sl_variant, short_abandon_s, \
+    const SELECT: &'static str = "id, name, description, strategy, sl_threshold_s, sl_target_pct, wrap_up_s, sl_variant, short_abandon_s, \
          abandon_rate_counts_short, created_at, updated_at, version";
     const FIELDS: &'static [Field] = &[
         Field::new("name", "name", FieldKind::Text),

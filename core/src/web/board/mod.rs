@@ -135,8 +135,12 @@ pub fn render_board(
         .iter()
         .enumerate()
         .filter(|(slot, a)| {
-            let (team, location) = floor.agent_groups.get(*slot).cloned().unwrap_or_default();
-            filter.admits_agent(a, team.as_deref(), location.as_deref()) && filter.admits_state(a.state)
+            let (team, location) = floor
+                .agent_groups
+                .get(*slot)
+                .map(|(t, l)| (t.as_deref(), l.as_deref()))
+                .unwrap_or_default();
+            filter.admits_agent(a, team, location) && filter.admits_state(a.state)
         })
         .map(|(slot, a)| (slot as u32, a))
         .collect();
@@ -176,7 +180,7 @@ pub fn render_board(
             GroupBy::State => place(agent.state.as_str()),
             GroupBy::Queue if member.queues.is_empty() => place("none"),
             GroupBy::Queue => {
-                for q in &member.queues {
+                for q in member.queues.iter() {
                     place(&q.to_string());
                 }
             }
