@@ -404,6 +404,9 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
                 seed,
                 run_id: format!("demo-{}", now / 1000),
                 day_offset_s: 10 * 3600 - warm_up.as_secs() as u32,
+                // A little more traffic than the floor is staffed for, so the board shows
+                // callers waiting and abandoning now and then.
+                load: 1.1,
                 ..Default::default()
             };
             let mut simulation = crate::sim::Simulation::new(&scenario, params, now - warm_up.as_millis() as i64);

@@ -423,24 +423,6 @@ fn a_single_queue_matches_erlang_c() {
     assert!((run.asa_s / run.asa_theory - 1.0).abs() < 0.10, "ASA: {run:?}");
 }
 
-/// How the Erlang C comparison comes out over several seeds (for choosing its tolerances).
-#[test]
-#[ignore]
-fn erlang_c_over_seeds() {
-    for seed in 1..=10 {
-        let r = erlang_run(seed);
-        eprintln!(
-            "seed {seed:>2}: SL {:+.4} (SE {:.4}), ASA {:+.3} (SE {:.3}), AHT {:+.4}, rate {:+.4}",
-            r.sl - r.sl_theory,
-            r.sl_se,
-            r.asa_s / r.asa_theory - 1.0,
-            r.asa_se / r.asa_theory,
-            r.aht_s / ERLANG_AHT_S - 1.0,
-            r.calls_per_hour / r.configured_per_hour - 1.0
-        );
-    }
-}
-
 const ERLANG_AHT_S: f64 = 180.0;
 
 #[derive(Debug)]
@@ -465,7 +447,7 @@ struct ErlangRun {
 ///
 /// Tolerances. Consecutive waits are strongly correlated (congestion comes in episodes), so the
 /// standard error is estimated by batch means: 40 batches of 75 simulated hours, each far longer
-/// than an episode, so nearly independent. Over seeds 1–10 (`erlang_c_over_seeds`) the batch
+/// than an episode, so nearly independent. Over seeds 1–10 (measured while choosing these bounds) the batch
 /// standard error is 0.31–0.46 pp for the service level (Erlang C: 72.4 %) and 2.1–3.1 % of the
 /// ASA (Erlang C: 23.1 s); the errors average +0.1 pp and +0.6 % (no bias) and the largest are
 /// 1.0 pp and 7.9 %. The bounds, ±2 pp and ±10 %, are thus about 5 and 3.5 standard errors: a
@@ -611,86 +593,5 @@ fn volume_noise_varies_the_rate_but_keeps_its_mean() {
         let (rate, dispersion) = stats(quarter_hour_counts(0.0, seed));
         assert!((rate / 60.0 - 1.0).abs() < 0.03, "seed {seed}: {rate} calls/h");
         assert!((dispersion - 1.0).abs() < 0.15, "seed {seed}: dispersion {dispersion}");
-    }
-}
-
-/// `cargo test --release -p monti --lib sim::tests::speed -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn speed() {
-    for (agents, simulated_ms) in [(2000, HOUR_MS), (2000, 24 * HOUR_MS), (100_000, HOUR_MS / 6)] {
-        let started = Instant::now();
-        let scenario = default_floor(agents);
-        let generated = started.elapsed();
-        let mut sim = Simulation::new(&scenario, SimParams::default(), START_MS);
-        let mut events = Vec::new();
-        let started = Instant::now();
-        let mut count = 0;
-        for step in 1..=simulated_ms / (HOUR_MS / 6) {
-            events.clear();
-            sim.advance(START_MS + step * HOUR_MS / 6, &mut events);
-            count += events.len();
-        }
-        eprintln!(
-            "{agents} agents: scenario in {generated:?}; {} simulated minutes from 10:00: {count} events in {:?}",
-            simulated_ms / 60_000,
-            started.elapsed()
-        );
-    }
-}
-
-/// Prints the default floor quarter-hour by quarter-hour from 10:00: occupancy, agents taking
-/// calls and paused, calls offered and placed, and per queue the service level, the callers
-/// waiting at the end and the abandons. `AGENTS` and `HOURS` set the size and the length:
-/// `AGENTS=50 HOURS=8 cargo test -p monti --lib sim::tests::day_profile -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn day_profile() {
-    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (agents, quarters) = (env("AGENTS", 2000), env("HOURS", 3) as i64 * 4);
-    let mut sim = Simulation::new(&default_floor(agents), SimParams::default(), START_MS);
-    let mut events = Vec::new();
-    let mut before = sim.stats().clone();
-    for quarter in 1..=quarters {
-        events.clear();
-        sim.advance(START_MS + quarter * HOUR_MS / 4, &mut events);
-        let after = sim.stats().clone();
-        let state_s: [f64; 8] = std::array::from_fn(|i| after.agent_state_s[i] - before.agent_state_s[i]);
-        let occupancy = SimStats {
-            agent_state_s: state_s,
-            ..SimStats::default()
-        }
-        .occupancy()
-        .unwrap_or(0.0);
-        let agents_in = |states: &[AgentState]| states.iter().map(|s| state_s[s.index()]).sum::<f64>() / 900.0;
-        let taking_calls = agents_in(&[
-            AgentState::Available,
-            AgentState::Ringing,
-            AgentState::OnQueueCall,
-            AgentState::OnDirectCall,
-            AgentState::WrapUp,
-        ]);
-        let mut offered = 0;
-        let queues: Vec<String> = after
-            .queues
-            .iter()
-            .zip(&before.queues)
-            .map(|(a, b)| {
-                offered += a.offered - b.offered;
-                let answered = (a.answered - b.answered).max(1) as f64;
-                let sl = 100.0 * (a.answered_within_sl - b.answered_within_sl) as f64 / answered;
-                format!("{sl:>3.0}%/{:>2}w/{:>2}ab", a.waiting, a.abandoned - b.abandoned)
-            })
-            .collect();
-        eprintln!(
-            "{:>2}:{:02} occupancy {occupancy:.2} taking calls {taking_calls:>6.0} paused {:>5.0} offered {offered:>5} \
-             outbound {:>4}  {}",
-            10 + quarter / 4,
-            (quarter % 4) * 15,
-            agents_in(&[AgentState::Paused]),
-            after.direct_calls - before.direct_calls,
-            queues.join(" ")
-        );
-        before = after;
     }
 }
