@@ -1446,6 +1446,12 @@ async fn unknown_agents_are_created_when_the_tenant_allows_and_old_history_is_tr
     assert_eq!(fresh.body["accepted"], json!(1));
     let agents = s.get("/api/v1/agents?extension=7001", &admin).await.body;
     assert_eq!(agents["items"].as_array().unwrap().len(), 1, "created once: {agents}");
+    let audit = s.get("/api/v1/audit?action=agent.create", &admin).await.body;
+    assert_eq!(
+        audit["items"].as_array().map(Vec::len),
+        Some(1),
+        "the creation is audited: {audit}"
+    );
     let snapshot = s.get("/api/v1/live/snapshot", &admin).await.body;
     assert_eq!(snapshot["agents"][0]["state"], json!("available"));
 

@@ -11,6 +11,7 @@ use crate::domain::FieldError;
 use crate::domain::events::Event;
 use crate::store::entities::agents::{Agent, AgentCreate};
 use crate::store::events::{EventWriter, Stored};
+use crate::store::audit::{self, AuditEvent, Outcome as AuditOutcome};
 use crate::store::{Store, StoreResult, TenantScope, resource, tenants};
 
 /// The tenant feature flag that lets events create the agents they name.
@@ -187,6 +188,11 @@ impl LiveService {
                 Ok(agent) => {
                     created += 1;
                     tracing::info!(tenant = scope.tenant_slug(), agent = %agent.id, name, "agent created from an event");
+                    let entry = AuditEvent::in_tenant(scope, "agent.create", AuditOutcome::Success)
+                        .target("agent", &agent.id)
+                        .detail(format!("created for an event naming `{name}` ({AUTO_CREATE_AGENTS})"))
+                        .change(None, serde_json::to_value(&agent).ok());
+                    audit::record(&self.store, entry, &Default::default()).await;
                 }
                 Err(e) => {
                     tracing::warn!(tenant = scope.tenant_slug(), name, error = %e, "could not create an agent named by an event")
