@@ -304,3 +304,130 @@ fn demo_serves_prints_a_working_token_and_stops_gracefully() {
         .unwrap();
     assert!(!hc.status.success(), "healthcheck fails when nothing listens");
 }
+
+#[test]
+fn simulate_provisions_a_tenant_and_feeds_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = monti(
+        dir.path(),
+        &["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{listen}");
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", &listen])
+        .current_dir(dir.path())
+        .env_remove("MONTI_DATABASE_URL")
+        .env("MONTI_DATA_DIR", dir.path().join("data"))
+        .env("MONTI_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let started = Instant::now();
+        while client.get(format!("{base}/readyz")).send().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "server not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    // Bad arguments are explained, not attempted.
+    let refused = monti(
+        dir.path(),
+        &["simulate", "--url", &base, "--tenant", "acme", "--speed", "30"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("needs a --duration"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let run = monti(
+        dir.path(),
+        &[
+            "simulate",
+            "--url",
+            &base,
+            "--tenant",
+            "acme",
+            "--provision",
+            "--agents",
+            "60",
+            "--seed",
+            "7",
+            "--speed",
+            "max",
+            "--duration",
+            "20m",
+        ],
+    );
+    let said = text(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    assert!(said.contains("60 agents created"), "{said}");
+    assert!(said.contains(" 0 rejected"), "{said}");
+    // The server's floor moved: the simulated agents are logged in and working.
+    let token = text(
+        &monti(
+            dir.path(),
+            &["admin", "token", "create", "--tenant", "acme", "--role", "viewer"],
+        )
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+    let snapshot: serde_json::Value = rt.block_on(async {
+        client
+            .get(format!("{base}/api/v1/live/snapshot"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(snapshot["agents"].as_array().map(Vec::len), Some(60));
+    let logged_out = snapshot["states"]["logged_out"].as_u64().unwrap_or(0);
+    assert!(logged_out < 60, "agents logged in: {}", snapshot["states"]);
+    let offered: u64 = snapshot["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["today"]["offered"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(offered > 0, "calls were offered: {}", snapshot["queues"]);
+    // Running it again provisions nothing new; the same seed at another time is new events.
+    let again = monti(
+        dir.path(),
+        &[
+            "simulate",
+            "--url",
+            &base,
+            "--tenant",
+            "acme",
+            "--provision",
+            "--agents",
+            "60",
+            "--speed",
+            "max",
+            "--duration",
+            "1m",
+        ],
+    );
+    assert!(
+        text(&again.stderr).contains("0 agents created, 60 were there"),
+        "{}",
+        text(&again.stderr)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

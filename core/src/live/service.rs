@@ -9,9 +9,9 @@ use super::hub::{Hub, Publisher};
 use super::registry::{Floor, LiveRegistry};
 use crate::domain::FieldError;
 use crate::domain::events::Event;
+use crate::store::audit::{self, AuditEvent, Outcome as AuditOutcome};
 use crate::store::entities::agents::{Agent, AgentCreate};
 use crate::store::events::{EventWriter, Stored};
-use crate::store::audit::{self, AuditEvent, Outcome as AuditOutcome};
 use crate::store::{Store, StoreResult, TenantScope, resource, tenants};
 
 /// The tenant feature flag that lets events create the agents they name.
