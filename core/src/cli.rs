@@ -467,6 +467,11 @@ async fn simulate(config_file: &Option<PathBuf>, args: SimulateArgs) -> anyhow::
     if speed.is_none() && duration.is_none() {
         return Err(anyhow!("--speed max needs a --duration (or it would never end)"));
     }
+    if speed.is_some_and(|s| s > 1.0) && duration.is_none() {
+        return Err(anyhow!(
+            "a --speed above 1 needs a --duration (simulated time may not pass the present)"
+        ));
+    }
     if !(args.load.is_finite() && args.load > 0.0 && args.load <= 100.0) {
         return Err(anyhow!("--load must be above 0 and at most 100"));
     }
@@ -523,11 +528,6 @@ async fn simulate(config_file: &Option<PathBuf>, args: SimulateArgs) -> anyhow::
         (_, Some(d)) => now - d.as_millis() as i64,
         (_, None) => now,
     };
-    if speed.is_some_and(|s| s > 1.0) && duration.is_none() {
-        return Err(anyhow!(
-            "a --speed above 1 needs a --duration (simulated time may not pass the present)"
-        ));
-    }
     let mut simulation = crate::sim::Simulation::new(&scenario, params, start_ms);
     eprintln!(
         "simulating {} agents in {} queues against {url} (seed {}, speed {})",
