@@ -1099,3 +1099,74 @@ async fn a_tenants_provider_cannot_point_into_the_servers_network() {
     }));
     s.stop().await;
 }
+
+both_backends!(the_board_is_a_plain_page_within_the_supervisors_scope);
+async fn the_board_is_a_plain_page_within_the_supervisors_scope(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let north = s.post("/api/v1/teams", &admin, json!({ "name": "North" })).await.id();
+    let south = s.post("/api/v1/teams", &admin, json!({ "name": "South" })).await.id();
+    let nina = s
+        .post(
+            "/api/v1/agents",
+            &admin,
+            json!({ "name": "Nina North", "team_id": north }),
+        )
+        .await
+        .id();
+    let sven = s
+        .post(
+            "/api/v1/agents",
+            &admin,
+            json!({ "name": "Sven South", "team_id": south }),
+        )
+        .await
+        .id();
+    account(&s.store, "sue@example.com", PASSWORD, None, false).await;
+    s.post(
+        "/api/v1/users",
+        &admin,
+        json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
+    )
+    .await
+    .expect(201);
+    account(
+        &s.store,
+        "ada@example.com",
+        PASSWORD,
+        Some(("acme", Role::Agent)),
+        false,
+    )
+    .await;
+
+    let mut sue = Visitor::new(s);
+    assert_eq!(sue.sign_in("sue@example.com", PASSWORD).await.status, 303);
+    // Without JavaScript the board is complete: rows, filters as a form, a refresh fallback.
+    let board = sue.get("/board?group=state").await;
+    assert_eq!(board.status, 200);
+    assert!(board.body.contains("Nina North"), "her team's agent is shown");
+    assert!(!board.body.contains("Sven South"), "another team's agent is not");
+    assert!(
+        board
+            .body
+            .contains(r#"<form class="board-controls" method="get" action="/board""#)
+    );
+    assert!(board.body.contains(r#"http-equiv="refresh""#));
+    assert!(board.body.contains("sse-connect=\""), "and the stream for live updates");
+    // Filtering on a team outside her scope shows nobody, not everybody.
+    let outside = sue.get(&format!("/board?team={south}")).await;
+    assert!(!outside.body.contains("Sven South") && !outside.body.contains("Nina North"));
+    // The drawer: her agent's day; the other team's agent does not exist for her.
+    let drawer = sue.get(&format!("/board/agents/{nina}")).await;
+    assert_eq!(drawer.status, 200);
+    assert!(drawer.body.contains("Nina North") && drawer.body.contains("<svg class=\"timeline\""));
+    assert_eq!(sue.get(&format!("/board/agents/{sven}")).await.status, 404);
+    assert_eq!(sue.get("/board/agents/agt_nobody").await.status, 404);
+    let mut ada = Visitor::new(s);
+    assert_eq!(ada.sign_in("ada@example.com", PASSWORD).await.status, 303);
+    assert_eq!(ada.get("/board").await.status, 403, "the agent role has no board");
+    assert_eq!(ada.get("/board/stream").await.status, 403, "nor its stream");
+    let mut anonymous = Visitor::new(s);
+    let away = anonymous.get("/board").await;
+    assert_eq!(away.status, 303);
+    assert_eq!(away.location.as_deref(), Some("/login?next=%2Fboard"));
+}

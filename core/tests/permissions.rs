@@ -97,6 +97,11 @@ fn fill(path: &str, ids: &[(&'static str, String)], tenant_id: &str) -> String {
 }
 
 async fn status(s: &TestServer, method: &str, path: &str, token: &str) -> u16 {
+    if path.ends_with("/live/stream") || path.ends_with("/live/ws") {
+        // Streams do not end: the status is all there is to see (the body is left unread).
+        let response = s.client.get(s.url(path)).bearer_auth(token).send().await.unwrap();
+        return response.status().as_u16();
+    }
     let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let body = match method {
         Method::GET | Method::DELETE => None,
@@ -215,6 +220,7 @@ fn page_area(page: &str) -> Area {
         "/admin/sessions" => Area::Sessions,
         "/admin/audit" | "/admin/audit/export.csv" => Area::Audit,
         "/admin/settings" => Area::TenantSettings,
+        p if p.starts_with("/board") => Area::Live,
         _ => Area::Configuration,
     }
 }
@@ -239,6 +245,8 @@ async fn every_admin_page_for_every_role(s: &TestServer) {
         "/admin/sessions",
         "/admin/audit",
         "/admin/audit/export.csv",
+        "/board",
+        "/board?group=queue&mode=wall",
     ];
     for role in [Role::Viewer, Role::Agent, Role::Supervisor, Role::TenantAdmin] {
         let email = format!("{}@example.com", role.as_str());

@@ -405,9 +405,15 @@ pub async fn websocket(
     State(app): State<AppState>,
     caller: Caller,
     axum::extract::Query(query): axum::extract::Query<SocketQuery>,
-    upgrade: axum::extract::ws::WebSocketUpgrade,
+    upgrade: Result<axum::extract::ws::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    // Permission first: a caller who may not see the floor learns nothing more.
     let scope = caller.tenant(Action::Read, Area::Live)?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::bad_request(format!(
+            "this endpoint speaks WebSocket only ({e}); use GET /api/v1/live/stream for server-sent events"
+        ))
+    })?;
     let floor = app.live.floor(&scope).await?;
     let publisher = app.live.publisher(&scope, &floor);
     let subscription = publisher.subscribe(query.last_event_id.as_deref());

@@ -349,6 +349,20 @@ fn custom_operations(doc: &mut Doc) {
         "responses": { "200": { "description": "The snapshot", "content": { "application/json": { "schema": { "type": "object" } } } } } });
     standard_errors(&mut op, &["401", "403"]);
     doc.operation("/api/v1/live/snapshot", "get", op);
+    let mut op = json!({ "tags": ["live"], "operationId": "live_stream", "summary": "The live floor as it changes (server-sent events)",
+        "description": "First `event: snapshot` (as `GET /api/v1/live/snapshot`), then `event: delta` once per tick (250 ms) when something changed: `{\"seq\", \"at\", \"agents\": [changed agents], \"queues\": [changed queues]}`. Every event has an `id`; reconnect with `Last-Event-ID` to get what was missed (the last 10 seconds) instead of a new snapshot. `event: resync` ends a stream that fell behind: reconnect without `Last-Event-ID`. Streams end after 10 minutes; reconnect. See docs/live.md.",
+        "parameters": [{ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string" } }],
+        "responses": { "200": { "description": "The stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } } } });
+    standard_errors(&mut op, &["401", "403"]);
+    doc.operation("/api/v1/live/stream", "get", op);
+    let mut op = json!({ "tags": ["live"], "operationId": "live_websocket", "summary": "The live floor as it changes (WebSocket)",
+        "description": "The same as `/api/v1/live/stream` over WebSocket: JSON text messages `{\"type\": \"snapshot\"|\"delta\"|\"resync\", \"id\", \"data\"}`. Authenticate with `Authorization: Bearer` or, from a browser, `?access_token=`; resume with `?last_event_id=`.",
+        "parameters": [
+            { "name": "access_token", "in": "query", "required": false, "schema": { "type": "string" } },
+            { "name": "last_event_id", "in": "query", "required": false, "schema": { "type": "string" } }],
+        "responses": { "101": { "description": "Switching to WebSocket" } } });
+    standard_errors(&mut op, &["400", "401", "403"]);
+    doc.operation("/api/v1/live/ws", "get", op);
 
     // Audit log.
     let entry = doc.schema::<AuditEntry>();
