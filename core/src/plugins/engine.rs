@@ -1,0 +1,426 @@
+//! One wasmtime engine for the process: component model, pooling allocator, epoch interruption.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use super::convert::{from_wit, to_wit};
+use super::host::monti::plugin::log::Level;
+use super::host::{EventHandler, EventHandlerPre, HostState};
+use crate::domain::events::Event;
+
+/// How often the epoch advances: the granularity of CPU limits.
+const EPOCH: Duration = Duration::from_millis(10);
+/// Output a plugin may write to stdout/stderr per invocation (kept as log lines).
+const STDIO_BYTES: usize = 64 * 1024;
+
+/// Per-invocation limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// CPU time inside the plugin (checked every 10 ms).
+    pub cpu: Duration,
+    /// Linear memory, bytes.
+    pub memory_bytes: usize,
+    /// Events one invocation may emit.
+    pub max_emit: usize,
+    /// Bytes the key-value store may hold for the installation.
+    pub kv_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            cpu: Duration::from_millis(200),
+            memory_bytes: 64 << 20,
+            max_emit: 10_000,
+            kv_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The capabilities an installation was granted (requested ∩ tenant-approved ∩ operator-allowed).
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Names of the secrets it may use (as opaque handles).
+    pub secrets: Vec<String>,
+}
+
+/// One call: the installation's configuration and store, and the events to handle.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub config_json: String,
+    pub kv: BTreeMap<String, Vec<u8>>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// An error the plugin returned (it ran to the end and said no).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// What an invocation did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The plugin's own answer.
+    pub result: Result<(), PluginError>,
+    pub emitted: Vec<Event>,
+    /// Emitted events whose time was not a representable instant (dropped).
+    pub unreadable_emitted: usize,
+    /// The key-value store after the call (the caller persists it).
+    pub kv: BTreeMap<String, Vec<u8>>,
+    pub logs: Vec<LogLine>,
+    pub memory_high_water: usize,
+    pub duration: Duration,
+}
+
+/// Why an invocation did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Not a component for this world, too large, or it does not compile.
+    Invalid,
+    /// Ran out of its CPU time.
+    CpuDeadline,
+    /// Asked for more memory than allowed.
+    Memory,
+    /// Panicked or hit `unreachable`.
+    Panic,
+    /// Any other trap (stack overflow, out-of-bounds access …).
+    Trap,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Invalid => "invalid",
+            FailureKind::CpuDeadline => "cpu_deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::Panic => "panic",
+            FailureKind::Trap => "trap",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    /// The last log lines (a panic's message among them).
+    pub logs: Vec<LogLine>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure {
+        kind: FailureKind::Invalid,
+        message: message.into(),
+        logs: Vec::new(),
+    }
+}
+
+/// A component that passed validation, compiled and linked, ready to instantiate.
+#[derive(Clone)]
+pub struct ValidPlugin {
+    /// `sha256:` of the component's bytes.
+    pub digest: String,
+    pub size: usize,
+    pre: EventHandlerPre<Instance>,
+}
+
+impl std::fmt::Debug for ValidPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidPlugin")
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+/// Tracks memory growth: the high-water mark, and whether growth was refused.
+struct MemoryCap {
+    max: usize,
+    high_water: usize,
+    refused: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.refused = true;
+            return Ok(false);
+        }
+        self.high_water = self.high_water.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+pub(super) struct Instance {
+    host: HostState,
+    memory: MemoryCap,
+}
+
+impl wasmtime_wasi::WasiView for Instance {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        self.host.ctx()
+    }
+}
+
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<Instance>,
+    compiled: Mutex<HashMap<String, ValidPlugin>>,
+    /// Largest component accepted, bytes.
+    pub max_component_bytes: usize,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine").finish_non_exhaustive()
+    }
+}
+
+impl PluginEngine {
+    /// The engine, with room for `instances` plugin instances at once.
+    pub fn new(instances: u32) -> anyhow::Result<Arc<Self>> {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .max_core_instances_per_component(16)
+            .total_memories(instances * 4)
+            .max_memories_per_component(8)
+            .total_tables(instances * 8)
+            .max_memory_size(256 << 20);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
+            .max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config)?;
+        let mut linker: Linker<Instance> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        EventHandler::add_to_linker::<Instance, HasSelf<HostState>>(&mut linker, |i: &mut Instance| &mut i.host)?;
+        let this = Arc::new(Self {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+            max_component_bytes: 32 << 20,
+        });
+        // The clock of CPU limits; it stops with the engine.
+        let weak: Weak<Self> = Arc::downgrade(&this);
+        std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH);
+            }
+        })?;
+        Ok(this)
+    }
+
+    /// Checks that `bytes` are a component of the `event-handler` world of this contract
+    /// version, compiles it, and keeps it by digest (a second upload of the same bytes is free).
+    pub fn validate(&self, bytes: &[u8]) -> Result<ValidPlugin, Failure> {
+        if bytes.len() > self.max_component_bytes {
+            return Err(invalid(format!(
+                "the component is {} bytes; at most {} are accepted",
+                bytes.len(),
+                self.max_component_bytes
+            )));
+        }
+        let digest = format!("sha256:{:x}", Sha256::digest(bytes));
+        if let Some(found) = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+            return Ok(found.clone());
+        }
+        if !wasmparser_is_component(bytes) {
+            return Err(invalid(
+                "not a WebAssembly component (build with `cargo build --target wasm32-wasip2`)",
+            ));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| invalid(format!("the component does not compile: {e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| invalid(format!("the component needs imports this host does not offer: {e:#}")))?;
+        let pre = EventHandlerPre::new(pre).map_err(|e| {
+            invalid(format!(
+                "the component is not an `event-handler` of monti:plugin@1.0.0: {e:#}"
+            ))
+        })?;
+        let valid = ValidPlugin {
+            digest: digest.clone(),
+            size: bytes.len(),
+            pre,
+        };
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, valid.clone());
+        Ok(valid)
+    }
+
+    /// Runs one batch in a fresh instance. Blocking: call it from a blocking thread.
+    pub fn run(
+        &self,
+        plugin: &ValidPlugin,
+        invocation: Invocation,
+        grants: &Grants,
+        limits: &Limits,
+    ) -> Result<Outcome, Failure> {
+        let started = Instant::now();
+        let stdout = MemoryOutputPipe::new(STDIO_BYTES);
+        let stderr = MemoryOutputPipe::new(STDIO_BYTES);
+        // No files, network, environment or arguments: only what the contract offers.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let host = HostState {
+            wasi,
+            table: Default::default(),
+            config_json: if invocation.config_json.is_empty() {
+                "{}".into()
+            } else {
+                invocation.config_json
+            },
+            kv: invocation.kv,
+            kv_quota_bytes: limits.kv_bytes,
+            max_emit: limits.max_emit,
+            emitted: Vec::new(),
+            logs: Vec::new(),
+            secret_names: grants.secrets.clone(),
+        };
+        let mut store = Store::new(
+            &self.engine,
+            Instance {
+                host,
+                memory: MemoryCap {
+                    max: limits.memory_bytes,
+                    high_water: 0,
+                    refused: false,
+                },
+            },
+        );
+        store.limiter(|i| &mut i.memory);
+        let ticks = (limits.cpu.as_millis() / EPOCH.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let batch: Vec<_> = invocation.events.iter().map(to_wit).collect();
+        let called = plugin
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.call_handle_events(&mut store, &batch));
+        let mut state = store.into_data();
+        for (pipe, level) in [(stdout, Level::Info), (stderr, Level::Warn)] {
+            let text = String::from_utf8_lossy(&pipe.contents()).into_owned();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                state.host.push_log(level, line);
+            }
+        }
+        let logs: Vec<LogLine> = state
+            .host
+            .logs
+            .iter()
+            .map(|(level, message)| LogLine {
+                level: level_name(*level),
+                message: message.clone(),
+            })
+            .collect();
+        match called {
+            Ok(result) => {
+                let mut unreadable = 0;
+                let emitted = std::mem::take(&mut state.host.emitted)
+                    .into_iter()
+                    .filter_map(|e| {
+                        let event = from_wit(e);
+                        unreadable += usize::from(event.is_none());
+                        event
+                    })
+                    .collect();
+                Ok(Outcome {
+                    result: result.map_err(|e| PluginError {
+                        message: e.message,
+                        retryable: e.retryable,
+                    }),
+                    emitted,
+                    unreadable_emitted: unreadable,
+                    kv: state.host.kv,
+                    logs,
+                    memory_high_water: state.memory.high_water,
+                    duration: started.elapsed(),
+                })
+            }
+            Err(error) => Err(classify(&error, state.memory.refused, logs, limits)),
+        }
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}
+
+fn classify(error: &wasmtime::Error, memory_refused: bool, logs: Vec<LogLine>, limits: &Limits) -> Failure {
+    let trap = error.downcast_ref::<Trap>().copied();
+    let (kind, message) = match trap {
+        Some(Trap::Interrupt) => (
+            FailureKind::CpuDeadline,
+            format!("used more than its {} ms of CPU time", limits.cpu.as_millis()),
+        ),
+        _ if memory_refused => (
+            FailureKind::Memory,
+            format!("wanted more than its {} MiB of memory", limits.memory_bytes >> 20),
+        ),
+        Some(Trap::UnreachableCodeReached) => (
+            FailureKind::Panic,
+            logs.iter()
+                .rev()
+                .find(|l| l.message.starts_with("panicked"))
+                .map_or_else(
+                    || "reached unreachable code (a panic or abort)".into(),
+                    |l| l.message.clone(),
+                ),
+        ),
+        Some(Trap::StackOverflow) => (FailureKind::Trap, "overflowed its stack".into()),
+        Some(other) => (FailureKind::Trap, other.to_string()),
+        None => (FailureKind::Trap, format!("{error:#}")),
+    };
+    Failure { kind, message, logs }
+}
+
+/// Whether the bytes carry the component (not core module) layer in their header.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    // `\0asm`, then version 0x0d and layer 1 (components); core modules have layer 0.
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}

@@ -1,0 +1,16 @@
+//! The plugin host: WebAssembly components written against `monti:plugin@1.0.0` (`sdk/wit`),
+//! run sandboxed in wasmtime with limits on CPU time, memory and wall-clock time, and with only
+//! the capabilities the host grants (PLUGINS.md).
+//!
+//! One [`PluginEngine`] per process: components are validated and compiled once per digest; every
+//! event batch runs in a fresh instance, so no state leaks between batches or tenants. What a
+//! plugin may touch comes in through [`Grants`] and [`Invocation`]; what it did comes back as an
+//! [`Outcome`] (emitted events, log lines, memory high-water mark) or a classified [`Failure`].
+
+mod convert;
+mod engine;
+mod host;
+
+pub use engine::{
+    Failure, FailureKind, Grants, Invocation, Limits, LogLine, Outcome, PluginEngine, PluginError, ValidPlugin,
+};

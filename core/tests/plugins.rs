@@ -1,0 +1,251 @@
+//! The plugin host with real components: the example plugin built from `examples/plugins/minimal`
+//! and a plugin that misbehaves on request (`tests/plugins/misbehaving`), both compiled here with
+//! `cargo build --target wasm32-wasip2` and run in the same engine Monti uses.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::TimeZone;
+use monti::domain::events::{AgentState, Event, EventBody};
+use monti::plugins::{FailureKind, Grants, Invocation, Limits, PluginEngine};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds a plugin package for wasm32-wasip2 (once per test run) and returns its bytes.
+fn component(package: &str) -> Vec<u8> {
+    static BUILT: OnceLock<Mutex<BTreeMap<String, Vec<u8>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    if let Some(bytes) = built.get(package) {
+        return bytes.clone();
+    }
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target"));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package])
+        .current_dir(workspace())
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+    let file = target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    built.insert(package.to_owned(), bytes.clone());
+    bytes
+}
+
+fn engine() -> Arc<PluginEngine> {
+    static ENGINE: OnceLock<Arc<PluginEngine>> = OnceLock::new();
+    ENGINE.get_or_init(|| PluginEngine::new(32).expect("engine")).clone()
+}
+
+fn event(id: &str, n: i64, body: EventBody) -> Event {
+    Event {
+        v: 1,
+        id: id.into(),
+        source: "test".into(),
+        at: chrono::Utc.timestamp_opt(1_800_000_000 + n, 0).unwrap(),
+        body,
+    }
+}
+
+fn call_end(id: &str, n: i64, agent: &str) -> Event {
+    event(
+        id,
+        n,
+        EventBody::CallEnd {
+            call: format!("c-{id}"),
+            agent: agent.into(),
+            queue: Some("Sales".into()),
+            talk_s: 60.0,
+            hold_s: 0.0,
+            wrap_s: Some(5.0),
+        },
+    )
+}
+
+#[test]
+fn the_example_plugin_counts_calls_and_emits_a_break() {
+    let engine = engine();
+    let plugin = engine
+        .validate(&component("monti-example-minimal"))
+        .expect("a valid plugin");
+    assert!(plugin.digest.starts_with("sha256:"));
+    let run = |kv: BTreeMap<String, Vec<u8>>, events: Vec<Event>| {
+        engine
+            .run(
+                &plugin,
+                Invocation {
+                    config_json: r#"{"pause_after": 3}"#.into(),
+                    kv,
+                    events,
+                },
+                &Grants::default(),
+                &Limits::default(),
+            )
+            .expect("runs")
+    };
+    let first = run(
+        BTreeMap::new(),
+        vec![
+            call_end("a", 1, "1001"),
+            call_end("b", 2, "1001"),
+            call_end("c", 3, "1002"),
+        ],
+    );
+    assert_eq!(first.result, Ok(()));
+    assert!(first.emitted.is_empty());
+    assert_eq!(first.kv.get("calls/1001").map(Vec::as_slice), Some(&b"2"[..]));
+    // The store carries over to the next batch (the host persists it between calls).
+    let second = run(first.kv, vec![call_end("d", 4, "1001")]);
+    assert_eq!(second.result, Ok(()));
+    assert_eq!(second.emitted.len(), 1);
+    let emitted = &second.emitted[0];
+    assert_eq!(emitted.id, "wellbeing-d");
+    assert_eq!(emitted.source, "plugin:wellbeing");
+    assert_eq!(emitted.at_ms(), 1_800_000_004_000);
+    assert_eq!(
+        emitted.body,
+        EventBody::AgentState {
+            agent: "1001".into(),
+            state: AgentState::Paused,
+            reason: Some("wellbeing".into())
+        }
+    );
+    assert!(emitted.validate(emitted.at_ms()).is_ok(), "a valid Monti event");
+    assert!(!second.kv.contains_key("calls/1001"), "the count starts over");
+    assert!(
+        second
+            .logs
+            .iter()
+            .any(|l| l.level == "info" && l.message.contains("time for a break")),
+        "{:?}",
+        second.logs
+    );
+    assert!(second.memory_high_water > 0 && second.memory_high_water < 16 << 20);
+    // A configuration the plugin cannot read is its error, reported as permanent.
+    let bad = engine
+        .run(
+            &plugin,
+            Invocation {
+                config_json: r#"{"pause_after": "many"}"#.into(),
+                kv: BTreeMap::new(),
+                events: vec![call_end("e", 5, "1001")],
+            },
+            &Grants::default(),
+            &Limits::default(),
+        )
+        .expect("runs");
+    let error = bad.result.expect_err("refused");
+    assert!(
+        error.message.contains("bad configuration") && !error.retryable,
+        "{error:?}"
+    );
+}
+
+#[test]
+fn components_are_validated_before_they_run() {
+    let engine = engine();
+    let garbage = engine.validate(b"not wasm at all").expect_err("refused");
+    assert_eq!(garbage.kind, FailureKind::Invalid);
+    // A core module is not a component.
+    let module = engine.validate(b"\0asm\x01\0\0\0").expect_err("refused");
+    assert!(module.message.contains("not a WebAssembly component"), "{module}");
+    // A component whose header is right but whose body is not.
+    let broken = engine.validate(b"\0asm\x0d\0\x01\0\x99\x99").expect_err("refused");
+    assert_eq!(broken.kind, FailureKind::Invalid);
+    assert!(broken.message.contains("does not compile"), "{broken}");
+    // The same bytes twice: compiled once, the same digest.
+    let bytes = component("monti-example-minimal");
+    let first = engine.validate(&bytes).expect("valid");
+    let started = Instant::now();
+    let again = engine.validate(&bytes).expect("valid");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "served from the digest cache"
+    );
+    assert_eq!((again.size, &again.digest), (bytes.len(), &first.digest));
+}
+
+fn misbehave(how: &str, limits: &Limits) -> Result<monti::plugins::Outcome, monti::plugins::Failure> {
+    let engine = engine();
+    let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
+    engine.run(
+        &plugin,
+        Invocation {
+            config_json: String::new(),
+            kv: BTreeMap::new(),
+            events: vec![event(how, 0, EventBody::AgentLogin { agent: "1001".into() })],
+        },
+        &Grants::default(),
+        limits,
+    )
+}
+
+#[test]
+fn every_way_a_plugin_can_fail_is_classified_and_contained() {
+    let limits = Limits {
+        cpu: Duration::from_millis(100),
+        memory_bytes: 32 << 20,
+        max_emit: 1_000,
+        kv_bytes: 256 * 1024,
+    };
+    let panic = misbehave("panic", &limits).expect_err("traps");
+    assert_eq!(panic.kind, FailureKind::Panic);
+    assert!(
+        panic.message.contains("as requested"),
+        "the panic message is kept: {panic}"
+    );
+    assert!(
+        panic.logs.iter().any(|l| l.message == "asked to panic"),
+        "with the log before it"
+    );
+
+    let started = Instant::now();
+    let spin = misbehave("spin", &limits).expect_err("stopped");
+    assert_eq!(spin.kind, FailureKind::CpuDeadline, "{spin}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+
+    let hog = misbehave("hog", &limits).expect_err("refused memory");
+    assert_eq!(hog.kind, FailureKind::Memory, "{hog}");
+
+    let deep = misbehave("recurse", &limits).expect_err("overflows");
+    assert_eq!(deep.kind, FailureKind::Trap, "{deep}");
+
+    // Quotas are answered to the plugin, which decides what to do.
+    let many = misbehave("emit-many", &limits).expect("runs");
+    let error = many.result.expect_err("the plugin gives up");
+    assert!(error.message.contains("QuotaExceeded"), "{error:?}");
+    assert!(many.emitted.is_empty(), "nothing of a refused emit is kept");
+    let kv = misbehave("kv-hog", &limits).expect("runs");
+    assert!(kv.result.expect_err("quota").message.contains("QuotaExceeded"));
+    assert!(kv.kv.values().map(Vec::len).sum::<usize>() <= 256 * 1024);
+
+    let error = misbehave("error", &limits).expect("runs").result.expect_err("an error");
+    assert!(error.retryable && error.message.contains("down"));
+
+    let print = misbehave("print", &limits).expect("runs");
+    let lines: Vec<_> = print.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
+    assert!(
+        lines.contains(&("info", "to stdout")) && lines.contains(&("warn", "to stderr")),
+        "{lines:?}"
+    );
+
+    // Each batch runs in a fresh instance: after all that, a normal call works.
+    let fine = misbehave("nothing", &limits).expect("runs");
+    assert_eq!(fine.result, Ok(()));
+}

@@ -1,0 +1,68 @@
+//! Misbehaves as the first event's id asks, so the host's limits and failure handling can be
+//! tested against a real component.
+
+use monti_plugin_sdk::{Event, EventHandler, PluginError, info, kv};
+
+struct Misbehaving;
+
+impl EventHandler for Misbehaving {
+    fn handle_events(batch: Vec<Event>) -> Result<(), PluginError> {
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        info!("asked to {}", first.id);
+        match first.id.as_str() {
+            "panic" => panic!("as requested"),
+            "spin" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let mut chunks = Vec::new();
+                for _ in 0..1024 {
+                    chunks.push(vec![1u8; 1 << 20]);
+                }
+                info!("holding {} MiB", chunks.len());
+            }
+            "recurse" => {
+                // Ends only after 2^64 calls: the stack runs out long before.
+                fn deeper(n: u64) -> u64 {
+                    if n == u64::MAX {
+                        return n;
+                    }
+                    std::hint::black_box(deeper(n + 1)) + 1
+                }
+                info!("{}", deeper(0));
+            }
+            "emit-many" => {
+                let copies: Vec<Event> = (0..20_000)
+                    .map(|i| Event {
+                        id: format!("copy-{i}"),
+                        ..first.clone()
+                    })
+                    .collect();
+                if let Err(denied) = monti_plugin_sdk::emit(&copies) {
+                    return Err(PluginError::permanent(format!("{denied:?}")));
+                }
+            }
+            "kv-hog" => {
+                for i in 0..100 {
+                    if let Err(denied) = kv::set(&format!("k{i}"), &[0u8; 100_000]) {
+                        return Err(PluginError::permanent(format!("{denied:?}")));
+                    }
+                }
+            }
+            "error" => return Err(PluginError::retryable("the remote system is down")),
+            "print" => {
+                println!("to stdout");
+                eprintln!("to stderr");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+monti_plugin_sdk::event_handler!(Misbehaving);
