@@ -122,6 +122,9 @@ pub enum Command {
     /// Administer tenants and tokens directly in the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Plugin authors' tools.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -351,6 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Healthcheck { url } => healthcheck(&cli.config, url).await,
         Command::Admin(admin) => self::admin(&cli.config, admin).await,
+        Command::Plugin(command) => plugin(command).await,
     }
 }
 
@@ -428,6 +432,133 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
     store.db.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Validate a plugin component: its manifest, its world and contract version; exit 0 when
+    /// Monti would accept it.
+    Check {
+        /// The `.wasm` component.
+        file: PathBuf,
+    },
+    /// Run a plugin once on events from a file (a JSON array or NDJSON), the way Monti would,
+    /// and print what it emitted, logged and used.
+    Run {
+        file: PathBuf,
+        /// Events to hand it, as for `POST /api/v1/events`.
+        #[arg(long)]
+        events: PathBuf,
+        /// Its configuration (JSON); default `{}`.
+        #[arg(long, value_name = "JSON")]
+        plugin_config: Option<String>,
+    },
+}
+
+fn read_plugin(
+    file: &std::path::Path,
+) -> anyhow::Result<(
+    std::sync::Arc<crate::plugins::PluginEngine>,
+    crate::plugins::ValidPlugin,
+)> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let engine = crate::plugins::PluginEngine::new(4)?;
+    let plugin = engine
+        .validate(&bytes)
+        .map_err(|f| anyhow!("{}: {}", file.display(), f.message))?;
+    Ok((engine, plugin))
+}
+
+async fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::Check { file } => {
+            let (_, plugin) = read_plugin(&file)?;
+            let m = &plugin.manifest;
+            println!("{} {} ({}) — {}", m.id, m.version, m.name, plugin.digest);
+            println!("  world {} of monti:plugin@{}; {} bytes", m.world, m.sdk, plugin.size);
+            println!(
+                "  asks for: {} ms CPU and {} MiB memory per batch; {} bytes of storage; events out: {}",
+                m.limits.cpu_ms,
+                m.limits.memory_mb,
+                m.capabilities.kv_bytes,
+                if m.capabilities.emits_events { "yes" } else { "no" }
+            );
+            for (what, list) in [
+                ("HTTP", &m.capabilities.http),
+                ("secrets", &m.capabilities.secrets),
+                ("streams", &m.capabilities.streams),
+            ] {
+                if !list.is_empty() {
+                    println!("  {what}: {}", list.join(", "));
+                }
+            }
+            println!("valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Run {
+            file,
+            events,
+            plugin_config: config,
+        } => {
+            let (engine, plugin) = read_plugin(&file)?;
+            let text = std::fs::read_to_string(&events).with_context(|| format!("cannot read {}", events.display()))?;
+            let parsed: Vec<crate::domain::events::Event> = if text.trim_start().starts_with('[') {
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a JSON array of events", events.display()))?
+            } else {
+                text.lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                    .map(|(i, l)| {
+                        serde_json::from_str(l).with_context(|| format!("{} line {}", events.display(), i + 1))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let config_json = config.unwrap_or_else(|| "{}".into());
+            serde_json::from_str::<serde_json::Value>(&config_json).context("--config is not JSON")?;
+            let limits = crate::plugins::Limits::requested(&plugin.manifest);
+            let invocation = crate::plugins::Invocation {
+                config_json,
+                kv: Default::default(),
+                events: parsed,
+            };
+            let ran = engine.run(&plugin, invocation, &Default::default(), &limits);
+            match ran {
+                Ok(outcome) => {
+                    for line in &outcome.logs {
+                        eprintln!("[{}] {}", line.level, line.message);
+                    }
+                    for event in &outcome.emitted {
+                        println!("{}", serde_json::to_string(event)?);
+                    }
+                    eprintln!(
+                        "{}: {} events emitted, {} keys stored, {:.1} ms, {} KiB of memory at most",
+                        match &outcome.result {
+                            Ok(()) => "ok".to_owned(),
+                            Err(e) if e.retryable => format!("error (retryable): {}", e.message),
+                            Err(e) => format!("error: {}", e.message),
+                        },
+                        outcome.emitted.len(),
+                        outcome.kv.len(),
+                        outcome.duration.as_secs_f64() * 1000.0,
+                        outcome.memory_high_water / 1024
+                    );
+                    Ok(if outcome.result.is_ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    })
+                }
+                Err(failure) => {
+                    for line in &failure.logs {
+                        eprintln!("[{}] {}", line.level, line.message);
+                    }
+                    eprintln!("failed: {failure}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
 }
 
 /// `HH:MM` as seconds after midnight.
@@ -888,5 +1019,16 @@ fn explain(e: crate::store::StoreError) -> anyhow::Error {
                 .join("\n")
         ),
         other => anyhow!(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Duplicate names between global and subcommand flags, and the like.
+        super::Cli::command().debug_assert();
     }
 }

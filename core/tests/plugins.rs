@@ -81,6 +81,16 @@ fn the_example_plugin_counts_calls_and_emits_a_break() {
         .validate(&component("monti-example-minimal"))
         .expect("a valid plugin");
     assert!(plugin.digest.starts_with("sha256:"));
+    // The manifest travels inside the component.
+    assert_eq!(
+        (plugin.manifest.id.as_str(), plugin.manifest.version.as_str()),
+        ("wellbeing", "1.0.0")
+    );
+    assert_eq!(plugin.manifest.limits.cpu_ms, 50);
+    assert_eq!(
+        plugin.manifest.config.as_ref().unwrap()["properties"]["pause_after"]["default"],
+        serde_json::json!(10)
+    );
     let run = |kv: BTreeMap<String, Vec<u8>>, events: Vec<Event>| {
         engine
             .run(
@@ -164,7 +174,10 @@ fn components_are_validated_before_they_run() {
     // A component whose header is right but whose body is not.
     let broken = engine.validate(b"\0asm\x0d\0\x01\0\x99\x99").expect_err("refused");
     assert_eq!(broken.kind, FailureKind::Invalid);
-    assert!(broken.message.contains("does not compile"), "{broken}");
+    assert!(
+        broken.message.contains("not a readable WebAssembly component"),
+        "{broken}"
+    );
     // The same bytes twice: compiled once, the same digest.
     let bytes = component("monti-example-minimal");
     let first = engine.validate(&bytes).expect("valid");
@@ -248,4 +261,73 @@ fn every_way_a_plugin_can_fail_is_classified_and_contained() {
     // Each batch runs in a fresh instance: after all that, a normal call works.
     let fine = misbehave("nothing", &limits).expect("runs");
     assert_eq!(fine.result, Ok(()));
+}
+
+#[test]
+fn authors_check_and_run_a_plugin_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("wellbeing.wasm");
+    std::fs::write(&wasm, component("monti-example-minimal")).unwrap();
+    let monti = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_monti"))
+            .args(args)
+            .output()
+            .expect("run monti")
+    };
+    let check = monti(&["plugin", "check", wasm.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert!(said.contains("wellbeing 1.0.0") && said.contains("event-handler") && said.contains("valid"));
+
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        [
+            r#"{"id":"1","source":"pbx","at":"2026-11-24T10:00:00Z","type":"call_end","call":"c1","agent":"1001","talk_s":60}"#,
+            r#"{"id":"2","source":"pbx","at":"2026-11-24T10:05:00Z","type":"call_end","call":"c2","agent":"1001","talk_s":60}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let run = monti(&[
+        "plugin",
+        "run",
+        wasm.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--plugin-config",
+        r#"{"pause_after": 2}"#,
+    ]);
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let emitted: Event = serde_json::from_str(out.trim()).expect("one event, as JSON");
+    assert_eq!(emitted.id, "wellbeing-2");
+    assert!(
+        err.contains("[info] agent 1001 ended 2 calls") && err.contains("ok: 1 events emitted"),
+        "{err}"
+    );
+
+    // Not a component: a clear error and a failing exit.
+    let not = monti(&["plugin", "check", events.to_str().unwrap()]);
+    assert!(!not.status.success());
+    assert!(String::from_utf8_lossy(&not.stderr).contains("not a WebAssembly component"));
+    // A panicking run fails with the panic's message.
+    let misbehaving = dir.path().join("misbehaving.wasm");
+    std::fs::write(&misbehaving, component("monti-test-misbehaving")).unwrap();
+    std::fs::write(
+        &events,
+        r#"[{"id":"panic","source":"t","at":"2026-11-24T10:00:00Z","type":"agent_login","agent":"1"}]"#,
+    )
+    .unwrap();
+    let panicked = monti(&[
+        "plugin",
+        "run",
+        misbehaving.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    assert!(!panicked.status.success());
+    let err = String::from_utf8_lossy(&panicked.stderr);
+    assert!(err.contains("failed: panic") && err.contains("as requested"), "{err}");
 }

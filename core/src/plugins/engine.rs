@@ -33,6 +33,18 @@ pub struct Limits {
     pub kv_bytes: usize,
 }
 
+impl Limits {
+    /// What a manifest asks for (already checked against the host's maximums).
+    pub fn requested(manifest: &super::manifest::Manifest) -> Self {
+        Self {
+            cpu: Duration::from_millis(u64::from(manifest.limits.cpu_ms)),
+            memory_bytes: (manifest.limits.memory_mb as usize) << 20,
+            max_emit: if manifest.capabilities.emits_events { 10_000 } else { 0 },
+            kv_bytes: manifest.capabilities.kv_bytes as usize,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -144,6 +156,7 @@ pub struct ValidPlugin {
     /// `sha256:` of the component's bytes.
     pub digest: String,
     pub size: usize,
+    pub manifest: super::manifest::Manifest,
     pre: EventHandlerPre<Instance>,
 }
 
@@ -262,6 +275,14 @@ impl PluginEngine {
                 "not a WebAssembly component (build with `cargo build --target wasm32-wasip2`)",
             ));
         }
+        let manifest = super::manifest::read(bytes).map_err(invalid)?;
+        if !super::manifest::RUNNABLE_WORLDS.contains(&manifest.world.as_str()) {
+            return Err(invalid(format!(
+                "this host does not run `{}` plugins yet (it runs: {})",
+                manifest.world,
+                super::manifest::RUNNABLE_WORLDS.join(", ")
+            )));
+        }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| invalid(format!("the component does not compile: {e:#}")))?;
         let pre = self
@@ -276,6 +297,7 @@ impl PluginEngine {
         let valid = ValidPlugin {
             digest: digest.clone(),
             size: bytes.len(),
+            manifest,
             pre,
         };
         self.compiled

@@ -10,6 +10,7 @@
 mod convert;
 mod engine;
 mod host;
+pub mod manifest;
 
 pub use engine::{
     Failure, FailureKind, Grants, Invocation, Limits, LogLine, Outcome, PluginEngine, PluginError, ValidPlugin,

@@ -151,6 +151,17 @@ macro_rules! warn { ($($arg:tt)*) => { $crate::log($crate::host_log::Level::Warn
 #[macro_export]
 macro_rules! error { ($($arg:tt)*) => { $crate::log($crate::host_log::Level::Error, &format!($($arg)*)) } }
 
+/// Embeds the plugin's manifest (`monti-plugin.toml`, a path relative to the calling file) in
+/// the component, where the host reads it at upload: `monti_plugin_sdk::manifest!("../monti-plugin.toml");`
+#[macro_export]
+macro_rules! manifest {
+    ($path:literal) => {
+        #[cfg_attr(target_arch = "wasm32", unsafe(link_section = "monti-plugin"))]
+        #[used]
+        static __MONTI_PLUGIN_MANIFEST: [u8; include_bytes!($path).len()] = *include_bytes!($path);
+    };
+}
+
 /// Exports a type implementing [`EventHandler`] as the plugin's `event-handler` world.
 #[macro_export]
 macro_rules! event_handler {

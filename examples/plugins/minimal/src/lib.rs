@@ -60,3 +60,4 @@ impl EventHandler for Wellbeing {
 }
 
 monti_plugin_sdk::event_handler!(Wellbeing);
+monti_plugin_sdk::manifest!("../monti-plugin.toml");

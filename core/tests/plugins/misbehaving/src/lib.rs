@@ -66,3 +66,4 @@ impl EventHandler for Misbehaving {
 }
 
 monti_plugin_sdk::event_handler!(Misbehaving);
+monti_plugin_sdk::manifest!("../monti-plugin.toml");

@@ -1,0 +1,213 @@
+//! A plugin's manifest (`monti-plugin.toml`), embedded in its component as the custom section
+//! `monti-plugin` by the SDK's `manifest!` macro: who it is, which contract world and version it
+//! implements, what it asks for, and how it wants failures handled.
+
+use serde::{Deserialize, Serialize};
+
+/// The custom section that carries the manifest.
+pub const SECTION: &str = "monti-plugin";
+/// The contract major version this host implements.
+pub const CONTRACT_MAJOR: u64 = 1;
+/// The worlds this host can run.
+pub const RUNNABLE_WORLDS: &[&str] = &["event-handler"];
+/// The most a manifest may ask for.
+pub const MAX_CPU_MS: u32 = 5_000;
+pub const MAX_MEMORY_MB: u32 = 256;
+pub const MAX_KV_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Lower-case letters, digits and dashes.
+    pub id: String,
+    pub name: String,
+    /// The plugin's own version, `MAJOR.MINOR.PATCH`.
+    pub version: String,
+    /// The contract world it implements: `event-handler` or `webhook`.
+    pub world: String,
+    /// The contract version it was built against, e.g. `1.0.0`.
+    pub sdk: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub limits: RequestedLimits,
+    /// JSON Schema of the configuration (an object schema); drives the admin form.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Bytes of key-value storage.
+    #[serde(default)]
+    pub kv_bytes: u64,
+    /// Whether it emits events into live monitoring.
+    #[serde(default)]
+    pub emits_events: bool,
+    /// Outbound HTTP destinations, `scheme://host[:port]`.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Names of the secrets it uses.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Long-lived connections it asks the host to keep (`tcp://host:port`, `wss://…`).
+    #[serde(default)]
+    pub streams: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestedLimits {
+    pub cpu_ms: u32,
+    pub memory_mb: u32,
+}
+
+impl Default for RequestedLimits {
+    fn default() -> Self {
+        Self {
+            cpu_ms: 200,
+            memory_mb: 64,
+        }
+    }
+}
+
+/// What happens to a batch the plugin fails on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Retry with back-off, then keep the batch as a dead letter to inspect and replay.
+    #[default]
+    RetryThenDeadLetter,
+    /// Log and go on.
+    Skip,
+    /// Refuse what was being delivered (for plugins in a synchronous path).
+    Reject,
+}
+
+fn semver(text: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = text.split('.').map(|p| p.parse::<u64>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
+}
+
+/// Reads the manifest out of a component.
+pub fn read(component: &[u8]) -> Result<Manifest, String> {
+    let mut found = None;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        let payload = payload.map_err(|e| format!("not a readable WebAssembly component: {e}"))?;
+        if let wasmparser::Payload::CustomSection(section) = payload
+            && section.name() == SECTION
+        {
+            if found.is_some() {
+                return Err(format!("more than one `{SECTION}` section"));
+            }
+            found = Some(section.data().to_vec());
+        }
+    }
+    let bytes = found.ok_or_else(|| {
+        format!("no manifest: add `monti_plugin_sdk::manifest!(\"../monti-plugin.toml\");` to the plugin (section `{SECTION}`)")
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| "the manifest is not UTF-8".to_owned())?;
+    let manifest: Manifest = toml::from_str(text).map_err(|e| format!("monti-plugin.toml: {e}"))?;
+    manifest.check()?;
+    Ok(manifest)
+}
+
+impl Manifest {
+    /// Everything wrong with it, in one message.
+    pub fn check(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            problems.push("`id` must be 1 to 64 lower-case letters, digits and dashes".to_owned());
+        }
+        if self.name.trim().is_empty() || self.name.len() > 100 {
+            problems.push("`name` must be 1 to 100 characters".into());
+        }
+        if semver(&self.version).is_none() {
+            problems.push(format!("`version` `{}` is not MAJOR.MINOR.PATCH", self.version));
+        }
+        match semver(&self.sdk) {
+            Some((major, _, _)) if major == CONTRACT_MAJOR => {}
+            Some(_) => problems.push(format!(
+                "built against monti:plugin@{}; this host implements {CONTRACT_MAJOR}.x",
+                self.sdk
+            )),
+            None => problems.push(format!("`sdk` `{}` is not MAJOR.MINOR.PATCH", self.sdk)),
+        }
+        if !["event-handler", "webhook"].contains(&self.world.as_str()) {
+            problems.push(format!("unknown world `{}` (event-handler or webhook)", self.world));
+        }
+        if self.limits.cpu_ms == 0 || self.limits.cpu_ms > MAX_CPU_MS {
+            problems.push(format!("`limits.cpu_ms` must be 1 to {MAX_CPU_MS}"));
+        }
+        if self.limits.memory_mb == 0 || self.limits.memory_mb > MAX_MEMORY_MB {
+            problems.push(format!("`limits.memory_mb` must be 1 to {MAX_MEMORY_MB}"));
+        }
+        if self.capabilities.kv_bytes > MAX_KV_BYTES {
+            problems.push(format!("`capabilities.kv_bytes` must be at most {MAX_KV_BYTES}"));
+        }
+        for destination in &self.capabilities.http {
+            match url::Url::parse(destination) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.path() == "/" => {}
+                _ => problems.push(format!(
+                    "`capabilities.http` entry `{destination}` must be scheme://host[:port]"
+                )),
+            }
+        }
+        if let Some(schema) = &self.config
+            && schema.get("type").and_then(|t| t.as_str()) != Some("object")
+        {
+            problems.push("`config` must be a JSON Schema with `type = \"object\"`".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(text: &str) -> Result<Manifest, String> {
+        let m: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        m.check().map(|()| m)
+    }
+
+    #[test]
+    fn a_good_manifest_and_each_kind_of_bad_one() {
+        let good = "id = \"wellbeing\"\nname = \"Wellbeing\"\nversion = \"1.2.3\"\nworld = \"event-handler\"\nsdk = \"1.0.0\"\n";
+        let m = manifest(good).unwrap();
+        assert_eq!(m.limits, RequestedLimits::default());
+        assert_eq!(m.failure_policy, FailurePolicy::RetryThenDeadLetter);
+        for (bad, says) in [
+            (good.replace("wellbeing\"", "Well Being\""), "`id`"),
+            (good.replace("1.2.3", "1.2"), "`version`"),
+            (
+                good.replace("sdk = \"1.0.0\"", "sdk = \"2.0.0\""),
+                "this host implements 1.x",
+            ),
+            (good.replace("event-handler", "billing"), "unknown world"),
+            (format!("{good}[limits]\ncpu_ms = 99999\nmemory_mb = 8\n"), "cpu_ms"),
+            (format!("{good}[capabilities]\nhttp = [\"ftp://x\"]\n"), "scheme://host"),
+            (format!("{good}[config]\ntype = \"string\"\n"), "JSON Schema"),
+            (format!("{good}surprise = 1\n"), "unknown field"),
+        ] {
+            let error = manifest(&bad).expect_err(&bad);
+            assert!(error.contains(says), "{bad}\n→ {error}");
+        }
+    }
+}
