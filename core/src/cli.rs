@@ -354,7 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Healthcheck { url } => healthcheck(&cli.config, url).await,
         Command::Admin(admin) => self::admin(&cli.config, admin).await,
-        Command::Plugin(command) => plugin(command).await,
+        Command::Plugin(command) => plugin(&cli.config, command).await,
     }
 }
 
@@ -453,6 +453,74 @@ pub enum PluginCommand {
         #[arg(long, value_name = "JSON")]
         plugin_config: Option<String>,
     },
+    /// Install (or upgrade) a plugin in a tenant; it stays disabled until enabled.
+    Install {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// Its configuration (JSON), checked against the plugin's schema.
+        #[arg(long, value_name = "JSON")]
+        plugin_config: Option<String>,
+        /// Enable it right away.
+        #[arg(long)]
+        enable: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// The tenant's installed plugins.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Start handing the tenant's events to a plugin.
+    Enable {
+        plugin: String,
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Stop handing events to a plugin (its configuration and storage stay).
+    Disable {
+        plugin: String,
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove a plugin from a tenant, with its configuration and storage.
+    Remove {
+        plugin: String,
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+fn print_installation(i: &crate::store::plugins::Installation) {
+    println!(
+        "{:<24} {:<10} {:<9} {:>8} runs {:>6} failed  {}",
+        i.plugin_id,
+        i.version,
+        if i.enabled { "enabled" } else { "disabled" },
+        i.invocations,
+        i.failures,
+        i.last_error.as_deref().unwrap_or("")
+    );
+}
+
+/// The configuration given (default `{}`), checked against the plugin's schema.
+fn plugin_config(given: Option<&str>, manifest: &crate::plugins::manifest::Manifest) -> anyhow::Result<String> {
+    let value: serde_json::Value =
+        serde_json::from_str(given.unwrap_or("{}")).context("--plugin-config is not JSON")?;
+    if let Some(schema) = &manifest.config {
+        crate::plugins::config::check(schema, &value)
+            .map_err(|problems| anyhow!("--plugin-config: {}", problems.join("; ")))?;
+    }
+    Ok(value.to_string())
 }
 
 fn read_plugin(
@@ -469,8 +537,76 @@ fn read_plugin(
     Ok((engine, plugin))
 }
 
-async fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
+async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PluginCommand::Install {
+            file,
+            tenant,
+            plugin_config: given,
+            enable,
+            data,
+        } => {
+            let (_, plugin) = read_plugin(&file)?;
+            let config = plugin_config(given.as_deref(), &plugin.manifest)?;
+            let bytes = std::fs::read(&file)?;
+            let store = admin_store(config_file, &data).await?;
+            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            crate::store::plugins::store_package(&store, &plugin.digest, &plugin.manifest, &bytes)
+                .await
+                .map_err(explain)?;
+            let installed = crate::store::plugins::install(&store, &scope, &plugin.digest, &config)
+                .await
+                .map_err(explain)?;
+            let mut installed = if given.is_some() {
+                crate::store::plugins::set_config(&store, &scope, &installed.id, &config)
+                    .await
+                    .map_err(explain)?
+            } else {
+                installed
+            };
+            if enable {
+                installed = crate::store::plugins::set_enabled(&store, &scope, &installed.id, true)
+                    .await
+                    .map_err(explain)?;
+            }
+            print_installation(&installed);
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::List { tenant, data } => {
+            let store = admin_store(config_file, &data).await?;
+            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            for installation in crate::store::plugins::list(&store, &scope).await.map_err(explain)? {
+                print_installation(&installation);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Enable { plugin, tenant, data } => {
+            let store = admin_store(config_file, &data).await?;
+            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            let installation = crate::store::plugins::set_enabled(&store, &scope, &plugin, true)
+                .await
+                .map_err(explain)?;
+            print_installation(&installation);
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Disable { plugin, tenant, data } => {
+            let store = admin_store(config_file, &data).await?;
+            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            let installation = crate::store::plugins::set_enabled(&store, &scope, &plugin, false)
+                .await
+                .map_err(explain)?;
+            print_installation(&installation);
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Remove { plugin, tenant, data } => {
+            let store = admin_store(config_file, &data).await?;
+            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            let removed = crate::store::plugins::remove(&store, &scope, &plugin)
+                .await
+                .map_err(explain)?;
+            println!("removed {} from {tenant}", removed.plugin_id);
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Check { file } => {
             let (_, plugin) = read_plugin(&file)?;
             let m = &plugin.manifest;

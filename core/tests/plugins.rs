@@ -2,6 +2,8 @@
 //! and a plugin that misbehaves on request (`tests/plugins/misbehaving`), both compiled here with
 //! `cargo build --target wasm32-wasip2` and run in the same engine Monti uses.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -330,4 +332,151 @@ fn authors_check_and_run_a_plugin_from_the_command_line() {
     assert!(!panicked.status.success());
     let err = String::from_utf8_lossy(&panicked.stderr);
     assert!(err.contains("failed: panic") && err.contains("as requested"), "{err}");
+}
+
+/// The whole path: PBX events posted to the ingest API reach the tenant's enabled plugin, and
+/// what it emits moves the live floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_plugin_sees_the_tenants_events_and_moves_the_floor() {
+    let server = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    server
+        .post(
+            "/api/v1/agents",
+            &admin,
+            serde_json::json!({ "name": "Ana", "extension": "1001" }),
+        )
+        .await
+        .expect(201);
+    let other = server.tenant("other", monti::domain::Role::TenantAdmin).await;
+    server
+        .post(
+            "/api/v1/agents",
+            &other,
+            serde_json::json!({ "name": "Oli", "extension": "1001" }),
+        )
+        .await
+        .expect(201);
+    // Installed as `monti plugin install --tenant acme --enable` does.
+    let bytes = component("monti-example-minimal");
+    let plugin = engine().validate(&bytes).expect("valid");
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
+        .await
+        .unwrap();
+    let installed = monti::store::plugins::install(&server.store, &scope, &plugin.digest, r#"{"pause_after":2}"#)
+        .await
+        .unwrap();
+    assert!(!installed.enabled, "installed disabled");
+    monti::store::plugins::set_enabled(&server.store, &scope, "wellbeing", true)
+        .await
+        .unwrap();
+
+    let at = |s: i64| (chrono::Utc::now() - chrono::Duration::seconds(60 - s)).to_rfc3339();
+    let call_end = |id: &str, s: i64| serde_json::json!({ "id": id, "source": "pbx", "at": at(s), "type": "call_end", "call": id, "agent": "1001", "talk_s": 30.0 });
+    for token in [&admin, &other] {
+        let reply = server
+            .post(
+                "/api/v1/events",
+                token,
+                serde_json::json!([
+                    { "id": "login", "source": "pbx", "at": at(0), "type": "agent_login", "agent": "1001" },
+                    call_end("c1", 10),
+                    call_end("c2", 20),
+                ]),
+            )
+            .await;
+        assert_eq!(reply.body["accepted"], serde_json::json!(3), "{}", reply.body);
+    }
+    // The plugin runs after the answer; the floor shows its break within moments.
+    let started = Instant::now();
+    let ana = loop {
+        let snapshot = server.get("/api/v1/live/snapshot", &admin).await.body;
+        let ana = snapshot["agents"][0].clone();
+        if ana["reason"] == serde_json::json!("wellbeing") || started.elapsed() > Duration::from_secs(10) {
+            break ana;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ana["state"], serde_json::json!("paused"), "{ana}");
+    assert_eq!(ana["reason"], serde_json::json!("wellbeing"));
+    // The other tenant has no plugin: its agent is untouched.
+    let oli = server.get("/api/v1/live/snapshot", &other).await.body["agents"][0].clone();
+    assert_eq!(oli["state"], serde_json::json!("wrap_up"), "{oli}");
+    // The installation's record: a run, no failure, its log line.
+    let record = monti::store::plugins::get(&server.store, &scope, "wellbeing")
+        .await
+        .unwrap();
+    assert_eq!((record.invocations, record.failures), (1, 0));
+    assert!(record.last_logs.contains("time for a break"), "{}", record.last_logs);
+    // The emitted event is stored with the plugin as its source.
+    let stored = monti::store::events::since(&server.store, &scope, 0).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|e| e.source == "plugin:wellbeing" && e.id == "wellbeing-c2")
+    );
+    server.stop().await;
+}
+
+#[test]
+fn operators_install_enable_and_remove_plugins_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("wellbeing.wasm");
+    std::fs::write(&wasm, component("monti-example-minimal")).unwrap();
+    let data = dir.path().join("data");
+    let monti = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_monti"))
+            .args(args)
+            .env_remove("MONTI_DATABASE_URL")
+            .env("MONTI_DATA_DIR", &data)
+            .output()
+            .expect("run monti");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = monti(&["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let file = wasm.to_str().unwrap();
+    // A configuration outside the plugin's schema is refused with the reason.
+    let (ok, _, err) = monti(&[
+        "plugin",
+        "install",
+        file,
+        "--tenant",
+        "acme",
+        "--plugin-config",
+        r#"{"pause_after": 0}"#,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("/pause_after: must be at least 1"), "{err}");
+    let (ok, out, err) = monti(&[
+        "plugin",
+        "install",
+        file,
+        "--tenant",
+        "acme",
+        "--plugin-config",
+        r#"{"pause_after": 5}"#,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("wellbeing") && out.contains("disabled"), "{out}");
+    let (ok, out, _) = monti(&["plugin", "enable", "wellbeing", "--tenant", "acme"]);
+    assert!(ok && out.contains("enabled"), "{out}");
+    let (_, out, _) = monti(&["plugin", "list", "--tenant", "acme"]);
+    assert!(
+        out.contains("wellbeing") && out.contains("1.0.0") && out.contains("enabled"),
+        "{out}"
+    );
+    let (ok, out, _) = monti(&["plugin", "disable", "wellbeing", "--tenant", "acme"]);
+    assert!(ok && out.contains("disabled"), "{out}");
+    let (ok, out, _) = monti(&["plugin", "remove", "wellbeing", "--tenant", "acme"]);
+    assert!(ok && out.contains("removed wellbeing"), "{out}");
+    let (ok, _, err) = monti(&["plugin", "enable", "wellbeing", "--tenant", "acme"]);
+    assert!(!ok && err.contains("not found"), "{err}");
 }

@@ -31,6 +31,8 @@ pub struct LiveService {
     pub registry: Arc<LiveRegistry>,
     pub writer: EventWriter,
     pub hub: Arc<Hub>,
+    /// The tenants' event-handler plugins.
+    pub plugins: Arc<crate::plugins::dispatch::Dispatcher>,
 }
 
 fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
@@ -45,6 +47,7 @@ impl LiveService {
     /// be stored before senders are asked to retry.
     pub fn new(store: Store, tick: Duration, writer_queue: usize) -> Self {
         Self {
+            plugins: Arc::new(crate::plugins::dispatch::Dispatcher::new(store.clone())),
             writer: EventWriter::new(store.clone(), writer_queue),
             store,
             registry: Arc::new(LiveRegistry::default()),
@@ -64,13 +67,54 @@ impl LiveService {
 
     /// Checks, stores and applies a batch. `items` are events as parsed, or why they could not
     /// be; the answer has one outcome per item, in order. An accepted event is stored before
-    /// this returns, and moves the floor.
+    /// this returns, and moves the floor. Then (after the answer) the tenant's enabled plugins
+    /// get the accepted events, and what they emit is accepted the same way.
     pub async fn ingest(
-        &self,
+        self: &Arc<Self>,
         scope: &TenantScope,
         items: Vec<Result<Event, Vec<FieldError>>>,
         now_ms: i64,
     ) -> StoreResult<Vec<Outcome>> {
+        let (outcomes, accepted) = self.accept(scope, items, now_ms).await?;
+        if !accepted.is_empty() {
+            let (live, scope) = (self.clone(), scope.clone());
+            tokio::spawn(async move {
+                let emitted = match live.plugins.deliver(scope.tenant_id(), &accepted).await {
+                    Ok(emitted) => emitted,
+                    Err(e) => {
+                        tracing::warn!(tenant = scope.tenant_slug(), error = %e, "handing events to plugins failed");
+                        return;
+                    }
+                };
+                if emitted.is_empty() {
+                    return;
+                }
+                let now = crate::domain::time::now_ms();
+                match live.accept(&scope, emitted.into_iter().map(Ok).collect(), now).await {
+                    Ok((outcomes, _)) => {
+                        for outcome in outcomes {
+                            if let Outcome::Rejected(errors) = outcome {
+                                tracing::info!(tenant = scope.tenant_slug(), ?errors, "a plugin's event was rejected");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = scope.tenant_slug(), error = %e, "storing plugins' events failed")
+                    }
+                }
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// As [`ingest`](Self::ingest), without handing anything to plugins; also returns the
+    /// events that were accepted.
+    async fn accept(
+        &self,
+        scope: &TenantScope,
+        items: Vec<Result<Event, Vec<FieldError>>>,
+        now_ms: i64,
+    ) -> StoreResult<(Vec<Outcome>, Vec<Event>)> {
         // The floor knows every name events may use (agent id, extension, interface; queue id,
         // name). It is fetched before storing: a first build replays stored events, and must
         // not count this batch as well as applying it below.
@@ -133,13 +177,17 @@ impl LiveService {
                 }
             }
         }
-        for ((index, _), outcome) in valid.iter().zip(stored) {
-            outcomes[*index] = Some(match outcome {
-                Stored::Accepted(seq) => Outcome::Accepted(seq),
+        let mut accepted = Vec::new();
+        for ((index, event), outcome) in valid.into_iter().zip(stored) {
+            outcomes[index] = Some(match outcome {
+                Stored::Accepted(seq) => {
+                    accepted.push(event);
+                    Outcome::Accepted(seq)
+                }
                 Stored::Duplicate => Outcome::Duplicate,
             });
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        Ok((outcomes.into_iter().flatten().collect(), accepted))
     }
 
     /// When the tenant lets events create agents, creates those the batch names that do not

@@ -7,7 +7,9 @@
 //! plugin may touch comes in through [`Grants`] and [`Invocation`]; what it did comes back as an
 //! [`Outcome`] (emitted events, log lines, memory high-water mark) or a classified [`Failure`].
 
+pub mod config;
 mod convert;
+pub mod dispatch;
 mod engine;
 mod host;
 pub mod manifest;

@@ -8,6 +8,7 @@ pub mod entities;
 pub mod events;
 pub mod list;
 pub mod oidc_providers;
+pub mod plugins;
 pub mod resource;
 pub mod sessions;
 pub mod tenants;

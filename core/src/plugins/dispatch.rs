@@ -1,0 +1,175 @@
+//! Hands a tenant's accepted events to its enabled event-handler plugins, one batch at a time per
+//! tenant (so each installation sees events in order and its store is never written twice at
+//! once), and collects what they emit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::{Grants, Invocation, Limits, PluginEngine, ValidPlugin};
+use crate::domain::events::Event;
+use crate::store::{Store, StoreResult, plugins};
+
+/// Plugin instances that may run at once in this process.
+const INSTANCES: u32 = 64;
+/// The source prefix of events plugins emit. They are not handed to plugins again (no loops).
+pub const PLUGIN_SOURCE: &str = "plugin:";
+
+struct Installed {
+    id: String,
+    plugin_id: String,
+    config: String,
+    plugin: ValidPlugin,
+}
+
+struct TenantPlugins {
+    stamp: (i64, i64),
+    installed: Vec<Installed>,
+}
+
+pub struct Dispatcher {
+    store: Store,
+    engine: OnceLock<Arc<PluginEngine>>,
+    tenants: Mutex<HashMap<String, Arc<TenantPlugins>>>,
+    /// One delivery at a time per tenant.
+    running: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            engine: OnceLock::new(),
+            tenants: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The engine, made when a tenant first has a plugin enabled.
+    pub fn engine(&self) -> anyhow::Result<Arc<PluginEngine>> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine.clone());
+        }
+        let engine = PluginEngine::new(INSTANCES)?;
+        Ok(self.engine.get_or_init(|| engine).clone())
+    }
+
+    async fn installed(&self, tenant_id: &str) -> StoreResult<Option<Arc<TenantPlugins>>> {
+        let stamp = plugins::enabled_stamp(&self.store, tenant_id).await?;
+        if stamp.0 == 0 {
+            return Ok(None);
+        }
+        if let Some(found) = self.tenants.lock().unwrap_or_else(|e| e.into_inner()).get(tenant_id)
+            && found.stamp == stamp
+        {
+            return Ok(Some(found.clone()));
+        }
+        let engine = self
+            .engine()
+            .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
+        let mut installed = Vec::new();
+        for runnable in plugins::enabled(&self.store, tenant_id).await? {
+            match engine.validate(&runnable.component) {
+                Ok(plugin) => installed.push(Installed {
+                    id: runnable.id,
+                    plugin_id: runnable.plugin_id,
+                    config: runnable.config,
+                    plugin,
+                }),
+                Err(failure) => {
+                    tracing::warn!(tenant_id, plugin = %runnable.plugin_id, %failure, "an installed plugin no longer loads");
+                }
+            }
+        }
+        let loaded = Arc::new(TenantPlugins { stamp, installed });
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant_id.to_owned(), loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    /// Runs the tenant's enabled plugins on `events` (those not from plugins) and returns what
+    /// they emitted, each event's source set to `plugin:<id>` whatever the plugin said.
+    pub async fn deliver(&self, tenant_id: &str, events: &[Event]) -> StoreResult<Vec<Event>> {
+        let batch: Vec<Event> = events
+            .iter()
+            .filter(|e| !e.source.starts_with(PLUGIN_SOURCE))
+            .cloned()
+            .collect();
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(tenant) = self.installed(tenant_id).await? else {
+            return Ok(Vec::new());
+        };
+        let lock = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant_id.to_owned())
+            .or_default()
+            .clone();
+        let _turn = lock.lock().await;
+        let engine = self
+            .engine()
+            .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
+        let mut emitted = Vec::new();
+        for installation in &tenant.installed {
+            let kv = plugins::kv(&self.store, &installation.id).await?;
+            let invocation = Invocation {
+                config_json: installation.config.clone(),
+                kv,
+                events: batch.clone(),
+            };
+            let limits = Limits::requested(&installation.plugin.manifest);
+            let (engine, plugin) = (engine.clone(), installation.plugin.clone());
+            let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &Grants::default(), &limits))
+                .await
+                .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
+            let labels = [("plugin", installation.plugin_id.clone())];
+            match ran {
+                Ok(outcome) => {
+                    let error = outcome.result.as_ref().err().map(|e| e.message.clone());
+                    metrics::counter!("plugin_invocations_total", &labels).increment(1);
+                    if let Some(error) = &error {
+                        metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => "returned").increment(1);
+                        tracing::info!(tenant_id, plugin = %installation.plugin_id, error, "a plugin returned an error");
+                    }
+                    plugins::record_run(
+                        &self.store,
+                        &installation.id,
+                        Some(&outcome.kv),
+                        error.as_deref(),
+                        &outcome.logs,
+                    )
+                    .await?;
+                    let source = format!("{PLUGIN_SOURCE}{}", installation.plugin_id);
+                    emitted.extend(outcome.emitted.into_iter().map(|mut e| {
+                        e.source = source.clone();
+                        e
+                    }));
+                }
+                Err(failure) => {
+                    metrics::counter!("plugin_invocations_total", &labels).increment(1);
+                    metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => failure.kind.as_str()).increment(1);
+                    tracing::warn!(tenant_id, plugin = %installation.plugin_id, %failure, "a plugin failed");
+                    plugins::record_run(
+                        &self.store,
+                        &installation.id,
+                        None,
+                        Some(&failure.to_string()),
+                        &failure.logs,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(emitted)
+    }
+}

@@ -1,0 +1,256 @@
+//! Plugin packages (stored once per digest) and their installations per tenant: configuration,
+//! on/off, the installation's key-value store, and what its last runs did.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Store, StoreError, StoreResult, TenantScope};
+use crate::domain::new_id;
+use crate::domain::time::now_ms;
+use crate::on_db;
+use crate::plugins::manifest::Manifest;
+
+/// An installation as admins see it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Installation {
+    pub id: String,
+    pub plugin_id: String,
+    pub digest: String,
+    pub version: String,
+    pub config: String,
+    pub enabled: bool,
+    pub invocations: i64,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub last_logs: String,
+    pub updated_at: i64,
+}
+
+/// What a run of an installation needs.
+#[derive(Debug, Clone)]
+pub struct Runnable {
+    pub id: String,
+    pub plugin_id: String,
+    pub digest: String,
+    pub config: String,
+    pub component: Vec<u8>,
+}
+
+/// Stores a package (validated by the caller); a known digest is kept as it is.
+pub async fn store_package(store: &Store, digest: &str, manifest: &Manifest, component: &[u8]) -> StoreResult<()> {
+    let manifest_json = serde_json::to_string(manifest).map_err(|e| StoreError::Internal(e.to_string()))?;
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "INSERT INTO plugin_packages (digest, plugin_id, version, world, manifest, component, size, uploaded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(&manifest.id)
+        .bind(&manifest.version)
+        .bind(&manifest.world)
+        .bind(&manifest_json)
+        .bind(component)
+        .bind(component.len() as i64)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+const SELECT: &str = "SELECT i.id, i.plugin_id, i.digest, p.version, i.config, i.enabled, i.invocations, i.failures, \
+    i.last_error, i.last_logs, i.updated_at FROM plugin_installations i JOIN plugin_packages p ON p.digest = i.digest";
+
+/// Installs (or upgrades to) the package with `digest` in the tenant, disabled until enabled.
+/// An upgrade keeps the installation's configuration, store and enablement.
+pub async fn install(store: &Store, scope: &TenantScope, digest: &str, config: &str) -> StoreResult<Installation> {
+    let plugin_id: Option<String> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, String>("SELECT plugin_id FROM plugin_packages WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(pool)
+            .await
+    })?;
+    let plugin_id = plugin_id.ok_or(StoreError::NotFound { kind: "plugin package" })?;
+    let now = now_ms();
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "INSERT INTO plugin_installations (id, tenant_id, plugin_id, digest, config, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (tenant_id, plugin_id) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+        )
+        .bind(new_id("inst"))
+        .bind(scope.tenant_id())
+        .bind(&plugin_id)
+        .bind(digest)
+        .bind(config)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    get(store, scope, &plugin_id).await
+}
+
+/// The tenant's installation of `plugin_id` (or by installation id).
+pub async fn get(store: &Store, scope: &TenantScope, plugin_or_id: &str) -> StoreResult<Installation> {
+    let sql = format!("{SELECT} WHERE i.tenant_id = $1 AND (i.plugin_id = $2 OR i.id = $2)");
+    let found: Option<Installation> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, Installation>(&sql)
+            .bind(scope.tenant_id())
+            .bind(plugin_or_id)
+            .fetch_optional(pool)
+            .await
+    })?;
+    found.ok_or(StoreError::NotFound {
+        kind: "plugin installation",
+    })
+}
+
+pub async fn list(store: &Store, scope: &TenantScope) -> StoreResult<Vec<Installation>> {
+    let sql = format!("{SELECT} WHERE i.tenant_id = $1 ORDER BY i.plugin_id");
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, Installation>(&sql)
+            .bind(scope.tenant_id())
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+pub async fn set_enabled(
+    store: &Store,
+    scope: &TenantScope,
+    plugin_or_id: &str,
+    enabled: bool,
+) -> StoreResult<Installation> {
+    let installation = get(store, scope, plugin_or_id).await?;
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "UPDATE plugin_installations SET enabled = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
+        )
+        .bind(enabled)
+        .bind(now_ms())
+        .bind(&installation.id)
+        .bind(scope.tenant_id())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    get(store, scope, &installation.id).await
+}
+
+pub async fn set_config(
+    store: &Store,
+    scope: &TenantScope,
+    plugin_or_id: &str,
+    config: &str,
+) -> StoreResult<Installation> {
+    let installation = get(store, scope, plugin_or_id).await?;
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "UPDATE plugin_installations SET config = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
+        )
+        .bind(config)
+        .bind(now_ms())
+        .bind(&installation.id)
+        .bind(scope.tenant_id())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    get(store, scope, &installation.id).await
+}
+
+pub async fn remove(store: &Store, scope: &TenantScope, plugin_or_id: &str) -> StoreResult<Installation> {
+    let installation = get(store, scope, plugin_or_id).await?;
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>("DELETE FROM plugin_installations WHERE id = $1 AND tenant_id = $2")
+            .bind(&installation.id)
+            .bind(scope.tenant_id())
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(installation)
+}
+
+/// The tenant's enabled installations with their components, to run.
+pub async fn enabled(store: &Store, tenant_id: &str) -> StoreResult<Vec<Runnable>> {
+    let rows: Vec<(String, String, String, String, Vec<u8>)> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, String, String, String, Vec<u8>)>(
+            "SELECT i.id, i.plugin_id, i.digest, i.config, p.component FROM plugin_installations i \
+             JOIN plugin_packages p ON p.digest = i.digest WHERE i.tenant_id = $1 AND i.enabled ORDER BY i.plugin_id",
+        )
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, plugin_id, digest, config, component)| Runnable {
+            id,
+            plugin_id,
+            digest,
+            config,
+            component,
+        })
+        .collect())
+}
+
+/// A version stamp of the tenant's enabled installations (changes when any changes).
+pub async fn enabled_stamp(store: &Store, tenant_id: &str) -> StoreResult<(i64, i64)> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (i64, i64)>(
+            "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM plugin_installations WHERE tenant_id = $1 AND enabled",
+        )
+        .bind(tenant_id)
+        .fetch_one(pool)
+        .await
+    })?)
+}
+
+pub async fn kv(store: &Store, installation_id: &str) -> StoreResult<BTreeMap<String, Vec<u8>>> {
+    let text: Option<String> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, String>("SELECT kv FROM plugin_installations WHERE id = $1")
+            .bind(installation_id)
+            .fetch_optional(pool)
+            .await
+    })?;
+    // Stored as JSON: key → bytes as an array of numbers.
+    Ok(text
+        .and_then(|t| serde_json::from_str::<BTreeMap<String, Vec<u8>>>(&t).ok())
+        .unwrap_or_default())
+}
+
+/// Records a run: the store after it, and how it went.
+pub async fn record_run(
+    store: &Store,
+    installation_id: &str,
+    kv: Option<&BTreeMap<String, Vec<u8>>>,
+    error: Option<&str>,
+    logs: &[crate::plugins::LogLine],
+) -> StoreResult<()> {
+    let logs: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|l| serde_json::json!({ "level": l.level, "message": l.message }))
+        .collect();
+    let logs = serde_json::to_string(&logs).unwrap_or_else(|_| "[]".into());
+    let kv = kv.map(|kv| serde_json::to_string(kv).unwrap_or_else(|_| "{}".into()));
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "UPDATE plugin_installations SET invocations = invocations + 1, \
+             failures = failures + $1, last_error = COALESCE($2, last_error), last_logs = $3, kv = COALESCE($4, kv) \
+             WHERE id = $5",
+        )
+        .bind(i64::from(error.is_some()))
+        .bind(error)
+        .bind(&logs)
+        .bind(kv)
+        .bind(installation_id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
