@@ -500,6 +500,22 @@ pub enum PluginCommand {
     },
 }
 
+async fn set_plugin_enabled(
+    config_file: &Option<PathBuf>,
+    data: &DataArgs,
+    tenant: &str,
+    plugin: &str,
+    enabled: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = admin_store(config_file, data).await?;
+    let scope = tenants::operator_scope(&store, tenant).await.map_err(explain)?;
+    let installation = crate::store::plugins::set_enabled(&store, &scope, plugin, enabled)
+        .await
+        .map_err(explain)?;
+    print_installation(&installation);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_installation(i: &crate::store::plugins::Installation) {
     println!(
         "{:<24} {:<10} {:<9} {:>8} runs {:>6} failed  {}",
@@ -581,22 +597,10 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Enable { plugin, tenant, data } => {
-            let store = admin_store(config_file, &data).await?;
-            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
-            let installation = crate::store::plugins::set_enabled(&store, &scope, &plugin, true)
-                .await
-                .map_err(explain)?;
-            print_installation(&installation);
-            Ok(ExitCode::SUCCESS)
+            set_plugin_enabled(config_file, &data, &tenant, &plugin, true).await
         }
         PluginCommand::Disable { plugin, tenant, data } => {
-            let store = admin_store(config_file, &data).await?;
-            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
-            let installation = crate::store::plugins::set_enabled(&store, &scope, &plugin, false)
-                .await
-                .map_err(explain)?;
-            print_installation(&installation);
-            Ok(ExitCode::SUCCESS)
+            set_plugin_enabled(config_file, &data, &tenant, &plugin, false).await
         }
         PluginCommand::Remove { plugin, tenant, data } => {
             let store = admin_store(config_file, &data).await?;

@@ -55,6 +55,25 @@ pub struct QueueDelta {
     pub agents: StateCounts,
 }
 
+impl QueueDelta {
+    /// The queue's figures now (the floor's lock held by the caller).
+    pub fn read(floor: &Floor, live: &super::TenantLive, slot: u32) -> Option<QueueDelta> {
+        let q = live.queue(slot)?;
+        let info = floor.queues.get(slot as usize)?;
+        Some(QueueDelta {
+            slot,
+            id: info.id.clone(),
+            name: info.name.clone(),
+            waiting: q.waiting(),
+            oldest_join_ms: q.oldest_join_ms(),
+            today: *q.today(),
+            settings: q.settings,
+            target_pct: info.target_pct,
+            agents: live.queue_counts(slot).copied().unwrap_or_default(),
+        })
+    }
+}
+
 /// What changed in one tick, plus caches for what it is rendered into.
 #[derive(Debug, Default)]
 pub struct Delta {
@@ -316,21 +335,7 @@ fn gather(floor: &Floor, shown: &mut Vec<Option<AgentState>>) -> Delta {
     let queues = changed
         .queues
         .iter()
-        .filter_map(|slot| {
-            let q = live.queue(*slot)?;
-            let info = floor.queues.get(*slot as usize)?;
-            Some(QueueDelta {
-                slot: *slot,
-                id: info.id.clone(),
-                name: info.name.clone(),
-                waiting: q.waiting(),
-                oldest_join_ms: q.oldest_join_ms(),
-                today: *q.today(),
-                settings: q.settings,
-                target_pct: info.target_pct,
-                agents: live.queue_counts(*slot).copied().unwrap_or_default(),
-            })
-        })
+        .filter_map(|slot| QueueDelta::read(floor, &live, *slot))
         .collect();
     Delta {
         agents,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Store, StoreError, StoreResult, TenantScope};
+use super::{SqlValue, Store, StoreError, StoreResult, TenantScope};
 use crate::domain::new_id;
 use crate::domain::time::now_ms;
 use crate::on_db;
@@ -124,20 +124,7 @@ pub async fn set_enabled(
     plugin_or_id: &str,
     enabled: bool,
 ) -> StoreResult<Installation> {
-    let installation = get(store, scope, plugin_or_id).await?;
-    on_db!(&store.db, |pool, DB| {
-        sqlx::query::<DB>(
-            "UPDATE plugin_installations SET enabled = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
-        )
-        .bind(enabled)
-        .bind(now_ms())
-        .bind(&installation.id)
-        .bind(scope.tenant_id())
-        .execute(pool)
-        .await
-        .map(|_| ())
-    })?;
-    get(store, scope, &installation.id).await
+    set(store, scope, plugin_or_id, "enabled", SqlValue::Bool(enabled)).await
 }
 
 pub async fn set_config(
@@ -146,18 +133,28 @@ pub async fn set_config(
     plugin_or_id: &str,
     config: &str,
 ) -> StoreResult<Installation> {
+    set(store, scope, plugin_or_id, "config", SqlValue::Text(config.to_owned())).await
+}
+
+/// Sets one column of the tenant's installation (`column` is one of ours, never input).
+async fn set(
+    store: &Store,
+    scope: &TenantScope,
+    plugin_or_id: &str,
+    column: &'static str,
+    value: SqlValue,
+) -> StoreResult<Installation> {
     let installation = get(store, scope, plugin_or_id).await?;
+    let sql =
+        format!("UPDATE plugin_installations SET {column} = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4");
     on_db!(&store.db, |pool, DB| {
-        sqlx::query::<DB>(
-            "UPDATE plugin_installations SET config = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
-        )
-        .bind(config)
-        .bind(now_ms())
-        .bind(&installation.id)
-        .bind(scope.tenant_id())
-        .execute(pool)
-        .await
-        .map(|_| ())
+        crate::bind_values!(sqlx::query::<DB>(&sql), [value.clone()])
+            .bind(now_ms())
+            .bind(&installation.id)
+            .bind(scope.tenant_id())
+            .execute(pool)
+            .await
+            .map(|_| ())
     })?;
     get(store, scope, &installation.id).await
 }

@@ -253,14 +253,7 @@ fn snapshot_json(floor: &crate::live::registry::Floor, scope: &crate::store::Ten
     let locations = groups(&floor.locations, crate::store::Dimension::Location, &|i| {
         live.location_counts(i).copied()
     });
-    let kpis = |c: &crate::kpi::QueueCounters, q: &crate::live::QueueLive| {
-        serde_json::json!({
-            "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned,
-            "service_level": crate::kpi::service_level(c, q.settings.service_level),
-            "asa_s": crate::kpi::asa(c), "aht_s": crate::kpi::aht(c),
-            "abandon_rate": crate::kpi::abandon_rate(c, q.settings.abandon_rate_counts_short),
-        })
-    };
+    let kpis = |c: &crate::kpi::QueueCounters, q: &crate::live::QueueLive| kpis_json(c, &q.settings);
     let queues: Vec<Value> = live
         .queues()
         .iter()
@@ -289,6 +282,16 @@ fn snapshot_json(floor: &crate::live::registry::Floor, scope: &crate::store::Ten
     })
 }
 
+/// A queue's KPIs over some span, as its settings define them.
+fn kpis_json(c: &crate::kpi::QueueCounters, settings: &crate::kpi::KpiSettings) -> Value {
+    serde_json::json!({
+        "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned,
+        "service_level": crate::kpi::service_level(c, settings.service_level),
+        "asa_s": crate::kpi::asa(c), "aht_s": crate::kpi::aht(c),
+        "abandon_rate": crate::kpi::abandon_rate(c, settings.abandon_rate_counts_short),
+    })
+}
+
 /// A delta as JSON pieces, made once and shared by every machine stream of the tenant.
 struct JsonDelta {
     /// Per changed agent, in the delta's order.
@@ -306,12 +309,7 @@ fn queue_json(q: &crate::live::hub::QueueDelta, now: i64) -> Value {
             .iter()
             .map(|s| (s.as_str().to_owned(), Value::from(q.agents[s.index()])))
             .collect::<serde_json::Map<String, Value>>(),
-        "today": {
-            "offered": c.offered, "answered": c.answered, "abandoned": c.abandoned,
-            "service_level": crate::kpi::service_level(c, q.settings.service_level),
-            "asa_s": crate::kpi::asa(c), "aht_s": crate::kpi::aht(c),
-            "abandon_rate": crate::kpi::abandon_rate(c, q.settings.abandon_rate_counts_short),
-        },
+        "today": kpis_json(c, &q.settings),
     })
 }
 

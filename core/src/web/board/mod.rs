@@ -26,9 +26,9 @@ use super::ui::render_page;
 use crate::auth::{Action, Area};
 use crate::domain::events::{AgentState, EventBody};
 use crate::i18n::Locale;
+use crate::live::StateCounts;
 use crate::live::hub::{Delta, QueueDelta};
 use crate::live::registry::Floor;
-use crate::live::{StateCounts, TenantLive};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,23 +39,6 @@ pub fn router() -> Router<AppState> {
 
 fn is_htmx(headers: &HeaderMap) -> bool {
     headers.get("hx-request").is_some()
-}
-
-/// A queue's figures as a tile shows them, read from the floor.
-fn queue_figures(floor: &Floor, live: &TenantLive, slot: u32) -> Option<QueueDelta> {
-    let q = live.queue(slot)?;
-    let info = floor.queues.get(slot as usize)?;
-    Some(QueueDelta {
-        slot,
-        id: info.id.clone(),
-        name: info.name.clone(),
-        waiting: q.waiting(),
-        oldest_join_ms: q.oldest_join_ms(),
-        today: *q.today(),
-        settings: q.settings,
-        target_pct: info.target_pct,
-        agents: live.queue_counts(slot).copied().unwrap_or_default(),
-    })
 }
 
 /// The rendered board body: groups with their rows, the tiles, the totals.
@@ -209,7 +192,7 @@ pub fn render_board(
     let mut tiles = String::new();
     for slot in 0..live.queues().len() as u32 {
         if filter.admits_queue(slot)
-            && let Some(q) = queue_figures(floor, &live, slot)
+            && let Some(q) = QueueDelta::read(floor, &live, slot)
         {
             queue_tile(&mut tiles, labels, &q, now_ms);
         }
