@@ -65,7 +65,7 @@ fn area_of(path: &str) -> Option<Area> {
     let rest = path.strip_prefix("/api/v1/")?;
     let first = rest.split('/').next().unwrap_or_default();
     Some(match first {
-        "teams" | "locations" | "agents" | "queues" | "dids" | "endpoints" => Area::Configuration,
+        "teams" | "locations" | "agents" | "queues" | "dids" | "endpoints" | "plugins" => Area::Configuration,
         "users" => Area::Users,
         "tokens" => Area::Tokens,
         "tenant" => Area::TenantSettings,

@@ -207,6 +207,18 @@ pub async fn enabled_stamp(store: &Store, tenant_id: &str) -> StoreResult<(i64, 
     })?)
 }
 
+/// The manifest stored with a package.
+pub async fn manifest(store: &Store, digest: &str) -> StoreResult<Manifest> {
+    let text: Option<String> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, String>("SELECT manifest FROM plugin_packages WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(pool)
+            .await
+    })?;
+    let text = text.ok_or(StoreError::NotFound { kind: "plugin package" })?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("a stored manifest does not read: {e}")))
+}
+
 pub async fn kv(store: &Store, installation_id: &str) -> StoreResult<BTreeMap<String, Vec<u8>>> {
     let text: Option<String> = on_db!(&store.db, |pool, DB| {
         sqlx::query_scalar::<DB, String>("SELECT kv FROM plugin_installations WHERE id = $1")

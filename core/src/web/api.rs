@@ -143,7 +143,7 @@ async fn read<R: Guarded>(
 }
 
 /// Records a change made through the API.
-async fn audit_change(
+pub(super) async fn audit_change(
     app: &AppState,
     scope: &crate::store::TenantScope,
     origin: &crate::store::audit::Origin,

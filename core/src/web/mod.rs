@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod list_cache;
 pub mod openapi;
 pub mod ops;
+pub mod plugins_api;
 pub mod problem;
 pub mod session;
 pub mod sso;
@@ -187,6 +188,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.http.max_ingest_bytes));
     let api = api::router()
         .merge(events)
+        .merge(plugins_api::router())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
         api

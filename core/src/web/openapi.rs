@@ -364,6 +364,37 @@ fn custom_operations(doc: &mut Doc) {
     standard_errors(&mut op, &["400", "401", "403"]);
     doc.operation("/api/v1/live/ws", "get", op);
 
+    // Plugins.
+    doc.tag(
+        "plugins",
+        "The tenant's plugins (WebAssembly components against monti:plugin@1.0.0; docs/plugins.md). Tenant admins change them; every change is audited.",
+    );
+    let installation = json!({ "type": "object", "description": "An installation: `id`, `plugin_id`, `version`, `digest`, `enabled`, `config`, `invocations`, `failures`, `last_error`, `last_logs`, `updated_at`." });
+    let mut op = json!({ "tags": ["plugins"], "operationId": "list_plugins", "summary": "List installed plugins",
+        "responses": { "200": json_response("The installations", json!({ "type": "object", "properties": { "items": { "type": "array", "items": installation } } })) } });
+    standard_errors(&mut op, &["401", "403"]);
+    doc.operation("/api/v1/plugins", "get", op);
+    let mut op = json!({ "tags": ["plugins"], "operationId": "install_plugin", "summary": "Install or upgrade a plugin",
+        "description": "The body is the component (`application/wasm`, at most 32 MiB). It is validated (a component of a world this host runs, a sound manifest) and installed disabled; a plugin the tenant has already is upgraded, keeping its configuration and whether it is enabled (200 instead of 201). The answer includes the `manifest`.",
+        "requestBody": { "required": true, "content": { "application/wasm": { "schema": { "type": "string", "format": "binary" } } } },
+        "responses": { "201": json_response("Installed", installation.clone()), "200": json_response("Upgraded", installation.clone()) } });
+    standard_errors(&mut op, &["401", "403", "413", "415", "422"]);
+    doc.operation("/api/v1/plugins", "post", op);
+    let mut op = json!({ "tags": ["plugins"], "operationId": "read_plugin", "summary": "One installation (by installation or plugin id)",
+        "responses": { "200": json_response("The installation", installation.clone()) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/plugins/{id}", "get", op);
+    let mut op = json!({ "tags": ["plugins"], "operationId": "update_plugin", "summary": "Configure, enable or disable",
+        "description": "`{\"config\": {…}, \"enabled\": true}`, either or both. The configuration is checked against the plugin's JSON Schema (also when enabling).",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": { "enabled": { "type": "boolean" }, "config": { "type": "object" } } } } } },
+        "responses": { "200": json_response("The installation", installation) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/plugins/{id}", "patch", op);
+    let mut op = json!({ "tags": ["plugins"], "operationId": "remove_plugin", "summary": "Remove, with its configuration and storage",
+        "responses": { "204": { "description": "Removed" } } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/plugins/{id}", "delete", op);
+
     // Audit log.
     let entry = doc.schema::<AuditEntry>();
     doc.tag(

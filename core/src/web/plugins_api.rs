@@ -1,0 +1,192 @@
+//! `/api/v1/plugins`: a tenant admin installs, upgrades, configures, enables, disables and
+//! removes plugins. Every change is audited.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use serde::Deserialize;
+
+use super::AppState;
+use super::api::audit_change;
+use super::extract::{ApiJson, Caller, RequestOrigin};
+use super::problem::{ApiError, ApiResult};
+use crate::auth::{Action, Area};
+use crate::store::plugins::{self, Installation};
+
+/// Largest component accepted, bytes.
+pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/plugins", get(list).post(install))
+        .route("/plugins/{id}", patch(update).delete(remove).get(read))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
+}
+
+fn view(i: &Installation) -> serde_json::Value {
+    serde_json::json!({
+        "id": i.id, "plugin_id": i.plugin_id, "version": i.version, "digest": i.digest,
+        "enabled": i.enabled,
+        "config": serde_json::from_str::<serde_json::Value>(&i.config).unwrap_or_default(),
+        "invocations": i.invocations, "failures": i.failures, "last_error": i.last_error,
+        "last_logs": serde_json::from_str::<serde_json::Value>(&i.last_logs).unwrap_or_default(),
+        "updated_at": crate::domain::time::to_rfc3339(i.updated_at),
+    })
+}
+
+async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Configuration)?;
+    let items: Vec<_> = plugins::list(&app.store, &scope).await?.iter().map(view).collect();
+    Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
+}
+
+async fn read(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Configuration)?;
+    Ok(axum::Json(view(&plugins::get(&app.store, &scope, &id).await?)).into_response())
+}
+
+/// The body is the component (`Content-Type: application/wasm`). A plugin the tenant has already
+/// is upgraded, keeping its configuration and whether it is enabled.
+async fn install(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !mime.starts_with("application/wasm") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the plugin's component as application/wasm",
+        ));
+    }
+    let engine = app
+        .live
+        .plugins
+        .engine()
+        .map_err(|e| ApiError::bad_request(format!("plugins cannot run on this server: {e:#}")))?;
+    let checked = tokio::task::spawn_blocking({
+        let bytes = body.clone();
+        move || engine.validate(&bytes)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let plugin = checked.map_err(|failure| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("not an installable plugin: {}", failure.message),
+        )
+    })?;
+    // Installed disabled and unconfigured: the admin configures, then enables (which checks
+    // the configuration against the plugin's schema).
+    let default_config = "{}";
+    let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
+    plugins::store_package(&app.store, &plugin.digest, &plugin.manifest, &body).await?;
+    let installed = plugins::install(&app.store, &scope, &plugin.digest, default_config).await?;
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        if before.is_some() {
+            "plugin.upgrade"
+        } else {
+            "plugin.install"
+        },
+        ("plugin", &installed.id),
+        before.as_ref().map(view),
+        Some(view(&installed)),
+    )
+    .await;
+    let status = if before.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut body = view(&installed);
+    body["manifest"] = serde_json::to_value(&plugin.manifest).unwrap_or_default();
+    Ok((status, axum::Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstallationUpdate {
+    enabled: Option<bool>,
+    config: Option<serde_json::Value>,
+}
+
+async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<InstallationUpdate>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let input = input?;
+    let before = plugins::get(&app.store, &scope, &id).await?;
+    let manifest = plugins::manifest(&app.store, &before.digest).await?;
+    let config = match &input.config {
+        Some(config) => config.clone(),
+        None => serde_json::from_str(&before.config).unwrap_or_default(),
+    };
+    if input.config.is_some() || input.enabled == Some(true) {
+        // What runs must match the plugin's schema.
+        if let Some(schema) = &manifest.config
+            && let Err(problems) = crate::plugins::config::check(schema, &config)
+        {
+            let mut v = crate::domain::Validation::new();
+            for problem in problems {
+                let (pointer, message) = problem.split_once(": ").unwrap_or(("/", problem.as_str()));
+                v.add(&format!("config{pointer}"), message);
+            }
+            return Err(v.into());
+        }
+    }
+    let mut after = before.clone();
+    if input.config.is_some() {
+        after = plugins::set_config(&app.store, &scope, &id, &config.to_string()).await?;
+    }
+    if let Some(enabled) = input.enabled {
+        after = plugins::set_enabled(&app.store, &scope, &id, enabled).await?;
+    }
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        "plugin.update",
+        ("plugin", &after.id),
+        Some(view(&before)),
+        Some(view(&after)),
+    )
+    .await;
+    Ok(axum::Json(view(&after)).into_response())
+}
+
+async fn remove(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let removed = plugins::remove(&app.store, &scope, &id).await?;
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        "plugin.remove",
+        ("plugin", &removed.id),
+        Some(view(&removed)),
+        None,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
