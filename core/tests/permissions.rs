@@ -245,6 +245,7 @@ async fn every_admin_page_for_every_role(s: &TestServer) {
         "/admin/sessions",
         "/admin/audit",
         "/admin/audit/export.csv",
+        "/admin/plugins",
         "/board",
         "/board?group=queue&mode=wall",
     ];

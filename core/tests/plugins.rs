@@ -576,3 +576,94 @@ async fn tenant_admins_manage_plugins_through_the_api() {
     }
     server.stop().await;
 }
+
+/// A tenant admin installs, configures and enables a plugin in the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_installs_and_configures_a_plugin_in_the_browser() {
+    let Some(browser) = common::browser::Browser::launch().await else {
+        return;
+    };
+    let server = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    common::account(
+        &server.store,
+        "ada@example.com",
+        "correct horse battery staple",
+        Some(("acme", monti::domain::Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("wellbeing.wasm");
+    std::fs::write(&wasm, component("monti-example-minimal")).unwrap();
+    let wait = Duration::from_secs(15);
+
+    let mut page = browser.page().await;
+    page.goto(&server.url("/admin/plugins")).await;
+    page.fill("#email", "ada@example.com").await;
+    page.fill("#password", "correct horse battery staple").await;
+    page.click("#sign-in").await;
+    assert!(page.wait_for("location.pathname === '/admin/plugins'", wait).await);
+    // Choose the file as a person would, then install.
+    let document = page.call("DOM.getDocument", serde_json::json!({})).await;
+    let input = page
+        .call(
+            "DOM.querySelector",
+            serde_json::json!({ "nodeId": document["result"]["root"]["nodeId"], "selector": "#component" }),
+        )
+        .await;
+    page.call(
+        "DOM.setFileInputFiles",
+        serde_json::json!({ "nodeId": input["result"]["nodeId"], "files": [wasm.to_str().unwrap()] }),
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.querySelector('#component').files.length").await,
+        serde_json::json!(1),
+        "file chosen: {input} {document}"
+    );
+    page.click("#upload").await;
+    assert!(
+        page.wait_for("location.pathname === '/admin/plugins/wellbeing'", wait)
+            .await,
+        "installed, on its page: {}",
+        page.text().await
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#f-pause_after').value").await,
+        serde_json::json!("10"),
+        "the form comes from the manifest's schema, with its default"
+    );
+    // Out of range: the field says why.
+    page.fill("#f-pause_after", "0").await;
+    page.click("#save").await;
+    assert!(
+        page.wait_for("document.querySelector('.field.invalid .field-error') !== null", wait)
+            .await,
+        "the error is shown at the field"
+    );
+    page.fill("#f-pause_after", "4").await;
+    page.click("#save").await;
+    assert!(
+        page.wait_for(
+            "document.querySelector('#enable') !== null && document.querySelector('.field.invalid') === null",
+            wait
+        )
+        .await
+    );
+    page.click("#enable").await;
+    assert!(
+        page.wait_for("document.querySelector('#disable') !== null", wait).await,
+        "enabled"
+    );
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    let installed = monti::store::plugins::get(&server.store, &scope, "wellbeing")
+        .await
+        .unwrap();
+    assert!(installed.enabled);
+    assert_eq!(installed.config, r#"{"pause_after":4}"#);
+    browser.close().await;
+    server.stop().await;
+}

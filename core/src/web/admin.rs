@@ -351,6 +351,7 @@ async fn index(State(app): State<AppState>, signed: SignedIn) -> Response {
         ("queues", Area::Configuration),
         ("dids", Area::Configuration),
         ("endpoints", Area::Configuration),
+        ("plugins", Area::Configuration),
         ("tokens", Area::Tokens),
         ("sessions", Area::Sessions),
         ("audit", Area::Audit),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_access;
+pub mod admin_plugins;
 pub mod admin_tenant;
 pub mod api;
 pub mod auth_pages;
@@ -172,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", get(ui::api_reference))
         .merge(admin::router())
         .merge(board::router())
+        .merge(admin_plugins::router())
         .merge(admin_access::router())
         .merge(admin_tenant::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));

@@ -185,7 +185,16 @@ pub async fn resolve(axum::extract::State(app): axum::extract::State<AppState>, 
         if let Err(reason) = same_origin(&app, &parts.headers) {
             return csrf_failure(&app, &parts, &context, reason).await;
         }
-        let bytes = match axum::body::to_bytes(body, app.config.http.max_body_bytes).await {
+        // Plugin components come through one form; everything else is small.
+        let limit = if parts.uri.path() == "/admin/plugins" {
+            app.config
+                .http
+                .max_body_bytes
+                .max(super::plugins_api::MAX_COMPONENT_BYTES)
+        } else {
+            app.config.http.max_body_bytes
+        };
+        let bytes = match axum::body::to_bytes(body, limit).await {
             Ok(b) => b,
             Err(_) => {
                 return super::ui::error_page(
@@ -253,14 +262,34 @@ fn presented_csrf(headers: &HeaderMap, body: &Bytes) -> Option<String> {
     if let Some(v) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(v.to_owned());
     }
-    let is_form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return None;
+        .unwrap_or_default();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return form_urlencoded_value(body, CSRF_FIELD);
     }
-    form_urlencoded_value(body, CSRF_FIELD)
+    if content_type.starts_with("multipart/form-data") {
+        return multipart_value(content_type, body, CSRF_FIELD);
+    }
+    None
+}
+
+/// One small text field of a `multipart/form-data` body (file uploads carry the CSRF token as
+/// a field like any form).
+fn multipart_value(content_type: &str, body: &[u8], name: &str) -> Option<String> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let wanted = format!("name=\"{name}\"");
+    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+    text.split(delimiter.as_str()).find_map(|part| {
+        let (head, value) = part.split_once("\r\n\r\n")?;
+        head.contains(&wanted)
+            .then(|| value.trim_end_matches("\r\n").to_owned())
+    })
 }
 
 /// One field of an `application/x-www-form-urlencoded` body.

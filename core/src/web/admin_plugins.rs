@@ -1,0 +1,356 @@
+//! The tenant's plugins in the admin UI: upload (install or upgrade), a configuration form made
+//! from the plugin's JSON Schema, enable, disable, remove, and what the last runs did.
+
+use axum::Router;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, extract::DefaultBodyLimit};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::admin::{tenant_scope, unavailable};
+use super::session::SignedIn;
+use super::ui::render_page;
+use crate::auth::{Action, Area, permits};
+use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::plugins::{self, Installation};
+use crate::store::{StoreError, TenantScope};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/admin/plugins",
+            get(list_page).post(upload).layer(DefaultBodyLimit::max(
+                super::plugins_api::MAX_COMPONENT_BYTES + 64 * 1024,
+            )),
+        )
+        .route("/admin/plugins/{id}", get(detail_page).post(save_config))
+        .route("/admin/plugins/{id}/enable", post(enable))
+        .route("/admin/plugins/{id}/disable", post(disable))
+        .route("/admin/plugins/{id}/remove", post(remove))
+}
+
+fn installation_json(i: &Installation) -> Value {
+    json!({
+        "id": i.id, "plugin_id": i.plugin_id, "version": i.version, "enabled": i.enabled,
+        "invocations": i.invocations, "failures": i.failures, "last_error": i.last_error,
+        "logs": serde_json::from_str::<Value>(&i.last_logs).unwrap_or_default(),
+        "digest": i.digest,
+    })
+}
+
+async fn audit_action(app: &AppState, signed: &SignedIn, scope: &TenantScope, action: &str, target: &str) {
+    let event = AuditEvent::in_tenant(scope, action, Outcome::Success).target("plugin", target);
+    audit::record(&app.store, event, &signed.page.origin).await;
+}
+
+async fn list_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    render_list(&app, &signed, None, StatusCode::OK).await
+}
+
+async fn render_list(app: &AppState, signed: &SignedIn, message: Option<String>, status: StatusCode) -> Response {
+    let scope = match tenant_scope(app, signed, Action::Read, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let installed = match plugins::list(&app.store, &scope).await {
+        Ok(i) => i,
+        Err(e) => return unavailable(app, signed, &e),
+    };
+    let mut context = tera::Context::new();
+    context.insert("plugins", &installed.iter().map(installation_json).collect::<Vec<_>>());
+    context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
+    context.insert("message", &message);
+    render_page(app, &signed.page, "admin/plugins.html", context, status)
+}
+
+async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipart) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let t = signed.page.locale;
+    let mut component = None;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some("component") {
+            component = field.bytes().await.ok();
+        }
+    }
+    let Some(bytes) = component.filter(|b| !b.is_empty()) else {
+        return render_list(
+            &app,
+            &signed,
+            Some(t.text("plugins.choose_file")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let engine = match app.live.plugins.engine() {
+        Ok(e) => e,
+        Err(e) => return unavailable(&app, &signed, &e),
+    };
+    let checked = {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || engine.validate(&bytes)).await
+    };
+    let plugin = match checked {
+        Ok(Ok(p)) => p,
+        Ok(Err(failure)) => {
+            let message = format!("{} {}", t.text("plugins.not_installable"), failure.message);
+            return render_list(&app, &signed, Some(message), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+        Err(e) => return unavailable(&app, &signed, &e),
+    };
+    let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
+    let installed = async {
+        plugins::store_package(&app.store, &plugin.digest, &plugin.manifest, &bytes).await?;
+        plugins::install(&app.store, &scope, &plugin.digest, "{}").await
+    }
+    .await;
+    match installed {
+        Ok(installed) => {
+            let action = if before.is_some() {
+                "plugin.upgrade"
+            } else {
+                "plugin.install"
+            };
+            audit_action(&app, &signed, &scope, action, &installed.id).await;
+            Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()
+        }
+        Err(e) => unavailable(&app, &signed, &e),
+    }
+}
+
+/// One configuration field as the form shows it.
+fn form_fields(schema: Option<&Value>, config: &Value, errors: &Map<String, Value>) -> Vec<Value> {
+    let Some(properties) = schema.and_then(|s| s.get("properties")).and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let required: Vec<&str> = schema
+        .and_then(|s| s.get("required"))
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    properties
+        .iter()
+        .map(|(name, property)| {
+            let kind = if property.get("enum").is_some() {
+                "choice"
+            } else {
+                property.get("type").and_then(Value::as_str).unwrap_or("string")
+            };
+            let value = config.get(name).or_else(|| property.get("default")).cloned();
+            json!({
+                "name": name,
+                "label": property.get("title").or_else(|| property.get("description")).and_then(Value::as_str).unwrap_or(name),
+                "kind": kind,
+                "value": match &value { Some(Value::String(s)) => s.clone(), Some(Value::Null) | None => String::new(), Some(v) => v.to_string() },
+                "checked": value == Some(Value::Bool(true)),
+                "choices": property.get("enum").cloned().unwrap_or(Value::Array(Vec::new())),
+                "minimum": property.get("minimum"), "maximum": property.get("maximum"),
+                "required": required.contains(&name.as_str()),
+                "error": errors.get(name),
+            })
+        })
+        .collect()
+}
+
+async fn render_detail(
+    app: &AppState,
+    signed: &SignedIn,
+    id: &str,
+    shown_config: Option<Value>,
+    errors: Map<String, Value>,
+    status: StatusCode,
+) -> Response {
+    let scope = match tenant_scope(app, signed, Action::Read, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let installed = match plugins::get(&app.store, &scope, id).await {
+        Ok(i) => i,
+        Err(StoreError::NotFound { .. }) => {
+            return super::ui::error_page(
+                app,
+                &Default::default(),
+                StatusCode::NOT_FOUND,
+                &signed.page.locale.text("plugins.not_found"),
+            );
+        }
+        Err(e) => return unavailable(app, signed, &e),
+    };
+    let manifest = match plugins::manifest(&app.store, &installed.digest).await {
+        Ok(m) => m,
+        Err(e) => return unavailable(app, signed, &e),
+    };
+    let config = shown_config.unwrap_or_else(|| serde_json::from_str(&installed.config).unwrap_or_default());
+    let mut context = tera::Context::new();
+    context.insert("plugin", &installation_json(&installed));
+    context.insert("manifest", &manifest);
+    context.insert("fields", &form_fields(manifest.config.as_ref(), &config, &errors));
+    context.insert("has_errors", &!errors.is_empty());
+    context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
+    render_page(app, &signed.page, "admin/plugin.html", context, status)
+}
+
+async fn detail_page(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    render_detail(&app, &signed, &id, None, Map::new(), StatusCode::OK).await
+}
+
+/// The form's fields as the JSON the schema describes; unreadable numbers are errors.
+fn config_from_form(schema: Option<&Value>, form: &[(String, String)]) -> (Value, Map<String, Value>) {
+    let mut config = Map::new();
+    let mut errors = Map::new();
+    let properties = schema
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (name, property) in &properties {
+        let given = form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+        let kind = property.get("type").and_then(Value::as_str).unwrap_or("string");
+        let value = match (kind, given) {
+            ("boolean", given) => Some(Value::Bool(given.is_some())),
+            (_, None | Some("")) => None,
+            ("integer", Some(text)) => match text.parse::<i64>() {
+                Ok(n) => Some(Value::from(n)),
+                Err(_) => {
+                    errors.insert(name.clone(), Value::from("a whole number"));
+                    None
+                }
+            },
+            ("number", Some(text)) => match text.parse::<f64>() {
+                Ok(n) => Some(Value::from(n)),
+                Err(_) => {
+                    errors.insert(name.clone(), Value::from("a number"));
+                    None
+                }
+            },
+            (_, Some(text)) => Some(Value::from(text)),
+        };
+        if let Some(value) = value {
+            config.insert(name.clone(), value);
+        }
+    }
+    (Value::Object(config), errors)
+}
+
+async fn save_config(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let Ok(installed) = plugins::get(&app.store, &scope, &id).await else {
+        return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
+    };
+    let manifest = match plugins::manifest(&app.store, &installed.digest).await {
+        Ok(m) => m,
+        Err(e) => return unavailable(&app, &signed, &e),
+    };
+    let (config, mut errors) = config_from_form(manifest.config.as_ref(), &form);
+    if errors.is_empty()
+        && let Some(schema) = &manifest.config
+        && let Err(problems) = crate::plugins::config::check(schema, &config)
+    {
+        for problem in problems {
+            let (pointer, message) = problem.split_once(": ").unwrap_or(("/", problem.as_str()));
+            errors.insert(pointer.trim_start_matches('/').to_owned(), Value::from(message));
+        }
+    }
+    if !errors.is_empty() {
+        return render_detail(
+            &app,
+            &signed,
+            &id,
+            Some(config),
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    match plugins::set_config(&app.store, &scope, &id, &config.to_string()).await {
+        Ok(saved) => {
+            let event = AuditEvent::in_tenant(&scope, "plugin.update", Outcome::Success)
+                .target("plugin", &saved.id)
+                .change(serde_json::from_str(&installed.config).ok(), Some(config));
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to(&format!("/admin/plugins/{}", saved.plugin_id)).into_response()
+        }
+        Err(e) => unavailable(&app, &signed, &e),
+    }
+}
+
+async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool) -> Response {
+    let scope = match tenant_scope(app, signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    if enabled {
+        // Only a configuration the plugin accepts may run.
+        let checked = async {
+            let installed = plugins::get(&app.store, &scope, id).await?;
+            let manifest = plugins::manifest(&app.store, &installed.digest).await?;
+            let config: Value = serde_json::from_str(&installed.config).unwrap_or_default();
+            Ok::<_, StoreError>(
+                manifest
+                    .config
+                    .as_ref()
+                    .map(|schema| crate::plugins::config::check(schema, &config)),
+            )
+        }
+        .await;
+        if let Ok(Some(Err(problems))) = checked {
+            let errors: Map<String, Value> = problems
+                .into_iter()
+                .map(|p| {
+                    let (pointer, message) = p.split_once(": ").unwrap_or(("/", p.as_str()));
+                    (pointer.trim_start_matches('/').to_owned(), Value::from(message))
+                })
+                .collect();
+            return render_detail(app, signed, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    }
+    match plugins::set_enabled(&app.store, &scope, id, enabled).await {
+        Ok(i) => {
+            let action = if enabled { "plugin.enable" } else { "plugin.disable" };
+            audit_action(app, signed, &scope, action, &i.id).await;
+            Redirect::to(&format!("/admin/plugins/{}", i.plugin_id)).into_response()
+        }
+        Err(StoreError::NotFound { .. }) => {
+            render_detail(app, signed, id, None, Map::new(), StatusCode::NOT_FOUND).await
+        }
+        Err(e) => unavailable(app, signed, &e),
+    }
+}
+
+async fn enable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    switch(&app, &signed, &id, true).await
+}
+
+async fn disable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    switch(&app, &signed, &id, false).await
+}
+
+async fn remove(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    match plugins::remove(&app.store, &scope, &id).await {
+        Ok(removed) => {
+            audit_action(&app, &signed, &scope, "plugin.remove", &removed.id).await;
+            Redirect::to("/admin/plugins").into_response()
+        }
+        Err(StoreError::NotFound { .. }) => {
+            render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await
+        }
+        Err(e) => unavailable(&app, &signed, &e),
+    }
+}
