@@ -418,6 +418,24 @@ async fn an_installed_plugin_sees_the_tenants_events_and_moves_the_floor() {
             .iter()
             .any(|e| e.source == "plugin:wellbeing" && e.id == "wellbeing-c2")
     );
+    // Operators see it in the metrics.
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "plugin_invocations_total{plugin=\"wellbeing\"}",
+        "plugin_duration_seconds",
+        "plugin_memory_high_water_bytes{plugin=\"wellbeing\"}",
+        "plugin_circuit_open{plugin=\"wellbeing\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} in /metrics");
+    }
     server.stop().await;
 }
 

@@ -11,6 +11,37 @@ use crate::store::{Store, StoreResult, plugins};
 
 /// Plugin instances that may run at once in this process.
 const INSTANCES: u32 = 64;
+/// Consecutive failures after which an installation's circuit opens.
+const BREAK_AFTER: u32 = 5;
+/// How long an open circuit skips the installation before one trial run (half-open).
+const OPEN_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Per (installation, version): consecutive failures, and since when the circuit is open.
+#[derive(Debug, Default, Clone, Copy)]
+struct Circuit {
+    failures: u32,
+    open_since: Option<std::time::Instant>,
+}
+
+impl Circuit {
+    /// Whether to run now: closed, or open long enough for a trial.
+    fn admits(&self) -> bool {
+        self.open_since.is_none_or(|since| since.elapsed() >= OPEN_FOR)
+    }
+
+    fn record(&mut self, failed: bool) {
+        if failed {
+            self.failures += 1;
+            if self.failures >= BREAK_AFTER {
+                // Opened, or a failed trial keeps it open for another period.
+                self.open_since = Some(std::time::Instant::now());
+            }
+        } else {
+            *self = Circuit::default();
+        }
+    }
+}
+
 /// The source prefix of events plugins emit. They are not handed to plugins again (no loops).
 pub const PLUGIN_SOURCE: &str = "plugin:";
 
@@ -32,6 +63,8 @@ pub struct Dispatcher {
     tenants: Mutex<HashMap<String, Arc<TenantPlugins>>>,
     /// One delivery at a time per tenant.
     running: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Circuit breakers by (installation id, digest).
+    circuits: Mutex<HashMap<(String, String), Circuit>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -47,6 +80,7 @@ impl Dispatcher {
             engine: OnceLock::new(),
             tenants: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            circuits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -94,6 +128,32 @@ impl Dispatcher {
         Ok(Some(loaded))
     }
 
+    fn circuit(&self, key: &(String, String)) -> Circuit {
+        self.circuits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn record(&self, key: &(String, String), plugin_id: &str, failed: bool) {
+        let mut circuits = self.circuits.lock().unwrap_or_else(|e| e.into_inner());
+        let circuit = circuits.entry(key.clone()).or_default();
+        let was_open = circuit.open_since.is_some();
+        circuit.record(failed);
+        let open = circuit.open_since.is_some();
+        if open != was_open {
+            tracing::warn!(
+                plugin = plugin_id,
+                open,
+                "a plugin's circuit {}",
+                if open { "opened" } else { "closed" }
+            );
+        }
+        metrics::gauge!("plugin_circuit_open", "plugin" => plugin_id.to_owned()).set(f64::from(u8::from(open)));
+    }
+
     /// Runs the tenant's enabled plugins on `events` (those not from plugins) and returns what
     /// they emitted, each event's source set to `plugin:<id>` whatever the plugin said.
     pub async fn deliver(&self, tenant_id: &str, events: &[Event]) -> StoreResult<Vec<Event>> {
@@ -121,6 +181,12 @@ impl Dispatcher {
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
         let mut emitted = Vec::new();
         for installation in &tenant.installed {
+            let key = (installation.id.clone(), installation.plugin.digest.clone());
+            let circuit = self.circuit(&key);
+            if !circuit.admits() {
+                metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
+                continue;
+            }
             let kv = plugins::kv(&self.store, &installation.id).await?;
             let invocation = Invocation {
                 config_json: installation.config.clone(),
@@ -133,6 +199,12 @@ impl Dispatcher {
                 .await
                 .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
             let labels = [("plugin", installation.plugin_id.clone())];
+            let failed = !matches!(&ran, Ok(outcome) if outcome.result.is_ok());
+            self.record(&key, &installation.plugin_id, failed);
+            if let Ok(outcome) = &ran {
+                metrics::histogram!("plugin_duration_seconds", &labels).record(outcome.duration.as_secs_f64());
+                metrics::gauge!("plugin_memory_high_water_bytes", &labels).set(outcome.memory_high_water as f64);
+            }
             match ran {
                 Ok(outcome) => {
                     let error = outcome.result.as_ref().err().map(|e| e.message.clone());
@@ -171,5 +243,29 @@ impl Dispatcher {
             }
         }
         Ok(emitted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_circuit_opens_after_repeated_failures_and_closes_on_success() {
+        let mut circuit = Circuit::default();
+        for _ in 0..BREAK_AFTER - 1 {
+            circuit.record(true);
+            assert!(circuit.admits(), "still closed");
+        }
+        circuit.record(true);
+        assert!(!circuit.admits(), "open after {BREAK_AFTER} failures in a row");
+        // A trial after the open period: success closes it, failure keeps it open.
+        circuit.open_since = Some(std::time::Instant::now() - OPEN_FOR);
+        assert!(circuit.admits(), "half-open: one trial");
+        circuit.record(true);
+        assert!(!circuit.admits(), "a failed trial opens it again");
+        circuit.open_since = Some(std::time::Instant::now() - OPEN_FOR);
+        circuit.record(false);
+        assert!(circuit.admits() && circuit.failures == 0, "closed after a success");
     }
 }
