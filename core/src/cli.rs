@@ -533,8 +533,10 @@ fn plugin_config(given: Option<&str>, manifest: &crate::plugins::manifest::Manif
     let value: serde_json::Value =
         serde_json::from_str(given.unwrap_or("{}")).context("--plugin-config is not JSON")?;
     if let Some(schema) = &manifest.config {
-        crate::plugins::config::check(schema, &value)
-            .map_err(|problems| anyhow!("--plugin-config: {}", problems.join("; ")))?;
+        crate::plugins::config::check(schema, &value).map_err(|problems| {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            anyhow!("--plugin-config: {}", problems.join("; "))
+        })?;
     }
     Ok(value.to_string())
 }

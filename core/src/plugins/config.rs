@@ -4,14 +4,35 @@
 
 use serde_json::Value;
 
-/// Every problem with `value`, as `/pointer: message`.
-pub fn check(schema: &Value, value: &Value) -> Result<(), Vec<String>> {
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON pointer into the configuration (`/port`; `/` for the whole).
+    pub pointer: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.pointer, self.message)
+    }
+}
+
+/// Every problem with `value`.
+pub fn check(schema: &Value, value: &Value) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
     check_at(schema, value, "", &mut problems);
     if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
-fn check_at(schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+fn problem(pointer: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        pointer: pointer.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn check_at(schema: &Value, value: &Value, at: &str, problems: &mut Vec<Problem>) {
     let here = if at.is_empty() { "/" } else { at };
     let type_ok = match schema.get("type").and_then(Value::as_str) {
         Some("object") => value.is_object(),
@@ -23,34 +44,35 @@ fn check_at(schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>)
         _ => true,
     };
     if !type_ok {
-        problems.push(format!(
-            "{here}: must be {}",
-            schema.get("type").and_then(Value::as_str).unwrap_or("valid")
-        ));
+        let expected = schema.get("type").and_then(Value::as_str).unwrap_or("valid");
+        problems.push(problem(here, format!("must be {expected}")));
         return;
     }
     if let Some(choices) = schema.get("enum").and_then(Value::as_array)
         && !choices.contains(value)
     {
-        problems.push(format!("{here}: must be one of {}", Value::Array(choices.clone())));
+        problems.push(problem(
+            here,
+            format!("must be one of {}", Value::Array(choices.clone())),
+        ));
     }
     if let Some(n) = value.as_f64() {
         if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
             && n < min
         {
-            problems.push(format!("{here}: must be at least {min}"));
+            problems.push(problem(here, format!("must be at least {min}")));
         }
         if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
             && n > max
         {
-            problems.push(format!("{here}: must be at most {max}"));
+            problems.push(problem(here, format!("must be at most {max}")));
         }
     }
     if let Some(text) = value.as_str()
         && let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && text.chars().count() as u64 > max
     {
-        problems.push(format!("{here}: must be at most {max} characters"));
+        problems.push(problem(here, format!("must be at most {max} characters")));
     }
     let Some(object) = value.as_object() else {
         return;
@@ -60,14 +82,14 @@ fn check_at(schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>)
         if let Some(name) = required.as_str()
             && !object.contains_key(name)
         {
-            problems.push(format!("{at}/{name}: is required"));
+            problems.push(problem(&format!("{at}/{name}"), "is required"));
         }
     }
     for (name, item) in object {
         match properties.and_then(|p| p.get(name)) {
             Some(sub) => check_at(sub, item, &format!("{at}/{name}"), problems),
             None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                problems.push(format!("{at}/{name}: is not a setting of this plugin"));
+                problems.push(problem(&format!("{at}/{name}"), "is not a setting of this plugin"));
             }
             None => {}
         }
@@ -93,7 +115,11 @@ mod tests {
             check(&schema, &json!({ "host": "pbx", "port": 5038, "mode": "a" })),
             Ok(())
         );
-        let problems = check(&schema, &json!({ "port": 0, "mode": "c", "extra": 1, })).unwrap_err();
+        let problems: Vec<String> = check(&schema, &json!({ "port": 0, "mode": "c", "extra": 1, }))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             problems,
             vec![
@@ -103,7 +129,11 @@ mod tests {
                 "/port: must be at least 1",
             ]
         );
-        assert_eq!(check(&schema, &json!([])).unwrap_err(), vec!["/: must be object"]);
+        let whole = check(&schema, &json!([])).unwrap_err();
+        assert_eq!(
+            (whole[0].pointer.as_str(), whole[0].message.as_str()),
+            ("/", "must be object")
+        );
         assert!(check(&schema, &json!({ "host": "a much too long name" })).is_err());
         assert!(check(&schema, &json!({ "host": "x", "port": 1.5 })).is_err());
     }

@@ -123,6 +123,14 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
     }
 }
 
+/// Schema problems by form field.
+fn field_errors(problems: Vec<crate::plugins::config::Problem>) -> Map<String, Value> {
+    problems
+        .into_iter()
+        .map(|p| (p.pointer.trim_start_matches('/').to_owned(), Value::from(p.message)))
+        .collect()
+}
+
 /// One configuration field as the form shows it.
 fn form_fields(schema: Option<&Value>, config: &Value, errors: &Map<String, Value>) -> Vec<Value> {
     let Some(properties) = schema.and_then(|s| s.get("properties")).and_then(Value::as_object) else {
@@ -259,10 +267,7 @@ async fn save_config(
         && let Some(schema) = &manifest.config
         && let Err(problems) = crate::plugins::config::check(schema, &config)
     {
-        for problem in problems {
-            let (pointer, message) = problem.split_once(": ").unwrap_or(("/", problem.as_str()));
-            errors.insert(pointer.trim_start_matches('/').to_owned(), Value::from(message));
-        }
+        errors.extend(field_errors(problems));
     }
     if !errors.is_empty() {
         return render_detail(
@@ -307,14 +312,15 @@ async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool) -> R
         }
         .await;
         if let Ok(Some(Err(problems))) = checked {
-            let errors: Map<String, Value> = problems
-                .into_iter()
-                .map(|p| {
-                    let (pointer, message) = p.split_once(": ").unwrap_or(("/", p.as_str()));
-                    (pointer.trim_start_matches('/').to_owned(), Value::from(message))
-                })
-                .collect();
-            return render_detail(app, signed, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+            return render_detail(
+                app,
+                signed,
+                id,
+                None,
+                field_errors(problems),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
     }
     match plugins::set_enabled(&app.store, &scope, id, enabled).await {

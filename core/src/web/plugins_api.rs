@@ -144,8 +144,7 @@ async fn update(
         {
             let mut v = crate::domain::Validation::new();
             for problem in problems {
-                let (pointer, message) = problem.split_once(": ").unwrap_or(("/", problem.as_str()));
-                v.add(&format!("config{pointer}"), message);
+                v.add(&format!("config{}", problem.pointer), problem.message);
             }
             return Err(v.into());
         }
