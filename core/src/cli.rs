@@ -452,6 +452,10 @@ pub enum PluginCommand {
         /// Its configuration (JSON); default `{}`.
         #[arg(long, value_name = "JSON")]
         plugin_config: Option<String>,
+        /// Let its HTTP destinations resolve to private or local addresses (a mock on this
+        /// machine, say).
+        #[arg(long)]
+        allow_private_networks: bool,
     },
     /// Install (or upgrade) a plugin in a tenant; it stays disabled until enabled.
     Install {
@@ -641,6 +645,7 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
             file,
             events,
             plugin_config: config,
+            allow_private_networks,
         } => {
             let (engine, plugin) = read_plugin(&file)?;
             let text = std::fs::read_to_string(&events).with_context(|| format!("cannot read {}", events.display()))?;
@@ -664,7 +669,12 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
                 kv: Default::default(),
                 events: parsed,
             };
-            let ran = engine.run(&plugin, invocation, &Default::default(), &limits);
+            let grants = crate::plugins::Grants {
+                http: plugin.manifest.capabilities.http.clone(),
+                allow_private_networks,
+                ..Default::default()
+            };
+            let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits)).await?;
             match ran {
                 Ok(outcome) => {
                     for line in &outcome.logs {

@@ -14,6 +14,7 @@ pub mod i18n;
 pub mod kpi;
 pub mod live;
 pub mod mail;
+pub mod net;
 pub mod plugins;
 pub mod secrets;
 pub mod sim;

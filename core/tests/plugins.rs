@@ -685,3 +685,67 @@ async fn a_tenant_admin_installs_and_configures_a_plugin_in_the_browser() {
     browser.close().await;
     server.stop().await;
 }
+
+/// Outbound HTTP goes only to granted destinations, and not to private addresses unless the
+/// operator allows them; what comes back reaches the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_only_to_granted_public_destinations() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 2048];
+            let _ = socket.read(&mut request).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
+                .await;
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/status");
+    let run = |grants: Grants| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let engine = engine();
+            let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
+            let outcome = engine
+                .run(
+                    &plugin,
+                    Invocation {
+                        config_json: String::new(),
+                        kv: BTreeMap::new(),
+                        events: vec![event(
+                            &format!("http {url}"),
+                            0,
+                            EventBody::AgentLogin { agent: "1".into() },
+                        )],
+                    },
+                    &grants,
+                    &Limits::default(),
+                )
+                .expect("runs");
+            outcome.logs.last().map(|l| l.message.clone()).unwrap_or_default()
+        })
+    };
+    let not_granted = run(Grants::default()).await.unwrap();
+    assert!(
+        not_granted.contains("NotGranted") && not_granted.contains("not granted"),
+        "{not_granted}"
+    );
+    let origin = format!("http://127.0.0.1:{port}");
+    let private = run(Grants {
+        http: vec![origin.clone()],
+        ..Grants::default()
+    })
+    .await
+    .unwrap();
+    assert!(private.contains("private or local address"), "{private}");
+    let allowed = run(Grants {
+        http: vec![origin],
+        allow_private_networks: true,
+        ..Grants::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(allowed, "status 200, body hello");
+}

@@ -509,42 +509,11 @@ pub async fn reachable_publicly(url: &str) -> Result<(), OidcError> {
         .await
         .map_err(|_| refuse("its host name does not resolve"))?;
     for address in addresses {
-        if !is_public(address.ip()) {
+        if !crate::net::is_public(address.ip()) {
             return Err(refuse("it points to a private or local address"));
         }
     }
     Ok(())
-}
-
-fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
 }
 
 /// An error with its causes, for messages that must say what actually went wrong.
@@ -618,10 +587,10 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
         ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
+            assert!(!crate::net::is_public(private.parse().unwrap()), "{private}");
         }
         for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
+            assert!(crate::net::is_public(public.parse().unwrap()), "{public}");
         }
     }
 

@@ -195,7 +195,13 @@ impl Dispatcher {
             };
             let limits = Limits::requested(&installation.plugin.manifest);
             let (engine, plugin) = (engine.clone(), installation.plugin.clone());
-            let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &Grants::default(), &limits))
+            // Granted as the manifest asks (the admin installed it knowing; per-tenant approval
+            // and operator restrictions are still to come).
+            let grants = Grants {
+                http: plugin.manifest.capabilities.http.clone(),
+                ..Grants::default()
+            };
+            let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits))
                 .await
                 .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
             let labels = [("plugin", installation.plugin_id.clone())];

@@ -61,7 +61,14 @@ impl Default for Limits {
 pub struct Grants {
     /// Names of the secrets it may use (as opaque handles).
     pub secrets: Vec<String>,
+    /// Outbound HTTP destinations, `scheme://host[:port]`.
+    pub http: Vec<String>,
+    /// Whether those destinations may resolve to private addresses (the operator's call).
+    pub allow_private_networks: bool,
 }
+
+/// Outbound calls one invocation may make.
+const HTTP_CALLS: u32 = 20;
 
 /// One call: the installation's configuration and store, and the events to handle.
 #[derive(Debug, Clone, Default)]
@@ -337,6 +344,12 @@ impl PluginEngine {
             emitted: Vec::new(),
             logs: Vec::new(),
             secret_names: grants.secrets.clone(),
+            http: super::host::HttpAccess {
+                origins: super::host::origins(&grants.http),
+                allow_private: grants.allow_private_networks,
+                runtime: tokio::runtime::Handle::try_current().ok(),
+                calls_left: HTTP_CALLS,
+            },
         };
         let mut store = Store::new(
             &self.engine,

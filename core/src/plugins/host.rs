@@ -38,6 +38,88 @@ pub struct HostState {
     pub emitted: Vec<Event>,
     pub logs: Vec<(log::Level, String)>,
     pub secret_names: Vec<String>,
+    pub http: HttpAccess,
+}
+
+/// Outbound HTTP for one invocation: where it may go, and how much.
+pub struct HttpAccess {
+    /// Granted destinations: (scheme, host, port).
+    pub origins: Vec<(String, String, u16)>,
+    /// The operator lets this tenant's plugins reach private addresses (a PBX on the LAN).
+    pub allow_private: bool,
+    /// The runtime the calls run on (`None`: no HTTP, e.g. outside a server).
+    pub runtime: Option<tokio::runtime::Handle>,
+    pub calls_left: u32,
+}
+
+/// Largest response body handed to a plugin.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// Longest an outbound call may take.
+pub const MAX_HTTP_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn origin_of(url: &url::Url) -> Option<(String, String, u16)> {
+    Some((
+        url.scheme().to_owned(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?,
+    ))
+}
+
+/// Parses `scheme://host[:port]` destinations as the manifest lists them.
+pub fn origins(destinations: &[String]) -> Vec<(String, String, u16)> {
+    destinations
+        .iter()
+        .filter_map(|d| url::Url::parse(d).ok())
+        .filter_map(|u| origin_of(&u))
+        .collect()
+}
+
+async fn fetch(request: http::Request, url: url::Url, allow_private: bool) -> Result<http::Response, http::HttpError> {
+    let transport = |e: &dyn std::fmt::Display| http::HttpError::Transport(e.to_string());
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| transport(&format!("{host} does not resolve: {e}")))?
+        .collect();
+    if !allow_private && addresses.iter().any(|a| !crate::net::is_public(a.ip())) {
+        return Err(http::HttpError::Denied(Denied::NotGranted(format!(
+            "{host} resolves to a private or local address"
+        ))));
+    }
+    // The checked addresses are the ones connected to (no second lookup to rebind).
+    let client = reqwest::Client::builder()
+        .resolve_to_addrs(&host, &addresses)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(request.timeout_ms.map_or(MAX_HTTP_TIME, |ms| {
+            std::time::Duration::from_millis(u64::from(ms)).min(MAX_HTTP_TIME)
+        }))
+        .build()
+        .map_err(|e| transport(&e))?;
+    let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| transport(&format!("`{}` is not an HTTP method", request.method)))?;
+    let mut builder = client.request(method, url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = request.body {
+        builder = builder.body(body);
+    }
+    let mut response = builder.send().await.map_err(|e| transport(&e))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(http::HttpError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(http::Response { status, headers, body })
 }
 
 impl WasiView for HostState {
@@ -137,10 +219,32 @@ impl secrets::Host for HostState {
 
 impl http::Host for HostState {
     fn send(&mut self, request: http::Request) -> HostResult<Result<http::Response, http::HttpError>> {
-        Ok(Err(http::HttpError::Denied(Denied::NotGranted(format!(
-            "outbound HTTP to {} is not granted to this installation",
-            request.url
-        )))))
+        let Ok(url) = url::Url::parse(&request.url) else {
+            return Ok(Err(http::HttpError::Transport(format!(
+                "`{}` is not a URL",
+                request.url
+            ))));
+        };
+        let granted = origin_of(&url).is_some_and(|o| self.http.origins.contains(&o));
+        if !granted {
+            return Ok(Err(http::HttpError::Denied(Denied::NotGranted(format!(
+                "outbound HTTP to {} is not granted to this installation",
+                url.origin().ascii_serialization()
+            )))));
+        }
+        if self.http.calls_left == 0 {
+            return Ok(Err(http::HttpError::Denied(Denied::QuotaExceeded(
+                "no more outbound calls in this invocation".into(),
+            ))));
+        }
+        self.http.calls_left -= 1;
+        let Some(runtime) = self.http.runtime.clone() else {
+            return Ok(Err(http::HttpError::Transport(
+                "outbound HTTP is not available here".into(),
+            )));
+        };
+        // Runs on a blocking thread of the runtime (plugins are called from one).
+        Ok(runtime.block_on(fetch(request, url, self.http.allow_private)))
     }
 
     fn send_with_secret(

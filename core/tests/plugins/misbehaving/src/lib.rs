@@ -55,6 +55,23 @@ impl EventHandler for Misbehaving {
                 }
             }
             "error" => return Err(PluginError::retryable("the remote system is down")),
+            url if url.starts_with("http ") => {
+                let request = monti_plugin_sdk::http::Request {
+                    method: "GET".into(),
+                    url: url["http ".len()..].into(),
+                    headers: vec![("accept".into(), "text/plain".into())],
+                    body: None,
+                    timeout_ms: Some(2_000),
+                };
+                match monti_plugin_sdk::http::send(&request) {
+                    Ok(response) => info!(
+                        "status {}, body {}",
+                        response.status,
+                        String::from_utf8_lossy(&response.body)
+                    ),
+                    Err(error) => info!("refused: {error:?}"),
+                }
+            }
             "print" => {
                 println!("to stdout");
                 eprintln!("to stderr");
