@@ -629,14 +629,13 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
                 m.capabilities.kv_bytes,
                 if m.capabilities.emits_events { "yes" } else { "no" }
             );
-            for (what, list) in [
-                ("HTTP", &m.capabilities.http),
-                ("secrets", &m.capabilities.secrets),
-                ("streams", &m.capabilities.streams),
-            ] {
+            for (what, list) in [("HTTP", &m.capabilities.http), ("streams", &m.capabilities.streams)] {
                 if !list.is_empty() {
                     println!("  {what}: {}", list.join(", "));
                 }
+            }
+            for (name, destination) in &m.capabilities.secrets {
+                println!("  secret {name}, only for {destination}");
             }
             println!("valid");
             Ok(ExitCode::SUCCESS)

@@ -577,6 +577,46 @@ async fn tenant_admins_manage_plugins_through_the_api() {
         .await
         .expect_problem(404);
 
+    // Secrets the plugin does not declare are refused; values are never shown.
+    server
+        .patch(
+            "/api/v1/plugins/wellbeing",
+            &admin,
+            json!({ "secrets": { "api-token": "x" } }),
+        )
+        .await
+        .expect_problem(422);
+    let misbehaving = upload(&admin, "application/wasm", component("monti-test-misbehaving"))
+        .await
+        .unwrap();
+    assert_eq!(misbehaving.status(), 201);
+    let set = server
+        .patch(
+            "/api/v1/plugins/misbehaving",
+            &admin,
+            json!({ "secrets": { "token": "very-secret-value" } }),
+        )
+        .await;
+    set.expect(200);
+    assert_eq!(set.body["secrets"], json!(["token"]));
+    assert!(!set.text.contains("very-secret-value"), "never shown: {}", set.text);
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    let installation = monti::store::plugins::get(&server.store, &scope, "misbehaving")
+        .await
+        .unwrap();
+    let opened = monti::store::plugins::secrets(&server.store, &installation.id)
+        .await
+        .unwrap();
+    assert_eq!(opened.get("token").map(String::as_str), Some("very-secret-value"));
+    if let monti::db::Db::Sqlite(pool) = &server.store.db {
+        let sealed: String = sqlx::query_scalar("SELECT sealed FROM plugin_secrets")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(!sealed.contains("very-secret-value"), "stored sealed");
+    }
     server.delete("/api/v1/plugins/wellbeing", &admin).await.expect(204);
     server
         .get("/api/v1/plugins/wellbeing", &admin)
@@ -589,7 +629,13 @@ async fn tenant_admins_manage_plugins_through_the_api() {
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    for action in ["plugin.install", "plugin.update", "plugin.upgrade", "plugin.remove"] {
+    for action in [
+        "plugin.install",
+        "plugin.update",
+        "plugin.upgrade",
+        "plugin.secret.set",
+        "plugin.remove",
+    ] {
         assert!(actions.contains(&action), "{action} audited: {actions:?}");
     }
     server.stop().await;
@@ -748,4 +794,86 @@ async fn outbound_http_only_to_granted_public_destinations() {
     .await
     .unwrap();
     assert_eq!(allowed, "status 200, body hello");
+}
+
+/// A secret reaches the destination it is bound to, placed by the host; the plugin only holds
+/// a handle, and the use is reported for the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_injected_by_the_host_and_never_seen_by_the_plugin() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 4096];
+            let n = socket.read(&mut request).await.unwrap_or(0);
+            let text = String::from_utf8_lossy(&request[..n]).to_lowercase();
+            let auth = text
+                .lines()
+                .find_map(|l| l.strip_prefix("authorization: ").map(str::to_owned))
+                .unwrap_or_default();
+            let _ = seen_tx.send(auth);
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    let origin = format!("http://127.0.0.1:{port}");
+    let grants = Grants {
+        http: vec![origin.clone(), "http://127.0.0.2:9".into()],
+        allow_private_networks: true,
+        secrets: [("token".to_owned(), (origin.clone(), "s3cret-value".to_owned()))].into(),
+    };
+    let run = |target: String, grants: Grants| {
+        tokio::task::spawn_blocking(move || {
+            let engine = engine();
+            let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
+            engine
+                .run(
+                    &plugin,
+                    Invocation {
+                        config_json: String::new(),
+                        kv: BTreeMap::new(),
+                        events: vec![event(
+                            &format!("secret-http {target}"),
+                            0,
+                            EventBody::AgentLogin { agent: "1".into() },
+                        )],
+                    },
+                    &grants,
+                    &Limits::default(),
+                )
+                .expect("runs")
+        })
+    };
+    let used = run(format!("{origin}/api"), grants.clone()).await.unwrap();
+    assert_eq!(
+        seen.recv().await.unwrap(),
+        "bearer s3cret-value",
+        "the host put it in, over the plugin's own header"
+    );
+    let logs: Vec<&str> = used.logs.iter().map(|l| l.message.as_str()).collect();
+    assert!(logs.contains(&"status 200, secret token"), "{logs:?}");
+    assert!(
+        !logs.iter().any(|l| l.contains("s3cret")),
+        "the value never reaches the plugin: {logs:?}"
+    );
+    assert_eq!(
+        used.secret_uses,
+        vec![("token".to_owned(), format!("http://127.0.0.1:{port}"))]
+    );
+
+    // Another granted destination is still the wrong one for this secret.
+    let elsewhere = run("http://127.0.0.2:9/".into(), grants).await.unwrap();
+    let last = &elsewhere.logs.last().unwrap().message;
+    assert!(last.contains("may only be sent to"), "{last}");
+    assert!(elsewhere.secret_uses.is_empty());
+    // Without the secret configured, the handle is refused.
+    let none = run(format!("{origin}/api"), Grants::default()).await.unwrap();
+    assert!(
+        none.logs.last().unwrap().message.contains("no secret"),
+        "{:?}",
+        none.logs
+    );
 }

@@ -128,6 +128,31 @@ impl Dispatcher {
         Ok(Some(loaded))
     }
 
+    /// Every use of a secret is audited: one entry per secret and destination per batch.
+    async fn audit_secret_uses(
+        &self,
+        tenant_id: &str,
+        plugin_id: &str,
+        installation_id: &str,
+        uses: &[(String, String)],
+    ) {
+        let mut counted: std::collections::BTreeMap<&(String, String), u32> = std::collections::BTreeMap::new();
+        for used in uses {
+            *counted.entry(used).or_default() += 1;
+        }
+        for ((name, destination), times) in counted {
+            let event = crate::store::audit::AuditEvent::new(
+                Some(tenant_id),
+                &format!("{PLUGIN_SOURCE}{plugin_id}"),
+                "plugin.secret.use",
+                crate::store::audit::Outcome::Success,
+            )
+            .target("plugin", installation_id)
+            .detail(format!("secret `{name}` sent to {destination} ({times}×)"));
+            crate::store::audit::record(&self.store, event, &Default::default()).await;
+        }
+    }
+
     fn circuit(&self, key: &(String, String)) -> Circuit {
         self.circuits
             .lock()
@@ -197,8 +222,18 @@ impl Dispatcher {
             let (engine, plugin) = (engine.clone(), installation.plugin.clone());
             // Granted as the manifest asks (the admin installed it knowing; per-tenant approval
             // and operator restrictions are still to come).
+            let configured = plugins::secrets(&self.store, &installation.id).await?;
             let grants = Grants {
                 http: plugin.manifest.capabilities.http.clone(),
+                secrets: plugin
+                    .manifest
+                    .capabilities
+                    .secrets
+                    .iter()
+                    .filter_map(|(name, destination)| {
+                        Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
+                    })
+                    .collect(),
                 ..Grants::default()
             };
             let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits))
@@ -227,6 +262,13 @@ impl Dispatcher {
                         &outcome.logs,
                     )
                     .await?;
+                    self.audit_secret_uses(
+                        tenant_id,
+                        &installation.plugin_id,
+                        &installation.id,
+                        &outcome.secret_uses,
+                    )
+                    .await;
                     let source = format!("{PLUGIN_SOURCE}{}", installation.plugin_id);
                     emitted.extend(outcome.emitted.into_iter().map(|mut e| {
                         e.source = source.clone();

@@ -59,8 +59,8 @@ impl Default for Limits {
 /// The capabilities an installation was granted (requested ∩ tenant-approved ∩ operator-allowed).
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
-    /// Names of the secrets it may use (as opaque handles).
-    pub secrets: Vec<String>,
+    /// Secrets it may use as opaque handles: name → (the destination it is bound to, value).
+    pub secrets: BTreeMap<String, (String, String)>,
     /// Outbound HTTP destinations, `scheme://host[:port]`.
     pub http: Vec<String>,
     /// Whether those destinations may resolve to private addresses (the operator's call).
@@ -104,6 +104,8 @@ pub struct Outcome {
     pub logs: Vec<LogLine>,
     pub memory_high_water: usize,
     pub duration: Duration,
+    /// Secrets put into outbound requests: (name, destination), once per use.
+    pub secret_uses: Vec<(String, String)>,
 }
 
 /// Why an invocation did not complete.
@@ -343,7 +345,15 @@ impl PluginEngine {
             max_emit: limits.max_emit,
             emitted: Vec::new(),
             logs: Vec::new(),
-            secret_names: grants.secrets.clone(),
+            secrets: grants
+                .secrets
+                .iter()
+                .filter_map(|(name, (destination, value))| {
+                    let origin = super::host::origins(std::slice::from_ref(destination)).pop()?;
+                    Some((name.clone(), (origin, value.clone())))
+                })
+                .collect(),
+            secret_uses: Vec::new(),
             http: super::host::HttpAccess {
                 origins: super::host::origins(&grants.http),
                 allow_private: grants.allow_private_networks,
@@ -409,6 +419,7 @@ impl PluginEngine {
                     logs,
                     memory_high_water: state.memory.high_water,
                     duration: started.elapsed(),
+                    secret_uses: std::mem::take(&mut state.host.secret_uses),
                 })
             }
             Err(error) => Err(classify(&error, state.memory.refused, logs, limits)),

@@ -37,7 +37,10 @@ pub struct HostState {
     pub max_emit: usize,
     pub emitted: Vec<Event>,
     pub logs: Vec<(log::Level, String)>,
-    pub secret_names: Vec<String>,
+    /// Granted secrets: name → (the origin it is bound to, value). Values never cross to the guest.
+    pub secrets: BTreeMap<String, ((String, String, u16), String)>,
+    /// Secrets put into requests: (name, destination).
+    pub secret_uses: Vec<(String, String)>,
     pub http: HttpAccess,
 }
 
@@ -210,7 +213,7 @@ impl secrets::HostSecret for HostState {
 
 impl secrets::Host for HostState {
     fn get(&mut self, name: String) -> HostResult<Result<Resource<SecretHandle>, Denied>> {
-        if !self.secret_names.contains(&name) {
+        if !self.secrets.contains_key(&name) {
             return Ok(Err(Denied::NotGranted(format!("no secret `{name}` is configured"))));
         }
         Ok(Ok(self.table.push(SecretHandle { name })?))
@@ -249,10 +252,37 @@ impl http::Host for HostState {
 
     fn send_with_secret(
         &mut self,
-        request: http::Request,
-        _secret: Resource<SecretHandle>,
-        _placement: http::Placement,
+        mut request: http::Request,
+        secret: Resource<SecretHandle>,
+        placement: http::Placement,
     ) -> HostResult<Result<http::Response, http::HttpError>> {
+        let name = self.table.get(&secret)?.name.clone();
+        let Some((bound, value)) = self.secrets.get(&name).cloned() else {
+            return Ok(Err(http::HttpError::Denied(Denied::NotGranted(format!(
+                "no secret `{name}`"
+            )))));
+        };
+        let destination = url::Url::parse(&request.url).ok().and_then(|u| origin_of(&u));
+        if destination.as_ref() != Some(&bound) {
+            return Ok(Err(http::HttpError::Denied(Denied::NotGranted(format!(
+                "secret `{name}` may only be sent to {}://{}:{}",
+                bound.0, bound.1, bound.2
+            )))));
+        }
+        // The plugin cannot set the header the secret goes into.
+        let (header, header_value) = match placement {
+            http::Placement::Bearer => ("authorization".to_owned(), format!("Bearer {value}")),
+            http::Placement::Basic(user) => {
+                use base64::Engine as _;
+                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{value}"));
+                ("authorization".to_owned(), format!("Basic {pair}"))
+            }
+            http::Placement::Header(name) => (name.to_ascii_lowercase(), value),
+        };
+        request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&header));
+        request.headers.push((header, header_value));
+        self.secret_uses
+            .push((name, format!("{}://{}:{}", bound.0, bound.1, bound.2)));
         self.send(request)
     }
 }

@@ -52,9 +52,10 @@ pub struct Capabilities {
     /// Outbound HTTP destinations, `scheme://host[:port]`.
     #[serde(default)]
     pub http: Vec<String>,
-    /// Names of the secrets it uses.
+    /// The secrets it uses, each bound to the one destination (`scheme://host[:port]`, also in
+    /// `http`) the host may send it to.
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub secrets: std::collections::BTreeMap<String, String>,
     /// Long-lived connections it asks the host to keep (`tcp://host:port`, `wss://…`).
     #[serde(default)]
     pub streams: Vec<String>,
@@ -163,6 +164,28 @@ impl Manifest {
                 _ => problems.push(format!(
                     "`capabilities.http` entry `{destination}` must be scheme://host[:port]"
                 )),
+            }
+        }
+        for (name, destination) in &self.capabilities.secrets {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                problems.push(format!(
+                    "secret name `{name}` must be 1 to 64 letters, digits, dashes or underscores"
+                ));
+            }
+            if !self
+                .capabilities
+                .http
+                .iter()
+                .any(|h| h.trim_end_matches('/') == destination.trim_end_matches('/'))
+            {
+                problems.push(format!(
+                    "secret `{name}` is bound to `{destination}`, which is not among `capabilities.http`"
+                ));
             }
         }
         if let Some(schema) = &self.config

@@ -263,3 +263,68 @@ pub async fn record_run(
     })?;
     Ok(())
 }
+
+fn secret_context(installation_id: &str, name: &str) -> String {
+    format!("plugin-secret:{installation_id}:{name}")
+}
+
+/// Stores (or replaces) a secret of the tenant's installation, sealed.
+pub async fn set_secret(
+    store: &Store,
+    scope: &TenantScope,
+    plugin_or_id: &str,
+    name: &str,
+    value: &str,
+) -> StoreResult<()> {
+    let installation = get(store, scope, plugin_or_id).await?;
+    let sealed = store.secrets.seal(value, &secret_context(&installation.id, name));
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "INSERT INTO plugin_secrets (installation_id, name, sealed, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (installation_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+        )
+        .bind(&installation.id)
+        .bind(name)
+        .bind(&sealed)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// The installation's secrets, opened (for the host only; never shown or logged).
+pub async fn secrets(store: &Store, installation_id: &str) -> StoreResult<BTreeMap<String, String>> {
+    let rows: Vec<(String, String)> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, String)>("SELECT name, sealed FROM plugin_secrets WHERE installation_id = $1")
+            .bind(installation_id)
+            .fetch_all(pool)
+            .await
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, sealed) in rows {
+        match store.secrets.open(&sealed, &secret_context(installation_id, &name)) {
+            Ok(value) => {
+                out.insert(name, value);
+            }
+            Err(_) => tracing::warn!(
+                installation_id,
+                name,
+                "a plugin secret does not open (was the key changed?)"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Names of the installation's configured secrets.
+pub async fn secret_names(store: &Store, scope: &TenantScope, plugin_or_id: &str) -> StoreResult<Vec<String>> {
+    let installation = get(store, scope, plugin_or_id).await?;
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, String>("SELECT name FROM plugin_secrets WHERE installation_id = $1 ORDER BY name")
+            .bind(&installation.id)
+            .fetch_all(pool)
+            .await
+    })?)
+}

@@ -120,6 +120,8 @@ async fn install(
 struct InstallationUpdate {
     enabled: Option<bool>,
     config: Option<serde_json::Value>,
+    /// Values for the secrets the plugin declares (write-only: never shown again).
+    secrets: Option<std::collections::BTreeMap<String, String>>,
 }
 
 async fn update(
@@ -149,6 +151,31 @@ async fn update(
             return Err(v.into());
         }
     }
+    if let Some(secrets) = &input.secrets {
+        let mut v = crate::domain::Validation::new();
+        for (name, value) in secrets {
+            if !manifest.capabilities.secrets.contains_key(name) {
+                v.add(&format!("secrets/{name}"), "the plugin declares no such secret");
+            } else if value.is_empty() || value.len() > 8192 {
+                v.add(&format!("secrets/{name}"), "must be 1 to 8192 characters");
+            }
+        }
+        v.finish()?;
+        for (name, value) in secrets {
+            plugins::set_secret(&app.store, &scope, &before.id, name, value).await?;
+        }
+        let event = crate::store::audit::AuditEvent::in_tenant(
+            &scope,
+            "plugin.secret.set",
+            crate::store::audit::Outcome::Success,
+        )
+        .target("plugin", &before.id)
+        .detail(format!(
+            "secrets set: {}",
+            secrets.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        crate::store::audit::record(&app.store, event, &origin).await;
+    }
     let mut after = before.clone();
     if input.config.is_some() {
         after = plugins::set_config(&app.store, &scope, &id, &config.to_string()).await?;
@@ -166,7 +193,9 @@ async fn update(
         Some(view(&after)),
     )
     .await;
-    Ok(axum::Json(view(&after)).into_response())
+    let mut body = view(&after);
+    body["secrets"] = serde_json::json!(plugins::secret_names(&app.store, &scope, &after.id).await?);
+    Ok(axum::Json(body).into_response())
 }
 
 async fn remove(

@@ -55,6 +55,28 @@ impl EventHandler for Misbehaving {
                 }
             }
             "error" => return Err(PluginError::retryable("the remote system is down")),
+            url if url.starts_with("secret-http ") => {
+                let secret = match monti_plugin_sdk::secrets::get("token") {
+                    Ok(secret) => secret,
+                    Err(denied) => {
+                        info!("no secret: {denied:?}");
+                        return Ok(());
+                    }
+                };
+                let request = monti_plugin_sdk::http::Request {
+                    method: "GET".into(),
+                    url: url["secret-http ".len()..].into(),
+                    // An attempt to set the header itself is overridden by the host.
+                    headers: vec![("authorization".into(), "Bearer guessed".into())],
+                    body: None,
+                    timeout_ms: Some(2_000),
+                };
+                let placement = monti_plugin_sdk::http::Placement::Bearer;
+                match monti_plugin_sdk::http::send_with_secret(&request, &secret, &placement) {
+                    Ok(response) => info!("status {}, secret {}", response.status, secret.name()),
+                    Err(error) => info!("refused: {error:?}"),
+                }
+            }
             url if url.starts_with("http ") => {
                 let request = monti_plugin_sdk::http::Request {
                     method: "GET".into(),
