@@ -1121,6 +1121,15 @@ async fn the_board_is_a_plain_page_within_the_supervisors_scope(s: &TestServer) 
         )
         .await
         .id();
+    // A queue both teams answer.
+    let queue = s.post("/api/v1/queues", &admin, json!({ "name": "Sales" })).await.id();
+    s.put(
+        &format!("/api/v1/queues/{queue}/members"),
+        &admin,
+        json!([{ "agent_id": nina }, { "agent_id": sven }]),
+    )
+    .await
+    .expect(200);
     account(&s.store, "sue@example.com", PASSWORD, None, false).await;
     s.post(
         "/api/v1/users",
@@ -1145,6 +1154,15 @@ async fn the_board_is_a_plain_page_within_the_supervisors_scope(s: &TestServer) 
     assert_eq!(board.status, 200);
     assert!(board.body.contains("Nina North"), "her team's agent is shown");
     assert!(!board.body.contains("Sven South"), "another team's agent is not");
+    // The queue's tile shows its figures, but not how many of its agents (Sven among them)
+    // are in each state.
+    let tile = board
+        .body
+        .split("id=\"tile-0\"")
+        .nth(1)
+        .and_then(|t| t.split("</article>").next())
+        .expect("the Sales tile");
+    assert!(tile.contains("Sales") && !tile.contains("class=\"counts\""), "{tile}");
     assert!(
         board
             .body

@@ -263,7 +263,8 @@ fn snapshot_json(floor: &crate::live::registry::Floor, scope: &crate::store::Ten
             serde_json::json!({
                 "id": id, "name": name, "waiting": q.waiting(), "longest_wait_s": q.longest_wait_s(now),
                 "service_level_target": f64::from(*target_pct) / 100.0,
-                "agents": live.queue_counts(i as u32).map(states),
+                // A queue's agents may be in teams the caller does not see.
+                "agents": (!visibility.is_limited()).then(|| live.queue_counts(i as u32).map(states)).flatten(),
                 "today": kpis(q.today(), q),
                 "last_15m": kpis(&q.window(15, now), q),
                 "last_1h": kpis(&q.window(60, now), q),
@@ -297,11 +298,13 @@ struct JsonDelta {
     /// Per changed agent, in the delta's order.
     agents: Vec<String>,
     queues: String,
+    /// The queues without their agents by state, for callers limited to some teams or locations.
+    queues_scoped: String,
 }
 
-fn queue_json(q: &crate::live::hub::QueueDelta, now: i64) -> Value {
+fn queue_json(q: &crate::live::hub::QueueDelta, now: i64, with_agents: bool) -> Value {
     let c = &q.today;
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "id": q.id, "name": q.name, "waiting": q.waiting,
         "longest_wait_s": q.oldest_join_ms.map(|j| (now - j).max(0) as f64 / 1000.0),
         "service_level_target": f64::from(q.target_pct) / 100.0,
@@ -310,7 +313,11 @@ fn queue_json(q: &crate::live::hub::QueueDelta, now: i64) -> Value {
             .map(|s| (s.as_str().to_owned(), Value::from(q.agents[s.index()])))
             .collect::<serde_json::Map<String, Value>>(),
         "today": kpis_json(c, &q.settings),
-    })
+    });
+    if !with_agents {
+        json["agents"] = Value::Null;
+    }
+    json
 }
 
 fn render_json(delta: &crate::live::hub::Delta) -> JsonDelta {
@@ -326,10 +333,18 @@ fn render_json(delta: &crate::live::hub::Delta) -> JsonDelta {
             .to_string()
         })
         .collect();
-    let queues: Vec<Value> = delta.queues.iter().map(|q| queue_json(q, delta.at_ms)).collect();
+    let queues = |with_agents| {
+        let list: Vec<Value> = delta
+            .queues
+            .iter()
+            .map(|q| queue_json(q, delta.at_ms, with_agents))
+            .collect();
+        Value::from(list).to_string()
+    };
     JsonDelta {
         agents,
-        queues: Value::from(queues).to_string(),
+        queues: queues(true),
+        queues_scoped: queues(false),
     }
 }
 
@@ -381,7 +396,11 @@ fn delta_json(delta: &crate::live::hub::Delta, scope: &crate::store::TenantScope
         "{{\"seq\":\"{}\",\"at\":\"{}\",\"agents\":{agents},\"queues\":{}}}",
         delta.id(),
         crate::domain::time::to_rfc3339(delta.at_ms),
-        json.queues
+        if visibility.is_limited() {
+            &json.queues_scoped
+        } else {
+            &json.queues
+        }
     ))
 }
 

@@ -194,7 +194,7 @@ pub fn render_board(
         if filter.admits_queue(slot)
             && let Some(q) = QueueDelta::read(floor, &live, slot)
         {
-            queue_tile(&mut tiles, labels, &q, now_ms);
+            queue_tile(&mut tiles, labels, &q, now_ms, !filter.scoped());
         }
     }
     let mut totals_html = String::new();
@@ -304,8 +304,8 @@ struct HtmlDelta {
     /// Per changed agent (in the delta's order): its row, and the marker that removes it.
     rows: Vec<String>,
     removals: Vec<String>,
-    /// Per changed queue: (slot, tile).
-    tiles: Vec<(u32, String)>,
+    /// Per changed queue: (slot, tile, the tile for viewers limited to some teams or locations).
+    tiles: Vec<(u32, String, String)>,
 }
 
 fn render_delta(delta: &Delta, labels: &Labels) -> HtmlDelta {
@@ -335,9 +335,10 @@ fn render_delta(delta: &Delta, labels: &Labels) -> HtmlDelta {
         .queues
         .iter()
         .map(|q| {
-            let mut tile = String::new();
-            queue_tile(&mut tile, labels, q, delta.at_ms);
-            (q.slot, tile)
+            let (mut full, mut scoped) = (String::new(), String::new());
+            queue_tile(&mut full, labels, q, delta.at_ms, true);
+            queue_tile(&mut scoped, labels, q, delta.at_ms, false);
+            (q.slot, full, scoped)
         })
         .collect();
     HtmlDelta { rows, removals, tiles }
@@ -365,9 +366,9 @@ fn viewer_message(delta: &Delta, html: &HtmlDelta, view: &View) -> Option<String
             out.push_str(&html.removals[i]);
         }
     }
-    for (slot, tile) in &html.tiles {
+    for (slot, full, scoped) in &html.tiles {
         if filter.admits_queue(*slot) {
-            out.push_str(tile);
+            out.push_str(if filter.scoped() { scoped } else { full });
         }
     }
     (!out.is_empty()).then_some(out)

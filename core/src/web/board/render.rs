@@ -152,8 +152,10 @@ fn seconds(value: Option<f64>) -> String {
     value.map_or_else(|| "–".into(), |v| duration(v.round() as i64))
 }
 
-/// A queue's tile: callers waiting, the longest wait, today's KPIs, its agents by state.
-pub fn queue_tile(out: &mut String, labels: &Labels, q: &QueueDelta, now_ms: i64) {
+/// A queue's tile: callers waiting, the longest wait, today's KPIs, and (`with_agents`) its
+/// agents by state — left out for viewers limited to some teams or locations, since a queue's
+/// agents may belong to others.
+pub fn queue_tile(out: &mut String, labels: &Labels, q: &QueueDelta, now_ms: i64, with_agents: bool) {
     let today = &q.today;
     let sl = kpi::service_level(today, q.settings.service_level);
     let target = f64::from(q.target_pct) / 100.0;
@@ -215,7 +217,9 @@ pub fn queue_tile(out: &mut String, labels: &Labels, q: &QueueDelta, now_ms: i64
         today.offered
     );
     out.push_str("</dl>");
-    state_counts(out, labels, &q.agents);
+    if with_agents {
+        state_counts(out, labels, &q.agents);
+    }
     out.push_str("</article>");
 }
 

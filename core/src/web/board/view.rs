@@ -183,6 +183,11 @@ impl Filter {
         true
     }
 
+    /// Whether the viewer sees only some teams or locations.
+    pub fn scoped(&self) -> bool {
+        self.visibility.is_limited()
+    }
+
     /// Whether a team or location is within the viewer's scope.
     pub fn visible_group(&self, dimension: crate::store::Dimension, id: &str) -> bool {
         self.visibility.includes(dimension, id)
