@@ -12,6 +12,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::convert::{from_wit, to_wit};
 use super::host::monti::plugin::log::Level;
+use super::host::webhook::{IncomingRequest, Webhook, WebhookPre};
 use super::host::{EventHandler, EventHandlerPre, HostState};
 use crate::domain::events::Event;
 
@@ -166,7 +167,31 @@ pub struct ValidPlugin {
     pub digest: String,
     pub size: usize,
     pub manifest: super::manifest::Manifest,
-    pre: EventHandlerPre<Instance>,
+    pre: Pre,
+}
+
+/// A component linked for the world it implements.
+#[derive(Clone)]
+enum Pre {
+    Events(EventHandlerPre<Instance>),
+    Webhook(WebhookPre<Instance>),
+}
+
+/// An inbound HTTP request for a webhook plugin, body as received.
+#[derive(Debug, Clone, Default)]
+pub struct HookRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A webhook plugin's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl std::fmt::Debug for ValidPlugin {
@@ -214,6 +239,7 @@ impl wasmtime_wasi::WasiView for Instance {
 pub struct PluginEngine {
     engine: Engine,
     linker: Linker<Instance>,
+    webhook_linker: Linker<Instance>,
     compiled: Mutex<HashMap<String, ValidPlugin>>,
     /// Largest component accepted, bytes.
     pub max_component_bytes: usize,
@@ -247,9 +273,13 @@ impl PluginEngine {
         let mut linker: Linker<Instance> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         EventHandler::add_to_linker::<Instance, HasSelf<HostState>>(&mut linker, |i: &mut Instance| &mut i.host)?;
+        let mut webhook_linker: Linker<Instance> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut webhook_linker)?;
+        Webhook::add_to_linker::<Instance, HasSelf<HostState>>(&mut webhook_linker, |i: &mut Instance| &mut i.host)?;
         let this = Arc::new(Self {
             engine,
             linker,
+            webhook_linker,
             compiled: Mutex::new(HashMap::new()),
             max_component_bytes: 32 << 20,
         });
@@ -294,15 +324,22 @@ impl PluginEngine {
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| invalid(format!("the component does not compile: {e:#}")))?;
-        let pre = self
-            .linker
+        let webhook = manifest.world == "webhook";
+        let linker = if webhook { &self.webhook_linker } else { &self.linker };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| invalid(format!("the component needs imports this host does not offer: {e:#}")))?;
-        let pre = EventHandlerPre::new(pre).map_err(|e| {
+        let not_world = |e: wasmtime::Error| {
             invalid(format!(
-                "the component is not an `event-handler` of monti:plugin@1.0.0: {e:#}"
+                "the component is not a `{}` of monti:plugin@1.0.0 (as its manifest says): {e:#}",
+                manifest.world
             ))
-        })?;
+        };
+        let pre = if webhook {
+            Pre::Webhook(WebhookPre::new(pre).map_err(not_world)?)
+        } else {
+            Pre::Events(EventHandlerPre::new(pre).map_err(not_world)?)
+        };
         let valid = ValidPlugin {
             digest: digest.clone(),
             size: bytes.len(),
@@ -324,6 +361,71 @@ impl PluginEngine {
         grants: &Grants,
         limits: &Limits,
     ) -> Result<Outcome, Failure> {
+        let Pre::Events(pre) = &plugin.pre else {
+            return Err(invalid(format!(
+                "`{}` is a {} plugin, not an event handler",
+                plugin.manifest.id, plugin.manifest.world
+            )));
+        };
+        let batch: Vec<_> = invocation.events.iter().map(to_wit).collect();
+        let (result, outcome) = self.invoke(invocation.config_json, invocation.kv, grants, limits, |store| {
+            pre.instantiate(&mut *store)?.call_handle_events(&mut *store, &batch)
+        })?;
+        Ok(Outcome {
+            result: result.map_err(|e| PluginError {
+                message: e.message,
+                retryable: e.retryable,
+            }),
+            ..outcome
+        })
+    }
+
+    /// Hands an inbound request to a webhook plugin in a fresh instance (blocking).
+    pub fn handle_request(
+        &self,
+        plugin: &ValidPlugin,
+        config_json: String,
+        kv: BTreeMap<String, Vec<u8>>,
+        request: HookRequest,
+        grants: &Grants,
+        limits: &Limits,
+    ) -> Result<(Result<HookResponse, PluginError>, Outcome), Failure> {
+        let Pre::Webhook(pre) = &plugin.pre else {
+            return Err(invalid(format!("`{}` is not a webhook plugin", plugin.manifest.id)));
+        };
+        let incoming = IncomingRequest {
+            method: request.method,
+            path: request.path,
+            headers: request.headers,
+            body: request.body,
+        };
+        let (result, outcome) = self.invoke(config_json, kv, grants, limits, |store| {
+            pre.instantiate(&mut *store)?
+                .call_handle_request(&mut *store, &incoming)
+        })?;
+        let answer = result
+            .map(|r| HookResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .map_err(|e| PluginError {
+                message: e.message,
+                retryable: e.retryable,
+            });
+        Ok((answer, outcome))
+    }
+
+    /// Runs `call` in a fresh instance with the limits and grants, and collects what the
+    /// instance did (its own result is returned beside it).
+    fn invoke<R>(
+        &self,
+        config_json: String,
+        kv: BTreeMap<String, Vec<u8>>,
+        grants: &Grants,
+        limits: &Limits,
+        call: impl FnOnce(&mut Store<Instance>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Outcome), Failure> {
         let started = Instant::now();
         let stdout = MemoryOutputPipe::new(STDIO_BYTES);
         let stderr = MemoryOutputPipe::new(STDIO_BYTES);
@@ -335,12 +437,12 @@ impl PluginEngine {
         let host = HostState {
             wasi,
             table: Default::default(),
-            config_json: if invocation.config_json.is_empty() {
+            config_json: if config_json.is_empty() {
                 "{}".into()
             } else {
-                invocation.config_json
+                config_json
             },
-            kv: invocation.kv,
+            kv,
             kv_quota_bytes: limits.kv_bytes,
             max_emit: limits.max_emit,
             emitted: Vec::new(),
@@ -376,11 +478,7 @@ impl PluginEngine {
         let ticks = (limits.cpu.as_millis() / EPOCH.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let batch: Vec<_> = invocation.events.iter().map(to_wit).collect();
-        let called = plugin
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.call_handle_events(&mut store, &batch));
+        let called = call(&mut store);
         let mut state = store.into_data();
         for (pipe, level) in [(stdout, Level::Info), (stderr, Level::Warn)] {
             let text = String::from_utf8_lossy(&pipe.contents()).into_owned();
@@ -398,7 +496,7 @@ impl PluginEngine {
             })
             .collect();
         match called {
-            Ok(result) => {
+            Ok(answer) => {
                 let mut unreadable = 0;
                 let emitted = std::mem::take(&mut state.host.emitted)
                     .into_iter()
@@ -408,11 +506,8 @@ impl PluginEngine {
                         event
                     })
                     .collect();
-                Ok(Outcome {
-                    result: result.map_err(|e| PluginError {
-                        message: e.message,
-                        retryable: e.retryable,
-                    }),
+                let outcome = Outcome {
+                    result: Ok(()),
                     emitted,
                     unreadable_emitted: unreadable,
                     kv: state.host.kv,
@@ -420,7 +515,8 @@ impl PluginEngine {
                     memory_high_water: state.memory.high_water,
                     duration: started.elapsed(),
                     secret_uses: std::mem::take(&mut state.host.secret_uses),
-                })
+                };
+                Ok((answer, outcome))
             }
             Err(error) => Err(classify(&error, state.memory.refused, logs, limits)),
         }

@@ -315,3 +315,23 @@ impl streams::Host for HostState {
         Ok(())
     }
 }
+
+/// The `webhook` world: the same host interfaces (and their implementations above), another
+/// export.
+pub mod webhook {
+    wasmtime::component::bindgen!({
+        world: "webhook",
+        path: "../sdk/wit",
+        with: {
+            "monti:plugin/types": super::monti::plugin::types,
+            "monti:plugin/log": super::monti::plugin::log,
+            "monti:plugin/config": super::monti::plugin::config,
+            "monti:plugin/kv": super::monti::plugin::kv,
+            "monti:plugin/secrets": super::monti::plugin::secrets,
+            "monti:plugin/http": super::monti::plugin::http,
+            "monti:plugin/events": super::monti::plugin::events,
+            "monti:plugin/streams": super::monti::plugin::streams,
+        },
+        imports: { default: trappable },
+    });
+}

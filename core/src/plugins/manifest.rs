@@ -9,7 +9,7 @@ pub const SECTION: &str = "monti-plugin";
 /// The contract major version this host implements.
 pub const CONTRACT_MAJOR: u64 = 1;
 /// The worlds this host can run.
-pub const RUNNABLE_WORLDS: &[&str] = &["event-handler"];
+pub const RUNNABLE_WORLDS: &[&str] = &["event-handler", "webhook"];
 /// The most a manifest may ask for.
 pub const MAX_CPU_MS: u32 = 5_000;
 pub const MAX_MEMORY_MB: u32 = 256;

@@ -15,5 +15,6 @@ mod host;
 pub mod manifest;
 
 pub use engine::{
-    Failure, FailureKind, Grants, Invocation, Limits, LogLine, Outcome, PluginEngine, PluginError, ValidPlugin,
+    Failure, FailureKind, Grants, HookRequest, HookResponse, Invocation, Limits, LogLine, Outcome, PluginEngine,
+    PluginError, ValidPlugin,
 };
