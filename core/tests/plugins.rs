@@ -877,3 +877,87 @@ async fn secrets_are_injected_by_the_host_and_never_seen_by_the_plugin() {
         none.logs
     );
 }
+
+/// A webhook plugin answers `/hooks/{tenant}/{installation}/…` with the request as sent, and what
+/// it emits moves the floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_plugin_answers_its_hook_url() {
+    use serde_json::json;
+    let server = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    server
+        .post("/api/v1/agents", &admin, json!({ "name": "Ana", "extension": "1001" }))
+        .await
+        .expect(201);
+    let bytes = component("monti-example-webhook");
+    let plugin = engine().validate(&bytes).expect("a valid webhook plugin");
+    assert_eq!(plugin.manifest.world, "webhook");
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
+        .await
+        .unwrap();
+    let installed = monti::store::plugins::install(&server.store, &scope, &plugin.digest, r#"{"shared_token":"t0k"}"#)
+        .await
+        .unwrap();
+    let url = server.url(&format!("/hooks/acme/{}/state", installed.id));
+    let post = |token: &str, body: serde_json::Value| {
+        server
+            .client
+            .post(&url)
+            .header("x-hook-token", token)
+            .json(&body)
+            .send()
+    };
+    let report = |id: &str| {
+        json!({ "id": id, "agent": "1001", "state": "paused", "reason": "training",
+                "at_ms": chrono::Utc::now().timestamp_millis() })
+    };
+    // Disabled: there is no hook.
+    assert_eq!(post("t0k", report("r0")).await.unwrap().status(), 404);
+    monti::store::plugins::set_enabled(&server.store, &scope, &installed.id, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        post("wrong", report("r1")).await.unwrap().status(),
+        401,
+        "the plugin checks its caller"
+    );
+    let accepted = post("t0k", report("r2")).await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    assert_eq!(accepted.headers()["content-type"], "application/json");
+    let snapshot = server.get("/api/v1/live/snapshot", &admin).await.body;
+    assert_eq!(snapshot["agents"][0]["state"], json!("paused"), "{snapshot}");
+    assert_eq!(snapshot["agents"][0]["reason"], json!("training"));
+    // The plugin's own answers for what it does not do; Monti's 404 for unknown installations.
+    let get = server
+        .client
+        .get(&url)
+        .header("x-hook-token", "t0k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    let bad = post("t0k", json!({ "agent": "1001" })).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown = server
+        .client
+        .post(server.url("/hooks/acme/inst_nothing/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let other_tenant = server
+        .client
+        .post(server.url(&format!("/hooks/nobody/{}/state", installed.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_tenant.status(), 404);
+    let record = monti::store::plugins::get(&server.store, &scope, "state-hook")
+        .await
+        .unwrap();
+    assert_eq!(record.invocations, 4, "every call is a run");
+    server.stop().await;
+}

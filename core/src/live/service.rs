@@ -107,6 +107,12 @@ impl LiveService {
         Ok(outcomes)
     }
 
+    /// Events a plugin emitted (a webhook's, say): accepted like any, not handed to plugins.
+    pub async fn accept_from_plugin(&self, scope: &TenantScope, events: Vec<Event>) -> StoreResult<Vec<Outcome>> {
+        let now = crate::domain::time::now_ms();
+        Ok(self.accept(scope, events.into_iter().map(Ok).collect(), now).await?.0)
+    }
+
     /// As [`ingest`](Self::ingest), without handing anything to plugins; also returns the
     /// events that were accepted.
     async fn accept(

@@ -128,6 +128,99 @@ impl Dispatcher {
         Ok(Some(loaded))
     }
 
+    /// Hands an inbound request to the tenant's enabled webhook installation `installation_id`.
+    /// `None` when there is no such enabled webhook installation. Emitted events come back
+    /// (sourced `plugin:<id>`) for the caller to accept.
+    pub async fn hook(
+        &self,
+        tenant_id: &str,
+        installation_id: &str,
+        request: super::HookRequest,
+    ) -> StoreResult<
+        Option<(
+            Result<Result<super::HookResponse, super::PluginError>, super::Failure>,
+            Vec<Event>,
+        )>,
+    > {
+        let Some(runnable) = plugins::enabled(&self.store, tenant_id)
+            .await?
+            .into_iter()
+            .find(|r| r.id == installation_id)
+        else {
+            return Ok(None);
+        };
+        let engine = self
+            .engine()
+            .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
+        let plugin = match engine.validate(&runnable.component) {
+            Ok(p) if p.manifest.world == "webhook" => p,
+            _ => return Ok(None),
+        };
+        let kv = plugins::kv(&self.store, &runnable.id).await?;
+        let configured = plugins::secrets(&self.store, &runnable.id).await?;
+        let grants = Grants {
+            http: plugin.manifest.capabilities.http.clone(),
+            secrets: plugin
+                .manifest
+                .capabilities
+                .secrets
+                .iter()
+                .filter_map(|(name, destination)| {
+                    Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
+                })
+                .collect(),
+            ..Grants::default()
+        };
+        let limits = Limits::requested(&plugin.manifest);
+        let config = runnable.config.clone();
+        let ran = {
+            let plugin = plugin.clone();
+            tokio::task::spawn_blocking(move || engine.handle_request(&plugin, config, kv, request, &grants, &limits))
+                .await
+                .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?
+        };
+        let labels = [("plugin", runnable.plugin_id.clone())];
+        metrics::counter!("plugin_invocations_total", &labels).increment(1);
+        let mut emitted = Vec::new();
+        match &ran {
+            Ok((answer, outcome)) => {
+                let error = answer.as_ref().err().map(|e| e.message.clone());
+                plugins::record_run(
+                    &self.store,
+                    &runnable.id,
+                    Some(&outcome.kv),
+                    error.as_deref(),
+                    &outcome.logs,
+                )
+                .await?;
+                self.audit_secret_uses(tenant_id, &runnable.plugin_id, &runnable.id, &outcome.secret_uses)
+                    .await;
+                let source = format!("{PLUGIN_SOURCE}{}", runnable.plugin_id);
+                emitted = outcome
+                    .emitted
+                    .iter()
+                    .cloned()
+                    .map(|mut e| {
+                        e.source = source.clone();
+                        e
+                    })
+                    .collect();
+            }
+            Err(failure) => {
+                metrics::counter!("plugin_failures_total", "plugin" => runnable.plugin_id.clone(), "kind" => failure.kind.as_str()).increment(1);
+                plugins::record_run(
+                    &self.store,
+                    &runnable.id,
+                    None,
+                    Some(&failure.to_string()),
+                    &failure.logs,
+                )
+                .await?;
+            }
+        }
+        Ok(Some((ran.map(|(answer, _)| answer), emitted)))
+    }
+
     /// Every use of a secret is audited: one entry per secret and destination per batch.
     async fn audit_secret_uses(
         &self,

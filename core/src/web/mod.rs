@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth_pages;
 pub mod board;
 pub mod extract;
+pub mod hooks;
 pub mod ingest;
 pub mod list_cache;
 pub mod openapi;
@@ -200,6 +201,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .nest("/api/v1", api)
         .merge(pages)
+        .merge(hooks::router())
         .route("/static/{*path}", get(ui::static_file))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
