@@ -436,6 +436,18 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCommand {
+    /// Start a new plugin: a crate with the manifest, an event handler (or a webhook) and a
+    /// README, ready for `cargo build --release --target wasm32-wasip2`.
+    New {
+        /// The plugin's id (lower-case letters, digits, dashes); also the directory made.
+        id: String,
+        /// `event-handler` or `webhook`.
+        #[arg(long, default_value = "event-handler")]
+        world: String,
+        /// Where monti-plugin-sdk is (default: the SDK of the checkout this monti was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Validate a plugin component: its manifest, its world and contract version; exit 0 when
     /// Monti would accept it.
     Check {
@@ -561,6 +573,24 @@ fn read_plugin(
 
 async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PluginCommand::New { id, world, sdk } => {
+            let sdk = match sdk {
+                Some(path) => path,
+                None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sdk/rust"),
+            };
+            let sdk = sdk.canonicalize().map_err(|_| {
+                anyhow!(
+                    "monti-plugin-sdk is not at {}; pass --sdk PATH (sdk/rust of a Monti checkout)",
+                    sdk.display()
+                )
+            })?;
+            let dir = crate::plugins::scaffold::create(std::path::Path::new(&id), &id, &world, &sdk)?;
+            println!(
+                "created {}: cd {id} && cargo build --release --target wasm32-wasip2",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Install {
             file,
             tenant,

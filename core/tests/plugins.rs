@@ -961,3 +961,44 @@ async fn a_webhook_plugin_answers_its_hook_url() {
     assert_eq!(record.invocations, 4, "every call is a run");
     server.stop().await;
 }
+
+/// `monti plugin new` gives a crate that builds into a valid plugin as it is.
+#[test]
+fn a_new_plugin_builds_and_checks_as_scaffolded() {
+    let dir = tempfile::tempdir().unwrap();
+    let monti = |args: &[&str], cwd: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_monti"))
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .expect("run monti")
+    };
+    let made = monti(&["plugin", "new", "greeter"], dir.path());
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let crate_dir = dir.path().join("greeter");
+    for file in ["Cargo.toml", "monti-plugin.toml", "src/lib.rs", "README.md"] {
+        assert!(crate_dir.join(file).exists(), "{file}");
+    }
+    let again = monti(&["plugin", "new", "greeter"], dir.path());
+    assert!(!again.status.success(), "an existing directory is left alone");
+    let bad = monti(&["plugin", "new", "Not A Name"], dir.path());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("lower-case"));
+
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| crate_dir.join("target"));
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .expect("cargo");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let wasm = target_dir.join("wasm32-wasip2/release/greeter.wasm");
+    let check = monti(&["plugin", "check", wasm.to_str().unwrap()], dir.path());
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.contains("greeter 0.1.0") && said.contains("valid"),
+        "{said}"
+    );
+}

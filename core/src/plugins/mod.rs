@@ -13,6 +13,7 @@ pub mod dispatch;
 mod engine;
 mod host;
 pub mod manifest;
+pub mod scaffold;
 
 pub use engine::{
     Failure, FailureKind, Grants, HookRequest, HookResponse, Invocation, Limits, LogLine, Outcome, PluginEngine,
