@@ -853,7 +853,7 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
             if let Some((_, id)) = items.iter().find(|(c, _)| path.starts_with(&format!("/api/v1/{c}/"))) {
                 concrete = concrete.replace("{id}", id);
             }
-            concrete = concrete.replace("{agent_id}", &b_agent);
+            concrete = concrete.replace("{agent_id}", &b_agent).replace("{letter}", "dl_none");
             let body = match method {
                 "post" | "patch" => Some(json!({})),
                 "put" => Some(if concrete.ends_with("/members") {

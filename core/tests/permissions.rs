@@ -93,7 +93,9 @@ fn fill(path: &str, ids: &[(&'static str, String)], tenant_id: &str) -> String {
         .find(|(c, _)| *c == "agent")
         .map(|(_, id)| id.as_str())
         .unwrap_or_default();
-    path.replace("{agent_id}", agent).replace("{id}", id)
+    path.replace("{agent_id}", agent)
+        .replace("{id}", id)
+        .replace("{letter}", "dl_none")
 }
 
 async fn status(s: &TestServer, method: &str, path: &str, token: &str) -> u16 {

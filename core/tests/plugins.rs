@@ -1002,3 +1002,81 @@ fn a_new_plugin_builds_and_checks_as_scaffolded() {
         "{said}"
     );
 }
+
+/// A batch a plugin keeps failing on is retried, then kept as a dead letter to inspect and
+/// replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_batches_are_retried_then_dead_lettered_and_can_be_replayed() {
+    use serde_json::json;
+    let server = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    server
+        .post("/api/v1/agents", &admin, json!({ "name": "Ana", "extension": "1001" }))
+        .await
+        .expect(201);
+    let bytes = component("monti-test-misbehaving");
+    let plugin = engine().validate(&bytes).expect("valid");
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
+        .await
+        .unwrap();
+    let installed = monti::store::plugins::install(&server.store, &scope, &plugin.digest, "{}")
+        .await
+        .unwrap();
+    monti::store::plugins::set_enabled(&server.store, &scope, &installed.id, true)
+        .await
+        .unwrap();
+    let at = chrono::Utc::now().to_rfc3339();
+    server
+        .post(
+            "/api/v1/events",
+            &admin,
+            json!([{ "id": "flaky", "source": "crm", "at": at, "type": "agent_login", "agent": "1001" }]),
+        )
+        .await
+        .expect(200);
+    // The first try and two retries fail (it says retrying may help): a dead letter.
+    let started = Instant::now();
+    let letters = loop {
+        let letters = server.get("/api/v1/plugins/misbehaving/dead-letters", &admin).await;
+        letters.expect(200);
+        if !letters.body["items"].as_array().unwrap().is_empty() || started.elapsed() > Duration::from_secs(15) {
+            break letters.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let letter = &letters["items"][0];
+    assert_eq!(letter["attempts"], json!(3), "{letters}");
+    assert_eq!(letter["error"], json!("try 3 failed"));
+    assert_eq!(letter["events"][0]["id"], json!("flaky"), "the batch is kept as it was");
+    // The fourth try works: replaying removes it.
+    let id = letter["id"].as_str().unwrap();
+    let replayed = server
+        .post(
+            &format!("/api/v1/plugins/misbehaving/dead-letters/{id}/replay"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    replayed.expect(200);
+    assert_eq!(replayed.body["replayed"], json!(true));
+    let letters = server
+        .get("/api/v1/plugins/misbehaving/dead-letters", &admin)
+        .await
+        .body;
+    assert_eq!(letters["items"], json!([]));
+    let record = monti::store::plugins::get(&server.store, &scope, "misbehaving")
+        .await
+        .unwrap();
+    assert_eq!(record.invocations, 4);
+    assert!(record.last_logs.contains("worked on try 4"), "{}", record.last_logs);
+    // Another tenant cannot see or replay it.
+    let other = server.tenant("other", monti::domain::Role::TenantAdmin).await;
+    server
+        .get("/api/v1/plugins/misbehaving/dead-letters", &other)
+        .await
+        .expect_problem(404);
+    server.stop().await;
+}

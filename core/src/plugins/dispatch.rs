@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::manifest::FailurePolicy;
 use super::{Grants, Invocation, Limits, PluginEngine, ValidPlugin};
 use crate::domain::events::Event;
 use crate::store::{Store, StoreResult, plugins};
@@ -41,6 +42,10 @@ impl Circuit {
         }
     }
 }
+
+/// Waits before retrying a batch whose plugin said trying again may help; then it is a dead letter.
+const RETRY_DELAYS: [std::time::Duration; 2] =
+    [std::time::Duration::from_millis(200), std::time::Duration::from_secs(1)];
 
 /// The source prefix of events plugins emit. They are not handed to plugins again (no loops).
 pub const PLUGIN_SOURCE: &str = "plugin:";
@@ -128,6 +133,147 @@ impl Dispatcher {
         Ok(Some(loaded))
     }
 
+    /// The tenant's lock: one delivery (or replay) at a time.
+    fn turn(&self, tenant_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Runs one installation on a batch: what it emitted, or its error and whether trying again
+    /// may help.
+    async fn run_installation(
+        &self,
+        tenant_id: &str,
+        installation: &Installed,
+        batch: &[Event],
+    ) -> StoreResult<Result<Vec<Event>, (String, bool)>> {
+        let key = (installation.id.clone(), installation.plugin.digest.clone());
+        let engine = self
+            .engine()
+            .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
+        let kv = plugins::kv(&self.store, &installation.id).await?;
+        let invocation = Invocation {
+            config_json: installation.config.clone(),
+            kv,
+            events: batch.to_vec(),
+        };
+        let limits = Limits::requested(&installation.plugin.manifest);
+        let plugin = installation.plugin.clone();
+        let grants = self.grants(&installation.id, &plugin.manifest).await?;
+        let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits))
+            .await
+            .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
+        let labels = [("plugin", installation.plugin_id.clone())];
+        let failed = !matches!(&ran, Ok(outcome) if outcome.result.is_ok());
+        self.record(&key, &installation.plugin_id, failed);
+        metrics::counter!("plugin_invocations_total", &labels).increment(1);
+        match ran {
+            Ok(outcome) => {
+                metrics::histogram!("plugin_duration_seconds", &labels).record(outcome.duration.as_secs_f64());
+                metrics::gauge!("plugin_memory_high_water_bytes", &labels).set(outcome.memory_high_water as f64);
+                let error = outcome.result.as_ref().err().cloned();
+                if let Some(error) = &error {
+                    metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => "returned").increment(1);
+                    tracing::info!(tenant_id, plugin = %installation.plugin_id, error = %error.message, "a plugin returned an error");
+                }
+                let message = error.as_ref().map(|e| e.message.clone());
+                plugins::record_run(
+                    &self.store,
+                    &installation.id,
+                    Some(&outcome.kv),
+                    message.as_deref(),
+                    &outcome.logs,
+                )
+                .await?;
+                self.audit_secret_uses(
+                    tenant_id,
+                    &installation.plugin_id,
+                    &installation.id,
+                    &outcome.secret_uses,
+                )
+                .await;
+                if let Some(error) = error {
+                    return Ok(Err((error.message, error.retryable)));
+                }
+                let source = format!("{PLUGIN_SOURCE}{}", installation.plugin_id);
+                Ok(Ok(outcome
+                    .emitted
+                    .into_iter()
+                    .map(|mut e| {
+                        e.source = source.clone();
+                        e
+                    })
+                    .collect()))
+            }
+            Err(failure) => {
+                metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => failure.kind.as_str()).increment(1);
+                tracing::warn!(tenant_id, plugin = %installation.plugin_id, %failure, "a plugin failed");
+                plugins::record_run(
+                    &self.store,
+                    &installation.id,
+                    None,
+                    Some(&failure.to_string()),
+                    &failure.logs,
+                )
+                .await?;
+                // A trap repeats with the same input; only the plugin's own word says otherwise.
+                Ok(Err((failure.to_string(), false)))
+            }
+        }
+    }
+
+    /// What an installation is granted: the destinations its manifest asks for, and the
+    /// secrets it declares that have a value.
+    async fn grants(&self, installation_id: &str, manifest: &super::manifest::Manifest) -> StoreResult<Grants> {
+        let configured = plugins::secrets(&self.store, installation_id).await?;
+        Ok(Grants {
+            http: manifest.capabilities.http.clone(),
+            secrets: manifest
+                .capabilities
+                .secrets
+                .iter()
+                .filter_map(|(name, destination)| {
+                    Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
+                })
+                .collect(),
+            ..Grants::default()
+        })
+    }
+
+    /// Runs a dead-lettered batch again on its (enabled) installation. On success the dead letter
+    /// is gone and what the plugin emitted is returned; on failure it stays, with the new error.
+    pub async fn replay(
+        &self,
+        tenant_id: &str,
+        installation_id: &str,
+        letter_id: &str,
+    ) -> StoreResult<Result<Vec<Event>, String>> {
+        let events = plugins::dead_letter_events(&self.store, tenant_id, installation_id, letter_id).await?;
+        let Some(tenant) = self.installed(tenant_id).await? else {
+            return Ok(Err("the plugin is not enabled".into()));
+        };
+        let Some(installation) = tenant.installed.iter().find(|i| i.id == installation_id) else {
+            return Ok(Err("the plugin is not enabled".into()));
+        };
+        let turn = self.turn(tenant_id);
+        let _turn = turn.lock().await;
+        let ran = self.run_installation(tenant_id, installation, &events).await?;
+        match ran {
+            Ok(emitted) => {
+                plugins::delete_dead_letter(&self.store, tenant_id, letter_id).await?;
+                Ok(Ok(emitted))
+            }
+            Err((error, _)) => {
+                plugins::dead_letter_failed_again(&self.store, letter_id, &error).await?;
+                Ok(Err(error))
+            }
+        }
+    }
+
     /// Hands an inbound request to the tenant's enabled webhook installation `installation_id`.
     /// `None` when there is no such enabled webhook installation. Emitted events come back
     /// (sourced `plugin:<id>`) for the caller to accept.
@@ -157,20 +303,7 @@ impl Dispatcher {
             _ => return Ok(None),
         };
         let kv = plugins::kv(&self.store, &runnable.id).await?;
-        let configured = plugins::secrets(&self.store, &runnable.id).await?;
-        let grants = Grants {
-            http: plugin.manifest.capabilities.http.clone(),
-            secrets: plugin
-                .manifest
-                .capabilities
-                .secrets
-                .iter()
-                .filter_map(|(name, destination)| {
-                    Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
-                })
-                .collect(),
-            ..Grants::default()
-        };
+        let grants = self.grants(&runnable.id, &plugin.manifest).await?;
         let limits = Limits::requested(&plugin.manifest);
         let config = runnable.config.clone();
         let ran = {
@@ -286,101 +419,45 @@ impl Dispatcher {
         let Some(tenant) = self.installed(tenant_id).await? else {
             return Ok(Vec::new());
         };
-        let lock = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(tenant_id.to_owned())
-            .or_default()
-            .clone();
-        let _turn = lock.lock().await;
-        let engine = self
-            .engine()
-            .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
+        let turn = self.turn(tenant_id);
+        let _turn = turn.lock().await;
         let mut emitted = Vec::new();
         for installation in &tenant.installed {
             let key = (installation.id.clone(), installation.plugin.digest.clone());
-            let circuit = self.circuit(&key);
-            if !circuit.admits() {
+            if !self.circuit(&key).admits() {
                 metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
                 continue;
             }
-            let kv = plugins::kv(&self.store, &installation.id).await?;
-            let invocation = Invocation {
-                config_json: installation.config.clone(),
-                kv,
-                events: batch.clone(),
-            };
-            let limits = Limits::requested(&installation.plugin.manifest);
-            let (engine, plugin) = (engine.clone(), installation.plugin.clone());
-            // Granted as the manifest asks (the admin installed it knowing; per-tenant approval
-            // and operator restrictions are still to come).
-            let configured = plugins::secrets(&self.store, &installation.id).await?;
-            let grants = Grants {
-                http: plugin.manifest.capabilities.http.clone(),
-                secrets: plugin
-                    .manifest
-                    .capabilities
-                    .secrets
-                    .iter()
-                    .filter_map(|(name, destination)| {
-                        Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
-                    })
-                    .collect(),
-                ..Grants::default()
-            };
-            let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits))
-                .await
-                .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
-            let labels = [("plugin", installation.plugin_id.clone())];
-            let failed = !matches!(&ran, Ok(outcome) if outcome.result.is_ok());
-            self.record(&key, &installation.plugin_id, failed);
-            if let Ok(outcome) = &ran {
-                metrics::histogram!("plugin_duration_seconds", &labels).record(outcome.duration.as_secs_f64());
-                metrics::gauge!("plugin_memory_high_water_bytes", &labels).set(outcome.memory_high_water as f64);
-            }
-            match ran {
-                Ok(outcome) => {
-                    let error = outcome.result.as_ref().err().map(|e| e.message.clone());
-                    metrics::counter!("plugin_invocations_total", &labels).increment(1);
-                    if let Some(error) = &error {
-                        metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => "returned").increment(1);
-                        tracing::info!(tenant_id, plugin = %installation.plugin_id, error, "a plugin returned an error");
+            let dead_letters = installation.plugin.manifest.failure_policy == FailurePolicy::RetryThenDeadLetter;
+            let mut attempt = 0;
+            let failure = loop {
+                let ran = self.run_installation(tenant_id, installation, &batch).await?;
+                match ran {
+                    Ok(out) => {
+                        emitted.extend(out);
+                        break None;
                     }
-                    plugins::record_run(
-                        &self.store,
-                        &installation.id,
-                        Some(&outcome.kv),
-                        error.as_deref(),
-                        &outcome.logs,
-                    )
-                    .await?;
-                    self.audit_secret_uses(
-                        tenant_id,
-                        &installation.plugin_id,
-                        &installation.id,
-                        &outcome.secret_uses,
-                    )
-                    .await;
-                    let source = format!("{PLUGIN_SOURCE}{}", installation.plugin_id);
-                    emitted.extend(outcome.emitted.into_iter().map(|mut e| {
-                        e.source = source.clone();
-                        e
-                    }));
+                    Err((error, retryable)) => {
+                        if dead_letters && retryable && attempt < RETRY_DELAYS.len() {
+                            tokio::time::sleep(RETRY_DELAYS[attempt]).await;
+                            attempt += 1;
+                            continue;
+                        }
+                        break Some(error);
+                    }
                 }
-                Err(failure) => {
-                    metrics::counter!("plugin_invocations_total", &labels).increment(1);
-                    metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => failure.kind.as_str()).increment(1);
-                    tracing::warn!(tenant_id, plugin = %installation.plugin_id, %failure, "a plugin failed");
-                    plugins::record_run(
-                        &self.store,
-                        &installation.id,
-                        None,
-                        Some(&failure.to_string()),
-                        &failure.logs,
-                    )
-                    .await?;
-                }
+            };
+            if let (Some(error), true) = (failure, dead_letters) {
+                plugins::add_dead_letter(
+                    &self.store,
+                    tenant_id,
+                    &installation.id,
+                    &batch,
+                    &error,
+                    attempt as i64 + 1,
+                )
+                .await?;
+                metrics::counter!("plugin_dead_letters_total", "plugin" => installation.plugin_id.clone()).increment(1);
             }
         }
         Ok(emitted)

@@ -328,3 +328,105 @@ pub async fn secret_names(store: &Store, scope: &TenantScope, plugin_or_id: &str
             .await
     })?)
 }
+
+/// A batch a plugin kept failing on.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: String,
+    pub error: String,
+    pub attempts: i64,
+    pub events: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub async fn add_dead_letter(
+    store: &Store,
+    tenant_id: &str,
+    installation_id: &str,
+    events: &[crate::domain::events::Event],
+    error: &str,
+    attempts: i64,
+) -> StoreResult<()> {
+    let events = serde_json::to_string(events).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let now = now_ms();
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "INSERT INTO plugin_dead_letters (id, tenant_id, installation_id, events, error, attempts, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(new_id("dl"))
+        .bind(tenant_id)
+        .bind(installation_id)
+        .bind(&events)
+        .bind(error)
+        .bind(attempts)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// The tenant's installation's dead letters, oldest first.
+pub async fn dead_letters(store: &Store, scope: &TenantScope, plugin_or_id: &str) -> StoreResult<Vec<DeadLetter>> {
+    let installation = get(store, scope, plugin_or_id).await?;
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, DeadLetter>(
+            "SELECT id, error, attempts, events, created_at, updated_at FROM plugin_dead_letters \
+             WHERE tenant_id = $1 AND installation_id = $2 ORDER BY created_at, id",
+        )
+        .bind(scope.tenant_id())
+        .bind(&installation.id)
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+pub async fn dead_letter_events(
+    store: &Store,
+    tenant_id: &str,
+    installation_id: &str,
+    letter_id: &str,
+) -> StoreResult<Vec<crate::domain::events::Event>> {
+    let text: Option<String> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, String>(
+            "SELECT events FROM plugin_dead_letters WHERE id = $1 AND tenant_id = $2 AND installation_id = $3",
+        )
+        .bind(letter_id)
+        .bind(tenant_id)
+        .bind(installation_id)
+        .fetch_optional(pool)
+        .await
+    })?;
+    let text = text.ok_or(StoreError::NotFound { kind: "dead letter" })?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("a dead letter does not read: {e}")))
+}
+
+pub async fn delete_dead_letter(store: &Store, tenant_id: &str, letter_id: &str) -> StoreResult<()> {
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>("DELETE FROM plugin_dead_letters WHERE id = $1 AND tenant_id = $2")
+            .bind(letter_id)
+            .bind(tenant_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
+}
+
+pub async fn dead_letter_failed_again(store: &Store, letter_id: &str, error: &str) -> StoreResult<()> {
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "UPDATE plugin_dead_letters SET error = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(error)
+        .bind(now_ms())
+        .bind(letter_id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}

@@ -394,6 +394,16 @@ fn custom_operations(doc: &mut Doc) {
         "responses": { "204": { "description": "Removed" } } });
     standard_errors(&mut op, &["401", "403", "404"]);
     doc.operation("/api/v1/plugins/{id}", "delete", op);
+    let mut op = json!({ "tags": ["plugins"], "operationId": "list_dead_letters", "summary": "Batches the plugin kept failing on",
+        "description": "With the `retry-then-dead-letter` policy (the default) a batch the plugin fails on with a retryable error is tried twice more, then kept here: `id`, `error`, `attempts`, `events`, `created_at`, `updated_at`.",
+        "responses": { "200": json_response("The dead letters", json!({ "type": "object" })) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/plugins/{id}/dead-letters", "get", op);
+    let mut op = json!({ "tags": ["plugins"], "operationId": "replay_dead_letter", "summary": "Run a dead letter again",
+        "description": "Gone when the plugin handles it (what it emits is accepted); kept with the new error (422) when not. Audited.",
+        "responses": { "200": json_response("Replayed", json!({ "type": "object" })) } });
+    standard_errors(&mut op, &["401", "403", "404", "422"]);
+    doc.operation("/api/v1/plugins/{id}/dead-letters/{letter}/replay", "post", op);
 
     // Audit log.
     let entry = doc.schema::<AuditEntry>();

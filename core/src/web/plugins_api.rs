@@ -23,6 +23,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/plugins", get(list).post(install))
         .route("/plugins/{id}", patch(update).delete(remove).get(read))
+        .route("/plugins/{id}/dead-letters", get(dead_letters))
+        .route(
+            "/plugins/{id}/dead-letters/{letter}/replay",
+            axum::routing::post(replay),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
 }
 
@@ -196,6 +201,65 @@ async fn update(
     let mut body = view(&after);
     body["secrets"] = serde_json::json!(plugins::secret_names(&app.store, &scope, &after.id).await?);
     Ok(axum::Json(body).into_response())
+}
+
+/// Batches the plugin kept failing on (after its retries), oldest first.
+async fn dead_letters(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Configuration)?;
+    let items: Vec<serde_json::Value> = plugins::dead_letters(&app.store, &scope, &id)
+        .await?
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id, "error": d.error, "attempts": d.attempts,
+                "events": serde_json::from_str::<serde_json::Value>(&d.events).unwrap_or_default(),
+                "created_at": crate::domain::time::to_rfc3339(d.created_at),
+                "updated_at": crate::domain::time::to_rfc3339(d.updated_at),
+            })
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// Runs a dead-lettered batch again; gone when it works, kept (with the new error) when not.
+async fn replay(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path((id, letter)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let installation = plugins::get(&app.store, &scope, &id).await?;
+    let ran = app
+        .live
+        .plugins
+        .replay(scope.tenant_id(), &installation.id, &letter)
+        .await?;
+    let event = crate::store::audit::AuditEvent::in_tenant(
+        &scope,
+        "plugin.dead_letter.replay",
+        if ran.is_ok() {
+            crate::store::audit::Outcome::Success
+        } else {
+            crate::store::audit::Outcome::Failure
+        },
+    )
+    .target("plugin", &installation.id)
+    .detail(format!("dead letter {letter}"));
+    crate::store::audit::record(&app.store, event, &origin).await;
+    match ran {
+        Ok(emitted) => {
+            let count = emitted.len();
+            if !emitted.is_empty() {
+                app.live.accept_from_plugin(&scope, emitted).await?;
+            }
+            Ok(axum::Json(serde_json::json!({ "replayed": true, "emitted": count })).into_response())
+        }
+        Err(error) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the plugin failed again, the dead letter is kept: {error}"),
+        )),
+    }
 }
 
 async fn remove(

@@ -55,6 +55,17 @@ impl EventHandler for Misbehaving {
                 }
             }
             "error" => return Err(PluginError::retryable("the remote system is down")),
+            "flaky" => {
+                // Fails the first three times it sees this, then works.
+                let tries = kv::get("flaky").map_or(0, |v| v.first().copied().unwrap_or(0)) + 1;
+                if let Err(denied) = kv::set("flaky", &[tries]) {
+                    return Err(PluginError::permanent(format!("{denied:?}")));
+                }
+                if tries < 4 {
+                    return Err(PluginError::retryable(format!("try {tries} failed")));
+                }
+                info!("worked on try {tries}");
+            }
             url if url.starts_with("secret-http ") => {
                 let secret = match monti_plugin_sdk::secrets::get("token") {
                     Ok(secret) => secret,
