@@ -1051,6 +1051,42 @@ async fn failing_batches_are_retried_then_dead_lettered_and_can_be_replayed() {
     assert_eq!(letter["attempts"], json!(3), "{letters}");
     assert_eq!(letter["error"], json!("try 3 failed"));
     assert_eq!(letter["events"][0]["id"], json!("flaky"), "the batch is kept as it was");
+    // The admin page shows it, with a form for the plugin's secret (write-only).
+    common::account(
+        &server.store,
+        "ada@example.com",
+        "correct horse battery staple",
+        Some(("acme", monti::domain::Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut ada = common::Visitor::new(&server);
+    assert_eq!(
+        ada.sign_in("ada@example.com", "correct horse battery staple")
+            .await
+            .status,
+        303
+    );
+    let page = ada.get("/admin/plugins/misbehaving").await;
+    assert_eq!(page.status, 200);
+    let letter_id = letter["id"].as_str().unwrap();
+    assert!(page.body.contains(&format!("data-letter=\"{letter_id}\"")) && page.body.contains("try 3 failed"));
+    assert!(page.body.contains("id=\"plugin-secrets\"") && page.body.contains("type=\"password\""));
+    let saved = ada
+        .post("/admin/plugins/misbehaving/secrets", &[("token", "from-the-form")])
+        .await;
+    assert_eq!(saved.status, 303);
+    let opened = monti::store::plugins::secrets(&server.store, &installed.id)
+        .await
+        .unwrap();
+    assert_eq!(opened.get("token").map(String::as_str), Some("from-the-form"));
+    assert!(
+        !ada.get("/admin/plugins/misbehaving")
+            .await
+            .body
+            .contains("from-the-form"),
+        "never shown again"
+    );
     // The fourth try works: replaying removes it.
     let id = letter["id"].as_str().unwrap();
     let replayed = server

@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/plugins/{id}/enable", post(enable))
         .route("/admin/plugins/{id}/disable", post(disable))
         .route("/admin/plugins/{id}/remove", post(remove))
+        .route("/admin/plugins/{id}/secrets", post(save_secrets))
+        .route("/admin/plugins/{id}/dead-letters/{letter}/replay", post(replay))
 }
 
 fn installation_json(i: &Installation) -> Value {
@@ -200,6 +202,31 @@ async fn render_detail(
     context.insert("fields", &form_fields(manifest.config.as_ref(), &config, &errors));
     context.insert("has_errors", &!errors.is_empty());
     context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
+    let configured = plugins::secret_names(&app.store, &scope, &installed.id)
+        .await
+        .unwrap_or_default();
+    let secrets: Vec<Value> = manifest
+        .capabilities
+        .secrets
+        .iter()
+        .map(
+            |(name, destination)| json!({ "name": name, "destination": destination, "set": configured.contains(name) }),
+        )
+        .collect();
+    context.insert("secrets", &secrets);
+    let letters: Vec<Value> = plugins::dead_letters(&app.store, &scope, &installed.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let events = serde_json::from_str::<Vec<Value>>(&d.events)
+                .map(|e| e.len())
+                .unwrap_or(0);
+            json!({ "id": d.id, "error": d.error, "attempts": d.attempts, "events": events,
+                    "at": crate::domain::time::to_rfc3339(d.updated_at) })
+        })
+        .collect();
+    context.insert("dead_letters", &letters);
     render_page(app, &signed.page, "admin/plugin.html", context, status)
 }
 
@@ -334,6 +361,81 @@ async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool) -> R
         }
         Err(e) => unavailable(app, signed, &e),
     }
+}
+
+/// Sets the secrets given (empty fields keep what is stored); values are never shown again.
+async fn save_secrets(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let saved = async {
+        let installed = plugins::get(&app.store, &scope, &id).await?;
+        let manifest = plugins::manifest(&app.store, &installed.digest).await?;
+        let mut set = Vec::new();
+        for (name, value) in &form {
+            if manifest.capabilities.secrets.contains_key(name) && !value.is_empty() && value.len() <= 8192 {
+                plugins::set_secret(&app.store, &scope, &installed.id, name, value).await?;
+                set.push(name.clone());
+            }
+        }
+        Ok::<_, StoreError>((installed, set))
+    }
+    .await;
+    match saved {
+        Ok((installed, set)) => {
+            if !set.is_empty() {
+                let event = AuditEvent::in_tenant(&scope, "plugin.secret.set", Outcome::Success)
+                    .target("plugin", &installed.id)
+                    .detail(format!("secrets set: {}", set.join(", ")));
+                audit::record(&app.store, event, &signed.page.origin).await;
+            }
+            Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()
+        }
+        Err(StoreError::NotFound { .. }) => {
+            render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await
+        }
+        Err(e) => unavailable(&app, &signed, &e),
+    }
+}
+
+/// Runs a dead letter again (see the API's replay).
+async fn replay(State(app): State<AppState>, signed: SignedIn, Path((id, letter)): Path<(String, String)>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let Ok(installed) = plugins::get(&app.store, &scope, &id).await else {
+        return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
+    };
+    let ran = match app.live.plugins.replay(scope.tenant_id(), &installed.id, &letter).await {
+        Ok(ran) => ran,
+        Err(StoreError::NotFound { .. }) => {
+            return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
+        }
+        Err(e) => return unavailable(&app, &signed, &e),
+    };
+    let outcome = if ran.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let event = AuditEvent::in_tenant(&scope, "plugin.dead_letter.replay", outcome)
+        .target("plugin", &installed.id)
+        .detail(format!("dead letter {letter}"));
+    audit::record(&app.store, event, &signed.page.origin).await;
+    if let Ok(emitted) = ran
+        && !emitted.is_empty()
+        && let Err(e) = app.live.accept_from_plugin(&scope, emitted).await
+    {
+        return unavailable(&app, &signed, &e);
+    }
+    Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()
 }
 
 async fn enable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
