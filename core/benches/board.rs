@@ -49,7 +49,8 @@ fn main() {
         let scope = monti::store::tenants::operator_scope(&store, "bench").await.unwrap();
         let scenario = monti::demo::scenario(agents, 1);
         monti::simulate::provision(&store, &scope, &scenario).await.unwrap();
-        let live = monti::live::service::LiveService::new(store.clone(), Duration::from_millis(250), 16);
+        let live =
+            monti::live::service::LiveService::new(store.clone(), Duration::from_millis(250), 16, Default::default());
         let floor = live.floor(&scope).await.unwrap();
         // A simulated hour, applied straight to the floor (storage is not what is measured).
         let now = monti::domain::time::now_ms();

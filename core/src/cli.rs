@@ -599,6 +599,11 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
             data,
         } => {
             let (_, plugin) = read_plugin(&file)?;
+            let settings = load(&sources(config_file, None, &data))?;
+            settings
+                .plugins
+                .admits(&plugin.manifest.id)
+                .map_err(|why| anyhow!(why))?;
             let config = plugin_config(given.as_deref(), &plugin.manifest)?;
             let bytes = std::fs::read(&file)?;
             let store = admin_store(config_file, &data).await?;

@@ -45,6 +45,44 @@ pub struct Config {
     pub auth: AuthConfig,
     pub smtp: SmtpConfig,
     pub live: LiveConfig,
+    pub plugins: PluginsConfig,
+}
+
+/// What the operator allows tenants' plugins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PluginsConfig {
+    /// Off: no plugin can be installed and none runs.
+    pub enabled: bool,
+    /// Plugin ids tenants may install; empty: any.
+    pub allowed: Vec<String>,
+    /// Tenants (slugs) whose plugins may reach private and local addresses (a PBX on the LAN).
+    pub private_networks: Vec<String>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allowed: Vec::new(),
+            private_networks: Vec::new(),
+        }
+    }
+}
+
+impl PluginsConfig {
+    /// Whether a tenant may install this plugin, and why not.
+    pub fn admits(&self, plugin_id: &str) -> Result<(), String> {
+        if !self.enabled {
+            return Err("plugins are turned off on this server".into());
+        }
+        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == plugin_id) {
+            return Err(format!(
+                "the operator does not allow the plugin `{plugin_id}` on this server"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The live path: boards, streams and the event history.
@@ -270,6 +308,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             smtp: SmtpConfig::default(),
             live: LiveConfig::default(),
+            plugins: PluginsConfig::default(),
         }
     }
 }

@@ -1116,3 +1116,35 @@ async fn failing_batches_are_retried_then_dead_lettered_and_can_be_replayed() {
         .expect_problem(404);
     server.stop().await;
 }
+
+/// The operator decides which plugins tenants may install, or turns plugins off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_restrict_which_plugins_tenants_may_install() {
+    let bytes = component("monti-example-minimal");
+    for (tweak, says) in [
+        (
+            (|c: &mut monti::config::Config| c.plugins.allowed = vec!["state-hook".into()])
+                as fn(&mut monti::config::Config),
+            "does not allow the plugin `wellbeing`",
+        ),
+        (|c: &mut monti::config::Config| c.plugins.enabled = false, "turned off"),
+    ] {
+        let server = common::TestServer::start_with(common::Backend::Sqlite, tweak)
+            .await
+            .unwrap();
+        let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+        let refused = server
+            .client
+            .post(server.url("/api/v1/plugins"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/wasm")
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        let problem: serde_json::Value = refused.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().contains(says), "{problem}");
+        server.stop().await;
+    }
+}

@@ -45,9 +45,9 @@ fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
 impl LiveService {
     /// `tick` is how often changes are published; `writer_queue` how many batches may wait to
     /// be stored before senders are asked to retry.
-    pub fn new(store: Store, tick: Duration, writer_queue: usize) -> Self {
+    pub fn new(store: Store, tick: Duration, writer_queue: usize, plugins: crate::config::PluginsConfig) -> Self {
         Self {
-            plugins: Arc::new(crate::plugins::dispatch::Dispatcher::new(store.clone())),
+            plugins: Arc::new(crate::plugins::dispatch::Dispatcher::new(store.clone(), plugins)),
             writer: EventWriter::new(store.clone(), writer_queue),
             store,
             registry: Arc::new(LiveRegistry::default()),

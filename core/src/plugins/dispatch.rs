@@ -64,6 +64,8 @@ struct TenantPlugins {
 
 pub struct Dispatcher {
     store: Store,
+    /// What the operator allows.
+    pub policy: crate::config::PluginsConfig,
     engine: OnceLock<Arc<PluginEngine>>,
     tenants: Mutex<HashMap<String, Arc<TenantPlugins>>>,
     /// One delivery at a time per tenant.
@@ -79,9 +81,10 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, policy: crate::config::PluginsConfig) -> Self {
         Self {
             store,
+            policy,
             engine: OnceLock::new(),
             tenants: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
@@ -99,6 +102,9 @@ impl Dispatcher {
     }
 
     async fn installed(&self, tenant_id: &str) -> StoreResult<Option<Arc<TenantPlugins>>> {
+        if !self.policy.enabled {
+            return Ok(None);
+        }
         let stamp = plugins::enabled_stamp(&self.store, tenant_id).await?;
         if stamp.0 == 0 {
             return Ok(None);
@@ -163,7 +169,7 @@ impl Dispatcher {
         };
         let limits = Limits::requested(&installation.plugin.manifest);
         let plugin = installation.plugin.clone();
-        let grants = self.grants(&installation.id, &plugin.manifest).await?;
+        let grants = self.grants(tenant_id, &installation.id, &plugin.manifest).await?;
         let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits))
             .await
             .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
@@ -228,9 +234,21 @@ impl Dispatcher {
 
     /// What an installation is granted: the destinations its manifest asks for, and the
     /// secrets it declares that have a value.
-    async fn grants(&self, installation_id: &str, manifest: &super::manifest::Manifest) -> StoreResult<Grants> {
+    async fn grants(
+        &self,
+        tenant_id: &str,
+        installation_id: &str,
+        manifest: &super::manifest::Manifest,
+    ) -> StoreResult<Grants> {
         let configured = plugins::secrets(&self.store, installation_id).await?;
+        let private = if self.policy.private_networks.is_empty() {
+            false
+        } else {
+            let tenant = crate::store::tenants::by_id(&self.store, tenant_id).await?;
+            self.policy.private_networks.contains(&tenant.slug)
+        };
         Ok(Grants {
+            allow_private_networks: private,
             http: manifest.capabilities.http.clone(),
             secrets: manifest
                 .capabilities
@@ -288,6 +306,9 @@ impl Dispatcher {
             Vec<Event>,
         )>,
     > {
+        if !self.policy.enabled {
+            return Ok(None);
+        }
         let Some(runnable) = plugins::enabled(&self.store, tenant_id)
             .await?
             .into_iter()
@@ -303,7 +324,7 @@ impl Dispatcher {
             _ => return Ok(None),
         };
         let kv = plugins::kv(&self.store, &runnable.id).await?;
-        let grants = self.grants(&runnable.id, &plugin.manifest).await?;
+        let grants = self.grants(tenant_id, &runnable.id, &plugin.manifest).await?;
         let limits = Limits::requested(&plugin.manifest);
         let config = runnable.config.clone();
         let ran = {

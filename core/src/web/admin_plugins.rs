@@ -105,6 +105,9 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
         }
         Err(e) => return unavailable(&app, &signed, &e),
     };
+    if let Err(why) = app.live.plugins.policy.admits(&plugin.manifest.id) {
+        return render_list(&app, &signed, Some(why), StatusCode::FORBIDDEN).await;
+    }
     let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
     let installed = async {
         plugins::store_package(&app.store, &plugin.digest, &plugin.manifest, &bytes).await?;

@@ -113,6 +113,7 @@ impl AppState {
             store.clone(),
             config.live.tick,
             config.live.writer_queue,
+            config.plugins.clone(),
         ));
         Ok(Self {
             store,

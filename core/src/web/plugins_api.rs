@@ -90,6 +90,11 @@ async fn install(
             format!("not an installable plugin: {}", failure.message),
         )
     })?;
+    app.live
+        .plugins
+        .policy
+        .admits(&plugin.manifest.id)
+        .map_err(ApiError::forbidden)?;
     // Installed disabled and unconfigured: the admin configures, then enables (which checks
     // the configuration against the plugin's schema).
     let default_config = "{}";
