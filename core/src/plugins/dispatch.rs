@@ -258,7 +258,6 @@ impl Dispatcher {
                     Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
                 })
                 .collect(),
-            ..Grants::default()
         })
     }
 
