@@ -33,7 +33,12 @@ pub struct LiveService {
     pub hub: Arc<Hub>,
     /// The tenants' event-handler plugins.
     pub plugins: Arc<crate::plugins::dispatch::Dispatcher>,
+    /// Per tenant, batches waiting for its plugins.
+    plugin_queues: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::mpsc::Sender<Vec<Event>>>>,
 }
+
+/// Batches a tenant's plugins may fall behind by before further ones become dead letters.
+const PLUGIN_QUEUE: usize = 256;
 
 fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
     FieldError {
@@ -52,6 +57,7 @@ impl LiveService {
             store,
             registry: Arc::new(LiveRegistry::default()),
             hub: Arc::new(Hub::new(tick)),
+            plugin_queues: Default::default(),
         }
     }
 
@@ -77,34 +83,62 @@ impl LiveService {
     ) -> StoreResult<Vec<Outcome>> {
         let (outcomes, accepted) = self.accept(scope, items, now_ms).await?;
         if !accepted.is_empty() {
-            let (live, scope) = (self.clone(), scope.clone());
-            tokio::spawn(async move {
-                let emitted = match live.plugins.deliver(scope.tenant_id(), &accepted).await {
-                    Ok(emitted) => emitted,
-                    Err(e) => {
-                        tracing::warn!(tenant = scope.tenant_slug(), error = %e, "handing events to plugins failed");
-                        return;
-                    }
-                };
-                if emitted.is_empty() {
-                    return;
-                }
-                let now = crate::domain::time::now_ms();
-                match live.accept(&scope, emitted.into_iter().map(Ok).collect(), now).await {
-                    Ok((outcomes, _)) => {
-                        for outcome in outcomes {
-                            if let Outcome::Rejected(errors) = outcome {
-                                tracing::info!(tenant = scope.tenant_slug(), ?errors, "a plugin's event was rejected");
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant = scope.tenant_slug(), error = %e, "storing plugins' events failed")
-                    }
-                }
-            });
+            self.queue_for_plugins(scope, accepted).await;
         }
         Ok(outcomes)
+    }
+
+    /// Hands accepted events to the tenant's plugin worker, which delivers batches in order. The
+    /// queue is bounded: a batch that does not fit is kept as a dead letter for each enabled
+    /// installation (nothing is dropped silently, and ingest never waits for plugins).
+    async fn queue_for_plugins(self: &Arc<Self>, scope: &TenantScope, batch: Vec<Event>) {
+        let sender = {
+            let mut queues = self.plugin_queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues
+                .entry(scope.tenant_id().to_owned())
+                .or_insert_with(|| {
+                    let (sender, receiver) = tokio::sync::mpsc::channel(PLUGIN_QUEUE);
+                    tokio::spawn(self.clone().plugin_worker(scope.clone(), receiver));
+                    sender
+                })
+                .clone()
+        };
+        if let Err(e) = sender.try_send(batch) {
+            let batch = match e {
+                tokio::sync::mpsc::error::TrySendError::Full(b) | tokio::sync::mpsc::error::TrySendError::Closed(b) => {
+                    b
+                }
+            };
+            metrics::counter!("plugin_queue_overflow_total").increment(1);
+            if let Err(e) = self.plugins.overflow(scope.tenant_id(), &batch).await {
+                tracing::warn!(tenant = scope.tenant_slug(), error = %e, "keeping an undeliverable batch failed");
+            }
+        }
+    }
+
+    async fn plugin_worker(self: Arc<Self>, scope: TenantScope, mut batches: tokio::sync::mpsc::Receiver<Vec<Event>>) {
+        while let Some(batch) = batches.recv().await {
+            let emitted = match self.plugins.deliver(scope.tenant_id(), &batch).await {
+                Ok(emitted) => emitted,
+                Err(e) => {
+                    tracing::warn!(tenant = scope.tenant_slug(), error = %e, "handing events to plugins failed");
+                    continue;
+                }
+            };
+            if emitted.is_empty() {
+                continue;
+            }
+            match self.accept_from_plugin(&scope, emitted).await {
+                Ok(outcomes) => {
+                    for outcome in outcomes {
+                        if let Outcome::Rejected(errors) = outcome {
+                            tracing::info!(tenant = scope.tenant_slug(), ?errors, "a plugin's event was rejected");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(tenant = scope.tenant_slug(), error = %e, "storing plugins' events failed"),
+            }
+        }
     }
 
     /// Events a plugin emitted (a webhook's, say): accepted like any, not handed to plugins.

@@ -47,6 +47,9 @@ impl Circuit {
 const RETRY_DELAYS: [std::time::Duration; 2] =
     [std::time::Duration::from_millis(200), std::time::Duration::from_secs(1)];
 
+/// How long a look at a tenant's installations is trusted (changes apply within this).
+const STAMP_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The source prefix of events plugins emit. They are not handed to plugins again (no loops).
 pub const PLUGIN_SOURCE: &str = "plugin:";
 
@@ -70,6 +73,8 @@ pub struct Dispatcher {
     tenants: Mutex<HashMap<String, Arc<TenantPlugins>>>,
     /// One delivery at a time per tenant.
     running: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When each tenant's installations were last looked up, and what they were.
+    stamps: Mutex<HashMap<String, (std::time::Instant, plugins::Stamp)>>,
     /// Circuit breakers by (installation id, digest).
     circuits: Mutex<HashMap<(String, String), Circuit>>,
 }
@@ -89,6 +94,7 @@ impl Dispatcher {
             tenants: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             circuits: Mutex::new(HashMap::new()),
+            stamps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -105,7 +111,26 @@ impl Dispatcher {
         if !self.policy.enabled {
             return Ok(None);
         }
-        let stamp = plugins::enabled_stamp(&self.store, tenant_id).await?;
+        // Asked at most once a second per tenant: most tenants have no plugins, and their every
+        // batch would otherwise cost a query.
+        let recent = self
+            .stamps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant_id)
+            .filter(|(at, _)| at.elapsed() < STAMP_TTL)
+            .map(|(_, stamp)| *stamp);
+        let stamp = match recent {
+            Some(stamp) => stamp,
+            None => {
+                let stamp = plugins::enabled_stamp(&self.store, tenant_id).await?;
+                self.stamps
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(tenant_id.to_owned(), (std::time::Instant::now(), stamp));
+                stamp
+            }
+        };
         if stamp.0 == 0 {
             return Ok(None);
         }
@@ -137,6 +162,34 @@ impl Dispatcher {
             .unwrap_or_else(|e| e.into_inner())
             .insert(tenant_id.to_owned(), loaded.clone());
         Ok(Some(loaded))
+    }
+
+    /// A batch that could not be queued for delivery: a dead letter for each enabled
+    /// installation that would have seen it, to replay later.
+    pub async fn overflow(&self, tenant_id: &str, events: &[Event]) -> StoreResult<()> {
+        let batch: Vec<Event> = events
+            .iter()
+            .filter(|e| !e.source.starts_with(PLUGIN_SOURCE))
+            .cloned()
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let Some(tenant) = self.installed(tenant_id).await? else {
+            return Ok(());
+        };
+        for installation in &tenant.installed {
+            plugins::add_dead_letter(
+                &self.store,
+                tenant_id,
+                &installation.id,
+                &batch,
+                "the plugin was too far behind to take this batch",
+                0,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The tenant's lock: one delivery (or replay) at a time.
@@ -444,11 +497,23 @@ impl Dispatcher {
         let mut emitted = Vec::new();
         for installation in &tenant.installed {
             let key = (installation.id.clone(), installation.plugin.digest.clone());
+            let dead_letters = installation.plugin.manifest.failure_policy == FailurePolicy::RetryThenDeadLetter;
             if !self.circuit(&key).admits() {
                 metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
+                if dead_letters {
+                    // Kept for when the plugin works again.
+                    plugins::add_dead_letter(
+                        &self.store,
+                        tenant_id,
+                        &installation.id,
+                        &batch,
+                        "not delivered: the plugin's circuit was open after repeated failures",
+                        0,
+                    )
+                    .await?;
+                }
                 continue;
             }
-            let dead_letters = installation.plugin.manifest.failure_policy == FailurePolicy::RetryThenDeadLetter;
             let mut attempt = 0;
             let failure = loop {
                 let ran = self.run_installation(tenant_id, installation, &batch).await?;

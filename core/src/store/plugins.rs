@@ -195,8 +195,11 @@ pub async fn enabled(store: &Store, tenant_id: &str) -> StoreResult<Vec<Runnable
         .collect())
 }
 
+/// How many installations are enabled, and when the newest was changed.
+pub type Stamp = (i64, i64);
+
 /// A version stamp of the tenant's enabled installations (changes when any changes).
-pub async fn enabled_stamp(store: &Store, tenant_id: &str) -> StoreResult<(i64, i64)> {
+pub async fn enabled_stamp(store: &Store, tenant_id: &str) -> StoreResult<Stamp> {
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (i64, i64)>(
             "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM plugin_installations WHERE tenant_id = $1 AND enabled",
