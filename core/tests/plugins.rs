@@ -214,6 +214,7 @@ fn every_way_a_plugin_can_fail_is_classified_and_contained() {
         memory_bytes: 32 << 20,
         max_emit: 1_000,
         kv_bytes: 256 * 1024,
+        wall: Duration::from_secs(5),
     };
     let panic = misbehave("panic", &limits).expect_err("traps");
     assert_eq!(panic.kind, FailureKind::Panic);
@@ -794,6 +795,54 @@ async fn outbound_http_only_to_granted_public_destinations() {
     .await
     .unwrap();
     assert_eq!(allowed, "status 200, body hello");
+
+    // A destination that never answers holds the invocation only for its wall-clock budget.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let waited = tokio::task::spawn_blocking(move || {
+        let engine = engine();
+        let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
+        let url = format!("http://127.0.0.1:{silent_port}/");
+        engine
+            .run(
+                &plugin,
+                Invocation {
+                    config_json: String::new(),
+                    kv: BTreeMap::new(),
+                    events: vec![event(
+                        &format!("http {url}"),
+                        0,
+                        EventBody::AgentLogin { agent: "1".into() },
+                    )],
+                },
+                &Grants {
+                    http: vec![format!("http://127.0.0.1:{silent_port}")],
+                    allow_private_networks: true,
+                    ..Grants::default()
+                },
+                &Limits {
+                    wall: Duration::from_millis(300),
+                    ..Limits::default()
+                },
+            )
+            .expect("runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "held for {:?}",
+        started.elapsed()
+    );
+    let last = &waited.logs.last().unwrap().message;
+    assert!(last.starts_with("refused:") && last.contains("Transport("), "{last}");
 }
 
 /// A secret reaches the destination it is bound to, placed by the host; the plugin only holds

@@ -32,6 +32,8 @@ pub struct Limits {
     pub max_emit: usize,
     /// Bytes the key-value store may hold for the installation.
     pub kv_bytes: usize,
+    /// Wall-clock time the invocation may spend waiting on outbound calls (CPU time is `cpu`).
+    pub wall: Duration,
 }
 
 impl Limits {
@@ -42,6 +44,7 @@ impl Limits {
             memory_bytes: (manifest.limits.memory_mb as usize) << 20,
             max_emit: if manifest.capabilities.emits_events { 10_000 } else { 0 },
             kv_bytes: manifest.capabilities.kv_bytes as usize,
+            wall: DEFAULT_WALL,
         }
     }
 }
@@ -53,6 +56,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             max_emit: 10_000,
             kv_bytes: 1 << 20,
+            wall: DEFAULT_WALL,
         }
     }
 }
@@ -67,6 +71,9 @@ pub struct Grants {
     /// Whether those destinations may resolve to private addresses (the operator's call).
     pub allow_private_networks: bool,
 }
+
+/// Wall-clock time an invocation may wait on the network, in all.
+const DEFAULT_WALL: Duration = Duration::from_secs(30);
 
 /// Outbound calls one invocation may make.
 const HTTP_CALLS: u32 = 20;
@@ -228,6 +235,8 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 pub(super) struct Instance {
     host: HostState,
     memory: MemoryCap,
+    started: Instant,
+    cpu: Duration,
 }
 
 impl wasmtime_wasi::WasiView for Instance {
@@ -461,6 +470,8 @@ impl PluginEngine {
                 allow_private: grants.allow_private_networks,
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 calls_left: HTTP_CALLS,
+                deadline: Instant::now() + limits.wall,
+                waited: Duration::ZERO,
             },
         };
         let mut store = Store::new(
@@ -472,12 +483,26 @@ impl PluginEngine {
                     high_water: 0,
                     refused: false,
                 },
+                started,
+                cpu: limits.cpu,
             },
         );
         store.limiter(|i| &mut i.memory);
         let ticks = (limits.cpu.as_millis() / EPOCH.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Epochs count wall-clock time; time spent waiting on the network for the plugin is
+        // not its CPU time, so the deadline moves by that much before it stops the plugin.
+        store.epoch_deadline_callback(|ctx| {
+            let instance = ctx.data();
+            let used = instance.started.elapsed().saturating_sub(instance.host.http.waited);
+            if used >= instance.cpu {
+                return Err(Trap::Interrupt.into());
+            }
+            let left = instance.cpu - used;
+            Ok(wasmtime::UpdateDeadline::Continue(
+                (left.as_millis() / EPOCH.as_millis()).max(1) as u64,
+            ))
+        });
         let called = call(&mut store);
         let mut state = store.into_data();
         for (pipe, level) in [(stdout, Level::Info), (stderr, Level::Warn)] {

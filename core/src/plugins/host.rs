@@ -53,6 +53,10 @@ pub struct HttpAccess {
     /// The runtime the calls run on (`None`: no HTTP, e.g. outside a server).
     pub runtime: Option<tokio::runtime::Handle>,
     pub calls_left: u32,
+    /// When the invocation's wall-clock budget for waiting on the network ends.
+    pub deadline: std::time::Instant,
+    /// Time spent waiting on the network so far (not counted as the plugin's CPU time).
+    pub waited: std::time::Duration,
 }
 
 /// Largest response body handed to a plugin.
@@ -241,13 +245,27 @@ impl http::Host for HostState {
             ))));
         }
         self.http.calls_left -= 1;
+        let left = self.http.deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(Err(http::HttpError::Transport(
+                "this invocation's time for outbound calls is used up".into(),
+            )));
+        }
+        let mut request = request;
+        let asked = request
+            .timeout_ms
+            .map_or(MAX_HTTP_TIME, |ms| std::time::Duration::from_millis(u64::from(ms)));
+        request.timeout_ms = Some(asked.min(left).as_millis().max(1) as u32);
         let Some(runtime) = self.http.runtime.clone() else {
             return Ok(Err(http::HttpError::Transport(
                 "outbound HTTP is not available here".into(),
             )));
         };
         // Runs on a blocking thread of the runtime (plugins are called from one).
-        Ok(runtime.block_on(fetch(request, url, self.http.allow_private)))
+        let started = std::time::Instant::now();
+        let fetched = runtime.block_on(fetch(request, url, self.http.allow_private));
+        self.http.waited += started.elapsed();
+        Ok(fetched)
     }
 
     fn send_with_secret(
