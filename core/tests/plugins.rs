@@ -193,6 +193,15 @@ fn components_are_validated_before_they_run() {
 }
 
 fn misbehave(how: &str, limits: &Limits) -> Result<monti::plugins::Outcome, monti::plugins::Failure> {
+    misbehave_with(how, &Grants::default(), limits)
+}
+
+/// Runs the misbehaving plugin on one event whose id says what to do.
+fn misbehave_with(
+    how: &str,
+    grants: &Grants,
+    limits: &Limits,
+) -> Result<monti::plugins::Outcome, monti::plugins::Failure> {
     let engine = engine();
     let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
     engine.run(
@@ -202,7 +211,7 @@ fn misbehave(how: &str, limits: &Limits) -> Result<monti::plugins::Outcome, mont
             kv: BTreeMap::new(),
             events: vec![event(how, 0, EventBody::AgentLogin { agent: "1001".into() })],
         },
-        &Grants::default(),
+        grants,
         limits,
     )
 }
@@ -753,24 +762,7 @@ async fn outbound_http_only_to_granted_public_destinations() {
     let run = |grants: Grants| {
         let url = url.clone();
         tokio::task::spawn_blocking(move || {
-            let engine = engine();
-            let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
-            let outcome = engine
-                .run(
-                    &plugin,
-                    Invocation {
-                        config_json: String::new(),
-                        kv: BTreeMap::new(),
-                        events: vec![event(
-                            &format!("http {url}"),
-                            0,
-                            EventBody::AgentLogin { agent: "1".into() },
-                        )],
-                    },
-                    &grants,
-                    &Limits::default(),
-                )
-                .expect("runs");
+            let outcome = misbehave_with(&format!("http {url}"), &grants, &Limits::default()).expect("runs");
             outcome.logs.last().map(|l| l.message.clone()).unwrap_or_default()
         })
     };
@@ -807,32 +799,16 @@ async fn outbound_http_only_to_granted_public_destinations() {
     });
     let started = Instant::now();
     let waited = tokio::task::spawn_blocking(move || {
-        let engine = engine();
-        let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
-        let url = format!("http://127.0.0.1:{silent_port}/");
-        engine
-            .run(
-                &plugin,
-                Invocation {
-                    config_json: String::new(),
-                    kv: BTreeMap::new(),
-                    events: vec![event(
-                        &format!("http {url}"),
-                        0,
-                        EventBody::AgentLogin { agent: "1".into() },
-                    )],
-                },
-                &Grants {
-                    http: vec![format!("http://127.0.0.1:{silent_port}")],
-                    allow_private_networks: true,
-                    ..Grants::default()
-                },
-                &Limits {
-                    wall: Duration::from_millis(300),
-                    ..Limits::default()
-                },
-            )
-            .expect("runs")
+        let grants = Grants {
+            http: vec![format!("http://127.0.0.1:{silent_port}")],
+            allow_private_networks: true,
+            ..Grants::default()
+        };
+        let limits = Limits {
+            wall: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        misbehave_with(&format!("http http://127.0.0.1:{silent_port}/"), &grants, &limits).expect("runs")
     })
     .await
     .unwrap();
@@ -876,24 +852,7 @@ async fn secrets_are_injected_by_the_host_and_never_seen_by_the_plugin() {
     };
     let run = |target: String, grants: Grants| {
         tokio::task::spawn_blocking(move || {
-            let engine = engine();
-            let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
-            engine
-                .run(
-                    &plugin,
-                    Invocation {
-                        config_json: String::new(),
-                        kv: BTreeMap::new(),
-                        events: vec![event(
-                            &format!("secret-http {target}"),
-                            0,
-                            EventBody::AgentLogin { agent: "1".into() },
-                        )],
-                    },
-                    &grants,
-                    &Limits::default(),
-                )
-                .expect("runs")
+            misbehave_with(&format!("secret-http {target}"), &grants, &Limits::default()).expect("runs")
         })
     };
     let used = run(format!("{origin}/api"), grants.clone()).await.unwrap();

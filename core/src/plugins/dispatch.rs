@@ -226,61 +226,81 @@ impl Dispatcher {
         let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits))
             .await
             .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
-        let labels = [("plugin", installation.plugin_id.clone())];
         let failed = !matches!(&ran, Ok(outcome) if outcome.result.is_ok());
         self.record(&key, &installation.plugin_id, failed);
+        let returned = ran.as_ref().ok().and_then(|o| o.result.as_ref().err().cloned());
+        let message = returned.as_ref().map(|e| e.message.clone());
+        let emitted = self
+            .settle(
+                tenant_id,
+                &installation.id,
+                &installation.plugin_id,
+                ran.as_ref(),
+                message.as_deref(),
+            )
+            .await?;
+        Ok(match (ran, returned) {
+            (Ok(_), None) => Ok(emitted),
+            (Ok(_), Some(error)) => Err((error.message, error.retryable)),
+            // A trap repeats with the same input; only the plugin's own word says otherwise.
+            (Err(failure), _) => Err((failure.to_string(), false)),
+        })
+    }
+
+    /// Records a finished invocation: metrics, the installation's run record, audit entries for
+    /// the secrets it used. Returns what it emitted, sourced `plugin:<id>` whatever it said.
+    async fn settle(
+        &self,
+        tenant_id: &str,
+        installation_id: &str,
+        plugin_id: &str,
+        ran: Result<&super::Outcome, &super::Failure>,
+        returned_error: Option<&str>,
+    ) -> StoreResult<Vec<Event>> {
+        let labels = [("plugin", plugin_id.to_owned())];
         metrics::counter!("plugin_invocations_total", &labels).increment(1);
         match ran {
             Ok(outcome) => {
                 metrics::histogram!("plugin_duration_seconds", &labels).record(outcome.duration.as_secs_f64());
                 metrics::gauge!("plugin_memory_high_water_bytes", &labels).set(outcome.memory_high_water as f64);
-                let error = outcome.result.as_ref().err().cloned();
-                if let Some(error) = &error {
-                    metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => "returned").increment(1);
-                    tracing::info!(tenant_id, plugin = %installation.plugin_id, error = %error.message, "a plugin returned an error");
+                if let Some(error) = returned_error {
+                    metrics::counter!("plugin_failures_total", "plugin" => plugin_id.to_owned(), "kind" => "returned")
+                        .increment(1);
+                    tracing::info!(tenant_id, plugin = plugin_id, error, "a plugin returned an error");
                 }
-                let message = error.as_ref().map(|e| e.message.clone());
                 plugins::record_run(
                     &self.store,
-                    &installation.id,
+                    installation_id,
                     Some(&outcome.kv),
-                    message.as_deref(),
+                    returned_error,
                     &outcome.logs,
                 )
                 .await?;
-                self.audit_secret_uses(
-                    tenant_id,
-                    &installation.plugin_id,
-                    &installation.id,
-                    &outcome.secret_uses,
-                )
-                .await;
-                if let Some(error) = error {
-                    return Ok(Err((error.message, error.retryable)));
-                }
-                let source = format!("{PLUGIN_SOURCE}{}", installation.plugin_id);
-                Ok(Ok(outcome
+                self.audit_secret_uses(tenant_id, plugin_id, installation_id, &outcome.secret_uses)
+                    .await;
+                let source = format!("{PLUGIN_SOURCE}{plugin_id}");
+                Ok(outcome
                     .emitted
-                    .into_iter()
+                    .iter()
+                    .cloned()
                     .map(|mut e| {
                         e.source = source.clone();
                         e
                     })
-                    .collect()))
+                    .collect())
             }
             Err(failure) => {
-                metrics::counter!("plugin_failures_total", "plugin" => installation.plugin_id.clone(), "kind" => failure.kind.as_str()).increment(1);
-                tracing::warn!(tenant_id, plugin = %installation.plugin_id, %failure, "a plugin failed");
+                metrics::counter!("plugin_failures_total", "plugin" => plugin_id.to_owned(), "kind" => failure.kind.as_str()).increment(1);
+                tracing::warn!(tenant_id, plugin = plugin_id, %failure, "a plugin failed");
                 plugins::record_run(
                     &self.store,
-                    &installation.id,
+                    installation_id,
                     None,
                     Some(&failure.to_string()),
                     &failure.logs,
                 )
                 .await?;
-                // A trap repeats with the same input; only the plugin's own word says otherwise.
-                Ok(Err((failure.to_string(), false)))
+                Ok(Vec::new())
             }
         }
     }
@@ -385,45 +405,19 @@ impl Dispatcher {
                 .await
                 .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?
         };
-        let labels = [("plugin", runnable.plugin_id.clone())];
-        metrics::counter!("plugin_invocations_total", &labels).increment(1);
-        let mut emitted = Vec::new();
-        match &ran {
-            Ok((answer, outcome)) => {
-                let error = answer.as_ref().err().map(|e| e.message.clone());
-                plugins::record_run(
-                    &self.store,
-                    &runnable.id,
-                    Some(&outcome.kv),
-                    error.as_deref(),
-                    &outcome.logs,
-                )
-                .await?;
-                self.audit_secret_uses(tenant_id, &runnable.plugin_id, &runnable.id, &outcome.secret_uses)
-                    .await;
-                let source = format!("{PLUGIN_SOURCE}{}", runnable.plugin_id);
-                emitted = outcome
-                    .emitted
-                    .iter()
-                    .cloned()
-                    .map(|mut e| {
-                        e.source = source.clone();
-                        e
-                    })
-                    .collect();
-            }
-            Err(failure) => {
-                metrics::counter!("plugin_failures_total", "plugin" => runnable.plugin_id.clone(), "kind" => failure.kind.as_str()).increment(1);
-                plugins::record_run(
-                    &self.store,
-                    &runnable.id,
-                    None,
-                    Some(&failure.to_string()),
-                    &failure.logs,
-                )
-                .await?;
-            }
-        }
+        let error = match &ran {
+            Ok((Err(e), _)) => Some(e.message.clone()),
+            _ => None,
+        };
+        let emitted = self
+            .settle(
+                tenant_id,
+                &runnable.id,
+                &runnable.plugin_id,
+                ran.as_ref().map(|(_, o)| o),
+                error.as_deref(),
+            )
+            .await?;
         Ok(Some((ran.map(|(answer, _)| answer), emitted)))
     }
 

@@ -66,13 +66,7 @@ const SELECT: &str = "SELECT i.id, i.plugin_id, i.digest, p.version, i.config, i
 /// Installs (or upgrades to) the package with `digest` in the tenant, disabled until enabled.
 /// An upgrade keeps the installation's configuration, store and enablement.
 pub async fn install(store: &Store, scope: &TenantScope, digest: &str, config: &str) -> StoreResult<Installation> {
-    let plugin_id: Option<String> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_scalar::<DB, String>("SELECT plugin_id FROM plugin_packages WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(pool)
-            .await
-    })?;
-    let plugin_id = plugin_id.ok_or(StoreError::NotFound { kind: "plugin package" })?;
+    let plugin_id = manifest(store, digest).await?.id;
     let now = now_ms();
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
