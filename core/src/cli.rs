@@ -698,11 +698,11 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
             let config_json = config.unwrap_or_else(|| "{}".into());
             serde_json::from_str::<serde_json::Value>(&config_json).context("--config is not JSON")?;
             let limits = crate::plugins::Limits::requested(&plugin.manifest);
-            let invocation = crate::plugins::Invocation {
+            let invocation = crate::plugins::Invocation::events(
                 config_json,
-                kv: Default::default(),
-                events: parsed,
-            };
+                Default::default(),
+                parsed.iter().map(crate::plugins::convert::to_wit).collect(),
+            );
             let grants = crate::plugins::Grants {
                 http: plugin.manifest.capabilities.http.clone(),
                 allow_private_networks,
@@ -714,7 +714,8 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
                     for line in &outcome.logs {
                         eprintln!("[{}] {}", line.level, line.message);
                     }
-                    for event in &outcome.emitted {
+                    let (emitted, _) = crate::plugins::convert::emitted(outcome.emitted.clone());
+                    for event in &emitted {
                         println!("{}", serde_json::to_string(event)?);
                     }
                     eprintln!(

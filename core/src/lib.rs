@@ -14,7 +14,6 @@ pub mod i18n;
 pub mod kpi;
 pub mod live;
 pub mod mail;
-pub mod net;
 pub mod plugins;
 pub mod secrets;
 pub mod sim;
@@ -22,6 +21,9 @@ pub mod simulate;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+
+/// Network facts shared by everything that connects out on a tenant's behalf.
+pub use monti_plugin_host::net;
 
 /// The version printed by `monti version` and shown in the UI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

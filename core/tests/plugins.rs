@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeZone;
 use monti::domain::events::{AgentState, Event, EventBody};
+use monti::plugins::convert::{self, to_wit};
 use monti::plugins::{FailureKind, Grants, Invocation, Limits, PluginEngine};
 
 fn workspace() -> PathBuf {
@@ -97,11 +98,7 @@ fn the_example_plugin_counts_calls_and_emits_a_break() {
         engine
             .run(
                 &plugin,
-                Invocation {
-                    config_json: r#"{"pause_after": 3}"#.into(),
-                    kv,
-                    events,
-                },
+                Invocation::events(r#"{"pause_after": 3}"#, kv, events.iter().map(to_wit).collect()),
                 &Grants::default(),
                 &Limits::default(),
             )
@@ -121,8 +118,9 @@ fn the_example_plugin_counts_calls_and_emits_a_break() {
     // The store carries over to the next batch (the host persists it between calls).
     let second = run(first.kv, vec![call_end("d", 4, "1001")]);
     assert_eq!(second.result, Ok(()));
-    assert_eq!(second.emitted.len(), 1);
-    let emitted = &second.emitted[0];
+    let (emitted, dropped) = convert::emitted(second.emitted.clone());
+    assert_eq!((emitted.len(), dropped), (1, 0));
+    let emitted = &emitted[0];
     assert_eq!(emitted.id, "wellbeing-d");
     assert_eq!(emitted.source, "plugin:wellbeing");
     assert_eq!(emitted.at_ms(), 1_800_000_004_000);
@@ -149,11 +147,11 @@ fn the_example_plugin_counts_calls_and_emits_a_break() {
     let bad = engine
         .run(
             &plugin,
-            Invocation {
-                config_json: r#"{"pause_after": "many"}"#.into(),
-                kv: BTreeMap::new(),
-                events: vec![call_end("e", 5, "1001")],
-            },
+            Invocation::events(
+                r#"{"pause_after": "many"}"#,
+                BTreeMap::new(),
+                vec![to_wit(&call_end("e", 5, "1001"))],
+            ),
             &Grants::default(),
             &Limits::default(),
         )
@@ -206,11 +204,11 @@ fn misbehave_with(
     let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
     engine.run(
         &plugin,
-        Invocation {
-            config_json: String::new(),
-            kv: BTreeMap::new(),
-            events: vec![event(how, 0, EventBody::AgentLogin { agent: "1001".into() })],
-        },
+        Invocation::events(
+            "",
+            BTreeMap::new(),
+            vec![to_wit(&event(how, 0, EventBody::AgentLogin { agent: "1001".into() }))],
+        ),
         grants,
         limits,
     )
@@ -849,6 +847,7 @@ async fn secrets_are_injected_by_the_host_and_never_seen_by_the_plugin() {
         http: vec![origin.clone(), "http://127.0.0.2:9".into()],
         allow_private_networks: true,
         secrets: [("token".to_owned(), (origin.clone(), "s3cret-value".to_owned()))].into(),
+        ..Grants::default()
     };
     let run = |target: String, grants: Grants| {
         tokio::task::spawn_blocking(move || {

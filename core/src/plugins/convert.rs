@@ -1,7 +1,7 @@
 //! Events between Monti's own type and the contract's.
 
-use super::host::monti::plugin::types as wit;
 use crate::domain::events::{AgentState, Direction, Event, EventBody, LeaveReason};
+use monti_plugin_host::wit;
 
 fn state_to_wit(s: AgentState) -> wit::AgentState {
     match s {
@@ -131,6 +131,15 @@ pub fn to_wit(e: &Event) -> wit::Event {
         at_ms: e.at_ms(),
         body,
     }
+}
+
+/// Events a plugin emitted, as Monti's own, and how many were dropped because their time was
+/// not a representable instant.
+pub fn emitted(events: Vec<wit::Event>) -> (Vec<Event>, usize) {
+    let total = events.len();
+    let readable: Vec<Event> = events.into_iter().filter_map(from_wit).collect();
+    let dropped = total - readable.len();
+    (readable, dropped)
 }
 
 /// An event a plugin emitted, as Monti's own (still to be validated like any other input).

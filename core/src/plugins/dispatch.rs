@@ -215,11 +215,11 @@ impl Dispatcher {
             .engine()
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
         let kv = plugins::kv(&self.store, &installation.id).await?;
-        let invocation = Invocation {
-            config_json: installation.config.clone(),
+        let invocation = Invocation::events(
+            installation.config.clone(),
             kv,
-            events: batch.to_vec(),
-        };
+            batch.iter().map(super::convert::to_wit).collect(),
+        );
         let limits = Limits::requested(&installation.plugin.manifest);
         let plugin = installation.plugin.clone();
         let grants = self.grants(tenant_id, &installation.id, &plugin.manifest).await?;
@@ -279,10 +279,17 @@ impl Dispatcher {
                 self.audit_secret_uses(tenant_id, plugin_id, installation_id, &outcome.secret_uses)
                     .await;
                 let source = format!("{PLUGIN_SOURCE}{plugin_id}");
-                Ok(outcome
-                    .emitted
-                    .iter()
-                    .cloned()
+                let (emitted, dropped) = super::convert::emitted(outcome.emitted.clone());
+                if dropped > 0 {
+                    tracing::info!(
+                        tenant_id,
+                        plugin = plugin_id,
+                        dropped,
+                        "a plugin emitted events with an impossible time"
+                    );
+                }
+                Ok(emitted
+                    .into_iter()
                     .map(|mut e| {
                         e.source = source.clone();
                         e
@@ -331,6 +338,7 @@ impl Dispatcher {
                     Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
                 })
                 .collect(),
+            streams: manifest.capabilities.streams.clone(),
         })
     }
 
@@ -398,10 +406,10 @@ impl Dispatcher {
         let kv = plugins::kv(&self.store, &runnable.id).await?;
         let grants = self.grants(tenant_id, &runnable.id, &plugin.manifest).await?;
         let limits = Limits::requested(&plugin.manifest);
-        let config = runnable.config.clone();
+        let invocation = Invocation::events(runnable.config.clone(), kv, Vec::new());
         let ran = {
             let plugin = plugin.clone();
-            tokio::task::spawn_blocking(move || engine.handle_request(&plugin, config, kv, request, &grants, &limits))
+            tokio::task::spawn_blocking(move || engine.handle_request(&plugin, invocation, request, &grants, &limits))
                 .await
                 .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?
         };

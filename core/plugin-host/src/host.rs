@@ -1,13 +1,14 @@
 //! The host side of the contract: what each import does for a plugin instance.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 wasmtime::component::bindgen!({
     world: "event-handler",
-    path: "../sdk/wit",
+    path: "../../sdk/wit",
     with: {
         "monti:plugin/secrets.secret": SecretHandle,
     },
@@ -42,6 +43,15 @@ pub struct HostState {
     /// Secrets put into requests: (name, destination).
     pub secret_uses: Vec<(String, String)>,
     pub http: HttpAccess,
+    /// Granted stream destinations (see [`stream_destination`]) and who keeps them.
+    pub streams: StreamAccess,
+}
+
+/// Streams for one invocation.
+#[derive(Default)]
+pub struct StreamAccess {
+    pub granted: Vec<String>,
+    pub broker: Option<Arc<dyn StreamBroker>>,
 }
 
 /// Outbound HTTP for one invocation: where it may go, and how much.
@@ -50,8 +60,8 @@ pub struct HttpAccess {
     pub origins: Vec<(String, String, u16)>,
     /// The operator lets this tenant's plugins reach private addresses (a PBX on the LAN).
     pub allow_private: bool,
-    /// The runtime the calls run on (`None`: no HTTP, e.g. outside a server).
-    pub runtime: Option<tokio::runtime::Handle>,
+    /// Where requests go (`None`: no HTTP here).
+    pub outbound: Option<Arc<dyn Outbound>>,
     pub calls_left: u32,
     /// When the invocation's wall-clock budget for waiting on the network ends.
     pub deadline: std::time::Instant,
@@ -78,6 +88,84 @@ pub fn origins(destinations: &[String]) -> Vec<(String, String, u16)> {
         .iter()
         .filter_map(|d| url::Url::parse(d).ok())
         .filter_map(|u| origin_of(&u))
+        .collect()
+}
+
+/// Where outbound HTTP goes once the host has checked it against the grants and placed any
+/// secret. Monti's server sends it over the network ([`NetworkOutbound`]); the authors' test
+/// harness answers from its script and records what the plugin sent.
+pub trait Outbound: Send + Sync {
+    /// Blocking: called from the thread that runs the plugin.
+    fn send(
+        &self,
+        request: http::Request,
+        url: url::Url,
+        allow_private: bool,
+    ) -> Result<http::Response, http::HttpError>;
+}
+
+/// Sends plugins' requests over the network from a tokio runtime: every resolved address is
+/// checked (no loopback, private, link-local or metadata addresses unless the operator allows
+/// them) and the checked addresses are the ones connected to; no redirects; size and time caps.
+pub struct NetworkOutbound {
+    runtime: tokio::runtime::Handle,
+}
+
+impl NetworkOutbound {
+    /// Sends on the runtime this is called from (`None` outside one).
+    pub fn current() -> Option<Self> {
+        Some(Self {
+            runtime: tokio::runtime::Handle::try_current().ok()?,
+        })
+    }
+}
+
+impl Outbound for NetworkOutbound {
+    fn send(
+        &self,
+        request: http::Request,
+        url: url::Url,
+        allow_private: bool,
+    ) -> Result<http::Response, http::HttpError> {
+        // Plugins run on a blocking thread of the runtime, where blocking on it is allowed.
+        self.runtime.block_on(fetch(request, url, allow_private))
+    }
+}
+
+/// Keeps long-lived connections for one installation (`streams` in the contract) and delivers
+/// what arrives to the plugin's `on-stream` export, outside the call that opened them. The host
+/// has already checked the target against the installation's grants.
+pub trait StreamBroker: Send + Sync {
+    /// Opens a connection, or returns the one already open under `name`.
+    fn open(&self, name: &str, target: &streams::Target) -> Result<u32, String>;
+    fn send(&self, id: u32, data: Vec<u8>) -> Result<(), String>;
+    fn close(&self, id: u32);
+}
+
+/// A stream target as the manifest lists them: `tcp://host:port` or a `ws://`/`wss://` URL.
+pub fn stream_destination(target: &streams::Target) -> String {
+    match target {
+        streams::Target::TcpLines((host, port)) => format!("tcp://{}:{port}", host.to_ascii_lowercase()),
+        streams::Target::Websocket(url) => url::Url::parse(url).ok().and_then(|u| origin_of(&u)).map_or_else(
+            || url.clone(),
+            |(scheme, host, port)| format!("{scheme}://{host}:{port}"),
+        ),
+    }
+}
+
+/// Normalises granted stream destinations to the form [`stream_destination`] gives.
+pub fn stream_grants(destinations: &[String]) -> Vec<String> {
+    destinations
+        .iter()
+        .filter_map(|d| {
+            let url = url::Url::parse(d).ok()?;
+            let host = url.host_str()?.to_ascii_lowercase();
+            match url.scheme() {
+                "tcp" => Some(format!("tcp://{host}:{}", url.port()?)),
+                "ws" | "wss" => origin_of(&url).map(|(s, h, p)| format!("{s}://{h}:{p}")),
+                _ => None,
+            }
+        })
         .collect()
 }
 
@@ -256,14 +344,13 @@ impl http::Host for HostState {
             .timeout_ms
             .map_or(MAX_HTTP_TIME, |ms| std::time::Duration::from_millis(u64::from(ms)));
         request.timeout_ms = Some(asked.min(left).as_millis().max(1) as u32);
-        let Some(runtime) = self.http.runtime.clone() else {
+        let Some(outbound) = self.http.outbound.clone() else {
             return Ok(Err(http::HttpError::Transport(
                 "outbound HTTP is not available here".into(),
             )));
         };
-        // Runs on a blocking thread of the runtime (plugins are called from one).
         let started = std::time::Instant::now();
-        let fetched = runtime.block_on(fetch(request, url, self.http.allow_private));
+        let fetched = outbound.send(request, url, self.http.allow_private);
         self.http.waited += started.elapsed();
         Ok(fetched)
     }
@@ -319,17 +406,33 @@ impl events::Host for HostState {
 }
 
 impl streams::Host for HostState {
-    fn open(&mut self, name: String, _target: streams::Target) -> HostResult<Result<u32, Denied>> {
-        Ok(Err(Denied::NotGranted(format!(
-            "stream `{name}` is not granted to this installation"
-        ))))
+    fn open(&mut self, name: String, target: streams::Target) -> HostResult<Result<u32, Denied>> {
+        let destination = stream_destination(&target);
+        if !self.streams.granted.contains(&destination) {
+            return Ok(Err(Denied::NotGranted(format!(
+                "a stream to {destination} is not granted to this installation"
+            ))));
+        }
+        let Some(broker) = self.streams.broker.clone() else {
+            return Ok(Err(Denied::NotGranted("streams are not available here".into())));
+        };
+        Ok(match broker.open(&name, &target) {
+            Ok(id) => Ok(id),
+            Err(message) => Err(Denied::NotGranted(message)),
+        })
     }
 
-    fn send(&mut self, id: u32, _data: Vec<u8>) -> HostResult<Result<(), Denied>> {
-        Ok(Err(Denied::NotGranted(format!("no open stream {id}"))))
+    fn send(&mut self, id: u32, data: Vec<u8>) -> HostResult<Result<(), Denied>> {
+        let Some(broker) = self.streams.broker.clone() else {
+            return Ok(Err(Denied::NotGranted(format!("no open stream {id}"))));
+        };
+        Ok(broker.send(id, data).map_err(Denied::NotGranted))
     }
 
-    fn close(&mut self, _id: u32) -> HostResult<()> {
+    fn close(&mut self, id: u32) -> HostResult<()> {
+        if let Some(broker) = &self.streams.broker {
+            broker.close(id);
+        }
         Ok(())
     }
 }
@@ -339,7 +442,7 @@ impl streams::Host for HostState {
 pub mod webhook {
     wasmtime::component::bindgen!({
         world: "webhook",
-        path: "../sdk/wit",
+        path: "../../sdk/wit",
         with: {
             "monti:plugin/types": super::monti::plugin::types,
             "monti:plugin/log": super::monti::plugin::log,

@@ -10,11 +10,11 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use super::convert::{from_wit, to_wit};
-use super::host::monti::plugin::log::Level;
-use super::host::webhook::{IncomingRequest, Webhook, WebhookPre};
-use super::host::{EventHandler, EventHandlerPre, HostState};
-use crate::domain::events::Event;
+use crate::host::monti::plugin::log::Level;
+use crate::host::monti::plugin::streams::StreamItem;
+use crate::host::monti::plugin::types::Event;
+use crate::host::webhook::{IncomingRequest, Webhook, WebhookPre};
+use crate::host::{EventHandler, EventHandlerPre, HostState, NetworkOutbound, Outbound, StreamBroker};
 
 /// How often the epoch advances: the granularity of CPU limits.
 const EPOCH: Duration = Duration::from_millis(10);
@@ -70,6 +70,8 @@ pub struct Grants {
     pub http: Vec<String>,
     /// Whether those destinations may resolve to private addresses (the operator's call).
     pub allow_private_networks: bool,
+    /// Long-lived connections it may ask the host to keep: `tcp://host:port`, `wss://host[:port]`.
+    pub streams: Vec<String>,
 }
 
 /// Wall-clock time an invocation may wait on the network, in all.
@@ -78,12 +80,89 @@ const DEFAULT_WALL: Duration = Duration::from_secs(30);
 /// Outbound calls one invocation may make.
 const HTTP_CALLS: u32 = 20;
 
-/// One call: the installation's configuration and store, and the events to handle.
-#[derive(Debug, Clone, Default)]
+/// A warm instance is replaced after this many calls (its captured output does not grow forever,
+/// and a slow leak in a plugin cannot build up).
+const WARM_CALLS: u32 = 10_000;
+
+/// The time a plugin sees (WASI's wall and monotonic clocks). The server uses the real clock;
+/// the test harness a virtual one it moves by hand.
+pub trait Clock: Send + Sync {
+    /// Time since the Unix epoch.
+    fn now(&self) -> Duration;
+}
+
+struct WallClockOf(Arc<dyn Clock>);
+
+impl wasmtime_wasi::HostWallClock for WallClockOf {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+}
+
+struct MonotonicClockOf(Arc<dyn Clock>);
+
+impl wasmtime_wasi::HostMonotonicClock for MonotonicClockOf {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+    fn now(&self) -> u64 {
+        self.0.now().as_nanos() as u64
+    }
+}
+
+/// What a call hands the plugin.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A batch of events, to `handle-events`.
+    Events(Vec<Event>),
+    /// Something that arrived on one of its streams, to `on-stream`.
+    Stream { id: u32, item: StreamItem },
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input::Events(Vec::new())
+    }
+}
+
+/// One call: the installation's configuration and store, what to handle, and where the
+/// plugin's network, streams and clock lead.
+#[derive(Clone, Default)]
 pub struct Invocation {
     pub config_json: String,
     pub kv: BTreeMap<String, Vec<u8>>,
-    pub events: Vec<Event>,
+    pub input: Input,
+    /// Where outbound HTTP goes; by default the network, from the calling tokio runtime.
+    pub outbound: Option<Arc<dyn Outbound>>,
+    /// Who keeps the installation's streams; without one, opening a stream is denied.
+    pub streams: Option<Arc<dyn StreamBroker>>,
+    /// The time the plugin sees (fresh instances); by default the real clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Invocation {
+    /// A batch of events with a configuration and store.
+    pub fn events(config_json: impl Into<String>, kv: BTreeMap<String, Vec<u8>>, events: Vec<Event>) -> Self {
+        Self {
+            config_json: config_json.into(),
+            kv,
+            input: Input::Events(events),
+            ..Self::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("config_json", &self.config_json)
+            .field("kv_keys", &self.kv.len())
+            .field("input", &self.input)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,13 +184,14 @@ pub struct Outcome {
     /// The plugin's own answer.
     pub result: Result<(), PluginError>,
     pub emitted: Vec<Event>,
-    /// Emitted events whose time was not a representable instant (dropped).
-    pub unreadable_emitted: usize,
     /// The key-value store after the call (the caller persists it).
     pub kv: BTreeMap<String, Vec<u8>>,
     pub logs: Vec<LogLine>,
     pub memory_high_water: usize,
+    /// Wall-clock time of the call.
     pub duration: Duration,
+    /// Of that, time spent in the plugin (not waiting on outbound calls).
+    pub cpu: Duration,
     /// Secrets put into outbound requests: (name, destination), once per use.
     pub secret_uses: Vec<(String, String)>,
 }
@@ -232,16 +312,52 @@ impl wasmtime::ResourceLimiter for MemoryCap {
     }
 }
 
-pub(super) struct Instance {
+pub(crate) struct Instance {
     host: HostState,
     memory: MemoryCap,
+    /// When the current call started, and the CPU time it may use.
     started: Instant,
     cpu: Duration,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    /// Bytes of stdout/stderr already turned into log lines (a warm instance keeps its pipes).
+    stdio_seen: [usize; 2],
 }
 
 impl wasmtime_wasi::WasiView for Instance {
     fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
         self.host.ctx()
+    }
+}
+
+/// An instance kept between calls of one installation, for plugins whose per-call setup is
+/// costly (the manifest opts in). It is replaced after a failure and after [`WARM_CALLS`] calls.
+pub struct WarmInstance {
+    digest: String,
+    store: Store<Instance>,
+    bindings: EventHandler,
+    calls: u32,
+    broken: bool,
+}
+
+impl WarmInstance {
+    /// Whether it may take another call (else drop it and warm a new one).
+    pub fn is_usable(&self) -> bool {
+        !self.broken && self.calls < WARM_CALLS
+    }
+
+    /// The component it runs.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+}
+
+impl std::fmt::Debug for WarmInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarmInstance")
+            .field("digest", &self.digest)
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -261,8 +377,8 @@ impl std::fmt::Debug for PluginEngine {
 }
 
 impl PluginEngine {
-    /// The engine, with room for `instances` plugin instances at once.
-    pub fn new(instances: u32) -> anyhow::Result<Arc<Self>> {
+    /// The engine, with room for `instances` plugin instances at once (fresh and warm).
+    pub fn new(instances: u32) -> wasmtime::Result<Arc<Self>> {
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_component_instances(instances)
@@ -275,6 +391,9 @@ impl PluginEngine {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
+            // The contract has no async functions; without the concurrency machinery every
+            // call into a component is about three times cheaper.
+            .concurrency_support(false)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
             .max_wasm_stack(1 << 20);
@@ -362,7 +481,8 @@ impl PluginEngine {
         Ok(valid)
     }
 
-    /// Runs one batch in a fresh instance. Blocking: call it from a blocking thread.
+    /// Runs one call of an event handler (a batch, or a stream delivery) in a fresh instance.
+    /// Blocking: call it from a blocking thread.
     pub fn run(
         &self,
         plugin: &ValidPlugin,
@@ -370,31 +490,69 @@ impl PluginEngine {
         grants: &Grants,
         limits: &Limits,
     ) -> Result<Outcome, Failure> {
-        let Pre::Events(pre) = &plugin.pre else {
-            return Err(invalid(format!(
-                "`{}` is a {} plugin, not an event handler",
-                plugin.manifest.id, plugin.manifest.world
-            )));
-        };
-        let batch: Vec<_> = invocation.events.iter().map(to_wit).collect();
-        let (result, outcome) = self.invoke(invocation.config_json, invocation.kv, grants, limits, |store| {
-            pre.instantiate(&mut *store)?.call_handle_events(&mut *store, &batch)
+        let pre = event_handler(plugin)?;
+        let mut store = self.store(invocation.clock.clone(), limits);
+        let input = prepare(store.data_mut(), invocation, grants, limits);
+        let (result, outcome) = call(&mut store, limits, |store| {
+            let bindings = pre.instantiate(&mut *store)?;
+            call_export(&bindings, store, &input)
         })?;
         Ok(Outcome {
-            result: result.map_err(|e| PluginError {
-                message: e.message,
-                retryable: e.retryable,
-            }),
+            result: result.map_err(plugin_error),
             ..outcome
         })
     }
 
-    /// Hands an inbound request to a webhook plugin in a fresh instance (blocking).
+    /// An instance of an event handler to keep between calls (see [`WarmInstance`]).
+    pub fn warm(
+        &self,
+        plugin: &ValidPlugin,
+        clock: Option<Arc<dyn Clock>>,
+        limits: &Limits,
+    ) -> Result<WarmInstance, Failure> {
+        let pre = event_handler(plugin)?;
+        let mut store = self.store(clock, limits);
+        prepare(store.data_mut(), Invocation::default(), &Grants::default(), limits);
+        let (bindings, _) = call(&mut store, limits, |store| pre.instantiate(&mut *store))?;
+        Ok(WarmInstance {
+            digest: plugin.digest.clone(),
+            store,
+            bindings,
+            calls: 0,
+            broken: false,
+        })
+    }
+
+    /// Runs one call on a warm instance. After a failure the instance is no longer usable.
+    pub fn run_warm(
+        &self,
+        warm: &mut WarmInstance,
+        invocation: Invocation,
+        grants: &Grants,
+        limits: &Limits,
+    ) -> Result<Outcome, Failure> {
+        if !warm.is_usable() {
+            return Err(invalid("this warm instance is spent; warm a new one"));
+        }
+        warm.calls += 1;
+        let input = prepare(warm.store.data_mut(), invocation, grants, limits);
+        let bindings = &warm.bindings;
+        let ran = call(&mut warm.store, limits, |store| call_export(bindings, store, &input));
+        // A trap can leave the guest's memory half-updated: never call into it again.
+        warm.broken = ran.is_err();
+        let (result, outcome) = ran?;
+        Ok(Outcome {
+            result: result.map_err(plugin_error),
+            ..outcome
+        })
+    }
+
+    /// Hands an inbound request to a webhook plugin in a fresh instance (blocking). The
+    /// invocation's input is not used.
     pub fn handle_request(
         &self,
         plugin: &ValidPlugin,
-        config_json: String,
-        kv: BTreeMap<String, Vec<u8>>,
+        invocation: Invocation,
         request: HookRequest,
         grants: &Grants,
         limits: &Limits,
@@ -408,7 +566,9 @@ impl PluginEngine {
             headers: request.headers,
             body: request.body,
         };
-        let (result, outcome) = self.invoke(config_json, kv, grants, limits, |store| {
+        let mut store = self.store(invocation.clock.clone(), limits);
+        prepare(store.data_mut(), invocation, grants, limits);
+        let (result, outcome) = call(&mut store, limits, |store| {
             pre.instantiate(&mut *store)?
                 .call_handle_request(&mut *store, &incoming)
         })?;
@@ -418,61 +578,41 @@ impl PluginEngine {
                 headers: r.headers,
                 body: r.body,
             })
-            .map_err(|e| PluginError {
-                message: e.message,
-                retryable: e.retryable,
-            });
+            .map_err(plugin_error);
         Ok((answer, outcome))
     }
 
-    /// Runs `call` in a fresh instance with the limits and grants, and collects what the
-    /// instance did (its own result is returned beside it).
-    fn invoke<R>(
-        &self,
-        config_json: String,
-        kv: BTreeMap<String, Vec<u8>>,
-        grants: &Grants,
-        limits: &Limits,
-        call: impl FnOnce(&mut Store<Instance>) -> wasmtime::Result<R>,
-    ) -> Result<(R, Outcome), Failure> {
-        let started = Instant::now();
+    /// A store for one instance: no files, network, environment or arguments, only what the
+    /// contract offers; memory and CPU limits.
+    fn store(&self, clock: Option<Arc<dyn Clock>>, limits: &Limits) -> Store<Instance> {
         let stdout = MemoryOutputPipe::new(STDIO_BYTES);
         let stderr = MemoryOutputPipe::new(STDIO_BYTES);
-        // No files, network, environment or arguments: only what the contract offers.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        if let Some(clock) = clock {
+            wasi.wall_clock(WallClockOf(clock.clone()))
+                .monotonic_clock(MonotonicClockOf(clock));
+        }
         let host = HostState {
-            wasi,
+            wasi: wasi.build(),
             table: Default::default(),
-            config_json: if config_json.is_empty() {
-                "{}".into()
-            } else {
-                config_json
-            },
-            kv,
-            kv_quota_bytes: limits.kv_bytes,
-            max_emit: limits.max_emit,
+            config_json: String::new(),
+            kv: BTreeMap::new(),
+            kv_quota_bytes: 0,
+            max_emit: 0,
             emitted: Vec::new(),
             logs: Vec::new(),
-            secrets: grants
-                .secrets
-                .iter()
-                .filter_map(|(name, (destination, value))| {
-                    let origin = super::host::origins(std::slice::from_ref(destination)).pop()?;
-                    Some((name.clone(), (origin, value.clone())))
-                })
-                .collect(),
+            secrets: BTreeMap::new(),
             secret_uses: Vec::new(),
-            http: super::host::HttpAccess {
-                origins: super::host::origins(&grants.http),
-                allow_private: grants.allow_private_networks,
-                runtime: tokio::runtime::Handle::try_current().ok(),
-                calls_left: HTTP_CALLS,
-                deadline: Instant::now() + limits.wall,
+            http: crate::host::HttpAccess {
+                origins: Vec::new(),
+                allow_private: false,
+                outbound: None,
+                calls_left: 0,
+                deadline: Instant::now(),
                 waited: Duration::ZERO,
             },
+            streams: Default::default(),
         };
         let mut store = Store::new(
             &self.engine,
@@ -483,13 +623,14 @@ impl PluginEngine {
                     high_water: 0,
                     refused: false,
                 },
-                started,
+                started: Instant::now(),
                 cpu: limits.cpu,
+                stdout,
+                stderr,
+                stdio_seen: [0, 0],
             },
         );
         store.limiter(|i| &mut i.memory);
-        let ticks = (limits.cpu.as_millis() / EPOCH.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
         // Epochs count wall-clock time; time spent waiting on the network for the plugin is
         // not its CPU time, so the deadline moves by that much before it stops the plugin.
         store.epoch_deadline_callback(|ctx| {
@@ -503,48 +644,129 @@ impl PluginEngine {
                 (left.as_millis() / EPOCH.as_millis()).max(1) as u64,
             ))
         });
-        let called = call(&mut store);
-        let mut state = store.into_data();
-        for (pipe, level) in [(stdout, Level::Info), (stderr, Level::Warn)] {
-            let text = String::from_utf8_lossy(&pipe.contents()).into_owned();
+        store
+    }
+}
+
+fn event_handler(plugin: &ValidPlugin) -> Result<&EventHandlerPre<Instance>, Failure> {
+    match &plugin.pre {
+        Pre::Events(pre) => Ok(pre),
+        Pre::Webhook(_) => Err(invalid(format!(
+            "`{}` is a {} plugin, not an event handler",
+            plugin.manifest.id, plugin.manifest.world
+        ))),
+    }
+}
+
+fn plugin_error(e: crate::host::monti::plugin::types::PluginError) -> PluginError {
+    PluginError {
+        message: e.message,
+        retryable: e.retryable,
+    }
+}
+
+type GuestResult = Result<(), crate::host::monti::plugin::types::PluginError>;
+
+fn call_export(bindings: &EventHandler, store: &mut Store<Instance>, input: &Input) -> wasmtime::Result<GuestResult> {
+    match input {
+        Input::Events(batch) => bindings.call_handle_events(store, batch),
+        Input::Stream { id, item } => bindings.call_on_stream(store, *id, item),
+    }
+}
+
+/// Sets an instance up for one call: the installation's configuration, store and grants, and
+/// empty outputs. Returns what to hand the plugin.
+fn prepare(instance: &mut Instance, invocation: Invocation, grants: &Grants, limits: &Limits) -> Input {
+    let host = &mut instance.host;
+    host.config_json = if invocation.config_json.is_empty() {
+        "{}".into()
+    } else {
+        invocation.config_json
+    };
+    host.kv = invocation.kv;
+    host.kv_quota_bytes = limits.kv_bytes;
+    host.max_emit = limits.max_emit;
+    host.emitted.clear();
+    host.logs.clear();
+    host.secrets = grants
+        .secrets
+        .iter()
+        .filter_map(|(name, (destination, value))| {
+            let origin = crate::host::origins(std::slice::from_ref(destination)).pop()?;
+            Some((name.clone(), (origin, value.clone())))
+        })
+        .collect();
+    host.secret_uses.clear();
+    host.http = crate::host::HttpAccess {
+        origins: crate::host::origins(&grants.http),
+        allow_private: grants.allow_private_networks,
+        outbound: invocation
+            .outbound
+            .or_else(|| NetworkOutbound::current().map(|n| Arc::new(n) as Arc<dyn Outbound>)),
+        calls_left: HTTP_CALLS,
+        deadline: Instant::now() + limits.wall,
+        waited: Duration::ZERO,
+    };
+    host.streams = crate::host::StreamAccess {
+        granted: crate::host::stream_grants(&grants.streams),
+        broker: invocation.streams,
+    };
+    instance.memory.max = limits.memory_bytes;
+    instance.memory.refused = false;
+    instance.cpu = limits.cpu;
+    invocation.input
+}
+
+/// Makes one call into an instance prepared for it, and collects what the instance did (the
+/// plugin's own result is returned beside it).
+fn call<R>(
+    store: &mut Store<Instance>,
+    limits: &Limits,
+    run: impl FnOnce(&mut Store<Instance>) -> wasmtime::Result<R>,
+) -> Result<(R, Outcome), Failure> {
+    let started = Instant::now();
+    store.data_mut().started = started;
+    let ticks = (limits.cpu.as_millis() / EPOCH.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+    let called = run(&mut *store);
+    let duration = started.elapsed();
+    let state = store.data_mut();
+    for (index, level) in [(0, Level::Info), (1, Level::Warn)] {
+        let pipe = if index == 0 { &state.stdout } else { &state.stderr };
+        let contents = pipe.contents();
+        let fresh = contents.get(state.stdio_seen[index]..).unwrap_or_default();
+        if !fresh.is_empty() {
+            let text = String::from_utf8_lossy(fresh).into_owned();
+            state.stdio_seen[index] = contents.len();
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 state.host.push_log(level, line);
             }
         }
-        let logs: Vec<LogLine> = state
-            .host
-            .logs
-            .iter()
-            .map(|(level, message)| LogLine {
-                level: level_name(*level),
-                message: message.clone(),
-            })
-            .collect();
-        match called {
-            Ok(answer) => {
-                let mut unreadable = 0;
-                let emitted = std::mem::take(&mut state.host.emitted)
-                    .into_iter()
-                    .filter_map(|e| {
-                        let event = from_wit(e);
-                        unreadable += usize::from(event.is_none());
-                        event
-                    })
-                    .collect();
-                let outcome = Outcome {
-                    result: Ok(()),
-                    emitted,
-                    unreadable_emitted: unreadable,
-                    kv: state.host.kv,
-                    logs,
-                    memory_high_water: state.memory.high_water,
-                    duration: started.elapsed(),
-                    secret_uses: std::mem::take(&mut state.host.secret_uses),
-                };
-                Ok((answer, outcome))
-            }
-            Err(error) => Err(classify(&error, state.memory.refused, logs, limits)),
+    }
+    let logs: Vec<LogLine> = state
+        .host
+        .logs
+        .iter()
+        .map(|(level, message)| LogLine {
+            level: level_name(*level),
+            message: message.clone(),
+        })
+        .collect();
+    match called {
+        Ok(answer) => {
+            let outcome = Outcome {
+                result: Ok(()),
+                emitted: std::mem::take(&mut state.host.emitted),
+                kv: std::mem::take(&mut state.host.kv),
+                logs,
+                memory_high_water: state.memory.high_water,
+                duration,
+                cpu: duration.saturating_sub(state.host.http.waited),
+                secret_uses: std::mem::take(&mut state.host.secret_uses),
+            };
+            Ok((answer, outcome))
         }
+        Err(error) => Err(classify(&error, state.memory.refused, logs, limits)),
     }
 }
 

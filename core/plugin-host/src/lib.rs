@@ -1,0 +1,34 @@
+//! The plugin host: WebAssembly components written against `monti:plugin@1.0.0` (`sdk/wit`),
+//! run sandboxed in wasmtime with limits on CPU time, memory and wall-clock time, and with only
+//! the capabilities the host grants (PLUGINS.md).
+//!
+//! One [`PluginEngine`] per process: components are validated and compiled once per digest.
+//! Every call runs in a fresh instance by default, so no state leaks between batches or tenants;
+//! a plugin may opt into a [`WarmInstance`] kept between batches of one installation. What a
+//! plugin may touch comes in through [`Grants`] and [`Invocation`] (with the network, clock and
+//! streams behind traits, so Monti's server and the authors' test harness plug in their own);
+//! what it did comes back as an [`Outcome`] or a classified [`Failure`].
+//!
+//! This crate is Monti's server-side host and the engine of `monti-plugin-test`: both run
+//! plugins through the same linker and limits.
+
+pub mod config;
+mod engine;
+mod host;
+pub mod manifest;
+pub mod net;
+
+pub use engine::{
+    Clock, Failure, FailureKind, Grants, HookRequest, HookResponse, Input, Invocation, Limits, LogLine, Outcome,
+    PluginEngine, PluginError, ValidPlugin, WarmInstance,
+};
+pub use host::{NetworkOutbound, Outbound, StreamBroker};
+/// URLs as the host hands them to an [`Outbound`].
+pub use url::Url;
+
+/// The contract's types as the host sees them (generated from `sdk/wit`).
+pub mod wit {
+    pub use crate::host::monti::plugin::http::{HttpError, Placement, Request, Response};
+    pub use crate::host::monti::plugin::streams::{StreamItem, Target};
+    pub use crate::host::monti::plugin::types::*;
+}
