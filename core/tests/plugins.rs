@@ -215,6 +215,60 @@ fn misbehave_with(
 }
 
 #[test]
+fn a_warm_instance_keeps_its_memory_between_calls_until_it_fails() {
+    let engine = engine();
+    let plugin = engine.validate(&component("monti-test-misbehaving")).expect("valid");
+    let limits = Limits::default();
+    let call = |how: &str| {
+        Invocation::events(
+            "",
+            BTreeMap::new(),
+            vec![to_wit(&event(how, 0, EventBody::AgentLogin { agent: "1001".into() }))],
+        )
+    };
+    let counted = |outcome: &monti::plugins::Outcome| {
+        outcome
+            .logs
+            .iter()
+            .find_map(|l| l.message.strip_prefix("call number ").map(str::to_owned))
+            .expect("the plugin counted")
+    };
+    // Fresh instances (the default) start from nothing every time.
+    for _ in 0..2 {
+        let fresh = engine.run(&plugin, call("count"), &Grants::default(), &limits).unwrap();
+        assert_eq!(counted(&fresh), "1");
+    }
+    let mut warm = engine.warm(&plugin, None, &limits).expect("instantiates");
+    for expected in ["1", "2", "3"] {
+        let outcome = engine
+            .run_warm(&mut warm, call("count"), &Grants::default(), &limits)
+            .unwrap();
+        assert_eq!(counted(&outcome), expected);
+        // Log lines are per call, not accumulated.
+        assert_eq!(outcome.logs.len(), 2, "{:?}", outcome.logs);
+    }
+    let failed = engine
+        .run_warm(&mut warm, call("panic"), &Grants::default(), &limits)
+        .expect_err("panics");
+    assert_eq!(failed.kind, FailureKind::Panic);
+    assert!(!warm.is_usable(), "never called again after a trap");
+    let refused = engine
+        .run_warm(&mut warm, call("count"), &Grants::default(), &limits)
+        .expect_err("spent");
+    assert_eq!(refused.kind, FailureKind::Invalid);
+    let mut replacement = engine.warm(&plugin, None, &limits).unwrap();
+    let outcome = engine
+        .run_warm(&mut replacement, call("count"), &Grants::default(), &limits)
+        .unwrap();
+    assert_eq!(counted(&outcome), "1");
+    // The CPU limit applies per call on a warm instance too.
+    let spun = engine
+        .run_warm(&mut replacement, call("spin"), &Grants::default(), &limits)
+        .expect_err("stopped");
+    assert_eq!(spun.kind, FailureKind::CpuDeadline);
+}
+
+#[test]
 fn every_way_a_plugin_can_fail_is_classified_and_contained() {
     let limits = Limits {
         cpu: Duration::from_millis(100),

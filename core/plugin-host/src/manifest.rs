@@ -66,6 +66,12 @@ pub struct Capabilities {
 pub struct RequestedLimits {
     pub cpu_ms: u32,
     pub memory_mb: u32,
+    /// Keep an instance between batches instead of a fresh one per batch: for plugins whose
+    /// start-up (parsing configuration, building tables) costs more than their work. The
+    /// plugin must not rely on memory surviving: an instance is replaced after a failure and
+    /// from time to time.
+    #[serde(default)]
+    pub warm: bool,
 }
 
 impl Default for RequestedLimits {
@@ -73,6 +79,7 @@ impl Default for RequestedLimits {
         Self {
             cpu_ms: 200,
             memory_mb: 64,
+            warm: false,
         }
     }
 }

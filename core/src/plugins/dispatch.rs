@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::manifest::FailurePolicy;
-use super::{Grants, Invocation, Limits, PluginEngine, ValidPlugin};
+use super::{Grants, Invocation, Limits, PluginEngine, ValidPlugin, WarmInstance};
 use crate::domain::events::Event;
 use crate::store::{Store, StoreResult, plugins};
 
-/// Plugin instances that may run at once in this process.
+/// Plugin instances that may exist at once in this process, warm ones included.
 const INSTANCES: u32 = 64;
+/// At most this many of them are kept warm; beyond, warm-preferring plugins run fresh.
+const WARM_INSTANCES: usize = 32;
 /// Consecutive failures after which an installation's circuit opens.
 const BREAK_AFTER: u32 = 5;
 /// How long an open circuit skips the installation before one trial run (half-open).
@@ -77,6 +79,8 @@ pub struct Dispatcher {
     stamps: Mutex<HashMap<String, (std::time::Instant, plugins::Stamp)>>,
     /// Circuit breakers by (installation id, digest).
     circuits: Mutex<HashMap<(String, String), Circuit>>,
+    /// Instances kept between batches, by (tenant, installation), for plugins that ask.
+    warm: Mutex<HashMap<(String, String), WarmInstance>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -95,6 +99,7 @@ impl Dispatcher {
             running: Mutex::new(HashMap::new()),
             circuits: Mutex::new(HashMap::new()),
             stamps: Mutex::new(HashMap::new()),
+            warm: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,6 +161,16 @@ impl Dispatcher {
                 }
             }
         }
+        // Warm instances of what is no longer enabled (or changed version) give their slot back.
+        self.warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(tenant, id), instance| {
+                tenant != tenant_id
+                    || installed
+                        .iter()
+                        .any(|i| &i.id == id && i.plugin.digest == instance.digest())
+            });
         let loaded = Arc::new(TenantPlugins { stamp, installed });
         self.tenants
             .lock()
@@ -223,9 +238,36 @@ impl Dispatcher {
         let limits = Limits::requested(&installation.plugin.manifest);
         let plugin = installation.plugin.clone();
         let grants = self.grants(tenant_id, &installation.id, &plugin.manifest).await?;
-        let ran = tokio::task::spawn_blocking(move || engine.run(&plugin, invocation, &grants, &limits))
-            .await
-            .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
+        let warm_key = (tenant_id.to_owned(), installation.id.clone());
+        let kept = if plugin.manifest.limits.warm {
+            self.warm.lock().unwrap_or_else(|e| e.into_inner()).remove(&warm_key)
+        } else {
+            None
+        };
+        let (ran, kept) = tokio::task::spawn_blocking(move || {
+            if !plugin.manifest.limits.warm {
+                return (engine.run(&plugin, invocation, &grants, &limits), None);
+            }
+            let instance = match kept.filter(|w| w.is_usable() && w.digest() == plugin.digest) {
+                Some(instance) => Ok(instance),
+                None => engine.warm(&plugin, None, &limits),
+            };
+            match instance {
+                Ok(mut instance) => {
+                    let ran = engine.run_warm(&mut instance, invocation, &grants, &limits);
+                    (ran, Some(instance))
+                }
+                Err(failure) => (Err(failure), None),
+            }
+        })
+        .await
+        .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?;
+        if let Some(instance) = kept.filter(WarmInstance::is_usable) {
+            let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            if warm.len() < WARM_INSTANCES {
+                warm.insert(warm_key, instance);
+            }
+        }
         let failed = !matches!(&ran, Ok(outcome) if outcome.result.is_ok());
         self.record(&key, &installation.plugin_id, failed);
         let returned = ran.as_ref().ok().and_then(|o| o.result.as_ref().err().cloned());

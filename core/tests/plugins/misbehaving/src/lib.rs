@@ -13,6 +13,12 @@ impl EventHandler for Misbehaving {
         info!("asked to {}", first.id);
         match first.id.as_str() {
             "panic" => panic!("as requested"),
+            "count" => {
+                // Memory that survives only in a warm instance.
+                static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                info!("call number {n}");
+            }
             "spin" => {
                 let mut n: u64 = 0;
                 loop {
