@@ -118,8 +118,9 @@ impl wasmtime_wasi::HostMonotonicClock for MonotonicClockOf {
 pub enum Input {
     /// A batch of events, to `handle-events`.
     Events(Vec<Event>),
-    /// Something that arrived on one of its streams, to `on-stream`.
-    Stream { id: u32, item: StreamItem },
+    /// What arrived on its streams, in order: one `on-stream` call per item, all in the same
+    /// instance. A returned error does not stop the rest (the first is reported); a trap does.
+    Stream(Vec<(u32, StreamItem)>),
 }
 
 impl Default for Input {
@@ -670,7 +671,16 @@ type GuestResult = Result<(), crate::host::monti::plugin::types::PluginError>;
 fn call_export(bindings: &EventHandler, store: &mut Store<Instance>, input: &Input) -> wasmtime::Result<GuestResult> {
     match input {
         Input::Events(batch) => bindings.call_handle_events(store, batch),
-        Input::Stream { id, item } => bindings.call_on_stream(store, *id, item),
+        Input::Stream(items) => {
+            let mut first_error = Ok(());
+            for (id, item) in items {
+                let answer = bindings.call_on_stream(&mut *store, *id, item)?;
+                if first_error.is_ok() {
+                    first_error = answer;
+                }
+            }
+            Ok(first_error)
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::hub::{Hub, Publisher};
 use super::registry::{Floor, LiveRegistry};
 use crate::domain::FieldError;
+use crate::plugins::streams::Arrival;
 use crate::domain::events::Event;
 use crate::store::audit::{self, AuditEvent, Outcome as AuditOutcome};
 use crate::store::entities::agents::{Agent, AgentCreate};
@@ -33,12 +34,24 @@ pub struct LiveService {
     pub hub: Arc<Hub>,
     /// The tenants' event-handler plugins.
     pub plugins: Arc<crate::plugins::dispatch::Dispatcher>,
-    /// Per tenant, batches waiting for its plugins.
-    plugin_queues: std::sync::Mutex<std::collections::HashMap<String, tokio::sync::mpsc::Sender<Vec<Event>>>>,
+    /// Per tenant, what waits for its plugins: event batches and what arrived on their streams.
+    plugin_queues: std::sync::Mutex<std::collections::HashMap<String, PluginQueue>>,
+}
+
+#[derive(Debug, Clone)]
+struct PluginQueue {
+    batches: tokio::sync::mpsc::Sender<Vec<Event>>,
+    arrivals: tokio::sync::mpsc::Sender<Arrival>,
 }
 
 /// Batches a tenant's plugins may fall behind by before further ones become dead letters.
 const PLUGIN_QUEUE: usize = 256;
+/// Stream items waiting for a tenant's plugins before their connections stop being read.
+const ARRIVAL_QUEUE: usize = 4096;
+/// Stream items handed to plugins in one go, at most.
+const ARRIVALS_PER_CALL: usize = 1024;
+/// How often plugins that keep streams get their heartbeat (an empty batch).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
     FieldError {
@@ -92,17 +105,7 @@ impl LiveService {
     /// queue is bounded: a batch that does not fit is kept as a dead letter for each enabled
     /// installation (nothing is dropped silently, and ingest never waits for plugins).
     async fn queue_for_plugins(self: &Arc<Self>, scope: &TenantScope, batch: Vec<Event>) {
-        let sender = {
-            let mut queues = self.plugin_queues.lock().unwrap_or_else(|e| e.into_inner());
-            queues
-                .entry(scope.tenant_id().to_owned())
-                .or_insert_with(|| {
-                    let (sender, receiver) = tokio::sync::mpsc::channel(PLUGIN_QUEUE);
-                    tokio::spawn(self.clone().plugin_worker(scope.clone(), receiver));
-                    sender
-                })
-                .clone()
-        };
+        let sender = self.plugin_queue(scope).batches;
         if let Err(e) = sender.try_send(batch) {
             let batch = match e {
                 tokio::sync::mpsc::error::TrySendError::Full(b) | tokio::sync::mpsc::error::TrySendError::Closed(b) => {
@@ -116,19 +119,63 @@ impl LiveService {
         }
     }
 
-    async fn plugin_worker(self: Arc<Self>, scope: TenantScope, mut batches: tokio::sync::mpsc::Receiver<Vec<Event>>) {
-        while let Some(batch) = batches.recv().await {
-            let emitted = match self.plugins.deliver(scope.tenant_id(), &batch).await {
-                Ok(emitted) => emitted,
-                Err(e) => {
-                    tracing::warn!(tenant = scope.tenant_slug(), error = %e, "handing events to plugins failed");
-                    continue;
-                }
+    /// The tenant's plugin worker and its queues, started on first use.
+    fn plugin_queue(self: &Arc<Self>, scope: &TenantScope) -> PluginQueue {
+        let mut queues = self.plugin_queues.lock().unwrap_or_else(|e| e.into_inner());
+        queues
+            .entry(scope.tenant_id().to_owned())
+            .or_insert_with(|| {
+                let (batches, batch_receiver) = tokio::sync::mpsc::channel(PLUGIN_QUEUE);
+                let (arrivals, arrival_receiver) = tokio::sync::mpsc::channel(ARRIVAL_QUEUE);
+                tokio::spawn(
+                    self.clone()
+                        .plugin_worker(scope.clone(), batch_receiver, arrival_receiver),
+                );
+                PluginQueue { batches, arrivals }
+            })
+            .clone()
+    }
+
+    async fn plugin_worker(
+        self: Arc<Self>,
+        scope: TenantScope,
+        mut batches: tokio::sync::mpsc::Receiver<Vec<Event>>,
+        mut arrivals: tokio::sync::mpsc::Receiver<Arrival>,
+    ) {
+        loop {
+            let delivered = tokio::select! {
+                batch = batches.recv() => match batch {
+                    Some(batch) => self.plugins.deliver(scope.tenant_id(), &batch).await,
+                    None => return,
+                },
+                arrival = arrivals.recv() => match arrival {
+                    Some(first) => {
+                        // Whatever else has arrived goes along in the same call.
+                        let mut taken = vec![first];
+                        while taken.len() < ARRIVALS_PER_CALL
+                            && let Ok(next) = arrivals.try_recv()
+                        {
+                            taken.push(next);
+                        }
+                        self.plugins.deliver_arrivals(scope.tenant_id(), taken).await
+                    }
+                    None => return,
+                },
             };
-            if emitted.is_empty() {
-                continue;
+            self.accept_plugin_output(&scope, delivered).await;
+        }
+    }
+
+    async fn accept_plugin_output(&self, scope: &TenantScope, delivered: StoreResult<Vec<Event>>) {
+        let emitted = match delivered {
+            Ok(emitted) => emitted,
+            Err(e) => {
+                tracing::warn!(tenant = scope.tenant_slug(), error = %e, "handing events to plugins failed");
+                return;
             }
-            match self.accept_from_plugin(&scope, emitted).await {
+        };
+        if !emitted.is_empty() {
+            match self.accept_from_plugin(scope, emitted).await {
                 Ok(outcomes) => {
                     for outcome in outcomes {
                         if let Outcome::Rejected(errors) = outcome {
@@ -139,6 +186,46 @@ impl LiveService {
                 Err(e) => tracing::warn!(tenant = scope.tenant_slug(), error = %e, "storing plugins' events failed"),
             }
         }
+    }
+
+    /// Connects plugins' streams to the tenants' plugin workers and starts the heartbeat of
+    /// plugins that keep streams (now, and every few seconds). Call once, from the runtime.
+    pub fn start_plugin_streams(self: &Arc<Self>) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        self.plugins.streams.deliver_to(Arc::new(move |tenant_id: &str| {
+            let service = weak.upgrade()?;
+            let queues = service.plugin_queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues.get(tenant_id).map(|q| q.arrivals.clone())
+        }));
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(service) = weak.upgrade() else { return };
+                if !service.plugins.policy.enabled {
+                    continue;
+                }
+                let tenants = match crate::store::plugins::tenants_with_enabled(&service.store).await {
+                    Ok(tenants) => tenants,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up tenants with plugins failed");
+                        continue;
+                    }
+                };
+                for (tenant_id, slug) in tenants {
+                    let scope = TenantScope::verified(tenant_id, slug, crate::domain::role::Role::TenantAdmin, "plugins".into());
+                    // The worker must exist before a stream can deliver to it.
+                    service.plugin_queue(&scope);
+                    let beat = service.plugins.heartbeat(scope.tenant_id()).await;
+                    service.accept_plugin_output(&scope, beat).await;
+                }
+            }
+        });
     }
 
     /// Events a plugin emitted (a webhook's, say): accepted like any, not handed to plugins.

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::manifest::FailurePolicy;
-use super::{Grants, Invocation, Limits, PluginEngine, ValidPlugin, WarmInstance};
+use super::streams::{Arrival, StreamHub};
+use super::{Grants, Input, Invocation, Limits, PluginEngine, ValidPlugin, WarmInstance};
 use crate::domain::events::Event;
 use crate::store::{Store, StoreResult, plugins};
 
@@ -81,6 +82,8 @@ pub struct Dispatcher {
     circuits: Mutex<HashMap<(String, String), Circuit>>,
     /// Instances kept between batches, by (tenant, installation), for plugins that ask.
     warm: Mutex<HashMap<(String, String), WarmInstance>>,
+    /// Connections kept for plugins.
+    pub streams: StreamHub,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -100,6 +103,7 @@ impl Dispatcher {
             circuits: Mutex::new(HashMap::new()),
             stamps: Mutex::new(HashMap::new()),
             warm: Mutex::new(HashMap::new()),
+            streams: StreamHub::default(),
         }
     }
 
@@ -171,6 +175,8 @@ impl Dispatcher {
                         .iter()
                         .any(|i| &i.id == id && i.plugin.digest == instance.digest())
             });
+        let enabled: Vec<String> = installed.iter().map(|i| i.id.clone()).collect();
+        self.streams.retain(tenant_id, &enabled);
         let loaded = Arc::new(TenantPlugins { stamp, installed });
         self.tenants
             .lock()
@@ -223,21 +229,30 @@ impl Dispatcher {
         &self,
         tenant_id: &str,
         installation: &Installed,
-        batch: &[Event],
+        input: Input,
     ) -> StoreResult<Result<Vec<Event>, (String, bool)>> {
         let key = (installation.id.clone(), installation.plugin.digest.clone());
         let engine = self
             .engine()
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
         let kv = plugins::kv(&self.store, &installation.id).await?;
-        let invocation = Invocation::events(
-            installation.config.clone(),
-            kv,
-            batch.iter().map(super::convert::to_wit).collect(),
-        );
         let limits = Limits::requested(&installation.plugin.manifest);
         let plugin = installation.plugin.clone();
         let grants = self.grants(tenant_id, &installation.id, &plugin.manifest).await?;
+        let streams = if plugin.manifest.capabilities.streams.is_empty() {
+            None
+        } else {
+            self.streams
+                .broker(tenant_id, &installation.id, grants.allow_private_networks)
+                .map(|b| b as Arc<dyn monti_plugin_host::StreamBroker>)
+        };
+        let invocation = Invocation {
+            config_json: installation.config.clone(),
+            kv,
+            input,
+            streams,
+            ..Invocation::default()
+        };
         let warm_key = (tenant_id.to_owned(), installation.id.clone());
         let kept = if plugin.manifest.limits.warm {
             self.warm.lock().unwrap_or_else(|e| e.into_inner()).remove(&warm_key)
@@ -401,7 +416,8 @@ impl Dispatcher {
         };
         let turn = self.turn(tenant_id);
         let _turn = turn.lock().await;
-        let ran = self.run_installation(tenant_id, installation, &events).await?;
+        let input = Input::Events(events.iter().map(super::convert::to_wit).collect());
+        let ran = self.run_installation(tenant_id, installation, input).await?;
         match ran {
             Ok(emitted) => {
                 plugins::delete_dead_letter(&self.store, tenant_id, letter_id).await?;
@@ -560,7 +576,8 @@ impl Dispatcher {
             }
             let mut attempt = 0;
             let failure = loop {
-                let ran = self.run_installation(tenant_id, installation, &batch).await?;
+                let input = Input::Events(batch.iter().map(super::convert::to_wit).collect());
+                let ran = self.run_installation(tenant_id, installation, input).await?;
                 match ran {
                     Ok(out) => {
                         emitted.extend(out);
@@ -587,6 +604,71 @@ impl Dispatcher {
                 )
                 .await?;
                 metrics::counter!("plugin_dead_letters_total", "plugin" => installation.plugin_id.clone()).increment(1);
+            }
+        }
+        Ok(emitted)
+    }
+
+    /// Hands what arrived on plugins' streams to them, in order, one call per installation and
+    /// run of items. Nothing is retried: a stream's data cannot be asked for again, and a
+    /// connector resynchronises itself after a reconnect. Failures count towards the circuit.
+    pub async fn deliver_arrivals(&self, tenant_id: &str, arrivals: Vec<Arrival>) -> StoreResult<Vec<Event>> {
+        let Some(tenant) = self.installed(tenant_id).await? else {
+            return Ok(Vec::new());
+        };
+        let turn = self.turn(tenant_id);
+        let _turn = turn.lock().await;
+        let mut emitted = Vec::new();
+        let mut arrivals = arrivals.into_iter().peekable();
+        while let Some(first) = arrivals.next() {
+            let installation_id = first.installation_id.clone();
+            let mut items = vec![(first.stream, first.item)];
+            while let Some(next) = arrivals.next_if(|a| a.installation_id == installation_id) {
+                items.push((next.stream, next.item));
+            }
+            let Some(installation) = tenant.installed.iter().find(|i| i.id == installation_id) else {
+                continue;
+            };
+            let key = (installation.id.clone(), installation.plugin.digest.clone());
+            if !self.circuit(&key).admits() {
+                metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
+                continue;
+            }
+            metrics::counter!("plugin_stream_items_total", "plugin" => installation.plugin_id.clone()).increment(items.len() as u64);
+            match self.run_installation(tenant_id, installation, Input::Stream(items)).await? {
+                Ok(out) => emitted.extend(out),
+                Err((error, _)) => {
+                    tracing::info!(tenant_id, plugin = %installation.plugin_id, error, "a plugin failed on stream data");
+                }
+            }
+        }
+        Ok(emitted)
+    }
+
+    /// The heartbeat of plugins that keep streams: an empty batch, in which a connector opens
+    /// (or reopens) its connections and sends keep-alives. Called when the server starts and
+    /// every few seconds after.
+    pub async fn heartbeat(&self, tenant_id: &str) -> StoreResult<Vec<Event>> {
+        let Some(tenant) = self.installed(tenant_id).await? else {
+            return Ok(Vec::new());
+        };
+        let turn = self.turn(tenant_id);
+        let _turn = turn.lock().await;
+        let mut emitted = Vec::new();
+        for installation in tenant
+            .installed
+            .iter()
+            .filter(|i| !i.plugin.manifest.capabilities.streams.is_empty())
+        {
+            let key = (installation.id.clone(), installation.plugin.digest.clone());
+            if !self.circuit(&key).admits() {
+                continue;
+            }
+            if let Ok(out) = self
+                .run_installation(tenant_id, installation, Input::Events(Vec::new()))
+                .await?
+            {
+                emitted.extend(out);
             }
         }
         Ok(emitted)

@@ -6,6 +6,7 @@
 pub mod convert;
 pub mod dispatch;
 pub mod scaffold;
+pub mod streams;
 
 pub use monti_plugin_host::{
     Clock, Failure, FailureKind, Grants, HookRequest, HookResponse, Input, Invocation, Limits, LogLine, Outcome,

@@ -189,6 +189,18 @@ pub async fn enabled(store: &Store, tenant_id: &str) -> StoreResult<Vec<Runnable
         .collect())
 }
 
+/// Tenants with at least one enabled installation: (id, slug).
+pub async fn tenants_with_enabled(store: &Store) -> StoreResult<Vec<(String, String)>> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, String)>(
+            "SELECT DISTINCT t.id, t.slug FROM plugin_installations i JOIN tenants t ON t.id = i.tenant_id \
+             WHERE i.enabled AND t.suspended_at IS NULL ORDER BY t.id",
+        )
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
 /// How many installations are enabled, and when the newest was changed.
 pub type Stamp = (i64, i64);
 

@@ -115,6 +115,7 @@ impl AppState {
             config.live.writer_queue,
             config.plugins.clone(),
         ));
+        live.start_plugin_streams();
         Ok(Self {
             store,
             templates: Arc::new(templates),

@@ -245,7 +245,12 @@ impl Harness {
 
     /// Delivers something that arrived on one of the plugin's streams (`on-stream`).
     pub fn deliver(&mut self, stream: u32, item: StreamItem) -> Result<Run, Failure> {
-        self.run(Input::Stream { id: stream, item })
+        self.run(Input::Stream(vec![(stream, item)]))
+    }
+
+    /// Delivers several stream items in one call, as the server does when they queue up.
+    pub fn deliver_all(&mut self, items: Vec<(u32, StreamItem)>) -> Result<Run, Failure> {
+        self.run(Input::Stream(items))
     }
 
     /// Hands an inbound request to a `webhook` plugin.

@@ -1,0 +1,412 @@
+//! Long-lived connections the host keeps for plugins (`streams` in the contract): a TCP line
+//! stream (a PBX's manager interface) or a WebSocket. What arrives goes to the tenant's plugin
+//! worker, which hands it to the plugin's `on-stream` export in order with its event batches.
+//!
+//! A plugin opens a stream by name from any call and reopens it the same way after it closed;
+//! the host paces reconnects (exponential back-off up to 30 s), so a plugin that reopens on every
+//! `closed` cannot hammer a server that is down. Addresses are checked like outbound HTTP: no
+//! private, loopback or link-local targets unless the operator allows them for the tenant.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use monti_plugin_host::StreamBroker;
+use monti_plugin_host::wit::{StreamItem, Target};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+
+/// Longest line accepted on a TCP line stream; a longer one closes the connection.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Largest WebSocket message accepted.
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// Writes queued per connection before `send` is refused.
+const OUTGOING: usize = 256;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Something that arrived for an installation.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub installation_id: String,
+    pub stream: u32,
+    pub item: StreamItem,
+}
+
+/// Where a tenant's arrivals go (its plugin worker); made on demand.
+pub type Deliveries = Arc<dyn Fn(&str) -> Option<mpsc::Sender<Arrival>> + Send + Sync>;
+
+/// All installations' streams in this process.
+pub struct StreamHub {
+    installations: Mutex<HashMap<(String, String), Arc<InstallationStreams>>>,
+    deliveries: Mutex<Option<Deliveries>>,
+    runtime: Mutex<Option<tokio::runtime::Handle>>,
+}
+
+impl Default for StreamHub {
+    fn default() -> Self {
+        Self {
+            installations: Mutex::new(HashMap::new()),
+            deliveries: Mutex::new(None),
+            runtime: Mutex::new(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHub").finish_non_exhaustive()
+    }
+}
+
+impl StreamHub {
+    /// Connects the hub to the plugin workers (once, when the live service starts).
+    pub fn deliver_to(&self, deliveries: Deliveries) {
+        *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()) = Some(deliveries);
+        *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = tokio::runtime::Handle::try_current().ok();
+    }
+
+    /// The broker for one installation (`None` until the hub delivers somewhere).
+    pub fn broker(&self, tenant_id: &str, installation_id: &str, allow_private: bool) -> Option<Arc<InstallationStreams>> {
+        let deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let key = (tenant_id.to_owned(), installation_id.to_owned());
+        let mut installations = self.installations.lock().unwrap_or_else(|e| e.into_inner());
+        let streams = installations.entry(key).or_insert_with(|| {
+            Arc::new(InstallationStreams {
+                tenant_id: tenant_id.to_owned(),
+                installation_id: installation_id.to_owned(),
+                allow_private: Mutex::new(allow_private),
+                deliveries,
+                runtime,
+                connections: Mutex::new(HashMap::new()),
+            })
+        });
+        *streams.allow_private.lock().unwrap_or_else(|e| e.into_inner()) = allow_private;
+        Some(streams.clone())
+    }
+
+    /// Closes every stream of installations that are no longer enabled in `tenant_id`.
+    pub fn retain(&self, tenant_id: &str, enabled: &[String]) {
+        let mut installations = self.installations.lock().unwrap_or_else(|e| e.into_inner());
+        installations.retain(|(tenant, id), streams| {
+            let keep = tenant != tenant_id || enabled.contains(id);
+            if !keep {
+                streams.close_all();
+            }
+            keep
+        });
+    }
+
+    /// Open connections, in all.
+    pub fn open_count(&self) -> usize {
+        self.installations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|s| s.connections.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+}
+
+/// Stream ids are unique in the process, so an id never reaches another installation's stream.
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// One connection an installation asked for.
+struct Connection {
+    id: u32,
+    target: Target,
+    outgoing: mpsc::Sender<Vec<u8>>,
+    task: tokio::task::JoinHandle<()>,
+    /// Consecutive attempts that ended without a working connection.
+    failures: Arc<AtomicU32>,
+    started: Instant,
+}
+
+/// The streams of one installation.
+pub struct InstallationStreams {
+    tenant_id: String,
+    installation_id: String,
+    allow_private: Mutex<bool>,
+    deliveries: Deliveries,
+    runtime: tokio::runtime::Handle,
+    connections: Mutex<HashMap<String, Connection>>,
+}
+
+impl InstallationStreams {
+    fn close_all(&self) {
+        for (_, connection) in self.connections.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            connection.task.abort();
+        }
+    }
+
+    fn spawn(&self, id: u32, target: Target, delay: Duration, failures: Arc<AtomicU32>) -> Connection {
+        let (outgoing, to_send) = mpsc::channel(OUTGOING);
+        let deliver = (self.deliveries)(&self.tenant_id);
+        let allow_private = *self.allow_private.lock().unwrap_or_else(|e| e.into_inner());
+        let installation_id = self.installation_id.clone();
+        let task = self.runtime.spawn(connection(
+            Link {
+                installation_id,
+                id,
+                deliver,
+                failures: failures.clone(),
+            },
+            target.clone(),
+            allow_private,
+            delay,
+            to_send,
+        ));
+        Connection {
+            id,
+            target,
+            outgoing,
+            task,
+            failures,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for InstallationStreams {
+    fn drop(&mut self) {
+        self.close_all();
+    }
+}
+
+impl StreamBroker for InstallationStreams {
+    fn open(&self, name: &str, target: &Target) -> Result<u32, String> {
+        let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = connections.get(name)
+            && !existing.task.is_finished()
+            && stream_target_eq(&existing.target, target)
+        {
+            return Ok(existing.id);
+        }
+        let (id, failures, delay) = match connections.remove(name) {
+            Some(old) => {
+                old.task.abort();
+                let failures = old.failures.load(Ordering::Relaxed);
+                // A connection that lasted a while was healthy: start over quickly.
+                let failures = if old.started.elapsed() > MAX_BACKOFF { 0 } else { failures };
+                let delay = backoff(failures);
+                (old.id, Arc::new(AtomicU32::new(failures)), delay)
+            }
+            None => (NEXT_ID.fetch_add(1, Ordering::Relaxed), Arc::new(AtomicU32::new(0)), Duration::ZERO),
+        };
+        let connection = self.spawn(id, target.clone(), delay, failures);
+        connections.insert(name.to_owned(), connection);
+        Ok(id)
+    }
+
+    fn send(&self, id: u32, data: Vec<u8>) -> Result<(), String> {
+        let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let connection = connections
+            .values()
+            .find(|c| c.id == id)
+            .ok_or_else(|| format!("no open stream {id}"))?;
+        connection.outgoing.try_send(data).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => format!("stream {id} is not keeping up (256 writes queued)"),
+            mpsc::error::TrySendError::Closed(_) => format!("stream {id} is closed"),
+        })
+    }
+
+    fn close(&self, id: u32) {
+        let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        connections.retain(|_, c| {
+            if c.id == id {
+                c.task.abort();
+            }
+            c.id != id
+        });
+    }
+}
+
+fn stream_target_eq(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::TcpLines(a), Target::TcpLines(b)) => a == b,
+        (Target::Websocket(a), Target::Websocket(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// 0, 1 s, 2 s, 4 s … up to 30 s.
+fn backoff(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(1u64 << failures.min(5).saturating_sub(1)).min(MAX_BACKOFF)
+}
+
+/// Where a connection reports to.
+struct Link {
+    installation_id: String,
+    id: u32,
+    deliver: Option<mpsc::Sender<Arrival>>,
+    failures: Arc<AtomicU32>,
+}
+
+impl Link {
+    /// Waits for room in the worker's queue: a plugin that falls behind slows its reader (and
+    /// so, through TCP, the sender) instead of losing lines.
+    async fn deliver(&self, item: StreamItem) -> bool {
+        let Some(deliver) = &self.deliver else {
+            return false;
+        };
+        deliver
+            .send(Arrival {
+                installation_id: self.installation_id.clone(),
+                stream: self.id,
+                item,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Vec<std::net::SocketAddr>, String> {
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("{host} does not resolve: {e}"))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(format!("{host} has no addresses"));
+    }
+    if !allow_private && addresses.iter().any(|a| !crate::net::is_public(a.ip())) {
+        return Err(format!(
+            "{host} resolves to a private or local address (the operator can allow private networks for this tenant)"
+        ));
+    }
+    Ok(addresses)
+}
+
+async fn connect_tcp(host: &str, port: u16, allow_private: bool) -> Result<tokio::net::TcpStream, String> {
+    let addresses = resolve(host, port, allow_private).await?;
+    let connect = tokio::net::TcpStream::connect(addresses.as_slice());
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(format!("cannot connect to {host}:{port}: {e}")),
+        Err(_) => Err(format!("connecting to {host}:{port} timed out")),
+    }
+}
+
+async fn connection(link: Link, target: Target, allow_private: bool, delay: Duration, to_send: mpsc::Receiver<Vec<u8>>) {
+    tokio::time::sleep(delay).await;
+    let reason = match &target {
+        Target::TcpLines((host, port)) => match connect_tcp(host, *port, allow_private).await {
+            Ok(stream) => lines(&link, stream, to_send).await,
+            Err(e) => e,
+        },
+        Target::Websocket(url) => websocket(&link, url, allow_private, to_send).await,
+    };
+    link.failures.fetch_add(1, Ordering::Relaxed);
+    link.deliver(StreamItem::Closed(reason)).await;
+}
+
+/// Reads lines (without their `\r\n`; empty lines too, they delimit a PBX's messages) and
+/// writes what the plugin sends. Returns why it ended.
+async fn lines(link: &Link, stream: tokio::net::TcpStream, mut to_send: mpsc::Receiver<Vec<u8>>) -> String {
+    if !link.deliver(StreamItem::Opened).await {
+        return "the plugin is gone".into();
+    }
+    link.failures.store(0, Ordering::Relaxed);
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        // What is left of the line limit (a read cut short by a write keeps its bytes).
+        let mut limited = (&mut reader).take((MAX_LINE + 1).saturating_sub(line.len()) as u64);
+        tokio::select! {
+            read = limited.read_until(b'\n', &mut line) => {
+                match read {
+                    Ok(0) => return "the server closed the connection".into(),
+                    Ok(_) if line.len() > MAX_LINE && !line.ends_with(b"\n") => {
+                        return format!("a line longer than {MAX_LINE} bytes");
+                    }
+                    Ok(_) => {
+                        if !line.ends_with(b"\n") {
+                            // The connection ended in the middle of a line: it is not delivered.
+                            return "the server closed the connection in the middle of a line".into();
+                        }
+                        while matches!(line.last(), Some(b'\n' | b'\r')) {
+                            line.pop();
+                        }
+                        let text = String::from_utf8_lossy(&line).into_owned();
+                        line.clear();
+                        if !link.deliver(StreamItem::Line(text)).await {
+                            return "the plugin is gone".into();
+                        }
+                    }
+                    Err(e) => return format!("reading failed: {e}"),
+                }
+            }
+            data = to_send.recv() => {
+                let Some(data) = data else { return "closed by the plugin".into() };
+                if let Err(e) = writer.write_all(&data).await {
+                    return format!("writing failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+async fn websocket(link: &Link, url: &str, allow_private: bool, mut to_send: mpsc::Receiver<Vec<u8>>) -> String {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return format!("`{url}` is not a URL");
+    };
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        return format!("`{url}` has no host");
+    };
+    let tcp = match connect_tcp(host, port, allow_private).await {
+        Ok(tcp) => tcp,
+        Err(e) => return e,
+    };
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let handshake = tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(config), None);
+    let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+        Ok(Ok((socket, _))) => socket,
+        Ok(Err(e)) => return format!("the WebSocket handshake with {host} failed: {e}"),
+        Err(_) => return format!("the WebSocket handshake with {host} timed out"),
+    };
+    if !link.deliver(StreamItem::Opened).await {
+        return "the plugin is gone".into();
+    }
+    link.failures.store(0, Ordering::Relaxed);
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        tokio::select! {
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    if !link.deliver(StreamItem::Message(text.as_bytes().to_vec())).await {
+                        return "the plugin is gone".into();
+                    }
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    if !link.deliver(StreamItem::Message(bytes.to_vec())).await {
+                        return "the plugin is gone".into();
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map_or_else(|| "the server closed the WebSocket".into(), |f| format!("the server closed the WebSocket: {}", f.reason));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return format!("the WebSocket failed: {e}"),
+                None => return "the server closed the connection".into(),
+            },
+            data = to_send.recv() => {
+                let Some(data) = data else { return "closed by the plugin".into() };
+                let message = match String::from_utf8(data) {
+                    Ok(text) => Message::text(text),
+                    Err(e) => Message::binary(e.into_bytes()),
+                };
+                if let Err(e) = socket.send(message).await {
+                    return format!("writing failed: {e}");
+                }
+            }
+        }
+    }
+}
