@@ -1209,3 +1209,116 @@ async fn operators_restrict_which_plugins_tenants_may_install() {
         server.stop().await;
     }
 }
+
+/// A plugin that keeps a TCP line stream: the host connects for it (the destination comes from
+/// its configuration), delivers lines to `on-stream`, sends what it writes, reconnects when the
+/// server drops the connection, and refuses private addresses unless the operator allows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_keeps_a_line_stream_through_the_host() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let install = |server: &common::TestServer| {
+        let store = server.store.clone();
+        async move {
+            let bytes = component("monti-test-misbehaving");
+            let plugin = engine().validate(&bytes).expect("valid");
+            let scope = monti::store::tenants::operator_scope(&store, "acme").await.unwrap();
+            monti::store::plugins::store_package(&store, &plugin.digest, &plugin.manifest, &bytes)
+                .await
+                .unwrap();
+            let config = serde_json::json!({ "host": "127.0.0.1", "port": port }).to_string();
+            monti::store::plugins::install(&store, &scope, &plugin.digest, &config)
+                .await
+                .unwrap();
+            monti::store::plugins::set_enabled(&store, &scope, "misbehaving", true)
+                .await
+                .unwrap();
+        }
+    };
+
+    // Without the operator's say-so, 127.0.0.1 is not reached.
+    let server = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    let _ = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    install(&server).await;
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        // The plugin hears why: its stream closed, and its log says so.
+        let record = monti::store::plugins::list(&server.store, &scope).await.unwrap();
+        if record[0].last_logs.contains("private or local address") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(12), "{}", record[0].last_logs);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
+    assert!(refused.is_err(), "connected to a private address without permission");
+    drop(server);
+
+    let server = common::TestServer::start_with(common::Backend::Sqlite, |config| {
+        config.plugins.private_networks = vec!["acme".into()];
+    })
+    .await
+    .unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    server
+        .post(
+            "/api/v1/agents",
+            &admin,
+            serde_json::json!({ "name": "Ana", "extension": "1001" }),
+        )
+        .await
+        .expect(201);
+    install(&server).await;
+    // The heartbeat opens the stream within its period; the plugin greets on `opened`.
+    let (socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the host connects for the plugin")
+        .unwrap();
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = tokio::io::BufReader::new(reader).lines();
+    async fn next_line(reader: &mut tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>) -> String {
+        tokio::time::timeout(Duration::from_secs(10), reader.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("not closed")
+    }
+    assert_eq!(next_line(&mut reader).await, "hello");
+    writer.write_all(b"echo ping\r\n").await.unwrap();
+    assert_eq!(next_line(&mut reader).await, "ping");
+    // A line the plugin turns into an event moves the floor.
+    writer.write_all(b"Login: 1001\r\n").await.unwrap();
+    let started = Instant::now();
+    loop {
+        let snapshot = server.get("/api/v1/live/snapshot", &admin).await.body;
+        if snapshot["agents"][0]["state"] == serde_json::json!("available") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{snapshot}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The server cuts the connection in the middle of a line: the half line is not delivered,
+    // the plugin hears `closed` and reopens, and the host connects again.
+    writer.write_all(b"Login: 99").await.unwrap();
+    drop(writer);
+    drop(reader);
+    let (socket, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .expect("the host reconnects")
+        .unwrap();
+    let mut reader = tokio::io::BufReader::new(socket).lines();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), reader.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .as_deref(),
+        Some("hello")
+    );
+    let agents = server.get("/api/v1/live/snapshot", &admin).await.body["agents"].clone();
+    assert_eq!(agents.as_array().unwrap().len(), 1, "no agent 99: {agents}");
+}

@@ -74,6 +74,36 @@ pub struct Grants {
     pub streams: Vec<String>,
 }
 
+impl Grants {
+    /// What an installation's manifest asks for, with destinations filled from its
+    /// configuration (`tcp://${host}:${port}`: configuring the plugin is granting it), and the
+    /// secrets it declares that were given a value.
+    pub fn requested(
+        manifest: &super::manifest::Manifest,
+        config: &serde_json::Value,
+        secret_values: &BTreeMap<String, String>,
+        allow_private_networks: bool,
+    ) -> Self {
+        use super::manifest::{expand, expand_all};
+        let capabilities = &manifest.capabilities;
+        Self {
+            secrets: capabilities
+                .secrets
+                .iter()
+                .filter_map(|(name, destination)| {
+                    Some((
+                        name.clone(),
+                        (expand(destination, config)?, secret_values.get(name)?.clone()),
+                    ))
+                })
+                .collect(),
+            http: expand_all(&capabilities.http, config),
+            allow_private_networks,
+            streams: expand_all(&capabilities.streams, config),
+        }
+    }
+}
+
 /// Wall-clock time an invocation may wait on the network, in all.
 const DEFAULT_WALL: Duration = Duration::from_secs(30);
 

@@ -165,8 +165,39 @@ impl Manifest {
         if self.capabilities.kv_bytes > MAX_KV_BYTES {
             problems.push(format!("`capabilities.kv_bytes` must be at most {MAX_KV_BYTES}"));
         }
+        let declared = |name: &str| {
+            self.config
+                .as_ref()
+                .and_then(|c| c.get("properties"))
+                .and_then(|p| p.get(name))
+                .is_some()
+        };
+        let all_destinations = self
+            .capabilities
+            .http
+            .iter()
+            .chain(&self.capabilities.streams)
+            .chain(self.capabilities.secrets.values());
+        for destination in all_destinations {
+            for name in placeholders(destination) {
+                if !declared(name) {
+                    problems.push(format!(
+                        "`{destination}` names `${{{name}}}`, which is not a property of `config`"
+                    ));
+                }
+            }
+        }
+        for destination in &self.capabilities.streams {
+            match url::Url::parse(&sample(destination)) {
+                Ok(u) if u.scheme() == "tcp" && u.host_str().is_some() && u.port().is_some() => {}
+                Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some() => {}
+                _ => problems.push(format!(
+                    "`capabilities.streams` entry `{destination}` must be tcp://host:port or ws[s]://host[:port]"
+                )),
+            }
+        }
         for destination in &self.capabilities.http {
-            match url::Url::parse(destination) {
+            match url::Url::parse(&sample(destination)) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && u.path() == "/" => {}
                 _ => problems.push(format!(
                     "`capabilities.http` entry `{destination}` must be scheme://host[:port]"
@@ -208,9 +239,82 @@ impl Manifest {
     }
 }
 
+/// The configuration fields a destination names: `tcp://${ami_host}:${ami_port}`.
+fn placeholders(destination: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = destination;
+    while let Some(start) = rest.find("${") {
+        let Some(end) = rest[start..].find('}') else { break };
+        names.push(&rest[start + 2..start + end]);
+        rest = &rest[start + end + 1..];
+    }
+    names
+}
+
+/// A destination with sample values in its placeholders, to check its shape.
+fn sample(destination: &str) -> String {
+    let mut out = destination.to_owned();
+    for name in placeholders(destination) {
+        let placeholder = format!("${{{name}}}");
+        let after_host = out
+            .find(&placeholder)
+            .is_some_and(|at| out[..at].ends_with(':') && out[..at].matches(':').count() >= 2);
+        out = out.replacen(&placeholder, if after_host { "1" } else { "h" }, 1);
+    }
+    out
+}
+
+/// A destination with its placeholders filled from the installation's configuration: what the
+/// tenant admin granted by configuring the plugin. `None` when a field is missing or holds
+/// anything but a host name, an address or a port.
+pub fn expand(destination: &str, config: &serde_json::Value) -> Option<String> {
+    let mut out = destination.to_owned();
+    for name in placeholders(destination) {
+        let value = match config.get(name)? {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) if n.is_u64() => n.to_string(),
+            _ => return None,
+        };
+        let plain = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+        if !plain {
+            return None;
+        }
+        out = out.replacen(&format!("${{{name}}}"), &value, 1);
+    }
+    Some(out)
+}
+
+/// [`expand`] over a list, leaving out what cannot be filled.
+pub fn expand_all(destinations: &[String], config: &serde_json::Value) -> Vec<String> {
+    destinations.iter().filter_map(|d| expand(d, config)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_can_name_configuration_fields() {
+        let config = serde_json::json!({ "host": "pbx.lan", "port": 5038, "evil": "a/b@c", "neg": -1 });
+        assert_eq!(
+            expand("tcp://${host}:${port}", &config).as_deref(),
+            Some("tcp://pbx.lan:5038")
+        );
+        assert_eq!(expand("https://${host}", &config).as_deref(), Some("https://pbx.lan"));
+        assert_eq!(
+            expand("https://fixed.example", &config).as_deref(),
+            Some("https://fixed.example")
+        );
+        // Missing fields and values that would change the URL's shape grant nothing.
+        assert_eq!(expand("tcp://${missing}:1", &config), None);
+        assert_eq!(expand("https://${evil}", &config), None);
+        assert_eq!(expand("tcp://h:${neg}", &config), None);
+        assert_eq!(sample("tcp://${host}:${port}"), "tcp://h:1");
+        assert_eq!(sample("wss://${host}/ari"), "wss://h/ari");
+    }
 
     fn manifest(text: &str) -> Result<Manifest, String> {
         let m: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -222,6 +326,11 @@ mod tests {
         let good = "id = \"wellbeing\"\nname = \"Wellbeing\"\nversion = \"1.2.3\"\nworld = \"event-handler\"\nsdk = \"1.0.0\"\n";
         let m = manifest(good).unwrap();
         assert_eq!(m.limits, RequestedLimits::default());
+        let templated = format!(
+            "{good}[capabilities]\nstreams = [\"tcp://${{host}}:${{port}}\"]\nhttp = [\"https://${{host}}:8089\"]\n\
+             [config]\ntype = \"object\"\n[config.properties.host]\ntype = \"string\"\n[config.properties.port]\ntype = \"integer\"\n"
+        );
+        manifest(&templated).expect("destinations from configuration");
         assert_eq!(m.failure_policy, FailurePolicy::RetryThenDeadLetter);
         for (bad, says) in [
             (good.replace("wellbeing\"", "Well Being\""), "`id`"),
@@ -234,6 +343,14 @@ mod tests {
             (format!("{good}[limits]\ncpu_ms = 99999\nmemory_mb = 8\n"), "cpu_ms"),
             (format!("{good}[capabilities]\nhttp = [\"ftp://x\"]\n"), "scheme://host"),
             (format!("{good}[config]\ntype = \"string\"\n"), "JSON Schema"),
+            (
+                format!("{good}[capabilities]\nstreams = [\"tcp://${{host}}:5038\"]\n"),
+                "not a property of `config`",
+            ),
+            (
+                format!("{good}[capabilities]\nstreams = [\"tcp://pbx\"]\n"),
+                "tcp://host:port",
+            ),
             (format!("{good}surprise = 1\n"), "unknown field"),
         ] {
             let error = manifest(&bad).expect_err(&bad);

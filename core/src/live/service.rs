@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::hub::{Hub, Publisher};
 use super::registry::{Floor, LiveRegistry};
 use crate::domain::FieldError;
-use crate::plugins::streams::Arrival;
 use crate::domain::events::Event;
+use crate::plugins::streams::Arrival;
 use crate::store::audit::{self, AuditEvent, Outcome as AuditOutcome};
 use crate::store::entities::agents::{Agent, AgentCreate};
 use crate::store::events::{EventWriter, Stored};
@@ -218,7 +218,12 @@ impl LiveService {
                     }
                 };
                 for (tenant_id, slug) in tenants {
-                    let scope = TenantScope::verified(tenant_id, slug, crate::domain::role::Role::TenantAdmin, "plugins".into());
+                    let scope = TenantScope::verified(
+                        tenant_id,
+                        slug,
+                        crate::domain::role::Role::TenantAdmin,
+                        "plugins".into(),
+                    );
                     // The worker must exist before a stream can deliver to it.
                     service.plugin_queue(&scope);
                     let beat = service.plugins.heartbeat(scope.tenant_id()).await;

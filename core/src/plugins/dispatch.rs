@@ -238,7 +238,9 @@ impl Dispatcher {
         let kv = plugins::kv(&self.store, &installation.id).await?;
         let limits = Limits::requested(&installation.plugin.manifest);
         let plugin = installation.plugin.clone();
-        let grants = self.grants(tenant_id, &installation.id, &plugin.manifest).await?;
+        let grants = self
+            .grants(tenant_id, &installation.id, &plugin.manifest, &installation.config)
+            .await?;
         let streams = if plugin.manifest.capabilities.streams.is_empty() {
             None
         } else {
@@ -376,6 +378,7 @@ impl Dispatcher {
         tenant_id: &str,
         installation_id: &str,
         manifest: &super::manifest::Manifest,
+        config_json: &str,
     ) -> StoreResult<Grants> {
         let configured = plugins::secrets(&self.store, installation_id).await?;
         let private = if self.policy.private_networks.is_empty() {
@@ -384,19 +387,8 @@ impl Dispatcher {
             let tenant = crate::store::tenants::by_id(&self.store, tenant_id).await?;
             self.policy.private_networks.contains(&tenant.slug)
         };
-        Ok(Grants {
-            allow_private_networks: private,
-            http: manifest.capabilities.http.clone(),
-            secrets: manifest
-                .capabilities
-                .secrets
-                .iter()
-                .filter_map(|(name, destination)| {
-                    Some((name.clone(), (destination.clone(), configured.get(name)?.clone())))
-                })
-                .collect(),
-            streams: manifest.capabilities.streams.clone(),
-        })
+        let config = serde_json::from_str(config_json).unwrap_or_default();
+        Ok(Grants::requested(manifest, &config, &configured, private))
     }
 
     /// Runs a dead-lettered batch again on its (enabled) installation. On success the dead letter
@@ -462,7 +454,9 @@ impl Dispatcher {
             _ => return Ok(None),
         };
         let kv = plugins::kv(&self.store, &runnable.id).await?;
-        let grants = self.grants(tenant_id, &runnable.id, &plugin.manifest).await?;
+        let grants = self
+            .grants(tenant_id, &runnable.id, &plugin.manifest, &runnable.config)
+            .await?;
         let limits = Limits::requested(&plugin.manifest);
         let invocation = Invocation::events(runnable.config.clone(), kv, Vec::new());
         let ran = {
@@ -634,8 +628,12 @@ impl Dispatcher {
                 metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
                 continue;
             }
-            metrics::counter!("plugin_stream_items_total", "plugin" => installation.plugin_id.clone()).increment(items.len() as u64);
-            match self.run_installation(tenant_id, installation, Input::Stream(items)).await? {
+            metrics::counter!("plugin_stream_items_total", "plugin" => installation.plugin_id.clone())
+                .increment(items.len() as u64);
+            match self
+                .run_installation(tenant_id, installation, Input::Stream(items))
+                .await?
+            {
                 Ok(out) => emitted.extend(out),
                 Err((error, _)) => {
                     tracing::info!(tenant_id, plugin = %installation.plugin_id, error, "a plugin failed on stream data");

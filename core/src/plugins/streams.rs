@@ -69,7 +69,12 @@ impl StreamHub {
     }
 
     /// The broker for one installation (`None` until the hub delivers somewhere).
-    pub fn broker(&self, tenant_id: &str, installation_id: &str, allow_private: bool) -> Option<Arc<InstallationStreams>> {
+    pub fn broker(
+        &self,
+        tenant_id: &str,
+        installation_id: &str,
+        allow_private: bool,
+    ) -> Option<Arc<InstallationStreams>> {
         let deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
         let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
         let key = (tenant_id.to_owned(), installation_id.to_owned());
@@ -190,11 +195,19 @@ impl StreamBroker for InstallationStreams {
                 old.task.abort();
                 let failures = old.failures.load(Ordering::Relaxed);
                 // A connection that lasted a while was healthy: start over quickly.
-                let failures = if old.started.elapsed() > MAX_BACKOFF { 0 } else { failures };
+                let failures = if old.started.elapsed() > MAX_BACKOFF {
+                    0
+                } else {
+                    failures
+                };
                 let delay = backoff(failures);
                 (old.id, Arc::new(AtomicU32::new(failures)), delay)
             }
-            None => (NEXT_ID.fetch_add(1, Ordering::Relaxed), Arc::new(AtomicU32::new(0)), Duration::ZERO),
+            None => (
+                NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                Arc::new(AtomicU32::new(0)),
+                Duration::ZERO,
+            ),
         };
         let connection = self.spawn(id, target.clone(), delay, failures);
         connections.insert(name.to_owned(), connection);
@@ -292,7 +305,13 @@ async fn connect_tcp(host: &str, port: u16, allow_private: bool) -> Result<tokio
     }
 }
 
-async fn connection(link: Link, target: Target, allow_private: bool, delay: Duration, to_send: mpsc::Receiver<Vec<u8>>) {
+async fn connection(
+    link: Link,
+    target: Target,
+    allow_private: bool,
+    delay: Duration,
+    to_send: mpsc::Receiver<Vec<u8>>,
+) {
     tokio::time::sleep(delay).await;
     let reason = match &target {
         Target::TcpLines((host, port)) => match connect_tcp(host, *port, allow_private).await {

@@ -88,7 +88,9 @@ fn main() {
         if !warm.is_usable() {
             warm = engine.warm(&plugin, None, &limits).unwrap();
         }
-        let out = engine.run_warm(&mut warm, invocation(Vec::new()), &grants, &limits).unwrap();
+        let out = engine
+            .run_warm(&mut warm, invocation(Vec::new()), &grants, &limits)
+            .unwrap();
         black_box(out);
     });
     let mut warm = engine.warm(&plugin, None, &limits).unwrap();
@@ -99,12 +101,16 @@ fn main() {
         if !warm.is_usable() {
             warm = engine.warm(&plugin, None, &limits).unwrap();
         }
-        let out = engine.run_warm(&mut warm, invocation(events.clone()), &grants, &limits).unwrap();
+        let out = engine
+            .run_warm(&mut warm, invocation(events.clone()), &grants, &limits)
+            .unwrap();
         assert_eq!(out.emitted.len(), BATCH);
         black_box(out);
     });
     let fresh_batch = per_call(round, || {
-        let out = engine.run(&plugin, invocation(events.clone()), &grants, &limits).unwrap();
+        let out = engine
+            .run(&plugin, invocation(events.clone()), &grants, &limits)
+            .unwrap();
         assert_eq!(out.emitted.len(), BATCH);
         black_box(out);
     });
@@ -113,8 +119,14 @@ fn main() {
     });
     let rate = |per_batch: Duration| BATCH as f64 / per_batch.as_secs_f64();
     println!("plugin_invoke: pass-through plugin, batches of {BATCH} agent-state events, one thread");
-    println!("  warm instance, empty batch (fixed cost)   {:>12}   target ≤ 2 µs", micros(warm_empty));
-    println!("  fresh instance, empty batch               {:>12}   target ≤ 30 µs", micros(fresh_empty));
+    println!(
+        "  warm instance, empty batch (fixed cost)   {:>12}   target ≤ 2 µs",
+        micros(warm_empty)
+    );
+    println!(
+        "  fresh instance, empty batch               {:>12}   target ≤ 30 µs",
+        micros(fresh_empty)
+    );
     println!(
         "  warm instance, batch of {BATCH}               {:>12}   {:>10.0} events/s   target ≥ 500,000",
         micros(warm_batch),

@@ -272,19 +272,7 @@ impl Harness {
     }
 
     fn invocation(&self, input: Input) -> (Invocation, Grants, usize) {
-        let capabilities = &self.plugin.manifest.capabilities;
-        let grants = Grants {
-            secrets: capabilities
-                .secrets
-                .iter()
-                .filter_map(|(name, destination)| {
-                    Some((name.clone(), (destination.clone(), self.secrets.get(name)?.clone())))
-                })
-                .collect(),
-            http: capabilities.http.clone(),
-            allow_private_networks: false,
-            streams: capabilities.streams.clone(),
-        };
+        let grants = Grants::requested(&self.plugin.manifest, &self.config, &self.secrets, false);
         let invocation = Invocation {
             config_json: self.config.to_string(),
             kv: self.kv.clone(),

@@ -5,9 +5,63 @@ use monti_plugin_sdk::{Event, EventHandler, PluginError, info, kv};
 
 struct Misbehaving;
 
+#[derive(serde::Deserialize)]
+struct Config {
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+fn open_configured_stream() {
+    let Ok(Config {
+        host: Some(host),
+        port: Some(port),
+    }) = monti_plugin_sdk::config::<Config>()
+    else {
+        return;
+    };
+    match monti_plugin_sdk::streams::open("line", &monti_plugin_sdk::streams::Target::TcpLines((host, port))) {
+        Ok(id) => info!("stream {id} open"),
+        Err(denied) => info!("stream refused: {denied:?}"),
+    }
+}
+
 impl EventHandler for Misbehaving {
+    /// `Login: X` lines log agent X in; `echo …` lines are sent back; a closed stream is reopened.
+    fn on_stream(id: u32, item: monti_plugin_sdk::StreamItem) -> Result<(), PluginError> {
+        use monti_plugin_sdk::StreamItem;
+        match item {
+            StreamItem::Line(line) => {
+                if let Some(agent) = line.strip_prefix("Login: ") {
+                    let login = Event {
+                        id: format!("line-{agent}"),
+                        source: "plugin:misbehaving".into(),
+                        at_ms: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64),
+                        body: monti_plugin_sdk::EventBody::AgentLogin(agent.to_owned()),
+                    };
+                    monti_plugin_sdk::emit(&[login]).map_err(|d| PluginError::permanent(format!("{d:?}")))?;
+                } else if let Some(text) = line.strip_prefix("echo ") {
+                    let _ = monti_plugin_sdk::streams::send(id, format!("{text}\r\n").as_bytes());
+                }
+            }
+            StreamItem::Opened => {
+                info!("stream {id} opened");
+                let _ = monti_plugin_sdk::streams::send(id, b"hello\r\n");
+            }
+            StreamItem::Closed(why) => {
+                info!("stream {id} closed: {why}");
+                open_configured_stream();
+            }
+            StreamItem::Message(_) => {}
+        }
+        Ok(())
+    }
+
     fn handle_events(batch: Vec<Event>) -> Result<(), PluginError> {
         let Some(first) = batch.first() else {
+            // The heartbeat: keep the configured stream open, if there is one.
+            open_configured_stream();
             return Ok(());
         };
         info!("asked to {}", first.id);
