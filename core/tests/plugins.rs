@@ -322,6 +322,22 @@ fn every_way_a_plugin_can_fail_is_classified_and_contained() {
         "{lines:?}"
     );
 
+    // A flood of log lines: the newest 200 are kept, each cut at 2,000 bytes; the flood ends
+    // with the call or with its CPU time.
+    let flood = match misbehave("log-flood", &limits) {
+        Ok(outcome) => outcome.logs,
+        Err(failure) => {
+            assert_eq!(failure.kind, FailureKind::CpuDeadline, "{failure}");
+            failure.logs
+        }
+    };
+    assert!(flood.len() <= 200 && flood.len() > 100, "{} lines kept", flood.len());
+    assert!(flood.iter().all(|l| l.message.len() <= 2_000 + '…'.len_utf8()));
+    // Output beyond what the host keeps fails the write; the plugin's print panics on it.
+    let huge = misbehave("huge-output", &limits).expect_err("the write fails");
+    assert_eq!(huge.kind, FailureKind::Panic, "{huge}");
+    assert!(huge.message.contains("stdout"), "{huge}");
+
     // Each batch runs in a fresh instance: after all that, a normal call works.
     let fine = misbehave("nothing", &limits).expect("runs");
     assert_eq!(fine.result, Ok(()));

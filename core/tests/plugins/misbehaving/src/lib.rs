@@ -169,6 +169,15 @@ impl EventHandler for Misbehaving {
                 println!("to stdout");
                 eprintln!("to stderr");
             }
+            "log-flood" => {
+                for i in 0..1_000_000 {
+                    info!("line {i} {}", "x".repeat(i % 5_000));
+                }
+            }
+            "huge-output" => {
+                // Far more than the host keeps of a plugin's output.
+                print!("{}", "y".repeat(8 << 20));
+            }
             _ => {}
         }
         Ok(())
