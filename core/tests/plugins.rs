@@ -508,6 +508,7 @@ async fn an_installed_plugin_sees_the_tenants_events_and_moves_the_floor() {
         .unwrap();
     for series in [
         "plugin_invocations_total{plugin=\"wellbeing\"}",
+        "plugin_host_calls_total{plugin=\"wellbeing\"}",
         "plugin_duration_seconds",
         "plugin_memory_high_water_bytes{plugin=\"wellbeing\"}",
         "plugin_circuit_open{plugin=\"wellbeing\"} 0",
@@ -1180,6 +1181,19 @@ async fn failing_batches_are_retried_then_dead_lettered_and_can_be_replayed() {
         .await
         .body;
     assert_eq!(letters["items"], json!([]));
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("plugin_dead_letters{plugin=\"misbehaving\"}"),
+        "the dead-letter depth is a gauge"
+    );
     let record = monti::store::plugins::get(&server.store, &scope, "misbehaving")
         .await
         .unwrap();

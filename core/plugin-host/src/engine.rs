@@ -225,6 +225,10 @@ pub struct Outcome {
     pub cpu: Duration,
     /// Secrets put into outbound requests: (name, destination), once per use.
     pub secret_uses: Vec<(String, String)>,
+    /// Calls the plugin made into the host.
+    pub host_calls: u32,
+    /// Outbound requests that left: (destination origin, status; `None` when none came back).
+    pub http: Vec<(String, Option<u16>)>,
 }
 
 /// Why an invocation did not complete.
@@ -644,6 +648,8 @@ impl PluginEngine {
                 waited: Duration::ZERO,
             },
             streams: Default::default(),
+            host_calls: 0,
+            http_log: Vec::new(),
         };
         let mut store = Store::new(
             &self.engine,
@@ -737,6 +743,8 @@ fn prepare(instance: &mut Instance, invocation: Invocation, grants: &Grants, lim
         })
         .collect();
     host.secret_uses.clear();
+    host.host_calls = 0;
+    host.http_log.clear();
     host.http = crate::host::HttpAccess {
         origins: crate::host::origins(&grants.http),
         allow_private: grants.allow_private_networks,
@@ -803,6 +811,8 @@ fn call<R>(
                 duration,
                 cpu: duration.saturating_sub(state.host.http.waited),
                 secret_uses: std::mem::take(&mut state.host.secret_uses),
+                host_calls: state.host.host_calls,
+                http: std::mem::take(&mut state.host.http_log),
             };
             Ok((answer, outcome))
         }

@@ -45,6 +45,10 @@ pub struct HostState {
     pub http: HttpAccess,
     /// Granted stream destinations (see [`stream_destination`]) and who keeps them.
     pub streams: StreamAccess,
+    /// Calls into the host this invocation made.
+    pub host_calls: u32,
+    /// Outbound requests that left: (destination origin, status; `None` when none came back).
+    pub http_log: Vec<(String, Option<u16>)>,
 }
 
 /// Streams for one invocation.
@@ -250,70 +254,9 @@ impl HostState {
 
 type HostResult<T> = wasmtime::Result<T>;
 
-impl monti::plugin::types::Host for HostState {}
-
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String) -> HostResult<()> {
-        self.push_log(level, &message);
-        Ok(())
-    }
-}
-
-impl config::Host for HostState {
-    fn get(&mut self) -> HostResult<String> {
-        Ok(self.config_json.clone())
-    }
-}
-
-impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
-        Ok(self.kv.get(&key).cloned())
-    }
-
-    fn set(&mut self, key: String, value: Vec<u8>) -> HostResult<Result<(), Denied>> {
-        let old = self.kv.get(&key).map_or(0, |v| key.len() + v.len());
-        if self.kv_bytes() - old + key.len() + value.len() > self.kv_quota_bytes {
-            return Ok(Err(Denied::QuotaExceeded(format!(
-                "the key-value store holds at most {} bytes",
-                self.kv_quota_bytes
-            ))));
-        }
-        self.kv.insert(key, value);
-        Ok(Ok(()))
-    }
-
-    fn delete(&mut self, key: String) -> HostResult<()> {
-        self.kv.remove(&key);
-        Ok(())
-    }
-
-    fn keys(&mut self, prefix: String) -> HostResult<Vec<String>> {
-        Ok(self.kv.keys().filter(|k| k.starts_with(&prefix)).cloned().collect())
-    }
-}
-
-impl secrets::HostSecret for HostState {
-    fn name(&mut self, secret: Resource<SecretHandle>) -> HostResult<String> {
-        Ok(self.table.get(&secret)?.name.clone())
-    }
-
-    fn drop(&mut self, secret: Resource<SecretHandle>) -> HostResult<()> {
-        self.table.delete(secret)?;
-        Ok(())
-    }
-}
-
-impl secrets::Host for HostState {
-    fn get(&mut self, name: String) -> HostResult<Result<Resource<SecretHandle>, Denied>> {
-        if !self.secrets.contains_key(&name) {
-            return Ok(Err(Denied::NotGranted(format!("no secret `{name}` is configured"))));
-        }
-        Ok(Ok(self.table.push(SecretHandle { name })?))
-    }
-}
-
-impl http::Host for HostState {
-    fn send(&mut self, request: http::Request) -> HostResult<Result<http::Response, http::HttpError>> {
+impl HostState {
+    /// An outbound request, checked against the grants, quotas and time left, then sent.
+    fn send_granted(&mut self, request: http::Request) -> HostResult<Result<http::Response, http::HttpError>> {
         let Ok(url) = url::Url::parse(&request.url) else {
             return Ok(Err(http::HttpError::Transport(format!(
                 "`{}` is not a URL",
@@ -350,9 +293,90 @@ impl http::Host for HostState {
             )));
         };
         let started = std::time::Instant::now();
+        let destination = url.origin().ascii_serialization();
         let fetched = outbound.send(request, url, self.http.allow_private);
         self.http.waited += started.elapsed();
+        self.http_log
+            .push((destination, fetched.as_ref().ok().map(|r| r.status)));
         Ok(fetched)
+    }
+}
+
+impl monti::plugin::types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) -> HostResult<()> {
+        self.host_calls += 1;
+        self.push_log(level, &message);
+        Ok(())
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self) -> HostResult<String> {
+        self.host_calls += 1;
+        Ok(self.config_json.clone())
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
+        self.host_calls += 1;
+        Ok(self.kv.get(&key).cloned())
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> HostResult<Result<(), Denied>> {
+        self.host_calls += 1;
+        let old = self.kv.get(&key).map_or(0, |v| key.len() + v.len());
+        if self.kv_bytes() - old + key.len() + value.len() > self.kv_quota_bytes {
+            return Ok(Err(Denied::QuotaExceeded(format!(
+                "the key-value store holds at most {} bytes",
+                self.kv_quota_bytes
+            ))));
+        }
+        self.kv.insert(key, value);
+        Ok(Ok(()))
+    }
+
+    fn delete(&mut self, key: String) -> HostResult<()> {
+        self.host_calls += 1;
+        self.kv.remove(&key);
+        Ok(())
+    }
+
+    fn keys(&mut self, prefix: String) -> HostResult<Vec<String>> {
+        self.host_calls += 1;
+        Ok(self.kv.keys().filter(|k| k.starts_with(&prefix)).cloned().collect())
+    }
+}
+
+impl secrets::HostSecret for HostState {
+    fn name(&mut self, secret: Resource<SecretHandle>) -> HostResult<String> {
+        self.host_calls += 1;
+        Ok(self.table.get(&secret)?.name.clone())
+    }
+
+    fn drop(&mut self, secret: Resource<SecretHandle>) -> HostResult<()> {
+        self.host_calls += 1;
+        self.table.delete(secret)?;
+        Ok(())
+    }
+}
+
+impl secrets::Host for HostState {
+    fn get(&mut self, name: String) -> HostResult<Result<Resource<SecretHandle>, Denied>> {
+        self.host_calls += 1;
+        if !self.secrets.contains_key(&name) {
+            return Ok(Err(Denied::NotGranted(format!("no secret `{name}` is configured"))));
+        }
+        Ok(Ok(self.table.push(SecretHandle { name })?))
+    }
+}
+
+impl http::Host for HostState {
+    fn send(&mut self, request: http::Request) -> HostResult<Result<http::Response, http::HttpError>> {
+        self.host_calls += 1;
+        self.send_granted(request)
     }
 
     fn send_with_secret(
@@ -361,6 +385,7 @@ impl http::Host for HostState {
         secret: Resource<SecretHandle>,
         placement: http::Placement,
     ) -> HostResult<Result<http::Response, http::HttpError>> {
+        self.host_calls += 1;
         let name = self.table.get(&secret)?.name.clone();
         let Some((bound, value)) = self.secrets.get(&name).cloned() else {
             return Ok(Err(http::HttpError::Denied(Denied::NotGranted(format!(
@@ -388,12 +413,13 @@ impl http::Host for HostState {
         request.headers.push((header, header_value));
         self.secret_uses
             .push((name, format!("{}://{}:{}", bound.0, bound.1, bound.2)));
-        self.send(request)
+        self.send_granted(request)
     }
 }
 
 impl events::Host for HostState {
     fn emit(&mut self, events: Vec<Event>) -> HostResult<Result<(), Denied>> {
+        self.host_calls += 1;
         if self.emitted.len() + events.len() > self.max_emit {
             return Ok(Err(Denied::QuotaExceeded(format!(
                 "at most {} events per invocation",
@@ -407,6 +433,7 @@ impl events::Host for HostState {
 
 impl streams::Host for HostState {
     fn open(&mut self, name: String, target: streams::Target) -> HostResult<Result<u32, Denied>> {
+        self.host_calls += 1;
         let destination = stream_destination(&target);
         if !self.streams.granted.contains(&destination) {
             return Ok(Err(Denied::NotGranted(format!(
@@ -423,6 +450,7 @@ impl streams::Host for HostState {
     }
 
     fn send(&mut self, id: u32, data: Vec<u8>) -> HostResult<Result<(), Denied>> {
+        self.host_calls += 1;
         let Some(broker) = self.streams.broker.clone() else {
             return Ok(Err(Denied::NotGranted(format!("no open stream {id}"))));
         };
@@ -430,6 +458,7 @@ impl streams::Host for HostState {
     }
 
     fn close(&mut self, id: u32) -> HostResult<()> {
+        self.host_calls += 1;
         if let Some(broker) = &self.streams.broker {
             broker.close(id);
         }

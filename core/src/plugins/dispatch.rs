@@ -209,6 +209,7 @@ impl Dispatcher {
                 0,
             )
             .await?;
+            self.publish_dead_letter_depth(&installation.id).await;
         }
         Ok(())
     }
@@ -322,6 +323,11 @@ impl Dispatcher {
             Ok(outcome) => {
                 metrics::histogram!("plugin_duration_seconds", &labels).record(outcome.duration.as_secs_f64());
                 metrics::gauge!("plugin_memory_high_water_bytes", &labels).set(outcome.memory_high_water as f64);
+                metrics::counter!("plugin_host_calls_total", &labels).increment(u64::from(outcome.host_calls));
+                for (destination, status) in &outcome.http {
+                    let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+                    metrics::counter!("plugin_http_requests_total", "plugin" => plugin_id.to_owned(), "destination" => destination.clone(), "status" => status).increment(1);
+                }
                 if let Some(error) = returned_error {
                     metrics::counter!("plugin_failures_total", "plugin" => plugin_id.to_owned(), "kind" => "returned")
                         .increment(1);
@@ -413,6 +419,7 @@ impl Dispatcher {
         match ran {
             Ok(emitted) => {
                 plugins::delete_dead_letter(&self.store, tenant_id, letter_id).await?;
+                self.publish_dead_letter_depth(&installation.id).await;
                 Ok(Ok(emitted))
             }
             Err((error, _)) => {
@@ -565,6 +572,7 @@ impl Dispatcher {
                         0,
                     )
                     .await?;
+                    self.publish_dead_letter_depth(&installation.id).await;
                 }
                 continue;
             }
@@ -597,10 +605,18 @@ impl Dispatcher {
                     attempt as i64 + 1,
                 )
                 .await?;
+                self.publish_dead_letter_depth(&installation.id).await;
                 metrics::counter!("plugin_dead_letters_total", "plugin" => installation.plugin_id.clone()).increment(1);
             }
         }
         Ok(emitted)
+    }
+
+    /// Sets the `plugin_dead_letters` gauge of the installation's plugin.
+    async fn publish_dead_letter_depth(&self, installation_id: &str) {
+        if let Ok((plugin_id, depth)) = plugins::dead_letter_depth(&self.store, installation_id).await {
+            metrics::gauge!("plugin_dead_letters", "plugin" => plugin_id).set(depth as f64);
+        }
     }
 
     /// Hands what arrived on plugins' streams to them, in order, one call per installation and
@@ -653,11 +669,12 @@ impl Dispatcher {
         let turn = self.turn(tenant_id);
         let _turn = turn.lock().await;
         let mut emitted = Vec::new();
-        for installation in tenant
-            .installed
-            .iter()
-            .filter(|i| !i.plugin.manifest.capabilities.streams.is_empty())
-        {
+        // Only installations configured with somewhere to connect to.
+        let keeps_streams = |i: &&Installed| {
+            let config = serde_json::from_str(&i.config).unwrap_or_default();
+            !super::manifest::expand_all(&i.plugin.manifest.capabilities.streams, &config).is_empty()
+        };
+        for installation in tenant.installed.iter().filter(keeps_streams) {
             let key = (installation.id.clone(), installation.plugin.digest.clone());
             if !self.circuit(&key).admits() {
                 continue;

@@ -413,6 +413,20 @@ pub async fn dead_letter_events(
     serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("a dead letter does not read: {e}")))
 }
 
+/// Dead letters waiting for the plugin of `installation_id`, over all tenants: (plugin id,
+/// count), for the `plugin_dead_letters` gauge.
+pub async fn dead_letter_depth(store: &Store, installation_id: &str) -> StoreResult<(String, i64)> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, i64)>(
+            "SELECT i.plugin_id, (SELECT COUNT(*) FROM plugin_dead_letters d JOIN plugin_installations j \
+             ON j.id = d.installation_id WHERE j.plugin_id = i.plugin_id) FROM plugin_installations i WHERE i.id = $1",
+        )
+        .bind(installation_id)
+        .fetch_one(pool)
+        .await
+    })?)
+}
+
 pub async fn delete_dead_letter(store: &Store, tenant_id: &str, letter_id: &str) -> StoreResult<()> {
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("DELETE FROM plugin_dead_letters WHERE id = $1 AND tenant_id = $2")

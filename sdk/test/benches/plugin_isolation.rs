@@ -17,7 +17,16 @@ use monti_plugin_host::wit::{AgentState, AgentStateChange, Event, EventBody};
 use monti_plugin_host::{Grants, Invocation, Limits, PluginEngine};
 
 const BATCH: usize = 256;
-const HOSTILE: [&str; 8] = ["spin", "hog", "recurse", "panic", "emit-many", "log-flood", "huge-output", "kv-hog"];
+const HOSTILE: [&str; 8] = [
+    "spin",
+    "hog",
+    "recurse",
+    "panic",
+    "emit-many",
+    "log-flood",
+    "huge-output",
+    "kv-hog",
+];
 
 fn event(id: &str, agent: usize) -> Event {
     Event {
