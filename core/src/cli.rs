@@ -125,6 +125,9 @@ pub enum Command {
     /// Plugin authors' tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The key that seals secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,6 +136,19 @@ pub enum ConfigCommand {
     Print(ServeArgs),
     /// Validate the configuration; exit 0 when valid.
     Check(ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Re-encrypt every secret stored at rest (SIP passwords, sign-in client secrets, session ID
+    /// tokens, plugin secrets) with a new random key, in one transaction. Stop the server first.
+    /// With the key in `<data dir>/secret.key`, the new key replaces it (the old one is kept as
+    /// `secret.key.old-<time>`); with `secret_key` in the configuration, the new key is written
+    /// to `<data dir>/secret.key.new` for you to put there.
+    RotateKey {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -355,7 +371,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck { url } => healthcheck(&cli.config, url).await,
         Command::Admin(admin) => self::admin(&cli.config, admin).await,
         Command::Plugin(command) => plugin(&cli.config, command).await,
+        Command::Secrets(SecretsCommand::RotateKey { data }) => rotate_key(&cli.config, &data).await,
     }
+}
+
+async fn rotate_key(config_file: &Option<PathBuf>, data: &DataArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&sources(config_file, None, data))?;
+    crate::telemetry::init_logging(config.log_format, "warn");
+    let store = open_store(&config).await?;
+    let (new, encoded) = SecretBox::generate();
+    // Written before anything is re-sealed: whatever happens next, the new key is not lost.
+    let staged = config.data_dir.join("secret.key.new");
+    crate::secrets::write_private(&staged, encoded.as_bytes())
+        .with_context(|| format!("cannot write {}", staged.display()))?;
+    let resealed = match crate::store::rekey::reseal_all(&store, &new).await {
+        Ok(resealed) => resealed,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            anyhow::bail!("{e}");
+        }
+    };
+    for (what, count) in &resealed {
+        println!("{count:>6} {what}");
+    }
+    if config.secret_key.is_some() {
+        println!(
+            "re-encrypted with a new key, written to {}: set `secret_key` (or MONTI_SECRET_KEY) to its \
+             contents before starting the server, then delete the file",
+            staged.display()
+        );
+    } else {
+        let current = config.data_dir.join("secret.key");
+        let kept = config
+            .data_dir
+            .join(format!("secret.key.old-{}", crate::domain::time::now_ms() / 1000));
+        std::fs::rename(&current, &kept)
+            .and_then(|()| std::fs::rename(&staged, &current))
+            .with_context(|| {
+                format!(
+                    "the secrets were re-encrypted with the key in {}, but it could not replace {}: move it there by hand",
+                    staged.display(),
+                    current.display()
+                )
+            })?;
+        println!(
+            "re-encrypted with a new key in {}; the old key is kept in {} (delete it once you have a backup of the new one)",
+            current.display(),
+            kept.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<DemoArgs>) -> anyhow::Result<ExitCode> {

@@ -53,6 +53,15 @@ impl SecretBox {
         })
     }
 
+    /// A fresh random key, and its base64 form (what `secret.key` and `secret_key` hold).
+    pub fn generate() -> (Self, String) {
+        let mut key = [0u8; KEY_LEN];
+        rand::rng().fill_bytes(&mut key);
+        let encoded = STANDARD.encode(key);
+        let made = Self::from_bytes(&key).expect("a key of the right length");
+        (made, encoded)
+    }
+
     /// Reads `<dir>/secret.key`, creating it with a fresh random key (mode 0600) on first use.
     pub fn load_or_create(dir: &Path) -> Result<Self, SecretError> {
         let path = dir.join("secret.key");
@@ -119,7 +128,7 @@ impl SecretBox {
 }
 
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
@@ -132,7 +141,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 

@@ -1352,3 +1352,88 @@ async fn a_plugin_keeps_a_line_stream_through_the_host() {
     let agents = server.get("/api/v1/live/snapshot", &admin).await.body["agents"].clone();
     assert_eq!(agents.as_array().unwrap().len(), 1, "no agent 99: {agents}");
 }
+
+/// `monti secrets rotate-key` re-encrypts what is sealed at rest under a new key, which then
+/// replaces the old; a secret that does not open stops it before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_key_re_encrypts_secrets_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let monti = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_monti"))
+            .args(args)
+            .env_remove("MONTI_DATABASE_URL")
+            .env_remove("MONTI_SECRET_KEY")
+            .env("MONTI_DATA_DIR", &data)
+            .output()
+            .expect("run monti");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = monti(&["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let config = monti::config::Config {
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    let open = || monti::cli::open_store(&config);
+    let store = open().await.unwrap();
+    let scope = monti::store::tenants::operator_scope(&store, "acme").await.unwrap();
+    let bytes = component("monti-test-misbehaving");
+    let plugin = engine().validate(&bytes).unwrap();
+    monti::store::plugins::store_package(&store, &plugin.digest, &plugin.manifest, &bytes)
+        .await
+        .unwrap();
+    let installed = monti::store::plugins::install(&store, &scope, &plugin.digest, "{}")
+        .await
+        .unwrap();
+    monti::store::plugins::set_secret(&store, &scope, "misbehaving", "token", "s3cret-value")
+        .await
+        .unwrap();
+    let old_key = std::fs::read_to_string(data.join("secret.key")).unwrap();
+    store.db.close().await;
+
+    let (ok, out, err) = monti(&["secrets", "rotate-key"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("     1 plugin secrets"), "{out}");
+    let new_key = std::fs::read_to_string(data.join("secret.key")).unwrap();
+    assert_ne!(new_key, old_key);
+    let kept: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("secret.key.old-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the old key is kept beside");
+    assert!(!data.join("secret.key.new").exists());
+    // The server, with the new key, reads the secret as before.
+    let store = open().await.unwrap();
+    let secrets = monti::store::plugins::secrets(&store, &installed.id).await.unwrap();
+    assert_eq!(secrets.get("token").map(String::as_str), Some("s3cret-value"));
+
+    // A value that does not open: refused, nothing changed, the key stays.
+    monti::store::plugins::set_secret(&store, &scope, "misbehaving", "other", "x")
+        .await
+        .unwrap();
+    let monti::db::Db::Sqlite(pool) = &store.db else {
+        unreachable!("the data dir's SQLite database")
+    };
+    sqlx::query("UPDATE plugin_secrets SET sealed = 'v1.AAAA.AAAA' WHERE name = 'other'")
+        .execute(pool)
+        .await
+        .unwrap();
+    store.db.close().await;
+    let (ok, _, err) = monti(&["secrets", "rotate-key"]);
+    assert!(!ok);
+    assert!(
+        err.contains("nothing was changed") && err.contains("plugin secrets"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(data.join("secret.key")).unwrap(), new_key);
+    assert!(!data.join("secret.key.new").exists());
+    let store = open().await.unwrap();
+    let secrets = monti::store::plugins::secrets(&store, &installed.id).await.unwrap();
+    assert_eq!(secrets.get("token").map(String::as_str), Some("s3cret-value"));
+}

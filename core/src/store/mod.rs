@@ -9,6 +9,7 @@ pub mod events;
 pub mod list;
 pub mod oidc_providers;
 pub mod plugins;
+pub mod rekey;
 pub mod resource;
 pub mod sessions;
 pub mod tenants;

@@ -85,7 +85,7 @@ pub struct ProviderInput {
     pub enabled: bool,
 }
 
-fn secret_context(provider_id: &str) -> String {
+pub(crate) fn secret_context(provider_id: &str) -> String {
     format!("oidc-client-secret/{provider_id}")
 }
 

@@ -273,7 +273,7 @@ pub async fn record_run(
     Ok(())
 }
 
-fn secret_context(installation_id: &str, name: &str) -> String {
+pub(crate) fn secret_context(installation_id: &str, name: &str) -> String {
     format!("plugin-secret:{installation_id}:{name}")
 }
 
