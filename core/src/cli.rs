@@ -590,11 +590,38 @@ async fn set_plugin_enabled(
 ) -> anyhow::Result<ExitCode> {
     let store = admin_store(config_file, data).await?;
     let scope = tenants::operator_scope(&store, tenant).await.map_err(explain)?;
-    let installation = crate::store::plugins::set_enabled(&store, &scope, plugin, enabled)
-        .await
-        .map_err(explain)?;
+    let installation = if enabled {
+        enable_approving(&store, &scope, plugin).await?
+    } else {
+        crate::store::plugins::set_enabled(&store, &scope, plugin, false)
+            .await
+            .map_err(explain)?
+    };
     print_installation(&installation);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operator enables a plugin: what it asks for is approved on the tenant's behalf (and said).
+async fn enable_approving(
+    store: &Store,
+    scope: &crate::store::TenantScope,
+    plugin: &str,
+) -> anyhow::Result<crate::store::plugins::Installation> {
+    let installation = crate::store::plugins::get(store, scope, plugin)
+        .await
+        .map_err(explain)?;
+    let pending = crate::store::plugins::unapproved(store, &installation)
+        .await
+        .map_err(explain)?;
+    if !pending.is_empty() {
+        eprintln!("approving for the tenant: {}", pending.join("; "));
+        crate::store::plugins::approve(store, scope, plugin)
+            .await
+            .map_err(explain)?;
+    }
+    crate::store::plugins::set_enabled(store, scope, plugin, true)
+        .await
+        .map_err(explain)
 }
 
 fn print_installation(i: &crate::store::plugins::Installation) {
@@ -667,7 +694,7 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
             let settings = load(&sources(config_file, None, &data))?;
             settings
                 .plugins
-                .admits(&plugin.manifest.id)
+                .admits(&tenant, &plugin.manifest)
                 .map_err(|why| anyhow!(why))?;
             let config = plugin_config(given.as_deref(), &plugin.manifest)?;
             let bytes = std::fs::read(&file)?;
@@ -687,9 +714,7 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
                 installed
             };
             if enable {
-                installed = crate::store::plugins::set_enabled(&store, &scope, &installed.id, true)
-                    .await
-                    .map_err(explain)?;
+                installed = enable_approving(&store, &scope, &installed.id).await?;
             }
             print_installation(&installed);
             Ok(ExitCode::SUCCESS)

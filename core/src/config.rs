@@ -58,6 +58,48 @@ pub struct PluginsConfig {
     pub allowed: Vec<String>,
     /// Tenants (slugs) whose plugins may reach private and local addresses (a PBX on the LAN).
     pub private_networks: Vec<String>,
+    /// Capabilities plugins may not have, by tenant slug (`"*"`: every tenant). A plugin that
+    /// asks for one cannot be installed there, and an installed one loses it.
+    pub denied_capabilities: std::collections::BTreeMap<String, Vec<PluginCapability>>,
+}
+
+/// A capability an operator can take away from a tenant's plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginCapability {
+    /// Outbound HTTP.
+    Http,
+    /// Secrets (placed into outbound HTTP).
+    Secrets,
+    /// Long-lived connections.
+    Streams,
+    /// Emitting events into live monitoring.
+    EmitsEvents,
+    /// Key-value storage.
+    Kv,
+}
+
+impl PluginCapability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginCapability::Http => "http",
+            PluginCapability::Secrets => "secrets",
+            PluginCapability::Streams => "streams",
+            PluginCapability::EmitsEvents => "emits_events",
+            PluginCapability::Kv => "kv",
+        }
+    }
+
+    /// Whether `capabilities` asks for this one.
+    pub fn requested_by(self, capabilities: &crate::plugins::manifest::Capabilities) -> bool {
+        match self {
+            PluginCapability::Http => !capabilities.http.is_empty(),
+            PluginCapability::Secrets => !capabilities.secrets.is_empty(),
+            PluginCapability::Streams => !capabilities.streams.is_empty(),
+            PluginCapability::EmitsEvents => capabilities.emits_events,
+            PluginCapability::Kv => capabilities.kv_bytes > 0,
+        }
+    }
 }
 
 impl Default for PluginsConfig {
@@ -66,13 +108,15 @@ impl Default for PluginsConfig {
             enabled: true,
             allowed: Vec::new(),
             private_networks: Vec::new(),
+            denied_capabilities: Default::default(),
         }
     }
 }
 
 impl PluginsConfig {
-    /// Whether a tenant may install this plugin, and why not.
-    pub fn admits(&self, plugin_id: &str) -> Result<(), String> {
+    /// Whether tenant `tenant_slug` may install a plugin, and why not.
+    pub fn admits(&self, tenant_slug: &str, manifest: &crate::plugins::manifest::Manifest) -> Result<(), String> {
+        let plugin_id = &manifest.id;
         if !self.enabled {
             return Err("plugins are turned off on this server".into());
         }
@@ -81,7 +125,31 @@ impl PluginsConfig {
                 "the operator does not allow the plugin `{plugin_id}` on this server"
             ));
         }
+        let refused: Vec<&str> = self
+            .denied(tenant_slug)
+            .into_iter()
+            .filter(|c| c.requested_by(&manifest.capabilities))
+            .map(PluginCapability::as_str)
+            .collect();
+        if !refused.is_empty() {
+            return Err(format!(
+                "the plugin `{plugin_id}` asks for {}, which the operator does not allow plugins in this tenant",
+                refused.join(", ")
+            ));
+        }
         Ok(())
+    }
+
+    /// The capabilities denied to the tenant's plugins.
+    pub fn denied(&self, tenant_slug: &str) -> Vec<PluginCapability> {
+        let mut denied: Vec<PluginCapability> = ["*", tenant_slug]
+            .iter()
+            .filter_map(|key| self.denied_capabilities.get(*key))
+            .flatten()
+            .copied()
+            .collect();
+        denied.dedup();
+        denied
     }
 }
 

@@ -412,6 +412,88 @@ fn authors_check_and_run_a_plugin_from_the_command_line() {
     assert!(err.contains("failed: panic") && err.contains("as requested"), "{err}");
 }
 
+fn leb_read(bytes: &[u8], at: &mut usize) -> usize {
+    let (mut value, mut shift) = (0usize, 0);
+    loop {
+        let byte = bytes[*at];
+        *at += 1;
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+fn leb_write(mut value: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Rewrites a module or component: `edit` sees every custom section (name, payload) and may
+/// return a new payload; core modules and components nested in a component are visited too.
+fn rewrite_custom(binary: &[u8], edit: &mut dyn FnMut(&str, &[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+    let component = binary[6..8] == [1, 0];
+    let mut out = binary[..8].to_vec();
+    let mut at = 8;
+    while at < binary.len() {
+        let id = binary[at];
+        at += 1;
+        let size = leb_read(binary, &mut at);
+        let payload = &binary[at..at + size];
+        at += size;
+        let replaced = if id == 0 {
+            let mut inner = 0;
+            let length = leb_read(payload, &mut inner);
+            let name = String::from_utf8_lossy(&payload[inner..inner + length]).into_owned();
+            edit(&name, &payload[inner + length..]).map(|data| {
+                let mut section = Vec::new();
+                leb_write(name.len(), &mut section);
+                section.extend_from_slice(name.as_bytes());
+                section.extend_from_slice(&data);
+                section
+            })
+        } else if component && (id == 1 || id == 4) {
+            Some(rewrite_custom(payload, edit))
+        } else {
+            None
+        };
+        let section = replaced.as_deref().unwrap_or(payload);
+        out.push(id);
+        leb_write(section.len(), &mut out);
+        out.extend_from_slice(section);
+    }
+    out
+}
+
+/// The `monti-plugin` custom section of a component (its manifest).
+fn manifest_section(component: &[u8]) -> Vec<u8> {
+    let mut found = None;
+    rewrite_custom(component, &mut |name, data| {
+        if name == "monti-plugin" {
+            found = Some(data.to_vec());
+        }
+        None
+    });
+    found.expect("a manifest section")
+}
+
+/// The same component with another manifest: `manifest` with `capabilities` lines added to its
+/// `[capabilities]` table (a new version of the same plugin, as an upgrade would bring).
+fn with_manifest(component: &[u8], manifest: &str, capabilities: &str) -> Vec<u8> {
+    let text = manifest.replacen("[capabilities]\n", &format!("[capabilities]\n{capabilities}\n"), 1);
+    rewrite_custom(component, &mut |name, _| {
+        (name == "monti-plugin").then(|| text.as_bytes().to_vec())
+    })
+}
+
 /// The whole path: PBX events posted to the ingest API reach the tenant's enabled plugin, and
 /// what it emits moves the live floor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,23 +713,72 @@ async fn tenant_admins_manage_plugins_through_the_api() {
     let mut pointers = bad.pointers();
     pointers.sort();
     assert_eq!(pointers, vec!["/config/colour", "/config/pause_after"]);
-    let good = server
+    // What the plugin asks for must be approved before it runs.
+    let unapproved = server
         .patch(
             "/api/v1/plugins/wellbeing",
             &admin,
             json!({ "enabled": true, "config": { "pause_after": 3 } }),
         )
         .await;
+    unapproved.expect_problem(409);
+    assert_eq!(
+        unapproved.body["capabilities"],
+        json!(["emit events into live monitoring", "store up to 64 KiB"])
+    );
+    let good = server
+        .patch(
+            "/api/v1/plugins/wellbeing",
+            &admin,
+            json!({ "enabled": true, "approve_capabilities": true, "config": { "pause_after": 3 } }),
+        )
+        .await;
     good.expect(200);
     assert_eq!(good.body["enabled"], json!(true));
     assert_eq!(good.body["config"], json!({ "pause_after": 3 }));
     // The same component again is an upgrade that keeps configuration and enablement.
-    let again = upload(&admin, "application/wasm", bytes).await.unwrap();
+    let again = upload(&admin, "application/wasm", bytes.clone()).await.unwrap();
     assert_eq!(again.status(), 200);
     let list = server.get("/api/v1/plugins", &supervisor).await;
     list.expect(200);
     assert_eq!(list.body["items"][0]["enabled"], json!(true));
     assert_eq!(list.body["items"][0]["config"], json!({ "pause_after": 3 }));
+    // A version asking for more is installed disabled, showing only what is new, until approved.
+    let newer = String::from_utf8(manifest_section(&bytes))
+        .unwrap()
+        .replace("version = \"1.0.0\"", "version = \"1.1.0\"");
+    let more = with_manifest(&bytes, &newer, "http = [\"https://crm.example\"]");
+    let upgraded = upload(&admin, "application/wasm", more).await.unwrap();
+    assert_eq!(upgraded.status(), 200);
+    let upgraded: serde_json::Value = upgraded.json().await.unwrap();
+    assert_eq!(upgraded["version"], json!("1.1.0"));
+    assert_eq!(upgraded["enabled"], json!(false));
+    assert_eq!(
+        upgraded["pending_capabilities"],
+        json!(["send HTTP requests to https://crm.example"])
+    );
+    let refused = server
+        .patch("/api/v1/plugins/wellbeing", &admin, json!({ "enabled": true }))
+        .await;
+    refused.expect_problem(409);
+    assert_eq!(
+        refused.body["capabilities"],
+        json!(["send HTTP requests to https://crm.example"])
+    );
+    let approved = server
+        .patch(
+            "/api/v1/plugins/wellbeing",
+            &admin,
+            json!({ "enabled": true, "approve_capabilities": true }),
+        )
+        .await;
+    approved.expect(200);
+    assert_eq!(approved.body["pending_capabilities"], json!([]));
+    assert_eq!(
+        approved.body["config"],
+        json!({ "pause_after": 3 }),
+        "configuration kept"
+    );
     // Another tenant sees nothing of it.
     let other = server.tenant("other", monti::domain::Role::TenantAdmin).await;
     assert_eq!(server.get("/api/v1/plugins", &other).await.body["items"], json!([]));
@@ -794,10 +925,26 @@ async fn a_tenant_admin_installs_and_configures_a_plugin_in_the_browser() {
         )
         .await
     );
+    // What the plugin asks for is listed above the button that approves it.
+    assert!(
+        page.wait_for(
+            "document.querySelector('#approval') !== null \
+             && document.querySelector('#approval').textContent.includes('emit events into live monitoring') \
+             && document.querySelector('#enable').textContent.includes('Approve')",
+            wait
+        )
+        .await,
+        "the capabilities to approve are shown"
+    );
     page.click("#enable").await;
     assert!(
         page.wait_for("document.querySelector('#disable') !== null", wait).await,
         "enabled"
+    );
+    assert!(
+        page.wait_for("document.querySelector('#approval') === null", wait)
+            .await,
+        "nothing left to approve"
     );
     let scope = monti::store::tenants::operator_scope(&server.store, "acme")
         .await
@@ -1219,6 +1366,19 @@ async fn operators_restrict_which_plugins_tenants_may_install() {
             "does not allow the plugin `wellbeing`",
         ),
         (|c: &mut monti::config::Config| c.plugins.enabled = false, "turned off"),
+        (
+            |c: &mut monti::config::Config| {
+                c.plugins.denied_capabilities =
+                    [("acme".to_owned(), vec![monti::config::PluginCapability::EmitsEvents])].into();
+            },
+            "asks for emits_events, which the operator does not allow",
+        ),
+        (
+            |c: &mut monti::config::Config| {
+                c.plugins.denied_capabilities = [("*".to_owned(), vec![monti::config::PluginCapability::Kv])].into();
+            },
+            "asks for kv",
+        ),
     ] {
         let server = common::TestServer::start_with(common::Backend::Sqlite, tweak)
             .await
@@ -1238,6 +1398,47 @@ async fn operators_restrict_which_plugins_tenants_may_install() {
         assert!(problem["detail"].as_str().unwrap().contains(says), "{problem}");
         server.stop().await;
     }
+
+    // A capability taken away after installation is gone at run time: the stream is refused.
+    let server = common::TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.plugins.denied_capabilities = [("acme".to_owned(), vec![monti::config::PluginCapability::Streams])].into();
+    })
+    .await
+    .unwrap();
+    let _ = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    let misbehaving = component("monti-test-misbehaving");
+    let plugin = engine().validate(&misbehaving).unwrap();
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &misbehaving)
+        .await
+        .unwrap();
+    monti::store::plugins::install(
+        &server.store,
+        &scope,
+        &plugin.digest,
+        r#"{"host":"pbx.example.com","port":5038}"#,
+    )
+    .await
+    .unwrap();
+    monti::store::plugins::set_enabled(&server.store, &scope, "misbehaving", true)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let record = monti::store::plugins::get(&server.store, &scope, "misbehaving")
+            .await
+            .unwrap();
+        if record.last_logs.contains("stream refused")
+            && record.last_logs.contains("is not granted to this installation")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(12), "{}", record.last_logs);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
 }
 
 /// A plugin that keeps a TCP line stream: the host connects for it (the destination comes from

@@ -61,6 +61,37 @@ pub struct Capabilities {
     pub streams: Vec<String>,
 }
 
+impl Capabilities {
+    /// What this asks for beyond `approved`, one line per capability, in words a tenant admin
+    /// reads before saying yes. Empty: nothing new.
+    pub fn beyond(&self, approved: &Capabilities) -> Vec<String> {
+        let mut new = Vec::new();
+        if self.emits_events && !approved.emits_events {
+            new.push("emit events into live monitoring".to_owned());
+        }
+        if self.kv_bytes > approved.kv_bytes {
+            new.push(format!("store up to {} KiB", self.kv_bytes.div_ceil(1024)));
+        }
+        for destination in self.http.iter().filter(|d| !approved.http.contains(d)) {
+            new.push(format!("send HTTP requests to {destination}"));
+        }
+        for (name, destination) in &self.secrets {
+            if approved.secrets.get(name) != Some(destination) {
+                new.push(format!("use the secret `{name}`, sent only to {destination}"));
+            }
+        }
+        for destination in self.streams.iter().filter(|d| !approved.streams.contains(d)) {
+            new.push(format!("keep a connection open to {destination}"));
+        }
+        new
+    }
+
+    /// Every capability it asks for, in words.
+    pub fn describe(&self) -> Vec<String> {
+        self.beyond(&Capabilities::default())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedLimits {
@@ -295,6 +326,35 @@ pub fn expand_all(destinations: &[String], config: &serde_json::Value) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upgrade_shows_only_what_is_new() {
+        let approved = Capabilities {
+            kv_bytes: 1024,
+            emits_events: true,
+            http: vec!["https://api.example.com".into()],
+            secrets: [("api".to_owned(), "https://api.example.com".to_owned())].into(),
+            streams: Vec::new(),
+        };
+        assert!(approved.beyond(&approved).is_empty());
+        let upgraded = Capabilities {
+            kv_bytes: 4096,
+            http: vec!["https://api.example.com".into(), "https://other.example".into()],
+            streams: vec!["tcp://${host}:${port}".into()],
+            ..approved.clone()
+        };
+        assert_eq!(
+            upgraded.beyond(&approved),
+            [
+                "store up to 4 KiB",
+                "send HTTP requests to https://other.example",
+                "keep a connection open to tcp://${host}:${port}",
+            ]
+        );
+        // Asking for less needs no approval.
+        assert!(Capabilities::default().beyond(&approved).is_empty());
+        assert_eq!(approved.describe().len(), 4);
+    }
 
     #[test]
     fn destinations_can_name_configuration_fields() {

@@ -237,9 +237,8 @@ impl Dispatcher {
             .engine()
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
         let kv = plugins::kv(&self.store, &installation.id).await?;
-        let limits = Limits::requested(&installation.plugin.manifest);
         let plugin = installation.plugin.clone();
-        let grants = self
+        let (grants, limits) = self
             .grants(tenant_id, &installation.id, &plugin.manifest, &installation.config)
             .await?;
         let streams = if plugin.manifest.capabilities.streams.is_empty() {
@@ -377,24 +376,39 @@ impl Dispatcher {
         }
     }
 
-    /// What an installation is granted: the destinations its manifest asks for, and the
-    /// secrets it declares that have a value.
+    /// What an installation is granted, and the limits it runs under: what its manifest asks
+    /// for (destinations filled from its configuration, the secrets that have a value), less
+    /// what the operator denies the tenant's plugins.
     async fn grants(
         &self,
         tenant_id: &str,
         installation_id: &str,
         manifest: &super::manifest::Manifest,
         config_json: &str,
-    ) -> StoreResult<Grants> {
+    ) -> StoreResult<(Grants, Limits)> {
+        use crate::config::PluginCapability;
         let configured = plugins::secrets(&self.store, installation_id).await?;
-        let private = if self.policy.private_networks.is_empty() {
-            false
+        let slug = if self.policy.private_networks.is_empty() && self.policy.denied_capabilities.is_empty() {
+            None
         } else {
-            let tenant = crate::store::tenants::by_id(&self.store, tenant_id).await?;
-            self.policy.private_networks.contains(&tenant.slug)
+            Some(crate::store::tenants::by_id(&self.store, tenant_id).await?.slug)
         };
+        let private = slug
+            .as_ref()
+            .is_some_and(|slug| self.policy.private_networks.contains(slug));
         let config = serde_json::from_str(config_json).unwrap_or_default();
-        Ok(Grants::requested(manifest, &config, &configured, private))
+        let mut grants = Grants::requested(manifest, &config, &configured, private);
+        let mut limits = Limits::requested(manifest);
+        for denied in slug.map(|slug| self.policy.denied(&slug)).unwrap_or_default() {
+            match denied {
+                PluginCapability::Http => grants.http.clear(),
+                PluginCapability::Secrets => grants.secrets.clear(),
+                PluginCapability::Streams => grants.streams.clear(),
+                PluginCapability::EmitsEvents => limits.max_emit = 0,
+                PluginCapability::Kv => limits.kv_bytes = 0,
+            }
+        }
+        Ok((grants, limits))
     }
 
     /// Runs a dead-lettered batch again on its (enabled) installation. On success the dead letter
@@ -461,10 +475,9 @@ impl Dispatcher {
             _ => return Ok(None),
         };
         let kv = plugins::kv(&self.store, &runnable.id).await?;
-        let grants = self
+        let (grants, limits) = self
             .grants(tenant_id, &runnable.id, &plugin.manifest, &runnable.config)
             .await?;
-        let limits = Limits::requested(&plugin.manifest);
         let invocation = Invocation::events(runnable.config.clone(), kv, Vec::new());
         let ran = {
             let plugin = plugin.clone();

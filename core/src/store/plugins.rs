@@ -9,7 +9,7 @@ use super::{SqlValue, Store, StoreError, StoreResult, TenantScope};
 use crate::domain::new_id;
 use crate::domain::time::now_ms;
 use crate::on_db;
-use crate::plugins::manifest::Manifest;
+use crate::plugins::manifest::{Capabilities, Manifest};
 
 /// An installation as admins see it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -25,6 +25,9 @@ pub struct Installation {
     pub last_error: Option<String>,
     pub last_logs: String,
     pub updated_at: i64,
+    /// The capabilities the tenant approved (JSON), if any.
+    #[serde(skip)]
+    pub approved: Option<String>,
 }
 
 /// What a run of an installation needs.
@@ -61,12 +64,24 @@ pub async fn store_package(store: &Store, digest: &str, manifest: &Manifest, com
 }
 
 const SELECT: &str = "SELECT i.id, i.plugin_id, i.digest, p.version, i.config, i.enabled, i.invocations, i.failures, \
-    i.last_error, i.last_logs, i.updated_at FROM plugin_installations i JOIN plugin_packages p ON p.digest = i.digest";
+    i.last_error, i.last_logs, i.updated_at, i.approved FROM plugin_installations i JOIN plugin_packages p ON p.digest = i.digest";
 
 /// Installs (or upgrades to) the package with `digest` in the tenant, disabled until enabled.
 /// An upgrade keeps the installation's configuration, store and enablement.
+///
+/// An upgrade to a package that asks for capabilities the tenant has not approved leaves the
+/// installation disabled until they are ([`unapproved`], [`approve`]).
 pub async fn install(store: &Store, scope: &TenantScope, digest: &str, config: &str) -> StoreResult<Installation> {
     let plugin_id = manifest(store, digest).await?.id;
+    let previous = get(store, scope, &plugin_id).await.ok();
+    if let Some(previous) = &previous
+        && previous.approved.is_none()
+        && previous.enabled
+    {
+        // Installed before approvals were recorded: what ran was approved by running it.
+        let ran = manifest(store, &previous.digest).await?.capabilities;
+        record_approval(store, scope, &previous.id, &ran).await?;
+    }
     let now = now_ms();
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
@@ -84,7 +99,50 @@ pub async fn install(store: &Store, scope: &TenantScope, digest: &str, config: &
         .await
         .map(|_| ())
     })?;
-    get(store, scope, &plugin_id).await
+    let installed = get(store, scope, &plugin_id).await?;
+    if installed.enabled && !unapproved(store, &installed).await?.is_empty() {
+        return set_enabled(store, scope, &installed.id, false).await;
+    }
+    Ok(installed)
+}
+
+/// What the installation's package asks for beyond what the tenant approved, in words; empty
+/// when nothing waits for approval.
+pub async fn unapproved(store: &Store, installation: &Installation) -> StoreResult<Vec<String>> {
+    let requested = manifest(store, &installation.digest).await?.capabilities;
+    let approved: Capabilities = installation
+        .approved
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or_default();
+    Ok(requested.beyond(&approved))
+}
+
+/// The tenant approves what the installation's package asks for.
+pub async fn approve(store: &Store, scope: &TenantScope, plugin_or_id: &str) -> StoreResult<Installation> {
+    let installation = get(store, scope, plugin_or_id).await?;
+    let requested = manifest(store, &installation.digest).await?.capabilities;
+    record_approval(store, scope, &installation.id, &requested).await?;
+    get(store, scope, &installation.id).await
+}
+
+async fn record_approval(
+    store: &Store,
+    scope: &TenantScope,
+    installation_id: &str,
+    capabilities: &Capabilities,
+) -> StoreResult<()> {
+    let approved = serde_json::to_string(capabilities).map_err(|e| StoreError::Internal(e.to_string()))?;
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>("UPDATE plugin_installations SET approved = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(&approved)
+            .bind(scope.tenant_id())
+            .bind(installation_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
 }
 
 /// The tenant's installation of `plugin_id` (or by installation id).

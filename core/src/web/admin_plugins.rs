@@ -105,7 +105,7 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
         }
         Err(e) => return unavailable(&app, &signed, &e),
     };
-    if let Err(why) = app.live.plugins.policy.admits(&plugin.manifest.id) {
+    if let Err(why) = app.live.plugins.policy.admits(scope.tenant_slug(), &plugin.manifest) {
         return render_list(&app, &signed, Some(why), StatusCode::FORBIDDEN).await;
     }
     let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
@@ -202,6 +202,12 @@ async fn render_detail(
     let mut context = tera::Context::new();
     context.insert("plugin", &installation_json(&installed));
     context.insert("manifest", &manifest);
+    let pending = if installed.enabled {
+        Vec::new()
+    } else {
+        plugins::unapproved(&app.store, &installed).await.unwrap_or_default()
+    };
+    context.insert("pending", &pending);
     context.insert("fields", &form_fields(manifest.config.as_ref(), &config, &errors));
     context.insert("has_errors", &!errors.is_empty());
     context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
@@ -322,7 +328,9 @@ async fn save_config(
     }
 }
 
-async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool) -> Response {
+/// Enables (with the tenant's approval of what the plugin asks for, given by the button that
+/// lists it) or disables an installation.
+async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool, approve: bool) -> Response {
     let scope = match tenant_scope(app, signed, Action::Write, Area::Configuration) {
         Ok(s) => s,
         Err(page) => return *page,
@@ -351,6 +359,22 @@ async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool) -> R
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await;
+        }
+        let approval = async {
+            let installed = plugins::get(&app.store, &scope, id).await?;
+            let pending = plugins::unapproved(&app.store, &installed).await?;
+            if !pending.is_empty() && approve {
+                plugins::approve(&app.store, &scope, id).await?;
+                audit_action(app, signed, &scope, "plugin.approve", &installed.id).await;
+                return Ok(Vec::new());
+            }
+            Ok::<_, StoreError>(pending)
+        }
+        .await;
+        match approval {
+            Ok(pending) if pending.is_empty() => {}
+            Ok(_) => return render_detail(app, signed, id, None, Map::new(), StatusCode::CONFLICT).await,
+            Err(e) => return unavailable(app, signed, &e),
         }
     }
     match plugins::set_enabled(&app.store, &scope, id, enabled).await {
@@ -441,12 +465,18 @@ async fn replay(State(app): State<AppState>, signed: SignedIn, Path((id, letter)
     Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()
 }
 
-async fn enable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    switch(&app, &signed, &id, true).await
+async fn enable(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let approve = form.iter().any(|(k, v)| k == "approve" && v == "1");
+    switch(&app, &signed, &id, true, approve).await
 }
 
 async fn disable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    switch(&app, &signed, &id, false).await
+    switch(&app, &signed, &id, false, false).await
 }
 
 async fn remove(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {

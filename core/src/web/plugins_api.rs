@@ -50,7 +50,10 @@ async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Response
 
 async fn read(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Configuration)?;
-    Ok(axum::Json(view(&plugins::get(&app.store, &scope, &id).await?)).into_response())
+    let installation = plugins::get(&app.store, &scope, &id).await?;
+    let mut body = view(&installation);
+    body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &installation).await?);
+    Ok(axum::Json(body).into_response())
 }
 
 /// The body is the component (`Content-Type: application/wasm`). A plugin the tenant has already
@@ -93,7 +96,7 @@ async fn install(
     app.live
         .plugins
         .policy
-        .admits(&plugin.manifest.id)
+        .admits(scope.tenant_slug(), &plugin.manifest)
         .map_err(ApiError::forbidden)?;
     // Installed disabled and unconfigured: the admin configures, then enables (which checks
     // the configuration against the plugin's schema).
@@ -122,6 +125,7 @@ async fn install(
     };
     let mut body = view(&installed);
     body["manifest"] = serde_json::to_value(&plugin.manifest).unwrap_or_default();
+    body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &installed).await?);
     Ok((status, axum::Json(body)).into_response())
 }
 
@@ -132,6 +136,9 @@ struct InstallationUpdate {
     config: Option<serde_json::Value>,
     /// Values for the secrets the plugin declares (write-only: never shown again).
     secrets: Option<std::collections::BTreeMap<String, String>>,
+    /// With `enabled: true`: approve what the plugin asks for (needed once per capability; an
+    /// upgrade asking for more needs it again).
+    approve_capabilities: Option<bool>,
 }
 
 async fn update(
@@ -186,6 +193,25 @@ async fn update(
         ));
         crate::store::audit::record(&app.store, event, &origin).await;
     }
+    if input.enabled == Some(true) {
+        let pending = plugins::unapproved(&app.store, &before).await?;
+        if !pending.is_empty() {
+            if input.approve_capabilities != Some(true) {
+                return Err(ApiError::needs_approval(pending));
+            }
+            let approved = plugins::approve(&app.store, &scope, &before.id).await?;
+            audit_change(
+                &app,
+                &scope,
+                &origin,
+                "plugin.approve",
+                ("plugin", &approved.id),
+                None,
+                Some(serde_json::json!({ "approved": pending })),
+            )
+            .await;
+        }
+    }
     let mut after = before.clone();
     if input.config.is_some() {
         after = plugins::set_config(&app.store, &scope, &id, &config.to_string()).await?;
@@ -205,6 +231,7 @@ async fn update(
     .await;
     let mut body = view(&after);
     body["secrets"] = serde_json::json!(plugins::secret_names(&app.store, &scope, &after.id).await?);
+    body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &after).await?);
     Ok(axum::Json(body).into_response())
 }
 

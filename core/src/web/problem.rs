@@ -27,6 +27,9 @@ pub struct Problem {
     /// For 412 responses: the version the resource is at now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+    /// For plugins waiting for approval: what they ask for that was not approved yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
 
 /// An error an API handler returns; renders as problem+json.
@@ -67,6 +70,7 @@ impl ApiError {
                 detail: (!detail.is_empty()).then_some(detail),
                 errors: Vec::new(),
                 current_version: None,
+                capabilities: Vec::new(),
             }),
             www_authenticate: None,
             retry_after: None,
@@ -94,6 +98,18 @@ impl ApiError {
         );
         e.problem.title = "Validation failed".into();
         e.problem.errors = errors;
+        e
+    }
+
+    /// A plugin asks for capabilities the tenant has not approved.
+    pub fn needs_approval(capabilities: Vec<String>) -> Self {
+        let mut e = Self::typed(
+            StatusCode::CONFLICT,
+            "/api/docs#problem-approval",
+            "the plugin asks for capabilities that were not approved: send `approve_capabilities: true` with `enabled: true` to approve them",
+        );
+        e.problem.title = "Approval needed".into();
+        e.problem.capabilities = capabilities;
         e
     }
 
