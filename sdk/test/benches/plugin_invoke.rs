@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use monti_plugin_host::wit::{AgentState, AgentStateChange, Event, EventBody};
 use monti_plugin_host::{Grants, Invocation, Limits, PluginEngine};
 
+// The allocator the server runs with (core/src/main.rs): the host side of every call allocates.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 256;
 
 fn batch() -> Vec<Event> {

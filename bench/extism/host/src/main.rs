@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use extism::{Manifest, Plugin, PluginBuilder, Wasm};
 use serde::{Deserialize, Serialize};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 256;
 
 #[derive(Serialize, Deserialize, Clone)]
