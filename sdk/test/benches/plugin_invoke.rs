@@ -86,6 +86,18 @@ fn main() {
     let events = batch();
     let invocation = |events: Vec<Event>| Invocation::events("{}", BTreeMap::new(), events);
     let round = Duration::from_millis(400);
+    // `MONTI_BENCH_PROFILE=1`: only the warm batch, for 10 s, for a profiler to look at.
+    if std::env::var_os("MONTI_BENCH_PROFILE").is_some() {
+        let mut warm = engine.warm(&plugin, None, &limits).unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if !warm.is_usable() {
+                warm = engine.warm(&plugin, None, &limits).unwrap();
+            }
+            black_box(engine.run_warm(&mut warm, invocation(events.clone()), &grants, &limits).unwrap());
+        }
+        return;
+    }
 
     let mut warm = engine.warm(&plugin, None, &limits).unwrap();
     let warm_empty = per_call(round, || {
