@@ -1201,7 +1201,13 @@ fn a_new_plugin_builds_and_checks_as_scaffolded() {
     let made = monti(&["plugin", "new", "greeter"], dir.path());
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let crate_dir = dir.path().join("greeter");
-    for file in ["Cargo.toml", "monti-plugin.toml", "src/lib.rs", "README.md"] {
+    for file in [
+        "Cargo.toml",
+        "monti-plugin.toml",
+        "src/lib.rs",
+        "tests/plugin.rs",
+        "README.md",
+    ] {
         assert!(crate_dir.join(file).exists(), "{file}");
     }
     let again = monti(&["plugin", "new", "greeter"], dir.path());

@@ -55,6 +55,41 @@ monti_plugin_sdk::webhook!(Plugin);
 monti_plugin_sdk::manifest!("../monti-plugin.toml");
 "#;
 
+const EVENT_HANDLER_TEST: &str = r#"//! {name} in the real host, with monti-plugin-test: `cargo test`.
+
+use monti_plugin_test::{EventBody, Harness};
+
+#[test]
+fn greets_agents_who_log_in() {
+    let mut plugin = Harness::build(env!("CARGO_MANIFEST_DIR")).expect("builds for wasm32-wasip2 and loads");
+    plugin.configure(serde_json::json!({ "greeting": "Hello" })).unwrap();
+    let login = plugin.event(EventBody::AgentLogin("1001".into()));
+    let run = plugin.handle_events(vec![login]).expect("runs");
+    assert_eq!(run.result, Ok(()));
+    assert_eq!(run.logs_at("info"), ["Hello 1001"]);
+    println!("{}", run.report);
+}
+"#;
+
+const WEBHOOK_TEST: &str = r#"//! {name} in the real host, with monti-plugin-test: `cargo test`.
+
+use monti_plugin_test::{Harness, HookRequest};
+
+#[test]
+fn answers_a_request() {
+    let mut plugin = Harness::build(env!("CARGO_MANIFEST_DIR")).expect("builds for wasm32-wasip2 and loads");
+    let request = HookRequest {
+        method: "POST".into(),
+        path: "/".into(),
+        headers: Vec::new(),
+        body: b"{}".to_vec(),
+    };
+    let (answer, run) = plugin.handle_request(request).expect("runs");
+    assert_eq!(answer.expect("answers").status, 204);
+    assert_eq!(run.logs_at("info"), ["POST / (2 bytes)"]);
+}
+"#;
+
 /// Creates the crate in `dir` (which must not exist yet).
 pub fn create(dir: &Path, id: &str, world: &str, sdk: &Path) -> anyhow::Result<PathBuf> {
     let manifest_check = super::manifest::Manifest {
@@ -83,9 +118,11 @@ pub fn create(dir: &Path, id: &str, world: &str, sdk: &Path) -> anyhow::Result<P
             "[package]\nname = \"{id}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
              [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nmonti-plugin-sdk = {{ path = \"{}\" }}\n\
              serde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+             [dev-dependencies]\nmonti-plugin-test = {{ path = \"{}\" }}\nserde_json = \"1\"\n\n\
              # A crate of its own, not part of any workspace around it.\n[workspace]\n\n\
              [profile.release]\nopt-level = \"s\"\nlto = true\nstrip = true\n",
-            sdk.display()
+            sdk.display(),
+            sdk.join("../test").display()
         ),
     )?;
     let config = if world == "webhook" {
@@ -105,11 +142,19 @@ pub fn create(dir: &Path, id: &str, world: &str, sdk: &Path) -> anyhow::Result<P
     )?;
     let source = if world == "webhook" { WEBHOOK } else { EVENT_HANDLER };
     write("src/lib.rs", source.replace("{name}", id))?;
+    std::fs::create_dir_all(dir.join("tests")).with_context(|| format!("cannot create {}/tests", dir.display()))?;
+    let test = if world == "webhook" {
+        WEBHOOK_TEST
+    } else {
+        EVENT_HANDLER_TEST
+    };
+    write("tests/plugin.rs", test.replace("{name}", id))?;
     write(
         "README.md",
         format!(
             "# {id}\n\nA Monti plugin ({world}). See docs/plugins.md in Monti.\n\n```sh\n\
              rustup target add wasm32-wasip2\ncargo build --release --target wasm32-wasip2\n\
+             cargo test   # runs the plugin in Monti's host (tests/plugin.rs)\n\
              monti plugin check target/wasm32-wasip2/release/{crate_name}.wasm\n```\n"
         ),
     )?;

@@ -94,7 +94,11 @@ fn main() {
             if !warm.is_usable() {
                 warm = engine.warm(&plugin, None, &limits).unwrap();
             }
-            black_box(engine.run_warm(&mut warm, invocation(events.clone()), &grants, &limits).unwrap());
+            black_box(
+                engine
+                    .run_warm(&mut warm, invocation(events.clone()), &grants, &limits)
+                    .unwrap(),
+            );
         }
         return;
     }
