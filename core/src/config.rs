@@ -61,6 +61,9 @@ pub struct PluginsConfig {
     /// Capabilities plugins may not have, by tenant slug (`"*"`: every tenant). A plugin that
     /// asks for one cannot be installed there, and an installed one loses it.
     pub denied_capabilities: std::collections::BTreeMap<String, Vec<PluginCapability>>,
+    /// Requests a second each webhook installation takes at `/hooks/…` (bursts of twice that);
+    /// beyond, callers get 429 with Retry-After.
+    pub hook_rate: u32,
 }
 
 /// A capability an operator can take away from a tenant's plugins.
@@ -109,6 +112,7 @@ impl Default for PluginsConfig {
             allowed: Vec::new(),
             private_networks: Vec::new(),
             denied_capabilities: Default::default(),
+            hook_rate: 50,
         }
     }
 }

@@ -439,7 +439,10 @@ fn leb_write(mut value: usize, out: &mut Vec<u8>) {
 
 /// Rewrites a module or component: `edit` sees every custom section (name, payload) and may
 /// return a new payload; core modules and components nested in a component are visited too.
-fn rewrite_custom(binary: &[u8], edit: &mut dyn FnMut(&str, &[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+/// Sees a custom section (name, payload) and may give a new payload.
+type SectionEdit<'a> = dyn FnMut(&str, &[u8]) -> Option<Vec<u8>> + 'a;
+
+fn rewrite_custom(binary: &[u8], edit: &mut SectionEdit<'_>) -> Vec<u8> {
     let component = binary[6..8] == [1, 0];
     let mut out = binary[..8].to_vec();
     let mut at = 8;
@@ -1184,6 +1187,20 @@ async fn a_webhook_plugin_answers_its_hook_url() {
         .await
         .unwrap();
     assert_eq!(record.invocations, 4, "every call is a run");
+    // A flood is cut off at the installation's rate (50 a second, bursts of 100) with 429 and
+    // Retry-After; the plugin does not run for those.
+    let mut limited = None;
+    for _ in 0..300 {
+        let reply = post("t0k", json!({ "agent": "1001" })).await.unwrap();
+        if reply.status() == 429 {
+            limited = Some(reply);
+            break;
+        }
+    }
+    let limited = limited.expect("the flood was limited");
+    assert!(limited.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(problem["status"], json!(429), "{problem}");
     server.stop().await;
 }
 

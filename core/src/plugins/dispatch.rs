@@ -84,6 +84,22 @@ pub struct Dispatcher {
     warm: Mutex<HashMap<(String, String), WarmInstance>>,
     /// Connections kept for plugins.
     pub streams: StreamHub,
+    /// Inbound hook requests: tokens left and when they were counted, per installation.
+    hook_buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+}
+
+/// What became of an inbound hook request.
+#[derive(Debug)]
+pub enum HookOutcome {
+    /// No enabled webhook installation by that id.
+    NotFound,
+    /// Over the installation's request rate: retry after this many seconds.
+    Limited(u32),
+    /// The plugin's answer (or failure), and what it emitted.
+    Ran(
+        Result<Result<super::HookResponse, super::PluginError>, super::Failure>,
+        Vec<Event>,
+    ),
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -104,6 +120,7 @@ impl Dispatcher {
             stamps: Mutex::new(HashMap::new()),
             warm: Mutex::new(HashMap::new()),
             streams: StreamHub::default(),
+            hook_buckets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -443,36 +460,35 @@ impl Dispatcher {
         }
     }
 
-    /// Hands an inbound request to the tenant's enabled webhook installation `installation_id`.
-    /// `None` when there is no such enabled webhook installation. Emitted events come back
-    /// (sourced `plugin:<id>`) for the caller to accept.
+    /// Hands an inbound request to the tenant's enabled webhook installation `installation_id`,
+    /// within its request rate. Emitted events come back (sourced `plugin:<id>`) for the caller
+    /// to accept.
     pub async fn hook(
         &self,
         tenant_id: &str,
         installation_id: &str,
         request: super::HookRequest,
-    ) -> StoreResult<
-        Option<(
-            Result<Result<super::HookResponse, super::PluginError>, super::Failure>,
-            Vec<Event>,
-        )>,
-    > {
+    ) -> StoreResult<HookOutcome> {
         if !self.policy.enabled {
-            return Ok(None);
+            return Ok(HookOutcome::NotFound);
         }
         let Some(runnable) = plugins::enabled(&self.store, tenant_id)
             .await?
             .into_iter()
             .find(|r| r.id == installation_id)
         else {
-            return Ok(None);
+            return Ok(HookOutcome::NotFound);
         };
+        if let Err(wait) = self.admit_hook(&runnable.id) {
+            metrics::counter!("plugin_hook_limited_total", "plugin" => runnable.plugin_id.clone()).increment(1);
+            return Ok(HookOutcome::Limited(wait));
+        }
         let engine = self
             .engine()
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
         let plugin = match engine.validate(&runnable.component) {
             Ok(p) if p.manifest.world == "webhook" => p,
-            _ => return Ok(None),
+            _ => return Ok(HookOutcome::NotFound),
         };
         let kv = plugins::kv(&self.store, &runnable.id).await?;
         let (grants, limits) = self
@@ -498,7 +514,25 @@ impl Dispatcher {
                 error.as_deref(),
             )
             .await?;
-        Ok(Some((ran.map(|(answer, _)| answer), emitted)))
+        Ok(HookOutcome::Ran(ran.map(|(answer, _)| answer), emitted))
+    }
+
+    /// Takes a token from the installation's bucket (`plugins.hook_rate` a second, bursts of
+    /// twice that), or says how many seconds until there is one.
+    fn admit_hook(&self, installation_id: &str) -> Result<(), u32> {
+        let rate = f64::from(self.policy.hook_rate.max(1));
+        let burst = rate * 2.0;
+        let now = std::time::Instant::now();
+        let mut buckets = self.hook_buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = buckets.entry(installation_id.to_owned()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u32)
+        }
     }
 
     /// Every use of a secret is audited: one entry per secret and destination per batch.

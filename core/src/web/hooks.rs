@@ -12,6 +12,7 @@ use axum::routing::any;
 use super::AppState;
 use super::problem::ApiError;
 use crate::plugins::HookRequest;
+use crate::plugins::dispatch::HookOutcome;
 use crate::store::tenants;
 
 /// Largest inbound body.
@@ -73,12 +74,19 @@ async fn hook(
             .collect(),
         body: body.to_vec(),
     };
-    let ran = match app.live.plugins.hook(scope.tenant_id(), &installation, request).await {
-        Ok(Some(ran)) => ran,
-        Ok(None) => return not_found(),
+    let (answer, emitted) = match app.live.plugins.hook(scope.tenant_id(), &installation, request).await {
+        Ok(HookOutcome::Ran(answer, emitted)) => (answer, emitted),
+        Ok(HookOutcome::NotFound) => return not_found(),
+        Ok(HookOutcome::Limited(wait)) => {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this webhook takes no more requests just now",
+            );
+            error.retry_after = Some(wait);
+            return error.into_response();
+        }
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let (answer, emitted) = ran;
     if !emitted.is_empty()
         && let Err(e) = app.live.accept_from_plugin(&scope, emitted).await
     {
