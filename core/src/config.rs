@@ -64,6 +64,30 @@ pub struct PluginsConfig {
     /// Requests a second each webhook installation takes at `/hooks/…` (bursts of twice that);
     /// beyond, callers get 429 with Retry-After.
     pub hook_rate: u32,
+    /// What all of a tenant's plugins together may use per minute.
+    pub tenant_quota: PluginQuota,
+}
+
+/// Per tenant and minute, over all its plugins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PluginQuota {
+    /// Plugin calls (batches, stream deliveries, webhook requests, heartbeats).
+    pub invocations: u64,
+    /// Outbound HTTP requests.
+    pub http_calls: u64,
+    /// Events emitted into live monitoring.
+    pub events: u64,
+}
+
+impl Default for PluginQuota {
+    fn default() -> Self {
+        Self {
+            invocations: 60_000,
+            http_calls: 6_000,
+            events: 1_000_000,
+        }
+    }
 }
 
 /// A capability an operator can take away from a tenant's plugins.
@@ -113,6 +137,7 @@ impl Default for PluginsConfig {
             private_networks: Vec::new(),
             denied_capabilities: Default::default(),
             hook_rate: 50,
+            tenant_quota: PluginQuota::default(),
         }
     }
 }

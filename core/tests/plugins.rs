@@ -276,6 +276,7 @@ fn every_way_a_plugin_can_fail_is_classified_and_contained() {
         max_emit: 1_000,
         kv_bytes: 256 * 1024,
         wall: Duration::from_secs(5),
+        ..Limits::default()
     };
     let panic = misbehave("panic", &limits).expect_err("traps");
     assert_eq!(panic.kind, FailureKind::Panic);
@@ -1660,4 +1661,91 @@ async fn rotating_the_key_re_encrypts_secrets_at_rest() {
     let store = open().await.unwrap();
     let secrets = monti::store::plugins::secrets(&store, &installed.id).await.unwrap();
     assert_eq!(secrets.get("token").map(String::as_str), Some("s3cret-value"));
+}
+
+/// What all of a tenant's plugins may use per minute: calls beyond it wait (a retry, then a dead
+/// letter to replay), emitting beyond it is refused to the plugin; another tenant is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_plugins_share_a_quota_per_minute() {
+    let server = common::TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.plugins.tenant_quota.invocations = 2;
+        c.plugins.tenant_quota.events = 5;
+    })
+    .await
+    .unwrap();
+    let bytes = component("monti-test-misbehaving");
+    let plugin = engine().validate(&bytes).unwrap();
+    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for slug in ["acme", "other"] {
+        let token = server.tenant(slug, monti::domain::Role::TenantAdmin).await;
+        server
+            .post(
+                "/api/v1/agents",
+                &token,
+                serde_json::json!({ "name": "Ana", "extension": "1001" }),
+            )
+            .await
+            .expect(201);
+        let scope = monti::store::tenants::operator_scope(&server.store, slug)
+            .await
+            .unwrap();
+        monti::store::plugins::install(&server.store, &scope, &plugin.digest, "{}")
+            .await
+            .unwrap();
+        monti::store::plugins::set_enabled(&server.store, &scope, "misbehaving", true)
+            .await
+            .unwrap();
+        tokens.push((token, scope));
+    }
+    let at = chrono::Utc::now().to_rfc3339();
+    let body =
+        |id: &str| serde_json::json!([{ "id": id, "source": "pbx", "at": at, "type": "agent_login", "agent": "1001" }]);
+    let (acme, acme_scope) = &tokens[0];
+    // Call 1 emits: 20,000 asked, 5 allowed this minute: refused to the plugin.
+    server.post("/api/v1/events", acme, body("emit-many")).await.expect(200);
+    // Call 2 works; call 3 is over the quota and ends as a dead letter.
+    server.post("/api/v1/events", acme, body("nothing")).await.expect(200);
+    server.post("/api/v1/events", acme, body("count")).await.expect(200);
+    let started = Instant::now();
+    let letters = loop {
+        let letters = monti::store::plugins::dead_letters(&server.store, acme_scope, "misbehaving")
+            .await
+            .unwrap();
+        if letters.iter().any(|l| l.error.contains("calls a minute")) || started.elapsed() > Duration::from_secs(10) {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let quota_letter = letters
+        .iter()
+        .find(|l| l.error.contains("used their 2 calls a minute"))
+        .unwrap_or_else(|| panic!("{letters:?}"));
+    assert!(
+        quota_letter.events.contains("\"count\""),
+        "the batch is kept: {}",
+        quota_letter.events
+    );
+    let emit_letter = letters
+        .iter()
+        .find(|l| l.events.contains("emit-many"))
+        .unwrap_or_else(|| panic!("{letters:?}"));
+    assert!(emit_letter.error.contains("QuotaExceeded"), "{}", emit_letter.error);
+    // The other tenant's plugins have their own minute.
+    let (other, other_scope) = &tokens[1];
+    server.post("/api/v1/events", other, body("count")).await.expect(200);
+    let started = Instant::now();
+    loop {
+        let record = monti::store::plugins::get(&server.store, other_scope, "misbehaving")
+            .await
+            .unwrap();
+        if record.last_logs.contains("call number") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{}", record.last_logs);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
 }

@@ -34,6 +34,8 @@ pub struct Limits {
     pub kv_bytes: usize,
     /// Wall-clock time the invocation may spend waiting on outbound calls (CPU time is `cpu`).
     pub wall: Duration,
+    /// Outbound calls one invocation may make.
+    pub http_calls: u32,
 }
 
 impl Limits {
@@ -45,6 +47,7 @@ impl Limits {
             max_emit: if manifest.capabilities.emits_events { 10_000 } else { 0 },
             kv_bytes: manifest.capabilities.kv_bytes as usize,
             wall: DEFAULT_WALL,
+            http_calls: HTTP_CALLS,
         }
     }
 }
@@ -57,6 +60,7 @@ impl Default for Limits {
             max_emit: 10_000,
             kv_bytes: 1 << 20,
             wall: DEFAULT_WALL,
+            http_calls: HTTP_CALLS,
         }
     }
 }
@@ -107,8 +111,8 @@ impl Grants {
 /// Wall-clock time an invocation may wait on the network, in all.
 const DEFAULT_WALL: Duration = Duration::from_secs(30);
 
-/// Outbound calls one invocation may make.
-const HTTP_CALLS: u32 = 20;
+/// Outbound calls one invocation may make, by default.
+pub const HTTP_CALLS: u32 = 20;
 
 /// A warm instance is replaced after this many calls (its captured output does not grow forever,
 /// and a slow leak in a plugin cannot build up).
@@ -751,7 +755,7 @@ fn prepare(instance: &mut Instance, invocation: Invocation, grants: &Grants, lim
         outbound: invocation
             .outbound
             .or_else(|| NetworkOutbound::current().map(|n| Arc::new(n) as Arc<dyn Outbound>)),
-        calls_left: HTTP_CALLS,
+        calls_left: limits.http_calls,
         deadline: Instant::now() + limits.wall,
         waited: Duration::ZERO,
     };

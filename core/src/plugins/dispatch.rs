@@ -86,6 +86,18 @@ pub struct Dispatcher {
     pub streams: StreamHub,
     /// Inbound hook requests: tokens left and when they were counted, per installation.
     hook_buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    /// What each tenant's plugins used this minute.
+    usage: Mutex<HashMap<String, Usage>>,
+}
+
+/// What a tenant's plugins may still use: buckets that refill at their quota per minute, up
+/// to a minute's worth (so a quiet tenant can burst, a busy one is held to its rate).
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    at: std::time::Instant,
+    invocations: f64,
+    http_calls: f64,
+    events: f64,
 }
 
 /// What became of an inbound hook request.
@@ -121,6 +133,7 @@ impl Dispatcher {
             warm: Mutex::new(HashMap::new()),
             streams: StreamHub::default(),
             hook_buckets: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
         }
     }
 
@@ -255,9 +268,13 @@ impl Dispatcher {
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
         let kv = plugins::kv(&self.store, &installation.id).await?;
         let plugin = installation.plugin.clone();
-        let (grants, limits) = self
+        let (grants, mut limits) = self
             .grants(tenant_id, &installation.id, &plugin.manifest, &installation.config)
             .await?;
+        if let Err(over) = self.budget(tenant_id, &mut limits) {
+            // Tried again later (a retry, then a dead letter): nothing is lost.
+            return Ok(Err((over, true)));
+        }
         let streams = if plugin.manifest.capabilities.streams.is_empty() {
             None
         } else {
@@ -301,6 +318,9 @@ impl Dispatcher {
             if warm.len() < WARM_INSTANCES {
                 warm.insert(warm_key, instance);
             }
+        }
+        if let Ok(outcome) = &ran {
+            self.spend(tenant_id, outcome.http.len(), outcome.emitted.len());
         }
         let failed = !matches!(&ran, Ok(outcome) if outcome.result.is_ok());
         self.record(&key, &installation.plugin_id, failed);
@@ -491,9 +511,12 @@ impl Dispatcher {
             _ => return Ok(HookOutcome::NotFound),
         };
         let kv = plugins::kv(&self.store, &runnable.id).await?;
-        let (grants, limits) = self
+        let (grants, mut limits) = self
             .grants(tenant_id, &runnable.id, &plugin.manifest, &runnable.config)
             .await?;
+        if self.budget(tenant_id, &mut limits).is_err() {
+            return Ok(HookOutcome::Limited(60));
+        }
         let invocation = Invocation::events(runnable.config.clone(), kv, Vec::new());
         let ran = {
             let plugin = plugin.clone();
@@ -501,6 +524,9 @@ impl Dispatcher {
                 .await
                 .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?
         };
+        if let Ok((_, outcome)) = &ran {
+            self.spend(tenant_id, outcome.http.len(), outcome.emitted.len());
+        }
         let error = match &ran {
             Ok((Err(e), _)) => Some(e.message.clone()),
             _ => None,
@@ -515,6 +541,45 @@ impl Dispatcher {
             )
             .await?;
         Ok(HookOutcome::Ran(ran.map(|(answer, _)| answer), emitted))
+    }
+
+    /// Counts a call against the tenant's quota and narrows `limits` to what is left of it;
+    /// `Err` with the reason when its calls are used up.
+    fn budget(&self, tenant_id: &str, limits: &mut Limits) -> Result<(), String> {
+        let quota = &self.policy.tenant_quota;
+        let full = |n: u64| n as f64;
+        let now = std::time::Instant::now();
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let left = usage.entry(tenant_id.to_owned()).or_insert(Usage {
+            at: now,
+            invocations: full(quota.invocations),
+            http_calls: full(quota.http_calls),
+            events: full(quota.events),
+        });
+        let minutes = now.duration_since(left.at).as_secs_f64() / 60.0;
+        left.at = now;
+        left.invocations = (left.invocations + minutes * full(quota.invocations)).min(full(quota.invocations));
+        left.http_calls = (left.http_calls + minutes * full(quota.http_calls)).min(full(quota.http_calls));
+        left.events = (left.events + minutes * full(quota.events)).min(full(quota.events));
+        if left.invocations < 1.0 {
+            metrics::counter!("plugin_quota_exceeded_total", "kind" => "invocations").increment(1);
+            return Err(format!(
+                "the tenant's plugins used their {} calls a minute",
+                quota.invocations
+            ));
+        }
+        left.invocations -= 1.0;
+        limits.http_calls = limits.http_calls.min(left.http_calls.max(0.0) as u32);
+        limits.max_emit = limits.max_emit.min(left.events.max(0.0) as usize);
+        Ok(())
+    }
+
+    /// Takes what a call used from the tenant's buckets.
+    fn spend(&self, tenant_id: &str, http_calls: usize, events: usize) {
+        if let Some(left) = self.usage.lock().unwrap_or_else(|e| e.into_inner()).get_mut(tenant_id) {
+            left.http_calls -= http_calls as f64;
+            left.events -= events as f64;
+        }
     }
 
     /// Takes a token from the installation's bucket (`plugins.hook_rate` a second, bursts of
