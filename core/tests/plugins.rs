@@ -178,6 +178,39 @@ fn components_are_validated_before_they_run() {
         broken.message.contains("not a readable WebAssembly component"),
         "{broken}"
     );
+    // The real component with a manifest that does not fit it, or the host.
+    let minimal = component("monti-example-minimal");
+    let manifest = String::from_utf8(manifest_section(&minimal)).unwrap();
+    for (changed, says) in [
+        (
+            manifest.replace("sdk = \"1.0.0\"", "sdk = \"2.0.0\""),
+            "this host implements 1.x",
+        ),
+        (
+            manifest.replace("world = \"event-handler\"", "world = \"billing\""),
+            "unknown world",
+        ),
+        (
+            manifest.replace("world = \"event-handler\"", "world = \"webhook\""),
+            "is not a `webhook` of monti:plugin@1.0.0",
+        ),
+        (
+            manifest.replace("[config]\ntype = \"object\"", "[config]\ntype = \"string\""),
+            "JSON Schema",
+        ),
+        (manifest.replace("id = \"wellbeing\"", "id = \"Wellbeing!\""), "`id`"),
+    ] {
+        assert_ne!(changed, manifest, "{says}: the edit applies");
+        let refused = engine.validate(&with_manifest(&minimal, &changed, "")).expect_err(says);
+        assert_eq!(refused.kind, FailureKind::Invalid);
+        assert!(refused.message.contains(says), "{says}: {refused}");
+    }
+    // Cut short anywhere, an upload is refused, never half-accepted.
+    for cut in [9, minimal.len() / 3, minimal.len() - 1] {
+        let truncated = engine.validate(&minimal[..cut]).expect_err("truncated");
+        assert_eq!(truncated.kind, FailureKind::Invalid, "cut at {cut}: {truncated}");
+    }
+
     // The same bytes twice: compiled once, the same digest.
     let bytes = component("monti-example-minimal");
     let first = engine.validate(&bytes).expect("valid");
