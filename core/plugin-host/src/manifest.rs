@@ -70,7 +70,11 @@ impl Capabilities {
             new.push("emit events into live monitoring".to_owned());
         }
         if self.kv_bytes > approved.kv_bytes {
-            new.push(format!("store up to {} KiB", self.kv_bytes.div_ceil(1024)));
+            new.push(if self.kv_bytes < 1024 {
+                format!("store up to {} bytes", self.kv_bytes)
+            } else {
+                format!("store up to {} KiB", self.kv_bytes.div_ceil(1024))
+            });
         }
         for destination in self.http.iter().filter(|d| !approved.http.contains(d)) {
             new.push(format!("send HTTP requests to {destination}"));
