@@ -498,8 +498,8 @@ impl PluginEngine {
             .map_err(|e| invalid(format!("the component needs imports this host does not offer: {e:#}")))?;
         let not_world = |e: wasmtime::Error| {
             invalid(format!(
-                "the component is not a `{}` of monti:plugin@1.0.0 (as its manifest says): {e:#}",
-                manifest.world
+                "the component is not a `{}` of monti:plugin@{} (as its manifest says): {e:#}",
+                manifest.world, manifest.sdk
             ))
         };
         let pre = if webhook {

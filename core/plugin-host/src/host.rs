@@ -144,6 +144,8 @@ pub trait StreamBroker: Send + Sync {
     fn open(&self, name: &str, target: &streams::Target) -> Result<u32, String>;
     fn send(&self, id: u32, data: Vec<u8>) -> Result<(), String>;
     fn close(&self, id: u32);
+    /// Where an open stream leads, as [`stream_destination`] writes it.
+    fn destination(&self, id: u32) -> Option<String>;
 }
 
 /// A stream target as the manifest lists them: `tcp://host:port` or a `ws://`/`wss://` URL.
@@ -463,6 +465,61 @@ impl streams::Host for HostState {
             broker.close(id);
         }
         Ok(())
+    }
+
+    fn send_with_secret(
+        &mut self,
+        id: u32,
+        data: Vec<u8>,
+        placeholder: String,
+        secret: Resource<SecretHandle>,
+        form: streams::SecretForm,
+    ) -> HostResult<Result<(), Denied>> {
+        self.host_calls += 1;
+        let name = self.table.get(&secret)?.name.clone();
+        let Some(((scheme, host, port), value)) = self.secrets.get(&name).cloned() else {
+            return Ok(Err(Denied::NotGranted(format!("no secret `{name}`"))));
+        };
+        let Some(broker) = self.streams.broker.clone() else {
+            return Ok(Err(Denied::NotGranted(format!("no open stream {id}"))));
+        };
+        let bound = format!("{scheme}://{host}:{port}");
+        match broker.destination(id) {
+            None => return Ok(Err(Denied::NotGranted(format!("no open stream {id}")))),
+            Some(destination) if destination != bound => {
+                return Ok(Err(Denied::NotGranted(format!(
+                    "secret `{name}` may only be sent to {bound}"
+                ))));
+            }
+            Some(_) => {}
+        }
+        let placeholder = placeholder.into_bytes();
+        if placeholder.is_empty() || !data.windows(placeholder.len()).any(|w| w == placeholder.as_slice()) {
+            return Ok(Err(Denied::NotGranted(
+                "the placeholder does not occur in the data".into(),
+            )));
+        }
+        let written = match form {
+            streams::SecretForm::Plain => value,
+            streams::SecretForm::Md5After(prefix) => {
+                use md5::Digest as _;
+                let digest = md5::Md5::digest(format!("{prefix}{value}").as_bytes());
+                digest.iter().map(|b| format!("{b:02x}")).collect()
+            }
+        };
+        let mut out = Vec::with_capacity(data.len() + written.len());
+        let mut rest = data.as_slice();
+        while let Some(at) = rest
+            .windows(placeholder.len())
+            .position(|w| w == placeholder.as_slice())
+        {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(written.as_bytes());
+            rest = &rest[at + placeholder.len()..];
+        }
+        out.extend_from_slice(rest);
+        self.secret_uses.push((name, bound));
+        Ok(broker.send(id, out).map_err(Denied::NotGranted))
     }
 }
 

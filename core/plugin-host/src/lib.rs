@@ -22,7 +22,7 @@ pub use engine::{
     Clock, Failure, FailureKind, Grants, HookRequest, HookResponse, Input, Invocation, Limits, LogLine, Outcome,
     PluginEngine, PluginError, ValidPlugin, WarmInstance,
 };
-pub use host::{NetworkOutbound, Outbound, StreamBroker};
+pub use host::{NetworkOutbound, Outbound, StreamBroker, stream_destination};
 /// URLs as the host hands them to an [`Outbound`].
 pub use url::Url;
 

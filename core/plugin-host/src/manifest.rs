@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 /// The custom section that carries the manifest.
 pub const SECTION: &str = "monti-plugin";
-/// The contract major version this host implements.
+/// The contract major version this host implements …
 pub const CONTRACT_MAJOR: u64 = 1;
+/// … up to this minor version (plugins built against any earlier 1.x load too).
+pub const CONTRACT_MINOR: u64 = 1;
 /// The worlds this host can run.
 pub const RUNNABLE_WORLDS: &[&str] = &["event-handler", "webhook"];
 /// The most a manifest may ask for.
@@ -181,6 +183,10 @@ impl Manifest {
             problems.push(format!("`version` `{}` is not MAJOR.MINOR.PATCH", self.version));
         }
         match semver(&self.sdk) {
+            Some((major, minor, _)) if major == CONTRACT_MAJOR && minor > CONTRACT_MINOR => problems.push(format!(
+                "built against monti:plugin@{}; this host implements up to {CONTRACT_MAJOR}.{CONTRACT_MINOR} (upgrade Monti)",
+                self.sdk
+            )),
             Some((major, _, _)) if major == CONTRACT_MAJOR => {}
             Some(_) => problems.push(format!(
                 "built against monti:plugin@{}; this host implements {CONTRACT_MAJOR}.x",
@@ -254,10 +260,11 @@ impl Manifest {
                 .capabilities
                 .http
                 .iter()
+                .chain(&self.capabilities.streams)
                 .any(|h| h.trim_end_matches('/') == destination.trim_end_matches('/'))
             {
                 problems.push(format!(
-                    "secret `{name}` is bound to `{destination}`, which is not among `capabilities.http`"
+                    "secret `{name}` is bound to `{destination}`, which is not among `capabilities.http` or `capabilities.streams`"
                 ));
             }
         }
@@ -402,6 +409,10 @@ mod tests {
             (
                 good.replace("sdk = \"1.0.0\"", "sdk = \"2.0.0\""),
                 "this host implements 1.x",
+            ),
+            (
+                good.replace("sdk = \"1.0.0\"", "sdk = \"1.9.0\""),
+                "this host implements up to 1.1",
             ),
             (good.replace("event-handler", "billing"), "unknown world"),
             (format!("{good}[limits]\ncpu_ms = 99999\nmemory_mb = 8\n"), "cpu_ms"),

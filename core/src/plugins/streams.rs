@@ -226,6 +226,14 @@ impl StreamBroker for InstallationStreams {
         })
     }
 
+    fn destination(&self, id: u32) -> Option<String> {
+        let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        connections
+            .values()
+            .find(|c| c.id == id)
+            .map(|c| monti_plugin_host::stream_destination(&c.target))
+    }
+
     fn close(&self, id: u32) {
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         connections.retain(|_, c| {

@@ -82,6 +82,15 @@ impl StreamBroker for MockStreams {
         }
     }
 
+    fn destination(&self, id: u32) -> Option<String> {
+        let opened = self.lock();
+        let stream = opened.iter().find(|s| s.id == id && !s.closed)?;
+        Some(match stream.target.strip_prefix("tcp://") {
+            Some(_) => stream.target.to_ascii_lowercase(),
+            None => monti_plugin_host::stream_destination(&Target::Websocket(stream.target.clone())),
+        })
+    }
+
     fn close(&self, id: u32) {
         if let Some(stream) = self.lock().iter_mut().find(|s| s.id == id) {
             stream.closed = true;

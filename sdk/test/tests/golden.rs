@@ -106,10 +106,14 @@ fn one_of_each(plugin: &mut Harness, ids: &[&str]) -> Vec<wit::Event> {
         .collect()
 }
 
-/// The script every host must answer the same way.
-fn play_v1(plugin: &mut Harness) -> Value {
+/// The script every host must answer the same way; `extra` ids run after the streams step
+/// (what a later contract version added).
+fn play_v1(plugin: &mut Harness, extra: &[&str]) -> Value {
     plugin.configure(json!({ "greeting": "hej" })).unwrap();
     plugin.set_secret("api", "golden-secret-value").unwrap();
+    if plugin.manifest().capabilities.secrets.contains_key("pbx") {
+        plugin.set_secret("pbx", "golden-pbx-secret").unwrap();
+    }
     plugin
         .http()
         .expect(Expectation::new("GET", "https://api.example.com/ping").respond(200, "pong"))
@@ -136,6 +140,11 @@ fn play_v1(plugin: &mut Harness) -> Value {
         let run = plugin.deliver(pbx, item).expect("runs");
         steps.push(transcript(plugin, &run));
     }
+    if !extra.is_empty() {
+        let batch = one_of_each(plugin, extra);
+        let run = plugin.handle_events(batch).expect("runs");
+        steps.push(transcript(plugin, &run));
+    }
     let last = one_of_each(plugin, &["close"]);
     let run = plugin.handle_events(last).expect("runs");
     steps.push(transcript(plugin, &run));
@@ -143,23 +152,26 @@ fn play_v1(plugin: &mut Harness) -> Value {
     Value::Array(steps)
 }
 
-#[test]
-fn the_golden_plugin_of_contract_1_0_0_behaves_as_recorded() {
-    let dir = golden_dir("v1.0.0");
+/// Plays the version's script and compares it with what was recorded when it was published.
+fn check_golden(version: &str, extra: &[&str]) {
+    let dir = golden_dir(&format!("v{version}"));
     let mut plugin = Harness::build(&dir).expect("the golden plugin builds and loads");
-    assert_eq!(plugin.manifest().sdk, "1.0.0");
-    let played = play_v1(&mut plugin);
+    assert_eq!(plugin.manifest().sdk, version);
+    let played = play_v1(&mut plugin, extra);
     let expected_path = dir.join("expected.json");
-    if std::env::var_os("MONTI_GOLDEN_RECORD").is_some() {
+    if std::env::var_os("MONTI_GOLDEN_RECORD").is_some() && !expected_path.exists() {
         std::fs::write(&expected_path, serde_json::to_string_pretty(&played).unwrap() + "\n").unwrap();
     }
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(&expected_path).expect("expected.json"))
         .expect("expected.json is JSON");
-    // The secret reached the wire only where the host placed it; the plugin never had it to log,
-    // store or emit.
+    // The secrets reached the wire only where the host placed them; the plugin never had them to
+    // log, store or emit.
     for step in played.as_array().unwrap() {
-        let seen_by_plugin = json!([step["logs"], step["emitted"], step["kv"], step["streams"]]).to_string();
-        assert!(!seen_by_plugin.contains("golden-secret-value"), "{seen_by_plugin}");
+        let seen_by_plugin = json!([step["logs"], step["emitted"], step["kv"]]).to_string();
+        assert!(
+            !seen_by_plugin.contains("golden-secret-value") && !seen_by_plugin.contains("golden-pbx-secret"),
+            "{seen_by_plugin}"
+        );
     }
     let (played, expected) = (played.as_array().unwrap(), expected.as_array().unwrap());
     assert_eq!(played.len(), expected.len(), "steps");
@@ -175,30 +187,45 @@ fn the_golden_plugin_of_contract_1_0_0_behaves_as_recorded() {
 }
 
 #[test]
-fn the_frozen_contract_of_a_golden_plugin_never_changes() {
-    // The published monti:plugin@1.0.0, as the golden plugin was built against it.
-    let dir = golden_dir("v1.0.0").join("wit");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    let mut all = String::new();
-    for file in &files {
-        all.push_str(&std::fs::read_to_string(file).unwrap());
-    }
-    let names: Vec<_> = files
-        .iter()
-        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["host.wit", "types.wit", "worlds.wit"]);
-    assert!(all.contains("package monti:plugin@1.0.0;"));
-    // While the SDK's contract is still 1.0.0 it must be the frozen one, byte for byte.
-    let current: String = ["host.wit", "types.wit", "worlds.wit"]
-        .iter()
-        .map(|f| std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit").join(f)).unwrap())
-        .collect();
-    if current.contains("package monti:plugin@1.0.0;") {
+fn the_golden_plugin_of_contract_1_0_0_behaves_as_recorded() {
+    check_golden("1.0.0", &[]);
+}
+
+#[test]
+fn the_golden_plugin_of_contract_1_1_0_behaves_as_recorded() {
+    check_golden("1.1.0", &["stream-secret"]);
+}
+
+#[test]
+fn the_frozen_contracts_of_golden_plugins_never_change() {
+    let read_all = |dir: &Path| -> String {
+        ["host.wit", "types.wit", "worlds.wit"]
+            .iter()
+            .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+            .collect()
+    };
+    let current = read_all(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit"));
+    let mut published = 0;
+    for version in ["1.0.0", "1.1.0"] {
+        let dir = golden_dir(&format!("v{version}")).join("wit");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["host.wit", "types.wit", "worlds.wit"], "v{version}");
+        let frozen = read_all(&dir);
         assert_eq!(
-            current, all,
-            "sdk/wit changed without a new contract version (sdk/wit/README.md)"
+            frozen.matches(&format!("package monti:plugin@{version};")).count(),
+            3,
+            "v{version}'s copy is that version"
         );
+        // While the SDK's contract is at a published version it must be that version's frozen
+        // copy, byte for byte: a change needs a new version (sdk/wit/README.md).
+        if current.contains(&format!("package monti:plugin@{version};")) {
+            assert_eq!(current, frozen, "sdk/wit changed without a new contract version");
+            published += 1;
+        }
     }
+    assert_eq!(published, 1, "sdk/wit is a published version with a golden plugin");
 }
