@@ -31,6 +31,8 @@ pub mod bindings {
             pub_export_macro: true,
             export_macro_name: "export_event_handler",
             default_bindings_module: "monti_plugin_sdk::bindings::event_handler",
+            // Events and the other records can be kept (in the key-value store, say) with serde.
+            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
         });
     }
 
@@ -42,6 +44,7 @@ pub mod bindings {
             pub_export_macro: true,
             export_macro_name: "export_webhook",
             default_bindings_module: "monti_plugin_sdk::bindings::webhook",
+            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
             // The host interfaces are the same in both worlds: one set of Rust types.
             with: {
                 "monti:plugin/types@1.1.0": crate::bindings::event_handler::monti::plugin::types,

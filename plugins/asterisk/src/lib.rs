@@ -1,0 +1,331 @@
+//! The Asterisk connector: keeps a manager-interface (AMI) connection to the tenant's PBX through
+//! the host's streams, logs in without ever seeing the password (the host writes it, or the MD5
+//! key of a challenge), resynchronises with `QueueStatus` after every (re)connect, and turns what
+//! app_queue reports into Monti events: agents logging in and out, their states (ringing, on a
+//! queue call, on another call, wrap-up, paused with its reason, unavailable), callers joining,
+//! being answered and leaving queues, and queue calls with their times.
+//!
+//! It keeps its state (the connection's progress, a message half received, the floor as it
+//! knows it) in the installation's key-value store, so each call may run in a fresh instance.
+
+pub mod ami;
+pub mod floor;
+
+use monti_plugin_sdk::streams::{SecretForm, Target};
+use monti_plugin_sdk::{Event, EventHandler, PluginError, StreamItem, info, kv, warn};
+use serde::{Deserialize, Serialize};
+
+use ami::{Action, Framed, Framer, Message};
+use floor::{Floor, MatchBy, Settings};
+
+/// The stream's name (one connection per installation).
+const STREAM: &str = "ami";
+/// Where the state is kept.
+const STATE_KEY: &str = "state";
+
+#[derive(Debug, Clone, Deserialize)]
+struct Config {
+    host: String,
+    #[serde(default = "default_port")]
+    port: u16,
+    username: String,
+    #[serde(default)]
+    auth: Auth,
+    #[serde(default)]
+    queues: String,
+    #[serde(default)]
+    match_by: MatchBy,
+    #[serde(default)]
+    wrapup_s: u32,
+    #[serde(default = "default_keepalive")]
+    keepalive_s: u32,
+}
+
+fn default_port() -> u16 {
+    5038
+}
+
+fn default_keepalive() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Auth {
+    #[default]
+    Md5,
+    Plain,
+}
+
+impl Config {
+    fn settings(&self) -> Settings {
+        Settings {
+            match_by: self.match_by,
+            queues: self
+                .queues
+                .split(',')
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            wrapup_s: self.wrapup_s,
+        }
+    }
+}
+
+/// How far the connection got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// No connection (yet, or it closed).
+    #[default]
+    Disconnected,
+    /// Connected; waiting for the banner.
+    Greeting,
+    /// `Challenge` sent.
+    Challenging,
+    /// `Login` sent.
+    LoggingIn,
+    /// Logged in; `QueueStatus` sent, its list not complete yet.
+    Resyncing,
+    /// Up to date; events flow.
+    Live,
+    /// The PBX refused the login: waiting for the next connection.
+    Refused,
+}
+
+/// What the connector keeps between calls.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub phase: Phase,
+    stream: Option<u32>,
+    framer: Framer,
+    next_action: u64,
+    /// ActionIDs of the login steps and the resync in flight.
+    challenge_id: Option<String>,
+    login_id: Option<String>,
+    resync_id: Option<String>,
+    last_sent_ms: i64,
+    pub last_error: Option<String>,
+    pub floor: Floor,
+}
+
+impl State {
+    fn load() -> Self {
+        kv::get(STATE_KEY)
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self) -> Result<(), PluginError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| PluginError::permanent(format!("state: {e}")))?;
+        kv::set(STATE_KEY, &bytes).map_err(|d| PluginError::permanent(format!("storing the state: {d:?}")))
+    }
+
+    fn action_id(&mut self) -> String {
+        self.next_action += 1;
+        format!("monti-{}", self.next_action)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn config() -> Result<Config, PluginError> {
+    monti_plugin_sdk::config().map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))
+}
+
+/// Sends an action on the connection; a refusal is logged (the connection is closing or gone).
+fn send(state: &mut State, action: &Action) {
+    let Some(id) = state.stream else { return };
+    match monti_plugin_sdk::streams::send(id, action.to_wire().as_bytes()) {
+        Ok(()) => state.last_sent_ms = now_ms(),
+        Err(denied) => warn!("cannot send to the PBX: {denied:?}"),
+    }
+}
+
+/// Logs in: `Challenge` first (md5), or `Login` with the password written by the host (plain).
+fn greet(state: &mut State, config: &Config) {
+    match config.auth {
+        Auth::Md5 => {
+            let id = state.action_id();
+            send(state, &Action::new("Challenge", &id).with("AuthType", "MD5"));
+            state.challenge_id = Some(id);
+            state.phase = Phase::Challenging;
+        }
+        Auth::Plain => {
+            let id = state.action_id();
+            let login = Action::new("Login", &id)
+                .with("Username", &config.username)
+                .with("Secret", ami::SECRET_PLACEHOLDER)
+                .with("Events", "on");
+            send_with_password(state, &login, ami::SECRET_PLACEHOLDER, SecretForm::Plain);
+            state.login_id = Some(id);
+            state.phase = Phase::LoggingIn;
+        }
+    }
+}
+
+fn send_with_password(state: &mut State, action: &Action, placeholder: &str, form: SecretForm) {
+    let Some(id) = state.stream else { return };
+    let password = match monti_plugin_sdk::secrets::get("password") {
+        Ok(secret) => secret,
+        Err(denied) => {
+            state.last_error = Some("no password is configured (the secret `password`)".into());
+            warn!("cannot log in to the PBX: no password ({denied:?})");
+            return;
+        }
+    };
+    match monti_plugin_sdk::streams::send_with_secret(id, action.to_wire().as_bytes(), placeholder, &password, &form) {
+        Ok(()) => state.last_sent_ms = now_ms(),
+        Err(denied) => warn!("cannot send the login: {denied:?}"),
+    }
+}
+
+/// Handles one complete message from the PBX.
+fn receive(state: &mut State, config: &Config, message: &Message, out: &mut Vec<Event>) {
+    if let Some(response) = message.response() {
+        let id = message.action_id();
+        let success = response.eq_ignore_ascii_case("success");
+        if id.is_some() && id == state.challenge_id.as_deref() {
+            state.challenge_id = None;
+            match message.get("Challenge").filter(|_| success) {
+                Some(challenge) => {
+                    let login_id = state.action_id();
+                    let login = Action::new("Login", &login_id)
+                        .with("AuthType", "MD5")
+                        .with("Username", &config.username)
+                        .with("Key", ami::KEY_PLACEHOLDER)
+                        .with("Events", "on");
+                    send_with_password(
+                        state,
+                        &login,
+                        ami::KEY_PLACEHOLDER,
+                        SecretForm::Md5After(challenge.to_owned()),
+                    );
+                    state.login_id = Some(login_id);
+                    state.phase = Phase::LoggingIn;
+                }
+                None => refused(state, message),
+            }
+        } else if id.is_some() && id == state.login_id.as_deref() {
+            state.login_id = None;
+            if success {
+                info!(
+                    "logged in to the PBX at {}:{} as {}",
+                    config.host, config.port, config.username
+                );
+                let resync = state.action_id();
+                send(state, &Action::new("QueueStatus", &resync));
+                state.floor.begin_resync(&resync);
+                state.resync_id = Some(resync);
+                state.phase = Phase::Resyncing;
+                state.last_error = None;
+            } else {
+                refused(state, message);
+            }
+        }
+        return;
+    }
+    if message.event() == Some("QueueStatusComplete") && message.action_id() == state.resync_id.as_deref() {
+        state.resync_id = None;
+        state.phase = Phase::Live;
+        info!(
+            "in step with the PBX: {} agents logged in",
+            state.floor.agents_logged_in()
+        );
+    }
+    state.floor.apply(&config.settings(), message, now_ms(), out);
+}
+
+fn refused(state: &mut State, message: &Message) {
+    let why = message.get("Message").unwrap_or("refused").to_owned();
+    warn!("the PBX refused the login: {why}");
+    state.last_error = Some(format!("login refused: {why}"));
+    state.phase = Phase::Refused;
+}
+
+/// Opens (or keeps) the connection to the configured PBX.
+fn connect(state: &mut State, config: &Config) {
+    match monti_plugin_sdk::streams::open(STREAM, &Target::TcpLines((config.host.clone(), config.port))) {
+        Ok(id) => state.stream = Some(id),
+        Err(denied) => {
+            let why = format!("cannot connect to {}:{}: {denied:?}", config.host, config.port);
+            if state.last_error.as_deref() != Some(why.as_str()) {
+                warn!("{why}");
+            }
+            state.last_error = Some(why);
+        }
+    }
+}
+
+fn emit(mut events: Vec<Event>) -> Result<(), PluginError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    for event in &mut events {
+        event.source = "plugin:asterisk".into();
+    }
+    monti_plugin_sdk::emit(&events).map_err(|d| PluginError::retryable(format!("emitting: {d:?}")))
+}
+
+struct Asterisk;
+
+impl EventHandler for Asterisk {
+    /// The host's heartbeat (an empty batch) and the tenant's own events: keep the connection,
+    /// ping it, end wrap-ups whose time is up.
+    fn handle_events(_batch: Vec<Event>) -> Result<(), PluginError> {
+        let config = config()?;
+        let mut state = State::load();
+        connect(&mut state, &config);
+        let now = now_ms();
+        if state.phase == Phase::Live && now - state.last_sent_ms >= i64::from(config.keepalive_s) * 1000 {
+            let id = state.action_id();
+            send(&mut state, &Action::new("Ping", &id));
+        }
+        let mut out = Vec::new();
+        state.floor.tick(now, &mut out);
+        state.save()?;
+        emit(out)
+    }
+
+    fn on_stream(id: u32, item: StreamItem) -> Result<(), PluginError> {
+        let config = config()?;
+        let mut state = State::load();
+        state.stream = Some(id);
+        let mut out = Vec::new();
+        match item {
+            StreamItem::Opened => {
+                state.framer.reset();
+                state.phase = Phase::Greeting;
+            }
+            StreamItem::Line(line) => match state.framer.push(&line) {
+                Some(Framed::Banner(banner)) => {
+                    info!("connected: {banner}");
+                    greet(&mut state, &config);
+                }
+                Some(Framed::Message(message)) => receive(&mut state, &config, &message, &mut out),
+                None => {}
+            },
+            StreamItem::Message(_) => {}
+            StreamItem::Closed(why) => {
+                if state.phase != Phase::Disconnected {
+                    warn!("the connection to the PBX closed: {why}");
+                }
+                state.last_error = Some(why);
+                state.phase = Phase::Disconnected;
+                state.framer.reset();
+                // Reopened at once; the host paces attempts while they keep failing.
+                connect(&mut state, &config);
+            }
+        }
+        state.save()?;
+        emit(out)
+    }
+}
+
+monti_plugin_sdk::event_handler!(Asterisk);
+monti_plugin_sdk::manifest!("../monti-plugin.toml");

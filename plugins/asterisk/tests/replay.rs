@@ -1,0 +1,363 @@
+//! The connector in Monti's host (monti-plugin-test), fed the real AMI sessions captured in
+//! `tests/fixtures/panoramisk` (copied from the project's shared fixtures; MIT): what the PBX said is delivered line by line, as the
+//! host's stream would; what the plugin sends is checked against what the client sent then.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use monti_plugin_test::wit::AgentState;
+use monti_plugin_test::{Event, EventBody, Harness, Run, StreamItem};
+
+fn fixtures() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/panoramisk");
+    assert!(dir.is_dir(), "the AMI fixtures are at {}", dir.display());
+    dir
+}
+
+/// A captured session: the banner, then blocks; a block whose first line is an `Action:` is
+/// what the client sent.
+fn blocks(name: &str) -> (Option<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
+    let mut banner = None;
+    let mut blocks = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("Asterisk Call Manager/") {
+            banner = Some(line.to_owned());
+        } else if line.trim().is_empty() {
+            if !current.is_empty() {
+                blocks.push(std::mem::take(&mut current));
+            }
+        } else {
+            current.push(line.to_owned());
+        }
+    }
+    if !current.is_empty() {
+        blocks.push(current);
+    }
+    (banner, blocks)
+}
+
+fn is_action(block: &[String]) -> bool {
+    block[0].to_ascii_lowercase().starts_with("action:")
+}
+
+fn field<'a>(block: &'a [String], key: &str) -> Option<&'a str> {
+    block.iter().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
+    })
+}
+
+/// The actions the plugin sent so far, as blocks.
+fn sent(plugin: &Harness) -> Vec<Vec<String>> {
+    plugin
+        .streams()
+        .named("ami")
+        .map(|s| s.sent_text())
+        .unwrap_or_default()
+        .iter()
+        .map(|text| text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .collect()
+}
+
+struct Pbx {
+    plugin: Harness,
+    stream: u32,
+    emitted: Vec<Event>,
+}
+
+impl Pbx {
+    fn new(config: serde_json::Value) -> Self {
+        let mut plugin = Harness::build(env!("CARGO_MANIFEST_DIR")).expect("the connector builds and loads");
+        plugin.configure(config).expect("a valid configuration");
+        plugin.set_secret("password", "s3cret-pw").unwrap();
+        // The heartbeat opens the connection.
+        let run = plugin.handle_events(Vec::new()).expect("runs");
+        assert_eq!(run.result, Ok(()));
+        let stream = plugin.streams().named("ami").expect("a connection to the PBX").id;
+        assert_eq!(
+            plugin.streams().named("ami").unwrap().target,
+            "tcp://pbx.example.com:5038"
+        );
+        let mut pbx = Self {
+            plugin,
+            stream,
+            emitted: Vec::new(),
+        };
+        pbx.deliver(StreamItem::Opened);
+        pbx
+    }
+
+    fn deliver(&mut self, item: StreamItem) -> Run {
+        let run = self.plugin.deliver(self.stream, item).expect("runs");
+        assert_eq!(run.result, Ok(()), "{:?}", run.logs);
+        for line in &run.logs {
+            assert!(!line.message.contains("s3cret-pw"), "the password in a log line");
+        }
+        self.emitted.extend(run.emitted.iter().cloned());
+        run
+    }
+
+    fn say(&mut self, lines: &[String]) {
+        for line in lines {
+            self.deliver(StreamItem::Line(line.clone()));
+        }
+        self.deliver(StreamItem::Line(String::new()));
+    }
+
+    /// Logs in the way Asterisk 18 answers an md5 login; returns the resync's ActionID.
+    fn log_in(&mut self) -> String {
+        self.deliver(StreamItem::Line("Asterisk Call Manager/7.0.3".into()));
+        let challenge = sent(&self.plugin)
+            .last()
+            .cloned()
+            .expect("the plugin asks for a challenge");
+        assert_eq!(field(&challenge, "Action"), Some("Challenge"));
+        assert_eq!(field(&challenge, "AuthType"), Some("MD5"));
+        let id = field(&challenge, "ActionID").unwrap().to_owned();
+        self.say(&[
+            "Response: Success".into(),
+            format!("ActionID: {id}"),
+            "Challenge: 145769581".into(),
+        ]);
+        let login = sent(&self.plugin).last().cloned().unwrap();
+        assert_eq!(field(&login, "Action"), Some("Login"));
+        // The host wrote the key: md5("145769581" + password); the plugin never had the password.
+        assert_eq!(field(&login, "Key"), Some("5d271a7255b9cdc566108fe8cea85b32"));
+        assert!(!login.iter().any(|l| l.contains("s3cret-pw") || l.contains("{monti-")));
+        let login_id = field(&login, "ActionID").unwrap().to_owned();
+        self.say(&[
+            "Response: Success".into(),
+            format!("ActionID: {login_id}"),
+            "Message: Authentication accepted".into(),
+        ]);
+        let resync = sent(&self.plugin).last().cloned().unwrap();
+        assert_eq!(field(&resync, "Action"), Some("QueueStatus"), "a resync after login");
+        field(&resync, "ActionID").unwrap().to_owned()
+    }
+
+    /// Replays the server's side of a captured session; ActionIDs in it become `action_id`.
+    fn replay(&mut self, name: &str, action_id: &str) {
+        let (_, blocks) = blocks(name);
+        for block in blocks.iter().filter(|b| !is_action(b)) {
+            let lines: Vec<String> = block
+                .iter()
+                .map(|l| match l.split_once(':') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("ActionID") => format!("ActionID: {action_id}"),
+                    _ => l.clone(),
+                })
+                .collect();
+            self.say(&lines);
+        }
+    }
+
+    /// The last state told for each agent.
+    fn states(&self) -> std::collections::BTreeMap<String, String> {
+        let mut states = std::collections::BTreeMap::new();
+        for event in &self.emitted {
+            match &event.body {
+                EventBody::AgentState(s) => {
+                    let state = format!("{:?}", s.state).trim_start_matches("AgentState::").to_owned();
+                    let shown = match &s.reason {
+                        Some(r) => format!("{state} ({r})"),
+                        None => state,
+                    };
+                    states.insert(s.agent.clone(), shown);
+                }
+                EventBody::AgentLogout(a) => {
+                    states.insert(a.clone(), "LoggedOut".into());
+                }
+                _ => {}
+            }
+        }
+        states
+    }
+}
+
+fn config(match_by: &str) -> serde_json::Value {
+    serde_json::json!({ "host": "pbx.example.com", "port": 5038, "username": "monti", "match_by": match_by })
+}
+
+#[test]
+fn the_md5_login_key_is_written_by_the_host() {
+    let mut pbx = Pbx::new(config("member_name"));
+    pbx.log_in();
+    let login = sent(&pbx.plugin)
+        .into_iter()
+        .find(|b| field(b, "Action") == Some("Login"))
+        .unwrap();
+    // md5("145769581" + "s3cret-pw"), as Asterisk computes it for the challenge it sent.
+    assert_eq!(field(&login, "Key"), Some("5d271a7255b9cdc566108fe8cea85b32"));
+    assert_eq!(field(&login, "Username"), Some("monti"));
+}
+
+#[test]
+fn a_queue_status_resync_puts_every_member_in_its_state() {
+    let mut pbx = Pbx::new(config("member_name"));
+    let resync = pbx.log_in();
+    pbx.replay("queue_status.yaml", &resync);
+    let states = pbx.states();
+    let expected = [
+        ("213", "Available"),
+        ("214", "Available"),
+        ("220", "Available"),
+        ("333", "Available"),
+        ("859", "Available"),
+        // Paused, but its phone is unavailable: that shows first.
+        ("999", "Unavailable"),
+    ];
+    assert_eq!(
+        states.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+        expected
+    );
+    let logins = pbx
+        .emitted
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::AgentLogin(_)))
+        .count();
+    assert_eq!(logins, 6);
+}
+
+#[test]
+fn agents_logging_in_and_leaving_a_pause_as_captured() {
+    let mut pbx = Pbx::new(config("member_name"));
+    let resync = pbx.log_in();
+    pbx.replay("agent_loggued_in.yaml", &resync);
+    let states = pbx.states();
+    assert_eq!(states.get("401").map(String::as_str), Some("Available"));
+    // Added while its device was in use (a direct call), then idle.
+    assert_eq!(states.get("402").map(String::as_str), Some("Available"));
+    let told_402: Vec<String> = pbx
+        .emitted
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::AgentState(s) if s.agent == "402" => Some(format!("{:?}", s.state)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told_402.len(), 2, "on a direct call, then available: {told_402:?}");
+    assert!(told_402[0].contains("OnDirectCall"));
+
+    let mut pbx = Pbx::new(config("member_name"));
+    let resync = pbx.log_in();
+    pbx.replay("agent_not_in_pause.yaml", &resync);
+    assert_eq!(pbx.states().get("999").map(String::as_str), Some("Available"));
+    assert!(
+        pbx.emitted.iter().any(
+            |e| matches!(&e.body, EventBody::AgentState(s) if s.agent == "999" && s.state == AgentState::OnDirectCall)
+        ),
+        "paused while on a direct call shows the call"
+    );
+}
+
+#[test]
+fn every_captured_session_is_read_without_failing() {
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut pbx = Pbx::new(config("interface"));
+        let resync = pbx.log_in();
+        pbx.replay(&name, &resync);
+        for event in &pbx.emitted {
+            assert!(
+                !event.id.is_empty() && event.source == "plugin:asterisk",
+                "{name}: {event:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_refused_login_is_reported_and_nothing_is_emitted() {
+    let mut pbx = Pbx::new(serde_json::json!({
+        "host": "pbx.example.com", "port": 5038, "username": "monti", "auth": "plain"
+    }));
+    pbx.deliver(StreamItem::Line("Asterisk Call Manager/1.3".into()));
+    let login = sent(&pbx.plugin).last().cloned().unwrap();
+    assert_eq!(field(&login, "Action"), Some("Login"));
+    // A plain login: the host wrote the password into the one line meant for it.
+    assert_eq!(field(&login, "Secret"), Some("s3cret-pw"));
+    let id = field(&login, "ActionID").unwrap().to_owned();
+    // As login_failed.yaml: an error, then the PBX closes the connection.
+    let (_, blocks) = blocks("login_failed.yaml");
+    let refusal: Vec<String> = blocks
+        .iter()
+        .find(|b| !is_action(b))
+        .unwrap()
+        .iter()
+        .map(|l| {
+            if l.starts_with("ActionID") {
+                format!("ActionID: {id}")
+            } else {
+                l.clone()
+            }
+        })
+        .collect();
+    let run = {
+        pbx.say(&refusal);
+        pbx.deliver(StreamItem::Closed("the server closed the connection".into()))
+    };
+    assert!(pbx.emitted.is_empty());
+    let warned = pbx.plugin.kv_text("state").unwrap();
+    assert!(warned.contains("the server closed the connection"), "{warned}");
+    assert!(run.logs.iter().any(|l| l.message.contains("closed")), "{:?}", run.logs);
+    let logs: Vec<String> = pbx.plugin.kv_text("state").into_iter().collect();
+    assert!(!logs.iter().any(|l| l.contains("s3cret-pw")));
+}
+
+#[test]
+fn after_a_reconnect_a_resync_corrects_what_was_missed_and_repeats_nothing() {
+    let mut pbx = Pbx::new(config("member_name"));
+    let resync = pbx.log_in();
+    pbx.replay("queue_status.yaml", &resync);
+    let before = pbx.emitted.len();
+    // The PBX restarts mid-stream: a message cut in the middle, then the connection closes.
+    pbx.deliver(StreamItem::Line("Event: QueueMemberStatus".into()));
+    pbx.deliver(StreamItem::Line("Queue: xxxxxxxxxxxxxxxx-tous".into()));
+    pbx.deliver(StreamItem::Closed(
+        "the server closed the connection in the middle of a line".into(),
+    ));
+    // The plugin reopened (the host paces it); the same stream id is used again.
+    pbx.plugin.clock().advance(Duration::from_secs(2));
+    pbx.deliver(StreamItem::Opened);
+    let resync = pbx.log_in();
+    // Meanwhile agent 213 logged out and 999's phone came back.
+    let (_, blocks) = blocks("queue_status.yaml");
+    let mut replayed = 0;
+    for block in blocks.iter().filter(|b| !is_action(b)) {
+        if block.iter().any(|l| l == "Name: Agent/213") {
+            continue;
+        }
+        let lines: Vec<String> = block
+            .iter()
+            .map(|l| {
+                if l.starts_with("ActionID") {
+                    format!("ActionID: {resync}")
+                } else if l == "Status: 5" {
+                    "Status: 1".into()
+                } else if l == "Paused: 1" {
+                    "Paused: 0".into()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect();
+        pbx.say(&lines);
+        replayed += 1;
+    }
+    assert!(replayed > 5);
+    let after: Vec<String> = pbx.emitted[before..]
+        .iter()
+        .map(|e| match &e.body {
+            EventBody::AgentState(s) => format!("{} {:?}", s.agent, s.state),
+            EventBody::AgentLogout(a) => format!("{a} logout"),
+            EventBody::AgentLogin(a) => format!("{a} login"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(after, ["999 AgentState::Available", "213 logout"], "only what changed");
+}
