@@ -4,6 +4,7 @@
 //! benchmarks drive exactly the code that ships.
 
 pub mod assets;
+pub mod asterisk;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -11,7 +11,7 @@ use monti_plugin_sdk::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::ami::Message;
+use monti_ami::Message;
 
 /// Which part of a queue member names the Monti agent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,8 +8,9 @@
 //! It keeps its state (the connection's progress, a message half received, the floor as it
 //! knows it) in the installation's key-value store, so each call may run in a fresh instance.
 
-pub mod ami;
 pub mod floor;
+
+pub use monti_ami as ami;
 
 use monti_plugin_sdk::streams::{SecretForm, Target};
 use monti_plugin_sdk::{Event, EventHandler, PluginError, StreamItem, info, kv, warn};

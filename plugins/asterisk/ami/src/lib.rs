@@ -1,4 +1,5 @@
-//! The Asterisk Manager Interface on the wire (`main/manager.c`): after a one-line banner,
+//! The Asterisk Manager Interface on the wire, shared by the connector plugin and Monti's PBX
+//! simulator (`main/manager.c`): after a one-line banner,
 //! messages are blocks of `Key: Value` lines ended by an empty line. Keys compare without case
 //! and may repeat (`Variable:`, `ChanVariable:`), so a message keeps its lines in order.
 

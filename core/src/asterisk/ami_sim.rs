@@ -1,0 +1,411 @@
+//! An Asterisk stand-in for tests and demos (Asterisk itself cannot run here): a manager
+//! interface (AMI) server that speaks the protocol as `main/manager.c` and `apps/app_queue.c` do
+//! (protocols.md §2): the banner, `Challenge` and `Login` (plain or MD5, a refused login answered
+//! after a second and closed), `Ping`, `Logoff`, `QueueStatus` (the list as app_queue sends it),
+//! `QueuePause`, `QueueAdd`, `QueueRemove`; and events for what happens to its queue members,
+//! sent to every logged-in session. Captured sessions can be replayed byte for byte.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use monti_ami::{Framed, Framer, Message};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
+/// What the simulator says on connect (Asterisk 18's manager version).
+pub const BANNER: &str = "Asterisk Call Manager/7.0.3";
+
+/// A queue member as app_queue keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub interface: String,
+    pub name: String,
+    /// Device state, 0..8 (1 = not in use, 2 = in use, 5 = unavailable, 6 = ringing).
+    pub status: u8,
+    pub paused: bool,
+    pub reason: String,
+    pub in_call: bool,
+    pub calls_taken: u32,
+}
+
+#[derive(Debug, Default)]
+struct Pbx {
+    queues: BTreeMap<String, Vec<Member>>,
+    /// Every action clients sent, in order.
+    actions: Vec<Message>,
+}
+
+/// The running simulator. Dropping it stops it.
+pub struct AmiSimulator {
+    address: SocketAddr,
+    pbx: Arc<Mutex<Pbx>>,
+    events: broadcast::Sender<String>,
+    /// Closing this ends every session (a PBX restart).
+    sessions: broadcast::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AmiSimulator {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = self.sessions.send(());
+    }
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A message in wire form: `Key: Value\r\n` lines and the empty line.
+fn wire(lines: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (key, value) in lines {
+        out.push_str(key);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out
+}
+
+fn member_fields(queue: &str, m: &Member) -> Vec<(&'static str, String)> {
+    vec![
+        ("Queue", queue.to_owned()),
+        ("MemberName", m.name.clone()),
+        ("Interface", m.interface.clone()),
+        ("StateInterface", m.interface.clone()),
+        ("Membership", "dynamic".into()),
+        ("Penalty", "0".into()),
+        ("CallsTaken", m.calls_taken.to_string()),
+        ("LastCall", "0".into()),
+        ("InCall", u8::from(m.in_call).to_string()),
+        ("Status", m.status.to_string()),
+        ("Paused", u8::from(m.paused).to_string()),
+        ("PausedReason", m.reason.clone()),
+        ("Wrapuptime", "0".into()),
+    ]
+}
+
+fn event(name: &str, class: &str, fields: Vec<(&'static str, String)>) -> String {
+    let mut lines = vec![
+        ("Event", name.to_owned()),
+        ("Privilege", format!("{class},all")),
+        ("Timestamp", format!("{:.6}", now_epoch())),
+    ];
+    lines.extend(fields);
+    wire(&lines)
+}
+
+impl AmiSimulator {
+    /// Listens on 127.0.0.1 (a free port); `username`/`secret` is the one manager account.
+    pub async fn start(username: &str, secret: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let pbx = Arc::new(Mutex::new(Pbx::default()));
+        let (events, _) = broadcast::channel(4096);
+        let (sessions, _) = broadcast::channel(1);
+        let account = Arc::new((username.to_owned(), secret.to_owned()));
+        let task = {
+            let (pbx, events, sessions) = (pbx.clone(), events.clone(), sessions.clone());
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    let session = Session {
+                        pbx: pbx.clone(),
+                        events: events.clone(),
+                        account: account.clone(),
+                    };
+                    let stop = sessions.subscribe();
+                    tokio::spawn(session.run(socket, stop));
+                }
+            })
+        };
+        Ok(Self {
+            address,
+            pbx,
+            events,
+            sessions,
+            task,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pbx> {
+        self.pbx.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every action clients sent so far.
+    pub fn actions(&self) -> Vec<Message> {
+        self.lock().actions.clone()
+    }
+
+    /// Adds a member to a queue (as `QueueAdd` or a login would), telling logged-in sessions.
+    pub fn add_member(&self, queue: &str, interface: &str, name: &str) {
+        let member = Member {
+            interface: interface.to_owned(),
+            name: name.to_owned(),
+            status: 1,
+            paused: false,
+            reason: String::new(),
+            in_call: false,
+            calls_taken: 0,
+        };
+        let text = event("QueueMemberAdded", "agent", member_fields(queue, &member));
+        self.lock().queues.entry(queue.to_owned()).or_default().push(member);
+        let _ = self.events.send(text);
+    }
+
+    /// The device state of an interface changes (a call, a phone unregistering …).
+    pub fn set_status(&self, interface: &str, status: u8) {
+        let mut sent = Vec::new();
+        {
+            let mut pbx = self.lock();
+            for (queue, members) in &mut pbx.queues {
+                for member in members.iter_mut().filter(|m| m.interface == interface) {
+                    member.status = status;
+                    sent.push(event("QueueMemberStatus", "agent", member_fields(queue, member)));
+                }
+            }
+        }
+        for text in sent {
+            let _ = self.events.send(text);
+        }
+    }
+
+    /// Pauses or unpauses an interface in every queue, as the `QueuePause` action does.
+    pub fn pause(&self, interface: &str, paused: bool, reason: &str) {
+        for text in self.lock().pause(interface, None, paused, reason) {
+            let _ = self.events.send(text);
+        }
+    }
+
+    /// Changes a member without telling anyone (what a session that was down would miss).
+    pub fn quietly(&self, interface: &str, change: impl Fn(&mut Member)) {
+        let mut pbx = self.lock();
+        for members in pbx.queues.values_mut() {
+            members
+                .iter_mut()
+                .filter(|m| m.interface == interface)
+                .for_each(&change);
+        }
+    }
+
+    /// Sends a captured message as it is (its lines end with `\r\n`), to every logged-in session.
+    pub fn send_raw(&self, lines: &[&str]) {
+        let mut text = String::new();
+        for line in lines {
+            text.push_str(line);
+            text.push_str("\r\n");
+        }
+        text.push_str("\r\n");
+        let _ = self.events.send(text);
+    }
+
+    /// Ends every session, as a PBX restart does; new ones are accepted.
+    pub fn drop_connections(&self) {
+        let _ = self.sessions.send(());
+    }
+}
+
+impl Pbx {
+    fn pause(&mut self, interface: &str, queue: Option<&str>, paused: bool, reason: &str) -> Vec<String> {
+        let mut sent = Vec::new();
+        for (name, members) in &mut self.queues {
+            if queue.is_some_and(|q| q != name) {
+                continue;
+            }
+            for member in members.iter_mut().filter(|m| m.interface == interface) {
+                member.paused = paused;
+                member.reason = if paused { reason.to_owned() } else { String::new() };
+                sent.push(event("QueueMemberPause", "agent", member_fields(name, member)));
+            }
+        }
+        sent
+    }
+}
+
+struct Session {
+    pbx: Arc<Mutex<Pbx>>,
+    events: broadcast::Sender<String>,
+    account: Arc<(String, String)>,
+}
+
+impl Session {
+    async fn run(self, socket: TcpStream, mut stop: broadcast::Receiver<()>) {
+        let (reader, mut writer) = socket.into_split();
+        let mut lines = tokio::io::BufReader::new(reader).lines();
+        if writer.write_all(format!("{BANNER}\r\n").as_bytes()).await.is_err() {
+            return;
+        }
+        let mut framer = Framer::default();
+        let mut challenge: Option<String> = None;
+        let mut events: Option<broadcast::Receiver<String>> = None;
+        loop {
+            let forwarded = async {
+                match &mut events {
+                    Some(receiver) => receiver.recv().await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.recv() => return,
+                text = forwarded => {
+                    if let Some(text) = text && writer.write_all(text.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                line = lines.next_line() => {
+                    let Ok(Some(line)) = line else { return };
+                    let Some(Framed::Message(action)) = framer.push(&line) else { continue };
+                    self.pbx.lock().unwrap_or_else(|e| e.into_inner()).actions.push(action.clone());
+                    let name = action.get("Action").unwrap_or_default().to_ascii_lowercase();
+                    let id = action.action_id().unwrap_or_default().to_owned();
+                    let reply = |fields: Vec<(&'static str, String)>| {
+                        let mut lines = fields;
+                        if !id.is_empty() {
+                            lines.insert(1, ("ActionID", id.clone()));
+                        }
+                        wire(&lines)
+                    };
+                    let logged_in = events.is_some();
+                    let answer = match name.as_str() {
+                        "challenge" => {
+                            let value = format!("{}", rand::random::<u32>() % 900_000_000 + 100_000_000);
+                            challenge = Some(value.clone());
+                            reply(vec![("Response", "Success".into()), ("Challenge", value)])
+                        }
+                        "login" => {
+                            let (user, secret) = &*self.account;
+                            let given_user = action.get("Username").unwrap_or_default();
+                            let accepted = given_user == user
+                                && match (action.get("AuthType"), &challenge) {
+                                    (Some(kind), Some(challenge)) if kind.eq_ignore_ascii_case("md5") => {
+                                        use md5::Digest as _;
+                                        let key = md5::Md5::digest(format!("{challenge}{secret}").as_bytes());
+                                        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                                        action.get("Key") == Some(key.as_str())
+                                    }
+                                    _ => action.get("Secret") == Some(secret.as_str()),
+                                };
+                            if accepted {
+                                events = Some(self.events.subscribe());
+                                reply(vec![("Response", "Success".into()), ("Message", "Authentication accepted".into())])
+                                    + &event("FullyBooted", "system", vec![("Status", "Fully Booted".into())])
+                            } else {
+                                // As manager.c: a second's delay, the error, then the socket closes.
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                let text = reply(vec![("Response", "Error".into()), ("Message", "Authentication failed".into())]);
+                                let _ = writer.write_all(text.as_bytes()).await;
+                                return;
+                            }
+                        }
+                        _ if !logged_in => reply(vec![("Response", "Error".into()), ("Message", "Permission denied".into())]),
+                        "ping" => reply(vec![
+                            ("Response", "Success".into()),
+                            ("Ping", "Pong".into()),
+                            ("Timestamp", format!("{:.6}", now_epoch())),
+                        ]),
+                        "logoff" => {
+                            let text = reply(vec![("Response", "Goodbye".into()), ("Message", "Thanks for all the fish.".into())]);
+                            let _ = writer.write_all(text.as_bytes()).await;
+                            return;
+                        }
+                        "queuestatus" => self.queue_status(&id, action.get("Queue")),
+                        "queuepause" => {
+                            let interface = action.get("Interface").unwrap_or_default();
+                            let paused = action.flag("Paused").unwrap_or(false);
+                            let sent = self.pbx.lock().unwrap_or_else(|e| e.into_inner()).pause(
+                                interface,
+                                action.get("Queue"),
+                                paused,
+                                action.get("Reason").unwrap_or_default(),
+                            );
+                            if sent.is_empty() {
+                                reply(vec![("Response", "Error".into()), ("Message", "Interface not found".into())])
+                            } else {
+                                for text in sent {
+                                    let _ = self.events.send(text);
+                                }
+                                let what = if paused { "paused" } else { "unpaused" };
+                                reply(vec![("Response", "Success".into()), ("Message", format!("Interface {what} successfully"))])
+                            }
+                        }
+                        _ => reply(vec![("Response", "Error".into()), ("Message", "Invalid/unknown command".into())]),
+                    };
+                    if writer.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `QueueStatus`: the acknowledgement, `QueueParams` and `QueueMember` per queue, then
+    /// `QueueStatusComplete`, each with the ActionID.
+    fn queue_status(&self, id: &str, only: Option<&str>) -> String {
+        let pbx = self.pbx.lock().unwrap_or_else(|e| e.into_inner());
+        let with_id = |mut fields: Vec<(&'static str, String)>| {
+            if !id.is_empty() {
+                fields.push(("ActionID", id.to_owned()));
+            }
+            fields
+        };
+        let mut out = wire(&with_id(vec![
+            ("Response", "Success".into()),
+            ("EventList", "start".into()),
+            ("Message", "Queue status will follow".into()),
+        ]));
+        let mut items = 0;
+        for (queue, members) in pbx.queues.iter().filter(|(q, _)| only.is_none_or(|o| o == q.as_str())) {
+            let params = vec![
+                ("Queue", queue.clone()),
+                ("Max", "0".into()),
+                ("Strategy", "ringall".into()),
+                ("Calls", "0".into()),
+                ("Holdtime", "0".into()),
+                ("TalkTime", "0".into()),
+                ("Completed", "0".into()),
+                ("Abandoned", "0".into()),
+                ("ServiceLevel", "20".into()),
+                ("ServicelevelPerf", "0.0".into()),
+                ("Weight", "0".into()),
+            ];
+            out += &wire(&[vec![("Event", "QueueParams".to_owned())], with_id(params)].concat());
+            items += 1;
+            for member in members {
+                let mut fields = vec![
+                    ("Queue", queue.clone()),
+                    ("Name", member.name.clone()),
+                    ("Location", member.interface.clone()),
+                    ("StateInterface", member.interface.clone()),
+                    ("Membership", "dynamic".into()),
+                    ("Penalty", "0".into()),
+                    ("CallsTaken", member.calls_taken.to_string()),
+                    ("LastCall", "0".into()),
+                    ("InCall", u8::from(member.in_call).to_string()),
+                    ("Status", member.status.to_string()),
+                    ("Paused", u8::from(member.paused).to_string()),
+                    ("PausedReason", member.reason.clone()),
+                    ("Wrapuptime", "0".into()),
+                ];
+                fields = with_id(fields);
+                out += &wire(&[vec![("Event", "QueueMember".to_owned())], fields].concat());
+                items += 1;
+            }
+        }
+        out += &wire(&with_id(vec![
+            ("Event", "QueueStatusComplete".into()),
+            ("EventList", "Complete".into()),
+            ("ListItems", items.to_string()),
+        ]));
+        out
+    }
+}
