@@ -128,6 +128,9 @@ pub enum Command {
     /// The key that seals secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Backfill history from a PBX's files.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +139,31 @@ pub enum ConfigCommand {
     Print(ServeArgs),
     /// Validate the configuration; exit 0 when valid.
     Check(ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCommand {
+    /// Asterisk call detail records (`Master.csv` of cdr_csv). Each line is stored once: importing
+    /// the same file again adds nothing. Lines that cannot be read are listed with their numbers.
+    Cdr {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// The time zone the file's dates are in (default: the tenant's; `UTC` with `usegmtime`).
+        #[arg(long)]
+        timezone: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Asterisk's queue_log: callers, queue calls, agents' logins and pauses as history, and
+    /// the queues' KPIs over the file. Each line is stored once.
+    QueueLog {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -372,7 +400,104 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(admin) => self::admin(&cli.config, admin).await,
         Command::Plugin(command) => plugin(&cli.config, command).await,
         Command::Secrets(SecretsCommand::RotateKey { data }) => rotate_key(&cli.config, &data).await,
+        Command::Import(command) => import(&cli.config, command).await,
     }
+}
+
+fn print_refused(report: &crate::import::Report) {
+    for refused in report.refused.iter().take(50) {
+        eprintln!("line {}: {}", refused.line, refused.why);
+    }
+    if report.refused.len() > 50 {
+        eprintln!("… and {} more lines", report.refused.len() - 50);
+    }
+}
+
+async fn import(config_file: &Option<PathBuf>, command: ImportCommand) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let show_progress = std::io::stderr().is_terminal();
+    let (file, tenant, data) = match &command {
+        ImportCommand::Cdr { file, tenant, data, .. } | ImportCommand::QueueLog { file, tenant, data } => {
+            (file, tenant, data)
+        }
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let store = admin_store(config_file, data).await?;
+    let scope = tenants::operator_scope(&store, tenant).await.map_err(explain)?;
+    let report = match &command {
+        ImportCommand::Cdr { timezone, .. } => {
+            let zone_name = match timezone {
+                Some(zone) => zone.clone(),
+                None => tenants::by_slug(&store, tenant)
+                    .await
+                    .map_err(explain)?
+                    .map(|t| t.timezone)
+                    .unwrap_or_else(|| "UTC".into()),
+            };
+            let zone: chrono_tz::Tz = zone_name
+                .parse()
+                .map_err(|_| anyhow!("`{zone_name}` is not a time zone (e.g. Europe/Berlin, UTC)"))?;
+            let (report, by_disposition) = crate::import::cdr::import(&store, &scope, &text, zone, show_progress)
+                .await
+                .map_err(explain)?;
+            println!(
+                "{} lines: {} records added, {} already there, {} refused (dates read in {zone})",
+                report.lines,
+                report.added,
+                report.already,
+                report.refused.len()
+            );
+            for (disposition, count) in by_disposition {
+                println!("{count:>8} {disposition}");
+            }
+            report
+        }
+        ImportCommand::QueueLog { .. } => {
+            let (report, figures) =
+                crate::import::queue_log::import(&store, &scope, &text, &Default::default(), show_progress)
+                    .await
+                    .map_err(explain)?;
+            println!(
+                "{} lines: {} events added, {} already there, {} refused",
+                report.lines,
+                report.added,
+                report.already,
+                report.refused.len()
+            );
+            let shown = |v: Option<f64>, unit: &str| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}{unit}"));
+            println!(
+                "{:<20} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9}",
+                "queue", "offered", "answered", "abandoned", "SL", "ASA", "AHT", "abandon"
+            );
+            for (queue, f) in figures {
+                let c = &f.counters;
+                println!(
+                    "{:<20} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9}",
+                    queue,
+                    c.offered,
+                    c.answered,
+                    c.abandoned,
+                    shown(
+                        crate::kpi::service_level(c, f.settings.service_level).map(|v| v * 100.0),
+                        " %"
+                    ),
+                    shown(crate::kpi::asa(c), " s"),
+                    shown(crate::kpi::aht(c), " s"),
+                    shown(
+                        crate::kpi::abandon_rate(c, f.settings.abandon_rate_counts_short).map(|v| v * 100.0),
+                        " %"
+                    ),
+                );
+            }
+            report
+        }
+    };
+    print_refused(&report);
+    Ok(if report.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn rotate_key(config_file: &Option<PathBuf>, data: &DataArgs) -> anyhow::Result<ExitCode> {

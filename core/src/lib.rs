@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod i18n;
+pub mod import;
 pub mod kpi;
 pub mod live;
 pub mod mail;

@@ -195,3 +195,153 @@ async fn wrong_credentials_are_reported_and_retried_without_hammering() {
     assert!((1..=4).contains(&logins), "{logins} logins in about 5 s");
     server.stop().await;
 }
+
+/// Runs the `monti` binary on a data directory; (success, stdout, stderr).
+fn monti(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monti"))
+        .args(args)
+        .env_remove("MONTI_DATABASE_URL")
+        .env("MONTI_DATA_DIR", data)
+        .output()
+        .expect("run monti");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn importing_cdrs_counts_what_the_file_holds_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(
+        monti(
+            &data,
+            &["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]
+        )
+        .0
+    );
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cdr/cdr.csv");
+    let file = file.to_str().unwrap();
+    let (ok, out, err) = monti(&data, &["import", "cdr", file, "--tenant", "acme", "--timezone", "UTC"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("218 lines: 218 records added, 0 already there, 0 refused"),
+        "{out}"
+    );
+    for line in ["     133 ANSWERED", "      83 NO ANSWER", "       2 BUSY"] {
+        assert!(out.contains(line), "{line} in {out}");
+    }
+    // Again: nothing new.
+    let (ok, out, _) = monti(&data, &["import", "cdr", file, "--tenant", "acme", "--timezone", "UTC"]);
+    assert!(ok);
+    assert!(out.contains("218 lines: 0 records added, 218 already there"), "{out}");
+
+    // Broken lines are reported with their numbers; the good ones are imported once.
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut lines: Vec<&str> = text.lines().take(3).collect();
+    lines.insert(1, "\"\",\"only\",\"three\"");
+    lines.insert(3, "\"\",\"791\",\"715\",\"hq\",\"\",\"x\",\"y\",\"Dial\",\"\",\"yesterday\",\"\",\"2017-06-20 09:49:32\",10,0,\"NO ANSWER\",\"DOCUMENTATION\",\"1\",\"\"");
+    lines.push("\"unterminated");
+    let broken = dir.path().join("broken.csv");
+    std::fs::write(&broken, lines.join("\n")).unwrap();
+    let other = monti(
+        &data,
+        &["admin", "tenant", "create", "--slug", "beta", "--name", "Beta"],
+    );
+    assert!(other.0);
+    let broken = broken.to_str().unwrap();
+    let (ok, out, err) = monti(
+        &data,
+        &["import", "cdr", broken, "--tenant", "beta", "--timezone", "UTC"],
+    );
+    assert!(!ok, "a partial import says so");
+    assert!(
+        out.contains("6 lines: 3 records added, 0 already there, 3 refused"),
+        "{out}"
+    );
+    assert!(err.contains("line 2: 3 columns"), "{err}");
+    assert!(
+        err.contains("line 4: start `yesterday` is not YYYY-MM-DD HH:MM:SS"),
+        "{err}"
+    );
+    assert!(err.contains("line 6: field 1 has no closing quote"), "{err}");
+    let (_, out, _) = monti(
+        &data,
+        &["import", "cdr", broken, "--tenant", "beta", "--timezone", "UTC"],
+    );
+    assert!(out.contains("0 records added, 3 already there"), "{out}");
+}
+
+#[test]
+fn a_hand_made_queue_log_gives_hand_computed_kpis() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(
+        monti(
+            &data,
+            &["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]
+        )
+        .0
+    );
+    // Four callers in `sales`: answered after 10 s (talk 100 s), answered after 30 s (talk
+    // 200 s), abandoned after 5 s, timed out after 60 s. One caller in `support`, answered at
+    // once. An agent logs in and pauses. A line of garbage.
+    let log = "\
+1700000000|NONE|NONE|NONE|QUEUESTART|
+1700000001|MANAGER|sales|PJSIP/2001|ADDMEMBER|
+1700000010|c1|sales|NONE|ENTERQUEUE||1001|1
+1700000020|c1|sales|PJSIP/2001|CONNECT|10|c1.5|2
+1700000120|c1|sales|PJSIP/2001|COMPLETECALLER|10|100|1
+1700000200|c2|sales|NONE|ENTERQUEUE||1002|1
+1700000230|c2|sales|PJSIP/2002|CONNECT|30|c2.5|3
+1700000430|c2|sales|PJSIP/2002|COMPLETEAGENT|30|200|1
+1700000300|c3|sales|NONE|ENTERQUEUE||1003|2
+1700000305|c3|sales|NONE|ABANDON|2|2|5
+this is not a queue_log line
+1700000400|c4|sales|NONE|ENTERQUEUE||1004|1
+1700000460|c4|sales|NONE|EXITWITHTIMEOUT|1|1|60
+1700000500|c5|support|NONE|ENTERQUEUE||1005|1
+1700000500|c5|support|PJSIP/2001|CONNECT|0|c5.5|1
+1700000560|c5|support|PJSIP/2001|COMPLETECALLER|0|60|1
+1700000600|MANAGER|sales|PJSIP/2001|PAUSE|lunch
+";
+    let file = dir.path().join("queue_log");
+    std::fs::write(&file, log).unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, out, err) = monti(&data, &["import", "queue-log", file, "--tenant", "acme"]);
+    assert!(!ok, "one line was refused");
+    assert!(
+        err.contains("line 11: 1 fields; a queue_log line has at least 5"),
+        "{err}"
+    );
+    // 16 good lines: QUEUESTART says nothing; 5 joins, 3 answers (each with its call start),
+    // 3 ends, 2 leaves, a login and a pause: 18 events.
+    assert!(
+        out.contains("17 lines: 18 events added, 0 already there, 1 refused"),
+        "{out}"
+    );
+    // sales: offered 4, answered 2, abandoned 1; SL(20 s) = answered within 20 s / (answered +
+    // abandoned) = 1/3; ASA = (10 + 30) / 2; AHT = (100 + 200) / 2; abandon rate = 1/4.
+    let sales = out.lines().find(|l| l.starts_with("sales")).expect(&out);
+    let fields: Vec<&str> = sales.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        [
+            "sales", "4", "2", "1", "33.3", "%", "20.0", "s", "150.0", "s", "25.0", "%"
+        ],
+        "{out}"
+    );
+    let support = out.lines().find(|l| l.starts_with("support")).expect(&out);
+    let fields: Vec<&str> = support.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        [
+            "support", "1", "1", "0", "100.0", "%", "0.0", "s", "60.0", "s", "0.0", "%"
+        ]
+    );
+    // Importing again adds nothing.
+    let (_, out, _) = monti(&data, &["import", "queue-log", file, "--tenant", "acme"]);
+    assert!(out.contains("0 events added, 18 already there"), "{out}");
+}
