@@ -131,6 +131,9 @@ pub enum Command {
     /// Backfill history from a PBX's files.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Asterisk: the tenant's telephony as configuration files.
+    #[command(subcommand)]
+    Asterisk(AsteriskCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +142,22 @@ pub enum ConfigCommand {
     Print(ServeArgs),
     /// Validate the configuration; exit 0 when valid.
     Check(ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AsteriskCommand {
+    /// Write the tenant's SIP endpoints, queues and phone numbers as pjsip.conf, queues.conf and
+    /// extensions.conf (a `[monti-<tenant>-dids]` context) into a directory. The files hold the
+    /// endpoints' passwords: keep them as private as the PBX's own configuration.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// Where to write them (default: ./asterisk-<tenant>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -401,6 +420,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(command) => plugin(&cli.config, command).await,
         Command::Secrets(SecretsCommand::RotateKey { data }) => rotate_key(&cli.config, &data).await,
         Command::Import(command) => import(&cli.config, command).await,
+        Command::Asterisk(AsteriskCommand::Export { tenant, out, data }) => {
+            let store = admin_store(&cli.config, &data).await?;
+            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            let telephony = crate::asterisk::config::load(&store, &scope).await.map_err(explain)?;
+            let dir = out.unwrap_or_else(|| PathBuf::from(format!("asterisk-{tenant}")));
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, text) in [
+                ("pjsip.conf", crate::asterisk::config::pjsip_conf(&telephony)),
+                ("queues.conf", crate::asterisk::config::queues_conf(&telephony)),
+                ("extensions.conf", crate::asterisk::config::extensions_conf(&telephony)),
+            ] {
+                let path = dir.join(name);
+                crate::secrets::write_private(&path, text.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

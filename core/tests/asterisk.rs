@@ -345,3 +345,93 @@ this is not a queue_log line
     let (_, out, _) = monti(&data, &["import", "queue-log", file, "--tenant", "acme"]);
     assert!(out.contains("0 events added, 18 already there"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_telephony_is_exported_as_asterisk_configuration() {
+    let server = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    let supervisor = server.tenant("acme", monti::domain::Role::Supervisor).await;
+    let ana = server
+        .post(
+            "/api/v1/agents",
+            &admin,
+            json!({ "name": "Ana", "extension": "1001", "interface": "PJSIP/ana-desk" }),
+        )
+        .await;
+    ana.expect(201);
+    let ben = server
+        .post("/api/v1/agents", &admin, json!({ "name": "Ben", "extension": "1002" }))
+        .await;
+    ben.expect(201);
+    server
+        .post(
+            "/api/v1/endpoints",
+            &admin,
+            json!({ "name": "ana-desk", "password": "a-long-sip-password", "codecs": ["opus"] }),
+        )
+        .await
+        .expect(201);
+    let queue = server
+        .post("/api/v1/queues", &admin, json!({ "name": "sales", "wrap_up_s": 15 }))
+        .await;
+    queue.expect(201);
+    let queue_id = queue.body["id"].as_str().unwrap().to_owned();
+    server
+        .put(
+            &format!("/api/v1/queues/{queue_id}/members"),
+            &admin,
+            json!([{ "agent_id": ana.body["id"], "penalty": 1 }, { "agent_id": ben.body["id"] }]),
+        )
+        .await
+        .expect(200);
+    server
+        .post(
+            "/api/v1/dids",
+            &admin,
+            json!({ "number": "+4930123456", "description": "Hotline", "route_type": "queue", "route_target": queue_id }),
+        )
+        .await
+        .expect(201);
+
+    let get = |file: &str, token: &str| {
+        server
+            .client
+            .get(server.url(&format!("/api/v1/telephony/asterisk/{file}")))
+            .bearer_auth(token)
+            .send()
+    };
+    let pjsip = get("pjsip.conf", &admin).await.unwrap();
+    assert_eq!(pjsip.status(), 200);
+    assert!(
+        pjsip.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("pjsip.conf")
+    );
+    let pjsip = pjsip.text().await.unwrap();
+    assert!(pjsip.contains("[ana-desk]\ntype = endpoint"), "{pjsip}");
+    assert!(pjsip.contains("password = a-long-sip-password"), "{pjsip}");
+    assert!(pjsip.contains("allow = opus"), "{pjsip}");
+    let queues = get("queues.conf", &admin).await.unwrap().text().await.unwrap();
+    assert!(
+        queues.contains("[sales]\nstrategy = rrmemory\nservicelevel = 20\nwrapuptime = 15"),
+        "{queues}"
+    );
+    assert!(
+        queues.contains("member => PJSIP/ana-desk,1,Ana,PJSIP/ana-desk"),
+        "{queues}"
+    );
+    assert!(queues.contains("; Ben has no interface"), "{queues}");
+    let dialplan = get("extensions.conf", &admin).await.unwrap().text().await.unwrap();
+    assert!(
+        dialplan.contains("[monti-acme-dids]\nexten => +4930123456,1,NoOp(Hotline)\n same => n,Queue(sales)"),
+        "{dialplan}"
+    );
+    // Passwords inside: a supervisor may not; unknown files are 404.
+    assert_eq!(get("pjsip.conf", &supervisor).await.unwrap().status(), 403);
+    assert_eq!(get("sip.conf", &admin).await.unwrap().status(), 404);
+    // Every download is audited.
+    let audit = server.get("/api/v1/audit?action=telephony.export", &admin).await.body;
+    assert!(audit.to_string().contains("telephony.export"), "{audit}");
+    server.stop().await;
+}

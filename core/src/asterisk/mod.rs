@@ -2,5 +2,6 @@
 //! plugin in `plugins/asterisk`).
 
 pub mod ami_sim;
+pub mod config;
 
 pub use ami_sim::{AmiSimulator, Member};

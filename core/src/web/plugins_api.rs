@@ -28,7 +28,45 @@ pub fn router() -> Router<AppState> {
             "/plugins/{id}/dead-letters/{letter}/replay",
             axum::routing::post(replay),
         )
+        .route("/telephony/asterisk/{file}", get(asterisk_file))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
+}
+
+/// `pjsip.conf`, `queues.conf` or `extensions.conf` of the tenant's telephony. They hold the
+/// endpoints' passwords: tenant admins only, and every download is audited.
+async fn asterisk_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(file): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let render = match file.as_str() {
+        "pjsip.conf" => crate::asterisk::config::pjsip_conf,
+        "queues.conf" => crate::asterisk::config::queues_conf,
+        "extensions.conf" => crate::asterisk::config::extensions_conf,
+        _ => return Err(ApiError::not_found("pjsip.conf, queues.conf or extensions.conf")),
+    };
+    let telephony = crate::asterisk::config::load(&app.store, &scope).await?;
+    audit_change(
+        &app,
+        &scope,
+        &origin,
+        "telephony.export",
+        ("telephony", &file),
+        None,
+        None,
+    )
+    .await;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        render(&telephony),
+    )
+        .into_response())
 }
 
 fn view(i: &Installation) -> serde_json::Value {
