@@ -10,6 +10,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::host::connector::{Connector, ConnectorPre};
 use crate::host::monti::plugin::log::Level;
 use crate::host::monti::plugin::streams::StreamItem;
 use crate::host::monti::plugin::types::Event;
@@ -155,6 +156,8 @@ pub enum Input {
     /// What arrived on its streams, in order: one `on-stream` call per item, all in the same
     /// instance. A returned error does not stop the rest (the first is reported); a trap does.
     Stream(Vec<(u32, StreamItem)>),
+    /// A supervisor's request, to a connector's `handle-command`.
+    Command(crate::host::connector::monti::plugin::commands::Request),
 }
 
 impl Default for Input {
@@ -231,6 +234,8 @@ pub struct Outcome {
     pub secret_uses: Vec<(String, String)>,
     /// Calls the plugin made into the host.
     pub host_calls: u32,
+    /// A connector's answer to a command.
+    pub answer: Option<String>,
     /// Outbound requests that left: (destination origin, status; `None` when none came back).
     pub http: Vec<(String, Option<u16>)>,
 }
@@ -300,6 +305,7 @@ pub struct ValidPlugin {
 #[derive(Clone)]
 enum Pre {
     Events(EventHandlerPre<Instance>),
+    Connector(ConnectorPre<Instance>),
     Webhook(WebhookPre<Instance>),
 }
 
@@ -374,7 +380,7 @@ impl wasmtime_wasi::WasiView for Instance {
 pub struct WarmInstance {
     digest: String,
     store: Store<Instance>,
-    bindings: EventHandler,
+    bindings: Handler,
     calls: u32,
     broken: bool,
 }
@@ -404,6 +410,7 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<Instance>,
     webhook_linker: Linker<Instance>,
+    connector_linker: Linker<Instance>,
     compiled: Mutex<HashMap<String, ValidPlugin>>,
     /// Largest component accepted, bytes.
     pub max_component_bytes: usize,
@@ -443,10 +450,16 @@ impl PluginEngine {
         let mut webhook_linker: Linker<Instance> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut webhook_linker)?;
         Webhook::add_to_linker::<Instance, HasSelf<HostState>>(&mut webhook_linker, |i: &mut Instance| &mut i.host)?;
+        let mut connector_linker: Linker<Instance> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut connector_linker)?;
+        Connector::add_to_linker::<Instance, HasSelf<HostState>>(&mut connector_linker, |i: &mut Instance| {
+            &mut i.host
+        })?;
         let this = Arc::new(Self {
             engine,
             linker,
             webhook_linker,
+            connector_linker,
             compiled: Mutex::new(HashMap::new()),
             max_component_bytes: 32 << 20,
         });
@@ -491,8 +504,11 @@ impl PluginEngine {
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| invalid(format!("the component does not compile: {e:#}")))?;
-        let webhook = manifest.world == "webhook";
-        let linker = if webhook { &self.webhook_linker } else { &self.linker };
+        let linker = match manifest.world.as_str() {
+            "webhook" => &self.webhook_linker,
+            "connector" => &self.connector_linker,
+            _ => &self.linker,
+        };
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| invalid(format!("the component needs imports this host does not offer: {e:#}")))?;
@@ -502,10 +518,10 @@ impl PluginEngine {
                 manifest.world, manifest.sdk
             ))
         };
-        let pre = if webhook {
-            Pre::Webhook(WebhookPre::new(pre).map_err(not_world)?)
-        } else {
-            Pre::Events(EventHandlerPre::new(pre).map_err(not_world)?)
+        let pre = match manifest.world.as_str() {
+            "webhook" => Pre::Webhook(WebhookPre::new(pre).map_err(not_world)?),
+            "connector" => Pre::Connector(ConnectorPre::new(pre).map_err(not_world)?),
+            _ => Pre::Events(EventHandlerPre::new(pre).map_err(not_world)?),
         };
         let valid = ValidPlugin {
             digest: digest.clone(),
@@ -529,15 +545,16 @@ impl PluginEngine {
         grants: &Grants,
         limits: &Limits,
     ) -> Result<Outcome, Failure> {
-        let pre = event_handler(plugin)?;
+        let pre = event_handler(plugin, &invocation.input)?;
         let mut store = self.store(invocation.clock.clone(), limits);
         let input = prepare(store.data_mut(), invocation, grants, limits);
-        let (result, outcome) = call(&mut store, limits, |store| {
+        let ((result, answer), outcome) = call(&mut store, limits, |store| {
             let bindings = pre.instantiate(&mut *store)?;
             call_export(&bindings, store, &input)
         })?;
         Ok(Outcome {
             result: result.map_err(plugin_error),
+            answer,
             ..outcome
         })
     }
@@ -549,7 +566,7 @@ impl PluginEngine {
         clock: Option<Arc<dyn Clock>>,
         limits: &Limits,
     ) -> Result<WarmInstance, Failure> {
-        let pre = event_handler(plugin)?;
+        let pre = event_handler(plugin, &Input::default())?;
         let mut store = self.store(clock, limits);
         prepare(store.data_mut(), Invocation::default(), &Grants::default(), limits);
         let (bindings, _) = call(&mut store, limits, |store| pre.instantiate(&mut *store))?;
@@ -573,15 +590,19 @@ impl PluginEngine {
         if !warm.is_usable() {
             return Err(invalid("this warm instance is spent; warm a new one"));
         }
+        if matches!(invocation.input, Input::Command(_)) && !matches!(warm.bindings, Handler::Connector(_)) {
+            return Err(invalid("only a connector carries out commands"));
+        }
         warm.calls += 1;
         let input = prepare(warm.store.data_mut(), invocation, grants, limits);
         let bindings = &warm.bindings;
         let ran = call(&mut warm.store, limits, |store| call_export(bindings, store, &input));
         // A trap can leave the guest's memory half-updated: never call into it again.
         warm.broken = ran.is_err();
-        let (result, outcome) = ran?;
+        let ((result, answer), outcome) = ran?;
         Ok(Outcome {
             result: result.map_err(plugin_error),
+            answer,
             ..outcome
         })
     }
@@ -689,13 +710,40 @@ impl PluginEngine {
     }
 }
 
-fn event_handler(plugin: &ValidPlugin) -> Result<&EventHandlerPre<Instance>, Failure> {
-    match &plugin.pre {
-        Pre::Events(pre) => Ok(pre),
-        Pre::Webhook(_) => Err(invalid(format!(
-            "`{}` is a {} plugin, not an event handler",
+/// An instantiated event handler or connector.
+pub(crate) enum Handler {
+    Events(EventHandler),
+    Connector(Connector),
+}
+
+/// A linked event handler or connector.
+enum HandlerPre<'a> {
+    Events(&'a EventHandlerPre<Instance>),
+    Connector(&'a ConnectorPre<Instance>),
+}
+
+impl HandlerPre<'_> {
+    fn instantiate(&self, store: &mut Store<Instance>) -> wasmtime::Result<Handler> {
+        Ok(match self {
+            HandlerPre::Events(pre) => Handler::Events(pre.instantiate(store)?),
+            HandlerPre::Connector(pre) => Handler::Connector(pre.instantiate(store)?),
+        })
+    }
+}
+
+/// The plugin as something that takes `input`.
+fn event_handler<'a>(plugin: &'a ValidPlugin, input: &Input) -> Result<HandlerPre<'a>, Failure> {
+    let not = |what: &str| {
+        invalid(format!(
+            "`{}` is a {} plugin, not {what}",
             plugin.manifest.id, plugin.manifest.world
-        ))),
+        ))
+    };
+    match (&plugin.pre, input) {
+        (Pre::Connector(pre), _) => Ok(HandlerPre::Connector(pre)),
+        (Pre::Events(_), Input::Command(_)) => Err(not("a connector")),
+        (Pre::Events(pre), _) => Ok(HandlerPre::Events(pre)),
+        (Pre::Webhook(_), _) => Err(not("an event handler")),
     }
 }
 
@@ -706,21 +754,40 @@ fn plugin_error(e: crate::host::monti::plugin::types::PluginError) -> PluginErro
     }
 }
 
-type GuestResult = Result<(), crate::host::monti::plugin::types::PluginError>;
+/// The plugin's own result, and a command's answer.
+type GuestResult = (
+    Result<(), crate::host::monti::plugin::types::PluginError>,
+    Option<String>,
+);
 
-fn call_export(bindings: &EventHandler, store: &mut Store<Instance>, input: &Input) -> wasmtime::Result<GuestResult> {
+fn call_export(bindings: &Handler, store: &mut Store<Instance>, input: &Input) -> wasmtime::Result<GuestResult> {
+    let events = |store: &mut Store<Instance>, batch: &[Event]| match bindings {
+        Handler::Events(b) => b.call_handle_events(store, batch),
+        Handler::Connector(b) => b.call_handle_events(store, batch),
+    };
+    let stream = |store: &mut Store<Instance>, id: u32, item: &StreamItem| match bindings {
+        Handler::Events(b) => b.call_on_stream(store, id, item),
+        Handler::Connector(b) => b.call_on_stream(store, id, item),
+    };
     match input {
-        Input::Events(batch) => bindings.call_handle_events(store, batch),
+        Input::Events(batch) => Ok((events(store, batch)?, None)),
         Input::Stream(items) => {
             let mut first_error = Ok(());
             for (id, item) in items {
-                let answer = bindings.call_on_stream(&mut *store, *id, item)?;
+                let answer = stream(&mut *store, *id, item)?;
                 if first_error.is_ok() {
                     first_error = answer;
                 }
             }
-            Ok(first_error)
+            Ok((first_error, None))
         }
+        Input::Command(request) => match bindings {
+            Handler::Connector(b) => Ok(match b.call_handle_command(store, request)? {
+                Ok(answer) => (Ok(()), Some(answer)),
+                Err(error) => (Err(error), None),
+            }),
+            Handler::Events(_) => Err(wasmtime::Error::msg("only a connector carries out commands")),
+        },
     }
 }
 
@@ -816,6 +883,7 @@ fn call<R>(
                 cpu: duration.saturating_sub(state.host.http.waited),
                 secret_uses: std::mem::take(&mut state.host.secret_uses),
                 host_calls: state.host.host_calls,
+                answer: None,
                 http: std::mem::take(&mut state.host.http_log),
             };
             Ok((answer, outcome))

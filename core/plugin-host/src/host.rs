@@ -542,3 +542,25 @@ pub mod webhook {
         imports: { default: trappable },
     });
 }
+
+/// The `connector` world (1.2): the event handler's imports and exports, and `handle-command`.
+pub mod connector {
+    wasmtime::component::bindgen!({
+        world: "connector",
+        path: "../../sdk/wit",
+        with: {
+            "monti:plugin/types": super::monti::plugin::types,
+            "monti:plugin/log": super::monti::plugin::log,
+            "monti:plugin/config": super::monti::plugin::config,
+            "monti:plugin/kv": super::monti::plugin::kv,
+            "monti:plugin/secrets": super::monti::plugin::secrets,
+            "monti:plugin/http": super::monti::plugin::http,
+            "monti:plugin/events": super::monti::plugin::events,
+            "monti:plugin/streams": super::monti::plugin::streams,
+        },
+        imports: { default: trappable },
+    });
+}
+
+/// The `commands` interface only carries types (a connector's requests).
+impl connector::monti::plugin::commands::Host for HostState {}

@@ -31,4 +31,9 @@ pub mod wit {
     pub use crate::host::monti::plugin::http::{HttpError, Placement, Request, Response};
     pub use crate::host::monti::plugin::streams::{StreamItem, Target};
     pub use crate::host::monti::plugin::types::*;
+
+    /// Supervisors' requests to connectors (1.2).
+    pub mod commands {
+        pub use crate::host::connector::monti::plugin::commands::*;
+    }
 }

@@ -1,6 +1,6 @@
 //! Monti plugins in Rust.
 //!
-//! A plugin is a WebAssembly component implementing one world of the `monti:plugin@1.1.0`
+//! A plugin is a WebAssembly component implementing one world of the `monti:plugin@1.2.0`
 //! contract (`sdk/wit`). Implement [`EventHandler`] (or [`Webhook`]) for a type, export it with
 //! [`event_handler!`] (or [`webhook!`]), and build with
 //! `cargo build --release --target wasm32-wasip2`.
@@ -47,14 +47,37 @@ pub mod bindings {
             additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
             // The host interfaces are the same in both worlds: one set of Rust types.
             with: {
-                "monti:plugin/types@1.1.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.1.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.1.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.1.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.1.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.1.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.1.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.1.0": crate::bindings::event_handler::monti::plugin::streams,
+                "monti:plugin/types@1.2.0": crate::bindings::event_handler::monti::plugin::types,
+                "monti:plugin/log@1.2.0": crate::bindings::event_handler::monti::plugin::log,
+                "monti:plugin/config@1.2.0": crate::bindings::event_handler::monti::plugin::config,
+                "monti:plugin/kv@1.2.0": crate::bindings::event_handler::monti::plugin::kv,
+                "monti:plugin/secrets@1.2.0": crate::bindings::event_handler::monti::plugin::secrets,
+                "monti:plugin/http@1.2.0": crate::bindings::event_handler::monti::plugin::http,
+                "monti:plugin/events@1.2.0": crate::bindings::event_handler::monti::plugin::events,
+                "monti:plugin/streams@1.2.0": crate::bindings::event_handler::monti::plugin::streams,
+            },
+        });
+    }
+
+    /// The `connector` world (1.2).
+    pub mod connector {
+        wit_bindgen::generate!({
+            world: "connector",
+            path: "../wit",
+            pub_export_macro: true,
+            export_macro_name: "export_connector",
+            default_bindings_module: "monti_plugin_sdk::bindings::connector",
+            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+            // The host interfaces are the same in both worlds: one set of Rust types.
+            with: {
+                "monti:plugin/types@1.2.0": crate::bindings::event_handler::monti::plugin::types,
+                "monti:plugin/log@1.2.0": crate::bindings::event_handler::monti::plugin::log,
+                "monti:plugin/config@1.2.0": crate::bindings::event_handler::monti::plugin::config,
+                "monti:plugin/kv@1.2.0": crate::bindings::event_handler::monti::plugin::kv,
+                "monti:plugin/secrets@1.2.0": crate::bindings::event_handler::monti::plugin::secrets,
+                "monti:plugin/http@1.2.0": crate::bindings::event_handler::monti::plugin::http,
+                "monti:plugin/events@1.2.0": crate::bindings::event_handler::monti::plugin::events,
+                "monti:plugin/streams@1.2.0": crate::bindings::event_handler::monti::plugin::streams,
             },
         });
     }
@@ -68,6 +91,9 @@ pub use host::types::{
     EventBody, LeaveReason, PluginError,
 };
 pub use host::{events, http, kv, log as host_log, secrets, streams};
+
+/// Supervisors' requests to a connector (contract 1.2).
+pub use bindings::connector::monti::plugin::commands;
 
 /// Inbound webhook request and response types.
 pub use bindings::webhook::{IncomingRequest, OutgoingResponse};
@@ -162,6 +188,43 @@ macro_rules! manifest {
         #[cfg_attr(target_arch = "wasm32", unsafe(link_section = "monti-plugin"))]
         #[used]
         static __MONTI_PLUGIN_MANIFEST: [u8; include_bytes!($path).len()] = *include_bytes!($path);
+    };
+}
+
+/// A connector: an event handler that also carries out supervisors' requests on the system it
+/// connects (contract 1.2, world `connector`).
+pub trait Connector: EventHandler {
+    /// Carries out a request; `Ok` with a short note once it was handed to the system (its effect
+    /// arrives as events).
+    fn handle_command(request: commands::Request) -> Result<String, PluginError>;
+}
+
+/// Exports a type implementing [`Connector`] as the plugin's `connector` world.
+#[macro_export]
+macro_rules! connector {
+    ($plugin:ty) => {
+        const _: () = {
+            struct __MontiConnector;
+            impl $crate::bindings::connector::Guest for __MontiConnector {
+                fn handle_events(
+                    batch: ::std::vec::Vec<$crate::Event>,
+                ) -> ::std::result::Result<(), $crate::PluginError> {
+                    $crate::install_panic_hook();
+                    <$plugin as $crate::EventHandler>::handle_events(batch)
+                }
+                fn on_stream(id: u32, item: $crate::StreamItem) -> ::std::result::Result<(), $crate::PluginError> {
+                    $crate::install_panic_hook();
+                    <$plugin as $crate::EventHandler>::on_stream(id, item)
+                }
+                fn handle_command(
+                    request: $crate::commands::Request,
+                ) -> ::std::result::Result<::std::string::String, $crate::PluginError> {
+                    $crate::install_panic_hook();
+                    <$plugin as $crate::Connector>::handle_command(request)
+                }
+            }
+            $crate::bindings::connector::export_connector!(__MontiConnector);
+        };
     };
 }
 

@@ -65,6 +65,8 @@ pub struct Run {
     pub requests: Vec<RecordedRequest>,
     /// Secrets the host placed in requests: (name, destination).
     pub secret_uses: Vec<(String, String)>,
+    /// A connector's answer to a command.
+    pub answer: Option<String>,
     pub report: Report,
 }
 
@@ -253,6 +255,11 @@ impl Harness {
         self.run(Input::Stream(items))
     }
 
+    /// Hands a supervisor's request to a `connector` plugin; the run's `answer` is its reply.
+    pub fn handle_command(&mut self, request: wit::commands::Request) -> Result<Run, Failure> {
+        self.run(Input::Command(request))
+    }
+
     /// Hands an inbound request to a `webhook` plugin.
     pub fn handle_request(
         &mut self,
@@ -292,6 +299,7 @@ impl Harness {
             logs: outcome.logs,
             requests: self.http.requests().split_off(sent_before),
             secret_uses: outcome.secret_uses,
+            answer: outcome.answer,
             report: Report {
                 cpu: outcome.cpu,
                 wall: outcome.duration,
