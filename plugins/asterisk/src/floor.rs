@@ -59,6 +59,9 @@ struct Agent {
     wrap_until_ms: i64,
     /// Wrap-up seconds the PBX reported for it.
     wrapup_s: Option<u32>,
+    /// The member's interface as the PBX names it (`PJSIP/1001`), for actions on it.
+    #[serde(default)]
+    interface: String,
     /// What Monti was last told.
     told: Option<(AgentState, Option<String>)>,
 }
@@ -92,6 +95,8 @@ impl Agent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Caller {
     queue: String,
+    #[serde(default)]
+    channel: String,
     joined_ms: i64,
     answered: bool,
 }
@@ -117,6 +122,22 @@ impl Floor {
     /// Agents known (logged in to a watched queue).
     pub fn agents_logged_in(&self) -> usize {
         self.agents.values().filter(|a| !a.queues.is_empty()).count()
+    }
+
+    /// The interface the PBX knows an agent by (`PJSIP/1001`), and the queues it is in.
+    pub fn member(&self, agent: &str) -> Option<(&str, Vec<&str>)> {
+        self.agents
+            .get(agent)
+            .filter(|a| !a.interface.is_empty())
+            .map(|a| (a.interface.as_str(), a.queues.keys().map(String::as_str).collect()))
+    }
+
+    /// The channel of a call (the caller's), if it is one the floor follows.
+    pub fn channel(&self, call: &str) -> Option<&str> {
+        self.callers
+            .get(call)
+            .map(|c| c.channel.as_str())
+            .filter(|c| !c.is_empty())
     }
 
     /// The state Monti was last told for an agent.
@@ -173,6 +194,9 @@ impl Floor {
                     seen.insert((key.clone(), queue.to_owned()));
                 }
                 let agent = self.agents.entry(key.clone()).or_default();
+                if let Some(interface) = message.get("Interface").or_else(|| message.get("Location")) {
+                    agent.interface = interface.to_owned();
+                }
                 let was_member = !agent.queues.is_empty();
                 let paused = message.flag("Paused").unwrap_or(false);
                 let reason = message
@@ -259,6 +283,7 @@ impl Floor {
                     call.to_owned(),
                     Caller {
                         queue: queue.to_owned(),
+                        channel: message.get("Channel").unwrap_or_default().to_owned(),
                         joined_ms: at_ms,
                         answered: false,
                     },

@@ -12,8 +12,9 @@ pub mod floor;
 
 pub use monti_ami as ami;
 
+use monti_plugin_sdk::commands::{Command, Request};
 use monti_plugin_sdk::streams::{SecretForm, Target};
-use monti_plugin_sdk::{Event, EventHandler, PluginError, StreamItem, info, kv, warn};
+use monti_plugin_sdk::{Connector, Event, EventHandler, PluginError, StreamItem, info, kv, warn};
 use serde::{Deserialize, Serialize};
 
 use ami::{Action, Framed, Framer, Message};
@@ -40,6 +41,12 @@ struct Config {
     wrapup_s: u32,
     #[serde(default = "default_keepalive")]
     keepalive_s: u32,
+    #[serde(default = "default_originate_context")]
+    originate_context: String,
+}
+
+fn default_originate_context() -> String {
+    "from-internal".into()
 }
 
 fn default_port() -> u16 {
@@ -328,5 +335,126 @@ impl EventHandler for Asterisk {
     }
 }
 
-monti_plugin_sdk::event_handler!(Asterisk);
+/// The PBX interface of an agent as Monti names it: the connector's own floor first (members
+/// it has seen), else the name itself when it already is one (`PJSIP/1001`).
+fn interface(state: &State, agent: &str) -> Result<(String, Vec<String>), PluginError> {
+    if let Some((interface, queues)) = state.floor.member(agent) {
+        return Ok((interface.to_owned(), queues.into_iter().map(str::to_owned).collect()));
+    }
+    if agent.contains('/') {
+        return Ok((agent.to_owned(), Vec::new()));
+    }
+    Err(PluginError::permanent(format!(
+        "the PBX has no queue member `{agent}` (is it logged in to a queue?)"
+    )))
+}
+
+impl Connector for Asterisk {
+    /// Turns a supervisor's request into the manager action that does it. The answer says
+    /// which action went out; the effect (a pause, a hang-up) comes back as events.
+    fn handle_command(request: Request) -> Result<String, PluginError> {
+        let config = config()?;
+        let mut state = State::load();
+        if state.phase != Phase::Live || state.stream.is_none() {
+            return Err(PluginError::retryable(format!(
+                "not connected to the PBX ({})",
+                state.last_error.as_deref().unwrap_or("connecting")
+            )));
+        }
+        let id = state.action_id();
+        let mut actions = Vec::new();
+        match &request.command {
+            Command::Pause(pause) => {
+                let (interface, _) = interface(&state, &pause.agent)?;
+                let mut action = Action::new("QueuePause", &id)
+                    .with("Interface", &interface)
+                    .with("Paused", "true");
+                if let Some(queue) = &pause.queue {
+                    action = action.with("Queue", queue);
+                }
+                if let Some(reason) = &pause.reason {
+                    action = action.with("Reason", reason);
+                }
+                actions.push(action);
+            }
+            Command::Unpause(target) => {
+                let (interface, _) = interface(&state, &target.agent)?;
+                let mut action = Action::new("QueuePause", &id)
+                    .with("Interface", &interface)
+                    .with("Paused", "false");
+                if let Some(queue) = &target.queue {
+                    action = action.with("Queue", queue);
+                }
+                actions.push(action);
+            }
+            Command::Logout(target) => {
+                let (interface, queues) = interface(&state, &target.agent)?;
+                let queues = match &target.queue {
+                    Some(queue) => vec![queue.clone()],
+                    None => queues,
+                };
+                for (n, queue) in queues.iter().enumerate() {
+                    actions.push(
+                        Action::new("QueueRemove", &format!("{id}/{n}"))
+                            .with("Queue", queue)
+                            .with("Interface", &interface),
+                    );
+                }
+            }
+            Command::Originate(dial) => {
+                let (interface, _) = interface(&state, &dial.agent)?;
+                actions.push(
+                    Action::new("Originate", &id)
+                        .with("Channel", &interface)
+                        .with("Exten", &dial.number)
+                        .with("Context", &config.originate_context)
+                        .with("Priority", "1")
+                        .with("Async", "true"),
+                );
+            }
+            Command::Hangup(call) => {
+                let channel = state
+                    .floor
+                    .channel(&call.call)
+                    .ok_or_else(|| PluginError::permanent(format!("no call `{}` on the PBX", call.call)))?;
+                actions.push(Action::new("Hangup", &id).with("Channel", channel));
+            }
+            Command::BlindTransfer(transfer) | Command::AttendedTransfer(transfer) => {
+                let channel = state
+                    .floor
+                    .channel(&transfer.call)
+                    .ok_or_else(|| PluginError::permanent(format!("no call `{}` on the PBX", transfer.call)))?;
+                let name = if matches!(request.command, Command::BlindTransfer(_)) {
+                    "BlindTransfer"
+                } else {
+                    "Atxfer"
+                };
+                actions.push(
+                    Action::new(name, &id)
+                        .with("Channel", channel)
+                        .with("Exten", &transfer.to)
+                        .with("Context", &config.originate_context),
+                );
+            }
+            Command::Reload => actions.push(Action::new("Reload", &id)),
+            Command::Hold(_) | Command::Unhold(_) | Command::Snoop(_) => {
+                return Err(PluginError::permanent(
+                    "hold and listening in need the PBX's REST interface (ARI), which this connector does not use yet",
+                ));
+            }
+        }
+        let names: Vec<String> = actions
+            .iter()
+            .map(|a| a.to_wire().lines().next().unwrap_or_default().to_owned())
+            .collect();
+        for action in &actions {
+            send(&mut state, action);
+        }
+        info!("{} asked for {:?}: sent {}", request.by, request.id, names.join(", "));
+        state.save()?;
+        Ok(format!("sent {} ({id})", names.join(", ")))
+    }
+}
+
+monti_plugin_sdk::connector!(Asterisk);
 monti_plugin_sdk::manifest!("../monti-plugin.toml");

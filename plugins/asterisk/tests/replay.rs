@@ -361,3 +361,64 @@ fn after_a_reconnect_a_resync_corrects_what_was_missed_and_repeats_nothing() {
         .collect();
     assert_eq!(after, ["999 AgentState::Available", "213 logout"], "only what changed");
 }
+
+#[test]
+fn supervisors_requests_become_manager_actions() {
+    use monti_plugin_test::wit::commands::{AgentInQueue, CallRef, Command, Pause, Request};
+    let request = |command: Command| Request {
+        id: "r1".into(),
+        by: "user:sup".into(),
+        command,
+    };
+    let pause = |agent: &str| {
+        request(Command::Pause(Pause {
+            agent: agent.into(),
+            queue: None,
+            reason: Some("coaching".into()),
+        }))
+    };
+    let mut pbx = Pbx::new(config("member_name"));
+    // Not logged in yet: retry later.
+    let early = pbx.plugin.handle_command(pause("220")).expect("runs");
+    let error = early.result.expect_err("not connected");
+    assert!(error.retryable && error.message.contains("not connected"), "{error:?}");
+
+    let resync = pbx.log_in();
+    pbx.replay("queue_status.yaml", &resync);
+    let run = pbx.plugin.handle_command(pause("220")).expect("runs");
+    assert_eq!(run.result, Ok(()));
+    assert!(
+        run.answer.as_deref().unwrap().starts_with("sent Action: QueuePause"),
+        "{:?}",
+        run.answer
+    );
+    let action = sent(&pbx.plugin).last().cloned().unwrap();
+    assert_eq!(field(&action, "Action"), Some("QueuePause"));
+    assert_eq!(field(&action, "Interface"), Some("Local/id-9@agentcallback"));
+    assert_eq!(field(&action, "Paused"), Some("true"));
+    assert_eq!(field(&action, "Reason"), Some("coaching"));
+
+    let logout = pbx
+        .plugin
+        .handle_command(request(Command::Logout(AgentInQueue {
+            agent: "213".into(),
+            queue: None,
+        })))
+        .unwrap();
+    assert_eq!(logout.result, Ok(()));
+    let action = sent(&pbx.plugin).last().cloned().unwrap();
+    assert_eq!(field(&action, "Action"), Some("QueueRemove"));
+    assert_eq!(field(&action, "Queue"), Some("xxxxxxxxxxxxxxxx-tous"));
+
+    let unknown = pbx.plugin.handle_command(pause("nobody")).unwrap();
+    let error = unknown.result.expect_err("no such member");
+    assert!(
+        !error.retryable && error.message.contains("no queue member `nobody`"),
+        "{error:?}"
+    );
+    let hold = pbx
+        .plugin
+        .handle_command(request(Command::Hold(CallRef { call: "c1".into() })))
+        .unwrap();
+    assert!(hold.result.expect_err("needs ARI").message.contains("ARI"));
+}
