@@ -435,3 +435,194 @@ async fn the_tenants_telephony_is_exported_as_asterisk_configuration() {
     assert!(audit.to_string().contains("telephony.export"), "{audit}");
     server.stop().await;
 }
+
+/// A tenant `acme` with agents Ana (1001) and Ben (1002), its Asterisk connector enabled and
+/// connected to a simulated PBX where both are members of `sales`; returns when both are
+/// available on the floor. (simulator, server, admin token, Ana's id, Ben's id)
+async fn connected_tenant() -> (AmiSimulator, common::TestServer, String, String, String) {
+    let pbx = AmiSimulator::start("monti", "ami-pw").await.unwrap();
+    pbx.add_member("sales", "PJSIP/1001", "Ana");
+    pbx.add_member("sales", "PJSIP/1002", "Ben");
+    let server = common::TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.plugins.private_networks = vec!["acme".into()];
+    })
+    .await
+    .unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    let mut ids = Vec::new();
+    for (name, extension) in [("Ana", "1001"), ("Ben", "1002")] {
+        let created = server
+            .post(
+                "/api/v1/agents",
+                &admin,
+                json!({ "name": name, "extension": extension }),
+            )
+            .await;
+        created.expect(201);
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
+        .expect("the connector builds");
+    let installed = server
+        .client
+        .post(server.url("/api/v1/plugins"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(wasm).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(installed.status(), 201);
+    server
+        .patch(
+            "/api/v1/plugins/asterisk",
+            &admin,
+            json!({
+                "config": { "host": "127.0.0.1", "port": pbx.port(), "username": "monti" },
+                "secrets": { "password": "ami-pw" },
+                "enabled": true,
+                "approve_capabilities": true,
+            }),
+        )
+        .await
+        .expect(200);
+    floor_until(&server, &admin, "both available", |agents| {
+        agents.len() == 2 && agents.iter().all(|a| a["state"] == json!("available"))
+    })
+    .await;
+    let ben = ids.pop().unwrap();
+    let ana = ids.pop().unwrap();
+    (pbx, server, admin, ana, ben)
+}
+
+fn pauses(pbx: &AmiSimulator) -> Vec<(String, String, String)> {
+    pbx.actions()
+        .iter()
+        .filter(|a| a.get("Action") == Some("QueuePause"))
+        .map(|a| {
+            (
+                a.get("Interface").unwrap_or_default().to_owned(),
+                a.get("Paused").unwrap_or_default().to_owned(),
+                a.get("Reason").unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_pause_agents_on_the_pbx_through_the_api() {
+    let (pbx, server, admin, _ana, ben) = connected_tenant().await;
+    let supervisor = server.tenant("acme", monti::domain::Role::Supervisor).await;
+    let viewer = server.tenant("acme", monti::domain::Role::Viewer).await;
+    let pause = format!("/api/v1/live/agents/{ben}/pause");
+    server
+        .post(&pause, &viewer, json!({ "reason": "x" }))
+        .await
+        .expect_problem(403);
+    let sent = server.post(&pause, &supervisor, json!({ "reason": "coaching" })).await;
+    sent.expect(202);
+    assert!(
+        sent.body["answer"].as_str().unwrap().contains("QueuePause"),
+        "{}",
+        sent.body
+    );
+    assert_eq!(pauses(&pbx), [("PJSIP/1002".into(), "true".into(), "coaching".into())]);
+    let agents = floor_until(&server, &admin, "Ben paused", |agents| {
+        state_of(agents, "Ben") == ("paused", "coaching")
+    })
+    .await;
+    assert_eq!(state_of(&agents, "Ana").0, "available");
+    server
+        .post(&format!("/api/v1/live/agents/{ben}/unpause"), &supervisor, json!({}))
+        .await
+        .expect(202);
+    floor_until(&server, &admin, "Ben back", |agents| {
+        state_of(agents, "Ben").0 == "available"
+    })
+    .await;
+    // Bad input is refused before anything is sent.
+    let long = "x".repeat(81);
+    server
+        .post(&pause, &supervisor, json!({ "reason": long }))
+        .await
+        .expect_problem(400);
+    server
+        .post(&format!("/api/v1/live/agents/{ben}/dance"), &supervisor, json!({}))
+        .await
+        .expect_problem(404);
+    assert_eq!(pauses(&pbx).len(), 2);
+    // Another tenant neither sees Ben nor has a connector.
+    let other = server.tenant("other", monti::domain::Role::TenantAdmin).await;
+    server.post(&pause, &other, json!({})).await.expect_problem(404);
+    let oli = server
+        .post("/api/v1/agents", &other, json!({ "name": "Oli", "extension": "9" }))
+        .await;
+    let oli = oli.body["id"].as_str().unwrap().to_owned();
+    server
+        .post(&format!("/api/v1/live/agents/{oli}/pause"), &other, json!({}))
+        .await
+        .expect_problem(409);
+    // Audited, with what the connector answered.
+    let audit = server.get("/api/v1/audit?action=agent.pause", &admin).await.body;
+    assert!(audit.to_string().contains("QueuePause"), "{audit}");
+    server.stop().await;
+}
+
+/// Acceptance: a supervisor pauses an agent from the board, the PBX receives the QueuePause
+/// action, and the state comes back to the board as paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_pauses_an_agent_from_the_board() {
+    let Some(browser) = common::browser::Browser::launch().await else {
+        return;
+    };
+    let (pbx, server, _admin, ana, _ben) = connected_tenant().await;
+    common::account(
+        &server.store,
+        "sue@example.com",
+        "correct horse battery staple",
+        Some(("acme", monti::domain::Role::Supervisor)),
+        false,
+    )
+    .await;
+    let wait = Duration::from_secs(15);
+    let mut page = browser.page().await;
+    page.goto(&server.url("/board")).await;
+    page.fill("#email", "sue@example.com").await;
+    page.fill("#password", "correct horse battery staple").await;
+    page.click("#sign-in").await;
+    let row = format!("li.agent[data-agent='{ana}']");
+    assert!(
+        page.wait_for(
+            &format!("document.querySelector(\"{row}[data-state='available']\") !== null"),
+            wait
+        )
+        .await,
+        "Ana on the board"
+    );
+    page.click(&format!("{row} a.agent-name")).await;
+    assert!(
+        page.wait_for("document.querySelector('#pause') !== null", wait).await,
+        "the drawer offers a pause"
+    );
+    page.fill("#pause-reason", "lunch").await;
+    page.click("#pause").await;
+    assert!(
+        page.wait_for(
+            "document.querySelector('#control-result') !== null && document.querySelector('#control-result').textContent.includes('Sent')",
+            wait
+        )
+        .await,
+        "the drawer says it was sent"
+    );
+    assert_eq!(pauses(&pbx), [("PJSIP/1001".into(), "true".into(), "lunch".into())]);
+    assert!(
+        page.wait_for(
+            &format!("document.querySelector(\"{row}[data-state='paused']\") !== null"),
+            wait
+        )
+        .await,
+        "the board shows Ana paused once the PBX confirms"
+    );
+    browser.close().await;
+    server.stop().await;
+}

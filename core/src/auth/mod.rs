@@ -154,7 +154,9 @@ pub fn permits(role: Role, action: Action, area: Area) -> bool {
         (Role::PlatformAdmin, _) => false,
         (_, Tenants) => false,
         (Role::TenantAdmin, _) => true,
-        (Role::Supervisor | Role::Viewer, Live) => action == Read,
+        // Writing to the live floor is call control (pausing an agent on the PBX …).
+        (Role::Supervisor, Live) => true,
+        (Role::Viewer, Live) => action == Read,
         (Role::Agent, Live) => false,
         (Role::Supervisor, Configuration | Users | TenantSettings) => action == Read,
         (Role::Agent | Role::Viewer, Configuration | TenantSettings) => action == Read,

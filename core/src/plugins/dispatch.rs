@@ -100,6 +100,25 @@ struct Usage {
     events: f64,
 }
 
+/// What became of a supervisor's request.
+#[derive(Debug)]
+pub enum CommandOutcome {
+    /// No connector is enabled in the tenant.
+    NoConnector,
+    /// Handed to the system; its effect arrives as events.
+    Done {
+        connector: String,
+        answer: String,
+        emitted: Vec<Event>,
+    },
+    /// The connector could not carry it out.
+    Refused {
+        connector: String,
+        message: String,
+        retryable: bool,
+    },
+}
+
 /// What became of an inbound hook request.
 #[derive(Debug)]
 pub enum HookOutcome {
@@ -262,6 +281,19 @@ impl Dispatcher {
         installation: &Installed,
         input: Input,
     ) -> StoreResult<Result<Vec<Event>, (String, bool)>> {
+        Ok(self
+            .run_answering(tenant_id, installation, input)
+            .await?
+            .map(|(emitted, _)| emitted))
+    }
+
+    /// As [`run_installation`](Self::run_installation), with a connector's answer to a command.
+    async fn run_answering(
+        &self,
+        tenant_id: &str,
+        installation: &Installed,
+        input: Input,
+    ) -> StoreResult<Result<(Vec<Event>, Option<String>), (String, bool)>> {
         let key = (installation.id.clone(), installation.plugin.digest.clone());
         let engine = self
             .engine()
@@ -336,7 +368,7 @@ impl Dispatcher {
             )
             .await?;
         Ok(match (ran, returned) {
-            (Ok(_), None) => Ok(emitted),
+            (Ok(outcome), None) => Ok((emitted, outcome.answer)),
             (Ok(_), Some(error)) => Err((error.message, error.retryable)),
             // A trap repeats with the same input; only the plugin's own word says otherwise.
             (Err(failure), _) => Err((failure.to_string(), false)),
@@ -729,6 +761,48 @@ impl Dispatcher {
         if let Ok((plugin_id, depth)) = plugins::dead_letter_depth(&self.store, installation_id).await {
             metrics::gauge!("plugin_dead_letters", "plugin" => plugin_id).set(depth as f64);
         }
+    }
+
+    /// Whether the tenant has a connector enabled (call control is offered then).
+    pub async fn has_connector(&self, tenant_id: &str) -> StoreResult<bool> {
+        Ok(self
+            .installed(tenant_id)
+            .await?
+            .is_some_and(|t| t.installed.iter().any(|i| i.plugin.manifest.world == "connector")))
+    }
+
+    /// Hands a supervisor's request to the tenant's enabled connector (in turn with its event
+    /// batches). What it emitted comes back for the caller to accept.
+    pub async fn command(
+        &self,
+        tenant_id: &str,
+        request: super::wit::commands::Request,
+    ) -> StoreResult<CommandOutcome> {
+        let Some(tenant) = self.installed(tenant_id).await? else {
+            return Ok(CommandOutcome::NoConnector);
+        };
+        let Some(installation) = tenant.installed.iter().find(|i| i.plugin.manifest.world == "connector") else {
+            return Ok(CommandOutcome::NoConnector);
+        };
+        let turn = self.turn(tenant_id);
+        let _turn = turn.lock().await;
+        Ok(
+            match self
+                .run_answering(tenant_id, installation, Input::Command(request))
+                .await?
+            {
+                Ok((emitted, answer)) => CommandOutcome::Done {
+                    connector: installation.plugin_id.clone(),
+                    answer: answer.unwrap_or_default(),
+                    emitted,
+                },
+                Err((message, retryable)) => CommandOutcome::Refused {
+                    connector: installation.plugin_id.clone(),
+                    message,
+                    retryable,
+                },
+            },
+        )
     }
 
     /// Hands what arrived on plugins' streams to them, in order, one call per installation and

@@ -7,6 +7,7 @@ pub mod admin_tenant;
 pub mod api;
 pub mod auth_pages;
 pub mod board;
+pub mod control;
 pub mod extract;
 pub mod hooks;
 pub mod ingest;
@@ -176,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", get(ui::api_reference))
         .merge(admin::router())
         .merge(board::router())
+        .merge(control::board_router())
         .merge(admin_plugins::router())
         .merge(admin_access::router())
         .merge(admin_tenant::router())
@@ -194,6 +196,7 @@ pub fn router(state: AppState) -> Router {
     let api = api::router()
         .merge(events)
         .merge(plugins_api::router())
+        .merge(control::api_router())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
         api

@@ -568,6 +568,10 @@ async fn agent_drawer(
             "reason": agent.reason.as_deref(), "time_in_state": render::duration((now - agent.since_ms) / 1000),
         }),
     );
+    // Call control where a connector can carry it out and the viewer may use it.
+    let can_control = crate::auth::permits(scope.role(), Action::Write, Area::Live)
+        && app.live.plugins.has_connector(scope.tenant_id()).await.unwrap_or(false);
+    context.insert("can_control", &can_control);
     context.insert("timeline", &timeline);
     context.insert("summary", &summary);
     calls.reverse();

@@ -1,0 +1,247 @@
+//! Supervisor call control: pause, unpause or log out an agent on the PBX, from the API
+//! (`POST /api/v1/live/agents/{id}/{pause|unpause|logout}`) and from the board's agent drawer.
+//! The tenant's connector plugin carries it out; the effect comes back as events. Each request
+//! needs write access to the live floor and an agent the caller may see, and is audited with
+//! what the connector answered.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use serde::Deserialize;
+
+use super::AppState;
+use super::extract::{Caller, RequestOrigin};
+use super::problem::{ApiError, ApiResult};
+use super::session::SignedIn;
+use crate::auth::{Action, Area};
+use crate::plugins::dispatch::CommandOutcome;
+use crate::plugins::wit::commands::{AgentInQueue, Command, Pause, Request};
+use crate::store::TenantScope;
+use crate::store::audit::{self, AuditEvent, Origin, Outcome};
+
+/// What an agent control request may say.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentControl {
+    /// Why (a pause reason the PBX keeps and the board shows).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// One queue; all the agent's queues when left out.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+pub fn api_router() -> Router<AppState> {
+    Router::new().route("/live/agents/{id}/{action}", post(api_control))
+}
+
+pub fn board_router() -> Router<AppState> {
+    Router::new().route("/board/agents/{id}/{action}", post(board_control))
+}
+
+/// Why a request was not carried out.
+enum Refusal {
+    NotFound,
+    BadRequest(String),
+    NoConnector,
+    Refused { message: String, retryable: bool },
+    Store(crate::store::StoreError),
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+/// Carries out `action` on agent `id` for `scope`; returns the connector's answer.
+async fn control(
+    app: &AppState,
+    scope: &TenantScope,
+    origin: &Origin,
+    id: &str,
+    action: &str,
+    input: AgentControl,
+) -> Result<String, Refusal> {
+    let floor = app.live.floor(scope).await?;
+    // The agent as the connector names it: by its extension (or interface), as events do.
+    let name = {
+        let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = live.agent_slot(id).ok_or(Refusal::NotFound)?;
+        let (team, location) = floor.agent_groups.get(slot as usize).cloned().unwrap_or_default();
+        if !scope.visibility().admits(team.as_deref(), location.as_deref()) {
+            return Err(Refusal::NotFound);
+        }
+        floor
+            .agent_aliases
+            .get(slot as usize)
+            .and_then(|aliases| aliases.first().cloned())
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let clean = |text: Option<String>, limit: usize, what: &str| match text.map(|t| t.trim().to_owned()) {
+        Some(t) if t.chars().count() > limit => {
+            Err(Refusal::BadRequest(format!("{what} is at most {limit} characters")))
+        }
+        Some(t) if t.chars().any(char::is_control) => Err(Refusal::BadRequest(format!("{what} must be one line"))),
+        Some(t) if t.is_empty() => Ok(None),
+        other => Ok(other),
+    };
+    let reason = clean(input.reason, 80, "the reason")?;
+    let queue = clean(input.queue, 80, "the queue")?;
+    let command = match action {
+        "pause" => Command::Pause(Pause {
+            agent: name.clone(),
+            queue,
+            reason: reason.clone(),
+        }),
+        "unpause" => Command::Unpause(AgentInQueue {
+            agent: name.clone(),
+            queue,
+        }),
+        "logout" => Command::Logout(AgentInQueue {
+            agent: name.clone(),
+            queue,
+        }),
+        _ => return Err(Refusal::NotFound),
+    };
+    let request = Request {
+        id: crate::domain::new_id("cmd"),
+        by: scope.actor().to_owned(),
+        command,
+    };
+    let outcome = app.live.plugins.command(scope.tenant_id(), request).await?;
+    let audit_action = format!("agent.{action}");
+    let (result, detail, audit_outcome) = match outcome {
+        CommandOutcome::Done {
+            connector,
+            answer,
+            emitted,
+        } => {
+            if !emitted.is_empty() {
+                app.live.accept_from_plugin(scope, emitted).await?;
+            }
+            let detail = format!("{connector}: {answer}");
+            (Ok(answer), detail, Outcome::Success)
+        }
+        CommandOutcome::Refused {
+            connector,
+            message,
+            retryable,
+        } => {
+            let detail = format!("{connector}: {message}");
+            (Err(Refusal::Refused { message, retryable }), detail, Outcome::Failure)
+        }
+        CommandOutcome::NoConnector => (Err(Refusal::NoConnector), "no connector".to_owned(), Outcome::Failure),
+    };
+    let reason_note = reason.map(|r| format!(" (reason: {r})")).unwrap_or_default();
+    let event = AuditEvent::in_tenant(scope, &audit_action, audit_outcome)
+        .target("agent", id)
+        .detail(format!("{name}{reason_note}: {detail}"));
+    audit::record(&app.store, event, origin).await;
+    result
+}
+
+fn api_error(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::NotFound => ApiError::not_found("no such agent, or no such action (pause, unpause, logout)"),
+        Refusal::BadRequest(why) => ApiError::bad_request(why),
+        Refusal::NoConnector => ApiError::new(
+            StatusCode::CONFLICT,
+            "no connector is enabled in this tenant (install and enable one, e.g. the Asterisk plugin)",
+        ),
+        Refusal::Refused { message, retryable } => {
+            let mut error = ApiError::new(
+                if retryable {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                },
+                format!("the connector could not do it: {message}"),
+            );
+            if retryable {
+                error.retry_after = Some(5);
+            }
+            error
+        }
+        Refusal::Store(e) => e.into(),
+    }
+}
+
+async fn api_control(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Live)?;
+    // The body is optional: `{}`, nothing, or the reason and queue.
+    let input: AgentControl = if body.iter().all(u8::is_ascii_whitespace) {
+        AgentControl::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body: {e}")))?
+    };
+    let answer = control(&app, &scope, &origin, &id, &action, input)
+        .await
+        .map_err(api_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "sent": true, "answer": answer })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct BoardForm {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// From the drawer: the same, answered with a line for the drawer (htmx) or back to the drawer.
+async fn board_control(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    axum::Form(form): axum::Form<BoardForm>,
+) -> Response {
+    let scope = match super::admin::tenant_scope(&app, &signed, Action::Write, Area::Live) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let locale = signed.page.locale;
+    let input = AgentControl {
+        reason: form.reason,
+        queue: None,
+    };
+    let (status, message) = match control(&app, &scope, &signed.page.origin, &id, &action, input).await {
+        Ok(_) => (StatusCode::OK, locale.text("board.control_sent")),
+        Err(Refusal::NotFound) => (StatusCode::NOT_FOUND, locale.text("board.agent_not_found")),
+        Err(Refusal::BadRequest(why)) => (StatusCode::UNPROCESSABLE_ENTITY, why),
+        Err(Refusal::NoConnector) => (StatusCode::CONFLICT, locale.text("board.no_connector")),
+        Err(Refusal::Refused { message, .. }) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{} {message}", locale.text("board.control_failed")),
+        ),
+        Err(Refusal::Store(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    if headers.contains_key("hx-request") {
+        let class = if status.is_success() { "notice" } else { "field-error" };
+        let escaped = tera::escape_html(&message);
+        // htmx swaps 2xx answers only: the outcome is the fragment either way.
+        return (
+            StatusCode::OK,
+            axum::response::Html(format!(
+                r#"<p class="{class}" id="control-result" role="status">{escaped}</p>"#
+            )),
+        )
+            .into_response();
+    }
+    if status.is_success() {
+        Redirect::to(&format!("/board/agents/{id}")).into_response()
+    } else {
+        super::ui::error_page(&app, &headers, status, &message)
+    }
+}
