@@ -222,8 +222,9 @@ pub struct Outcome {
     /// The plugin's own answer.
     pub result: Result<(), PluginError>,
     pub emitted: Vec<Event>,
-    /// The key-value store after the call (the caller persists it).
+    /// The key-value store after the call (the caller persists it when `kv_changed`).
     pub kv: BTreeMap<String, Vec<u8>>,
+    pub kv_changed: bool,
     pub logs: Vec<LogLine>,
     pub memory_high_water: usize,
     /// Wall-clock time of the call.
@@ -659,6 +660,7 @@ impl PluginEngine {
             config_json: String::new(),
             kv: BTreeMap::new(),
             kv_quota_bytes: 0,
+            kv_changed: false,
             max_emit: 0,
             emitted: Vec::new(),
             logs: Vec::new(),
@@ -802,6 +804,7 @@ fn prepare(instance: &mut Instance, invocation: Invocation, grants: &Grants, lim
     };
     host.kv = invocation.kv;
     host.kv_quota_bytes = limits.kv_bytes;
+    host.kv_changed = false;
     host.max_emit = limits.max_emit;
     host.emitted.clear();
     host.logs.clear();
@@ -877,6 +880,7 @@ fn call<R>(
                 result: Ok(()),
                 emitted: std::mem::take(&mut state.host.emitted),
                 kv: std::mem::take(&mut state.host.kv),
+                kv_changed: state.host.kv_changed,
                 logs,
                 memory_high_water: state.memory.high_water,
                 duration,

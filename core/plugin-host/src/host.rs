@@ -35,6 +35,8 @@ pub struct HostState {
     pub config_json: String,
     pub kv: BTreeMap<String, Vec<u8>>,
     pub kv_quota_bytes: usize,
+    /// Whether this call wrote to the store (else the caller need not persist it).
+    pub kv_changed: bool,
     pub max_emit: usize,
     pub emitted: Vec<Event>,
     pub logs: Vec<(log::Level, String)>,
@@ -336,13 +338,14 @@ impl kv::Host for HostState {
                 self.kv_quota_bytes
             ))));
         }
+        self.kv_changed = true;
         self.kv.insert(key, value);
         Ok(Ok(()))
     }
 
     fn delete(&mut self, key: String) -> HostResult<()> {
         self.host_calls += 1;
-        self.kv.remove(&key);
+        self.kv_changed |= self.kv.remove(&key).is_some();
         Ok(())
     }
 

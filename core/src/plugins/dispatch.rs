@@ -404,7 +404,7 @@ impl Dispatcher {
                 plugins::record_run(
                     &self.store,
                     installation_id,
-                    Some(&outcome.kv),
+                    outcome.kv_changed.then_some(&outcome.kv),
                     returned_error,
                     &outcome.logs,
                 )

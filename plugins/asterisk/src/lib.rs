@@ -116,6 +116,13 @@ pub struct State {
     last_sent_ms: i64,
     pub last_error: Option<String>,
     pub floor: Floor,
+    #[serde(default)]
+    last_resync_ms: i64,
+    /// When this instance last stored the state, and in which phase (not stored).
+    #[serde(skip)]
+    saved_ms: i64,
+    #[serde(skip)]
+    saved_phase: Option<Phase>,
 }
 
 impl State {
@@ -226,11 +233,7 @@ fn receive(state: &mut State, config: &Config, message: &Message, out: &mut Vec<
                     "logged in to the PBX at {}:{} as {}",
                     config.host, config.port, config.username
                 );
-                let resync = state.action_id();
-                send(state, &Action::new("QueueStatus", &resync));
-                state.floor.begin_resync(&resync);
-                state.resync_id = Some(resync);
-                state.phase = Phase::Resyncing;
+                resync(state);
                 state.last_error = None;
             } else {
                 refused(state, message);
@@ -287,24 +290,79 @@ impl EventHandler for Asterisk {
     /// ping it, end wrap-ups whose time is up.
     fn handle_events(_batch: Vec<Event>) -> Result<(), PluginError> {
         let config = config()?;
-        let mut state = State::load();
-        connect(&mut state, &config);
-        let now = now_ms();
-        if state.phase == Phase::Live && now - state.last_sent_ms >= i64::from(config.keepalive_s) * 1000 {
-            let id = state.action_id();
-            send(&mut state, &Action::new("Ping", &id));
-        }
-        let mut out = Vec::new();
-        state.floor.tick(now, &mut out);
-        state.save()?;
-        emit(out)
+        with_state(|state| {
+            connect(state, &config);
+            let now = now_ms();
+            if state.phase == Phase::Live && now - state.last_sent_ms >= i64::from(config.keepalive_s) * 1000 {
+                let id = state.action_id();
+                send(state, &Action::new("Ping", &id));
+            }
+            let mut out = Vec::new();
+            state.floor.tick(now, &mut out);
+            Ok(out)
+        })
     }
 
     fn on_stream(id: u32, item: StreamItem) -> Result<(), PluginError> {
         let config = config()?;
-        let mut state = State::load();
-        state.stream = Some(id);
-        let mut out = Vec::new();
+        with_state(|state| {
+            state.stream = Some(id);
+            let mut out = Vec::new();
+            stream_item(state, &config, item, &mut out);
+            Ok(out)
+        })
+    }
+}
+
+/// How stale the stored state may get while an instance keeps it in memory.
+const SAVE_EVERY_MS: i64 = 5_000;
+/// A new instance that finds the connection live resyncs, but not more often than this.
+const RESYNC_AT_MOST_EVERY_MS: i64 = 30_000;
+
+thread_local! {
+    /// The state, kept by a warm instance between calls (read from the store when it starts).
+    static CACHE: std::cell::RefCell<Option<State>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` on the state; saves it when it is due (a phase change, or every few seconds) and
+/// emits what `work` produced. An instance that starts with the connection live asks the PBX
+/// for a resync: what happened since the state was stored is not lost, only late.
+fn with_state(work: impl FnOnce(&mut State) -> Result<Vec<Event>, PluginError>) -> Result<(), PluginError> {
+    let out = CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let now = now_ms();
+        let state = cache.get_or_insert_with(|| {
+            let mut state = State::load();
+            state.saved_phase = Some(state.phase.clone());
+            state.saved_ms = now;
+            if state.phase == Phase::Live && now - state.last_resync_ms >= RESYNC_AT_MOST_EVERY_MS {
+                resync(&mut state);
+            }
+            state
+        });
+        let out = work(state)?;
+        if state.saved_phase.as_ref() != Some(&state.phase) || now - state.saved_ms >= SAVE_EVERY_MS {
+            state.saved_phase = Some(state.phase.clone());
+            state.saved_ms = now;
+            state.save()?;
+        }
+        Ok::<_, PluginError>(out)
+    })?;
+    emit(out)
+}
+
+/// Asks the PBX for every member's state (after a login, or when an instance starts fresh).
+fn resync(state: &mut State) {
+    let id = state.action_id();
+    send(state, &Action::new("QueueStatus", &id));
+    state.floor.begin_resync(&id);
+    state.resync_id = Some(id);
+    state.phase = Phase::Resyncing;
+    state.last_resync_ms = now_ms();
+}
+
+fn stream_item(state: &mut State, config: &Config, item: StreamItem, out: &mut Vec<Event>) {
+    {
         match item {
             StreamItem::Opened => {
                 state.framer.reset();
@@ -313,9 +371,9 @@ impl EventHandler for Asterisk {
             StreamItem::Line(line) => match state.framer.push(&line) {
                 Some(Framed::Banner(banner)) => {
                     info!("connected: {banner}");
-                    greet(&mut state, &config);
+                    greet(state, config);
                 }
-                Some(Framed::Message(message)) => receive(&mut state, &config, &message, &mut out),
+                Some(Framed::Message(message)) => receive(state, config, &message, out),
                 None => {}
             },
             StreamItem::Message(_) => {}
@@ -327,11 +385,9 @@ impl EventHandler for Asterisk {
                 state.phase = Phase::Disconnected;
                 state.framer.reset();
                 // Reopened at once; the host paces attempts while they keep failing.
-                connect(&mut state, &config);
+                connect(state, config);
             }
         }
-        state.save()?;
-        emit(out)
     }
 }
 
@@ -354,7 +410,18 @@ impl Connector for Asterisk {
     /// which action went out; the effect (a pause, a hang-up) comes back as events.
     fn handle_command(request: Request) -> Result<String, PluginError> {
         let config = config()?;
-        let mut state = State::load();
+        let mut answer = None;
+        with_state(|state| {
+            answer = Some(command(state, &config, &request));
+            Ok(Vec::new())
+        })?;
+        answer.unwrap_or_else(|| Err(PluginError::permanent("no answer")))
+    }
+}
+
+/// Turns a request into the manager actions that carry it out, and sends them.
+fn command(state: &mut State, config: &Config, request: &Request) -> Result<String, PluginError> {
+    {
         if state.phase != Phase::Live || state.stream.is_none() {
             return Err(PluginError::retryable(format!(
                 "not connected to the PBX ({})",
@@ -365,7 +432,7 @@ impl Connector for Asterisk {
         let mut actions = Vec::new();
         match &request.command {
             Command::Pause(pause) => {
-                let (interface, _) = interface(&state, &pause.agent)?;
+                let (interface, _) = interface(state, &pause.agent)?;
                 let mut action = Action::new("QueuePause", &id)
                     .with("Interface", &interface)
                     .with("Paused", "true");
@@ -378,7 +445,7 @@ impl Connector for Asterisk {
                 actions.push(action);
             }
             Command::Unpause(target) => {
-                let (interface, _) = interface(&state, &target.agent)?;
+                let (interface, _) = interface(state, &target.agent)?;
                 let mut action = Action::new("QueuePause", &id)
                     .with("Interface", &interface)
                     .with("Paused", "false");
@@ -388,7 +455,7 @@ impl Connector for Asterisk {
                 actions.push(action);
             }
             Command::Logout(target) => {
-                let (interface, queues) = interface(&state, &target.agent)?;
+                let (interface, queues) = interface(state, &target.agent)?;
                 let queues = match &target.queue {
                     Some(queue) => vec![queue.clone()],
                     None => queues,
@@ -402,7 +469,7 @@ impl Connector for Asterisk {
                 }
             }
             Command::Originate(dial) => {
-                let (interface, _) = interface(&state, &dial.agent)?;
+                let (interface, _) = interface(state, &dial.agent)?;
                 actions.push(
                     Action::new("Originate", &id)
                         .with("Channel", &interface)
@@ -448,10 +515,9 @@ impl Connector for Asterisk {
             .map(|a| a.to_wire().lines().next().unwrap_or_default().to_owned())
             .collect();
         for action in &actions {
-            send(&mut state, action);
+            send(state, action);
         }
         info!("{} asked for {:?}: sent {}", request.by, request.id, names.join(", "));
-        state.save()?;
         Ok(format!("sent {} ({id})", names.join(", ")))
     }
 }

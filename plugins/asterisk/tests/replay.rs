@@ -422,3 +422,24 @@ fn supervisors_requests_become_manager_actions() {
         .unwrap();
     assert!(hold.result.expect_err("needs ARI").message.contains("ARI"));
 }
+
+#[test]
+fn a_new_instance_resyncs_what_it_may_have_missed() {
+    let mut pbx = Pbx::new(config("member_name"));
+    let resync = pbx.log_in();
+    pbx.replay("queue_status.yaml", &resync);
+    let before = sent(&pbx.plugin).len();
+    // The host replaced the instance (a failure, or its time was up): the floor kept in memory
+    // since the last save may be behind, so the new one asks the PBX again.
+    pbx.plugin.cool_down();
+    pbx.plugin.clock().advance(Duration::from_secs(60));
+    pbx.say(&["Response: Success".into(), "Ping: Pong".into()]);
+    let after = sent(&pbx.plugin);
+    assert_eq!(after.len(), before + 1);
+    assert_eq!(field(after.last().unwrap(), "Action"), Some("QueueStatus"));
+    // Its answer changes nothing that was right.
+    let id = field(after.last().unwrap(), "ActionID").unwrap().to_owned();
+    let told = pbx.emitted.len();
+    pbx.replay("queue_status.yaml", &id);
+    assert_eq!(pbx.emitted.len(), told, "nothing told twice");
+}

@@ -36,7 +36,7 @@ pub use http::{Expectation, MockHttp, RecordedRequest};
 pub use monti_plugin_host::manifest::Manifest;
 pub use monti_plugin_host::wit::{self, Event, EventBody, StreamItem};
 pub use monti_plugin_host::{Failure, FailureKind, HookRequest, HookResponse, Limits, LogLine, PluginError};
-use monti_plugin_host::{Grants, Input, Invocation, PluginEngine, ValidPlugin};
+use monti_plugin_host::{Grants, Input, Invocation, PluginEngine, ValidPlugin, WarmInstance};
 pub use streams::{MockStreams, OpenedStream};
 
 /// Why a plugin could not be set up for a test.
@@ -125,6 +125,8 @@ pub struct Harness {
     http: Arc<MockHttp>,
     streams: Arc<MockStreams>,
     next_event: u64,
+    /// The instance kept between calls when the manifest asks for `warm`, as the server does.
+    warm: Option<WarmInstance>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -166,6 +168,7 @@ impl Harness {
             http: Arc::new(MockHttp::default()),
             streams: Arc::new(MockStreams::default()),
             next_event: 0,
+            warm: None,
         })
     }
 
@@ -274,8 +277,24 @@ impl Harness {
 
     fn run(&mut self, input: Input) -> Result<Run, Failure> {
         let (invocation, grants, sent_before) = self.invocation(input);
-        let outcome = engine().run(&self.plugin, invocation, &grants, &self.limits)?;
+        let outcome = if self.plugin.manifest.limits.warm {
+            let mut warm = match self.warm.take().filter(WarmInstance::is_usable) {
+                Some(warm) => warm,
+                None => engine().warm(&self.plugin, Some(self.clock.clone()), &self.limits)?,
+            };
+            let ran = engine().run_warm(&mut warm, invocation, &grants, &self.limits);
+            self.warm = Some(warm);
+            ran?
+        } else {
+            engine().run(&self.plugin, invocation, &grants, &self.limits)?
+        };
         Ok(self.settle(outcome, sent_before))
+    }
+
+    /// Drops the warm instance (as the server does after a failure or from time to time): the
+    /// next call starts a new one.
+    pub fn cool_down(&mut self) {
+        self.warm = None;
     }
 
     fn invocation(&self, input: Input) -> (Invocation, Grants, usize) {
