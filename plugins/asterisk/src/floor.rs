@@ -106,6 +106,9 @@ struct Caller {
 pub struct Floor {
     agents: BTreeMap<String, Agent>,
     callers: BTreeMap<String, Caller>,
+    /// Per ringing call, the agents it rings (so a caller leaving finds them at once).
+    #[serde(default)]
+    ringing: BTreeMap<String, BTreeSet<String>>,
     /// Agents seen in the resync in progress (`QueueStatus`), by its ActionID.
     resync: Option<(String, BTreeSet<(String, String)>)>,
     /// Events emitted so far (for unique ids).
@@ -345,6 +348,7 @@ impl Floor {
                 };
                 if let Some(agent) = self.agents.get_mut(&key) {
                     agent.ringing.insert(call.to_owned());
+                    self.ringing.entry(call.to_owned()).or_default().insert(key.clone());
                     touched.push(key);
                 }
             }
@@ -354,6 +358,9 @@ impl Floor {
                 };
                 if let Some(agent) = self.agents.get_mut(&key) {
                     agent.ringing.remove(call);
+                    if let Some(agents) = self.ringing.get_mut(call) {
+                        agents.remove(&key);
+                    }
                     touched.push(key);
                 }
             }
@@ -431,9 +438,11 @@ impl Floor {
     }
 
     fn stop_ringing(&mut self, call: &str, touched: &mut Vec<String>) {
-        for (key, agent) in &mut self.agents {
-            if agent.ringing.remove(call) {
-                touched.push(key.clone());
+        for key in self.ringing.remove(call).unwrap_or_default() {
+            if let Some(agent) = self.agents.get_mut(&key)
+                && agent.ringing.remove(call)
+            {
+                touched.push(key);
             }
         }
     }

@@ -149,8 +149,32 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn config() -> Result<Config, PluginError> {
-    monti_plugin_sdk::config().map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))
+thread_local! {
+    /// The configuration as last read, with its floor settings: it is the same for every line of
+    /// a connection until an admin changes it, and reading it for each would cost more than the
+    /// line.
+    static CONFIG: std::cell::RefCell<Option<(String, Parsed)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The configuration and the floor settings made from it.
+type Parsed = std::rc::Rc<(Config, Settings)>;
+
+fn config() -> Result<Parsed, PluginError> {
+    let text = monti_plugin_sdk::config_text();
+    CONFIG.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if let Some((seen, parsed)) = cached.as_ref()
+            && *seen == text
+        {
+            return Ok(parsed.clone());
+        }
+        let config: Config =
+            serde_json::from_str(&text).map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))?;
+        let settings = config.settings();
+        let parsed = std::rc::Rc::new((config, settings));
+        *cached = Some((text, parsed.clone()));
+        Ok(parsed)
+    })
 }
 
 /// Sends an action on the connection; a refusal is logged (the connection is closing or gone).
@@ -201,7 +225,7 @@ fn send_with_password(state: &mut State, action: &Action, placeholder: &str, for
 }
 
 /// Handles one complete message from the PBX.
-fn receive(state: &mut State, config: &Config, message: &Message, out: &mut Vec<Event>) {
+fn receive(state: &mut State, config: &Config, settings: &Settings, message: &Message, out: &mut Vec<Event>) {
     if let Some(response) = message.response() {
         let id = message.action_id();
         let success = response.eq_ignore_ascii_case("success");
@@ -249,7 +273,7 @@ fn receive(state: &mut State, config: &Config, message: &Message, out: &mut Vec<
             state.floor.agents_logged_in()
         );
     }
-    state.floor.apply(&config.settings(), message, now_ms(), out);
+    state.floor.apply(settings, message, now_ms(), out);
 }
 
 fn refused(state: &mut State, message: &Message) {
@@ -289,9 +313,10 @@ impl EventHandler for Asterisk {
     /// The host's heartbeat (an empty batch) and the tenant's own events: keep the connection,
     /// ping it, end wrap-ups whose time is up.
     fn handle_events(_batch: Vec<Event>) -> Result<(), PluginError> {
-        let config = config()?;
+        let parsed = config()?;
+        let config = &parsed.0;
         with_state(|state| {
-            connect(state, &config);
+            connect(state, config);
             let now = now_ms();
             if state.phase == Phase::Live && now - state.last_sent_ms >= i64::from(config.keepalive_s) * 1000 {
                 let id = state.action_id();
@@ -304,11 +329,12 @@ impl EventHandler for Asterisk {
     }
 
     fn on_stream(id: u32, item: StreamItem) -> Result<(), PluginError> {
-        let config = config()?;
+        let parsed = config()?;
+        let (config, settings) = (&parsed.0, &parsed.1);
         with_state(|state| {
             state.stream = Some(id);
             let mut out = Vec::new();
-            stream_item(state, &config, item, &mut out);
+            stream_item(state, config, settings, item, &mut out);
             Ok(out)
         })
     }
@@ -361,7 +387,7 @@ fn resync(state: &mut State) {
     state.last_resync_ms = now_ms();
 }
 
-fn stream_item(state: &mut State, config: &Config, item: StreamItem, out: &mut Vec<Event>) {
+fn stream_item(state: &mut State, config: &Config, settings: &Settings, item: StreamItem, out: &mut Vec<Event>) {
     {
         match item {
             StreamItem::Opened => {
@@ -373,7 +399,7 @@ fn stream_item(state: &mut State, config: &Config, item: StreamItem, out: &mut V
                     info!("connected: {banner}");
                     greet(state, config);
                 }
-                Some(Framed::Message(message)) => receive(state, config, &message, out),
+                Some(Framed::Message(message)) => receive(state, config, settings, &message, out),
                 None => {}
             },
             StreamItem::Message(_) => {}
@@ -409,10 +435,11 @@ impl Connector for Asterisk {
     /// Turns a supervisor's request into the manager action that does it. The answer says
     /// which action went out; the effect (a pause, a hang-up) comes back as events.
     fn handle_command(request: Request) -> Result<String, PluginError> {
-        let config = config()?;
+        let parsed = config()?;
+        let config = &parsed.0;
         let mut answer = None;
         with_state(|state| {
-            answer = Some(command(state, &config, &request));
+            answer = Some(command(state, config, &request));
             Ok(Vec::new())
         })?;
         answer.unwrap_or_else(|| Err(PluginError::permanent("no answer")))

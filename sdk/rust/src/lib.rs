@@ -134,6 +134,12 @@ impl PluginError {
 }
 
 /// The installation's configuration, deserialized.
+/// The installation's configuration as the host gives it (JSON text): to cache what you parse
+/// from it, keyed by the text.
+pub fn config_text() -> String {
+    host::config::get()
+}
+
 pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, serde_json::Error> {
     serde_json::from_str(&host::config::get())
 }
