@@ -106,6 +106,18 @@ async fn the_board_follows_the_pbx_through_the_connector() {
         .find(|a| a.get("Action") == Some("Login"))
         .unwrap();
     assert!(login.get("Secret").is_none(), "an MD5 login sends no password");
+    // The plugin's page shows the connection as the connector reports it.
+    let started = Instant::now();
+    let status = loop {
+        let status = server.get("/api/v1/plugins/asterisk", &admin).await.body["status"].clone();
+        if status["connection"] == json!("live") || started.elapsed() > Duration::from_secs(10) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["connection"], json!("live"), "{status}");
+    assert_eq!(status["agents_logged_in"], json!(2), "{status}");
+    assert!(status["messages"].as_u64().unwrap() > 0, "{status}");
 
     // A call on Ana's phone, a pause for Ben: on the board within moments.
     pbx.set_status("PJSIP/1001", 2);

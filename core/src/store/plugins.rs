@@ -286,6 +286,16 @@ pub async fn manifest(store: &Store, digest: &str) -> StoreResult<Manifest> {
     serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("a stored manifest does not read: {e}")))
 }
 
+/// What the plugin reports about itself: a JSON object it keeps under the key `status` (a
+/// connector's connection state, say), shown on its page. `None` when it keeps none.
+pub async fn status(store: &Store, installation_id: &str) -> StoreResult<Option<serde_json::Value>> {
+    Ok(kv(store, installation_id)
+        .await?
+        .get("status")
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).ok())
+        .filter(serde_json::Value::is_object))
+}
+
 pub async fn kv(store: &Store, installation_id: &str) -> StoreResult<BTreeMap<String, Vec<u8>>> {
     let text: Option<String> = on_db!(&store.db, |pool, DB| {
         sqlx::query_scalar::<DB, String>("SELECT kv FROM plugin_installations WHERE id = $1")

@@ -208,6 +208,31 @@ async fn render_detail(
         plugins::unapproved(&app.store, &installed).await.unwrap_or_default()
     };
     context.insert("pending", &pending);
+    // What the plugin reports about itself, as label → value (times as dates).
+    let reported: Vec<(String, String)> = plugins::status(&app.store, &installed.id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_object().cloned())
+        .map(|object| {
+            object
+                .into_iter()
+                .map(|(key, value)| {
+                    let shown = match (&value, key.as_str()) {
+                        (Value::Number(n), "since") => n
+                            .as_i64()
+                            .filter(|ms| *ms > 0)
+                            .map_or_else(|| "–".to_owned(), crate::domain::time::to_rfc3339),
+                        (Value::String(s), _) => s.clone(),
+                        (Value::Null, _) => "–".to_owned(),
+                        (other, _) => other.to_string(),
+                    };
+                    (key.replace('_', " "), shown)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    context.insert("status", &reported);
     context.insert("fields", &form_fields(manifest.config.as_ref(), &config, &errors));
     context.insert("has_errors", &!errors.is_empty());
     context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));

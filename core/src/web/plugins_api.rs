@@ -91,6 +91,7 @@ async fn read(State(app): State<AppState>, caller: Caller, Path(id): Path<String
     let installation = plugins::get(&app.store, &scope, &id).await?;
     let mut body = view(&installation);
     body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &installation).await?);
+    body["status"] = plugins::status(&app.store, &installation.id).await?.unwrap_or_default();
     Ok(axum::Json(body).into_response())
 }
 

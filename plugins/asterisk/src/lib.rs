@@ -118,6 +118,13 @@ pub struct State {
     pub floor: Floor,
     #[serde(default)]
     last_resync_ms: i64,
+    /// Messages received from the PBX, all told, and as of the last status report.
+    #[serde(default)]
+    received: u64,
+    #[serde(default)]
+    received_reported: u64,
+    #[serde(default)]
+    phase_since_ms: i64,
     /// When this instance last stored the state, and in which phase (not stored).
     #[serde(skip)]
     saved_ms: i64,
@@ -135,6 +142,29 @@ impl State {
     fn save(&self) -> Result<(), PluginError> {
         let bytes = serde_json::to_vec(self).map_err(|e| PluginError::permanent(format!("state: {e}")))?;
         kv::set(STATE_KEY, &bytes).map_err(|d| PluginError::permanent(format!("storing the state: {d:?}")))
+    }
+
+    /// The status Monti shows on the plugin's page (the `status` key): connection state, since
+    /// when, the last error, and messages a minute since the last report.
+    fn publish_status(&mut self, now: i64) {
+        if self.phase != self.saved_phase.clone().unwrap_or_default() {
+            self.phase_since_ms = now;
+        }
+        let elapsed = (now - self.saved_ms).max(1);
+        let per_minute = (self.received - self.received_reported) as f64 * 60_000.0 / elapsed as f64;
+        self.received_reported = self.received;
+        let phase = serde_json::to_value(&self.phase).unwrap_or_default();
+        let status = serde_json::json!({
+            "connection": phase,
+            "since": self.phase_since_ms,
+            "last_error": self.last_error,
+            "agents_logged_in": self.floor.agents_logged_in(),
+            "messages_per_minute": per_minute.round(),
+            "messages": self.received,
+        });
+        if let Err(denied) = kv::set("status", status.to_string().as_bytes()) {
+            warn!("cannot store the status: {denied:?}");
+        }
     }
 
     fn action_id(&mut self) -> String {
@@ -368,6 +398,7 @@ fn with_state(work: impl FnOnce(&mut State) -> Result<Vec<Event>, PluginError>) 
         });
         let out = work(state)?;
         if state.saved_phase.as_ref() != Some(&state.phase) || now - state.saved_ms >= SAVE_EVERY_MS {
+            state.publish_status(now);
             state.saved_phase = Some(state.phase.clone());
             state.saved_ms = now;
             state.save()?;
@@ -399,7 +430,10 @@ fn stream_item(state: &mut State, config: &Config, settings: &Settings, item: St
                     info!("connected: {banner}");
                     greet(state, config);
                 }
-                Some(Framed::Message(message)) => receive(state, config, settings, &message, out),
+                Some(Framed::Message(message)) => {
+                    state.received += 1;
+                    receive(state, config, settings, &message, out);
+                }
                 None => {}
             },
             StreamItem::Message(_) => {}
