@@ -638,3 +638,65 @@ async fn a_supervisor_pauses_an_agent_from_the_board() {
     browser.close().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_logout_and_call_actions_reach_the_pbx() {
+    let (pbx, server, admin, ana, ben) = connected_tenant().await;
+    let supervisor = server.tenant("acme", monti::domain::Role::Supervisor).await;
+    // Click-to-call: Ana's phone rings first, then dials the number.
+    let call = server
+        .post(
+            &format!("/api/v1/live/agents/{ana}/call"),
+            &supervisor,
+            json!({ "number": "+4930123" }),
+        )
+        .await;
+    call.expect(202);
+    let originate = pbx
+        .actions()
+        .into_iter()
+        .find(|a| a.get("Action") == Some("Originate"))
+        .expect("an Originate");
+    assert_eq!(originate.get("Channel"), Some("PJSIP/1001"));
+    assert_eq!(originate.get("Exten"), Some("+4930123"));
+    assert_eq!(originate.get("Context"), Some("from-internal"));
+    server
+        .post(
+            &format!("/api/v1/live/agents/{ana}/call"),
+            &supervisor,
+            json!({ "number": "1; Hangup" }),
+        )
+        .await
+        .expect_problem(400);
+    // Log Ben out of his queues: the PBX removes him and the floor follows.
+    server
+        .post(&format!("/api/v1/live/agents/{ben}/logout"), &supervisor, json!({}))
+        .await
+        .expect(202);
+    floor_until(&server, &admin, "Ben logged out", |agents| {
+        state_of(agents, "Ben").0 == "logged_out"
+    })
+    .await;
+    // Calls the connector does not know, and what needs ARI, are refused with the reason.
+    let unknown = server
+        .post("/api/v1/live/calls/1800000000.42/hangup", &supervisor, json!({}))
+        .await;
+    unknown.expect_problem(422);
+    assert!(
+        unknown.body["detail"].as_str().unwrap().contains("no call"),
+        "{}",
+        unknown.body
+    );
+    let hold = server
+        .post("/api/v1/live/calls/1800000000.42/hold", &supervisor, json!({}))
+        .await;
+    hold.expect_problem(422);
+    assert!(hold.body["detail"].as_str().unwrap().contains("ARI"), "{}", hold.body);
+    server
+        .post("/api/v1/live/calls/x/transfer", &supervisor, json!({ "to": "" }))
+        .await
+        .expect_problem(400);
+    let audit = server.get("/api/v1/audit?action=agent.call", &admin).await.body;
+    assert!(audit.to_string().contains("Originate"), "{audit}");
+    server.stop().await;
+}

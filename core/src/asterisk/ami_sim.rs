@@ -216,6 +216,14 @@ impl AmiSimulator {
 }
 
 impl Pbx {
+    /// Takes a member out of a queue; the `QueueMemberRemoved` event to send.
+    fn remove(&mut self, queue: &str, interface: &str) -> Option<String> {
+        let members = self.queues.get_mut(queue)?;
+        let at = members.iter().position(|m| m.interface == interface)?;
+        let member = members.remove(at);
+        Some(event("QueueMemberRemoved", "agent", member_fields(queue, &member)))
+    }
+
     fn pause(&mut self, interface: &str, queue: Option<&str>, paused: bool, reason: &str) -> Vec<String> {
         let mut sent = Vec::new();
         for (name, members) in &mut self.queues {
@@ -338,6 +346,29 @@ impl Session {
                                 reply(vec![("Response", "Success".into()), ("Message", format!("Interface {what} successfully"))])
                             }
                         }
+                        "queueremove" => {
+                            let (queue, interface) = (
+                                action.get("Queue").unwrap_or_default(),
+                                action.get("Interface").unwrap_or_default(),
+                            );
+                            match self.pbx.lock().unwrap_or_else(|e| e.into_inner()).remove(queue, interface) {
+                                Some(text) => {
+                                    let _ = self.events.send(text);
+                                    reply(vec![("Response", "Success".into()), ("Message", "Removed interface from queue".into())])
+                                }
+                                None => reply(vec![("Response", "Error".into()), ("Message", "Unable to remove interface: Not there".into())]),
+                            }
+                        }
+                        "originate" => {
+                            if action.get("Channel").is_some() && (action.get("Exten").is_some() || action.get("Application").is_some()) {
+                                reply(vec![("Response", "Success".into()), ("Message", "Originate successfully queued".into())])
+                            } else {
+                                reply(vec![("Response", "Error".into()), ("Message", "Channel not specified".into())])
+                            }
+                        }
+                        "hangup" => reply(vec![("Response", "Success".into()), ("Message", "Channel Hungup".into())]),
+                        "blindtransfer" | "atxfer" => reply(vec![("Response", "Success".into()), ("Message", "Transfer successful".into())]),
+                        "reload" => reply(vec![("Response", "Success".into()), ("Message", "Module Reloaded".into())]),
                         _ => reply(vec![("Response", "Error".into()), ("Message", "Invalid/unknown command".into())]),
                     };
                     if writer.write_all(answer.as_bytes()).await.is_err() {

@@ -17,7 +17,7 @@ use super::problem::{ApiError, ApiResult};
 use super::session::SignedIn;
 use crate::auth::{Action, Area};
 use crate::plugins::dispatch::CommandOutcome;
-use crate::plugins::wit::commands::{AgentInQueue, Command, Pause, Request};
+use crate::plugins::wit::commands::{AgentInQueue, CallRef, Command, Dial, Pause, Request, Transfer};
 use crate::store::TenantScope;
 use crate::store::audit::{self, AuditEvent, Origin, Outcome};
 
@@ -31,10 +31,27 @@ pub struct AgentControl {
     /// One queue; all the agent's queues when left out.
     #[serde(default)]
     pub queue: Option<String>,
+    /// For `call`: the number the agent's phone dials once it answers (click-to-call).
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 pub fn api_router() -> Router<AppState> {
-    Router::new().route("/live/agents/{id}/{action}", post(api_control))
+    Router::new()
+        .route("/live/agents/{id}/{action}", post(api_control))
+        .route("/live/calls/{call}/{action}", post(api_call_control))
+}
+
+/// What a call control request may say.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallControl {
+    /// Where to transfer to (an extension or number).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Transfer attended (the agent talks to the target first) rather than blind.
+    #[serde(default)]
+    pub attended: bool,
 }
 
 pub fn board_router() -> Router<AppState> {
@@ -90,7 +107,12 @@ async fn control(
     };
     let reason = clean(input.reason, 80, "the reason")?;
     let queue = clean(input.queue, 80, "the queue")?;
+    let number = clean(input.number, 40, "the number")?;
     let command = match action {
+        "call" => Command::Originate(Dial {
+            agent: name.clone(),
+            number: dialable(number)?,
+        }),
         "pause" => Command::Pause(Pause {
             agent: name.clone(),
             queue,
@@ -106,13 +128,48 @@ async fn control(
         }),
         _ => return Err(Refusal::NotFound),
     };
+    carry_out(
+        app,
+        scope,
+        origin,
+        command,
+        &format!("agent.{action}"),
+        ("agent", id),
+        &name,
+        reason,
+    )
+    .await
+}
+
+/// A number or extension to dial: digits, `+`, `*`, `#`.
+fn dialable(number: Option<String>) -> Result<String, Refusal> {
+    match number {
+        Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#')) => Ok(n),
+        Some(_) => Err(Refusal::BadRequest(
+            "the number may hold digits, +, * and # only".into(),
+        )),
+        None => Err(Refusal::BadRequest("a number to dial is needed".into())),
+    }
+}
+
+/// Hands a command to the tenant's connector, accepts what it emitted, audits the outcome.
+#[allow(clippy::too_many_arguments)]
+async fn carry_out(
+    app: &AppState,
+    scope: &TenantScope,
+    origin: &Origin,
+    command: Command,
+    audit_action: &str,
+    target: (&str, &str),
+    name: &str,
+    reason: Option<String>,
+) -> Result<String, Refusal> {
     let request = Request {
         id: crate::domain::new_id("cmd"),
         by: scope.actor().to_owned(),
         command,
     };
     let outcome = app.live.plugins.command(scope.tenant_id(), request).await?;
-    let audit_action = format!("agent.{action}");
     let (result, detail, audit_outcome) = match outcome {
         CommandOutcome::Done {
             connector,
@@ -136,8 +193,8 @@ async fn control(
         CommandOutcome::NoConnector => (Err(Refusal::NoConnector), "no connector".to_owned(), Outcome::Failure),
     };
     let reason_note = reason.map(|r| format!(" (reason: {r})")).unwrap_or_default();
-    let event = AuditEvent::in_tenant(scope, &audit_action, audit_outcome)
-        .target("agent", id)
+    let event = AuditEvent::in_tenant(scope, audit_action, audit_outcome)
+        .target(target.0, target.1)
         .detail(format!("{name}{reason_note}: {detail}"));
     audit::record(&app.store, event, origin).await;
     result
@@ -145,7 +202,7 @@ async fn control(
 
 fn api_error(refusal: Refusal) -> ApiError {
     match refusal {
-        Refusal::NotFound => ApiError::not_found("no such agent, or no such action (pause, unpause, logout)"),
+        Refusal::NotFound => ApiError::not_found("no such agent, or no such action (pause, unpause, logout, call)"),
         Refusal::BadRequest(why) => ApiError::bad_request(why),
         Refusal::NoConnector => ApiError::new(
             StatusCode::CONFLICT,
@@ -167,6 +224,65 @@ fn api_error(refusal: Refusal) -> ApiError {
         }
         Refusal::Store(e) => e.into(),
     }
+}
+
+/// Hang-up, transfer, hold: on a call by its id (as events name it). A supervisor scoped to
+/// teams or locations cannot tell whose call it is before the PBX does, so these are for those
+/// who see the whole tenant.
+async fn api_call_control(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path((call, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Live)?;
+    if scope.visibility() != &crate::store::Visibility::default() {
+        return Err(ApiError::forbidden(
+            "call actions are for supervisors of the whole tenant (this one sees some teams or locations)",
+        ));
+    }
+    let input: CallControl = if body.iter().all(u8::is_ascii_whitespace) {
+        CallControl::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body: {e}")))?
+    };
+    if call.is_empty() || call.len() > 200 || call.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("a call id is one line of at most 200 characters"));
+    }
+    let reference = || CallRef { call: call.clone() };
+    let command = match action.as_str() {
+        "hangup" => Command::Hangup(reference()),
+        "hold" => Command::Hold(reference()),
+        "unhold" => Command::Unhold(reference()),
+        "transfer" => {
+            let to = dialable(input.to).map_err(api_error)?;
+            let transfer = Transfer { call: call.clone(), to };
+            if input.attended {
+                Command::AttendedTransfer(transfer)
+            } else {
+                Command::BlindTransfer(transfer)
+            }
+        }
+        _ => return Err(ApiError::not_found("hangup, transfer, hold or unhold")),
+    };
+    let answer = carry_out(
+        &app,
+        &scope,
+        &origin,
+        command,
+        &format!("call.{action}"),
+        ("call", &call),
+        &call,
+        None,
+    )
+    .await
+    .map_err(api_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "sent": true, "answer": answer })),
+    )
+        .into_response())
 }
 
 async fn api_control(
@@ -215,6 +331,7 @@ async fn board_control(
     let input = AgentControl {
         reason: form.reason,
         queue: None,
+        number: None,
     };
     let (status, message) = match control(&app, &scope, &signed.page.origin, &id, &action, input).await {
         Ok(_) => (StatusCode::OK, locale.text("board.control_sent")),
