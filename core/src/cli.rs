@@ -58,6 +58,13 @@ pub struct DemoArgs {
     /// Do not run the simulator (the demo tenant stays as it is).
     #[arg(long)]
     pub no_simulator: bool,
+    /// Run the floor through a simulated Asterisk PBX and the Asterisk connector plugin (built
+    /// first: `cargo build --release --target wasm32-wasip2 -p monti-plugin-asterisk`).
+    #[arg(long)]
+    pub asterisk: bool,
+    /// The connector's `.wasm` (default: the one `cargo build` wrote in the target directory).
+    #[arg(long, value_name = "FILE", requires = "asterisk")]
+    pub asterisk_plugin: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -606,6 +613,16 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
         );
     }
     crate::live::service::spawn_history_trimmer(store.clone(), config.live.retention);
+    let mut config = config;
+    let asterisk = demo.as_ref().filter(|d| d.asterisk && !d.no_simulator);
+    let connector = match asterisk {
+        // The simulated PBX listens on 127.0.0.1: the demo tenant's plugins may reach it.
+        Some(d) => {
+            config.plugins.private_networks.push(crate::demo::DEMO_SLUG.to_owned());
+            Some(crate::demo::asterisk_plugin(d.asterisk_plugin.as_deref())?)
+        }
+        None => None,
+    };
     let state = AppState::new(store.clone(), config)?;
     tracing::info!(
         url = %base_url,
@@ -621,9 +638,19 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
         && !demo.no_simulator
     {
         let scope = tenants::operator_scope(&store, crate::demo::DEMO_SLUG).await?;
-        let sink = crate::simulate::Sink::Local {
-            live: state.live.clone(),
-            scope,
+        let sink = match connector {
+            Some(wasm) => {
+                let pbx = crate::demo::connect_asterisk(&state, &scope, &scenario, &wasm).await?;
+                tracing::info!(
+                    port = pbx.port(),
+                    "the floor runs through a simulated Asterisk PBX and the Asterisk connector"
+                );
+                crate::simulate::Sink::Pbx(pbx)
+            }
+            None => crate::simulate::Sink::Local {
+                live: state.live.clone(),
+                scope,
+            },
         };
         let seed = demo.seed;
         tokio::spawn(async move {

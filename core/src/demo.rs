@@ -189,3 +189,77 @@ pub fn banner(base_url: &str, login: &DemoLogin) -> String {
     ));
     out
 }
+
+/// The Asterisk connector's component for `monti demo --asterisk`: the given file, or what
+/// `cargo build --release --target wasm32-wasip2 -p monti-plugin-asterisk` wrote.
+pub fn asterisk_plugin(given: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    let path = match given {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from("target"));
+            target.join("wasm32-wasip2/release/monti_plugin_asterisk.wasm")
+        }
+    };
+    std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read the Asterisk connector at {}: build it first with \
+             `cargo build --release --target wasm32-wasip2 -p monti-plugin-asterisk` \
+             (or give it with --asterisk-plugin FILE)",
+            path.display()
+        )
+    })
+}
+
+/// Starts a simulated Asterisk PBX for the demo floor (every agent a member of its queues once
+/// it logs in) and installs, configures and enables the Asterisk connector in the demo tenant
+/// against it. The simulator then plays the floor's events as the PBX would report them.
+pub async fn connect_asterisk(
+    app: &crate::web::AppState,
+    scope: &TenantScope,
+    scenario: &crate::sim::Scenario,
+    component: &[u8],
+) -> anyhow::Result<std::sync::Arc<crate::asterisk::AmiSimulator>> {
+    let password = crate::secrets::random_secret();
+    let pbx = crate::asterisk::AmiSimulator::start("monti", &password).await?;
+    for agent in &scenario.agents {
+        let queues = agent
+            .queues
+            .iter()
+            .filter_map(|q| scenario.queues.get(*q))
+            .map(|q| (q.name.clone(), q.wrap_up_s.round() as u32))
+            .collect();
+        pbx.set_queues(&agent.extension, queues);
+    }
+    let engine = app.live.plugins.engine()?;
+    let plugin = engine
+        .validate(component)
+        .map_err(|failure| anyhow::anyhow!("the Asterisk connector does not load: {failure}"))?;
+    let store = &app.store;
+    let explain = |e: crate::store::StoreError| anyhow::anyhow!("installing the Asterisk connector: {e}");
+    crate::store::plugins::store_package(store, &plugin.digest, &plugin.manifest, component)
+        .await
+        .map_err(explain)?;
+    let config = serde_json::json!({
+        "host": "127.0.0.1", "port": pbx.port(), "username": "monti", "auth": "md5"
+    })
+    .to_string();
+    let installed = crate::store::plugins::install(store, scope, &plugin.digest, &config)
+        .await
+        .map_err(explain)?;
+    crate::store::plugins::set_config(store, scope, &installed.id, &config)
+        .await
+        .map_err(explain)?;
+    crate::store::plugins::set_secret(store, scope, &installed.id, "password", &password)
+        .await
+        .map_err(explain)?;
+    crate::store::plugins::approve(store, scope, &installed.id)
+        .await
+        .map_err(explain)?;
+    crate::store::plugins::set_enabled(store, scope, &installed.id, true)
+        .await
+        .map_err(explain)?;
+    Ok(std::sync::Arc::new(pbx))
+}

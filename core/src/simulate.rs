@@ -186,6 +186,9 @@ pub async fn provision(store: &Store, scope: &TenantScope, scenario: &Scenario) 
 pub enum Sink {
     /// Straight into this process's live path (the demo).
     Local { live: Arc<LiveService>, scope: TenantScope },
+    /// As a PBX would report it: through the Asterisk simulator's manager interface, to the
+    /// connector plugin (`monti demo --asterisk`).
+    Pbx(Arc<crate::asterisk::AmiSimulator>),
     /// To a Monti server's `POST /api/v1/events`.
     Remote {
         client: reqwest::Client,
@@ -222,6 +225,13 @@ impl Sink {
     /// reasons are logged.
     pub async fn send(&self, events: Vec<Event>, sent: &mut Sent) -> anyhow::Result<()> {
         match self {
+            Sink::Pbx(pbx) => {
+                for event in &events {
+                    pbx.play(event);
+                }
+                sent.accepted += events.len() as u64;
+                Ok(())
+            }
             Sink::Local { live, scope } => {
                 for chunk in events.chunks(BATCH) {
                     let items = chunk.iter().cloned().map(Ok).collect();

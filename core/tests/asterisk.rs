@@ -700,3 +700,90 @@ async fn click_to_call_logout_and_call_actions_reach_the_pbx() {
     assert!(audit.to_string().contains("Originate"), "{audit}");
     server.stop().await;
 }
+
+/// `monti demo --asterisk`: the demo floor runs PBX → connector → live state; agents take calls
+/// on the board as the simulated Asterisk reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_through_a_simulated_asterisk() {
+    use tokio::io::AsyncBufReadExt;
+    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
+        .expect("the connector builds");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti"))
+        .args([
+            "demo",
+            "--asterisk",
+            "--agents",
+            "200",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--asterisk-plugin")
+        .arg(&wasm)
+        .env_remove("MONTI_DATABASE_URL")
+        .env("MONTI_DATA_DIR", dir.path())
+        .env("MONTI_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let token = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim().starts_with("monti_") {
+                return Some(line.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the demo prints an API token");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let started = Instant::now();
+    let (first, on_calls) = loop {
+        let snapshot: Value = get("/api/v1/live/snapshot").await.unwrap().json().await.unwrap();
+        let agents = snapshot["agents"].as_array().cloned().unwrap_or_default();
+        let on_calls = agents.iter().filter(|a| a["state"] == json!("on_queue_call")).count();
+        if on_calls >= 10 {
+            break (agents, on_calls);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no calls on the floor: {snapshot}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(first.len(), 200);
+    assert!(on_calls >= 10);
+    let status: Value = get("/api/v1/plugins/asterisk").await.unwrap().json().await.unwrap();
+    assert_eq!(status["status"]["connection"], json!("live"), "{status}");
+    // The floor keeps moving: within a few seconds some agent's state changed.
+    let since = |agents: &[Value]| -> Vec<String> { agents.iter().map(|a| a["since"].to_string()).collect() };
+    let before = since(&first);
+    let started = Instant::now();
+    loop {
+        let snapshot: Value = get("/api/v1/live/snapshot").await.unwrap().json().await.unwrap();
+        let now = since(snapshot["agents"].as_array().unwrap());
+        if now != before {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the floor stands still");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = child.kill().await;
+}

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monti_ami::{Framed, Framer, Message};
+
+use crate::domain::events::{AgentState, Event, EventBody, LeaveReason};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -29,11 +31,16 @@ pub struct Member {
     pub reason: String,
     pub in_call: bool,
     pub calls_taken: u32,
+    /// Seconds after a queue call before app_queue offers the next (the queue's `wrapuptime`).
+    pub wrapup_s: u32,
 }
 
 #[derive(Debug, Default)]
 struct Pbx {
     queues: BTreeMap<String, Vec<Member>>,
+    /// For [`AmiSimulator::play`]: the queues each extension joins when it logs in, with their
+    /// wrap-up seconds.
+    queues_of: BTreeMap<String, Vec<(String, u32)>>,
     /// Every action clients sent, in order.
     actions: Vec<Message>,
 }
@@ -88,18 +95,33 @@ fn member_fields(queue: &str, m: &Member) -> Vec<(&'static str, String)> {
         ("Status", m.status.to_string()),
         ("Paused", u8::from(m.paused).to_string()),
         ("PausedReason", m.reason.clone()),
-        ("Wrapuptime", "0".into()),
+        ("Wrapuptime", m.wrapup_s.to_string()),
     ]
 }
 
 fn event(name: &str, class: &str, fields: Vec<(&'static str, String)>) -> String {
+    event_at(name, class, fields, now_epoch())
+}
+
+/// An event stamped with the time it happened (seconds since the epoch).
+fn event_at(name: &str, class: &str, fields: Vec<(&'static str, String)>, at: f64) -> String {
     let mut lines = vec![
         ("Event", name.to_owned()),
         ("Privilege", format!("{class},all")),
-        ("Timestamp", format!("{:.6}", now_epoch())),
+        ("Timestamp", format!("{at:.6}")),
     ];
     lines.extend(fields);
     wire(&lines)
+}
+
+/// app_queue's device state for a Monti agent state.
+fn device_status(state: AgentState) -> u8 {
+    match state {
+        AgentState::LoggedOut | AgentState::Unavailable => 5,
+        AgentState::Ringing => 6,
+        AgentState::OnQueueCall | AgentState::OnDirectCall => 2,
+        AgentState::Available | AgentState::WrapUp | AgentState::Paused => 1,
+    }
 }
 
 impl AmiSimulator {
@@ -108,7 +130,8 @@ impl AmiSimulator {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let pbx = Arc::new(Mutex::new(Pbx::default()));
-        let (events, _) = broadcast::channel(4096);
+        // Room for a simulated quarter hour of a large floor sent at once (the demo's warm-up).
+        let (events, _) = broadcast::channel(1 << 16);
         let (sessions, _) = broadcast::channel(1);
         let account = Arc::new((username.to_owned(), secret.to_owned()));
         let task = {
@@ -157,6 +180,7 @@ impl AmiSimulator {
             reason: String::new(),
             in_call: false,
             calls_taken: 0,
+            wrapup_s: 0,
         };
         let text = event("QueueMemberAdded", "agent", member_fields(queue, &member));
         self.lock().queues.entry(queue.to_owned()).or_default().push(member);
@@ -209,6 +233,153 @@ impl AmiSimulator {
         let _ = self.events.send(text);
     }
 
+    /// Which queues an extension joins when it logs in, with each queue's wrap-up seconds (for
+    /// [`play`](Self::play)).
+    pub fn set_queues(&self, extension: &str, queues: Vec<(String, u32)>) {
+        self.lock().queues_of.insert(extension.to_owned(), queues);
+    }
+
+    /// What a simulated contact-center event looks like from Asterisk: members joining and
+    /// leaving queues, their device states and pauses, callers joining, connected, abandoning
+    /// and leaving, calls completed — app_queue's events, stamped with the event's time. The
+    /// interface of extension `1001` is `PJSIP/1001`.
+    pub fn play(&self, event: &Event) {
+        let at = event.at_ms() as f64 / 1000.0;
+        let mut sent = Vec::new();
+        {
+            let mut pbx = self.lock();
+            let caller = |queue: &str, call: &str| {
+                vec![
+                    ("Channel", format!("PJSIP/trunk-{call}")),
+                    ("CallerIDNum", "<unknown>".to_owned()),
+                    ("Uniqueid", call.to_owned()),
+                    ("Queue", queue.to_owned()),
+                ]
+            };
+            match &event.body {
+                EventBody::AgentLogin { agent } => {
+                    let interface = format!("PJSIP/{agent}");
+                    for (queue, wrapup) in pbx.queues_of.get(agent).cloned().unwrap_or_default() {
+                        let members = pbx.queues.entry(queue.clone()).or_default();
+                        if members.iter().any(|m| m.interface == interface) {
+                            continue;
+                        }
+                        let member = Member {
+                            interface: interface.clone(),
+                            name: agent.clone(),
+                            status: 1,
+                            paused: false,
+                            reason: String::new(),
+                            in_call: false,
+                            calls_taken: 0,
+                            wrapup_s: wrapup,
+                        };
+                        sent.push(event_at(
+                            "QueueMemberAdded",
+                            "agent",
+                            member_fields(&queue, &member),
+                            at,
+                        ));
+                        members.push(member);
+                    }
+                }
+                EventBody::AgentLogout { agent } => {
+                    let interface = format!("PJSIP/{agent}");
+                    let queues: Vec<String> = pbx.queues.keys().cloned().collect();
+                    for queue in queues {
+                        if let Some(text) = pbx.remove(&queue, &interface) {
+                            sent.push(text);
+                        }
+                    }
+                }
+                EventBody::AgentState { agent, state, reason } => {
+                    let interface = format!("PJSIP/{agent}");
+                    let paused = *state == AgentState::Paused;
+                    for (queue, members) in &mut pbx.queues {
+                        for member in members.iter_mut().filter(|m| m.interface == interface) {
+                            if member.paused != paused {
+                                member.paused = paused;
+                                member.reason = if paused {
+                                    reason.clone().unwrap_or_default()
+                                } else {
+                                    String::new()
+                                };
+                                sent.push(event_at("QueueMemberPause", "agent", member_fields(queue, member), at));
+                            }
+                        }
+                    }
+                    let on_queue_call = *state == AgentState::OnQueueCall;
+                    sent.extend(pbx.device(agent, device_status(*state), on_queue_call, at));
+                }
+                EventBody::CallerJoin { queue, call } => {
+                    let mut fields = caller(queue, call);
+                    fields.extend([("Position", "1".to_owned()), ("Count", "1".to_owned())]);
+                    sent.push(event_at("QueueCallerJoin", "agent", fields, at));
+                }
+                EventBody::CallerAnswer {
+                    queue,
+                    call,
+                    agent,
+                    wait_s,
+                } => {
+                    // The member's phone is in use, on a queue call, until the call ends.
+                    sent.extend(pbx.device(agent, 2, true, at));
+                    let mut fields = caller(queue, call);
+                    fields.extend([
+                        ("Interface", format!("PJSIP/{agent}")),
+                        ("MemberName", agent.clone()),
+                        ("HoldTime", format!("{}", wait_s.round() as i64)),
+                        ("RingTime", "0".to_owned()),
+                    ]);
+                    sent.push(event_at("AgentConnect", "agent", fields, at));
+                }
+                EventBody::CallerLeave {
+                    queue,
+                    call,
+                    reason,
+                    wait_s,
+                } => {
+                    let mut fields = caller(queue, call);
+                    if *reason == LeaveReason::Abandon {
+                        fields.extend([
+                            ("Position", "1".to_owned()),
+                            ("OriginalPosition", "1".to_owned()),
+                            ("HoldTime", format!("{}", wait_s.round() as i64)),
+                        ]);
+                        sent.push(event_at("QueueCallerAbandon", "agent", fields, at));
+                    } else {
+                        fields.extend([("Position", "1".to_owned()), ("Count", "0".to_owned())]);
+                        sent.push(event_at("QueueCallerLeave", "agent", fields, at));
+                    }
+                }
+                EventBody::CallEnd {
+                    call,
+                    agent,
+                    queue: Some(queue),
+                    talk_s,
+                    hold_s,
+                    ..
+                } => {
+                    sent.extend(pbx.device(agent, 1, false, at));
+                    let mut fields = caller(queue, call);
+                    fields.extend([
+                        ("Interface", format!("PJSIP/{agent}")),
+                        ("MemberName", agent.clone()),
+                        ("HoldTime", "0".to_owned()),
+                        ("TalkTime", format!("{}", (talk_s + hold_s).round() as i64)),
+                        ("Reason", "caller".to_owned()),
+                    ]);
+                    sent.push(event_at("AgentComplete", "agent", fields, at));
+                }
+                // Direct calls show as device states; call starts need nothing of their own.
+                _ => {}
+            }
+        }
+        for text in sent {
+            let _ = self.events.send(text);
+        }
+    }
+
     /// Ends every session, as a PBX restart does; new ones are accepted.
     pub fn drop_connections(&self) {
         let _ = self.sessions.send(());
@@ -216,6 +387,22 @@ impl AmiSimulator {
 }
 
 impl Pbx {
+    /// The device of extension `agent` changes state; a `QueueMemberStatus` per queue it is in.
+    fn device(&mut self, agent: &str, status: u8, in_call: bool, at: f64) -> Vec<String> {
+        let interface = format!("PJSIP/{agent}");
+        let mut sent = Vec::new();
+        for (queue, members) in &mut self.queues {
+            for member in members.iter_mut().filter(|m| m.interface == interface) {
+                if member.status != status || member.in_call != in_call {
+                    member.status = status;
+                    member.in_call = in_call;
+                    sent.push(event_at("QueueMemberStatus", "agent", member_fields(queue, member), at));
+                }
+            }
+        }
+        sent
+    }
+
     /// Takes a member out of a queue; the `QueueMemberRemoved` event to send.
     fn remove(&mut self, queue: &str, interface: &str) -> Option<String> {
         let members = self.queues.get_mut(queue)?;
@@ -425,7 +612,7 @@ impl Session {
                     ("Status", member.status.to_string()),
                     ("Paused", u8::from(member.paused).to_string()),
                     ("PausedReason", member.reason.clone()),
-                    ("Wrapuptime", "0".into()),
+                    ("Wrapuptime", member.wrapup_s.to_string()),
                 ];
                 fields = with_id(fields);
                 out += &wire(&[vec![("Event", "QueueMember".to_owned())], fields].concat());

@@ -214,9 +214,16 @@ impl Floor {
                 if let Some(wrapup) = message.number("Wrapuptime") {
                     agent.wrapup_s = Some(wrapup as u32);
                 }
-                if message.flag("InCall") == Some(false) && agent.on_queue_call.is_some() && name == "QueueMember" {
-                    // The resync says the call is over (its end was missed).
-                    agent.on_queue_call = None;
+                if name == "QueueMember" {
+                    match message.flag("InCall") {
+                        // The resync says the call is over (its end was missed) …
+                        Some(false) => agent.on_queue_call = None,
+                        // … or that one is going on (its start was missed).
+                        Some(true) if agent.on_queue_call.is_none() => {
+                            agent.on_queue_call = Some((String::new(), queue.to_owned()));
+                        }
+                        _ => {}
+                    }
                 }
                 if !was_member {
                     out.push(Event {
