@@ -39,6 +39,36 @@ fn state_of<'a>(agents: &'a [Value], name: &str) -> (&'a str, &'a str) {
     )
 }
 
+/// Uploads the connector (built for wasm32-wasip2) into the tenant, configures it for the PBX
+/// at 127.0.0.1:`port` with `password`, approves what it asks for and enables it.
+async fn install_connector(server: &common::TestServer, admin: &str, port: u16, password: &str) {
+    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
+        .expect("the connector builds");
+    let installed = server
+        .client
+        .post(server.url("/api/v1/plugins"))
+        .bearer_auth(admin)
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(wasm).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(installed.status(), 201);
+    server
+        .patch(
+            "/api/v1/plugins/asterisk",
+            admin,
+            json!({
+                "config": { "host": "127.0.0.1", "port": port, "username": "monti", "auth": "md5" },
+                "secrets": { "password": password },
+                "enabled": true,
+                "approve_capabilities": true,
+            }),
+        )
+        .await
+        .expect(200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_follows_the_pbx_through_the_connector() {
     let pbx = AmiSimulator::start("monti", "ami-pw").await.unwrap();
@@ -62,31 +92,7 @@ async fn the_board_follows_the_pbx_through_the_connector() {
             .await
             .expect(201);
     }
-    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
-        .expect("the connector builds");
-    let installed = server
-        .client
-        .post(server.url("/api/v1/plugins"))
-        .bearer_auth(&admin)
-        .header("content-type", "application/wasm")
-        .body(std::fs::read(wasm).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(installed.status(), 201);
-    let enabled = server
-        .patch(
-            "/api/v1/plugins/asterisk",
-            &admin,
-            json!({
-                "config": { "host": "127.0.0.1", "port": pbx.port(), "username": "monti", "auth": "md5" },
-                "secrets": { "password": "ami-pw" },
-                "enabled": true,
-                "approve_capabilities": true,
-            }),
-        )
-        .await;
-    enabled.expect(200);
+    install_connector(&server, &admin, pbx.port(), "ami-pw").await;
 
     // Within the heartbeat: connected, logged in, resynced; both agents available.
     let agents = floor_until(&server, &admin, "both available", |agents| {
@@ -163,30 +169,7 @@ async fn wrong_credentials_are_reported_and_retried_without_hammering() {
     .await
     .unwrap();
     let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
-    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
-        .expect("the connector builds");
-    server
-        .client
-        .post(server.url("/api/v1/plugins"))
-        .bearer_auth(&admin)
-        .header("content-type", "application/wasm")
-        .body(std::fs::read(wasm).unwrap())
-        .send()
-        .await
-        .unwrap();
-    server
-        .patch(
-            "/api/v1/plugins/asterisk",
-            &admin,
-            json!({
-                "config": { "host": "127.0.0.1", "port": pbx.port(), "username": "monti" },
-                "secrets": { "password": "wrong" },
-                "enabled": true,
-                "approve_capabilities": true,
-            }),
-        )
-        .await
-        .expect(200);
+    install_connector(&server, &admin, pbx.port(), "wrong").await;
     let started = Instant::now();
     loop {
         let record = server.get("/api/v1/plugins/asterisk", &admin).await.body;
@@ -473,31 +456,7 @@ async fn connected_tenant() -> (AmiSimulator, common::TestServer, String, String
         created.expect(201);
         ids.push(created.body["id"].as_str().unwrap().to_owned());
     }
-    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
-        .expect("the connector builds");
-    let installed = server
-        .client
-        .post(server.url("/api/v1/plugins"))
-        .bearer_auth(&admin)
-        .header("content-type", "application/wasm")
-        .body(std::fs::read(wasm).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(installed.status(), 201);
-    server
-        .patch(
-            "/api/v1/plugins/asterisk",
-            &admin,
-            json!({
-                "config": { "host": "127.0.0.1", "port": pbx.port(), "username": "monti" },
-                "secrets": { "password": "ami-pw" },
-                "enabled": true,
-                "approve_capabilities": true,
-            }),
-        )
-        .await
-        .expect(200);
+    install_connector(&server, &admin, pbx.port(), "ami-pw").await;
     floor_until(&server, &admin, "both available", |agents| {
         agents.len() == 2 && agents.iter().all(|a| a["state"] == json!("available"))
     })
@@ -618,22 +577,26 @@ async fn a_supervisor_pauses_an_agent_from_the_board() {
     );
     page.fill("#pause-reason", "lunch").await;
     page.click("#pause").await;
-    assert!(
-        page.wait_for(
-            "document.querySelector('#control-result') !== null && document.querySelector('#control-result').textContent.includes('Sent')",
-            wait
-        )
-        .await,
-        "the drawer says it was sent"
-    );
+    // The PBX receives the QueuePause for Ana's interface, with the reason …
+    let started = Instant::now();
+    while pauses(&pbx).is_empty() {
+        let shown = page.eval("document.body.innerText.slice(0, 400)").await;
+        assert!(
+            started.elapsed() < wait,
+            "no QueuePause reached the PBX; the page says {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(pauses(&pbx), [("PJSIP/1001".into(), "true".into(), "lunch".into())]);
+    // … and the board shows Ana paused once the PBX confirms.
+    page.goto(&server.url("/board")).await;
     assert!(
         page.wait_for(
             &format!("document.querySelector(\"{row}[data-state='paused']\") !== null"),
             wait
         )
         .await,
-        "the board shows Ana paused once the PBX confirms"
+        "the board shows Ana paused"
     );
     browser.close().await;
     server.stop().await;

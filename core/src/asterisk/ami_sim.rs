@@ -70,15 +70,7 @@ fn now_epoch() -> f64 {
 
 /// A message in wire form: `Key: Value\r\n` lines and the empty line.
 fn wire(lines: &[(&str, String)]) -> String {
-    let mut out = String::new();
-    for (key, value) in lines {
-        out.push_str(key);
-        out.push_str(": ");
-        out.push_str(value);
-        out.push_str("\r\n");
-    }
-    out.push_str("\r\n");
-    out
+    monti_ami::to_wire(lines)
 }
 
 fn member_fields(queue: &str, m: &Member) -> Vec<(&'static str, String)> {

@@ -84,16 +84,7 @@ pub async fn import(
     zone: chrono_tz::Tz,
     show_progress: bool,
 ) -> StoreResult<(Report, Vec<(String, u64)>)> {
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l))
-        .collect();
-    let mut report = Report {
-        lines: lines.len(),
-        ..Report::default()
-    };
+    let (lines, mut report) = super::numbered_lines(text);
     let mut progress = Progress::new("importing CDRs", lines.len(), show_progress);
     let mut by_disposition: Vec<(String, u64)> = DISPOSITIONS.iter().map(|d| ((*d).to_owned(), 0)).collect();
     let mut batch = Vec::with_capacity(BATCH);

@@ -28,6 +28,21 @@ pub struct Report {
     pub refused: Vec<Refused>,
 }
 
+/// The file's non-empty lines with their 1-based numbers, and a report that counts them.
+pub fn numbered_lines(text: &str) -> (Vec<(usize, &str)>, Report) {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    let report = Report {
+        lines: lines.len(),
+        ..Report::default()
+    };
+    (lines, report)
+}
+
 /// Progress on a terminal: one line rewritten in place, at most every 100 ms.
 pub struct Progress {
     what: &'static str,

@@ -157,16 +157,7 @@ pub async fn import(
     settings: &BTreeMap<String, KpiSettings>,
     show_progress: bool,
 ) -> StoreResult<(Report, BTreeMap<String, QueueFigures>)> {
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l))
-        .collect();
-    let mut report = Report {
-        lines: lines.len(),
-        ..Report::default()
-    };
+    let (lines, mut report) = super::numbered_lines(text);
     let mut progress = Progress::new("importing queue_log", lines.len(), show_progress);
     let mut figures: BTreeMap<String, QueueFigures> = BTreeMap::new();
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH);

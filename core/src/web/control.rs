@@ -200,6 +200,14 @@ async fn carry_out(
     result
 }
 
+/// A body that may be left out (or be `{}`): its fields then take their defaults.
+fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body: {e}")))
+}
+
 fn api_error(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::NotFound => ApiError::not_found("no such agent, or no such action (pause, unpause, logout, call)"),
@@ -242,11 +250,7 @@ async fn api_call_control(
             "call actions are for supervisors of the whole tenant (this one sees some teams or locations)",
         ));
     }
-    let input: CallControl = if body.iter().all(u8::is_ascii_whitespace) {
-        CallControl::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body: {e}")))?
-    };
+    let input: CallControl = optional_json(&body)?;
     if call.is_empty() || call.len() > 200 || call.chars().any(char::is_control) {
         return Err(ApiError::bad_request("a call id is one line of at most 200 characters"));
     }
@@ -293,12 +297,7 @@ async fn api_control(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Live)?;
-    // The body is optional: `{}`, nothing, or the reason and queue.
-    let input: AgentControl = if body.iter().all(u8::is_ascii_whitespace) {
-        AgentControl::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body: {e}")))?
-    };
+    let input: AgentControl = optional_json(&body)?;
     let answer = control(&app, &scope, &origin, &id, &action, input)
         .await
         .map_err(api_error)?;

@@ -84,16 +84,21 @@ impl Action {
 
     /// The wire form, `\r\n` line ends and the empty line that ends the message.
     pub fn to_wire(&self) -> String {
-        let mut out = String::new();
-        for (key, value) in &self.lines {
-            out.push_str(key);
-            out.push_str(": ");
-            out.push_str(value);
-            out.push_str("\r\n");
-        }
-        out.push_str("\r\n");
-        out
+        to_wire(&self.lines)
     }
+}
+
+/// A message in wire form: `Key: Value\r\n` per line, then the empty line that ends it.
+pub fn to_wire<K: AsRef<str>, V: AsRef<str>>(lines: &[(K, V)]) -> String {
+    let mut out = String::new();
+    for (key, value) in lines {
+        out.push_str(key.as_ref());
+        out.push_str(": ");
+        out.push_str(value.as_ref());
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// What one line completed.
