@@ -661,6 +661,16 @@ async fn click_to_call_logout_and_call_actions_reach_the_pbx() {
         .expect_problem(400);
     let audit = server.get("/api/v1/audit?action=agent.call", &admin).await.body;
     assert!(audit.to_string().contains("Originate"), "{audit}");
+    // After new configuration, the admin has the PBX reload; a supervisor may not.
+    server
+        .post("/api/v1/telephony/reload", &supervisor, json!({}))
+        .await
+        .expect_problem(403);
+    server
+        .post("/api/v1/telephony/reload", &admin, json!({}))
+        .await
+        .expect(202);
+    assert!(pbx.actions().iter().any(|a| a.get("Action") == Some("Reload")));
     server.stop().await;
 }
 

@@ -40,6 +40,34 @@ pub fn api_router() -> Router<AppState> {
     Router::new()
         .route("/live/agents/{id}/{action}", post(api_control))
         .route("/live/calls/{call}/{action}", post(api_call_control))
+        .route("/telephony/reload", post(api_reload))
+}
+
+/// After the PBX got new configuration from Monti (`monti asterisk export`): have it reload,
+/// through the tenant's connector. Tenant admins; audited.
+async fn api_reload(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let answer = carry_out(
+        &app,
+        &scope,
+        &origin,
+        Command::Reload,
+        "telephony.reload",
+        ("telephony", "pbx"),
+        "pbx",
+        None,
+    )
+    .await
+    .map_err(api_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "sent": true, "answer": answer })),
+    )
+        .into_response())
 }
 
 /// What a call control request may say.
@@ -312,6 +340,8 @@ async fn api_control(
 struct BoardForm {
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    number: Option<String>,
 }
 
 /// From the drawer: the same, answered with a line for the drawer (htmx) or back to the drawer.
@@ -330,7 +360,7 @@ async fn board_control(
     let input = AgentControl {
         reason: form.reason,
         queue: None,
-        number: None,
+        number: form.number,
     };
     let (status, message) = match control(&app, &scope, &signed.page.origin, &id, &action, input).await {
         Ok(_) => (StatusCode::OK, locale.text("board.control_sent")),
