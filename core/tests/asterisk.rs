@@ -760,3 +760,87 @@ async fn the_demo_runs_through_a_simulated_asterisk() {
     }
     let _ = child.kill().await;
 }
+
+/// The same stores on PostgreSQL: imported CDRs and queue_log events, capability approvals and
+/// re-sealing secrets under a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_approvals_and_key_rotation_work_on_postgres() {
+    let Some(server) = common::TestServer::start(common::Backend::Postgres).await else {
+        return;
+    };
+    let _ = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cdr/cdr.csv")).unwrap();
+    let (report, counts) = monti::import::cdr::import(&server.store, &scope, &text, chrono_tz::UTC, false)
+        .await
+        .unwrap();
+    assert_eq!((report.added, report.refused.len()), (218, 0));
+    assert_eq!(
+        counts,
+        [
+            ("ANSWERED".to_owned(), 133),
+            ("NO ANSWER".to_owned(), 83),
+            ("BUSY".to_owned(), 2)
+        ]
+    );
+    let (again, _) = monti::import::cdr::import(&server.store, &scope, &text, chrono_tz::UTC, false)
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.already), (0, 218));
+    let stored = monti::store::call_records::dispositions(&server.store, &scope)
+        .await
+        .unwrap();
+    assert_eq!(stored[0], ("ANSWERED".to_owned(), 133));
+    let log = "1700000010|c1|sales|NONE|ENTERQUEUE||1001|1\n1700000020|c1|sales|PJSIP/2001|CONNECT|10|c1.5|2\n";
+    let (report, figures) = monti::import::queue_log::import(&server.store, &scope, log, &Default::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.added, 3);
+    assert_eq!(figures["sales"].counters.answered, 1);
+
+    // Approvals: nothing approved, then everything the package asks for.
+    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
+        .expect("the connector builds");
+    let bytes = std::fs::read(wasm).unwrap();
+    let engine = monti::plugins::PluginEngine::new(4).unwrap();
+    let plugin = engine.validate(&bytes).unwrap();
+    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
+        .await
+        .unwrap();
+    let installed = monti::store::plugins::install(&server.store, &scope, &plugin.digest, "{}")
+        .await
+        .unwrap();
+    assert!(
+        !monti::store::plugins::unapproved(&server.store, &installed)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let approved = monti::store::plugins::approve(&server.store, &scope, &installed.id)
+        .await
+        .unwrap();
+    assert!(
+        monti::store::plugins::unapproved(&server.store, &approved)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let tenants = monti::store::plugins::tenants_with_enabled(&server.store)
+        .await
+        .unwrap();
+    assert!(tenants.is_empty(), "not enabled yet");
+
+    // A secret sealed, re-sealed under a new key, still readable with it.
+    monti::store::plugins::set_secret(&server.store, &scope, &installed.id, "password", "pw-1")
+        .await
+        .unwrap();
+    let (new_key, _) = monti::secrets::SecretBox::generate();
+    let resealed = monti::store::rekey::reseal_all(&server.store, &new_key).await.unwrap();
+    assert!(resealed.contains(&("plugin secrets", 1)), "{resealed:?}");
+    let reopened = monti::store::Store::new(server.store.db.clone(), new_key);
+    let secrets = monti::store::plugins::secrets(&reopened, &installed.id).await.unwrap();
+    assert_eq!(secrets.get("password").map(String::as_str), Some("pw-1"));
+    server.stop().await;
+}
