@@ -191,27 +191,12 @@ async fn wrong_credentials_are_reported_and_retried_without_hammering() {
     server.stop().await;
 }
 
-/// Runs the `monti` binary on a data directory; (success, stdout, stderr).
-fn monti(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monti"))
-        .args(args)
-        .env_remove("MONTI_DATABASE_URL")
-        .env("MONTI_DATA_DIR", data)
-        .output()
-        .expect("run monti");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn importing_cdrs_counts_what_the_file_holds_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     assert!(
-        monti(
+        common::monti_cli(
             &data,
             &["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]
         )
@@ -219,7 +204,7 @@ fn importing_cdrs_counts_what_the_file_holds_once() {
     );
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cdr/cdr.csv");
     let file = file.to_str().unwrap();
-    let (ok, out, err) = monti(&data, &["import", "cdr", file, "--tenant", "acme", "--timezone", "UTC"]);
+    let (ok, out, err) = common::monti_cli(&data, &["import", "cdr", file, "--tenant", "acme", "--timezone", "UTC"]);
     assert!(ok, "{err}");
     assert!(
         out.contains("218 lines: 218 records added, 0 already there, 0 refused"),
@@ -229,7 +214,7 @@ fn importing_cdrs_counts_what_the_file_holds_once() {
         assert!(out.contains(line), "{line} in {out}");
     }
     // Again: nothing new.
-    let (ok, out, _) = monti(&data, &["import", "cdr", file, "--tenant", "acme", "--timezone", "UTC"]);
+    let (ok, out, _) = common::monti_cli(&data, &["import", "cdr", file, "--tenant", "acme", "--timezone", "UTC"]);
     assert!(ok);
     assert!(out.contains("218 lines: 0 records added, 218 already there"), "{out}");
 
@@ -241,13 +226,13 @@ fn importing_cdrs_counts_what_the_file_holds_once() {
     lines.push("\"unterminated");
     let broken = dir.path().join("broken.csv");
     std::fs::write(&broken, lines.join("\n")).unwrap();
-    let other = monti(
+    let other = common::monti_cli(
         &data,
         &["admin", "tenant", "create", "--slug", "beta", "--name", "Beta"],
     );
     assert!(other.0);
     let broken = broken.to_str().unwrap();
-    let (ok, out, err) = monti(
+    let (ok, out, err) = common::monti_cli(
         &data,
         &["import", "cdr", broken, "--tenant", "beta", "--timezone", "UTC"],
     );
@@ -262,7 +247,7 @@ fn importing_cdrs_counts_what_the_file_holds_once() {
         "{err}"
     );
     assert!(err.contains("line 6: field 1 has no closing quote"), "{err}");
-    let (_, out, _) = monti(
+    let (_, out, _) = common::monti_cli(
         &data,
         &["import", "cdr", broken, "--tenant", "beta", "--timezone", "UTC"],
     );
@@ -274,7 +259,7 @@ fn a_hand_made_queue_log_gives_hand_computed_kpis() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     assert!(
-        monti(
+        common::monti_cli(
             &data,
             &["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]
         )
@@ -305,7 +290,7 @@ this is not a queue_log line
     let file = dir.path().join("queue_log");
     std::fs::write(&file, log).unwrap();
     let file = file.to_str().unwrap();
-    let (ok, out, err) = monti(&data, &["import", "queue-log", file, "--tenant", "acme"]);
+    let (ok, out, err) = common::monti_cli(&data, &["import", "queue-log", file, "--tenant", "acme"]);
     assert!(!ok, "one line was refused");
     assert!(
         err.contains("line 11: 1 fields; a queue_log line has at least 5"),
@@ -337,7 +322,7 @@ this is not a queue_log line
         ]
     );
     // Importing again adds nothing.
-    let (_, out, _) = monti(&data, &["import", "queue-log", file, "--tenant", "acme"]);
+    let (_, out, _) = common::monti_cli(&data, &["import", "queue-log", file, "--tenant", "acme"]);
     assert!(out.contains("0 events added, 18 already there"), "{out}");
 }
 

@@ -643,19 +643,7 @@ fn operators_install_enable_and_remove_plugins_from_the_command_line() {
     let wasm = dir.path().join("wellbeing.wasm");
     std::fs::write(&wasm, component("monti-example-minimal")).unwrap();
     let data = dir.path().join("data");
-    let monti = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_monti"))
-            .args(args)
-            .env_remove("MONTI_DATABASE_URL")
-            .env("MONTI_DATA_DIR", &data)
-            .output()
-            .expect("run monti");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let monti = |args: &[&str]| common::monti_cli(&data, args);
     let (ok, _, err) = monti(&["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]);
     assert!(ok, "{err}");
     let file = wasm.to_str().unwrap();
@@ -1617,20 +1605,7 @@ async fn a_plugin_keeps_a_line_stream_through_the_host() {
 async fn rotating_the_key_re_encrypts_secrets_at_rest() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let monti = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_monti"))
-            .args(args)
-            .env_remove("MONTI_DATABASE_URL")
-            .env_remove("MONTI_SECRET_KEY")
-            .env("MONTI_DATA_DIR", &data)
-            .output()
-            .expect("run monti");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let monti = |args: &[&str]| common::monti_cli(&data, args);
     let (ok, _, err) = monti(&["admin", "tenant", "create", "--slug", "acme", "--name", "Acme"]);
     assert!(ok, "{err}");
     let config = monti::config::Config {

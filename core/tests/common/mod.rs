@@ -428,3 +428,20 @@ pub async fn account(
     }
     account.id
 }
+
+/// Runs the `monti` binary on the data directory `data`, with no database URL or secret key
+/// from the environment: (success, stdout, stderr).
+pub fn monti_cli(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_monti"))
+        .args(args)
+        .env_remove("MONTI_DATABASE_URL")
+        .env_remove("MONTI_SECRET_KEY")
+        .env("MONTI_DATA_DIR", data)
+        .output()
+        .expect("run monti");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
