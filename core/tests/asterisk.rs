@@ -42,6 +42,16 @@ fn state_of<'a>(agents: &'a [Value], name: &str) -> (&'a str, &'a str) {
 /// Uploads the connector (built for wasm32-wasip2) into the tenant, configures it for the PBX
 /// at 127.0.0.1:`port` with `password`, approves what it asks for and enables it.
 async fn install_connector(server: &common::TestServer, admin: &str, port: u16, password: &str) {
+    install_connector_matching(server, admin, port, password, "interface").await;
+}
+
+async fn install_connector_matching(
+    server: &common::TestServer,
+    admin: &str,
+    port: u16,
+    password: &str,
+    match_by: &str,
+) {
     let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
         .expect("the connector builds");
     let installed = server
@@ -59,7 +69,7 @@ async fn install_connector(server: &common::TestServer, admin: &str, port: u16, 
             "/api/v1/plugins/asterisk",
             admin,
             json!({
-                "config": { "host": "127.0.0.1", "port": port, "username": "monti", "auth": "md5" },
+                "config": { "host": "127.0.0.1", "port": port, "username": "monti", "auth": "md5", "match_by": match_by },
                 "secrets": { "password": password },
                 "enabled": true,
                 "approve_capabilities": true,
@@ -828,4 +838,61 @@ async fn imports_approvals_and_key_rotation_work_on_postgres() {
     let secrets = monti::store::plugins::secrets(&reopened, &installed.id).await.unwrap();
     assert_eq!(secrets.get("password").map(String::as_str), Some("pw-1"));
     server.stop().await;
+}
+
+/// Acceptance: the captured AMI sessions, replayed by the simulator line for line over TCP to
+/// the connector in a running server, put the floor in the states stated here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_sessions_replayed_over_tcp_give_the_stated_states() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk/tests/fixtures/panoramisk");
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        (
+            "queue_status.yaml",
+            &[
+                ("213", "available"),
+                ("214", "available"),
+                ("220", "available"),
+                ("333", "available"),
+                ("859", "available"),
+                // Paused, but its phone is unavailable: that shows first.
+                ("999", "unavailable"),
+            ],
+        ),
+        ("agent_loggued_in.yaml", &[("401", "available"), ("402", "available")]),
+        ("agent_not_in_pause.yaml", &[("999", "available")]),
+    ];
+    for (capture, expected) in cases {
+        let pbx = AmiSimulator::start("monti", "ami-pw").await.unwrap();
+        pbx.replay(&std::fs::read_to_string(fixtures.join(capture)).unwrap());
+        let server = common::TestServer::start_with(common::Backend::Sqlite, |c| {
+            c.plugins.private_networks = vec!["acme".into()];
+        })
+        .await
+        .unwrap();
+        let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+        for (extension, _) in expected {
+            server
+                .post(
+                    "/api/v1/agents",
+                    &admin,
+                    json!({ "name": extension, "extension": extension }),
+                )
+                .await
+                .expect(201);
+        }
+        install_connector_matching(&server, &admin, pbx.port(), "ami-pw", "member_name").await;
+        floor_until(&server, &admin, capture, |agents| {
+            expected.iter().all(|(name, state)| {
+                agents
+                    .iter()
+                    .any(|a| a["name"] == json!(name) && a["state"] == json!(state))
+            })
+        })
+        .await;
+        assert!(
+            pbx.actions().iter().any(|a| a.get("Action") == Some("QueueStatus")),
+            "{capture}: replayed as the answer to the resync"
+        );
+        server.stop().await;
+    }
 }

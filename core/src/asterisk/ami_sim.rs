@@ -38,6 +38,9 @@ pub struct Member {
 #[derive(Debug, Default)]
 struct Pbx {
     queues: BTreeMap<String, Vec<Member>>,
+    /// A captured session to replay (see [`AmiSimulator::replay`]): what the PBX said, as
+    /// messages of lines.
+    capture: Option<Vec<Vec<String>>>,
     /// For [`AmiSimulator::play`]: the queues each extension joins when it logs in, with their
     /// wrap-up seconds.
     queues_of: BTreeMap<String, Vec<(String, u32)>>,
@@ -223,6 +226,32 @@ impl AmiSimulator {
         }
         text.push_str("\r\n");
         let _ = self.events.send(text);
+    }
+
+    /// Replays a captured AMI session (text: the banner, then messages separated by empty
+    /// lines; messages that begin with `Action:` are what the client sent and are left out):
+    /// when a client asks `QueueStatus`, it gets everything the PBX said in the capture, line for
+    /// line, with the capture's ActionIDs replaced by its own, instead of the simulator's state.
+    pub fn replay(&self, capture: &str) {
+        let mut messages = Vec::new();
+        let mut current: Vec<String> = Vec::new();
+        for line in capture.lines() {
+            if line.starts_with("Asterisk Call Manager/") {
+                continue;
+            }
+            if line.trim().is_empty() {
+                if !current.is_empty() {
+                    messages.push(std::mem::take(&mut current));
+                }
+            } else {
+                current.push(line.to_owned());
+            }
+        }
+        if !current.is_empty() {
+            messages.push(current);
+        }
+        messages.retain(|m| !m[0].to_ascii_lowercase().starts_with("action:"));
+        self.lock().capture = Some(messages);
     }
 
     /// Which queues an extension joins when it logs in, with each queue's wrap-up seconds (for
@@ -419,6 +448,26 @@ impl Pbx {
     }
 }
 
+/// A capture's messages as sent, each line ended by `\r\n`, ActionIDs made `id`.
+fn replayed(messages: &[Vec<String>], id: &str) -> String {
+    let mut out = String::new();
+    for message in messages {
+        for line in message {
+            match line.split_once(':') {
+                Some((key, _)) if key.eq_ignore_ascii_case("ActionID") => {
+                    out.push_str(key);
+                    out.push_str(": ");
+                    out.push_str(id);
+                }
+                _ => out.push_str(line),
+            }
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
 struct Session {
     pbx: Arc<Mutex<Pbx>>,
     events: broadcast::Sender<String>,
@@ -505,7 +554,13 @@ impl Session {
                             let _ = writer.write_all(text.as_bytes()).await;
                             return;
                         }
-                        "queuestatus" => self.queue_status(&id, action.get("Queue")),
+                        "queuestatus" => {
+                            let capture = self.pbx.lock().unwrap_or_else(|e| e.into_inner()).capture.clone();
+                            match capture {
+                                Some(messages) => replayed(&messages, &id),
+                                None => self.queue_status(&id, action.get("Queue")),
+                            }
+                        }
                         "queuepause" => {
                             let interface = action.get("Interface").unwrap_or_default();
                             let paused = action.flag("Paused").unwrap_or(false);
