@@ -593,6 +593,27 @@ async fn a_supervisor_pauses_an_agent_from_the_board() {
         .await,
         "the board shows Ana paused"
     );
+    // Click-to-call from the drawer: the PBX is asked to ring Ana's phone, then dial.
+    page.click(&format!("{row} a.agent-name")).await;
+    assert!(
+        page.wait_for("document.querySelector('#call-number') !== null", wait)
+            .await,
+        "the drawer offers a call"
+    );
+    page.fill("#call-number", "+4930123").await;
+    page.click("#call").await;
+    let started = Instant::now();
+    let originate = loop {
+        if let Some(found) = pbx.actions().into_iter().find(|a| a.get("Action") == Some("Originate")) {
+            break found;
+        }
+        assert!(started.elapsed() < wait, "no Originate reached the PBX");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (originate.get("Channel"), originate.get("Exten")),
+        (Some("PJSIP/1001"), Some("+4930123"))
+    );
     browser.close().await;
     server.stop().await;
 }
