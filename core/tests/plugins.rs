@@ -47,6 +47,23 @@ fn component(package: &str) -> Vec<u8> {
     bytes
 }
 
+/// Stores a validated package and installs it (disabled) in the scope's tenant, as
+/// `monti plugin install` does.
+async fn install_package(
+    store: &monti::store::Store,
+    scope: &monti::store::TenantScope,
+    plugin: &monti::plugins::ValidPlugin,
+    bytes: &[u8],
+    config: &str,
+) -> monti::store::plugins::Installation {
+    monti::store::plugins::store_package(store, &plugin.digest, &plugin.manifest, bytes)
+        .await
+        .unwrap();
+    monti::store::plugins::install(store, scope, &plugin.digest, config)
+        .await
+        .unwrap()
+}
+
 fn engine() -> Arc<PluginEngine> {
     static ENGINE: OnceLock<Arc<PluginEngine>> = OnceLock::new();
     ENGINE.get_or_init(|| PluginEngine::new(32).expect("engine")).clone()
@@ -560,12 +577,7 @@ async fn an_installed_plugin_sees_the_tenants_events_and_moves_the_floor() {
     let scope = monti::store::tenants::operator_scope(&server.store, "acme")
         .await
         .unwrap();
-    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
-        .await
-        .unwrap();
-    let installed = monti::store::plugins::install(&server.store, &scope, &plugin.digest, r#"{"pause_after":2}"#)
-        .await
-        .unwrap();
+    let installed = install_package(&server.store, &scope, &plugin, &bytes, r#"{"pause_after":2}"#).await;
     assert!(!installed.enabled, "installed disabled");
     monti::store::plugins::set_enabled(&server.store, &scope, "wellbeing", true)
         .await
@@ -1145,12 +1157,7 @@ async fn a_webhook_plugin_answers_its_hook_url() {
     let scope = monti::store::tenants::operator_scope(&server.store, "acme")
         .await
         .unwrap();
-    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
-        .await
-        .unwrap();
-    let installed = monti::store::plugins::install(&server.store, &scope, &plugin.digest, r#"{"shared_token":"t0k"}"#)
-        .await
-        .unwrap();
+    let installed = install_package(&server.store, &scope, &plugin, &bytes, r#"{"shared_token":"t0k"}"#).await;
     let url = server.url(&format!("/hooks/acme/{}/state", installed.id));
     let post = |token: &str, body: serde_json::Value| {
         server
@@ -1289,12 +1296,7 @@ async fn failing_batches_are_retried_then_dead_lettered_and_can_be_replayed() {
     let scope = monti::store::tenants::operator_scope(&server.store, "acme")
         .await
         .unwrap();
-    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &bytes)
-        .await
-        .unwrap();
-    let installed = monti::store::plugins::install(&server.store, &scope, &plugin.digest, "{}")
-        .await
-        .unwrap();
+    let installed = install_package(&server.store, &scope, &plugin, &bytes, "{}").await;
     monti::store::plugins::set_enabled(&server.store, &scope, &installed.id, true)
         .await
         .unwrap();
@@ -1456,17 +1458,14 @@ async fn operators_restrict_which_plugins_tenants_may_install() {
     let scope = monti::store::tenants::operator_scope(&server.store, "acme")
         .await
         .unwrap();
-    monti::store::plugins::store_package(&server.store, &plugin.digest, &plugin.manifest, &misbehaving)
-        .await
-        .unwrap();
-    monti::store::plugins::install(
+    install_package(
         &server.store,
         &scope,
-        &plugin.digest,
+        &plugin,
+        &misbehaving,
         r#"{"host":"pbx.example.com","port":5038}"#,
     )
-    .await
-    .unwrap();
+    .await;
     monti::store::plugins::set_enabled(&server.store, &scope, "misbehaving", true)
         .await
         .unwrap();
@@ -1500,13 +1499,8 @@ async fn a_plugin_keeps_a_line_stream_through_the_host() {
             let bytes = component("monti-test-misbehaving");
             let plugin = engine().validate(&bytes).expect("valid");
             let scope = monti::store::tenants::operator_scope(&store, "acme").await.unwrap();
-            monti::store::plugins::store_package(&store, &plugin.digest, &plugin.manifest, &bytes)
-                .await
-                .unwrap();
             let config = serde_json::json!({ "host": "127.0.0.1", "port": port }).to_string();
-            monti::store::plugins::install(&store, &scope, &plugin.digest, &config)
-                .await
-                .unwrap();
+            install_package(&store, &scope, &plugin, &bytes, &config).await;
             monti::store::plugins::set_enabled(&store, &scope, "misbehaving", true)
                 .await
                 .unwrap();
@@ -1617,12 +1611,7 @@ async fn rotating_the_key_re_encrypts_secrets_at_rest() {
     let scope = monti::store::tenants::operator_scope(&store, "acme").await.unwrap();
     let bytes = component("monti-test-misbehaving");
     let plugin = engine().validate(&bytes).unwrap();
-    monti::store::plugins::store_package(&store, &plugin.digest, &plugin.manifest, &bytes)
-        .await
-        .unwrap();
-    let installed = monti::store::plugins::install(&store, &scope, &plugin.digest, "{}")
-        .await
-        .unwrap();
+    let installed = install_package(&store, &scope, &plugin, &bytes, "{}").await;
     monti::store::plugins::set_secret(&store, &scope, "misbehaving", "token", "s3cret-value")
         .await
         .unwrap();
