@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use monti::asterisk::AmiSimulator;
+use monti::asterisk::ari_sim::member_channel_id;
+use monti::asterisk::{AmiSimulator, AriSimulator};
 use serde_json::{Value, json};
 
 /// Waits until the tenant's snapshot satisfies `ready`.
@@ -52,6 +53,12 @@ async fn install_connector_matching(
     password: &str,
     match_by: &str,
 ) {
+    let config = json!({ "host": "127.0.0.1", "port": port, "username": "monti", "auth": "md5", "match_by": match_by });
+    install_connector_with(server, admin, config, json!({ "password": password })).await;
+}
+
+/// As [`install_connector`], with the whole configuration and secrets given.
+async fn install_connector_with(server: &common::TestServer, admin: &str, config: Value, secrets: Value) {
     let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
         .expect("the connector builds");
     let installed = server
@@ -69,8 +76,8 @@ async fn install_connector_matching(
             "/api/v1/plugins/asterisk",
             admin,
             json!({
-                "config": { "host": "127.0.0.1", "port": port, "username": "monti", "auth": "md5", "match_by": match_by },
-                "secrets": { "password": password },
+                "config": config,
+                "secrets": secrets,
                 "enabled": true,
                 "approve_capabilities": true,
             }),
@@ -430,6 +437,14 @@ async fn the_tenants_telephony_is_exported_as_asterisk_configuration() {
 /// connected to a simulated PBX where both are members of `sales`; returns when both are
 /// available on the floor. (simulator, server, admin token, Ana's id, Ben's id)
 async fn connected_tenant() -> (AmiSimulator, common::TestServer, String, String, String) {
+    connected_tenant_with(None).await
+}
+
+/// As [`connected_tenant`], with the connector also configured for `ari` (user `monti`,
+/// password `ari-pw`) when given.
+async fn connected_tenant_with(
+    ari: Option<&AriSimulator>,
+) -> (AmiSimulator, common::TestServer, String, String, String) {
     let pbx = AmiSimulator::start("monti", "ami-pw").await.unwrap();
     pbx.add_member("sales", "PJSIP/1001", "Ana");
     pbx.add_member("sales", "PJSIP/1002", "Ben");
@@ -451,7 +466,15 @@ async fn connected_tenant() -> (AmiSimulator, common::TestServer, String, String
         created.expect(201);
         ids.push(created.body["id"].as_str().unwrap().to_owned());
     }
-    install_connector(&server, &admin, pbx.port(), "ami-pw").await;
+    let mut config = json!({ "host": "127.0.0.1", "port": pbx.port(), "username": "monti" });
+    let mut secrets = json!({ "password": "ami-pw" });
+    if let Some(ari) = ari {
+        config["ari_host"] = json!("127.0.0.1");
+        config["ari_port"] = json!(ari.port());
+        config["ari_user"] = json!("monti");
+        secrets["ari_password"] = json!("ari-pw");
+    }
+    install_connector_with(&server, &admin, config, secrets).await;
     floor_until(&server, &admin, "both available", |agents| {
         agents.len() == 2 && agents.iter().all(|a| a["state"] == json!("available"))
     })
@@ -916,4 +939,279 @@ async fn captured_sessions_replayed_over_tcp_give_the_stated_states() {
         );
         server.stop().await;
     }
+}
+
+fn rand_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Plays a contact-center event on both halves of the simulated PBX.
+fn play(ami: &AmiSimulator, ari: &AriSimulator, body: monti::domain::events::EventBody) {
+    let event = monti::domain::events::Event {
+        v: 1,
+        id: format!("test-{}", rand_id()),
+        source: "test".into(),
+        at: chrono::Utc::now(),
+        body,
+    };
+    ami.play(&event);
+    ari.play(&event);
+}
+
+/// Puts Ana (1001) on queue call `call` of a new queue `sales`, and waits until the board
+/// knows which call it is.
+async fn ana_takes_call(ami: &AmiSimulator, ari: &AriSimulator, server: &common::TestServer, admin: &str, call: &str) {
+    use monti::domain::events::EventBody;
+    // Events about a queue Monti does not know are refused: the tenant has `sales`.
+    server
+        .post("/api/v1/queues", admin, json!({ "name": "sales" }))
+        .await
+        .expect(201);
+    play(
+        ami,
+        ari,
+        EventBody::CallerJoin {
+            queue: "sales".into(),
+            call: call.into(),
+        },
+    );
+    play(
+        ami,
+        ari,
+        EventBody::CallerAnswer {
+            queue: "sales".into(),
+            call: call.into(),
+            agent: "1001".into(),
+            wait_s: 4.0,
+        },
+    );
+    floor_until(server, admin, "Ana on the call", |agents| {
+        agents
+            .iter()
+            .any(|a| a["name"] == json!("Ana") && a["state"] == json!("on_queue_call") && a["call"] == json!(call))
+    })
+    .await;
+}
+
+/// Waits until `ready` holds of the ARI simulator.
+async fn ari_until(ari: &AriSimulator, what: &str, ready: impl Fn(&AriSimulator) -> bool) {
+    let started = Instant::now();
+    while !ready(ari) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}: channels {:?}, bridges {:?}, requests {:?}",
+            ari.channel_ids(),
+            ari.bridge_ids(),
+            ari.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The listening-in bridge of `mode`, once it holds the snoop and the supervisor's channels:
+/// (bridge, snoop channel, supervisor channel).
+async fn snoop_session(ari: &AriSimulator, mode: &str) -> (String, Value, Value) {
+    let prefix = format!("monti-{mode}-");
+    ari_until(ari, &format!("a {mode} bridge with two channels"), |ari| {
+        ari.bridge_ids()
+            .iter()
+            .any(|b| b.starts_with(&prefix) && ari.bridge_channels(b).is_some_and(|c| c.len() == 2))
+    })
+    .await;
+    let bridge = ari.bridge_ids().into_iter().find(|b| b.starts_with(&prefix)).unwrap();
+    let channels: Vec<Value> = ari
+        .bridge_channels(&bridge)
+        .unwrap()
+        .iter()
+        .filter_map(|c| ari.channel(c))
+        .collect();
+    let snoop = channels
+        .iter()
+        .find(|c| c.get("snoops").is_some())
+        .expect("a snoop channel")
+        .clone();
+    let supervisor = channels
+        .iter()
+        .find(|c| c.get("snoops").is_none())
+        .expect("the supervisor's channel")
+        .clone();
+    (bridge, snoop, supervisor)
+}
+
+/// Hold and listening in go through ARI: the connector logs in to the event socket with the
+/// password placed by the host, snoops on the agent's own channel and rings the supervisor
+/// into a bridge with it, ends the session when either side leaves, and holds calls that an
+/// ARI application controls (a dial-plan queue call is refused with the reason).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ari_listens_in_whispers_and_holds_through_the_connector() {
+    let ari = AriSimulator::start("monti", "ari-pw").await.unwrap();
+    let (ami, server, admin, ana, _ben) = connected_tenant_with(Some(&ari)).await;
+    let supervisor = server.tenant("acme", monti::domain::Role::Supervisor).await;
+    // The event socket is open, authenticated by the host (the plugin never had the password).
+    let started = Instant::now();
+    loop {
+        let status = server.get("/api/v1/plugins/asterisk", &admin).await.body["status"].clone();
+        if status["ari"]["connection"] == json!("live") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "ARI never connected: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ari.requests().iter().any(|r| r == "GET /ari/events?app=monti"),
+        "{:?}",
+        ari.requests()
+    );
+
+    let call = "1800000000.7";
+    ana_takes_call(&ami, &ari, &server, &admin, call).await;
+    // No phone given: refused before anything is sent.
+    server
+        .post(&format!("/api/v1/live/agents/{ana}/listen"), &supervisor, json!({}))
+        .await
+        .expect_problem(400);
+    // Listen: a snoop on Ana's own channel that hears both sides and says nothing, and the
+    // supervisor's phone, in one bridge.
+    let listen = server
+        .post(
+            &format!("/api/v1/live/agents/{ana}/listen"),
+            &supervisor,
+            json!({ "supervisor": "PJSIP/2001" }),
+        )
+        .await;
+    listen.expect(202);
+    assert!(
+        listen.body["answer"].as_str().unwrap().contains("ringing PJSIP/2001"),
+        "{}",
+        listen.body
+    );
+    let (listen_bridge, snoop, sup) = snoop_session(&ari, "listen").await;
+    assert_eq!(
+        snoop["snoops"],
+        json!({ "channel": member_channel_id(call), "spy": "both", "whisper": "none" })
+    );
+    assert!(sup["name"].as_str().unwrap().starts_with("PJSIP/2001-"), "{sup}");
+    // The supervisor hangs up: the connector ends the session (the snoop goes, the bridge too).
+    ari.hang_up(sup["id"].as_str().unwrap());
+    let snoop_id = snoop["id"].as_str().unwrap().to_owned();
+    ari_until(&ari, "the listen session ended", |ari| {
+        !ari.bridge_ids().contains(&listen_bridge) && ari.channel(&snoop_id).is_none()
+    })
+    .await;
+
+    // Whisper by the call's id, with an extension for the phone (rung through the dial plan).
+    let whisper = server
+        .post(
+            &format!("/api/v1/live/calls/{call}/whisper"),
+            &supervisor,
+            json!({ "supervisor": "2001" }),
+        )
+        .await;
+    whisper.expect(202);
+    let (whisper_bridge, snoop, sup) = snoop_session(&ari, "whisper").await;
+    assert_eq!(
+        snoop["snoops"]["whisper"],
+        json!("out"),
+        "the agent hears the supervisor, the caller does not"
+    );
+    assert!(
+        sup["name"].as_str().unwrap().starts_with("Local/2001@from-internal-"),
+        "{sup}"
+    );
+    // Hold: a queue call from the dial plan is not Stasis's; Asterisk refuses, the reason shown.
+    let hold = server
+        .post(&format!("/api/v1/live/calls/{call}/hold"), &supervisor, json!({}))
+        .await;
+    hold.expect_problem(422);
+    assert!(
+        hold.body["detail"].as_str().unwrap().contains("dial plan"),
+        "{}",
+        hold.body
+    );
+    // The call ends: the snoop goes with Ana's channel, and the connector clears up the rest.
+    use monti::domain::events::EventBody;
+    play(
+        &ami,
+        &ari,
+        EventBody::CallEnd {
+            call: call.into(),
+            agent: "1001".into(),
+            queue: Some("sales".into()),
+            talk_s: 30.0,
+            hold_s: 0.0,
+            wrap_s: None,
+        },
+    );
+    let sup_id = sup["id"].as_str().unwrap().to_owned();
+    ari_until(&ari, "the whisper session ended with the call", |ari| {
+        !ari.bridge_ids().contains(&whisper_bridge) && ari.channel(&sup_id).is_none()
+    })
+    .await;
+    // A call an ARI application controls can be held and taken off hold.
+    ari.stasis_call("1800000000.9", "monti");
+    server
+        .post("/api/v1/live/calls/1800000000.9/hold", &supervisor, json!({}))
+        .await
+        .expect(202);
+    assert_eq!(ari.channel("1800000000.9").unwrap()["held"], json!(true));
+    server
+        .post("/api/v1/live/calls/1800000000.9/unhold", &supervisor, json!({}))
+        .await
+        .expect(202);
+    assert_eq!(ari.channel("1800000000.9").unwrap()["held"], json!(false));
+    server
+        .post("/api/v1/live/calls/1800000000.404/hold", &supervisor, json!({}))
+        .await
+        .expect_problem(422);
+    // Ana is on no call now: the agent's call actions say so.
+    server
+        .post(&format!("/api/v1/live/agents/{ana}/hangup"), &supervisor, json!({}))
+        .await
+        .expect_problem(409);
+    let audit = server.get("/api/v1/audit?action=call.listen", &admin).await.body;
+    assert!(audit.to_string().contains("ringing PJSIP/2001"), "{audit}");
+    server.stop().await;
+}
+
+/// A wrong ARI password shows on the plugin's page; the right one, once saved, connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_ari_password_is_shown_and_a_corrected_one_connects() {
+    let ari = AriSimulator::start("monti", "right-pw").await.unwrap();
+    let (_ami, server, admin, _ana, _ben) = connected_tenant_with(Some(&ari)).await;
+    let status_until = |what: &'static str, ready: fn(&Value) -> bool| {
+        let (server, admin) = (&server, &admin);
+        async move {
+            let started = Instant::now();
+            loop {
+                let status = server.get("/api/v1/plugins/asterisk", admin).await.body["status"].clone();
+                if ready(&status["ari"]) {
+                    return status;
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "{what}: {status}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let status = status_until("the refusal shown", |ari| {
+        ari["last_error"].as_str().is_some_and(|e| e.contains("401"))
+    })
+    .await;
+    assert_eq!(status["ari"]["connection"], json!("disconnected"), "{status}");
+    server
+        .patch(
+            "/api/v1/plugins/asterisk",
+            &admin,
+            json!({ "secrets": { "ari_password": "right-pw" } }),
+        )
+        .await
+        .expect(200);
+    status_until("connected with the corrected password", |ari| {
+        ari["connection"] == json!("live")
+    })
+    .await;
+    server.stop().await;
 }

@@ -91,6 +91,25 @@ impl Grants {
     ) -> Self {
         use super::manifest::{expand, expand_all};
         let capabilities = &manifest.capabilities;
+        // A field left out takes its schema default, as the plugin reads it (ARI's port, say).
+        let mut filled = config.clone();
+        if let (Some(object), Some(properties)) = (
+            filled.as_object_mut(),
+            manifest
+                .config
+                .as_ref()
+                .and_then(|schema| schema.get("properties"))
+                .and_then(|p| p.as_object()),
+        ) {
+            for (name, property) in properties {
+                if let Some(default) = property.get("default")
+                    && !object.contains_key(name)
+                {
+                    object.insert(name.clone(), default.clone());
+                }
+            }
+        }
+        let config = &filled;
         Self {
             secrets: capabilities
                 .secrets
@@ -938,4 +957,31 @@ fn classify(error: &wasmtime::Error, memory_refused: bool, logs: Vec<LogLine>, l
 fn wasmparser_is_component(bytes: &[u8]) -> bool {
     // `\0asm`, then version 0x0d and layer 1 (components); core modules have layer 0.
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_fill_from_configuration_and_schema_defaults() {
+        let manifest: crate::manifest::Manifest = toml::from_str(
+            "id = \"pbx\"\nname = \"PBX\"\nversion = \"1.0.0\"\nworld = \"connector\"\nsdk = \"1.3.0\"\n\
+             [capabilities]\nhttp = [\"http://${ari_host}:${ari_port}\"]\nstreams = [\"ws://${ari_host}:${ari_port}\"]\n\
+             [capabilities.secrets]\nari_password = \"http://${ari_host}:${ari_port}\"\n\
+             [config]\ntype = \"object\"\n[config.properties.ari_host]\ntype = \"string\"\ndefault = \"\"\n\
+             [config.properties.ari_port]\ntype = \"integer\"\ndefault = 8088\n",
+        )
+        .unwrap();
+        manifest.check().unwrap();
+        let secrets: BTreeMap<String, String> = [("ari_password".to_owned(), "pw".to_owned())].into();
+        // The port left out takes its default.
+        let grants = Grants::requested(&manifest, &serde_json::json!({ "ari_host": "pbx.lan" }), &secrets, true);
+        assert_eq!(grants.http, ["http://pbx.lan:8088"]);
+        assert_eq!(grants.streams, ["ws://pbx.lan:8088"]);
+        assert_eq!(grants.secrets["ari_password"].0, "http://pbx.lan:8088");
+        // No host (the default, empty): nothing is granted, the secret included.
+        let grants = Grants::requested(&manifest, &serde_json::json!({}), &secrets, true);
+        assert!(grants.http.is_empty() && grants.streams.is_empty() && grants.secrets.is_empty());
+    }
 }

@@ -142,8 +142,9 @@ impl Outbound for NetworkOutbound {
 /// what arrives to the plugin's `on-stream` export, outside the call that opened them. The host
 /// has already checked the target against the installation's grants.
 pub trait StreamBroker: Send + Sync {
-    /// Opens a connection, or returns the one already open under `name`.
-    fn open(&self, name: &str, target: &streams::Target) -> Result<u32, String>;
+    /// Opens a connection, or returns the one already open under `name`. `headers` go on a
+    /// WebSocket's upgrade request (the host placed a secret there); none for TCP.
+    fn open(&self, name: &str, target: &streams::Target, headers: Vec<(String, String)>) -> Result<u32, String>;
     fn send(&self, id: u32, data: Vec<u8>) -> Result<(), String>;
     fn close(&self, id: u32);
     /// Where an open stream leads, as [`stream_destination`] writes it.
@@ -405,20 +406,57 @@ impl http::Host for HostState {
             )))));
         }
         // The plugin cannot set the header the secret goes into.
-        let (header, header_value) = match placement {
-            http::Placement::Bearer => ("authorization".to_owned(), format!("Bearer {value}")),
-            http::Placement::Basic(user) => {
-                use base64::Engine as _;
-                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{value}"));
-                ("authorization".to_owned(), format!("Basic {pair}"))
-            }
-            http::Placement::Header(name) => (name.to_ascii_lowercase(), value),
-        };
+        let (header, header_value) = placed(placement, value);
         request.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&header));
         request.headers.push((header, header_value));
         self.secret_uses
             .push((name, format!("{}://{}:{}", bound.0, bound.1, bound.2)));
         self.send_granted(request)
+    }
+}
+
+/// The header a secret goes into, and its value.
+fn placed(placement: http::Placement, value: String) -> (String, String) {
+    match placement {
+        http::Placement::Bearer => ("authorization".to_owned(), format!("Bearer {value}")),
+        http::Placement::Basic(user) => {
+            use base64::Engine as _;
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{value}"));
+            ("authorization".to_owned(), format!("Basic {pair}"))
+        }
+        http::Placement::Header(name) => (name.to_ascii_lowercase(), value),
+    }
+}
+
+/// A stream destination as the HTTP origin it is for grants and secret bindings: a WebSocket's
+/// upgrade is an HTTP request (`ws://h:p` → `http://h:p`, `wss` → `https`).
+fn as_http_origin(destination: &str) -> String {
+    if let Some(rest) = destination.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else if let Some(rest) = destination.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else {
+        destination.to_owned()
+    }
+}
+
+impl HostState {
+    fn open_stream(
+        &mut self,
+        name: String,
+        target: streams::Target,
+        headers: Vec<(String, String)>,
+    ) -> Result<u32, Denied> {
+        let destination = stream_destination(&target);
+        if !self.streams.granted.contains(&destination) {
+            return Err(Denied::NotGranted(format!(
+                "a stream to {destination} is not granted to this installation"
+            )));
+        }
+        let Some(broker) = self.streams.broker.clone() else {
+            return Err(Denied::NotGranted("streams are not available here".into()));
+        };
+        broker.open(&name, &target, headers).map_err(Denied::NotGranted)
     }
 }
 
@@ -439,19 +477,39 @@ impl events::Host for HostState {
 impl streams::Host for HostState {
     fn open(&mut self, name: String, target: streams::Target) -> HostResult<Result<u32, Denied>> {
         self.host_calls += 1;
+        Ok(self.open_stream(name, target, Vec::new()))
+    }
+
+    fn open_with_secret(
+        &mut self,
+        name: String,
+        target: streams::Target,
+        secret: Resource<SecretHandle>,
+        placement: http::Placement,
+    ) -> HostResult<Result<u32, Denied>> {
+        self.host_calls += 1;
+        let secret_name = self.table.get(&secret)?.name.clone();
+        let Some(((scheme, host, port), value)) = self.secrets.get(&secret_name).cloned() else {
+            return Ok(Err(Denied::NotGranted(format!("no secret `{secret_name}`"))));
+        };
+        if !matches!(target, streams::Target::Websocket(_)) {
+            return Ok(Err(Denied::NotGranted(
+                "a secret can be placed only on a WebSocket's upgrade request".into(),
+            )));
+        }
+        let bound = format!("{scheme}://{host}:{port}");
         let destination = stream_destination(&target);
-        if !self.streams.granted.contains(&destination) {
+        if destination != bound && as_http_origin(&destination) != bound {
             return Ok(Err(Denied::NotGranted(format!(
-                "a stream to {destination} is not granted to this installation"
+                "secret `{secret_name}` may only be sent to {bound}"
             ))));
         }
-        let Some(broker) = self.streams.broker.clone() else {
-            return Ok(Err(Denied::NotGranted("streams are not available here".into())));
-        };
-        Ok(match broker.open(&name, &target) {
-            Ok(id) => Ok(id),
-            Err(message) => Err(Denied::NotGranted(message)),
-        })
+        let header = placed(placement, value);
+        let opened = self.open_stream(name, target, vec![header]);
+        if opened.is_ok() {
+            self.secret_uses.push((secret_name, bound));
+        }
+        Ok(opened)
     }
 
     fn send(&mut self, id: u32, data: Vec<u8>) -> HostResult<Result<(), Denied>> {
@@ -489,7 +547,7 @@ impl streams::Host for HostState {
         let bound = format!("{scheme}://{host}:{port}");
         match broker.destination(id) {
             None => return Ok(Err(Denied::NotGranted(format!("no open stream {id}")))),
-            Some(destination) if destination != bound => {
+            Some(destination) if destination != bound && as_http_origin(&destination) != bound => {
                 return Ok(Err(Denied::NotGranted(format!(
                     "secret `{name}` may only be sent to {bound}"
                 ))));

@@ -9,7 +9,7 @@ pub const SECTION: &str = "monti-plugin";
 /// The contract major version this host implements …
 pub const CONTRACT_MAJOR: u64 = 1;
 /// … up to this minor version (plugins built against any earlier 1.x load too).
-pub const CONTRACT_MINOR: u64 = 2;
+pub const CONTRACT_MINOR: u64 = 3;
 /// The worlds this host can run.
 pub const RUNNABLE_WORLDS: &[&str] = &["event-handler", "webhook", "connector"];
 /// The most a manifest may ask for.
@@ -418,7 +418,7 @@ mod tests {
             ),
             (
                 good.replace("sdk = \"1.0.0\"", "sdk = \"1.9.0\""),
-                "this host implements up to 1.2",
+                "this host implements up to 1.3",
             ),
             (good.replace("event-handler", "billing"), "unknown world"),
             (format!("{good}[limits]\ncpu_ms = 99999\nmemory_mb = 8\n"), "cpu_ms"),

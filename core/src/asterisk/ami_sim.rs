@@ -109,6 +109,15 @@ fn event_at(name: &str, class: &str, fields: Vec<(&'static str, String)>, at: f6
     wire(&lines)
 }
 
+/// The member's side of a queue call, as `AgentConnect` and `AgentComplete` name it (Asterisk
+/// 12 and later): its channel and that channel's unique id (the ARI channel id).
+fn member_channel(agent: &str, call: &str) -> [(&'static str, String); 2] {
+    [
+        ("DestChannel", super::ari_sim::member_channel_name(agent, call)),
+        ("DestUniqueid", super::ari_sim::member_channel_id(call)),
+    ]
+}
+
 /// app_queue's device state for a Monti agent state.
 fn device_status(state: AgentState) -> u8 {
     match state {
@@ -346,6 +355,7 @@ impl AmiSimulator {
                     // The member's phone is in use, on a queue call, until the call ends.
                     sent.extend(pbx.device(agent, 2, true, at));
                     let mut fields = caller(queue, call);
+                    fields.extend(member_channel(agent, call));
                     fields.extend([
                         ("Interface", format!("PJSIP/{agent}")),
                         ("MemberName", agent.clone()),
@@ -383,6 +393,7 @@ impl AmiSimulator {
                 } => {
                     sent.extend(pbx.device(agent, 1, false, at));
                     let mut fields = caller(queue, call);
+                    fields.extend(member_channel(agent, call));
                     fields.extend([
                         ("Interface", format!("PJSIP/{agent}")),
                         ("MemberName", agent.clone()),

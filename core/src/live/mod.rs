@@ -43,6 +43,8 @@ pub struct AgentLive {
     pub since_ms: i64,
     /// The newest event applied to this agent (later events win, earlier ones are history).
     pub last_event_ms: i64,
+    /// The call it is on, as events name it (for hanging up, transferring, listening in).
+    pub call: Option<Arc<str>>,
 }
 
 /// What applying an event did.
@@ -152,6 +154,7 @@ impl TenantLive {
             reason: None,
             since_ms: at_ms,
             last_event_ms: i64::MIN,
+            call: None,
         };
         self.count(&agent.member, AgentState::LoggedOut, 1);
         self.agent_index.insert(id, slot);
@@ -286,6 +289,9 @@ impl TenantLive {
         agent.state = state;
         agent.reason = reason.map(Arc::from);
         agent.last_event_ms = at_ms;
+        if !matches!(state, AgentState::OnQueueCall | AgentState::OnDirectCall) {
+            agent.call = None;
+        }
         self.version += 1;
         self.changes.agent(slot);
         for q in 0..self.agents[slot as usize].member.queues.len() {
@@ -294,6 +300,20 @@ impl TenantLive {
             self.changes.queue(queue);
         }
         Applied::Agent { slot, previous }
+    }
+
+    /// Notes the call an agent is on, unless the event that said so came late.
+    fn on_call(&mut self, slot: u32, call: &str, applied: &Applied) {
+        if *applied == Applied::Late {
+            return;
+        }
+        if let Some(agent) = self.agents.get_mut(slot as usize)
+            && agent.call.as_deref() != Some(call)
+        {
+            agent.call = Some(Arc::from(call));
+            self.version += 1;
+            self.changes.agent(slot);
+        }
     }
 
     fn agent_for(&self, id: &str) -> Result<u32, ApplyError> {
@@ -322,14 +342,16 @@ impl TenantLive {
                 let slot = self.agent_for(agent)?;
                 self.set_state(slot, *state, reason.as_deref(), at)
             }
-            EventBody::CallStart { agent, queue, .. } => {
+            EventBody::CallStart { call, agent, queue, .. } => {
                 let slot = self.agent_for(agent)?;
                 let state = if queue.is_some() {
                     AgentState::OnQueueCall
                 } else {
                     AgentState::OnDirectCall
                 };
-                self.set_state(slot, state, None, at)
+                let applied = self.set_state(slot, state, None, at);
+                self.on_call(slot, call, &applied);
+                applied
             }
             EventBody::CallEnd {
                 agent,
@@ -366,7 +388,9 @@ impl TenantLive {
                 self.queues[q as usize].answer(call, at, *wait_s);
                 self.version += 1;
                 self.changes.queue(q);
-                match self.set_state(slot, AgentState::OnQueueCall, None, at) {
+                let applied = self.set_state(slot, AgentState::OnQueueCall, None, at);
+                self.on_call(slot, call, &applied);
+                match applied {
                     Applied::Unchanged | Applied::Late => Applied::Queue { slot: q },
                     changed => changed,
                 }

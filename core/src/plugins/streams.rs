@@ -147,7 +147,14 @@ impl InstallationStreams {
         }
     }
 
-    fn spawn(&self, id: u32, target: Target, delay: Duration, failures: Arc<AtomicU32>) -> Connection {
+    fn spawn(
+        &self,
+        id: u32,
+        target: Target,
+        headers: Vec<(String, String)>,
+        delay: Duration,
+        failures: Arc<AtomicU32>,
+    ) -> Connection {
         let (outgoing, to_send) = mpsc::channel(OUTGOING);
         let deliver = (self.deliveries)(&self.tenant_id);
         let allow_private = *self.allow_private.lock().unwrap_or_else(|e| e.into_inner());
@@ -160,6 +167,7 @@ impl InstallationStreams {
                 failures: failures.clone(),
             },
             target.clone(),
+            headers,
             allow_private,
             delay,
             to_send,
@@ -182,7 +190,7 @@ impl Drop for InstallationStreams {
 }
 
 impl StreamBroker for InstallationStreams {
-    fn open(&self, name: &str, target: &Target) -> Result<u32, String> {
+    fn open(&self, name: &str, target: &Target, headers: Vec<(String, String)>) -> Result<u32, String> {
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = connections.get(name)
             && !existing.task.is_finished()
@@ -209,7 +217,7 @@ impl StreamBroker for InstallationStreams {
                 Duration::ZERO,
             ),
         };
-        let connection = self.spawn(id, target.clone(), delay, failures);
+        let connection = self.spawn(id, target.clone(), headers, delay, failures);
         connections.insert(name.to_owned(), connection);
         Ok(id)
     }
@@ -259,6 +267,25 @@ fn backoff(failures: u32) -> Duration {
         return Duration::ZERO;
     }
     Duration::from_secs(1u64 << failures.min(5).saturating_sub(1)).min(MAX_BACKOFF)
+}
+
+/// The upgrade request for `url`, with the headers the host placed (a secret, say).
+fn upgrade_request(
+    url: &str,
+    headers: Vec<(String, String)>,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| format!("`{url}` is not a WebSocket URL: {e}"))?;
+    for (name, value) in headers {
+        let name = axum::http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a header name"))?;
+        let value =
+            axum::http::HeaderValue::from_str(&value).map_err(|_| "a header value that cannot be sent".to_owned())?;
+        request.headers_mut().insert(name, value);
+    }
+    Ok(request)
 }
 
 /// Where a connection reports to.
@@ -316,6 +343,7 @@ async fn connect_tcp(host: &str, port: u16, allow_private: bool) -> Result<tokio
 async fn connection(
     link: Link,
     target: Target,
+    headers: Vec<(String, String)>,
     allow_private: bool,
     delay: Duration,
     to_send: mpsc::Receiver<Vec<u8>>,
@@ -326,7 +354,7 @@ async fn connection(
             Ok(stream) => lines(&link, stream, to_send).await,
             Err(e) => e,
         },
-        Target::Websocket(url) => websocket(&link, url, allow_private, to_send).await,
+        Target::Websocket(url) => websocket(&link, url, headers, allow_private, to_send).await,
     };
     link.failures.fetch_add(1, Ordering::Relaxed);
     link.deliver(StreamItem::Closed(reason)).await;
@@ -379,7 +407,13 @@ async fn lines(link: &Link, stream: tokio::net::TcpStream, mut to_send: mpsc::Re
     }
 }
 
-async fn websocket(link: &Link, url: &str, allow_private: bool, mut to_send: mpsc::Receiver<Vec<u8>>) -> String {
+async fn websocket(
+    link: &Link,
+    url: &str,
+    headers: Vec<(String, String)>,
+    allow_private: bool,
+    mut to_send: mpsc::Receiver<Vec<u8>>,
+) -> String {
     let Ok(parsed) = url::Url::parse(url) else {
         return format!("`{url}` is not a URL");
     };
@@ -393,7 +427,11 @@ async fn websocket(link: &Link, url: &str, allow_private: bool, mut to_send: mps
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let handshake = tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(config), None);
+    let request = match upgrade_request(url, headers) {
+        Ok(request) => request,
+        Err(e) => return e,
+    };
+    let handshake = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), None);
     let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
         Ok(Ok((socket, _))) => socket,
         Ok(Err(e)) => return format!("the WebSocket handshake with {host} failed: {e}"),

@@ -1,5 +1,7 @@
-//! Supervisor call control: pause, unpause or log out an agent on the PBX, from the API
-//! (`POST /api/v1/live/agents/{id}/{pause|unpause|logout}`) and from the board's agent drawer.
+//! Supervisor call control, from the API (`POST /api/v1/live/agents/{id}/{action}`,
+//! `POST /api/v1/live/calls/{call}/{action}`) and from the board's agent drawer: pause, unpause
+//! or log out an agent, click-to-call; on the call an agent is on, hang up, transfer, hold,
+//! and listen, whisper or barge in from the supervisor's own phone.
 //! The tenant's connector plugin carries it out; the effect comes back as events. Each request
 //! needs write access to the live floor and an agent the caller may see, and is audited with
 //! what the connector answered.
@@ -17,7 +19,7 @@ use super::problem::{ApiError, ApiResult};
 use super::session::SignedIn;
 use crate::auth::{Action, Area};
 use crate::plugins::dispatch::CommandOutcome;
-use crate::plugins::wit::commands::{AgentInQueue, CallRef, Command, Dial, Pause, Request, Transfer};
+use crate::plugins::wit::commands::{AgentInQueue, CallRef, Command, Dial, Pause, Request, Snoop, SnoopMode, Transfer};
 use crate::store::TenantScope;
 use crate::store::audit::{self, AuditEvent, Origin, Outcome};
 
@@ -34,6 +36,16 @@ pub struct AgentControl {
     /// For `call`: the number the agent's phone dials once it answers (click-to-call).
     #[serde(default)]
     pub number: Option<String>,
+    /// For `transfer`: where to (an extension or number).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// For `transfer`: attended (the agent talks to the target first) rather than blind.
+    #[serde(default)]
+    pub attended: bool,
+    /// For `listen`, `whisper`, `barge`: the supervisor's own phone (an endpoint such as
+    /// `PJSIP/2001`, or an extension), which rings and is joined to the call.
+    #[serde(default)]
+    pub supervisor: Option<String>,
 }
 
 pub fn api_router() -> Router<AppState> {
@@ -80,6 +92,10 @@ pub struct CallControl {
     /// Transfer attended (the agent talks to the target first) rather than blind.
     #[serde(default)]
     pub attended: bool,
+    /// For `listen`, `whisper`, `barge`: the supervisor's own phone (an endpoint such as
+    /// `PJSIP/2001`, or an extension).
+    #[serde(default)]
+    pub supervisor: Option<String>,
 }
 
 pub fn board_router() -> Router<AppState> {
@@ -90,8 +106,13 @@ pub fn board_router() -> Router<AppState> {
 enum Refusal {
     NotFound,
     BadRequest(String),
+    /// A call action for an agent who is on no call.
+    NoCall,
     NoConnector,
-    Refused { message: String, retryable: bool },
+    Refused {
+        message: String,
+        retryable: bool,
+    },
     Store(crate::store::StoreError),
 }
 
@@ -112,18 +133,20 @@ async fn control(
 ) -> Result<String, Refusal> {
     let floor = app.live.floor(scope).await?;
     // The agent as the connector names it: by its extension (or interface), as events do.
-    let name = {
+    let (name, call) = {
         let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
         let slot = live.agent_slot(id).ok_or(Refusal::NotFound)?;
+        let call = live.agent(slot).and_then(|a| a.call.as_deref().map(str::to_owned));
         let (team, location) = floor.agent_groups.get(slot as usize).cloned().unwrap_or_default();
         if !scope.visibility().admits(team.as_deref(), location.as_deref()) {
             return Err(Refusal::NotFound);
         }
-        floor
+        let name = floor
             .agent_aliases
             .get(slot as usize)
             .and_then(|aliases| aliases.first().cloned())
-            .unwrap_or_else(|| id.to_owned())
+            .unwrap_or_else(|| id.to_owned());
+        (name, call)
     };
     let clean = |text: Option<String>, limit: usize, what: &str| match text.map(|t| t.trim().to_owned()) {
         Some(t) if t.chars().count() > limit => {
@@ -136,6 +159,29 @@ async fn control(
     let reason = clean(input.reason, 80, "the reason")?;
     let queue = clean(input.queue, 80, "the queue")?;
     let number = clean(input.number, 40, "the number")?;
+    if CALL_ACTIONS.contains(&action) {
+        let call = call.ok_or(Refusal::NoCall)?;
+        let command = call_command(
+            &call,
+            action,
+            CallControl {
+                to: input.to,
+                attended: input.attended,
+                supervisor: input.supervisor,
+            },
+        )?;
+        return carry_out(
+            app,
+            scope,
+            origin,
+            command,
+            &format!("call.{action}"),
+            ("agent", id),
+            &format!("{name} on {call}"),
+            None,
+        )
+        .await;
+    }
     let command = match action {
         "call" => Command::Originate(Dial {
             agent: name.clone(),
@@ -167,6 +213,53 @@ async fn control(
         reason,
     )
     .await
+}
+
+/// What can be done to the call an agent is on.
+const CALL_ACTIONS: [&str; 7] = ["hangup", "transfer", "hold", "unhold", "listen", "whisper", "barge"];
+
+/// The command for a call action.
+fn call_command(call: &str, action: &str, input: CallControl) -> Result<Command, Refusal> {
+    let reference = || CallRef { call: call.to_owned() };
+    let snoop = |mode: SnoopMode| -> Result<Command, Refusal> {
+        let supervisor = input.supervisor.as_deref().map(str::trim).unwrap_or_default();
+        if supervisor.is_empty() {
+            return Err(Refusal::BadRequest(
+                "your phone (an endpoint like PJSIP/2001, or an extension) is needed".into(),
+            ));
+        }
+        if supervisor.chars().count() > 80 || supervisor.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Refusal::BadRequest(
+                "your phone is one word of at most 80 characters".into(),
+            ));
+        }
+        Ok(Command::Snoop(Snoop {
+            call: call.to_owned(),
+            supervisor: supervisor.to_owned(),
+            mode,
+        }))
+    };
+    Ok(match action {
+        "hangup" => Command::Hangup(reference()),
+        "hold" => Command::Hold(reference()),
+        "unhold" => Command::Unhold(reference()),
+        "transfer" => {
+            let to = dialable(input.to.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))?;
+            let transfer = Transfer {
+                call: call.to_owned(),
+                to,
+            };
+            if input.attended {
+                Command::AttendedTransfer(transfer)
+            } else {
+                Command::BlindTransfer(transfer)
+            }
+        }
+        "listen" => snoop(SnoopMode::Listen)?,
+        "whisper" => snoop(SnoopMode::Whisper)?,
+        "barge" => snoop(SnoopMode::Barge)?,
+        _ => return Err(Refusal::NotFound),
+    })
 }
 
 /// A number or extension to dial: digits, `+`, `*`, `#`.
@@ -238,8 +331,11 @@ fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Resul
 
 fn api_error(refusal: Refusal) -> ApiError {
     match refusal {
-        Refusal::NotFound => ApiError::not_found("no such agent, or no such action (pause, unpause, logout, call)"),
+        Refusal::NotFound => ApiError::not_found(
+            "no such agent or call, or no such action (pause, unpause, logout, call; hangup, transfer, hold, unhold, listen, whisper, barge)",
+        ),
         Refusal::BadRequest(why) => ApiError::bad_request(why),
+        Refusal::NoCall => ApiError::new(StatusCode::CONFLICT, "the agent is on no call"),
         Refusal::NoConnector => ApiError::new(
             StatusCode::CONFLICT,
             "no connector is enabled in this tenant (install and enable one, e.g. the Asterisk plugin)",
@@ -282,22 +378,7 @@ async fn api_call_control(
     if call.is_empty() || call.len() > 200 || call.chars().any(char::is_control) {
         return Err(ApiError::bad_request("a call id is one line of at most 200 characters"));
     }
-    let reference = || CallRef { call: call.clone() };
-    let command = match action.as_str() {
-        "hangup" => Command::Hangup(reference()),
-        "hold" => Command::Hold(reference()),
-        "unhold" => Command::Unhold(reference()),
-        "transfer" => {
-            let to = dialable(input.to).map_err(api_error)?;
-            let transfer = Transfer { call: call.clone(), to };
-            if input.attended {
-                Command::AttendedTransfer(transfer)
-            } else {
-                Command::BlindTransfer(transfer)
-            }
-        }
-        _ => return Err(ApiError::not_found("hangup, transfer, hold or unhold")),
-    };
+    let command = call_command(&call, &action, input).map_err(api_error)?;
     let answer = carry_out(
         &app,
         &scope,
@@ -342,6 +423,13 @@ struct BoardForm {
     reason: Option<String>,
     #[serde(default)]
     number: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    attended: Option<String>,
+    #[serde(default)]
+    supervisor: Option<String>,
 }
 
 /// From the drawer: the same, answered with a line for the drawer (htmx) or back to the drawer.
@@ -361,11 +449,15 @@ async fn board_control(
         reason: form.reason,
         queue: None,
         number: form.number,
+        to: form.to,
+        attended: form.attended.is_some(),
+        supervisor: form.supervisor,
     };
     let (status, message) = match control(&app, &scope, &signed.page.origin, &id, &action, input).await {
         Ok(_) => (StatusCode::OK, locale.text("board.control_sent")),
         Err(Refusal::NotFound) => (StatusCode::NOT_FOUND, locale.text("board.agent_not_found")),
         Err(Refusal::BadRequest(why)) => (StatusCode::UNPROCESSABLE_ENTITY, why),
+        Err(Refusal::NoCall) => (StatusCode::CONFLICT, locale.text("board.no_call")),
         Err(Refusal::NoConnector) => (StatusCode::CONFLICT, locale.text("board.no_connector")),
         Err(Refusal::Refused { message, .. }) => (
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -231,7 +231,7 @@ fn snapshot_json(floor: &crate::live::registry::Floor, scope: &crate::store::Ten
             totals[a.state.index()] += 1;
             serde_json::json!({
                 "id": &*a.id, "name": &*a.name, "team_id": team, "location_id": location,
-                "state": a.state.as_str(), "reason": a.reason.as_deref(),
+                "state": a.state.as_str(), "reason": a.reason.as_deref(), "call": a.call.as_deref(),
                 "since": crate::domain::time::to_rfc3339(a.since_ms),
                 "seconds_in_state": ((now - a.since_ms).max(0) / 1000),
             })
@@ -327,7 +327,7 @@ fn render_json(delta: &crate::live::hub::Delta) -> JsonDelta {
         .map(|a| {
             serde_json::json!({
                 "id": &*a.agent.id, "name": &*a.agent.name, "team_id": a.team_id, "location_id": a.location_id,
-                "state": a.agent.state.as_str(), "reason": a.agent.reason.as_deref(),
+                "state": a.agent.state.as_str(), "reason": a.agent.reason.as_deref(), "call": a.agent.call.as_deref(),
                 "since": crate::domain::time::to_rfc3339(a.agent.since_ms),
             })
             .to_string()

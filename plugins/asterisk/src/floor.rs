@@ -64,6 +64,10 @@ struct Agent {
     interface: String,
     /// What Monti was last told.
     told: Option<(AgentState, Option<String>)>,
+    /// The member's own channel on its queue call (`DestUniqueid`: the ARI channel id), for
+    /// listening in on it.
+    #[serde(default)]
+    call_channel: Option<String>,
 }
 
 impl Agent {
@@ -133,6 +137,14 @@ impl Floor {
             .get(agent)
             .filter(|a| !a.interface.is_empty())
             .map(|a| (a.interface.as_str(), a.queues.keys().map(String::as_str).collect()))
+    }
+
+    /// The agent on call `call` and the unique id of its own channel on it, when the PBX said.
+    pub fn member_channel(&self, call: &str) -> Option<(&str, &str)> {
+        self.agents.iter().find_map(|(key, agent)| {
+            let (on, _) = agent.on_queue_call.as_ref()?;
+            (on == call).then_some((key.as_str(), agent.call_channel.as_deref()?))
+        })
     }
 
     /// The channel of a call (the caller's), if it is one the floor follows.
@@ -384,6 +396,7 @@ impl Floor {
                 self.stop_ringing(call, &mut touched);
                 let agent = self.agents.entry(key.clone()).or_default();
                 agent.on_queue_call = Some((call.to_owned(), queue.to_owned()));
+                agent.call_channel = message.get("DestUniqueid").map(str::to_owned);
                 let wait_s = message.number("HoldTime").or(waited).unwrap_or(0.0);
                 out.push(Event {
                     id: event_id("answer", call, 0),

@@ -8,6 +8,7 @@
 //! It keeps its state (the connection's progress, a message half received, the floor as it
 //! knows it) in the installation's key-value store, so each call may run in a fresh instance.
 
+pub mod ari;
 pub mod floor;
 
 pub use monti_ami as ami;
@@ -43,6 +44,23 @@ struct Config {
     keepalive_s: u32,
     #[serde(default = "default_originate_context")]
     originate_context: String,
+    /// The REST interface (ARI), for hold and listening in; off when no host is given.
+    #[serde(default)]
+    ari_host: String,
+    #[serde(default = "default_ari_port")]
+    ari_port: u16,
+    #[serde(default)]
+    ari_user: String,
+    #[serde(default = "default_ari_app")]
+    ari_app: String,
+}
+
+fn default_ari_port() -> u16 {
+    8088
+}
+
+fn default_ari_app() -> String {
+    "monti".into()
 }
 
 fn default_originate_context() -> String {
@@ -66,6 +84,16 @@ enum Auth {
 }
 
 impl Config {
+    /// Where ARI is, when it is configured.
+    fn ari(&self) -> Option<ari::Endpoint> {
+        (!self.ari_host.trim().is_empty()).then(|| ari::Endpoint {
+            host: self.ari_host.trim().to_owned(),
+            port: self.ari_port,
+            user: self.ari_user.clone(),
+            app: self.ari_app.clone(),
+        })
+    }
+
     fn settings(&self) -> Settings {
         Settings {
             match_by: self.match_by,
@@ -125,6 +153,9 @@ pub struct State {
     received_reported: u64,
     #[serde(default)]
     phase_since_ms: i64,
+    /// The REST interface's side.
+    #[serde(default)]
+    pub ari: ari::AriState,
     /// When this instance last stored the state, and in which phase (not stored).
     #[serde(skip)]
     saved_ms: i64,
@@ -146,7 +177,7 @@ impl State {
 
     /// The status Monti shows on the plugin's page (the `status` key): connection state, since
     /// when, the last error, and messages a minute since the last report.
-    fn publish_status(&mut self, now: i64) {
+    fn publish_status(&mut self, now: i64, config: &Config) {
         if self.phase != self.saved_phase.clone().unwrap_or_default() {
             self.phase_since_ms = now;
         }
@@ -161,6 +192,7 @@ impl State {
             "agents_logged_in": self.floor.agents_logged_in(),
             "messages_per_minute": per_minute.round(),
             "messages": self.received,
+            "ari": self.ari.status(config.ari().as_ref()),
         });
         if let Err(denied) = kv::set("status", status.to_string().as_bytes()) {
             warn!("cannot store the status: {denied:?}");
@@ -345,8 +377,11 @@ impl EventHandler for Asterisk {
     fn handle_events(_batch: Vec<Event>) -> Result<(), PluginError> {
         let parsed = config()?;
         let config = &parsed.0;
-        with_state(|state| {
+        with_state(config, |state| {
             connect(state, config);
+            if let Some(endpoint) = config.ari() {
+                ari::connect(&mut state.ari, &endpoint);
+            }
             let now = now_ms();
             if state.phase == Phase::Live && now - state.last_sent_ms >= i64::from(config.keepalive_s) * 1000 {
                 let id = state.action_id();
@@ -361,10 +396,14 @@ impl EventHandler for Asterisk {
     fn on_stream(id: u32, item: StreamItem) -> Result<(), PluginError> {
         let parsed = config()?;
         let (config, settings) = (&parsed.0, &parsed.1);
-        with_state(|state| {
-            state.stream = Some(id);
+        with_state(config, |state| {
             let mut out = Vec::new();
-            stream_item(state, config, settings, item, &mut out);
+            if state.ari.stream == Some(id) || matches!(item, StreamItem::Message(_)) {
+                ari_item(state, config, id, item);
+            } else {
+                state.stream = Some(id);
+                stream_item(state, config, settings, item, &mut out);
+            }
             Ok(out)
         })
     }
@@ -383,7 +422,10 @@ thread_local! {
 /// Runs `work` on the state; saves it when it is due (a phase change, or every few seconds) and
 /// emits what `work` produced. An instance that starts with the connection live asks the PBX
 /// for a resync: what happened since the state was stored is not lost, only late.
-fn with_state(work: impl FnOnce(&mut State) -> Result<Vec<Event>, PluginError>) -> Result<(), PluginError> {
+fn with_state(
+    config: &Config,
+    work: impl FnOnce(&mut State) -> Result<Vec<Event>, PluginError>,
+) -> Result<(), PluginError> {
     let out = CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         let now = now_ms();
@@ -398,7 +440,7 @@ fn with_state(work: impl FnOnce(&mut State) -> Result<Vec<Event>, PluginError>) 
         });
         let out = work(state)?;
         if state.saved_phase.as_ref() != Some(&state.phase) || now - state.saved_ms >= SAVE_EVERY_MS {
-            state.publish_status(now);
+            state.publish_status(now, config);
             state.saved_phase = Some(state.phase.clone());
             state.saved_ms = now;
             state.save()?;
@@ -451,6 +493,33 @@ fn stream_item(state: &mut State, config: &Config, settings: &Settings, item: St
     }
 }
 
+/// What arrives on (or happens to) ARI's event socket.
+fn ari_item(state: &mut State, config: &Config, id: u32, item: StreamItem) {
+    let Some(endpoint) = config.ari() else { return };
+    let ari = &mut state.ari;
+    ari.stream = Some(id);
+    match item {
+        StreamItem::Opened => {
+            info!("ARI's event socket is open (application `{}`)", endpoint.app);
+            ari.connected = true;
+            ari.since_ms = now_ms();
+            ari.last_error = None;
+        }
+        StreamItem::Message(bytes) => ari::receive(ari, &endpoint, &bytes),
+        StreamItem::Line(_) => {}
+        StreamItem::Closed(why) => {
+            if ari.connected {
+                warn!("ARI's event socket closed: {why}");
+                ari.since_ms = now_ms();
+            }
+            ari.connected = false;
+            ari.last_error = Some(why);
+            // Reopened at once; the host paces attempts while they keep failing.
+            ari::connect(ari, &endpoint);
+        }
+    }
+}
+
 /// The PBX interface of an agent as Monti names it: the connector's own floor first (members
 /// it has seen), else the name itself when it already is one (`PJSIP/1001`).
 fn interface(state: &State, agent: &str) -> Result<(String, Vec<String>), PluginError> {
@@ -472,12 +541,21 @@ impl Connector for Asterisk {
         let parsed = config()?;
         let config = &parsed.0;
         let mut answer = None;
-        with_state(|state| {
+        with_state(config, |state| {
             answer = Some(command(state, config, &request));
             Ok(Vec::new())
         })?;
         answer.unwrap_or_else(|| Err(PluginError::permanent("no answer")))
     }
+}
+
+/// Where ARI is, or why a request needs it.
+fn needs_ari(config: &Config) -> Result<ari::Endpoint, PluginError> {
+    config.ari().ok_or_else(|| {
+        PluginError::permanent(
+            "hold and listening in need the PBX's REST interface (ARI): set `ari_host`, `ari_user` and the secret `ari_password`",
+        )
+    })
 }
 
 /// Turns a request into the manager actions that carry it out, and sends them.
@@ -565,10 +643,29 @@ fn command(state: &mut State, config: &Config, request: &Request) -> Result<Stri
                 );
             }
             Command::Reload => actions.push(Action::new("Reload", &id)),
-            Command::Hold(_) | Command::Unhold(_) | Command::Snoop(_) => {
-                return Err(PluginError::permanent(
-                    "hold and listening in need the PBX's REST interface (ARI), which this connector does not use yet",
-                ));
+            Command::Hold(call) | Command::Unhold(call) => {
+                let endpoint = needs_ari(config)?;
+                let on = matches!(request.command, Command::Hold(_));
+                let done = ari::hold(&endpoint, &call.call, on)?;
+                info!("{} asked for {:?}: {done}", request.by, request.id);
+                return Ok(done);
+            }
+            Command::Snoop(snoop) => {
+                let endpoint = needs_ari(config)?;
+                let (agent, channel) = state.floor.member_channel(&snoop.call).ok_or_else(|| {
+                    PluginError::permanent(format!("no agent is on call `{}` as far as the PBX said", snoop.call))
+                })?;
+                let (agent, channel) = (agent.to_owned(), channel.to_owned());
+                let supervisor = ari::supervisor_endpoint(&snoop.supervisor, &config.originate_context)?;
+                return ari::snoop(
+                    &mut state.ari,
+                    &endpoint,
+                    &request.id,
+                    snoop,
+                    &agent,
+                    &channel,
+                    &supervisor,
+                );
             }
         }
         let names: Vec<String> = actions

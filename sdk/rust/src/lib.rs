@@ -1,6 +1,6 @@
 //! Monti plugins in Rust.
 //!
-//! A plugin is a WebAssembly component implementing one world of the `monti:plugin@1.2.0`
+//! A plugin is a WebAssembly component implementing one world of the `monti:plugin@1.3.0`
 //! contract (`sdk/wit`). Implement [`EventHandler`] (or [`Webhook`]) for a type, export it with
 //! [`event_handler!`] (or [`webhook!`]), and build with
 //! `cargo build --release --target wasm32-wasip2`.
@@ -47,14 +47,14 @@ pub mod bindings {
             additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
             // The host interfaces are the same in both worlds: one set of Rust types.
             with: {
-                "monti:plugin/types@1.2.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.2.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.2.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.2.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.2.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.2.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.2.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.2.0": crate::bindings::event_handler::monti::plugin::streams,
+                "monti:plugin/types@1.3.0": crate::bindings::event_handler::monti::plugin::types,
+                "monti:plugin/log@1.3.0": crate::bindings::event_handler::monti::plugin::log,
+                "monti:plugin/config@1.3.0": crate::bindings::event_handler::monti::plugin::config,
+                "monti:plugin/kv@1.3.0": crate::bindings::event_handler::monti::plugin::kv,
+                "monti:plugin/secrets@1.3.0": crate::bindings::event_handler::monti::plugin::secrets,
+                "monti:plugin/http@1.3.0": crate::bindings::event_handler::monti::plugin::http,
+                "monti:plugin/events@1.3.0": crate::bindings::event_handler::monti::plugin::events,
+                "monti:plugin/streams@1.3.0": crate::bindings::event_handler::monti::plugin::streams,
             },
         });
     }
@@ -70,14 +70,14 @@ pub mod bindings {
             additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
             // The host interfaces are the same in both worlds: one set of Rust types.
             with: {
-                "monti:plugin/types@1.2.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.2.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.2.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.2.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.2.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.2.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.2.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.2.0": crate::bindings::event_handler::monti::plugin::streams,
+                "monti:plugin/types@1.3.0": crate::bindings::event_handler::monti::plugin::types,
+                "monti:plugin/log@1.3.0": crate::bindings::event_handler::monti::plugin::log,
+                "monti:plugin/config@1.3.0": crate::bindings::event_handler::monti::plugin::config,
+                "monti:plugin/kv@1.3.0": crate::bindings::event_handler::monti::plugin::kv,
+                "monti:plugin/secrets@1.3.0": crate::bindings::event_handler::monti::plugin::secrets,
+                "monti:plugin/http@1.3.0": crate::bindings::event_handler::monti::plugin::http,
+                "monti:plugin/events@1.3.0": crate::bindings::event_handler::monti::plugin::events,
+                "monti:plugin/streams@1.3.0": crate::bindings::event_handler::monti::plugin::streams,
             },
         });
     }

@@ -15,6 +15,9 @@ pub struct OpenedStream {
     /// What the plugin sent on it, in order.
     pub sent: Vec<Vec<u8>>,
     pub closed: bool,
+    /// Headers the host placed on a WebSocket's upgrade request (a secret, with its value: the
+    /// test sees what the server would).
+    pub headers: Vec<(String, String)>,
 }
 
 impl OpenedStream {
@@ -51,10 +54,11 @@ impl MockStreams {
 }
 
 impl StreamBroker for MockStreams {
-    fn open(&self, name: &str, target: &Target) -> Result<u32, String> {
+    fn open(&self, name: &str, target: &Target, headers: Vec<(String, String)>) -> Result<u32, String> {
         let mut opened = self.lock();
         if let Some(existing) = opened.iter_mut().find(|s| s.name == name) {
             existing.closed = false;
+            existing.headers = headers;
             return Ok(existing.id);
         }
         let id = opened.len() as u32 + 1;
@@ -67,6 +71,7 @@ impl StreamBroker for MockStreams {
             },
             sent: Vec::new(),
             closed: false,
+            headers,
         });
         Ok(id)
     }

@@ -50,9 +50,17 @@ fn transcript(plugin: &Harness, run: &Run) -> Value {
         })).collect::<Vec<_>>(),
         "secret_uses": run.secret_uses,
         "kv": plugin.kv().iter().map(|(k, v)| (k.clone(), json!(String::from_utf8_lossy(v)))).collect::<serde_json::Map<_, _>>(),
-        "streams": plugin.streams().opened().iter().map(|s| json!({
-            "id": s.id, "name": s.name, "target": s.target, "sent": s.sent_text(), "closed": s.closed,
-        })).collect::<Vec<_>>(),
+        "streams": plugin.streams().opened().iter().map(|s| {
+            let mut stream = json!({
+                "id": s.id, "name": s.name, "target": s.target, "sent": s.sent_text(), "closed": s.closed,
+            });
+            // Since 1.3 (a secret on a WebSocket's upgrade request); left out when there are none,
+            // as earlier versions were recorded.
+            if !s.headers.is_empty() {
+                stream["headers"] = json!(s.headers);
+            }
+            stream
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -113,6 +121,9 @@ fn play_v1(plugin: &mut Harness, extra: &[&str]) -> Value {
     plugin.set_secret("api", "golden-secret-value").unwrap();
     if plugin.manifest().capabilities.secrets.contains_key("pbx") {
         plugin.set_secret("pbx", "golden-pbx-secret").unwrap();
+    }
+    if plugin.manifest().capabilities.secrets.contains_key("ari") {
+        plugin.set_secret("ari", "golden-ari-secret").unwrap();
     }
     plugin
         .http()
@@ -223,7 +234,9 @@ fn check_golden(version: &str, extra: &[&str]) {
     for step in played.as_array().unwrap() {
         let seen_by_plugin = json!([step["logs"], step["emitted"], step["kv"]]).to_string();
         assert!(
-            !seen_by_plugin.contains("golden-secret-value") && !seen_by_plugin.contains("golden-pbx-secret"),
+            !seen_by_plugin.contains("golden-secret-value")
+                && !seen_by_plugin.contains("golden-pbx-secret")
+                && !seen_by_plugin.contains("golden-ari-secret"),
             "{seen_by_plugin}"
         );
     }
@@ -256,6 +269,11 @@ fn the_golden_plugin_of_contract_1_2_0_behaves_as_recorded() {
 }
 
 #[test]
+fn the_golden_plugin_of_contract_1_3_0_behaves_as_recorded() {
+    check_golden("1.3.0", &["stream-secret", "ws-secret"]);
+}
+
+#[test]
 fn the_frozen_contracts_of_golden_plugins_never_change() {
     let read_all = |dir: &Path| -> String {
         ["host.wit", "types.wit", "worlds.wit"]
@@ -265,7 +283,7 @@ fn the_frozen_contracts_of_golden_plugins_never_change() {
     };
     let current = read_all(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit"));
     let mut published = 0;
-    for version in ["1.0.0", "1.1.0", "1.2.0"] {
+    for version in ["1.0.0", "1.1.0", "1.2.0", "1.3.0"] {
         let dir = golden_dir(&format!("v{version}")).join("wit");
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()

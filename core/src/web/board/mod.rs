@@ -566,6 +566,7 @@ async fn agent_drawer(
         &json!({
             "id": &*agent.id, "name": &*agent.name, "state": agent.state.as_str(), "state_label": labels.state(agent.state),
             "reason": agent.reason.as_deref(), "time_in_state": render::duration((now - agent.since_ms) / 1000),
+            "call": agent.call.as_deref(),
         }),
     );
     // Call control where a connector can carry it out and the viewer may use it.
