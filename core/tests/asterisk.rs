@@ -1215,3 +1215,73 @@ async fn a_wrong_ari_password_is_shown_and_a_corrected_one_connects() {
     .await;
     server.stop().await;
 }
+
+/// From the board: the drawer of an agent on a call offers listening in (the supervisor's
+/// phone rings into a snoop bridge over ARI) and hanging up (a manager `Hangup` on the caller's
+/// channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_listens_in_and_hangs_up_from_the_board() {
+    let Some(browser) = common::browser::Browser::launch().await else {
+        return;
+    };
+    let ari = AriSimulator::start("monti", "ari-pw").await.unwrap();
+    let (ami, server, admin, ana, _ben) = connected_tenant_with(Some(&ari)).await;
+    let call = "1800000000.21";
+    ana_takes_call(&ami, &ari, &server, &admin, call).await;
+    common::account(
+        &server.store,
+        "sue@example.com",
+        "correct horse battery staple",
+        Some(("acme", monti::domain::Role::Supervisor)),
+        false,
+    )
+    .await;
+    let wait = Duration::from_secs(15);
+    let mut page = browser.page().await;
+    page.goto(&server.url("/board")).await;
+    page.fill("#email", "sue@example.com").await;
+    page.fill("#password", "correct horse battery staple").await;
+    page.click("#sign-in").await;
+    let row = format!("li.agent[data-agent='{ana}']");
+    assert!(
+        page.wait_for(
+            &format!("document.querySelector(\"{row}[data-state='on_queue_call']\") !== null"),
+            wait
+        )
+        .await,
+        "Ana on a call on the board"
+    );
+    page.click(&format!("{row} a.agent-name")).await;
+    assert!(
+        page.wait_for(
+            &format!("document.querySelector(\".call-control[data-call='{call}'] #listen\") !== null"),
+            wait
+        )
+        .await,
+        "the drawer offers the call's actions"
+    );
+    page.fill("#supervisor-phone", "PJSIP/2001").await;
+    page.click("#listen").await;
+    let (_bridge, snoop, supervisor) = snoop_session(&ari, "listen").await;
+    assert_eq!(snoop["snoops"]["channel"], json!(member_channel_id(call)));
+    assert!(supervisor["name"].as_str().unwrap().starts_with("PJSIP/2001-"));
+    assert!(
+        page.wait_for("document.querySelector('#control-result.notice') !== null", wait)
+            .await,
+        "the drawer says it was sent"
+    );
+    page.click("#hangup").await;
+    let started = Instant::now();
+    let hangup = loop {
+        if let Some(found) = ami.actions().into_iter().find(|a| a.get("Action") == Some("Hangup")) {
+            break found;
+        }
+        assert!(started.elapsed() < wait, "no Hangup reached the PBX");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(hangup.get("Channel"), Some(format!("PJSIP/trunk-{call}").as_str()));
+    let audit = server.get("/api/v1/audit?action=call.hangup", &admin).await.body;
+    assert!(audit.to_string().contains(call), "{audit}");
+    browser.close().await;
+    server.stop().await;
+}
