@@ -642,7 +642,8 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
             Some(wasm) => {
                 let pbx = crate::demo::connect_asterisk(&state, &scope, &scenario, &wasm).await?;
                 tracing::info!(
-                    port = pbx.port(),
+                    ami_port = pbx.ami.port(),
+                    ari_port = pbx.ari.port(),
                     "the floor runs through a simulated Asterisk PBX and the Asterisk connector"
                 );
                 crate::simulate::Sink::Pbx(pbx)

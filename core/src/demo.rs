@@ -213,17 +213,19 @@ pub fn asterisk_plugin(given: Option<&std::path::Path>) -> anyhow::Result<Vec<u8
     })
 }
 
-/// Starts a simulated Asterisk PBX for the demo floor (every agent a member of its queues once
-/// it logs in) and installs, configures and enables the Asterisk connector in the demo tenant
-/// against it. The simulator then plays the floor's events as the PBX would report them.
+/// Starts a simulated Asterisk PBX for the demo floor (its manager interface, every agent a
+/// member of its queues once it logs in, and its REST interface for hold and listening in) and
+/// installs, configures and enables the Asterisk connector in the demo tenant against it. The
+/// simulator then plays the floor's events as the PBX would report them.
 pub async fn connect_asterisk(
     app: &crate::web::AppState,
     scope: &TenantScope,
     scenario: &crate::sim::Scenario,
     component: &[u8],
-) -> anyhow::Result<std::sync::Arc<crate::asterisk::AmiSimulator>> {
+) -> anyhow::Result<std::sync::Arc<crate::asterisk::SimulatedPbx>> {
     let password = crate::secrets::random_secret();
-    let pbx = crate::asterisk::AmiSimulator::start("monti", &password).await?;
+    let ari_password = crate::secrets::random_secret();
+    let pbx = crate::asterisk::SimulatedPbx::start(&password, &ari_password).await?;
     for agent in &scenario.agents {
         let queues = agent
             .queues
@@ -231,7 +233,7 @@ pub async fn connect_asterisk(
             .filter_map(|q| scenario.queues.get(*q))
             .map(|q| (q.name.clone(), q.wrap_up_s.round() as u32))
             .collect();
-        pbx.set_queues(&agent.extension, queues);
+        pbx.ami.set_queues(&agent.extension, queues);
     }
     let engine = app.live.plugins.engine()?;
     let plugin = engine
@@ -243,7 +245,8 @@ pub async fn connect_asterisk(
         .await
         .map_err(explain)?;
     let config = serde_json::json!({
-        "host": "127.0.0.1", "port": pbx.port(), "username": "monti", "auth": "md5"
+        "host": "127.0.0.1", "port": pbx.ami.port(), "username": "monti", "auth": "md5",
+        "ari_host": "127.0.0.1", "ari_port": pbx.ari.port(), "ari_user": "monti",
     })
     .to_string();
     let installed = crate::store::plugins::install(store, scope, &plugin.digest, &config)
@@ -253,6 +256,9 @@ pub async fn connect_asterisk(
         .await
         .map_err(explain)?;
     crate::store::plugins::set_secret(store, scope, &installed.id, "password", &password)
+        .await
+        .map_err(explain)?;
+    crate::store::plugins::set_secret(store, scope, &installed.id, "ari_password", &ari_password)
         .await
         .map_err(explain)?;
     crate::store::plugins::approve(store, scope, &installed.id)

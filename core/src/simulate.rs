@@ -188,7 +188,7 @@ pub enum Sink {
     Local { live: Arc<LiveService>, scope: TenantScope },
     /// As a PBX would report it: through the Asterisk simulator's manager interface, to the
     /// connector plugin (`monti demo --asterisk`).
-    Pbx(Arc<crate::asterisk::AmiSimulator>),
+    Pbx(Arc<crate::asterisk::SimulatedPbx>),
     /// To a Monti server's `POST /api/v1/events`.
     Remote {
         client: reqwest::Client,

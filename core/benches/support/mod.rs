@@ -81,6 +81,11 @@ impl Server {
     /// Starts the release binary on the data directory, with limits raised so the load
     /// generator measures the server and not its rate limits.
     pub fn start(setup: &Setup) -> Server {
+        Self::start_with(setup, &[])
+    }
+
+    /// As [`start`](Self::start), with more environment (configuration) for the server.
+    pub fn start_with(setup: &Setup, env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -95,6 +100,7 @@ impl Server {
             .env("MONTI_AUTH__API_BURST", "1000000")
             .env("MONTI_AUTH__INGEST_EVENTS_PER_SECOND", "100000000")
             .env("MONTI_AUTH__INGEST_BURST", "100000000")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -274,6 +274,14 @@ impl AmiSimulator {
     /// and leaving, calls completed — app_queue's events, stamped with the event's time. The
     /// interface of extension `1001` is `PJSIP/1001`.
     pub fn play(&self, event: &Event) {
+        for text in self.render(event) {
+            let _ = self.events.send(text);
+        }
+    }
+
+    /// What [`play`](Self::play) would send for `event`, in wire form, without sending it (the
+    /// simulated PBX's state changes as if it had).
+    pub fn render(&self, event: &Event) -> Vec<String> {
         let at = event.at_ms() as f64 / 1000.0;
         let mut sent = Vec::new();
         {
@@ -407,7 +415,13 @@ impl AmiSimulator {
                 _ => {}
             }
         }
-        for text in sent {
+        sent
+    }
+
+    /// Sends messages already in wire form to every logged-in session. At most 65,536 may be
+    /// on their way at once; a session further behind loses the oldest.
+    pub fn send_text(&self, texts: impl IntoIterator<Item = String>) {
+        for text in texts {
             let _ = self.events.send(text);
         }
     }
