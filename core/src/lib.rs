@@ -17,6 +17,7 @@ pub mod kpi;
 pub mod live;
 pub mod mail;
 pub mod plugins;
+pub mod rules;
 pub mod secrets;
 pub mod sim;
 pub mod simulate;

@@ -559,7 +559,7 @@ impl Session {
                             if accepted {
                                 events = Some(self.events.subscribe());
                                 reply(vec![("Response", "Success".into()), ("Message", "Authentication accepted".into())])
-                                    + &event("FullyBooted", "system", vec![("Status", "Fully Booted".into())])
+                                    + event("FullyBooted", "system", vec![("Status", "Fully Booted".into())]).as_str()
                             } else {
                                 // As manager.c: a second's delay, the error, then the socket closes.
                                 tokio::time::sleep(Duration::from_secs(1)).await;

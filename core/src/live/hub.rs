@@ -361,7 +361,7 @@ mod tests {
             };
             live.add_agent(&format!("a{a}"), &format!("Agent {a}"), member, 0);
         }
-        Arc::new(Floor::for_tests(live))
+        Arc::new(Floor::detached(live))
     }
 
     fn change(floor: &Floor, n: i64, agent: usize) {

@@ -140,9 +140,9 @@ impl LiveRegistry {
 }
 
 impl Floor {
-    /// A floor around `live` with one team and one location, for tests of what consumes floors.
-    #[cfg(test)]
-    pub(crate) fn for_tests(live: TenantLive) -> Floor {
+    /// A floor around `live` with one team and one location, not backed by a store: for tests
+    /// and benchmarks of what consumes floors.
+    pub fn detached(live: TenantLive) -> Floor {
         Floor {
             versions: (0, 0),
             tz: chrono_tz::UTC,

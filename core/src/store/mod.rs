@@ -3,6 +3,7 @@
 //! can never name the tenant, so another tenant's rows are out of reach by construction.
 
 pub mod accounts;
+pub mod alert_rules;
 pub mod audit;
 pub mod call_records;
 pub mod entities;

@@ -1,0 +1,401 @@
+//! The sandboxed rhai engine rules run in: no I/O (no modules, no `eval`, printing goes
+//! nowhere), bounded operations, call depth, expression depth, strings, arrays and maps, and a
+//! wall-clock cap per evaluation. Variables must exist when a rule is compiled (`tenant`, and
+//! `queue` or `agent` by the rule's scope), so a misspelt name is a syntax error with its line
+//! and column, not a surprise at 3 a.m.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, EvalAltResult, ParseError, Position};
+
+use super::facts::{self, AgentFacts, QueueFacts, TenantFacts};
+
+/// Longest rule text, in bytes.
+pub const MAX_SOURCE: usize = 10_000;
+/// Operations one evaluation may take (a loop iteration, a call, an operator … count one each).
+pub const MAX_OPERATIONS: u64 = 50_000;
+/// Wall-clock time one evaluation may take.
+pub const MAX_TIME: Duration = Duration::from_millis(10);
+const MAX_STRING: usize = 10_000;
+const MAX_ARRAY: usize = 1_000;
+const MAX_MAP: usize = 1_000;
+const MAX_CALL_LEVELS: usize = 16;
+const MAX_EXPR_DEPTH: usize = 64;
+const MAX_FUNCTION_EXPR_DEPTH: usize = 32;
+
+/// What a rule is evaluated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleScope {
+    /// Once per tick, with `tenant`.
+    Tenant,
+    /// Per queue, with `queue` (and `tenant`).
+    Queue,
+    /// Per agent, with `agent` (and `tenant`).
+    Agent,
+}
+
+impl RuleScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleScope::Tenant => "tenant",
+            RuleScope::Queue => "queue",
+            RuleScope::Agent => "agent",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "tenant" => Some(RuleScope::Tenant),
+            "queue" => Some(RuleScope::Queue),
+            "agent" => Some(RuleScope::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// Why a rule did not compile or evaluate, for its author: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, utoipa::ToSchema)]
+#[error("{message}{}", at(*line, *column))]
+pub struct RuleError {
+    pub message: String,
+    /// 1-based.
+    pub line: Option<usize>,
+    /// 1-based.
+    pub column: Option<usize>,
+}
+
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        (Some(l), None) => format!(" (line {l})"),
+        _ => String::new(),
+    }
+}
+
+impl RuleError {
+    fn new(message: impl Into<String>, position: Position) -> Self {
+        Self {
+            message: message.into(),
+            line: position.line(),
+            column: position.position(),
+        }
+    }
+}
+
+/// A rule ready to run.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    ast: rhai::AST,
+    pub scope: RuleScope,
+}
+
+/// What a rule is evaluated on.
+pub enum Subject<'a> {
+    Tenant,
+    Queue(&'a QueueFacts),
+    Agent(&'a AgentFacts),
+}
+
+thread_local! {
+    /// When the evaluation running on this thread must stop.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The engine; one per process (it holds no state of a tenant).
+pub struct RuleEngine {
+    engine: rhai::Engine,
+}
+
+impl std::fmt::Debug for RuleEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleEngine").finish_non_exhaustive()
+    }
+}
+
+impl Default for RuleEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RuleEngine {
+    pub fn new() -> Self {
+        let mut engine = rhai::Engine::new();
+        engine
+            .set_max_operations(MAX_OPERATIONS)
+            .set_max_call_levels(MAX_CALL_LEVELS)
+            .set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FUNCTION_EXPR_DEPTH)
+            .set_max_string_size(MAX_STRING)
+            .set_max_array_size(MAX_ARRAY)
+            .set_max_map_size(MAX_MAP)
+            .set_strict_variables(true)
+            .set_fail_on_invalid_map_property(true)
+            .set_optimization_level(rhai::OptimizationLevel::Full);
+        engine.disable_symbol("eval");
+        engine.on_print(|_| {});
+        engine.on_debug(|_, _, _| {});
+        engine.on_progress(|operations| {
+            // Reading the clock every operation would cost more than most rules.
+            if operations % 256 == 0
+                && DEADLINE
+                    .with(Cell::get)
+                    .is_some_and(|deadline| Instant::now() > deadline)
+            {
+                return Some(Dynamic::from("time"));
+            }
+            None
+        });
+        facts::register(&mut engine, "Queue", facts::QUEUE_FIELDS);
+        facts::register(&mut engine, "Agent", facts::AGENT_FIELDS);
+        facts::register(&mut engine, "Tenant", facts::TENANT_FIELDS);
+        Self { engine }
+    }
+
+    /// The variables a rule of `scope` sees (only their names matter for compiling).
+    fn variables(scope: RuleScope) -> rhai::Scope<'static> {
+        let mut variables = rhai::Scope::new();
+        variables.push_constant("tenant", TenantFacts::default());
+        match scope {
+            RuleScope::Tenant => {}
+            RuleScope::Queue => {
+                variables.push_constant("queue", QueueFacts::default());
+            }
+            RuleScope::Agent => {
+                variables.push_constant("agent", AgentFacts::default());
+            }
+        }
+        variables
+    }
+
+    /// Compiles a rule's text; a syntax error says where.
+    pub fn compile(&self, scope: RuleScope, source: &str) -> Result<CompiledRule, RuleError> {
+        if source.len() > MAX_SOURCE {
+            return Err(RuleError {
+                message: format!("a rule is at most {MAX_SOURCE} bytes"),
+                line: None,
+                column: None,
+            });
+        }
+        if source.trim().is_empty() {
+            return Err(RuleError {
+                message: "the rule is empty: write a condition, e.g. `queue.waiting > 10`".into(),
+                line: None,
+                column: None,
+            });
+        }
+        let variables = Self::variables(scope);
+        let ast = self
+            .engine
+            .compile_with_scope(&variables, source)
+            .map_err(|e| parse_error(&e, scope))?;
+        Ok(CompiledRule { ast, scope })
+    }
+
+    /// Whether the rule holds for `subject` now.
+    pub fn evaluate(&self, rule: &CompiledRule, tenant: &TenantFacts, subject: Subject<'_>) -> Result<bool, RuleError> {
+        let mut variables = rhai::Scope::new();
+        variables.push_constant("tenant", tenant.clone());
+        match subject {
+            Subject::Tenant => {}
+            Subject::Queue(queue) => {
+                variables.push_constant("queue", queue.clone());
+            }
+            Subject::Agent(agent) => {
+                variables.push_constant("agent", agent.clone());
+            }
+        }
+        DEADLINE.with(|d| d.set(Some(Instant::now() + MAX_TIME)));
+        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut variables, &rule.ast);
+        DEADLINE.with(|d| d.set(None));
+        let value = result.map_err(|e| eval_error(&e))?;
+        value.as_bool().map_err(|type_name| RuleError {
+            message: format!(
+                "the rule must end in true or false; it gave {}",
+                friendly_type(type_name)
+            ),
+            line: None,
+            column: None,
+        })
+    }
+
+    /// The reference for rule authors (`sdk/rules.md`), from what is registered.
+    pub fn reference(&self) -> String {
+        // Getters are documented with their fields; the rest are the helpers rules may call.
+        let mut functions: Vec<String> = self
+            .engine
+            .gen_fn_signatures(false)
+            .into_iter()
+            .filter(|f| !f.starts_with("get$") && !f.contains("get$"))
+            .collect();
+        functions.sort();
+        functions.dedup();
+        facts::reference(&functions)
+    }
+}
+
+fn friendly_type(name: &str) -> &str {
+    match name {
+        "i64" => "a whole number",
+        "f64" => "a number",
+        "()" => "nothing",
+        "string" | "ImmutableString" => "a string",
+        other => other,
+    }
+}
+
+fn parse_error(error: &ParseError, scope: RuleScope) -> RuleError {
+    let message = match error.err_type() {
+        rhai::ParseErrorType::VariableUndefined(name) => {
+            let known = match scope {
+                RuleScope::Tenant => "`tenant`",
+                RuleScope::Queue => "`queue` and `tenant`",
+                RuleScope::Agent => "`agent` and `tenant`",
+            };
+            format!(
+                "there is no variable `{name}` here; a {} rule knows {known}",
+                scope.as_str()
+            )
+        }
+        other => other.to_string(),
+    };
+    RuleError::new(message, error.position())
+}
+
+fn eval_error(error: &EvalAltResult) -> RuleError {
+    let position = error.position();
+    let message = match error {
+        EvalAltResult::ErrorTerminated(..) => format!(
+            "the rule ran longer than {} ms and was stopped (an endless loop?)",
+            MAX_TIME.as_millis()
+        ),
+        EvalAltResult::ErrorTooManyOperations(..) => {
+            format!("the rule took more than {MAX_OPERATIONS} steps and was stopped (an endless loop?)")
+        }
+        EvalAltResult::ErrorStackOverflow(..) => {
+            format!("the rule called functions more than {MAX_CALL_LEVELS} deep (runaway recursion?)")
+        }
+        EvalAltResult::ErrorDataTooLarge(what, ..) => {
+            format!("{what} grew beyond the limit (strings {MAX_STRING} bytes, arrays {MAX_ARRAY} items)")
+        }
+        other => {
+            // rhai's own words, without the position it appends (given separately).
+            let text = other.to_string();
+            match text.rfind(" (line ") {
+                Some(cut) => text[..cut].to_owned(),
+                None => text,
+            }
+        }
+    };
+    RuleError::new(message, position)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> QueueFacts {
+        QueueFacts {
+            id: "q1".into(),
+            name: "Sales".into(),
+            waiting: 12,
+            longest_wait_s: 75.0,
+            service_level: 71.5,
+            sl_target: 80,
+            ..QueueFacts::default()
+        }
+    }
+
+    #[test]
+    fn conditions_on_a_queue_and_an_agent() {
+        let engine = RuleEngine::new();
+        let tenant = TenantFacts::default();
+        let rule = engine
+            .compile(RuleScope::Queue, "queue.waiting > 10 && queue.longest_wait_s > 60")
+            .unwrap();
+        assert!(engine.evaluate(&rule, &tenant, Subject::Queue(&queue())).unwrap());
+        let rule = engine
+            .compile(RuleScope::Queue, "queue.service_level < queue.sl_target - 5")
+            .unwrap();
+        assert!(engine.evaluate(&rule, &tenant, Subject::Queue(&queue())).unwrap());
+        let paused = AgentFacts {
+            state: "paused".into(),
+            in_state_s: 1300,
+            ..AgentFacts::default()
+        };
+        let rule = engine
+            .compile(RuleScope::Agent, "agent.state == \"paused\" && agent.in_state_s > 1200")
+            .unwrap();
+        assert!(engine.evaluate(&rule, &tenant, Subject::Agent(&paused)).unwrap());
+        let available = AgentFacts {
+            state: "available".into(),
+            ..paused
+        };
+        assert!(!engine.evaluate(&rule, &tenant, Subject::Agent(&available)).unwrap());
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_names_say_where() {
+        let engine = RuleEngine::new();
+        let error = engine.compile(RuleScope::Queue, "queue.waiting >\n  && 3").unwrap_err();
+        assert_eq!(error.line, Some(2), "{error:?}");
+        assert!(error.column.is_some(), "{error:?}");
+        let error = engine
+            .compile(RuleScope::Queue, "agent.state == \"paused\"")
+            .unwrap_err();
+        assert!(error.message.contains("no variable `agent`"), "{error:?}");
+        assert_eq!((error.line, error.column), (Some(1), Some(1)));
+        assert!(engine.compile(RuleScope::Agent, "").is_err());
+        assert!(engine.compile(RuleScope::Agent, &"1".repeat(MAX_SOURCE + 1)).is_err());
+        assert!(
+            engine.compile(RuleScope::Tenant, "eval(\"1\")").is_err(),
+            "eval is not available"
+        );
+        assert!(
+            engine.compile(RuleScope::Tenant, "import \"x\" as y; true").is_err(),
+            "no modules"
+        );
+    }
+
+    #[test]
+    fn hostile_rules_are_stopped_and_explained() {
+        let engine = RuleEngine::new();
+        let tenant = TenantFacts::default();
+        let run = |scope, text: &str| {
+            let rule = engine.compile(scope, text).unwrap();
+            let subject = match scope {
+                RuleScope::Queue => Subject::Queue(&QUEUE),
+                _ => Subject::Tenant,
+            };
+            engine.evaluate(&rule, &tenant, subject).unwrap_err()
+        };
+        static QUEUE: std::sync::LazyLock<QueueFacts> = std::sync::LazyLock::new(QueueFacts::default);
+        let endless = run(RuleScope::Tenant, "loop { } true");
+        assert!(endless.message.contains("stopped"), "{endless:?}");
+        let started = Instant::now();
+        let busy = run(RuleScope::Tenant, "let x = 0; while true { x += 1; } x > 0");
+        assert!(busy.message.contains("stopped"), "{busy:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let recursion = run(RuleScope::Tenant, "fn f(n) { f(n + 1) } f(0)");
+        assert!(recursion.message.contains("deep"), "{recursion:?}");
+        let huge = run(RuleScope::Tenant, "let s = \"x\"; loop { s += s; } true");
+        assert!(huge.message.contains("limit"), "{huge:?}");
+        let unknown = run(RuleScope::Queue, "queue.wating > 3");
+        assert!(unknown.message.contains("wating"), "{unknown:?}");
+        assert_eq!(unknown.line, Some(1));
+        let types = run(RuleScope::Queue, "queue.name * 2 > 1");
+        assert!(types.message.contains("not found"), "{types:?}");
+        let not_bool = run(RuleScope::Queue, "queue.waiting");
+        assert!(not_bool.message.contains("true or false"), "{not_bool:?}");
+    }
+
+    #[test]
+    fn the_reference_lists_every_field() {
+        let reference = RuleEngine::new().reference();
+        for field in facts::QUEUE_FIELDS {
+            assert!(reference.contains(&format!("`{}`", field.name)));
+        }
+        assert!(reference.contains("in_state_s"));
+    }
+}

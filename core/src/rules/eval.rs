@@ -1,0 +1,484 @@
+//! Evaluating a tenant's rules on a tick, and the alerts' lifecycle: a condition that holds
+//! becomes *pending*; held for the rule's `for` it is *firing*; when it stops holding a firing
+//! alert is *resolved* (a pending one is dropped). A rule that fails to evaluate keeps its
+//! alerts as they were and reports the error to its author.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rhai::ImmutableString;
+
+use super::engine::{CompiledRule, RuleEngine, RuleError, RuleScope, Subject};
+use super::facts::{
+    AGENT_FIELDS, AgentCounts, AgentFacts, Field, QUEUE_FIELDS, QueueFacts, TENANT_FIELDS, TenantFacts,
+};
+use crate::domain::events::AgentState;
+use crate::live::registry::Floor;
+
+/// How bad it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// A rule as the evaluator runs it.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub version: i64,
+    pub name: String,
+    pub scope: RuleScope,
+    /// Only these queues (ids), or the agents in them; empty: all.
+    pub queues: Vec<String>,
+    /// Only agents of these teams (ids); empty: all.
+    pub teams: Vec<String>,
+    pub severity: Severity,
+    /// Seconds the condition must hold before the alert fires.
+    pub for_s: u32,
+    /// The alert's text, with `{queue.name}`-style fields filled in.
+    pub message: String,
+    pub compiled: Arc<CompiledRule>,
+}
+
+/// One agent's facts and what filters need.
+#[derive(Debug, Clone)]
+pub struct AgentEntry {
+    pub facts: AgentFacts,
+    pub team_id: Option<Arc<str>>,
+    /// Ids of the queues the agent is a member of.
+    pub queue_ids: Vec<Arc<str>>,
+}
+
+/// The floor as rules read it at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct FloorFacts {
+    pub tenant: TenantFacts,
+    pub queues: Vec<QueueFacts>,
+    pub agents: Vec<AgentEntry>,
+}
+
+fn counts(states: &[u32; AgentState::ALL.len()]) -> AgentCounts {
+    let of = |s: AgentState| i64::from(states[s.index()]);
+    AgentCounts {
+        logged_in: AgentState::ALL
+            .iter()
+            .filter(|s| **s != AgentState::LoggedOut)
+            .map(|s| of(*s))
+            .sum(),
+        available: of(AgentState::Available),
+        ringing: of(AgentState::Ringing),
+        on_call: of(AgentState::OnQueueCall) + of(AgentState::OnDirectCall),
+        wrap_up: of(AgentState::WrapUp),
+        paused: of(AgentState::Paused),
+        unavailable: of(AgentState::Unavailable),
+    }
+}
+
+impl FloorFacts {
+    /// Reads the floor (under its lock, briefly).
+    pub fn of(floor: &Floor, now_ms: i64) -> Self {
+        let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tenant = TenantFacts {
+            agents: counts(live.totals()),
+            ..TenantFacts::default()
+        };
+        let mut queues = Vec::with_capacity(live.queues().len());
+        for (slot, queue) in live.queues().iter().enumerate() {
+            let info = floor.queues.get(slot);
+            let today = queue.today();
+            let waiting = queue.waiting() as i64;
+            let longest = queue.longest_wait_s(now_ms).unwrap_or(0.0);
+            tenant.waiting += waiting;
+            tenant.longest_wait_s = tenant.longest_wait_s.max(longest);
+            queues.push(QueueFacts {
+                id: queue.id.as_ref().into(),
+                name: info.map_or_else(|| queue.id.as_ref().into(), |i| i.name.as_str().into()),
+                waiting,
+                longest_wait_s: longest,
+                service_level: crate::kpi::service_level(today, queue.settings.service_level).unwrap_or(100.0),
+                sl_target: info.map_or(80, |i| i64::from(i.target_pct)),
+                sl_threshold_s: queue.settings.threshold_s,
+                offered: today.offered as i64,
+                answered: today.answered as i64,
+                abandoned: today.abandoned as i64,
+                abandon_rate: crate::kpi::abandon_rate(today, queue.settings.abandon_rate_counts_short).unwrap_or(0.0),
+                asa_s: crate::kpi::asa(today).unwrap_or(0.0),
+                aht_s: crate::kpi::aht(today).unwrap_or(0.0),
+                agents: live.queue_counts(slot as u32).map(counts).unwrap_or_default(),
+            });
+        }
+        let team_name = |id: &Option<Arc<str>>| -> ImmutableString {
+            id.as_ref()
+                .and_then(|id| floor.teams.iter().position(|t| **t == **id))
+                .and_then(|i| floor.team_names.get(i))
+                .map_or_else(ImmutableString::new, |n| n.as_str().into())
+        };
+        let location_name = |id: &Option<Arc<str>>| -> ImmutableString {
+            id.as_ref()
+                .and_then(|id| floor.locations.iter().position(|l| **l == **id))
+                .and_then(|i| floor.location_names.get(i))
+                .map_or_else(ImmutableString::new, |n| n.as_str().into())
+        };
+        let agents = live
+            .agents()
+            .iter()
+            .zip(&floor.agent_groups)
+            .map(|(agent, (team, location))| AgentEntry {
+                facts: AgentFacts {
+                    id: agent.id.as_ref().into(),
+                    name: agent.name.as_ref().into(),
+                    state: agent.state.as_str().into(),
+                    reason: agent.reason.as_deref().unwrap_or_default().into(),
+                    in_state_s: ((now_ms - agent.since_ms).max(0) / 1000),
+                    team: team_name(team),
+                    location: location_name(location),
+                },
+                team_id: team.clone(),
+                queue_ids: agent
+                    .member
+                    .queues
+                    .iter()
+                    .filter_map(|q| live.queue(*q).map(|q| q.id.clone()))
+                    .collect(),
+            })
+            .collect();
+        Self { tenant, queues, agents }
+    }
+}
+
+/// Fills `{queue.name}`, `{agent.in_state_s}`, `{tenant.waiting}` … in an alert's text.
+pub fn render_message(template: &str, tenant: &TenantFacts, subject: &Subject<'_>) -> String {
+    fn fill<T>(out: &mut String, prefix: &str, fields: &[Field<T>], value: &T) {
+        for field in fields {
+            let placeholder = format!("{{{prefix}.{}}}", field.name);
+            if out.contains(&placeholder) {
+                let shown = (field.get)(value);
+                let text = if shown.is_float() {
+                    format!("{:.1}", shown.as_float().unwrap_or_default())
+                } else {
+                    shown.to_string()
+                };
+                *out = out.replace(&placeholder, &text);
+            }
+        }
+    }
+    let mut out = template.to_owned();
+    fill(&mut out, "tenant", TENANT_FIELDS, tenant);
+    match subject {
+        Subject::Tenant => {}
+        Subject::Queue(q) => fill(&mut out, "queue", QUEUE_FIELDS, *q),
+        Subject::Agent(a) => fill(&mut out, "agent", AGENT_FIELDS, *a),
+    }
+    out
+}
+
+/// The placeholders a message template uses that a rule of `scope` cannot fill.
+pub fn unknown_placeholders(template: &str, scope: RuleScope) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let name = &after[..close];
+        let known = match name.split_once('.') {
+            Some(("tenant", f)) => TENANT_FIELDS.iter().any(|x| x.name == f),
+            Some(("queue", f)) => scope == RuleScope::Queue && QUEUE_FIELDS.iter().any(|x| x.name == f),
+            Some(("agent", f)) => scope == RuleScope::Agent && AGENT_FIELDS.iter().any(|x| x.name == f),
+            _ => false,
+        };
+        if !known {
+            unknown.push(format!("{{{name}}}"));
+        }
+        rest = &after[close + 1..];
+    }
+    unknown
+}
+
+/// An alert as it changes state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertChange {
+    pub rule_id: String,
+    pub rule_version: i64,
+    pub rule_name: String,
+    pub severity: Severity,
+    /// `tenant`, `queue:<id>` or `agent:<id>`.
+    pub subject: String,
+    pub subject_name: String,
+    pub message: String,
+    /// When the condition started to hold.
+    pub since_ms: i64,
+    pub fired_ms: i64,
+    /// Set when it resolved.
+    pub resolved_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    since_ms: i64,
+    /// Set once it fired: the change that said so.
+    fired: Option<AlertChange>,
+}
+
+/// What one rule did on a tick, for its author.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleRun {
+    pub evaluated: u32,
+    pub held: u32,
+    /// The first error of the tick, with how many evaluations failed.
+    pub error: Option<(RuleError, u32)>,
+}
+
+/// One tenant's rules between ticks: which conditions hold since when, which alerts fire.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    active: HashMap<(String, String), Active>,
+}
+
+impl Evaluator {
+    /// Takes over alerts that were open when the server stopped: they keep firing (and resolve
+    /// once their condition no longer holds) instead of firing again.
+    pub fn restore(&mut self, open: Vec<crate::store::alert_rules::AlertRow>) {
+        for alert in open {
+            let change = AlertChange {
+                rule_id: alert.rule_id.clone(),
+                rule_version: alert.rule_version,
+                rule_name: alert.rule_name,
+                severity: Severity::parse(&alert.severity).unwrap_or(Severity::Warning),
+                subject: alert.subject.clone(),
+                subject_name: alert.subject_name,
+                message: alert.message,
+                since_ms: alert.since_at,
+                fired_ms: alert.fired_at,
+                resolved_ms: None,
+            };
+            self.active.insert(
+                (alert.rule_id, alert.subject),
+                Active {
+                    since_ms: alert.since_at,
+                    fired: Some(change),
+                },
+            );
+        }
+    }
+
+    /// Alerts firing now.
+    pub fn firing(&self) -> impl Iterator<Item = &AlertChange> {
+        self.active.values().filter_map(|a| a.fired.as_ref())
+    }
+
+    /// Evaluates every rule on the floor; returns the alerts that fired or resolved, and per
+    /// rule what it did.
+    pub fn tick(
+        &mut self,
+        engine: &RuleEngine,
+        rules: &[Rule],
+        facts: &FloorFacts,
+        now_ms: i64,
+    ) -> (Vec<AlertChange>, HashMap<String, RuleRun>) {
+        let mut changes = Vec::new();
+        let mut runs = HashMap::new();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        for rule in rules {
+            let mut run = RuleRun::default();
+            let mut check = |subject_key: String, subject_name: &str, subject: Subject<'_>| {
+                run.evaluated += 1;
+                let key = (rule.id.clone(), subject_key);
+                match engine.evaluate(&rule.compiled, &facts.tenant, subject_ref(&subject)) {
+                    Ok(true) => {
+                        run.held += 1;
+                        let active = self.active.entry(key.clone()).or_insert(Active {
+                            since_ms: now_ms,
+                            fired: None,
+                        });
+                        if active.fired.is_none() && now_ms - active.since_ms >= i64::from(rule.for_s) * 1000 {
+                            let change = AlertChange {
+                                rule_id: rule.id.clone(),
+                                rule_version: rule.version,
+                                rule_name: rule.name.clone(),
+                                severity: rule.severity,
+                                subject: key.1.clone(),
+                                subject_name: subject_name.to_owned(),
+                                message: render_message(&rule.message, &facts.tenant, &subject),
+                                since_ms: active.since_ms,
+                                fired_ms: now_ms,
+                                resolved_ms: None,
+                            };
+                            active.fired = Some(change.clone());
+                            changes.push(change);
+                        }
+                        seen.insert(key);
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        // Unknown: the alert stays as it was.
+                        seen.insert(key);
+                        match &mut run.error {
+                            Some((_, n)) => *n += 1,
+                            None => run.error = Some((error, 1)),
+                        }
+                    }
+                }
+            };
+            match rule.scope {
+                RuleScope::Tenant => check("tenant".into(), "", Subject::Tenant),
+                RuleScope::Queue => {
+                    for queue in &facts.queues {
+                        if rule.queues.is_empty() || rule.queues.iter().any(|q| **q == *queue.id) {
+                            check(format!("queue:{}", queue.id), &queue.name, Subject::Queue(queue));
+                        }
+                    }
+                }
+                RuleScope::Agent => {
+                    for agent in &facts.agents {
+                        let in_team = rule.teams.is_empty()
+                            || agent
+                                .team_id
+                                .as_deref()
+                                .is_some_and(|t| rule.teams.iter().any(|r| r == t));
+                        let in_queue = rule.queues.is_empty()
+                            || agent.queue_ids.iter().any(|q| rule.queues.iter().any(|r| **r == **q));
+                        if in_team && in_queue {
+                            check(
+                                format!("agent:{}", agent.facts.id),
+                                &agent.facts.name,
+                                Subject::Agent(&agent.facts),
+                            );
+                        }
+                    }
+                }
+            }
+            runs.insert(rule.id.clone(), run);
+        }
+        // What no longer holds (or whose rule or subject is gone) resolves.
+        let ended: Vec<(String, String)> = self.active.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        for key in ended {
+            if let Some(Active {
+                fired: Some(mut alert), ..
+            }) = self.active.remove(&key)
+            {
+                alert.resolved_ms = Some(now_ms);
+                changes.push(alert);
+            }
+        }
+        (changes, runs)
+    }
+}
+
+fn subject_ref<'a>(subject: &Subject<'a>) -> Subject<'a> {
+    match subject {
+        Subject::Tenant => Subject::Tenant,
+        Subject::Queue(q) => Subject::Queue(q),
+        Subject::Agent(a) => Subject::Agent(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(engine: &RuleEngine, scope: RuleScope, text: &str, for_s: u32) -> Rule {
+        Rule {
+            id: "r1".into(),
+            version: 1,
+            name: "Long waits".into(),
+            scope,
+            queues: Vec::new(),
+            teams: Vec::new(),
+            severity: Severity::Warning,
+            for_s,
+            message: "{queue.name}: {queue.waiting} waiting".into(),
+            compiled: Arc::new(engine.compile(scope, text).unwrap()),
+        }
+    }
+
+    fn floor(waiting: i64) -> FloorFacts {
+        FloorFacts {
+            queues: vec![QueueFacts {
+                id: "q1".into(),
+                name: "Sales".into(),
+                waiting,
+                ..QueueFacts::default()
+            }],
+            ..FloorFacts::default()
+        }
+    }
+
+    #[test]
+    fn pending_then_firing_after_for_then_resolved() {
+        let engine = RuleEngine::new();
+        let rules = [rule(&engine, RuleScope::Queue, "queue.waiting > 10", 30)];
+        let mut evaluator = Evaluator::default();
+        let (changes, runs) = evaluator.tick(&engine, &rules, &floor(12), 0);
+        assert!(changes.is_empty(), "pending, not firing");
+        assert_eq!(runs["r1"].held, 1);
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(12), 29_000);
+        assert!(changes.is_empty());
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(13), 30_000);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].message, "Sales: 13 waiting");
+        assert_eq!((changes[0].since_ms, changes[0].fired_ms), (0, 30_000));
+        assert_eq!(evaluator.firing().count(), 1);
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(13), 31_000);
+        assert!(changes.is_empty(), "fires once");
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(2), 40_000);
+        assert_eq!(changes[0].resolved_ms, Some(40_000));
+        assert_eq!(evaluator.firing().count(), 0);
+        // A condition that stops before its `for` never fires.
+        evaluator.tick(&engine, &rules, &floor(12), 50_000);
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(1), 60_000);
+        assert!(changes.is_empty());
+    }
+
+    #[test]
+    fn an_erroring_rule_keeps_its_alerts_and_reports() {
+        let engine = RuleEngine::new();
+        let mut rules = [rule(&engine, RuleScope::Queue, "queue.waiting > 10", 0)];
+        let mut evaluator = Evaluator::default();
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(12), 0);
+        assert_eq!(changes.len(), 1);
+        rules[0].compiled = Arc::new(engine.compile(RuleScope::Queue, "queue.nope > 1").unwrap());
+        let (changes, runs) = evaluator.tick(&engine, &rules, &floor(12), 1_000);
+        assert!(changes.is_empty(), "not resolved by an error");
+        let (error, count) = runs["r1"].error.clone().unwrap();
+        assert_eq!(count, 1);
+        assert!(error.message.contains("nope"), "{error:?}");
+        // The rule removed: its alert resolves.
+        let (changes, _) = evaluator.tick(&engine, &[], &floor(12), 2_000);
+        assert_eq!(changes[0].resolved_ms, Some(2_000));
+    }
+
+    #[test]
+    fn message_placeholders_are_checked() {
+        assert!(unknown_placeholders("{queue.name} has {queue.waiting}", RuleScope::Queue).is_empty());
+        assert_eq!(
+            unknown_placeholders("{agent.name} in {queue.name}", RuleScope::Queue),
+            ["{agent.name}"]
+        );
+        assert_eq!(
+            unknown_placeholders("{tenant.waitin}", RuleScope::Tenant),
+            ["{tenant.waitin}"]
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! Runs every tenant's rules once a second against its live floor, keeps the alerts' lifecycle
+//! and records what fired and resolved. Rules are reloaded when they change here
+//! ([`RuleService::changed`]) and every half minute (changes made on another instance).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::engine::{RuleEngine, RuleError, RuleScope};
+use super::eval::{AlertChange, Evaluator, FloorFacts, Rule, RuleRun, Severity};
+use crate::store::alert_rules::{self, RuleRow};
+use crate::store::{Store, TenantScope};
+
+/// How often rules are evaluated.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How long a tenant's loaded rules are trusted before they are read again.
+const RELOAD: Duration = Duration::from_secs(30);
+
+/// A rule row made runnable, or why it cannot run.
+pub fn runnable(engine: &RuleEngine, row: &RuleRow) -> Result<Rule, RuleError> {
+    let scope = RuleScope::parse(&row.scope).ok_or_else(|| RuleError {
+        message: format!("unknown scope `{}`", row.scope),
+        line: None,
+        column: None,
+    })?;
+    let compiled = engine.compile(scope, &row.expression)?;
+    Ok(Rule {
+        id: row.id.clone(),
+        version: row.version,
+        name: row.name.clone(),
+        scope,
+        queues: serde_json::from_str(&row.queues).unwrap_or_default(),
+        teams: serde_json::from_str(&row.teams).unwrap_or_default(),
+        severity: Severity::parse(&row.severity).unwrap_or(Severity::Warning),
+        for_s: row.for_s.clamp(0, 86_400) as u32,
+        message: row.message.clone(),
+        compiled: Arc::new(compiled),
+    })
+}
+
+/// One tenant's rules as loaded, and their state between ticks.
+#[derive(Default)]
+struct TenantRules {
+    rules: Vec<Rule>,
+    /// Rules that did not compile (saved by an older version, say): id → why.
+    broken: HashMap<String, RuleError>,
+    evaluator: Evaluator,
+    runs: HashMap<String, RuleRun>,
+    loaded: Option<Instant>,
+    /// Open alerts of a previous run were taken over.
+    restored: bool,
+}
+
+/// The rules of every tenant in this instance.
+pub struct RuleService {
+    pub engine: Arc<RuleEngine>,
+    store: Store,
+    tenants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<TenantRules>>>>,
+}
+
+/// What a rule did on its last tick, for its author.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct RuleStatus {
+    /// Subjects it was evaluated on, and on how many it held.
+    pub evaluated: u32,
+    pub holding: u32,
+    pub firing: u32,
+    /// Why it did not compile or evaluate, on the last tick.
+    pub error: Option<RuleError>,
+    /// On how many subjects it failed.
+    pub failed: u32,
+}
+
+impl RuleService {
+    pub fn new(store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            engine: Arc::new(RuleEngine::new()),
+            store,
+            tenants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn tenant(&self, tenant_id: &str) -> Arc<tokio::sync::Mutex<TenantRules>> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        tenants.entry(tenant_id.to_owned()).or_default().clone()
+    }
+
+    /// A tenant's rules changed: read them again on the next tick.
+    pub async fn changed(&self, tenant_id: &str) {
+        self.tenant(tenant_id).lock().await.loaded = None;
+    }
+
+    /// Each rule's last tick.
+    pub async fn status(&self, tenant_id: &str) -> HashMap<String, RuleStatus> {
+        let tenant = self.tenant(tenant_id);
+        let tenant = tenant.lock().await;
+        let mut firing: HashMap<&str, u32> = HashMap::new();
+        for alert in tenant.evaluator.firing() {
+            *firing.entry(alert.rule_id.as_str()).or_default() += 1;
+        }
+        let mut out: HashMap<String, RuleStatus> = tenant
+            .runs
+            .iter()
+            .map(|(id, run)| {
+                (
+                    id.clone(),
+                    RuleStatus {
+                        evaluated: run.evaluated,
+                        holding: run.held,
+                        firing: firing.get(id.as_str()).copied().unwrap_or(0),
+                        error: run.error.as_ref().map(|(e, _)| e.clone()),
+                        failed: run.error.as_ref().map_or(0, |(_, n)| *n),
+                    },
+                )
+            })
+            .collect();
+        for (id, error) in &tenant.broken {
+            out.insert(
+                id.clone(),
+                RuleStatus {
+                    error: Some(error.clone()),
+                    ..RuleStatus::default()
+                },
+            );
+        }
+        out
+    }
+
+    /// Starts the ticks (once per process).
+    pub fn start(self: &Arc<Self>, live: Arc<crate::live::service::LiveService>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(service) = weak.upgrade() else { return };
+                let tenants = match alert_rules::tenants_with_rules(&service.store).await {
+                    Ok(tenants) => tenants,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up tenants with alert rules failed");
+                        continue;
+                    }
+                };
+                for (tenant_id, slug) in tenants {
+                    if let Err(e) = service.tick(&live, tenant_id, slug).await {
+                        tracing::warn!(error = %e, "evaluating alert rules failed");
+                    }
+                }
+            }
+        });
+    }
+
+    /// One tick of one tenant: the alerts that fired or resolved (also recorded).
+    pub async fn tick(
+        &self,
+        live: &crate::live::service::LiveService,
+        tenant_id: String,
+        slug: String,
+    ) -> crate::store::StoreResult<Vec<AlertChange>> {
+        let scope = TenantScope::verified(tenant_id, slug, crate::domain::role::Role::TenantAdmin, "rules".into());
+        let tenant = self.tenant(scope.tenant_id());
+        let mut tenant = tenant.lock().await;
+        if tenant.loaded.is_none_or(|at| at.elapsed() > RELOAD) {
+            let rows = alert_rules::list(&self.store, scope.tenant_id()).await?;
+            tenant.rules.clear();
+            tenant.broken.clear();
+            for row in rows.iter().filter(|r| r.enabled) {
+                match runnable(&self.engine, row) {
+                    Ok(rule) => tenant.rules.push(rule),
+                    Err(error) => {
+                        tenant.broken.insert(row.id.clone(), error);
+                    }
+                }
+            }
+            tenant.loaded = Some(Instant::now());
+        }
+        if !tenant.restored {
+            let open = alert_rules::open_alerts(&self.store, scope.tenant_id()).await?;
+            tenant.evaluator.restore(open);
+            tenant.restored = true;
+        }
+        let floor = live.floor(&scope).await?;
+        let engine = self.engine.clone();
+        let now = crate::domain::time::now_ms();
+        // The evaluation is CPU work (milliseconds for thousands of agents): off the runtime.
+        let mut state = std::mem::take(&mut *tenant);
+        let (state, changes) = tokio::task::spawn_blocking(move || {
+            let facts = FloorFacts::of(&floor, now);
+            let (changes, runs) = state.evaluator.tick(&engine, &state.rules, &facts, now);
+            state.runs = runs;
+            (state, changes)
+        })
+        .await
+        .map_err(|e| crate::store::StoreError::Internal(format!("the rule evaluation failed: {e}")))?;
+        *tenant = state;
+        drop(tenant);
+        alert_rules::record(&self.store, scope.tenant_id(), &changes).await?;
+        for change in &changes {
+            let what = if change.resolved_ms.is_some() {
+                "resolved"
+            } else {
+                "firing"
+            };
+            tracing::info!(tenant = scope.tenant_slug(), rule = %change.rule_name, subject = %change.subject, "alert {what}: {}", change.message);
+        }
+        Ok(changes)
+    }
+}

@@ -1,0 +1,461 @@
+//! Alert rules per tenant, every version of each, and the alerts they raised.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, StoreResult, TenantScope};
+use crate::domain::new_id;
+use crate::domain::time::now_ms;
+use crate::on_db;
+
+/// A rule as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RuleRow {
+    pub id: String,
+    pub name: String,
+    /// `tenant`, `queue` or `agent`.
+    pub scope: String,
+    /// The rhai condition.
+    pub expression: String,
+    /// JSON array of queue ids (empty: all).
+    pub queues: String,
+    /// JSON array of team ids (empty: all).
+    pub teams: String,
+    pub severity: String,
+    pub for_s: i64,
+    /// JSON object.
+    pub labels: String,
+    pub message: String,
+    /// JSON array of notification targets.
+    pub targets: String,
+    pub enabled: bool,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+/// What a rule says (the fields an author writes), checked by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleFields {
+    pub name: String,
+    pub scope: String,
+    pub expression: String,
+    pub queues: String,
+    pub teams: String,
+    pub severity: String,
+    pub for_s: i64,
+    pub labels: String,
+    pub message: String,
+    pub targets: String,
+    pub enabled: bool,
+}
+
+const SELECT: &str = "SELECT id, name, scope, expression, queues, teams, severity, for_s, labels, message, targets, \
+                      enabled, version, created_at, updated_at, updated_by FROM alert_rules";
+
+fn version_body(row: &RuleRow) -> String {
+    serde_json::to_string(row).unwrap_or_default()
+}
+
+fn name_taken(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict { .. } => StoreError::Conflict {
+            field: Some("name".into()),
+            message: "a rule with this name exists".into(),
+        },
+        other => other,
+    }
+}
+
+/// Stores a new rule (version 1).
+pub async fn create(store: &Store, scope: &TenantScope, fields: &RuleFields) -> StoreResult<RuleRow> {
+    let now = now_ms();
+    let row = RuleRow {
+        id: new_id("rule"),
+        name: fields.name.clone(),
+        scope: fields.scope.clone(),
+        expression: fields.expression.clone(),
+        queues: fields.queues.clone(),
+        teams: fields.teams.clone(),
+        severity: fields.severity.clone(),
+        for_s: fields.for_s,
+        labels: fields.labels.clone(),
+        message: fields.message.clone(),
+        targets: fields.targets.clone(),
+        enabled: fields.enabled,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        updated_by: scope.actor().to_owned(),
+    };
+    let tenant = scope.tenant_id();
+    on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        sqlx::query::<DB>(
+            "INSERT INTO alert_rules (tenant_id, id, name, scope, expression, queues, teams, severity, for_s, labels, \
+             message, targets, enabled, version, created_at, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(tenant)
+        .bind(&row.id)
+        .bind(&row.name)
+        .bind(&row.scope)
+        .bind(&row.expression)
+        .bind(&row.queues)
+        .bind(&row.teams)
+        .bind(&row.severity)
+        .bind(row.for_s)
+        .bind(&row.labels)
+        .bind(&row.message)
+        .bind(&row.targets)
+        .bind(row.enabled)
+        .bind(row.version)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(&row.updated_by)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query::<DB>(
+            "INSERT INTO alert_rule_versions (tenant_id, rule_id, version, body, changed_by, changed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tenant)
+        .bind(&row.id)
+        .bind(row.version)
+        .bind(version_body(&row))
+        .bind(&row.updated_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    })
+    .map_err(|e| name_taken(e.into()))?;
+    Ok(row)
+}
+
+/// Replaces what a rule says; a new version. `expected` (the version the author edited) must
+/// still be current.
+pub async fn update(
+    store: &Store,
+    scope: &TenantScope,
+    id: &str,
+    fields: &RuleFields,
+    expected: Option<i64>,
+) -> StoreResult<RuleRow> {
+    let current = get(store, scope, id).await?;
+    if let Some(expected) = expected
+        && expected != current.version
+    {
+        return Err(StoreError::PreconditionFailed {
+            kind: "rule",
+            current: current.version,
+        });
+    }
+    let now = now_ms();
+    let row = RuleRow {
+        name: fields.name.clone(),
+        scope: fields.scope.clone(),
+        expression: fields.expression.clone(),
+        queues: fields.queues.clone(),
+        teams: fields.teams.clone(),
+        severity: fields.severity.clone(),
+        for_s: fields.for_s,
+        labels: fields.labels.clone(),
+        message: fields.message.clone(),
+        targets: fields.targets.clone(),
+        enabled: fields.enabled,
+        version: current.version + 1,
+        updated_at: now,
+        updated_by: scope.actor().to_owned(),
+        ..current.clone()
+    };
+    let tenant = scope.tenant_id();
+    let changed = on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        let changed = sqlx::query::<DB>(
+            "UPDATE alert_rules SET name = $1, scope = $2, expression = $3, queues = $4, teams = $5, severity = $6, \
+             for_s = $7, labels = $8, message = $9, targets = $10, enabled = $11, version = $12, updated_at = $13, \
+             updated_by = $14 WHERE tenant_id = $15 AND id = $16 AND version = $17",
+        )
+        .bind(&row.name)
+        .bind(&row.scope)
+        .bind(&row.expression)
+        .bind(&row.queues)
+        .bind(&row.teams)
+        .bind(&row.severity)
+        .bind(row.for_s)
+        .bind(&row.labels)
+        .bind(&row.message)
+        .bind(&row.targets)
+        .bind(row.enabled)
+        .bind(row.version)
+        .bind(row.updated_at)
+        .bind(&row.updated_by)
+        .bind(tenant)
+        .bind(&row.id)
+        .bind(current.version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            sqlx::query::<DB>(
+                "INSERT INTO alert_rule_versions (tenant_id, rule_id, version, body, changed_by, changed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(tenant)
+            .bind(&row.id)
+            .bind(row.version)
+            .bind(version_body(&row))
+            .bind(&row.updated_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(changed)
+    })
+    .map_err(|e| name_taken(e.into()))?;
+    if changed != 1 {
+        // Someone saved in between.
+        let now_current = get(store, scope, id).await?;
+        return Err(StoreError::PreconditionFailed {
+            kind: "rule",
+            current: now_current.version,
+        });
+    }
+    Ok(row)
+}
+
+pub async fn get(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<RuleRow> {
+    let sql = format!("{SELECT} WHERE tenant_id = $1 AND id = $2");
+    let found: Option<RuleRow> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, RuleRow>(&sql)
+            .bind(scope.tenant_id())
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    })?;
+    found.ok_or(StoreError::NotFound { kind: "rule" })
+}
+
+/// The tenant's rules, by name.
+pub async fn list(store: &Store, tenant_id: &str) -> StoreResult<Vec<RuleRow>> {
+    let sql = format!("{SELECT} WHERE tenant_id = $1 ORDER BY name");
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, RuleRow>(&sql)
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+/// Tenants with at least one enabled rule, or an alert still open: (id, slug).
+pub async fn tenants_with_rules(store: &Store) -> StoreResult<Vec<(String, String)>> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, String)>(
+            "SELECT t.id, t.slug FROM tenants t WHERE EXISTS \
+             (SELECT 1 FROM alert_rules r WHERE r.tenant_id = t.id AND r.enabled = TRUE) \
+             OR EXISTS (SELECT 1 FROM alerts a WHERE a.tenant_id = t.id AND a.resolved_at IS NULL)",
+        )
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+/// A rule's versions, newest first: (version, the rule as it was (JSON), by, at).
+pub async fn versions(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<Vec<(i64, String, String, i64)>> {
+    get(store, scope, id).await?;
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (i64, String, String, i64)>(
+            "SELECT version, body, changed_by, changed_at FROM alert_rule_versions \
+             WHERE tenant_id = $1 AND rule_id = $2 ORDER BY version DESC",
+        )
+        .bind(scope.tenant_id())
+        .bind(id)
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+pub async fn delete(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<RuleRow> {
+    let row = get(store, scope, id).await?;
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>("DELETE FROM alert_rules WHERE tenant_id = $1 AND id = $2")
+            .bind(scope.tenant_id())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(row)
+}
+
+/// An alert as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AlertRow {
+    pub id: String,
+    pub rule_id: String,
+    pub rule_version: i64,
+    pub rule_name: String,
+    pub severity: String,
+    pub subject: String,
+    pub subject_name: String,
+    pub message: String,
+    pub since_at: i64,
+    pub fired_at: i64,
+    pub resolved_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<i64>,
+}
+
+const ALERT_SELECT: &str = "SELECT id, rule_id, rule_version, rule_name, severity, subject, subject_name, message, \
+                            since_at, fired_at, resolved_at, acknowledged_by, acknowledged_at FROM alerts";
+
+/// Records alerts that fired (a new open alert) or resolved (the open one closed).
+pub async fn record(store: &Store, tenant_id: &str, changes: &[crate::rules::eval::AlertChange]) -> StoreResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        for change in changes {
+            match change.resolved_ms {
+                None => {
+                    sqlx::query::<DB>(
+                        "INSERT INTO alerts (tenant_id, id, rule_id, rule_version, rule_name, severity, subject, \
+                         subject_name, message, since_at, fired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(tenant_id)
+                    .bind(new_id("alert"))
+                    .bind(&change.rule_id)
+                    .bind(change.rule_version)
+                    .bind(&change.rule_name)
+                    .bind(change.severity.as_str())
+                    .bind(&change.subject)
+                    .bind(&change.subject_name)
+                    .bind(&change.message)
+                    .bind(change.since_ms)
+                    .bind(change.fired_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some(resolved) => {
+                    sqlx::query::<DB>(
+                        "UPDATE alerts SET resolved_at = $1 WHERE tenant_id = $2 AND rule_id = $3 AND subject = $4 \
+                         AND resolved_at IS NULL",
+                    )
+                    .bind(resolved)
+                    .bind(tenant_id)
+                    .bind(&change.rule_id)
+                    .bind(&change.subject)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await
+    })?;
+    Ok(())
+}
+
+/// The tenant's open alerts (a restarted server takes them over).
+pub async fn open_alerts(store: &Store, tenant_id: &str) -> StoreResult<Vec<AlertRow>> {
+    let sql = format!("{ALERT_SELECT} WHERE tenant_id = $1 AND resolved_at IS NULL");
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, AlertRow>(&sql)
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+/// Open alerts, newest first, then the latest resolved ones (at most `limit` of those).
+pub async fn alerts(store: &Store, scope: &TenantScope, open_only: bool, limit: i64) -> StoreResult<Vec<AlertRow>> {
+    let sql = if open_only {
+        format!("{ALERT_SELECT} WHERE tenant_id = $1 AND resolved_at IS NULL ORDER BY fired_at DESC LIMIT $2")
+    } else {
+        format!("{ALERT_SELECT} WHERE tenant_id = $1 ORDER BY resolved_at IS NOT NULL, fired_at DESC LIMIT $2")
+    };
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, AlertRow>(&sql)
+            .bind(scope.tenant_id())
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+/// Acknowledges an open alert (someone is on it).
+pub async fn acknowledge(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<AlertRow> {
+    let changed = on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "UPDATE alerts SET acknowledged_by = $1, acknowledged_at = $2 WHERE tenant_id = $3 AND id = $4 \
+             AND acknowledged_at IS NULL",
+        )
+        .bind(scope.actor())
+        .bind(now_ms())
+        .bind(scope.tenant_id())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    let sql = format!("{ALERT_SELECT} WHERE tenant_id = $1 AND id = $2");
+    let found: Option<AlertRow> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, AlertRow>(&sql)
+            .bind(scope.tenant_id())
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    })?;
+    let found = found.ok_or(StoreError::NotFound { kind: "alert" })?;
+    if changed == 0 && found.acknowledged_at.is_none() {
+        return Err(StoreError::NotFound { kind: "alert" });
+    }
+    Ok(found)
+}
+
+/// Silences a rule's notifications (for one subject, or all) until `until_ms`.
+pub async fn silence(
+    store: &Store,
+    scope: &TenantScope,
+    rule_id: &str,
+    subject: Option<&str>,
+    until_ms: i64,
+    reason: &str,
+) -> StoreResult<String> {
+    get(store, scope, rule_id).await?;
+    let id = new_id("silence");
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "INSERT INTO alert_silences (tenant_id, id, rule_id, subject, until_at, reason, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(scope.tenant_id())
+        .bind(&id)
+        .bind(rule_id)
+        .bind(subject)
+        .bind(until_ms)
+        .bind(reason)
+        .bind(scope.actor())
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(id)
+}
+
+/// Silences in force at `at_ms`: (rule id, subject or all).
+pub async fn silences(store: &Store, tenant_id: &str, at_ms: i64) -> StoreResult<Vec<(String, Option<String>, i64)>> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, Option<String>, i64)>(
+            "SELECT rule_id, subject, until_at FROM alert_silences WHERE tenant_id = $1 AND until_at > $2",
+        )
+        .bind(tenant_id)
+        .bind(at_ms)
+        .fetch_all(pool)
+        .await
+    })?)
+}

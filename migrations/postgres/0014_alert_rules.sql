@@ -1,0 +1,76 @@
+-- Alert rules (rhai conditions on the live floor), their versions, silences and the alerts
+-- they raised. Keep in step with the other backend's 0014_alert_rules.sql.
+CREATE TABLE alert_rules (
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id          TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    scope       TEXT NOT NULL CHECK (scope IN ('tenant', 'queue', 'agent')),
+    expression  TEXT NOT NULL,
+    -- JSON arrays of ids: only these queues / teams (empty: all).
+    queues      TEXT NOT NULL DEFAULT '[]',
+    teams       TEXT NOT NULL DEFAULT '[]',
+    severity    TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    for_s       BIGINT NOT NULL,
+    -- JSON object of label → value.
+    labels      TEXT NOT NULL DEFAULT '{}',
+    message     TEXT NOT NULL,
+    -- JSON array of notification targets.
+    targets     TEXT NOT NULL DEFAULT '[]',
+    enabled     BOOLEAN NOT NULL DEFAULT TRUE,
+    version     BIGINT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    updated_by  TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, name)
+);
+
+-- Every version of every rule as it was saved (the rule as JSON).
+CREATE TABLE alert_rule_versions (
+    tenant_id   TEXT NOT NULL,
+    rule_id     TEXT NOT NULL,
+    version     BIGINT NOT NULL,
+    body        TEXT NOT NULL,
+    changed_by  TEXT NOT NULL,
+    changed_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, rule_id, version),
+    FOREIGN KEY (tenant_id, rule_id) REFERENCES alert_rules (tenant_id, id) ON DELETE CASCADE
+);
+
+-- Alerts that fired, and when they resolved.
+CREATE TABLE alerts (
+    tenant_id        TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id               TEXT NOT NULL,
+    rule_id          TEXT NOT NULL,
+    rule_version     BIGINT NOT NULL,
+    rule_name        TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    -- `tenant`, `queue:<id>` or `agent:<id>`.
+    subject          TEXT NOT NULL,
+    subject_name     TEXT NOT NULL,
+    message          TEXT NOT NULL,
+    since_at         BIGINT NOT NULL,
+    fired_at         BIGINT NOT NULL,
+    resolved_at      BIGINT,
+    acknowledged_by  TEXT,
+    acknowledged_at  BIGINT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX alerts_open ON alerts (tenant_id, resolved_at);
+CREATE INDEX alerts_fired ON alerts (tenant_id, fired_at);
+-- One open alert per rule and subject.
+CREATE UNIQUE INDEX alerts_one_open ON alerts (tenant_id, rule_id, subject) WHERE resolved_at IS NULL;
+
+-- Silences: a rule's notifications (for one subject, or all) held back until a time.
+CREATE TABLE alert_silences (
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id          TEXT NOT NULL,
+    rule_id     TEXT NOT NULL,
+    subject     TEXT,
+    until_at    BIGINT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX alert_silences_rule ON alert_silences (tenant_id, rule_id, until_at);
