@@ -4,6 +4,7 @@ pub mod admin;
 pub mod admin_access;
 pub mod admin_plugins;
 pub mod admin_tenant;
+pub mod alerts;
 pub mod api;
 pub mod auth_pages;
 pub mod board;
@@ -101,6 +102,8 @@ pub struct AppState {
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// Every tenant's live floor in this instance.
     pub live: Arc<crate::live::service::LiveService>,
+    /// Every tenant's alert rules, evaluated on the live floors.
+    pub rules: Arc<crate::rules::service::RuleService>,
 }
 
 impl AppState {
@@ -117,6 +120,8 @@ impl AppState {
             config.plugins.clone(),
         ));
         live.start_plugin_streams();
+        let rules = crate::rules::service::RuleService::new(store.clone());
+        rules.start(live.clone());
         Ok(Self {
             store,
             templates: Arc::new(templates),
@@ -130,6 +135,7 @@ impl AppState {
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
             mailer,
             live,
+            rules,
             config: Arc::new(config),
         })
     }
@@ -197,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events)
         .merge(plugins_api::router())
         .merge(control::api_router())
+        .merge(alerts::api_router())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
         api
