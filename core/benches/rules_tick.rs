@@ -112,6 +112,7 @@ fn main() {
             severity: Severity::Warning,
             for_s: 30,
             message: "{queue.name}: {queue.waiting} waiting".into(),
+            targets: Vec::new(),
             compiled: Arc::new(engine.compile(RuleScope::Queue, text).unwrap()),
         });
     }
@@ -127,6 +128,7 @@ fn main() {
             severity: Severity::Info,
             for_s: 60,
             message: "{agent.name}: {agent.state} for {agent.in_state_s} s".into(),
+            targets: Vec::new(),
             compiled: Arc::new(engine.compile(RuleScope::Agent, text).unwrap()),
         });
     }

@@ -198,6 +198,10 @@ pub struct LiveConfig {
     /// Colour bands for time in state, per state: seconds after which an agent is shown as
     /// "warn" and as "alert". States not listed have no bands.
     pub bands: std::collections::BTreeMap<String, [u32; 2]>,
+    /// A notification target hears from an alert rule at most this often; what happens in
+    /// between is sent together then.
+    #[serde(with = "human_duration")]
+    pub alert_notify_interval: Duration,
 }
 
 impl Default for LiveConfig {
@@ -218,6 +222,7 @@ impl Default for LiveConfig {
             writer_queue: 256,
             retention: Duration::from_secs(90 * 24 * 3600),
             bands,
+            alert_notify_interval: Duration::from_secs(60),
         }
     }
 }

@@ -288,3 +288,268 @@ async fn alert_rules_on_sqlite() {
 async fn alert_rules_on_postgres() {
     rules_fire_resolve_and_explain(Backend::Postgres).await;
 }
+
+/// A webhook receiver: records what it was sent (body, `Monti-Signature`), answers `status`,
+/// or never answers when `hang`.
+async fn webhook(status: u16, hang: bool) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use axum::routing::post;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let keep = keep.clone();
+            async move {
+                let signature = headers
+                    .get("monti-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                keep.lock().unwrap().push((body, signature));
+                if hang {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+fn hmac_hex(secret: &str, text: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Notifications: an email received by a real SMTP server, a signed webhook, a webhook that
+/// fails and one that hangs (both retried and shown with the reason, the others not held up),
+/// an SMTP server that refuses; a storm of alerts grouped into one notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_notifications_go_out_signed_retried_and_grouped() {
+    let Some(smtp) = common::smtp::SmtpServer::start(false).await else {
+        return;
+    };
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = smtp.port;
+        c.smtp.security = monti::config::SmtpSecurity::None;
+        c.smtp.from = "Monti <monti@example.com>".into();
+        c.plugins.private_networks = vec!["acme".into()];
+        c.live.alert_notify_interval = Duration::from_secs(2);
+    })
+    .await
+    .unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    server
+        .post("/api/v1/queues", &admin, json!({ "name": "Sales" }))
+        .await
+        .expect(201);
+    let (good, received) = webhook(200, false).await;
+    let (failing, _) = webhook(500, false).await;
+    let (hanging, _) = webhook(200, true).await;
+    let created = server
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({
+                "name": "Callers waiting", "scope": "queue", "expression": "queue.waiting > 0", "for_s": 0,
+                "message": "{queue.name}: {queue.waiting} waiting",
+                "targets": [
+                    { "type": "email", "to": "ops@example.com" },
+                    { "type": "webhook", "url": format!("http://127.0.0.1:{good}/hook") },
+                    { "type": "webhook", "url": format!("http://127.0.0.1:{failing}/hook") },
+                    { "type": "webhook", "url": format!("http://127.0.0.1:{hanging}/hook") },
+                ],
+            }),
+        )
+        .await;
+    created.expect(201);
+    let rule = created.body["id"].as_str().unwrap().to_owned();
+    server
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({ "name": "Bad target", "scope": "tenant", "expression": "true", "targets": [{ "type": "pager" }] }),
+        )
+        .await
+        .expect_problem(422);
+    server
+        .post(
+            "/api/v1/events",
+            &admin,
+            json!([event(
+                "j1",
+                json!({ "type": "caller_join", "queue": "Sales", "call": "c1" })
+            )]),
+        )
+        .await
+        .expect(200);
+
+    // The email arrives at the SMTP server, the good webhook gets a verifiable signature.
+    let started = Instant::now();
+    while smtp.received().is_empty() || received.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no email or webhook");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mail = &smtp.received()[0];
+    assert_eq!(mail["to"], json!(["ops@example.com"]));
+    let data = mail["data"].as_str().unwrap();
+    assert!(data.contains("Subject: [warning] Callers waiting: firing"), "{data}");
+    assert!(data.contains("Sales: 1 waiting"), "{data}");
+    let secret = server
+        .get(&format!("/api/v1/alert-rules/{rule}/signing-secret"), &admin)
+        .await
+        .body["signing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (body, signature) = received.lock().unwrap()[0].clone();
+    let (t, v1) = signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .expect("t=…,v1=…");
+    assert_eq!(v1, hmac_hex(&secret, &format!("{t}.{body}")), "the signature verifies");
+    let payload: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(payload["type"], json!("alert.firing"));
+    assert_eq!(payload["alerts"][0]["message"], json!("Sales: 1 waiting"));
+
+    // The failing webhook is waiting for its retry, with the reason; the hanging one too,
+    // after its timeout — neither held the others up.
+    let pending = until(
+        &server,
+        &admin,
+        "/api/v1/alert-notifications?state=pending",
+        "failures shown",
+        |b| {
+            let items = b["items"].as_array().cloned().unwrap_or_default();
+            items
+                .iter()
+                .any(|n| n["last_error"].as_str().is_some_and(|e| e.contains("500")))
+                && items
+                    .iter()
+                    .any(|n| n["last_error"].as_str().is_some_and(|e| e.contains("did not answer")))
+        },
+    )
+    .await;
+    assert!(
+        pending["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["attempts"] == json!(1)),
+        "{pending}"
+    );
+    let sent = server.get("/api/v1/alert-notifications?state=sent", &admin).await.body;
+    assert_eq!(sent["items"].as_array().unwrap().len(), 2, "{sent}");
+
+    // Resolved: told too.
+    server
+        .post(
+            "/api/v1/events",
+            &admin,
+            json!([event(
+                "l1",
+                json!({ "type": "caller_leave", "queue": "Sales", "call": "c1", "reason": "abandon", "wait_s": 3.0 })
+            )]),
+        )
+        .await
+        .expect(200);
+    let started = Instant::now();
+    while smtp.received().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no resolved email (throttled 2 s here)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(smtp.received()[1]["data"].as_str().unwrap().contains("resolved"));
+
+    // A storm: twenty agents paused at once make one email listing them.
+    let mut events = Vec::new();
+    for n in 0..20 {
+        server
+            .post(
+                "/api/v1/agents",
+                &admin,
+                json!({ "name": format!("Agent {n}"), "extension": format!("20{n:02}") }),
+            )
+            .await
+            .expect(201);
+        events.push(event(
+            &format!("p{n}"),
+            json!({ "type": "agent_state", "agent": format!("20{n:02}"), "state": "paused", "reason": "meeting" }),
+        ));
+    }
+    server
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({
+                "name": "Paused", "scope": "agent", "expression": "agent.state == \"paused\"", "for_s": 0,
+                "message": "{agent.name} paused", "targets": [{ "type": "email", "to": "storm@example.com" }],
+            }),
+        )
+        .await
+        .expect(201);
+    server.post("/api/v1/events", &admin, json!(events)).await.expect(200);
+    let started = Instant::now();
+    let storm = loop {
+        let mails: Vec<Value> = smtp
+            .received()
+            .into_iter()
+            .filter(|m| m["to"] == json!(["storm@example.com"]))
+            .collect();
+        if !mails.is_empty() {
+            break mails;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no storm email");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let storm_mails = smtp
+        .received()
+        .into_iter()
+        .filter(|m| m["to"] == json!(["storm@example.com"]))
+        .count();
+    assert_eq!(storm_mails, 1, "one email for the storm");
+    let data = storm[0]["data"].as_str().unwrap();
+    assert!(data.contains("Paused: 20 firing"), "{data}");
+    server.stop().await;
+
+    // An SMTP server that refuses: the email waits for its retry with the server's answer.
+    let Some(refusing) = common::smtp::SmtpServer::start(true).await else {
+        return;
+    };
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = refusing.port;
+        c.smtp.security = monti::config::SmtpSecurity::None;
+        c.smtp.from = "Monti <monti@example.com>".into();
+    })
+    .await
+    .unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    server
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({ "name": "Always", "scope": "tenant", "expression": "true", "for_s": 0,
+                    "targets": [{ "type": "email", "to": "ops@example.com" }] }),
+        )
+        .await
+        .expect(201);
+    until(
+        &server,
+        &admin,
+        "/api/v1/alert-notifications?state=pending",
+        "the refusal shown",
+        |b| b["items"][0]["last_error"].as_str().is_some_and(|e| e.contains("451")),
+    )
+    .await;
+    server.stop().await;
+}

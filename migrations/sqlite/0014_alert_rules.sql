@@ -21,6 +21,8 @@ CREATE TABLE alert_rules (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     updated_by  TEXT NOT NULL,
+    -- The key webhooks of this rule are signed with (HMAC-SHA256), sealed with the server's key.
+    signing_secret_enc TEXT NOT NULL,
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, name)
 );
@@ -74,3 +76,25 @@ CREATE TABLE alert_silences (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX alert_silences_rule ON alert_silences (tenant_id, rule_id, until_at);
+
+-- Notifications to send (email, webhooks), an outbox: each is tried until it is sent, with
+-- growing pauses, and kept as failed after the last attempt.
+CREATE TABLE alert_notifications (
+    tenant_id        TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id               TEXT NOT NULL,
+    rule_id          TEXT NOT NULL,
+    -- The target as the rule names it (JSON).
+    target           TEXT NOT NULL,
+    summary          TEXT NOT NULL,
+    -- The webhook's JSON body, or the email's text.
+    body             TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_error       TEXT,
+    created_at       INTEGER NOT NULL,
+    sent_at          INTEGER,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX alert_notifications_due ON alert_notifications (state, next_attempt_at);
+CREATE INDEX alert_notifications_rule ON alert_notifications (tenant_id, rule_id, created_at);

@@ -59,6 +59,8 @@ pub struct Rule {
     pub for_s: u32,
     /// The alert's text, with `{queue.name}`-style fields filled in.
     pub message: String,
+    /// Where notifications go (`{"type": "email", "to": …}`, `{"type": "webhook", "url": …}`).
+    pub targets: Vec<serde_json::Value>,
     pub compiled: Arc<CompiledRule>,
 }
 
@@ -409,6 +411,7 @@ mod tests {
             severity: Severity::Warning,
             for_s,
             message: "{queue.name}: {queue.waiting} waiting".into(),
+            targets: Vec::new(),
             compiled: Arc::new(engine.compile(scope, text).unwrap()),
         }
     }

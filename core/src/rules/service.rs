@@ -34,6 +34,7 @@ pub fn runnable(engine: &RuleEngine, row: &RuleRow) -> Result<Rule, RuleError> {
         severity: Severity::parse(&row.severity).unwrap_or(Severity::Warning),
         for_s: row.for_s.clamp(0, 86_400) as u32,
         message: row.message.clone(),
+        targets: serde_json::from_str(&row.targets).unwrap_or_default(),
         compiled: Arc::new(compiled),
     })
 }
@@ -49,12 +50,17 @@ struct TenantRules {
     loaded: Option<Instant>,
     /// Open alerts of a previous run were taken over.
     restored: bool,
+    /// Notifications held back so a target hears from a rule at most once a minute.
+    throttle: super::notify::Throttle,
 }
 
 /// The rules of every tenant in this instance.
 pub struct RuleService {
     pub engine: Arc<RuleEngine>,
     store: Store,
+    /// For links in notifications.
+    public_url: String,
+    notify_interval_ms: i64,
     tenants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<TenantRules>>>>,
 }
 
@@ -72,10 +78,12 @@ pub struct RuleStatus {
 }
 
 impl RuleService {
-    pub fn new(store: Store) -> Arc<Self> {
+    pub fn new(store: Store, public_url: String, notify_interval: Duration) -> Arc<Self> {
         Arc::new(Self {
             engine: Arc::new(RuleEngine::new()),
             store,
+            public_url,
+            notify_interval_ms: notify_interval.as_millis() as i64,
             tenants: Mutex::new(HashMap::new()),
         })
     }
@@ -185,7 +193,7 @@ impl RuleService {
         let now = crate::domain::time::now_ms();
         // The evaluation is CPU work (milliseconds for thousands of agents): off the runtime.
         let mut state = std::mem::take(&mut *tenant);
-        let (state, changes) = tokio::task::spawn_blocking(move || {
+        let (mut state, changes) = tokio::task::spawn_blocking(move || {
             let facts = FloorFacts::of(&floor, now);
             let (changes, runs) = state.evaluator.tick(&engine, &state.rules, &facts, now);
             state.runs = runs;
@@ -193,9 +201,33 @@ impl RuleService {
         })
         .await
         .map_err(|e| crate::store::StoreError::Internal(format!("the rule evaluation failed: {e}")))?;
+        alert_rules::record(&self.store, scope.tenant_id(), &changes).await?;
+        // Notifications: silenced changes dropped, the rest grouped per rule and target.
+        let silences = alert_rules::silences(&self.store, scope.tenant_id(), now).await?;
+        let silenced = |c: &AlertChange| {
+            silences
+                .iter()
+                .any(|(rule, subject, _)| *rule == c.rule_id && subject.as_ref().is_none_or(|s| *s == c.subject))
+        };
+        let mut by_rule: HashMap<&str, Vec<AlertChange>> = HashMap::new();
+        for change in changes.iter().filter(|c| !silenced(c)) {
+            by_rule.entry(change.rule_id.as_str()).or_default().push(change.clone());
+        }
+        let mut outbox = Vec::new();
+        state.throttle.interval_ms = self.notify_interval_ms;
+        for rule in &state.rules {
+            let fresh = by_rule.remove(rule.id.as_str()).unwrap_or_default();
+            for target in &rule.targets {
+                let key = target.to_string();
+                if let Some(batch) = state.throttle.offer(&rule.id, &key, fresh.clone(), now) {
+                    let (summary, body) = super::notify::compose(scope.tenant_slug(), &self.public_url, target, &batch);
+                    outbox.push((rule.id.clone(), key, summary, body));
+                }
+            }
+        }
         *tenant = state;
         drop(tenant);
-        alert_rules::record(&self.store, scope.tenant_id(), &changes).await?;
+        alert_rules::enqueue(&self.store, scope.tenant_id(), &outbox).await?;
         for change in &changes {
             let what = if change.resolved_ms.is_some() {
                 "resolved"

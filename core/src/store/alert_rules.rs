@@ -89,12 +89,14 @@ pub async fn create(store: &Store, scope: &TenantScope, fields: &RuleFields) -> 
         updated_by: scope.actor().to_owned(),
     };
     let tenant = scope.tenant_id();
+    let signing_secret = format!("whsec_{}", crate::secrets::random_secret());
+    let sealed_secret = store.secrets.seal(&signing_secret, &signing_context(tenant, &row.id));
     on_db!(&store.db, |pool, DB| {
         let mut tx = pool.begin().await?;
         sqlx::query::<DB>(
             "INSERT INTO alert_rules (tenant_id, id, name, scope, expression, queues, teams, severity, for_s, labels, \
-             message, targets, enabled, version, created_at, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             message, targets, enabled, version, created_at, updated_at, updated_by, signing_secret_enc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(tenant)
         .bind(&row.id)
@@ -113,6 +115,7 @@ pub async fn create(store: &Store, scope: &TenantScope, fields: &RuleFields) -> 
         .bind(row.created_at)
         .bind(row.updated_at)
         .bind(&row.updated_by)
+        .bind(&sealed_secret)
         .execute(&mut *tx)
         .await?;
         sqlx::query::<DB>(
@@ -224,6 +227,27 @@ pub async fn update(
         });
     }
     Ok(row)
+}
+
+/// What a rule's signing secret is sealed with.
+pub fn signing_context(tenant_id: &str, rule_id: &str) -> String {
+    format!("alert-rule-signing:{tenant_id}:{rule_id}")
+}
+
+/// The key a rule's webhooks are signed with.
+pub async fn signing_secret(store: &Store, tenant_id: &str, rule_id: &str) -> StoreResult<String> {
+    let sealed: Option<String> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, String>("SELECT signing_secret_enc FROM alert_rules WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(rule_id)
+            .fetch_optional(pool)
+            .await
+    })?;
+    let sealed = sealed.ok_or(StoreError::NotFound { kind: "rule" })?;
+    store
+        .secrets
+        .open(&sealed, &signing_context(tenant_id, rule_id))
+        .map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 pub async fn get(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<RuleRow> {
@@ -457,5 +481,121 @@ pub async fn silences(store: &Store, tenant_id: &str, at_ms: i64) -> StoreResult
         .bind(at_ms)
         .fetch_all(pool)
         .await
+    })?)
+}
+
+/// A notification waiting to go out (or done).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct NotificationRow {
+    pub tenant_id: String,
+    pub tenant_slug: String,
+    pub id: String,
+    pub rule_id: String,
+    pub target: String,
+    pub summary: String,
+    pub body: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+const NOTIFICATION_SELECT: &str = "SELECT n.tenant_id, t.slug AS tenant_slug, n.id, n.rule_id, n.target, n.summary, \
+                                   n.body, n.state, n.attempts, n.next_attempt_at, n.last_error, n.created_at, n.sent_at \
+                                   FROM alert_notifications n JOIN tenants t ON t.id = n.tenant_id";
+
+/// Queues notifications: (rule id, target JSON, summary, body).
+pub async fn enqueue(store: &Store, tenant_id: &str, items: &[(String, String, String, String)]) -> StoreResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        for (rule_id, target, summary, body) in items {
+            sqlx::query::<DB>(
+                "INSERT INTO alert_notifications (tenant_id, id, rule_id, target, summary, body, state, attempts, \
+                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+            )
+            .bind(tenant_id)
+            .bind(new_id("notif"))
+            .bind(rule_id)
+            .bind(target)
+            .bind(summary)
+            .bind(body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    })?;
+    Ok(())
+}
+
+/// Notifications due now, every tenant's, oldest first.
+pub async fn due(store: &Store, now: i64, limit: i64) -> StoreResult<Vec<NotificationRow>> {
+    let sql = format!(
+        "{NOTIFICATION_SELECT} WHERE n.state = 'pending' AND n.next_attempt_at <= $1 ORDER BY n.next_attempt_at LIMIT $2"
+    );
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, NotificationRow>(&sql)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+/// Records an attempt: sent, or failed with the next try (`None`: no more tries).
+pub async fn attempted(
+    store: &Store,
+    row: &NotificationRow,
+    outcome: Result<(), String>,
+    next_attempt_at: Option<i64>,
+) -> StoreResult<()> {
+    let now = now_ms();
+    let (state, error, next) = match (&outcome, next_attempt_at) {
+        (Ok(()), _) => ("sent", None, row.next_attempt_at),
+        (Err(e), Some(next)) => ("pending", Some(e.clone()), next),
+        (Err(e), None) => ("failed", Some(e.clone()), row.next_attempt_at),
+    };
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "UPDATE alert_notifications SET state = $1, attempts = attempts + 1, last_error = $2, \
+             next_attempt_at = $3, sent_at = $4 WHERE tenant_id = $5 AND id = $6",
+        )
+        .bind(state)
+        .bind(error)
+        .bind(next)
+        .bind(outcome.is_ok().then_some(now))
+        .bind(&row.tenant_id)
+        .bind(&row.id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// The tenant's notifications, newest first (`state`: pending, sent, failed; `None`: all).
+pub async fn notifications(
+    store: &Store,
+    scope: &TenantScope,
+    state: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<NotificationRow>> {
+    let sql = format!(
+        "{NOTIFICATION_SELECT} WHERE n.tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR n.state = $2) \
+         ORDER BY n.created_at DESC LIMIT $3"
+    );
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, NotificationRow>(&sql)
+            .bind(scope.tenant_id())
+            .bind(state)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
     })?)
 }

@@ -1,5 +1,5 @@
 //! `monti secrets rotate-key`: every secret sealed at rest — SIP endpoint passwords, sign-in
-//! providers' client secrets, sessions' ID tokens, plugin secrets — opened with the current key
+//! providers' client secrets, sessions' ID tokens, plugin secrets, alert rules' signing secrets — opened with the current key
 //! and sealed again with a new one, in one transaction. If any cannot be opened, nothing changes.
 
 use super::{Store, StoreError, StoreResult};
@@ -15,7 +15,7 @@ struct SealedColumn {
     context: fn(&str, &str) -> String,
 }
 
-const COLUMNS: [SealedColumn; 4] = [
+const COLUMNS: [SealedColumn; 5] = [
     SealedColumn {
         what: "SIP endpoint passwords",
         select: "SELECT id, tenant_id, password_enc FROM endpoints WHERE password_enc IS NOT NULL",
@@ -39,6 +39,12 @@ const COLUMNS: [SealedColumn; 4] = [
         select: "SELECT installation_id, name, sealed FROM plugin_secrets",
         update: "UPDATE plugin_secrets SET sealed = $1 WHERE installation_id = $2 AND name = $3",
         context: |installation, name| super::plugins::secret_context(installation, name),
+    },
+    SealedColumn {
+        what: "alert rules' webhook signing secrets",
+        select: "SELECT id, tenant_id, signing_secret_enc FROM alert_rules",
+        update: "UPDATE alert_rules SET signing_secret_enc = $1 WHERE id = $2 AND tenant_id = $3",
+        context: |id, tenant| super::alert_rules::signing_context(tenant, id),
     },
 ];
 

@@ -9,7 +9,9 @@
 //! - `POST /api/v1/alert-rules/test` (what a rule would say on the floor right now)
 //! - `POST /api/v1/alert-rules/starter` (import the starter set)
 //! - `POST /api/v1/alert-rules/{id}/silence`
+//! - `GET /api/v1/alert-rules/{id}/signing-secret` (what its webhooks are signed with)
 //! - `GET /api/v1/alerts`, `POST /api/v1/alerts/{id}/acknowledge`
+//! - `GET /api/v1/alert-notifications` (sent, waiting to be retried, failed)
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -38,6 +40,8 @@ pub fn api_router() -> Router<AppState> {
         .route("/alert-rules/{id}", get(show).patch(update).delete(remove))
         .route("/alert-rules/{id}/versions", get(versions))
         .route("/alert-rules/{id}/silence", post(silence))
+        .route("/alert-rules/{id}/signing-secret", get(signing_secret))
+        .route("/alert-notifications", get(notifications))
         .route("/alerts", get(alerts))
         .route("/alerts/{id}/acknowledge", post(acknowledge))
 }
@@ -404,6 +408,7 @@ async fn test(State(app): State<AppState>, caller: Caller, bytes: axum::body::By
         severity: Severity::Info,
         for_s: 0,
         message: draft.message.unwrap_or_default(),
+        targets: Vec::new(),
         compiled: std::sync::Arc::new(compiled),
     };
     let floor = app.live.floor(&scope).await?;
@@ -582,4 +587,67 @@ async fn acknowledge(
         .detail(format!("{}: {}", alert.rule_name, alert.message));
     audit::record(&app.store, event, &origin).await;
     Ok(axum::Json(alert_json(&alert)).into_response())
+}
+
+/// The key the rule's webhooks are signed with (`Monti-Signature`), for the receiver to check.
+/// Tenant admins; audited.
+async fn signing_secret(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let rule = alert_rules::get(&app.store, &scope, &id).await?;
+    let secret = alert_rules::signing_secret(&app.store, scope.tenant_id(), &rule.id).await?;
+    let event = AuditEvent::in_tenant(&scope, "alert_rule.signing_secret", Outcome::Success)
+        .target("alert_rule", &rule.id)
+        .detail(rule.name.clone());
+    audit::record(&app.store, event, &origin).await;
+    Ok(axum::Json(json!({
+        "signing_secret": secret,
+        "header": "Monti-Signature",
+        "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" with the secret>",
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NotificationsQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn notifications(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(query): Query<NotificationsQuery>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Live)?;
+    if let Some(state) = &query.state
+        && !matches!(state.as_str(), "pending" | "sent" | "failed")
+    {
+        return Err(ApiError::bad_request("`state` is `pending`, `sent` or `failed`"));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = alert_rules::notifications(&app.store, &scope, query.state.as_deref(), limit).await?;
+    let time = |ms: Option<i64>| ms.map(crate::domain::time::to_rfc3339);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|n| {
+            let mut target: Value = serde_json::from_str(&n.target).unwrap_or(Value::Null);
+            if let Some(object) = target.as_object_mut() {
+                object.remove("secret");
+            }
+            json!({
+                "id": n.id, "rule_id": n.rule_id, "target": target, "summary": n.summary, "state": n.state,
+                "attempts": n.attempts, "last_error": n.last_error, "created_at": time(Some(n.created_at)),
+                "next_attempt_at": (n.state == "pending").then(|| time(Some(n.next_attempt_at))).flatten(),
+                "sent_at": time(n.sent_at),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
 }

@@ -120,8 +120,18 @@ impl AppState {
             config.plugins.clone(),
         ));
         live.start_plugin_streams();
-        let rules = crate::rules::service::RuleService::new(store.clone());
+        let rules = crate::rules::service::RuleService::new(
+            store.clone(),
+            config.public_url(),
+            config.live.alert_notify_interval,
+        );
         rules.start(live.clone());
+        std::sync::Arc::new(crate::rules::notify::Delivery::new(
+            store.clone(),
+            mailer.clone(),
+            config.plugins.private_networks.clone(),
+        ))
+        .start();
         Ok(Self {
             store,
             templates: Arc::new(templates),

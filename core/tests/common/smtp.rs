@@ -1,0 +1,87 @@
+//! A real SMTP server for tests (nodemailer's `smtp-server`, in `tests/smtp-server`), started per
+//! test on a free port; what it receives is kept here.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp-server")
+}
+
+/// Installs the server's npm packages (from its lockfile) when they are missing.
+fn install() -> Result<(), String> {
+    if dir().join("node_modules/smtp-server").exists() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir())
+        .status()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    status.success().then_some(()).ok_or(format!("npm ci failed: {status}"))
+}
+
+pub struct SmtpServer {
+    _child: tokio::process::Child,
+    pub port: u16,
+    received: Arc<Mutex<Vec<Value>>>,
+}
+
+impl SmtpServer {
+    /// Starts one; `refuse` answers every message with 451 (a server that is in trouble).
+    pub async fn start(refuse: bool) -> Option<SmtpServer> {
+        if let Err(e) = install() {
+            super::service_missing("Node.js with npm (for smtp-server)", &e);
+            return None;
+        }
+        let mut command = tokio::process::Command::new("node");
+        command.arg("server.mjs").arg("0");
+        if refuse {
+            command.arg("refuse");
+        }
+        let mut child = command
+            .current_dir(dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let mut lines = BufReader::new(child.stdout.take()?).lines();
+        let port = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(port) = line.strip_prefix("listening ") {
+                    return port.trim().parse().ok();
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .expect("the SMTP server starts");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let keep = received.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(message) = serde_json::from_str::<Value>(&line) {
+                    keep.lock().unwrap().push(message);
+                }
+            }
+        });
+        Some(SmtpServer {
+            _child: child,
+            port,
+            received,
+        })
+    }
+
+    /// Messages received so far: `{"from", "to": [..], "data"}`.
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+}
