@@ -82,6 +82,9 @@ pub struct Dispatcher {
     circuits: Mutex<HashMap<(String, String), Circuit>>,
     /// Instances kept between batches, by (tenant, installation), for plugins that ask.
     warm: Mutex<HashMap<(String, String), WarmInstance>>,
+    /// Each installation's key-value store as its last run left it (the database has the same,
+    /// written when a run changed it): a connector's floor is read once, not on every call.
+    kv_cache: Mutex<HashMap<String, Arc<std::collections::BTreeMap<String, Vec<u8>>>>>,
     /// Connections kept for plugins.
     pub streams: StreamHub,
     /// Inbound hook requests: tokens left and when they were counted, per installation.
@@ -150,6 +153,7 @@ impl Dispatcher {
             circuits: Mutex::new(HashMap::new()),
             stamps: Mutex::new(HashMap::new()),
             warm: Mutex::new(HashMap::new()),
+            kv_cache: Mutex::new(HashMap::new()),
             streams: StreamHub::default(),
             hook_buckets: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
@@ -298,7 +302,23 @@ impl Dispatcher {
         let engine = self
             .engine()
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
-        let kv = plugins::kv(&self.store, &installation.id).await?;
+        let cached = self
+            .kv_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&installation.id)
+            .cloned();
+        let kv = match cached {
+            Some(kv) => (*kv).clone(),
+            None => {
+                let kv = plugins::kv(&self.store, &installation.id).await?;
+                self.kv_cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(installation.id.clone(), Arc::new(kv.clone()));
+                kv
+            }
+        };
         let plugin = installation.plugin.clone();
         let (grants, mut limits) = self
             .grants(tenant_id, &installation.id, &plugin.manifest, &installation.config)
@@ -353,6 +373,12 @@ impl Dispatcher {
         }
         if let Ok(outcome) = &ran {
             self.spend(tenant_id, outcome.http.len(), outcome.emitted.len());
+            if outcome.kv_changed {
+                self.kv_cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(installation.id.clone(), Arc::new(outcome.kv.clone()));
+            }
         }
         let failed = !matches!(&ran, Ok(outcome) if outcome.result.is_ok());
         self.record(&key, &installation.plugin_id, failed);

@@ -89,6 +89,15 @@ impl RuleError {
 pub struct CompiledRule {
     ast: rhai::AST,
     pub scope: RuleScope,
+    /// The same condition on the fast path, when it fits (see [`super::native`]).
+    native: Option<super::native::Native>,
+}
+
+impl CompiledRule {
+    /// Whether evaluations take the fast path.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
 }
 
 /// What a rule is evaluated on.
@@ -190,11 +199,27 @@ impl RuleEngine {
             .engine
             .compile_with_scope(&variables, source)
             .map_err(|e| parse_error(&e, scope))?;
-        Ok(CompiledRule { ast, scope })
+        let native = super::native::translate(&ast, scope);
+        Ok(CompiledRule { ast, scope, native })
     }
 
     /// Whether the rule holds for `subject` now.
     pub fn evaluate(&self, rule: &CompiledRule, tenant: &TenantFacts, subject: Subject<'_>) -> Result<bool, RuleError> {
+        if let Some(native) = &rule.native
+            && let Some(holds) = native.evaluate(tenant, &subject)
+        {
+            return Ok(holds);
+        }
+        self.interpret(rule, tenant, subject)
+    }
+
+    /// As [`evaluate`](Self::evaluate), always in the interpreter.
+    pub fn interpret(
+        &self,
+        rule: &CompiledRule,
+        tenant: &TenantFacts,
+        subject: Subject<'_>,
+    ) -> Result<bool, RuleError> {
         let mut variables = rhai::Scope::new();
         variables.push_constant("tenant", tenant.clone());
         match subject {
@@ -397,5 +422,47 @@ mod tests {
             assert!(reference.contains(&format!("`{}`", field.name)));
         }
         assert!(reference.contains("in_state_s"));
+    }
+
+    /// The fast path agrees with the interpreter, on conditions it takes and on those it hands
+    /// back (mixed types, overflow, division by zero, strings compared by order).
+    #[test]
+    fn the_fast_path_means_what_rhai_means() {
+        let engine = RuleEngine::new();
+        let tenant = TenantFacts {
+            waiting: 3,
+            ..TenantFacts::default()
+        };
+        let queues = [queue(), QueueFacts::default()];
+        let conditions = [
+            ("queue.waiting > 10 && queue.longest_wait_s > 60", true),
+            ("queue.service_level < queue.sl_target - 5", true),
+            ("queue.waiting * 2 >= 24 || !(queue.name == \"Sales\")", true),
+            ("queue.longest_wait_s / 2 > 30.0 && tenant.waiting != 0", true),
+            ("-queue.waiting < 0", true),
+            ("queue.waiting / 0 > 1", true),
+            ("queue.waiting * 9223372036854775807 > 1", true),
+            ("queue.name > \"A\"", true),
+            ("queue.name == 3", true),
+            ("queue.name + \"x\" == \"Salesx\"", true),
+            ("let x = queue.waiting; x > 1", false),
+            ("if queue.waiting > 1 { true } else { false }", false),
+        ];
+        for (text, native) in conditions {
+            let rule = engine.compile(RuleScope::Queue, text).unwrap();
+            assert_eq!(rule.is_native(), native, "{text}");
+            for q in &queues {
+                let fast = engine.evaluate(&rule, &tenant, Subject::Queue(q));
+                let slow = engine.interpret(&rule, &tenant, Subject::Queue(q));
+                assert_eq!(fast.is_ok(), slow.is_ok(), "{text}: {fast:?} vs {slow:?}");
+                if let (Ok(a), Ok(b)) = (&fast, &slow) {
+                    assert_eq!(a, b, "{text}");
+                }
+            }
+        }
+        let rule = engine
+            .compile(RuleScope::Agent, "agent.state == \"paused\" && agent.in_state_s > 1200")
+            .unwrap();
+        assert!(rule.is_native());
     }
 }

@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod eval;
 pub mod facts;
+pub mod native;
 pub mod notify;
 pub mod service;
 
