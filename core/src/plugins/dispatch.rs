@@ -84,7 +84,7 @@ pub struct Dispatcher {
     warm: Mutex<HashMap<(String, String), WarmInstance>>,
     /// Each installation's key-value store as its last run left it (the database has the same,
     /// written when a run changed it): a connector's floor is read once, not on every call.
-    kv_cache: Mutex<HashMap<String, Arc<std::collections::BTreeMap<String, Vec<u8>>>>>,
+    kv_cache: Mutex<HashMap<String, Arc<Kv>>>,
     /// Connections kept for plugins.
     pub streams: StreamHub,
     /// Inbound hook requests: tokens left and when they were counted, per installation.
@@ -135,6 +135,9 @@ pub enum HookOutcome {
         Vec<Event>,
     ),
 }
+
+/// An installation's key-value store.
+type Kv = std::collections::BTreeMap<String, Vec<u8>>;
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
