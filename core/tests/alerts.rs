@@ -553,3 +553,157 @@ async fn alert_notifications_go_out_signed_retried_and_grouped() {
     .await;
     server.stop().await;
 }
+
+/// Acceptance: a starter rule fires within its `for` and a tick, shows on the board in Chromium
+/// (pushed with the board's stream), sends an email the SMTP server receives, and resolves when
+/// the condition clears. The editor shows a syntax error with its line as one types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
+    let Some(browser) = common::browser::Browser::launch().await else {
+        return;
+    };
+    let Some(smtp) = common::smtp::SmtpServer::start(false).await else {
+        return;
+    };
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = smtp.port;
+        c.smtp.security = monti::config::SmtpSecurity::None;
+        c.smtp.from = "Monti <monti@example.com>".into();
+    })
+    .await
+    .unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    server
+        .post("/api/v1/queues", &admin, json!({ "name": "Sales" }))
+        .await
+        .expect(201);
+    // The starter set, with the long-waits rule told to email the floor manager.
+    server
+        .post("/api/v1/alert-rules/starter", &admin, json!({}))
+        .await
+        .expect(201);
+    let rules = server.get("/api/v1/alert-rules", &admin).await.body;
+    let long_waits = rules["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == json!("Callers waiting too long"))
+        .expect("the starter rule")
+        .clone();
+    let rule = long_waits["id"].as_str().unwrap().to_owned();
+    let for_s = long_waits["for_s"].as_u64().unwrap();
+    server
+        .patch(
+            &format!("/api/v1/alert-rules/{rule}"),
+            &admin,
+            json!({ "targets": [{ "type": "email", "to": "floor@example.com" }] }),
+        )
+        .await
+        .expect(200);
+    common::account(
+        &server.store,
+        "sue@example.com",
+        "correct horse battery staple",
+        Some(("acme", monti::domain::Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let wait = Duration::from_secs(20);
+    let mut page = browser.page().await;
+    page.goto(&server.url("/board")).await;
+    page.fill("#email", "sue@example.com").await;
+    page.fill("#password", "correct horse battery staple").await;
+    page.click("#sign-in").await;
+    assert!(
+        page.wait_for("document.querySelector('#board-alerts') !== null", wait)
+            .await,
+        "the board has its alert banner"
+    );
+    // A caller who joined three minutes ago is still waiting: over the rule's two minutes.
+    let joined = (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339();
+    let started = Instant::now();
+    server
+        .post(
+            "/api/v1/events",
+            &admin,
+            json!([{ "id": "j1", "source": "simulator", "at": joined, "type": "caller_join", "queue": "Sales", "call": "c1" }]),
+        )
+        .await
+        .expect(200);
+    let banner = format!("document.querySelector(\"#board-alerts .alert-item[data-rule='{rule}']\")");
+    assert!(
+        page.wait_for(&format!("{banner} !== null"), wait).await,
+        "the alert shows on the board"
+    );
+    let fired_after = started.elapsed();
+    assert!(
+        fired_after < Duration::from_secs(for_s + 3),
+        "fired after {fired_after:?} (for {for_s} s plus a tick)"
+    );
+    let text = page.eval(&format!("{banner}.innerText")).await;
+    assert!(
+        text.as_str().unwrap_or_default().contains("Sales: a caller has waited"),
+        "{text}"
+    );
+    // The email arrives.
+    let started = Instant::now();
+    let mail = loop {
+        if let Some(mail) = smtp
+            .received()
+            .into_iter()
+            .find(|m| m["to"] == json!(["floor@example.com"]))
+        {
+            break mail;
+        }
+        assert!(started.elapsed() < wait, "no email");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        mail["data"]
+            .as_str()
+            .unwrap()
+            .contains("Callers waiting too long: firing"),
+        "{mail}"
+    );
+    // The caller is answered: the alert resolves and leaves the board.
+    server
+        .post(
+            "/api/v1/events",
+            &admin,
+            json!([event(
+                "l1",
+                json!({ "type": "caller_leave", "queue": "Sales", "call": "c1", "reason": "timeout", "wait_s": 190.0 })
+            )]),
+        )
+        .await
+        .expect(200);
+    assert!(
+        page.wait_for(&format!("{banner} === null"), wait).await,
+        "the resolved alert leaves the board"
+    );
+    let history = server.get("/api/v1/alerts?state=all", &admin).await.body;
+    assert_eq!(history["items"][0]["state"], json!("resolved"), "{history}");
+    // The editor: a syntax error shows with its line as one types.
+    page.goto(&server.url("/admin/alert-rules/new")).await;
+    assert!(
+        page.wait_for("document.querySelector('#rule-expression') !== null", wait)
+            .await
+    );
+    page.fill("#rule-expression", "queue.waiting >\n  && 3").await;
+    page.eval("htmx.trigger('#rule-expression', 'change')").await;
+    assert!(
+        page.wait_for(
+            "(document.querySelector('#expression-check.field-error') || {innerText: ''}).innerText.includes('line 2')",
+            wait
+        )
+        .await,
+        "the syntax error is shown with its line: {}",
+        page.eval(
+            "document.querySelector('#expression-check') && document.querySelector('#expression-check').outerHTML"
+        )
+        .await
+    );
+    browser.close().await;
+    server.stop().await;
+}

@@ -52,6 +52,8 @@ struct TenantRules {
     restored: bool,
     /// Notifications held back so a target hears from a rule at most once a minute.
     throttle: super::notify::Throttle,
+    /// The firing alerts were published once (after taking over a previous run's).
+    restored_published: bool,
 }
 
 /// The rules of every tenant in this instance.
@@ -62,7 +64,12 @@ pub struct RuleService {
     public_url: String,
     notify_interval_ms: i64,
     tenants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<TenantRules>>>>,
+    /// Per tenant, the alerts firing now (for boards' banners), most severe first.
+    firing: Mutex<HashMap<String, tokio::sync::watch::Sender<Firing>>>,
 }
+
+/// The alerts firing in a tenant.
+pub type Firing = Arc<Vec<AlertChange>>;
 
 /// What a rule did on its last tick, for its author.
 #[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
@@ -85,7 +92,21 @@ impl RuleService {
             public_url,
             notify_interval_ms: notify_interval.as_millis() as i64,
             tenants: Mutex::new(HashMap::new()),
+            firing: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn firing_sender(&self, tenant_id: &str) -> tokio::sync::watch::Sender<Firing> {
+        let mut firing = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        firing
+            .entry(tenant_id.to_owned())
+            .or_insert_with(|| tokio::sync::watch::channel(Arc::new(Vec::new())).0)
+            .clone()
+    }
+
+    /// The alerts firing in a tenant now, and every change after (boards' banners).
+    pub fn firing(&self, tenant_id: &str) -> tokio::sync::watch::Receiver<Firing> {
+        self.firing_sender(tenant_id).subscribe()
     }
 
     fn tenant(&self, tenant_id: &str) -> Arc<tokio::sync::Mutex<TenantRules>> {
@@ -224,6 +245,12 @@ impl RuleService {
                     outbox.push((rule.id.clone(), key, summary, body));
                 }
             }
+        }
+        if !changes.is_empty() || !state.restored_published {
+            let mut now_firing: Vec<AlertChange> = state.evaluator.firing().cloned().collect();
+            now_firing.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.fired_ms.cmp(&b.fired_ms)));
+            self.firing_sender(scope.tenant_id()).send_replace(Arc::new(now_firing));
+            state.restored_published = true;
         }
         *tenant = state;
         drop(tenant);

@@ -352,6 +352,7 @@ async fn index(State(app): State<AppState>, signed: SignedIn) -> Response {
         ("dids", Area::Configuration),
         ("endpoints", Area::Configuration),
         ("plugins", Area::Configuration),
+        ("alert-rules", Area::Configuration),
         ("tokens", Area::Tokens),
         ("sessions", Area::Sessions),
         ("audit", Area::Audit),

@@ -77,7 +77,7 @@ fn json_list<T: serde::Serialize>(items: &[T]) -> String {
 
 /// Checks a rule's fields (over `base` for a change); a compile error names the expression's
 /// line and column.
-fn fields(app: &AppState, input: RuleInput, base: Option<&RuleRow>) -> Result<RuleFields, Validation> {
+pub(super) fn fields(app: &AppState, input: RuleInput, base: Option<&RuleRow>) -> Result<RuleFields, Validation> {
     let mut v = Validation::new();
     let name = input.name.or_else(|| base.map(|b| b.name.clone())).unwrap_or_default();
     let name = name.trim().to_owned();
@@ -222,7 +222,7 @@ fn check_target(target: &Value) -> Result<(), String> {
     }
 }
 
-fn rule_json(row: &RuleRow, status: Option<&crate::rules::service::RuleStatus>) -> Value {
+pub(super) fn rule_json(row: &RuleRow, status: Option<&crate::rules::service::RuleStatus>) -> Value {
     json!({
         "id": row.id,
         "name": row.name,
@@ -389,40 +389,67 @@ async fn check(State(app): State<AppState>, caller: Caller, bytes: axum::body::B
 async fn test(State(app): State<AppState>, caller: Caller, bytes: axum::body::Bytes) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Live)?;
     let draft: Draft = body(&bytes)?;
-    let Some(rule_scope) = RuleScope::parse(&draft.scope) else {
+    let answer = test_draft(
+        &app,
+        &scope,
+        &draft.scope,
+        &draft.expression,
+        draft.message.as_deref().unwrap_or_default(),
+        draft.queues,
+        draft.teams,
+    )
+    .await?;
+    Ok(axum::Json(answer).into_response())
+}
+
+/// A draft rule evaluated once on the floor (as the viewer may see it).
+pub(super) async fn test_draft(
+    app: &AppState,
+    scope: &crate::store::TenantScope,
+    scope_text: &str,
+    expression: &str,
+    message: &str,
+    queues: Vec<String>,
+    teams: Vec<String>,
+) -> Result<Value, ApiError> {
+    let Some(rule_scope) = RuleScope::parse(scope_text) else {
         return Err(ApiError::bad_request("`scope` is `tenant`, `queue` or `agent`"));
     };
-    let compiled = match app.rules.engine.compile(rule_scope, &draft.expression) {
+    let compiled = match app.rules.engine.compile(rule_scope, expression) {
         Ok(c) => c,
-        Err(error) => {
-            return Ok(axum::Json(json!({ "valid": false, "error": error_json(&error) })).into_response());
-        }
+        Err(error) => return Ok(json!({ "valid": false, "error": error_json(&error) })),
     };
     let rule = Rule {
         id: "draft".into(),
         version: 0,
         name: "draft".into(),
         scope: rule_scope,
-        queues: draft.queues,
-        teams: draft.teams,
+        queues,
+        teams,
         severity: Severity::Info,
         for_s: 0,
-        message: draft.message.unwrap_or_default(),
+        message: message.to_owned(),
         targets: Vec::new(),
         compiled: std::sync::Arc::new(compiled),
     };
-    let floor = app.live.floor(&scope).await?;
+    let floor = app.live.floor(scope).await?;
     let engine = app.rules.engine.clone();
     let visibility = scope.visibility().clone();
-    let answer = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let now = crate::domain::time::now_ms();
         let mut facts = FloorFacts::of(&floor, now);
         // A scoped supervisor tests on the agents it may see.
-        facts.agents.retain(|a| {
-            let slot = floor.live.lock().unwrap_or_else(|e| e.into_inner()).agent_slot(&a.facts.id);
-            let groups = slot.and_then(|s| floor.agent_groups.get(s as usize)).cloned().unwrap_or_default();
-            visibility.admits(groups.0.as_deref(), groups.1.as_deref())
-        });
+        {
+            let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+            facts.agents.retain(|a| {
+                let groups = live
+                    .agent_slot(&a.facts.id)
+                    .and_then(|s| floor.agent_groups.get(s as usize))
+                    .cloned()
+                    .unwrap_or_default();
+                visibility.admits(groups.0.as_deref(), groups.1.as_deref())
+            });
+        }
         let (changes, runs) = Evaluator::default().tick(&engine, std::slice::from_ref(&rule), &facts, now);
         let run = runs.get("draft").cloned().unwrap_or_default();
         json!({
@@ -434,8 +461,7 @@ async fn test(State(app): State<AppState>, caller: Caller, bytes: axum::body::By
         })
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the test failed: {e}")))?;
-    Ok(axum::Json(answer).into_response())
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the test failed: {e}")))
 }
 
 /// The starter rules (`examples/rules/`), as shipped in the binary.
@@ -459,6 +485,20 @@ async fn starter(
     RequestOrigin(origin): RequestOrigin,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let (created, skipped) = import_starter(&app, &scope, &origin).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "created": created, "skipped": skipped })),
+    )
+        .into_response())
+}
+
+/// Creates the starter rules the tenant has no rule of that name for: (created, skipped names).
+pub(super) async fn import_starter(
+    app: &AppState,
+    scope: &crate::store::TenantScope,
+    origin: &crate::store::audit::Origin,
+) -> Result<(Vec<Value>, Vec<String>), ApiError> {
     let existing: Vec<String> = alert_rules::list(&app.store, scope.tenant_id())
         .await?
         .into_iter()
@@ -472,20 +512,16 @@ async fn starter(
             skipped.push(input.name.unwrap_or_default());
             continue;
         }
-        let fields = fields(&app, input, None).map_err(crate::store::StoreError::Invalid)?;
-        let row = alert_rules::create(&app.store, &scope, &fields).await?;
+        let fields = fields(app, input, None).map_err(crate::store::StoreError::Invalid)?;
+        let row = alert_rules::create(&app.store, scope, &fields).await?;
         created.push(rule_json(&row, None));
     }
     app.rules.changed(scope.tenant_id()).await;
-    let event = AuditEvent::in_tenant(&scope, "alert_rule.import_starter", Outcome::Success)
+    let event = AuditEvent::in_tenant(scope, "alert_rule.import_starter", Outcome::Success)
         .target("alert_rule", "starter")
         .detail(format!("{} imported, {} already there", created.len(), skipped.len()));
-    audit::record(&app.store, event, &origin).await;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "created": created, "skipped": skipped })),
-    )
-        .into_response())
+    audit::record(&app.store, event, origin).await;
+    Ok((created, skipped))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -3,8 +3,10 @@
 pub mod admin;
 pub mod admin_access;
 pub mod admin_plugins;
+pub mod admin_rules;
 pub mod admin_tenant;
 pub mod alerts;
+pub mod alerts_ui;
 pub mod api;
 pub mod auth_pages;
 pub mod board;
@@ -193,6 +195,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", get(ui::api_reference))
         .merge(admin::router())
         .merge(board::router())
+        .merge(alerts_ui::router())
+        .merge(admin_rules::router())
         .merge(control::board_router())
         .merge(admin_plugins::router())
         .merge(admin_access::router())

@@ -48,6 +48,17 @@ struct State<F> {
     kind: &'static str,
     /// When the stream ends so the client reconnects (and is authenticated again).
     deadline: tokio::time::Instant,
+    /// Other events sent along (a board's alert banner).
+    extra: Option<Extra>,
+}
+
+/// Events a stream sends besides its deltas.
+pub type Extra = std::pin::Pin<Box<dyn futures_util::Stream<Item = Event> + Send>>;
+
+/// What a stream waited for.
+enum Next {
+    Delta(Result<Result<Arc<Delta>, RecvError>, tokio::time::error::Elapsed>),
+    Extra(Option<Event>),
 }
 
 /// A stream ends after this long; the client reconnects with `Last-Event-ID` and misses
@@ -60,6 +71,20 @@ pub fn respond<F>(subscription: Subscription, start: Start, kind: &'static str, 
 where
     F: FnMut(&Delta) -> Option<Event> + Send + 'static,
 {
+    respond_with(subscription, start, kind, render, None)
+}
+
+/// As [`respond`], with `extra` events sent along as they come.
+pub fn respond_with<F>(
+    subscription: Subscription,
+    start: Start,
+    kind: &'static str,
+    render: F,
+    extra: Option<Extra>,
+) -> Response
+where
+    F: FnMut(&Delta) -> Option<Event> + Send + 'static,
+{
     metrics::gauge!("live_streams", "kind" => kind).increment(1.0);
     let state = Guard(State {
         receiver: subscription.receiver,
@@ -69,6 +94,7 @@ where
         render,
         kind,
         deadline: tokio::time::Instant::now() + MAX_AGE,
+        extra,
     });
     let stream = futures_util::stream::unfold(state, next);
     Sse::new(stream)
@@ -95,7 +121,34 @@ where
     loop {
         let delta = match st.backlog.pop_front() {
             Some(d) => d,
-            None => match tokio::time::timeout_at(st.deadline, st.receiver.recv()).await {
+            None => match {
+                let waited = {
+                    let State {
+                        receiver,
+                        extra,
+                        deadline,
+                        ..
+                    } = &mut *st;
+                    let more = async {
+                        match extra.as_mut() {
+                            Some(extra) => futures_util::StreamExt::next(extra).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        delta = tokio::time::timeout_at(*deadline, receiver.recv()) => Next::Delta(delta),
+                        event = more => Next::Extra(event),
+                    }
+                };
+                match waited {
+                    Next::Extra(Some(event)) => return Some((Ok(event), guard)),
+                    Next::Extra(None) => {
+                        st.extra = None;
+                        continue;
+                    }
+                    Next::Delta(delta) => delta,
+                }
+            } {
                 Err(_) => return None,
                 Ok(Ok(d)) => d,
                 Ok(Err(RecvError::Lagged(missed))) => {

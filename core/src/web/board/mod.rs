@@ -284,6 +284,11 @@ async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query
         "stream_url",
         &format!("/board/stream?{}&after={}", view.query_string(), position),
     );
+    let firing = app.rules.firing(scope.tenant_id()).borrow().clone();
+    context.insert(
+        "alerts_html",
+        &super::alerts_ui::banner(&firing, &floor, visibility, locale),
+    );
     context.insert(
         "bands",
         &serde_json::to_string(&app.config.live.bands).unwrap_or_default(),
@@ -398,10 +403,36 @@ async fn stream_board(
     };
     let locale = signed.page.locale;
     let labels = Arc::new(Labels::new(locale));
-    stream::respond(subscription, start, "board", move |delta| {
-        let html = delta.rendered(rendering_key(locale), |d| render_delta(d, &labels));
-        viewer_message(delta, &html, &view).map(|m| Event::default().event("agents").data(m))
-    })
+    // Alerts go along: the banner again whenever what fires changes.
+    let mut firing = app.rules.firing(scope.tenant_id());
+    firing.mark_unchanged();
+    let visibility = scope.visibility().clone();
+    let banner_floor = floor.clone();
+    let alerts: stream::Extra = Box::pin(futures_util::stream::unfold(firing, move |mut firing| {
+        let (floor, visibility) = (banner_floor.clone(), visibility.clone());
+        async move {
+            firing.changed().await.ok()?;
+            let now = firing.borrow_and_update().clone();
+            let html = super::alerts_ui::banner(&now, &floor, &visibility, locale);
+            // An empty banner is sent as a comment-free placeholder so the swap clears it.
+            let data = if html.is_empty() {
+                "<span hidden></span>".to_owned()
+            } else {
+                html
+            };
+            Some((Event::default().event("alerts").data(data), firing))
+        }
+    }));
+    stream::respond_with(
+        subscription,
+        start,
+        "board",
+        move |delta| {
+            let html = delta.rendered(rendering_key(locale), |d| render_delta(d, &labels));
+            viewer_message(delta, &html, &view).map(|m| Event::default().event("agents").data(m))
+        },
+        Some(alerts),
+    )
 }
 
 /// One state interval of an agent's day.

@@ -1,0 +1,436 @@
+//! The alert rules editor: the tenant's rules with their status (firing, failing), a form that
+//! checks the condition as it is typed (htmx: syntax errors with line and column) and tests it
+//! against the current floor, every version of a rule, and the starter set in one click.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::admin::{tenant_scope, unavailable};
+use super::alerts::{RuleInput, rule_json};
+use super::session::SignedIn;
+use super::ui::render_page;
+use crate::auth::{Action, Area, permits};
+use crate::rules::RuleScope;
+use crate::rules::eval::unknown_placeholders;
+use crate::store::alert_rules;
+use crate::store::audit::{self, AuditEvent, Outcome};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/alert-rules", get(list_page).post(create))
+        .route("/admin/alert-rules/new", get(new_page))
+        .route("/admin/alert-rules/starter", post(import_starter))
+        .route("/admin/alert-rules/check", post(check))
+        .route("/admin/alert-rules/test", post(test))
+        .route("/admin/alert-rules/{id}", get(edit_page).post(update))
+        .route("/admin/alert-rules/{id}/delete", post(delete))
+}
+
+async fn list_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let rows = match alert_rules::list(&app.store, scope.tenant_id()).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&app, &signed, &e),
+    };
+    let status = app.rules.status(scope.tenant_id()).await;
+    let rules: Vec<Value> = rows.iter().map(|r| rule_json(r, status.get(&r.id))).collect();
+    let mut context = tera::Context::new();
+    context.insert("rules", &rules);
+    context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
+    render_page(&app, &signed.page, "admin/alert_rules.html", context, StatusCode::OK)
+}
+
+/// The form as posted.
+#[derive(Debug, Default, Deserialize)]
+struct RuleForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    expression: String,
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    for_s: String,
+    #[serde(default)]
+    message: String,
+    /// Email addresses, comma- or line-separated.
+    #[serde(default)]
+    emails: String,
+    /// Webhook URLs, one per line.
+    #[serde(default)]
+    webhooks: String,
+    #[serde(default)]
+    enabled: Option<String>,
+}
+
+impl RuleForm {
+    fn input(&self) -> Result<RuleInput, String> {
+        let for_s = self
+            .for_s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| "`for` is a number of seconds".to_owned())?;
+        let mut targets: Vec<Value> = self
+            .emails
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|to| json!({ "type": "email", "to": to }))
+            .collect();
+        targets.extend(
+            self.webhooks
+                .lines()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|url| json!({ "type": "webhook", "url": url })),
+        );
+        Ok(RuleInput {
+            name: Some(self.name.clone()),
+            scope: Some(self.scope.clone()),
+            expression: Some(self.expression.clone()),
+            severity: Some(self.severity.clone()),
+            for_s: Some(for_s),
+            message: Some(self.message.clone()),
+            targets: Some(targets),
+            enabled: Some(self.enabled.is_some()),
+            ..RuleInput::default()
+        })
+    }
+
+    fn of(rule: &Value) -> Self {
+        let targets = rule["targets"].as_array().cloned().unwrap_or_default();
+        let of_type = |kind: &str, field: &str| -> Vec<String> {
+            targets
+                .iter()
+                .filter(|t| t["type"] == json!(kind))
+                .filter_map(|t| t[field].as_str().map(str::to_owned))
+                .collect()
+        };
+        Self {
+            name: rule["name"].as_str().unwrap_or_default().into(),
+            scope: rule["scope"].as_str().unwrap_or_default().into(),
+            expression: rule["expression"].as_str().unwrap_or_default().into(),
+            severity: rule["severity"].as_str().unwrap_or_default().into(),
+            for_s: rule["for_s"].to_string(),
+            message: rule["message"].as_str().unwrap_or_default().into(),
+            emails: of_type("email", "to").join(", "),
+            webhooks: of_type("webhook", "url").join("\n"),
+            enabled: rule["enabled"].as_bool().unwrap_or(true).then(|| "on".into()),
+        }
+    }
+
+    fn context(&self) -> Value {
+        json!({
+            "name": self.name, "scope": self.scope, "expression": self.expression, "severity": self.severity,
+            "for_s": self.for_s, "message": self.message, "emails": self.emails, "webhooks": self.webhooks,
+            "enabled": self.enabled.is_some(),
+        })
+    }
+}
+
+fn form_page(
+    app: &AppState,
+    signed: &SignedIn,
+    form: &RuleForm,
+    rule: Option<&Value>,
+    versions: Vec<Value>,
+    errors: Vec<Value>,
+    status: StatusCode,
+) -> Response {
+    let mut context = tera::Context::new();
+    context.insert("form", &form.context());
+    context.insert("rule", &rule);
+    context.insert("versions", &versions);
+    context.insert("errors", &errors);
+    render_page(app, &signed.page, "admin/alert_rule.html", context, status)
+}
+
+async fn new_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    if let Err(page) = tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        return *page;
+    }
+    let form = RuleForm {
+        scope: "queue".into(),
+        severity: "warning".into(),
+        for_s: "60".into(),
+        enabled: Some("on".into()),
+        ..RuleForm::default()
+    };
+    form_page(&app, &signed, &form, None, Vec::new(), Vec::new(), StatusCode::OK)
+}
+
+async fn edit_page(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let row = match alert_rules::get(&app.store, &scope, &id).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&app, &signed, &e),
+    };
+    let status = app.rules.status(scope.tenant_id()).await;
+    let rule = rule_json(&row, status.get(&row.id));
+    let versions = versions(&app, &scope, &id).await;
+    form_page(
+        &app,
+        &signed,
+        &RuleForm::of(&rule),
+        Some(&rule),
+        versions,
+        Vec::new(),
+        StatusCode::OK,
+    )
+}
+
+async fn versions(app: &AppState, scope: &crate::store::TenantScope, id: &str) -> Vec<Value> {
+    alert_rules::versions(&app.store, scope, id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(version, body, by, at)| {
+            let rule: Value = serde_json::from_str(&body).unwrap_or_default();
+            json!({ "version": version, "expression": rule["expression"], "by": by,
+                    "at": crate::domain::time::to_rfc3339(at) })
+        })
+        .collect()
+}
+
+/// Field errors as the form shows them.
+fn field_errors(error: crate::store::StoreError) -> Vec<Value> {
+    match error {
+        crate::store::StoreError::Invalid(v) => v
+            .errors
+            .into_iter()
+            .map(|e| json!({ "field": e.pointer.trim_start_matches('/'), "message": e.detail }))
+            .collect(),
+        other => vec![json!({ "field": "", "message": other.to_string() })],
+    }
+}
+
+async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleForm) -> Response {
+    let scope = match tenant_scope(app, signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let input = match form.input() {
+        Ok(i) => i,
+        Err(why) => {
+            let errors = vec![json!({ "field": "for_s", "message": why })];
+            return form_page(
+                app,
+                signed,
+                &form,
+                None,
+                Vec::new(),
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let base = match &id {
+        Some(id) => match alert_rules::get(&app.store, &scope, id).await {
+            Ok(row) => Some(row),
+            Err(e) => return unavailable(app, signed, &e),
+        },
+        None => None,
+    };
+    let saved = match super::alerts::fields(app, input, base.as_ref()) {
+        Err(v) => Err(crate::store::StoreError::Invalid(v)),
+        Ok(fields) => match &id {
+            Some(id) => alert_rules::update(&app.store, &scope, id, &fields, None).await,
+            None => alert_rules::create(&app.store, &scope, &fields).await,
+        },
+    };
+    match saved {
+        Ok(row) => {
+            app.rules.changed(scope.tenant_id()).await;
+            let action = if id.is_some() {
+                "alert_rule.update"
+            } else {
+                "alert_rule.create"
+            };
+            let event = AuditEvent::in_tenant(&scope, action, Outcome::Success)
+                .target("alert_rule", &row.id)
+                .detail(format!("{} v{}: {}", row.name, row.version, row.expression));
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to(&format!("/admin/alert-rules/{}", row.id)).into_response()
+        }
+        Err(error) => {
+            let rule = base.as_ref().map(|b| rule_json(b, None));
+            form_page(
+                app,
+                signed,
+                &form,
+                rule.as_ref(),
+                Vec::new(),
+                field_errors(error),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}
+
+async fn create(State(app): State<AppState>, signed: SignedIn, axum::Form(form): axum::Form<RuleForm>) -> Response {
+    save(&app, &signed, None, form).await
+}
+
+async fn update(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<RuleForm>,
+) -> Response {
+    save(&app, &signed, Some(id), form).await
+}
+
+async fn delete(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    match alert_rules::delete(&app.store, &scope, &id).await {
+        Ok(row) => {
+            app.rules.changed(scope.tenant_id()).await;
+            let event = AuditEvent::in_tenant(&scope, "alert_rule.delete", Outcome::Success)
+                .target("alert_rule", &row.id)
+                .detail(row.name);
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/admin/alert-rules").into_response()
+        }
+        Err(e) => unavailable(&app, &signed, &e),
+    }
+}
+
+async fn import_starter(State(app): State<AppState>, signed: SignedIn) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    if let Err(e) = super::alerts::import_starter(&app, &scope, &signed.page.origin).await {
+        return super::ui::error_page(
+            &app,
+            &HeaderMap::new(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &e.problem.detail.clone().unwrap_or_default(),
+        );
+    }
+    Redirect::to("/admin/alert-rules").into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DraftForm {
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    expression: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn fragment(id: &str, class: &str, text: &str) -> Response {
+    Html(format!(
+        r#"<div id="{id}" class="{class}" role="status">{}</div>"#,
+        tera::escape_html(text)
+    ))
+    .into_response()
+}
+
+/// As one types: the condition compiled, its error with line and column (a fragment).
+async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): axum::Form<DraftForm>) -> Response {
+    if let Err(page) = tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
+        return *page;
+    }
+    let t = signed.page.locale;
+    let Some(scope) = RuleScope::parse(&draft.scope) else {
+        return fragment("expression-check", "field-error", &t.text("rules.bad_scope"));
+    };
+    if let Err(error) = app.rules.engine.compile(scope, &draft.expression) {
+        return fragment("expression-check", "field-error", &error.to_string());
+    }
+    let unknown = unknown_placeholders(&draft.message, scope);
+    if !unknown.is_empty() {
+        return fragment(
+            "expression-check",
+            "field-error",
+            &format!("{}: {}", t.text("rules.unknown_placeholders"), unknown.join(", ")),
+        );
+    }
+    fragment("expression-check", "notice", &t.text("rules.valid"))
+}
+
+/// What the condition says on the floor right now (a fragment).
+async fn test(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): axum::Form<DraftForm>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let t = signed.page.locale;
+    let answer = match super::alerts::test_draft(
+        &app,
+        &scope,
+        &draft.scope,
+        &draft.expression,
+        &draft.message,
+        Vec::new(),
+        Vec::new(),
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            return fragment(
+                "test-result",
+                "field-error",
+                e.problem.detail.as_deref().unwrap_or_default(),
+            );
+        }
+    };
+    if let Some(error) = answer["error"].as_object() {
+        let line = answer["error"]["line"]
+            .as_u64()
+            .map(|l| format!(" (line {l})"))
+            .unwrap_or_default();
+        return fragment(
+            "test-result",
+            "field-error",
+            &format!(
+                "{}{line}",
+                error.get("message").and_then(Value::as_str).unwrap_or_default()
+            ),
+        );
+    }
+    let holding = answer["holding"].as_array().cloned().unwrap_or_default();
+    let mut html = format!(
+        r#"<div id="test-result" class="notice" role="status"><p>{}</p>"#,
+        tera::escape_html(
+            &t.text("rules.test_summary")
+                .replace("{held}", &holding.len().to_string())
+                .replace("{evaluated}", &answer["evaluated"].to_string())
+        )
+    );
+    if !holding.is_empty() {
+        html.push_str("<ul>");
+        for h in holding.iter().take(50) {
+            let text = h["message"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .or(h["name"].as_str())
+                .unwrap_or_default();
+            html.push_str(&format!("<li>{}</li>", tera::escape_html(text)));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</div>");
+    Html(html).into_response()
+}

@@ -1,0 +1,202 @@
+//! Alerts in the UI: the banner boards and wallboards show (rendered here, sent with the board's
+//! stream as `alerts` events), and the alerts page — what fires now, with acknowledge and
+//! silence, and what fired recently.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::admin::tenant_scope;
+use super::session::SignedIn;
+use super::ui::render_page;
+use crate::auth::{Action, Area};
+use crate::i18n::Locale;
+use crate::live::registry::Floor;
+use crate::rules::eval::AlertChange;
+use crate::store::Visibility;
+use crate::store::alert_rules;
+use crate::store::audit::{self, AuditEvent, Outcome};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/alerts", get(page))
+        .route("/alerts/{id}/acknowledge", post(acknowledge))
+        .route("/alerts/rules/{rule}/silence", post(silence))
+}
+
+/// Whether a viewer may see an alert's subject (agents of teams or locations it sees).
+fn visible(alert: &AlertChange, floor: &Floor, visibility: &Visibility) -> bool {
+    let Some(agent) = alert.subject.strip_prefix("agent:") else {
+        return true;
+    };
+    let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(slot) = live.agent_slot(agent) else {
+        return false;
+    };
+    let (team, location) = floor.agent_groups.get(slot as usize).cloned().unwrap_or_default();
+    visibility.admits(team.as_deref(), location.as_deref())
+}
+
+/// The banner: the alerts firing that the viewer may see, most severe first (empty when none).
+pub fn banner(firing: &[AlertChange], floor: &Floor, visibility: &Visibility, locale: Locale) -> String {
+    let shown: Vec<&AlertChange> = firing.iter().filter(|a| visible(a, floor, visibility)).collect();
+    if shown.is_empty() {
+        return String::new();
+    }
+    let escape = |text: &str| tera::escape_html(text);
+    let mut out = format!(
+        r#"<div class="alert-banner" role="alert" data-firing="{}"><ul>"#,
+        shown.len()
+    );
+    for alert in shown.iter().take(8) {
+        out.push_str(&format!(
+            r#"<li class="alert-item sev-{sev}" data-rule="{rule}" data-subject="{subject}"><b>{name}</b> {message}</li>"#,
+            sev = alert.severity.as_str(),
+            rule = escape(&alert.rule_id),
+            subject = escape(&alert.subject),
+            name = escape(&alert.rule_name),
+            message = escape(&alert.message),
+        ));
+    }
+    if shown.len() > 8 {
+        out.push_str(&format!("<li class=\"alert-more\">+{}</li>", shown.len() - 8));
+    }
+    out.push_str(&format!(
+        r#"</ul><a href="/alerts">{}</a></div>"#,
+        escape(&locale.text("alerts.all_alerts"))
+    ));
+    out
+}
+
+async fn page(State(app): State<AppState>, signed: SignedIn) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Live) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    let floor = match app.live.floor(&scope).await {
+        Ok(f) => f,
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+    };
+    let alerts = match alert_rules::alerts(&app.store, &scope, false, 200).await {
+        Ok(a) => a,
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+    };
+    let visibility = scope.visibility();
+    let time = |ms: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&floor.tz).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    let rows: Vec<serde_json::Value> = alerts
+        .iter()
+        .filter(|a| {
+            let probe = AlertChange {
+                rule_id: a.rule_id.clone(),
+                rule_version: a.rule_version,
+                rule_name: String::new(),
+                severity: crate::rules::eval::Severity::Info,
+                subject: a.subject.clone(),
+                subject_name: String::new(),
+                message: String::new(),
+                since_ms: 0,
+                fired_ms: 0,
+                resolved_ms: None,
+            };
+            visible(&probe, &floor, visibility)
+        })
+        .map(|a| {
+            json!({
+                "id": a.id, "rule_id": a.rule_id, "rule_name": a.rule_name, "severity": a.severity,
+                "subject": a.subject, "subject_name": a.subject_name, "message": a.message,
+                "firing": a.resolved_at.is_none(), "since": time(a.since_at), "fired_at": time(a.fired_at),
+                "resolved_at": a.resolved_at.map(time), "acknowledged_by": a.acknowledged_by,
+            })
+        })
+        .collect();
+    let (firing, history): (Vec<_>, Vec<_>) = rows.into_iter().partition(|a| a["firing"] == json!(true));
+    let mut context = tera::Context::new();
+    context.insert("firing", &firing);
+    context.insert("history", &history);
+    context.insert(
+        "can_act",
+        &crate::auth::permits(scope.role(), Action::Write, Area::Live),
+    );
+    context.insert(
+        "can_edit_rules",
+        &crate::auth::permits(scope.role(), Action::Write, Area::Configuration),
+    );
+    render_page(&app, &signed.page, "pages/alerts.html", context, StatusCode::OK)
+}
+
+async fn acknowledge(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Live) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    match alert_rules::acknowledge(&app.store, &scope, &id).await {
+        Ok(alert) => {
+            let event = AuditEvent::in_tenant(&scope, "alert.acknowledge", Outcome::Success)
+                .target("alert", &id)
+                .detail(format!("{}: {}", alert.rule_name, alert.message));
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/alerts").into_response()
+        }
+        Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SilenceForm {
+    minutes: i64,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn silence(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    headers: HeaderMap,
+    Path(rule): Path<String>,
+    axum::Form(form): axum::Form<SilenceForm>,
+) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Live) {
+        Ok(s) => s,
+        Err(page) => return *page,
+    };
+    if !(1..=7 * 24 * 60).contains(&form.minutes) || form.reason.chars().count() > 200 {
+        return super::ui::error_page(
+            &app,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &signed.page.locale.text("alerts.silence_invalid"),
+        );
+    }
+    let until = crate::domain::time::now_ms() + form.minutes * 60_000;
+    let subject = form.subject.filter(|s| !s.is_empty());
+    match alert_rules::silence(&app.store, &scope, &rule, subject.as_deref(), until, &form.reason).await {
+        Ok(_) => {
+            let event = AuditEvent::in_tenant(&scope, "alert_rule.silence", Outcome::Success)
+                .target("alert_rule", &rule)
+                .detail(format!(
+                    "{} for {} min",
+                    subject.as_deref().unwrap_or("all subjects"),
+                    form.minutes
+                ));
+            audit::record(&app.store, event, &signed.page.origin).await;
+            Redirect::to("/alerts").into_response()
+        }
+        Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
