@@ -49,7 +49,7 @@ const PLUGIN_QUEUE: usize = 256;
 /// Stream items waiting for a tenant's plugins before their connections stop being read.
 const ARRIVAL_QUEUE: usize = 4096;
 /// Stream items handed to plugins in one go, at most.
-const ARRIVALS_PER_CALL: usize = 1024;
+const ARRIVALS_PER_CALL: usize = 4096;
 /// How often plugins that keep streams get their heartbeat (an empty batch).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 

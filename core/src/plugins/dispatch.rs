@@ -85,6 +85,9 @@ pub struct Dispatcher {
     /// Each installation's key-value store as its last run left it (the database has the same,
     /// written when a run changed it): a connector's floor is read once, not on every call.
     kv_cache: Mutex<HashMap<String, Arc<Kv>>>,
+    /// Stream runs not written yet, per installation: a connector runs dozens of times a second,
+    /// and its run record is written at most once a second (and by any other run).
+    pending_runs: Mutex<HashMap<String, PendingRuns>>,
     /// Connections kept for plugins.
     pub streams: StreamHub,
     /// Inbound hook requests: tokens left and when they were counted, per installation.
@@ -139,6 +142,19 @@ pub enum HookOutcome {
 /// An installation's key-value store.
 type Kv = std::collections::BTreeMap<String, Vec<u8>>;
 
+/// Runs of one installation recorded in memory since its record was last written.
+struct PendingRuns {
+    runs: i64,
+    failures: i64,
+    kv: Option<Kv>,
+    error: Option<String>,
+    logs: Vec<super::LogLine>,
+    since: std::time::Instant,
+}
+
+/// How often a connector's stream runs are written.
+const RUN_RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher").finish_non_exhaustive()
@@ -157,6 +173,7 @@ impl Dispatcher {
             stamps: Mutex::new(HashMap::new()),
             warm: Mutex::new(HashMap::new()),
             kv_cache: Mutex::new(HashMap::new()),
+            pending_runs: Mutex::new(HashMap::new()),
             streams: StreamHub::default(),
             hook_buckets: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
@@ -337,6 +354,7 @@ impl Dispatcher {
                 .broker(tenant_id, &installation.id, grants.allow_private_networks)
                 .map(|b| b as Arc<dyn monti_plugin_host::StreamBroker>)
         };
+        let streamed = matches!(input, Input::Stream(_));
         let invocation = Invocation {
             config_json: installation.config.clone(),
             kv,
@@ -394,6 +412,7 @@ impl Dispatcher {
                 &installation.plugin_id,
                 ran.as_ref(),
                 message.as_deref(),
+                streamed,
             )
             .await?;
         Ok(match (ran, returned) {
@@ -413,6 +432,7 @@ impl Dispatcher {
         plugin_id: &str,
         ran: Result<&super::Outcome, &super::Failure>,
         returned_error: Option<&str>,
+        streamed: bool,
     ) -> StoreResult<Vec<Event>> {
         let labels = [("plugin", plugin_id.to_owned())];
         metrics::counter!("plugin_invocations_total", &labels).increment(1);
@@ -430,12 +450,12 @@ impl Dispatcher {
                         .increment(1);
                     tracing::info!(tenant_id, plugin = plugin_id, error, "a plugin returned an error");
                 }
-                plugins::record_run(
-                    &self.store,
+                self.record_run(
                     installation_id,
                     outcome.kv_changed.then_some(&outcome.kv),
                     returned_error,
                     &outcome.logs,
+                    streamed,
                 )
                 .await?;
                 self.audit_secret_uses(tenant_id, plugin_id, installation_id, &outcome.secret_uses)
@@ -461,17 +481,61 @@ impl Dispatcher {
             Err(failure) => {
                 metrics::counter!("plugin_failures_total", "plugin" => plugin_id.to_owned(), "kind" => failure.kind.as_str()).increment(1);
                 tracing::warn!(tenant_id, plugin = plugin_id, %failure, "a plugin failed");
-                plugins::record_run(
-                    &self.store,
-                    installation_id,
-                    None,
-                    Some(&failure.to_string()),
-                    &failure.logs,
-                )
-                .await?;
+                self.record_run(installation_id, None, Some(&failure.to_string()), &failure.logs, false)
+                    .await?;
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// Records a run; a stream run only joins the pending record until a second has passed.
+    async fn record_run(
+        &self,
+        installation_id: &str,
+        kv: Option<&Kv>,
+        error: Option<&str>,
+        logs: &[super::LogLine],
+        streamed: bool,
+    ) -> StoreResult<()> {
+        let due = {
+            let mut pending = self.pending_runs.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = pending
+                .entry(installation_id.to_owned())
+                .or_insert_with(|| PendingRuns {
+                    runs: 0,
+                    failures: 0,
+                    kv: None,
+                    error: None,
+                    logs: Vec::new(),
+                    since: std::time::Instant::now(),
+                });
+            entry.runs += 1;
+            entry.failures += i64::from(error.is_some());
+            if let Some(kv) = kv {
+                entry.kv = Some(kv.clone());
+            }
+            if let Some(error) = error {
+                entry.error = Some(error.to_owned());
+            }
+            if !logs.is_empty() || !streamed {
+                entry.logs = logs.to_vec();
+            }
+            if streamed && entry.since.elapsed() < RUN_RECORD_EVERY {
+                return Ok(());
+            }
+            pending.remove(installation_id)
+        };
+        let Some(due) = due else { return Ok(()) };
+        plugins::record_runs(
+            &self.store,
+            installation_id,
+            due.runs,
+            due.failures,
+            due.kv.as_ref(),
+            due.error.as_deref(),
+            &due.logs,
+        )
+        .await
     }
 
     /// What an installation is granted, and the limits it runs under: what its manifest asks
@@ -599,6 +663,7 @@ impl Dispatcher {
                 &runnable.plugin_id,
                 ran.as_ref().map(|(_, o)| o),
                 error.as_deref(),
+                false,
             )
             .await?;
         Ok(HookOutcome::Ran(ran.map(|(answer, _)| answer), emitted))

@@ -306,11 +306,13 @@ impl Evaluator {
         let mut seen: HashSet<(String, String)> = HashSet::new();
         for rule in rules {
             let mut run = RuleRun::default();
-            let mut check = |subject_key: String, subject_name: &str, subject: Subject<'_>| {
+            // The subject's key is made only when the rule holds or fails: most evaluations
+            // are false, and allocating for each would cost more than evaluating.
+            let mut check = |subject_key: &dyn Fn() -> String, subject_name: &str, subject: Subject<'_>| {
                 run.evaluated += 1;
-                let key = (rule.id.clone(), subject_key);
                 match engine.evaluate(&rule.compiled, &facts.tenant, subject_ref(&subject)) {
                     Ok(true) => {
+                        let key = (rule.id.clone(), subject_key());
                         run.held += 1;
                         let active = self.active.entry(key.clone()).or_insert(Active {
                             since_ms: now_ms,
@@ -337,7 +339,7 @@ impl Evaluator {
                     Ok(false) => {}
                     Err(error) => {
                         // Unknown: the alert stays as it was.
-                        seen.insert(key);
+                        seen.insert((rule.id.clone(), subject_key()));
                         match &mut run.error {
                             Some((_, n)) => *n += 1,
                             None => run.error = Some((error, 1)),
@@ -346,11 +348,11 @@ impl Evaluator {
                 }
             };
             match rule.scope {
-                RuleScope::Tenant => check("tenant".into(), "", Subject::Tenant),
+                RuleScope::Tenant => check(&|| "tenant".into(), "", Subject::Tenant),
                 RuleScope::Queue => {
                     for queue in &facts.queues {
                         if rule.queues.is_empty() || rule.queues.iter().any(|q| **q == *queue.id) {
-                            check(format!("queue:{}", queue.id), &queue.name, Subject::Queue(queue));
+                            check(&|| format!("queue:{}", queue.id), &queue.name, Subject::Queue(queue));
                         }
                     }
                 }
@@ -365,7 +367,7 @@ impl Evaluator {
                             || agent.queue_ids.iter().any(|q| rule.queues.iter().any(|r| **r == **q));
                         if in_team && in_queue {
                             check(
-                                format!("agent:{}", agent.facts.id),
+                                &|| format!("agent:{}", agent.facts.id),
                                 &agent.facts.name,
                                 Subject::Agent(&agent.facts),
                             );

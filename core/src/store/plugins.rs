@@ -317,6 +317,20 @@ pub async fn record_run(
     error: Option<&str>,
     logs: &[crate::plugins::LogLine],
 ) -> StoreResult<()> {
+    record_runs(store, installation_id, 1, i64::from(error.is_some()), kv, error, logs).await
+}
+
+/// Records `runs` runs at once (`failures` of them failed): the store after the last that
+/// changed it, the last error, the last logs.
+pub async fn record_runs(
+    store: &Store,
+    installation_id: &str,
+    runs: i64,
+    failures: i64,
+    kv: Option<&BTreeMap<String, Vec<u8>>>,
+    error: Option<&str>,
+    logs: &[crate::plugins::LogLine],
+) -> StoreResult<()> {
     let logs: Vec<serde_json::Value> = logs
         .iter()
         .map(|l| serde_json::json!({ "level": l.level, "message": l.message }))
@@ -325,15 +339,16 @@ pub async fn record_run(
     let kv = kv.map(|kv| serde_json::to_string(kv).unwrap_or_else(|_| "{}".into()));
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
-            "UPDATE plugin_installations SET invocations = invocations + 1, \
+            "UPDATE plugin_installations SET invocations = invocations + $6, \
              failures = failures + $1, last_error = COALESCE($2, last_error), last_logs = $3, kv = COALESCE($4, kv) \
              WHERE id = $5",
         )
-        .bind(i64::from(error.is_some()))
+        .bind(failures)
         .bind(error)
         .bind(&logs)
         .bind(kv)
         .bind(installation_id)
+        .bind(runs)
         .execute(pool)
         .await
         .map(|_| ())

@@ -121,44 +121,28 @@ where
     loop {
         let delta = match st.backlog.pop_front() {
             Some(d) => d,
-            None => match {
-                let waited = {
-                    let State {
-                        receiver,
-                        extra,
-                        deadline,
-                        ..
-                    } = &mut *st;
-                    let more = async {
-                        match extra.as_mut() {
-                            Some(extra) => futures_util::StreamExt::next(extra).await,
-                            None => std::future::pending().await,
-                        }
-                    };
-                    tokio::select! {
-                        delta = tokio::time::timeout_at(*deadline, receiver.recv()) => Next::Delta(delta),
-                        event = more => Next::Extra(event),
-                    }
-                };
-                match waited {
+            None => {
+                let waited = wait(st).await;
+                let received = match waited {
                     Next::Extra(Some(event)) => return Some((Ok(event), guard)),
                     Next::Extra(None) => {
                         st.extra = None;
                         continue;
                     }
                     Next::Delta(delta) => delta,
+                };
+                match received {
+                    Err(_) => return None,
+                    Ok(Ok(d)) => d,
+                    Ok(Err(RecvError::Lagged(missed))) => {
+                        metrics::counter!("live_streams_lagged_total", "kind" => st.kind).increment(1);
+                        tracing::debug!(missed, "a live stream fell behind and is told to resync");
+                        st.done = true;
+                        return Some((Ok(resync()), guard));
+                    }
+                    Ok(Err(RecvError::Closed)) => return None,
                 }
-            } {
-                Err(_) => return None,
-                Ok(Ok(d)) => d,
-                Ok(Err(RecvError::Lagged(missed))) => {
-                    metrics::counter!("live_streams_lagged_total", "kind" => st.kind).increment(1);
-                    tracing::debug!(missed, "a live stream fell behind and is told to resync");
-                    st.done = true;
-                    return Some((Ok(resync()), guard));
-                }
-                Ok(Err(RecvError::Closed)) => return None,
-            },
+            }
         };
         if delta.resync {
             st.done = true;
@@ -167,6 +151,26 @@ where
         if let Some(event) = (st.render)(&delta) {
             return Some((Ok(event.id(delta.id())), guard));
         }
+    }
+}
+
+/// The next delta (within the stream's deadline), or an extra event, whichever comes first.
+async fn wait<F>(st: &mut State<F>) -> Next {
+    let State {
+        receiver,
+        extra,
+        deadline,
+        ..
+    } = st;
+    let more = async {
+        match extra.as_mut() {
+            Some(extra) => futures_util::StreamExt::next(extra).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        delta = tokio::time::timeout_at(*deadline, receiver.recv()) => Next::Delta(delta),
+        event = more => Next::Extra(event),
     }
 }
 
