@@ -146,7 +146,8 @@ fn main() {
                         return;
                     }
                     assert!(started.elapsed() < Duration::from_secs(120), "{reason} never showed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Not too often: a snapshot of the whole floor costs the server (one of two cores).
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         };

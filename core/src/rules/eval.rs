@@ -178,11 +178,10 @@ pub fn render_message(template: &str, tenant: &TenantFacts, subject: &Subject<'_
         for field in fields {
             let placeholder = format!("{{{prefix}.{}}}", field.name);
             if out.contains(&placeholder) {
-                let shown = (field.get)(value);
-                let text = if shown.is_float() {
-                    format!("{:.1}", shown.as_float().unwrap_or_default())
-                } else {
-                    shown.to_string()
+                let text = match (field.read)(value) {
+                    super::facts::Read::Float(f) => format!("{f:.1}"),
+                    super::facts::Read::Int(i) => i.to_string(),
+                    super::facts::Read::Str(s) => s.to_string(),
                 };
                 *out = out.replace(&placeholder, &text);
             }

@@ -10,7 +10,26 @@ pub struct Field<T> {
     /// `int`, `float`, `string` or `bool`, as rhai names them.
     pub kind: &'static str,
     pub doc: &'static str,
-    pub get: fn(&T) -> Dynamic,
+    pub read: for<'a> fn(&'a T) -> Read<'a>,
+}
+
+/// A field's value, borrowed from the facts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Read<'a> {
+    Int(i64),
+    Float(f64),
+    Str(&'a ImmutableString),
+}
+
+impl Read<'_> {
+    /// As rhai holds it.
+    pub fn dynamic(self) -> Dynamic {
+        match self {
+            Read::Int(i) => i.into(),
+            Read::Float(f) => f.into(),
+            Read::Str(s) => s.clone().into(),
+        }
+    }
 }
 
 /// A queue at the tick: who waits, today's figures in the tenant's time zone, and its agents.
@@ -69,121 +88,121 @@ pub const QUEUE_FIELDS: &[Field<QueueFacts>] = &[
         name: "id",
         kind: "string",
         doc: "The queue's id.",
-        get: |q| q.id.clone().into(),
+        read: |q| Read::Str(&q.id),
     },
     Field {
         name: "name",
         kind: "string",
         doc: "The queue's name.",
-        get: |q| q.name.clone().into(),
+        read: |q| Read::Str(&q.name),
     },
     Field {
         name: "waiting",
         kind: "int",
         doc: "Callers waiting now.",
-        get: |q| q.waiting.into(),
+        read: |q| Read::Int(q.waiting),
     },
     Field {
         name: "longest_wait_s",
         kind: "float",
         doc: "How long the caller waiting longest has waited, in seconds (0 when none waits).",
-        get: |q| q.longest_wait_s.into(),
+        read: |q| Read::Float(q.longest_wait_s),
     },
     Field {
         name: "service_level",
         kind: "float",
         doc: "Today's service level, percent, by the queue's definition (100 before the first call).",
-        get: |q| q.service_level.into(),
+        read: |q| Read::Float(q.service_level),
     },
     Field {
         name: "sl_target",
         kind: "int",
         doc: "The queue's service-level target, percent.",
-        get: |q| q.sl_target.into(),
+        read: |q| Read::Int(q.sl_target),
     },
     Field {
         name: "sl_threshold_s",
         kind: "float",
         doc: "The queue's service-level threshold T, seconds.",
-        get: |q| q.sl_threshold_s.into(),
+        read: |q| Read::Float(q.sl_threshold_s),
     },
     Field {
         name: "offered",
         kind: "int",
         doc: "Calls offered today.",
-        get: |q| q.offered.into(),
+        read: |q| Read::Int(q.offered),
     },
     Field {
         name: "answered",
         kind: "int",
         doc: "Calls answered today.",
-        get: |q| q.answered.into(),
+        read: |q| Read::Int(q.answered),
     },
     Field {
         name: "abandoned",
         kind: "int",
         doc: "Calls abandoned today.",
-        get: |q| q.abandoned.into(),
+        read: |q| Read::Int(q.abandoned),
     },
     Field {
         name: "abandon_rate",
         kind: "float",
         doc: "Abandoned of offered today, percent (0 before the first call).",
-        get: |q| q.abandon_rate.into(),
+        read: |q| Read::Float(q.abandon_rate),
     },
     Field {
         name: "asa_s",
         kind: "float",
         doc: "Average speed of answer today, seconds (0 before the first answer).",
-        get: |q| q.asa_s.into(),
+        read: |q| Read::Float(q.asa_s),
     },
     Field {
         name: "aht_s",
         kind: "float",
         doc: "Average handling time today, seconds (0 before the first handled call).",
-        get: |q| q.aht_s.into(),
+        read: |q| Read::Float(q.aht_s),
     },
     Field {
         name: "agents_logged_in",
         kind: "int",
         doc: "Member agents logged in (any state but logged out).",
-        get: |q| q.agents.logged_in.into(),
+        read: |q| Read::Int(q.agents.logged_in),
     },
     Field {
         name: "agents_available",
         kind: "int",
         doc: "Member agents available.",
-        get: |q| q.agents.available.into(),
+        read: |q| Read::Int(q.agents.available),
     },
     Field {
         name: "agents_ringing",
         kind: "int",
         doc: "Member agents ringing.",
-        get: |q| q.agents.ringing.into(),
+        read: |q| Read::Int(q.agents.ringing),
     },
     Field {
         name: "agents_on_call",
         kind: "int",
         doc: "Member agents on a call (queue or direct).",
-        get: |q| q.agents.on_call.into(),
+        read: |q| Read::Int(q.agents.on_call),
     },
     Field {
         name: "agents_wrap_up",
         kind: "int",
         doc: "Member agents in wrap-up.",
-        get: |q| q.agents.wrap_up.into(),
+        read: |q| Read::Int(q.agents.wrap_up),
     },
     Field {
         name: "agents_paused",
         kind: "int",
         doc: "Member agents paused.",
-        get: |q| q.agents.paused.into(),
+        read: |q| Read::Int(q.agents.paused),
     },
     Field {
         name: "agents_unavailable",
         kind: "int",
         doc: "Member agents unavailable.",
-        get: |q| q.agents.unavailable.into(),
+        read: |q| Read::Int(q.agents.unavailable),
     },
 ];
 
@@ -192,43 +211,43 @@ pub const AGENT_FIELDS: &[Field<AgentFacts>] = &[
         name: "id",
         kind: "string",
         doc: "The agent's id.",
-        get: |a| a.id.clone().into(),
+        read: |a| Read::Str(&a.id),
     },
     Field {
         name: "name",
         kind: "string",
         doc: "The agent's name.",
-        get: |a| a.name.clone().into(),
+        read: |a| Read::Str(&a.name),
     },
     Field {
         name: "state",
         kind: "string",
         doc: "`logged_out`, `available`, `ringing`, `on_queue_call`, `on_direct_call`, `wrap_up`, `paused` or `unavailable`.",
-        get: |a| a.state.clone().into(),
+        read: |a| Read::Str(&a.state),
     },
     Field {
         name: "reason",
         kind: "string",
         doc: "The pause reason while paused (empty otherwise).",
-        get: |a| a.reason.clone().into(),
+        read: |a| Read::Str(&a.reason),
     },
     Field {
         name: "in_state_s",
         kind: "int",
         doc: "Seconds in the current state.",
-        get: |a| a.in_state_s.into(),
+        read: |a| Read::Int(a.in_state_s),
     },
     Field {
         name: "team",
         kind: "string",
         doc: "The agent's team's name (empty without one).",
-        get: |a| a.team.clone().into(),
+        read: |a| Read::Str(&a.team),
     },
     Field {
         name: "location",
         kind: "string",
         doc: "The agent's location's name (empty without one).",
-        get: |a| a.location.clone().into(),
+        read: |a| Read::Str(&a.location),
     },
 ];
 
@@ -237,55 +256,55 @@ pub const TENANT_FIELDS: &[Field<TenantFacts>] = &[
         name: "waiting",
         kind: "int",
         doc: "Callers waiting in all queues.",
-        get: |t| t.waiting.into(),
+        read: |t| Read::Int(t.waiting),
     },
     Field {
         name: "longest_wait_s",
         kind: "float",
         doc: "The longest wait of any caller waiting, seconds (0 when none waits).",
-        get: |t| t.longest_wait_s.into(),
+        read: |t| Read::Float(t.longest_wait_s),
     },
     Field {
         name: "agents_logged_in",
         kind: "int",
         doc: "Agents logged in.",
-        get: |t| t.agents.logged_in.into(),
+        read: |t| Read::Int(t.agents.logged_in),
     },
     Field {
         name: "agents_available",
         kind: "int",
         doc: "Agents available.",
-        get: |t| t.agents.available.into(),
+        read: |t| Read::Int(t.agents.available),
     },
     Field {
         name: "agents_ringing",
         kind: "int",
         doc: "Agents ringing.",
-        get: |t| t.agents.ringing.into(),
+        read: |t| Read::Int(t.agents.ringing),
     },
     Field {
         name: "agents_on_call",
         kind: "int",
         doc: "Agents on a call.",
-        get: |t| t.agents.on_call.into(),
+        read: |t| Read::Int(t.agents.on_call),
     },
     Field {
         name: "agents_wrap_up",
         kind: "int",
         doc: "Agents in wrap-up.",
-        get: |t| t.agents.wrap_up.into(),
+        read: |t| Read::Int(t.agents.wrap_up),
     },
     Field {
         name: "agents_paused",
         kind: "int",
         doc: "Agents paused.",
-        get: |t| t.agents.paused.into(),
+        read: |t| Read::Int(t.agents.paused),
     },
     Field {
         name: "agents_unavailable",
         kind: "int",
         doc: "Agents unavailable.",
-        get: |t| t.agents.unavailable.into(),
+        read: |t| Read::Int(t.agents.unavailable),
     },
 ];
 
@@ -297,8 +316,8 @@ pub fn register<T: Clone + Send + Sync + 'static>(
 ) {
     engine.register_type_with_name::<T>(type_name);
     for field in fields {
-        let get = field.get;
-        engine.register_get(field.name, move |value: &mut T| get(value));
+        let read = field.read;
+        engine.register_get(field.name, move |value: &mut T| read(value).dynamic());
     }
 }
 

@@ -6,10 +6,10 @@
 //! overflow, division by zero, a result that is not a boolean) — is left to rhai, so a rule
 //! means exactly what rhai says it means.
 
-use rhai::{Dynamic, Expr, ImmutableString, Stmt};
+use rhai::{Expr, ImmutableString, Stmt};
 
 use super::engine::{RuleScope, Subject};
-use super::facts::{AGENT_FIELDS, QUEUE_FIELDS, TENANT_FIELDS, TenantFacts};
+use super::facts::{AGENT_FIELDS, QUEUE_FIELDS, Read, TENANT_FIELDS, TenantFacts};
 
 /// A value on the fast path.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,17 +130,24 @@ fn operator(call: &rhai::FnCallExpr, scope: RuleScope) -> Option<Node> {
     })
 }
 
-fn value(dynamic: Dynamic) -> Option<Value> {
-    if let Ok(i) = dynamic.as_int() {
-        return Some(Value::Int(i));
+/// A value while evaluating, borrowed from the facts or the condition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Val<'a> {
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Bool(bool),
+}
+
+impl<'a> From<&'a Value> for Val<'a> {
+    fn from(value: &'a Value) -> Self {
+        match value {
+            Value::Int(i) => Val::Int(*i),
+            Value::Float(f) => Val::Float(*f),
+            Value::Str(s) => Val::Str(s.as_str()),
+            Value::Bool(b) => Val::Bool(*b),
+        }
     }
-    if let Ok(f) = dynamic.as_float() {
-        return Some(Value::Float(f));
-    }
-    if let Ok(b) = dynamic.as_bool() {
-        return Some(Value::Bool(b));
-    }
-    dynamic.into_immutable_string().ok().map(Value::Str)
 }
 
 struct Facts<'a> {
@@ -148,15 +155,19 @@ struct Facts<'a> {
     subject: &'a Subject<'a>,
 }
 
-impl Facts<'_> {
-    fn get(&self, owner: Owner, index: usize) -> Option<Value> {
-        let dynamic = match (owner, self.subject) {
-            (Owner::Tenant, _) => (TENANT_FIELDS.get(index)?.get)(self.tenant),
-            (Owner::Queue, Subject::Queue(q)) => (QUEUE_FIELDS.get(index)?.get)(q),
-            (Owner::Agent, Subject::Agent(a)) => (AGENT_FIELDS.get(index)?.get)(a),
+impl<'a> Facts<'a> {
+    fn get(&self, owner: Owner, index: usize) -> Option<Val<'a>> {
+        let read = match (owner, self.subject) {
+            (Owner::Tenant, _) => (TENANT_FIELDS.get(index)?.read)(self.tenant),
+            (Owner::Queue, Subject::Queue(q)) => (QUEUE_FIELDS.get(index)?.read)(q),
+            (Owner::Agent, Subject::Agent(a)) => (AGENT_FIELDS.get(index)?.read)(a),
             _ => return None,
         };
-        value(dynamic)
+        Some(match read {
+            Read::Int(i) => Val::Int(i),
+            Read::Float(f) => Val::Float(f),
+            Read::Str(s) => Val::Str(s.as_str()),
+        })
     }
 }
 
@@ -172,8 +183,8 @@ fn compare<T: PartialOrd>(op: Op, a: T, b: T) -> Option<bool> {
     })
 }
 
-fn float_arithmetic(op: Op, a: f64, b: f64) -> Option<Value> {
-    Some(Value::Float(match op {
+fn float_arithmetic<'a>(op: Op, a: f64, b: f64) -> Option<Val<'a>> {
+    Some(Val::Float(match op {
         Op::Add => a + b,
         Op::Sub => a - b,
         Op::Mul => a * b,
@@ -182,64 +193,64 @@ fn float_arithmetic(op: Op, a: f64, b: f64) -> Option<Value> {
     }))
 }
 
-fn eval(node: &Node, facts: &Facts<'_>) -> Option<Value> {
+fn eval<'a>(node: &'a Node, facts: &Facts<'a>) -> Option<Val<'a>> {
     Some(match node {
-        Node::Const(v) => v.clone(),
+        Node::Const(v) => Val::from(v),
         Node::Field(owner, index) => facts.get(*owner, *index)?,
         Node::And(list) => {
             for item in list {
                 match eval(item, facts)? {
-                    Value::Bool(false) => return Some(Value::Bool(false)),
-                    Value::Bool(true) => {}
+                    Val::Bool(false) => return Some(Val::Bool(false)),
+                    Val::Bool(true) => {}
                     _ => return None,
                 }
             }
-            Value::Bool(true)
+            Val::Bool(true)
         }
         Node::Or(list) => {
             for item in list {
                 match eval(item, facts)? {
-                    Value::Bool(true) => return Some(Value::Bool(true)),
-                    Value::Bool(false) => {}
+                    Val::Bool(true) => return Some(Val::Bool(true)),
+                    Val::Bool(false) => {}
                     _ => return None,
                 }
             }
-            Value::Bool(false)
+            Val::Bool(false)
         }
         Node::Not(inner) => match eval(inner, facts)? {
-            Value::Bool(b) => Value::Bool(!b),
+            Val::Bool(b) => Val::Bool(!b),
             _ => return None,
         },
         Node::Neg(inner) => match eval(inner, facts)? {
-            Value::Int(i) => Value::Int(i.checked_neg()?),
-            Value::Float(f) => Value::Float(-f),
+            Val::Int(i) => Val::Int(i.checked_neg()?),
+            Val::Float(f) => Val::Float(-f),
             _ => return None,
         },
         Node::Binary(op, lhs, rhs) => {
             let (a, b) = (eval(lhs, facts)?, eval(rhs, facts)?);
             match (a, b) {
-                (Value::Int(a), Value::Int(b)) => match op {
-                    Op::Add => Value::Int(a.checked_add(b)?),
-                    Op::Sub => Value::Int(a.checked_sub(b)?),
-                    Op::Mul => Value::Int(a.checked_mul(b)?),
-                    Op::Div if b != 0 => Value::Int(a.checked_div(b)?),
+                (Val::Int(a), Val::Int(b)) => match op {
+                    Op::Add => Val::Int(a.checked_add(b)?),
+                    Op::Sub => Val::Int(a.checked_sub(b)?),
+                    Op::Mul => Val::Int(a.checked_mul(b)?),
+                    Op::Div if b != 0 => Val::Int(a.checked_div(b)?),
                     Op::Div => return None,
-                    _ => Value::Bool(compare(*op, a, b)?),
+                    _ => Val::Bool(compare(*op, a, b)?),
                 },
-                (Value::Float(a), Value::Float(b)) => match op {
+                (Val::Float(a), Val::Float(b)) => match op {
                     Op::Add | Op::Sub | Op::Mul | Op::Div => float_arithmetic(*op, a, b)?,
-                    _ => Value::Bool(compare(*op, a, b)?),
+                    _ => Val::Bool(compare(*op, a, b)?),
                 },
-                (Value::Int(a), Value::Float(b)) => match op {
+                (Val::Int(a), Val::Float(b)) => match op {
                     Op::Add | Op::Sub | Op::Mul | Op::Div => float_arithmetic(*op, a as f64, b)?,
-                    _ => Value::Bool(compare(*op, a as f64, b)?),
+                    _ => Val::Bool(compare(*op, a as f64, b)?),
                 },
-                (Value::Float(a), Value::Int(b)) => match op {
+                (Val::Float(a), Val::Int(b)) => match op {
                     Op::Add | Op::Sub | Op::Mul | Op::Div => float_arithmetic(*op, a, b as f64)?,
-                    _ => Value::Bool(compare(*op, a, b as f64)?),
+                    _ => Val::Bool(compare(*op, a, b as f64)?),
                 },
-                (Value::Str(a), Value::Str(b)) if matches!(op, Op::Eq | Op::Ne) => Value::Bool(compare(*op, a, b)?),
-                (Value::Bool(a), Value::Bool(b)) if matches!(op, Op::Eq | Op::Ne) => Value::Bool(compare(*op, a, b)?),
+                (Val::Str(a), Val::Str(b)) if matches!(op, Op::Eq | Op::Ne) => Val::Bool(compare(*op, a, b)?),
+                (Val::Bool(a), Val::Bool(b)) if matches!(op, Op::Eq | Op::Ne) => Val::Bool(compare(*op, a, b)?),
                 // Whatever else (mixed types, string order, concatenation): rhai decides.
                 _ => return None,
             }
@@ -251,7 +262,7 @@ impl Native {
     /// The condition's value, or `None` when rhai must decide.
     pub fn evaluate(&self, tenant: &TenantFacts, subject: &Subject<'_>) -> Option<bool> {
         match eval(&self.0, &Facts { tenant, subject })? {
-            Value::Bool(b) => Some(b),
+            Val::Bool(b) => Some(b),
             _ => None,
         }
     }

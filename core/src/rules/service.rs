@@ -192,9 +192,15 @@ impl RuleService {
         let mut tenant = tenant.lock().await;
         if tenant.loaded.is_none_or(|at| at.elapsed() > RELOAD) {
             let rows = alert_rules::list(&self.store, scope.tenant_id()).await?;
-            tenant.rules.clear();
+            // Compiled once per rule version: a rule that did not change keeps its compiled form.
+            let mut compiled: HashMap<(String, i64), Rule> =
+                tenant.rules.drain(..).map(|r| ((r.id.clone(), r.version), r)).collect();
             tenant.broken.clear();
             for row in rows.iter().filter(|r| r.enabled) {
+                if let Some(rule) = compiled.remove(&(row.id.clone(), row.version)) {
+                    tenant.rules.push(rule);
+                    continue;
+                }
                 match runnable(&self.engine, row) {
                     Ok(rule) => tenant.rules.push(rule),
                     Err(error) => {
