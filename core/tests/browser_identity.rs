@@ -22,24 +22,6 @@ fn provider_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
 }
 
-/// Installs the provider's npm packages (from its lockfile) when they are missing.
-fn install_provider() -> Result<(), String> {
-    let dir = provider_dir();
-    if dir.join("node_modules/oidc-provider").exists() {
-        return Ok(());
-    }
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .map_err(|e| format!("cannot run npm: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("npm ci failed: {status}"))
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -55,7 +37,7 @@ struct OpenIdProvider {
 
 impl OpenIdProvider {
     async fn start(port: u16, monti_base: &str) -> Option<OpenIdProvider> {
-        if let Err(e) = install_provider() {
+        if let Err(e) = common::npm_ci(&provider_dir(), "oidc-provider") {
             common::service_missing("Node.js with npm (for oidc-provider)", &e);
             return None;
         }

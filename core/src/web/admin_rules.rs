@@ -19,7 +19,6 @@ use crate::auth::{Action, Area, permits};
 use crate::rules::RuleScope;
 use crate::rules::eval::unknown_placeholders;
 use crate::store::alert_rules;
-use crate::store::audit::{self, AuditEvent, Outcome};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -245,27 +244,9 @@ async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleF
         },
         None => None,
     };
-    let saved = match super::alerts::fields(app, input, base.as_ref()) {
-        Err(v) => Err(crate::store::StoreError::Invalid(v)),
-        Ok(fields) => match &id {
-            Some(id) => alert_rules::update(&app.store, &scope, id, &fields, None).await,
-            None => alert_rules::create(&app.store, &scope, &fields).await,
-        },
-    };
+    let saved = super::alerts::save_rule(app, &scope, base.as_ref(), input, None, &signed.page.origin).await;
     match saved {
-        Ok(row) => {
-            app.rules.changed(scope.tenant_id()).await;
-            let action = if id.is_some() {
-                "alert_rule.update"
-            } else {
-                "alert_rule.create"
-            };
-            let event = AuditEvent::in_tenant(&scope, action, Outcome::Success)
-                .target("alert_rule", &row.id)
-                .detail(format!("{} v{}: {}", row.name, row.version, row.expression));
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to(&format!("/admin/alert-rules/{}", row.id)).into_response()
-        }
+        Ok(row) => Redirect::to(&format!("/admin/alert-rules/{}", row.id)).into_response(),
         Err(error) => {
             let rule = base.as_ref().map(|b| rule_json(b, None));
             form_page(
@@ -299,15 +280,8 @@ async fn delete(State(app): State<AppState>, signed: SignedIn, Path(id): Path<St
         Ok(s) => s,
         Err(page) => return *page,
     };
-    match alert_rules::delete(&app.store, &scope, &id).await {
-        Ok(row) => {
-            app.rules.changed(scope.tenant_id()).await;
-            let event = AuditEvent::in_tenant(&scope, "alert_rule.delete", Outcome::Success)
-                .target("alert_rule", &row.id)
-                .detail(row.name);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/alert-rules").into_response()
-        }
+    match super::alerts::delete_rule(&app, &scope, &id, &signed.page.origin).await {
+        Ok(_) => Redirect::to("/admin/alert-rules").into_response(),
         Err(e) => unavailable(&app, &signed, &e),
     }
 }

@@ -271,13 +271,7 @@ async fn create(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let input: RuleInput = body(&bytes)?;
-    let fields = fields(&app, input, None).map_err(crate::store::StoreError::Invalid)?;
-    let row = alert_rules::create(&app.store, &scope, &fields).await?;
-    app.rules.changed(scope.tenant_id()).await;
-    let event = AuditEvent::in_tenant(&scope, "alert_rule.create", Outcome::Success)
-        .target("alert_rule", &row.id)
-        .detail(format!("{} ({}): {}", row.name, row.scope, row.expression));
-    audit::record(&app.store, event, &origin).await;
+    let row = save_rule(&app, &scope, None, input, None, &origin).await?;
     Ok((
         StatusCode::CREATED,
         [("location", format!("/api/v1/alert-rules/{}", row.id))],
@@ -303,14 +297,56 @@ async fn update(
         .map(|v| v.trim().trim_start_matches("W/").trim_matches('"').parse::<i64>())
         .transpose()
         .map_err(|_| ApiError::bad_request("If-Match is the rule's version, e.g. \"3\""))?;
-    let fields = fields(&app, input, Some(&current)).map_err(crate::store::StoreError::Invalid)?;
-    let row = alert_rules::update(&app.store, &scope, &id, &fields, expected).await?;
-    app.rules.changed(scope.tenant_id()).await;
-    let event = AuditEvent::in_tenant(&scope, "alert_rule.update", Outcome::Success)
-        .target("alert_rule", &row.id)
-        .detail(format!("{} v{}: {}", row.name, row.version, row.expression));
-    audit::record(&app.store, event, &origin).await;
+    let row = save_rule(&app, &scope, Some(&current), input, expected, &origin).await?;
     Ok(axum::Json(rule_json(&row, None)).into_response())
+}
+
+/// Creates a rule (`current` none) or a new version of `current`: checked, stored, reloaded
+/// for evaluation, audited.
+pub(super) async fn save_rule(
+    app: &AppState,
+    scope: &crate::store::TenantScope,
+    current: Option<&RuleRow>,
+    input: RuleInput,
+    expected: Option<i64>,
+    origin: &crate::store::audit::Origin,
+) -> Result<RuleRow, crate::store::StoreError> {
+    let fields = fields(app, input, current).map_err(crate::store::StoreError::Invalid)?;
+    let (row, action) = match current {
+        Some(current) => (
+            alert_rules::update(&app.store, scope, &current.id, &fields, expected).await?,
+            "alert_rule.update",
+        ),
+        None => (
+            alert_rules::create(&app.store, scope, &fields).await?,
+            "alert_rule.create",
+        ),
+    };
+    app.rules.changed(scope.tenant_id()).await;
+    let event = AuditEvent::in_tenant(scope, action, Outcome::Success)
+        .target("alert_rule", &row.id)
+        .detail(format!(
+            "{} v{} ({}): {}",
+            row.name, row.version, row.scope, row.expression
+        ));
+    audit::record(&app.store, event, origin).await;
+    Ok(row)
+}
+
+/// Deletes a rule: its alerts resolve on the next tick. Audited.
+pub(super) async fn delete_rule(
+    app: &AppState,
+    scope: &crate::store::TenantScope,
+    id: &str,
+    origin: &crate::store::audit::Origin,
+) -> Result<RuleRow, crate::store::StoreError> {
+    let row = alert_rules::delete(&app.store, scope, id).await?;
+    app.rules.changed(scope.tenant_id()).await;
+    let event = AuditEvent::in_tenant(scope, "alert_rule.delete", Outcome::Success)
+        .target("alert_rule", &row.id)
+        .detail(row.name.clone());
+    audit::record(&app.store, event, origin).await;
+    Ok(row)
 }
 
 async fn remove(
@@ -320,12 +356,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
-    let row = alert_rules::delete(&app.store, &scope, &id).await?;
-    app.rules.changed(scope.tenant_id()).await;
-    let event = AuditEvent::in_tenant(&scope, "alert_rule.delete", Outcome::Success)
-        .target("alert_rule", &row.id)
-        .detail(row.name.clone());
-    audit::record(&app.store, event, &origin).await;
+    delete_rule(&app, &scope, &id, &origin).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

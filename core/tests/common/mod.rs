@@ -34,6 +34,20 @@ pub struct TestServer {
 }
 
 /// Whether a required service may be missing (only outside CI).
+/// Installs a test helper's npm packages (from its lockfile) in `dir` unless `package` is
+/// already there.
+pub fn npm_ci(dir: &std::path::Path, package: &str) -> Result<(), String> {
+    if dir.join("node_modules").join(package).exists() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    status.success().then_some(()).ok_or(format!("npm ci failed: {status}"))
+}
+
 pub fn service_missing(what: &str, error: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{what} is required in CI but unavailable: {error}");

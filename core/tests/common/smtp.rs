@@ -13,19 +13,6 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp-server")
 }
 
-/// Installs the server's npm packages (from its lockfile) when they are missing.
-fn install() -> Result<(), String> {
-    if dir().join("node_modules/smtp-server").exists() {
-        return Ok(());
-    }
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir())
-        .status()
-        .map_err(|e| format!("cannot run npm: {e}"))?;
-    status.success().then_some(()).ok_or(format!("npm ci failed: {status}"))
-}
-
 pub struct SmtpServer {
     _child: tokio::process::Child,
     pub port: u16,
@@ -35,7 +22,7 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts one; `refuse` answers every message with 451 (a server that is in trouble).
     pub async fn start(refuse: bool) -> Option<SmtpServer> {
-        if let Err(e) = install() {
+        if let Err(e) = super::npm_ci(&dir(), "smtp-server") {
             super::service_missing("Node.js with npm (for smtp-server)", &e);
             return None;
         }
