@@ -276,6 +276,16 @@ async fn rules_fire_resolve_and_explain(backend: Backend) {
         .delete(&format!("/api/v1/alert-rules/{rule}"), &admin)
         .await
         .expect(204);
+    // The API reference describes all of it.
+    let openapi = server.get("/api/v1/openapi.json", &admin).await.body;
+    for path in [
+        "/api/v1/alert-rules",
+        "/api/v1/alert-rules/{id}/silence",
+        "/api/v1/alerts",
+        "/api/v1/alert-notifications",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} is in the API reference");
+    }
     server.stop().await;
 }
 

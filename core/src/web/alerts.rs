@@ -575,6 +575,8 @@ async fn silence(
     bytes: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Live)?;
+    // Another tenant's rule is not found, whatever the body says.
+    alert_rules::get(&app.store, &scope, &id).await?;
     let input: SilenceInput = body(&bytes)?;
     if !(1..=7 * 24 * 60).contains(&input.minutes) {
         return Err(crate::store::StoreError::Invalid(Validation::single("minutes", "1 to 10080 minutes")).into());

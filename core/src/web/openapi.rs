@@ -509,6 +509,258 @@ fn custom_operations(doc: &mut Doc) {
     );
     doc.operation("/api/v1/openapi.json", "get", json!({ "tags": ["operations"], "operationId": "openapi",
         "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1 document" } } }));
+    call_control_operations(doc);
+    alert_operations(doc);
+}
+
+/// One JSON operation: `body` the request schema (if any), `ok` its success status and what
+/// it answers.
+#[allow(clippy::too_many_arguments)]
+fn simple(
+    doc: &mut Doc,
+    path: &str,
+    method: &str,
+    tag: &str,
+    id: &str,
+    summary: &str,
+    description: &str,
+    body: Option<Value>,
+    ok: (&str, &str),
+    errors: &[&str],
+) {
+    let mut op = json!({ "tags": [tag], "operationId": id, "summary": summary, "description": description,
+        "responses": { ok.0: { "description": ok.1, "content": { "application/json": { "schema": { "type": "object" } } } } } });
+    if ok.0 == "204" {
+        op["responses"]["204"] = json!({ "description": ok.1 });
+    }
+    if let Some(schema) = body {
+        op["requestBody"] = json!({ "required": false, "content": { "application/json": { "schema": schema } } });
+    }
+    let mut parameters = Vec::new();
+    for name in ["id", "action", "call"] {
+        if path.contains(&format!("{{{name}}}")) {
+            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+        }
+    }
+    if !parameters.is_empty() {
+        op["parameters"] = json!(parameters);
+    }
+    standard_errors(&mut op, errors);
+    doc.operation(path, method, op);
+}
+
+fn call_control_operations(doc: &mut Doc) {
+    doc.tag(
+        "call-control",
+        "Supervisors' requests to the PBX through the tenant's connector plugin (docs/asterisk.md): audited, answered 202 once sent; the board changes when the PBX confirms.",
+    );
+    let agent = doc.schema::<crate::web::control::AgentControl>();
+    let call = doc.schema::<crate::web::control::CallControl>();
+    simple(
+        doc,
+        "/api/v1/live/agents/{id}/{action}",
+        "post",
+        "call-control",
+        "agent_control",
+        "Act on an agent",
+        "`action`: `pause` (with `reason`, `queue`), `unpause`, `logout`, `call` (click-to-call: `number`); on the call the agent is on: `hangup`, `transfer` (`to`, `attended`), `hold`, `unhold`, `listen`, `whisper`, `barge` (`supervisor`: your phone). 409 without a connector or when the agent is on no call; 422 when the connector could not do it; 503 (Retry-After) when it is not connected.",
+        Some(schema_ref(&agent)),
+        ("202", "Sent: `{\"sent\": true, \"answer\"}`"),
+        &["400", "401", "403", "404", "409", "422", "503"],
+    );
+    simple(
+        doc,
+        "/api/v1/live/calls/{call}/{action}",
+        "post",
+        "call-control",
+        "call_control",
+        "Act on a call by its id",
+        "`action`: `hangup`, `transfer` (`to`, `attended`), `hold`, `unhold`, `listen`, `whisper`, `barge` (`supervisor`). For supervisors who see the whole tenant.",
+        Some(schema_ref(&call)),
+        ("202", "Sent"),
+        &["400", "401", "403", "404", "409", "422", "503"],
+    );
+    simple(
+        doc,
+        "/api/v1/telephony/reload",
+        "post",
+        "call-control",
+        "telephony_reload",
+        "Have the PBX reload its configuration",
+        "After new configuration files were put in place (`monti asterisk export`). Tenant admins.",
+        None,
+        ("202", "Sent"),
+        &["401", "403", "409", "422", "503"],
+    );
+}
+
+/// (path, method, operation id, summary, description, body, (status, answer), errors)
+type SimpleOp<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<Value>,
+    (&'a str, &'a str),
+    &'a [&'a str],
+);
+
+fn alert_operations(doc: &mut Doc) {
+    doc.tag(
+        "alerts",
+        "Alert rules in rhai on the live floor, the alerts they raise and their notifications (docs/alerts.md; the fields rules read are in sdk/rules.md). Tenant admins write rules; supervisors acknowledge and silence.",
+    );
+    let input = doc.schema::<crate::web::alerts::RuleInput>();
+    let draft = doc.schema::<crate::web::alerts::Draft>();
+    let silence = doc.schema::<crate::web::alerts::SilenceInput>();
+    let ops: [SimpleOp; 13] = [
+        (
+            "/api/v1/alert-rules",
+            "get",
+            "list_alert_rules",
+            "The tenant's rules",
+            "Each with its `status`: evaluated, holding, firing, and the last error (message, line, column).",
+            None,
+            ("200", "`{\"items\": [rules]}`"),
+            &["401", "403"],
+        ),
+        (
+            "/api/v1/alert-rules",
+            "post",
+            "create_alert_rule",
+            "Create a rule",
+            "Checked before it is stored: a syntax error or unknown name is a 422 on `/expression` with its line and column.",
+            Some(schema_ref(&input)),
+            ("201", "The rule"),
+            &["400", "401", "403", "409", "422"],
+        ),
+        (
+            "/api/v1/alert-rules/{id}",
+            "get",
+            "get_alert_rule",
+            "A rule",
+            "",
+            None,
+            ("200", "The rule"),
+            &["401", "403", "404"],
+        ),
+        (
+            "/api/v1/alert-rules/{id}",
+            "patch",
+            "update_alert_rule",
+            "Change a rule (a new version)",
+            "Fields left out keep their value. `If-Match: \"<version>\"` for optimistic concurrency.",
+            Some(schema_ref(&input)),
+            ("200", "The rule"),
+            &["400", "401", "403", "404", "409", "412", "422"],
+        ),
+        (
+            "/api/v1/alert-rules/{id}",
+            "delete",
+            "delete_alert_rule",
+            "Delete a rule",
+            "Its alerts resolve.",
+            None,
+            ("204", "Deleted"),
+            &["401", "403", "404"],
+        ),
+        (
+            "/api/v1/alert-rules/{id}/versions",
+            "get",
+            "alert_rule_versions",
+            "Every version of a rule",
+            "",
+            None,
+            ("200", "`{\"items\": [{version, rule, changed_by, changed_at}]}`"),
+            &["401", "403", "404"],
+        ),
+        (
+            "/api/v1/alert-rules/{id}/silence",
+            "post",
+            "silence_alert_rule",
+            "Silence a rule's notifications",
+            "For 1 minute to 7 days; for one subject or all.",
+            Some(schema_ref(&silence)),
+            ("201", "`{\"id\", \"until\"}`"),
+            &["400", "401", "403", "404", "422"],
+        ),
+        (
+            "/api/v1/alert-rules/{id}/signing-secret",
+            "get",
+            "alert_rule_signing_secret",
+            "The key the rule's webhooks are signed with",
+            "`Monti-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`. Tenant admins; audited.",
+            None,
+            ("200", "`{\"signing_secret\"}`"),
+            &["401", "403", "404"],
+        ),
+        (
+            "/api/v1/alert-rules/check",
+            "post",
+            "check_alert_rule",
+            "Check a draft",
+            "Compiles only: `{\"valid\": true}` or the error with line and column.",
+            Some(schema_ref(&draft)),
+            ("200", "The check"),
+            &["400", "401", "403"],
+        ),
+        (
+            "/api/v1/alert-rules/test",
+            "post",
+            "test_alert_rule",
+            "Test a draft against the current floor",
+            "On how many subjects it holds now, what the alerts would say, and the first error.",
+            Some(schema_ref(&draft)),
+            ("200", "The test"),
+            &["400", "401", "403"],
+        ),
+        (
+            "/api/v1/alert-rules/starter",
+            "post",
+            "import_starter_rules",
+            "Import the starter rules",
+            "Those whose name the tenant has are skipped.",
+            None,
+            ("201", "`{\"created\", \"skipped\"}`"),
+            &["401", "403"],
+        ),
+        (
+            "/api/v1/alerts",
+            "get",
+            "list_alerts",
+            "Alerts",
+            "`state=open` (default) or `all`; `limit` up to 1000.",
+            None,
+            ("200", "`{\"items\": [alerts]}`"),
+            &["400", "401", "403"],
+        ),
+        (
+            "/api/v1/alerts/{id}/acknowledge",
+            "post",
+            "acknowledge_alert",
+            "Acknowledge an alert",
+            "",
+            None,
+            ("200", "The alert"),
+            &["401", "403", "404"],
+        ),
+    ];
+    for (path, method, id, summary, description, body, ok, errors) in ops {
+        simple(doc, path, method, "alerts", id, summary, description, body, ok, errors);
+    }
+    simple(
+        doc,
+        "/api/v1/alert-notifications",
+        "get",
+        "alerts",
+        "list_alert_notifications",
+        "Notifications",
+        "`state=pending|sent|failed`: each with its target, attempts, last error and next attempt.",
+        None,
+        ("200", "`{\"items\": [notifications]}`"),
+        &["400", "401", "403"],
+    );
 }
 
 pub async fn serve(State(app): State<AppState>) -> Response {
