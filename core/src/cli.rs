@@ -634,6 +634,13 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
     if let Some(login) = demo_login {
         println!("{}", crate::demo::banner(&base_url, &login));
     }
+    if demo.is_some() {
+        // The demo tenant watches its floor with the starter alert rules (added once).
+        let scope = tenants::operator_scope(&store, crate::demo::DEMO_SLUG).await?;
+        if let Err(e) = web::alerts::import_starter(&state, &scope, &Default::default()).await {
+            tracing::warn!(detail = ?e.problem.detail, "the demo's starter alert rules could not be added");
+        }
+    }
     if let (Some(demo), Some(scenario)) = (&demo, scenario)
         && !demo.no_simulator
     {

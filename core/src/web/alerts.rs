@@ -525,7 +525,7 @@ async fn starter(
 }
 
 /// Creates the starter rules the tenant has no rule of that name for: (created, skipped names).
-pub(super) async fn import_starter(
+pub async fn import_starter(
     app: &AppState,
     scope: &crate::store::TenantScope,
     origin: &crate::store::audit::Origin,
