@@ -443,3 +443,131 @@ fn a_new_instance_resyncs_what_it_may_have_missed() {
     pbx.replay("queue_status.yaml", &id);
     assert_eq!(pbx.emitted.len(), told, "nothing told twice");
 }
+
+/// ARI in the host: the event socket is opened with the password placed by the host on the
+/// upgrade request; what is not an event is ignored; listening in makes a bridge, a snoop on the
+/// agent's own channel and a call to the supervisor, joins each to the bridge as it enters the
+/// application, and clears up when the supervisor hangs up.
+#[test]
+fn listening_in_goes_through_ari() {
+    use monti_plugin_test::Expectation;
+    use monti_plugin_test::wit::commands::{Command, Request, Snoop, SnoopMode};
+    let mut config = config("interface");
+    config["ari_host"] = serde_json::json!("pbx.example.com");
+    config["ari_user"] = serde_json::json!("monti");
+    let mut pbx = Pbx::new(config);
+    pbx.plugin.set_secret("ari_password", "ari-s3cret").unwrap();
+    pbx.plugin.handle_events(Vec::new()).expect("runs");
+    let events = pbx.plugin.streams().named("ari").expect("ARI's event socket");
+    assert_eq!(events.target, "ws://pbx.example.com:8088/ari/events?app=monti");
+    assert_eq!(events.headers.len(), 1, "the host placed the password");
+    assert_eq!(events.headers[0].0, "authorization");
+    let ari = events.id;
+    let deliver = |plugin: &mut Harness, item: StreamItem| {
+        let run = plugin.deliver(ari, item).expect("runs");
+        assert_eq!(run.result, Ok(()), "{:?}", run.logs);
+        for line in &run.logs {
+            assert!(!line.message.contains("ari-s3cret"));
+        }
+        run
+    };
+    deliver(&mut pbx.plugin, StreamItem::Opened);
+    // Garbage and unknown events change nothing and fail nothing.
+    deliver(&mut pbx.plugin, StreamItem::Message(b"{not json".to_vec()));
+    deliver(
+        &mut pbx.plugin,
+        StreamItem::Message(br#"{"type":"ChannelTalkingStarted","channel":{"id":"x"}}"#.to_vec()),
+    );
+    // Ana (PJSIP/1001) answers a queue call: AMI says which channel is hers.
+    let resync = pbx.log_in();
+    pbx.replay("queue_status.yaml", &resync);
+    pbx.say(&[
+        "Event: QueueMemberAdded".into(),
+        "Queue: sales".into(),
+        "Interface: PJSIP/1001".into(),
+        "MemberName: Ana".into(),
+        "Status: 1".into(),
+        "Paused: 0".into(),
+    ]);
+    pbx.say(&[
+        "Event: AgentConnect".into(),
+        "Queue: sales".into(),
+        "Uniqueid: 1700.1".into(),
+        "Channel: PJSIP/trunk-1".into(),
+        "DestUniqueid: 1700.2".into(),
+        "Interface: PJSIP/1001".into(),
+        "MemberName: Ana".into(),
+        "HoldTime: 3".into(),
+    ]);
+    let base = "http://pbx.example.com:8088/ari";
+    pbx.plugin
+        .http()
+        .expect(
+            Expectation::new(
+                "POST",
+                &format!("{base}/bridges?type=mixing&bridgeId=monti-whisper-r7&name=monti%20whisper"),
+            )
+            .respond_json(200, &serde_json::json!({ "id": "monti-whisper-r7" })),
+        )
+        .expect(
+            Expectation::new(
+                "POST",
+                &format!(
+                    "{base}/channels/1700.2/snoop?spy=both&whisper=out&app=monti&appArgs=monti-snoop%2Cmonti-whisper-r7"
+                ),
+            )
+            .respond_json(200, &serde_json::json!({ "id": "snoop-1" })),
+        )
+        .expect(
+            Expectation::new(
+                "POST",
+                &format!(
+                    "{base}/channels?endpoint=PJSIP%2F2001&app=monti&appArgs=monti-supervisor%2Cmonti-whisper-r7&callerId=Monti%20whisper%201001&timeout=30"
+                ),
+            )
+            .respond_json(200, &serde_json::json!({ "id": "sup-1" })),
+        );
+    let run = pbx
+        .plugin
+        .handle_command(Request {
+            id: "r7".into(),
+            by: "user:sup".into(),
+            command: Command::Snoop(Snoop {
+                call: "1700.1".into(),
+                supervisor: "PJSIP/2001".into(),
+                mode: SnoopMode::Whisper,
+            }),
+        })
+        .expect("runs");
+    assert_eq!(run.result, Ok(()), "{:?}", run.logs);
+    assert!(run.answer.unwrap().contains("ringing PJSIP/2001 to whisper on 1001"));
+    let placed = run.requests.iter().all(|r| {
+        r.headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("authorization") && v.starts_with("Basic "))
+    });
+    assert!(placed, "every REST call carries the host's Basic credentials");
+    // Each channel joins the bridge as it enters the application.
+    for (channel, role) in [("snoop-1", "monti-snoop"), ("sup-1", "monti-supervisor")] {
+        pbx.plugin.http().expect(
+            Expectation::new(
+                "POST",
+                &format!("{base}/bridges/monti-whisper-r7/addChannel?channel={channel}"),
+            )
+            .respond(204, ""),
+        );
+        let event = serde_json::json!({
+            "type": "StasisStart", "application": "monti", "args": [role, "monti-whisper-r7"],
+            "channel": { "id": channel, "name": "x", "state": "Up" },
+        });
+        deliver(&mut pbx.plugin, StreamItem::Message(event.to_string().into_bytes()));
+    }
+    // The supervisor hangs up: the snoop is hung up and the bridge destroyed.
+    pbx.plugin
+        .http()
+        .expect(Expectation::new("DELETE", &format!("{base}/channels/snoop-1")).respond(204, ""))
+        .expect(Expectation::new("DELETE", &format!("{base}/bridges/monti-whisper-r7")).respond(204, ""));
+    let ended = serde_json::json!({ "type": "StasisEnd", "application": "monti", "channel": { "id": "sup-1" } });
+    deliver(&mut pbx.plugin, StreamItem::Message(ended.to_string().into_bytes()));
+    pbx.plugin.http().verify();
+}
