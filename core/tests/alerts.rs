@@ -717,3 +717,52 @@ async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
     browser.close().await;
     server.stop().await;
 }
+
+/// Plugins of the `alert-handler` world receive the alerts as they fire and resolve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_handler_plugins_receive_alerts() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    // The contract's golden alert handler: it logs every alert it gets.
+    let wasm = monti_plugin_test::build(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/golden/v1.4.0"))
+        .expect("the alert handler builds");
+    let installed = server
+        .client
+        .post(server.url("/api/v1/plugins"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/wasm")
+        .body(std::fs::read(wasm).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(installed.status(), 201);
+    server
+        .patch(
+            "/api/v1/plugins/golden",
+            &admin,
+            json!({ "config": { "greeting": "hej" }, "enabled": true, "approve_capabilities": true }),
+        )
+        .await
+        .expect(200);
+    server
+        .post(
+            "/api/v1/alert-rules",
+            &admin,
+            json!({ "name": "Always", "scope": "tenant", "expression": "tenant.waiting == 0", "for_s": 0,
+                    "message": "{tenant.waiting} waiting" }),
+        )
+        .await
+        .expect(201);
+    let plugin = until(
+        &server,
+        &admin,
+        "/api/v1/plugins/golden",
+        "the alert reached the plugin",
+        |p| p["last_logs"].to_string().contains("firing"),
+    )
+    .await;
+    let logs = plugin["last_logs"].to_string();
+    assert!(logs.contains("firing warning Always v1 on tenant"), "{logs}");
+    assert!(logs.contains("0 waiting"), "{logs}");
+    server.stop().await;
+}

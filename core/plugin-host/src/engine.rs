@@ -10,6 +10,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::host::alert_handler::{AlertHandler, AlertHandlerPre};
 use crate::host::connector::{Connector, ConnectorPre};
 use crate::host::monti::plugin::log::Level;
 use crate::host::monti::plugin::streams::StreamItem;
@@ -177,6 +178,8 @@ pub enum Input {
     Stream(Vec<(u32, StreamItem)>),
     /// A supervisor's request, to a connector's `handle-command`.
     Command(crate::host::connector::monti::plugin::commands::Request),
+    /// Alerts that fired or resolved, to an alert handler's `handle-alerts`.
+    Alerts(Vec<crate::host::alert_handler::monti::plugin::alerts::Alert>),
 }
 
 impl Default for Input {
@@ -327,6 +330,7 @@ enum Pre {
     Events(EventHandlerPre<Instance>),
     Connector(ConnectorPre<Instance>),
     Webhook(WebhookPre<Instance>),
+    Alerts(AlertHandlerPre<Instance>),
 }
 
 /// An inbound HTTP request for a webhook plugin, body as received.
@@ -431,6 +435,7 @@ pub struct PluginEngine {
     linker: Linker<Instance>,
     webhook_linker: Linker<Instance>,
     connector_linker: Linker<Instance>,
+    alerts_linker: Linker<Instance>,
     compiled: Mutex<HashMap<String, ValidPlugin>>,
     /// Largest component accepted, bytes.
     pub max_component_bytes: usize,
@@ -475,11 +480,17 @@ impl PluginEngine {
         Connector::add_to_linker::<Instance, HasSelf<HostState>>(&mut connector_linker, |i: &mut Instance| {
             &mut i.host
         })?;
+        let mut alerts_linker: Linker<Instance> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut alerts_linker)?;
+        AlertHandler::add_to_linker::<Instance, HasSelf<HostState>>(&mut alerts_linker, |i: &mut Instance| {
+            &mut i.host
+        })?;
         let this = Arc::new(Self {
             engine,
             linker,
             webhook_linker,
             connector_linker,
+            alerts_linker,
             compiled: Mutex::new(HashMap::new()),
             max_component_bytes: 32 << 20,
         });
@@ -527,6 +538,7 @@ impl PluginEngine {
         let linker = match manifest.world.as_str() {
             "webhook" => &self.webhook_linker,
             "connector" => &self.connector_linker,
+            "alert-handler" => &self.alerts_linker,
             _ => &self.linker,
         };
         let pre = linker
@@ -541,6 +553,7 @@ impl PluginEngine {
         let pre = match manifest.world.as_str() {
             "webhook" => Pre::Webhook(WebhookPre::new(pre).map_err(not_world)?),
             "connector" => Pre::Connector(ConnectorPre::new(pre).map_err(not_world)?),
+            "alert-handler" => Pre::Alerts(AlertHandlerPre::new(pre).map_err(not_world)?),
             _ => Pre::Events(EventHandlerPre::new(pre).map_err(not_world)?),
         };
         let valid = ValidPlugin {
@@ -735,12 +748,14 @@ impl PluginEngine {
 pub(crate) enum Handler {
     Events(EventHandler),
     Connector(Connector),
+    Alerts(AlertHandler),
 }
 
-/// A linked event handler or connector.
+/// A linked event handler, connector or alert handler.
 enum HandlerPre<'a> {
     Events(&'a EventHandlerPre<Instance>),
     Connector(&'a ConnectorPre<Instance>),
+    Alerts(&'a AlertHandlerPre<Instance>),
 }
 
 impl HandlerPre<'_> {
@@ -748,6 +763,7 @@ impl HandlerPre<'_> {
         Ok(match self {
             HandlerPre::Events(pre) => Handler::Events(pre.instantiate(store)?),
             HandlerPre::Connector(pre) => Handler::Connector(pre.instantiate(store)?),
+            HandlerPre::Alerts(pre) => Handler::Alerts(pre.instantiate(store)?),
         })
     }
 }
@@ -761,6 +777,9 @@ fn event_handler<'a>(plugin: &'a ValidPlugin, input: &Input) -> Result<HandlerPr
         ))
     };
     match (&plugin.pre, input) {
+        (Pre::Alerts(pre), Input::Alerts(_)) => Ok(HandlerPre::Alerts(pre)),
+        (Pre::Alerts(_), _) => Err(not("an event handler")),
+        (_, Input::Alerts(_)) => Err(not("an alert handler")),
         (Pre::Connector(pre), _) => Ok(HandlerPre::Connector(pre)),
         (Pre::Events(_), Input::Command(_)) => Err(not("a connector")),
         (Pre::Events(pre), _) => Ok(HandlerPre::Events(pre)),
@@ -785,10 +804,12 @@ fn call_export(bindings: &Handler, store: &mut Store<Instance>, input: &Input) -
     let events = |store: &mut Store<Instance>, batch: &[Event]| match bindings {
         Handler::Events(b) => b.call_handle_events(store, batch),
         Handler::Connector(b) => b.call_handle_events(store, batch),
+        Handler::Alerts(_) => Err(wasmtime::Error::msg("an alert handler takes alerts only")),
     };
     let stream = |store: &mut Store<Instance>, id: u32, item: &StreamItem| match bindings {
         Handler::Events(b) => b.call_on_stream(store, id, item),
         Handler::Connector(b) => b.call_on_stream(store, id, item),
+        Handler::Alerts(_) => Err(wasmtime::Error::msg("an alert handler has no streams")),
     };
     match input {
         Input::Events(batch) => Ok((events(store, batch)?, None)),
@@ -807,7 +828,11 @@ fn call_export(bindings: &Handler, store: &mut Store<Instance>, input: &Input) -
                 Ok(answer) => (Ok(()), Some(answer)),
                 Err(error) => (Err(error), None),
             }),
-            Handler::Events(_) => Err(wasmtime::Error::msg("only a connector carries out commands")),
+            _ => Err(wasmtime::Error::msg("only a connector carries out commands")),
+        },
+        Input::Alerts(alerts) => match bindings {
+            Handler::Alerts(b) => Ok((b.call_handle_alerts(store, alerts)?, None)),
+            _ => Err(wasmtime::Error::msg("only an alert handler takes alerts")),
         },
     }
 }

@@ -625,3 +625,25 @@ pub mod connector {
 
 /// The `commands` interface only carries types (a connector's requests).
 impl connector::monti::plugin::commands::Host for HostState {}
+
+/// The `alert-handler` world (1.4): the imports, and `handle-alerts`.
+pub mod alert_handler {
+    wasmtime::component::bindgen!({
+        world: "alert-handler",
+        path: "../../sdk/wit",
+        with: {
+            "monti:plugin/types": super::monti::plugin::types,
+            "monti:plugin/log": super::monti::plugin::log,
+            "monti:plugin/config": super::monti::plugin::config,
+            "monti:plugin/kv": super::monti::plugin::kv,
+            "monti:plugin/secrets": super::monti::plugin::secrets,
+            "monti:plugin/http": super::monti::plugin::http,
+            "monti:plugin/events": super::monti::plugin::events,
+            "monti:plugin/streams": super::monti::plugin::streams,
+        },
+        imports: { default: trappable },
+    });
+}
+
+/// The `alerts` interface only carries types.
+impl alert_handler::monti::plugin::alerts::Host for HostState {}

@@ -36,4 +36,9 @@ pub mod wit {
     pub mod commands {
         pub use crate::host::connector::monti::plugin::commands::*;
     }
+
+    /// Alerts, for alert handlers (1.4).
+    pub mod alerts {
+        pub use crate::host::alert_handler::monti::plugin::alerts::*;
+    }
 }

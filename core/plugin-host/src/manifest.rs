@@ -9,9 +9,9 @@ pub const SECTION: &str = "monti-plugin";
 /// The contract major version this host implements …
 pub const CONTRACT_MAJOR: u64 = 1;
 /// … up to this minor version (plugins built against any earlier 1.x load too).
-pub const CONTRACT_MINOR: u64 = 3;
+pub const CONTRACT_MINOR: u64 = 4;
 /// The worlds this host can run.
-pub const RUNNABLE_WORLDS: &[&str] = &["event-handler", "webhook", "connector"];
+pub const RUNNABLE_WORLDS: &[&str] = &["event-handler", "webhook", "connector", "alert-handler"];
 /// The most a manifest may ask for.
 pub const MAX_CPU_MS: u32 = 5_000;
 pub const MAX_MEMORY_MB: u32 = 256;
@@ -196,12 +196,15 @@ impl Manifest {
         }
         if !RUNNABLE_WORLDS.contains(&self.world.as_str()) {
             problems.push(format!(
-                "unknown world `{}` (event-handler, webhook or connector)",
+                "unknown world `{}` (event-handler, webhook, connector or alert-handler)",
                 self.world
             ));
         }
         if self.world == "connector" && semver(&self.sdk).is_some_and(|(_, minor, _)| minor < 2) {
             problems.push("the `connector` world needs monti:plugin@1.2.0 or later".into());
+        }
+        if self.world == "alert-handler" && semver(&self.sdk).is_some_and(|(_, minor, _)| minor < 4) {
+            problems.push("the `alert-handler` world needs monti:plugin@1.4.0 or later".into());
         }
         if self.limits.cpu_ms == 0 || self.limits.cpu_ms > MAX_CPU_MS {
             problems.push(format!("`limits.cpu_ms` must be 1 to {MAX_CPU_MS}"));
@@ -418,7 +421,7 @@ mod tests {
             ),
             (
                 good.replace("sdk = \"1.0.0\"", "sdk = \"1.9.0\""),
-                "this host implements up to 1.3",
+                "this host implements up to 1.4",
             ),
             (good.replace("event-handler", "billing"), "unknown world"),
             (format!("{good}[limits]\ncpu_ms = 99999\nmemory_mb = 8\n"), "cpu_ms"),

@@ -192,3 +192,30 @@ pub fn from_wit(e: wit::Event) -> Option<Event> {
         body,
     })
 }
+
+/// An alert as alert handlers receive it.
+pub fn alert_to_wit(change: &crate::rules::eval::AlertChange) -> wit::alerts::Alert {
+    use crate::rules::eval::Severity as S;
+    use wit::alerts::{Alert, AlertState, Severity};
+    Alert {
+        rule_id: change.rule_id.clone(),
+        rule_name: change.rule_name.clone(),
+        rule_version: change.rule_version,
+        severity: match change.severity {
+            S::Info => Severity::Info,
+            S::Warning => Severity::Warning,
+            S::Critical => Severity::Critical,
+        },
+        state: if change.resolved_ms.is_some() {
+            AlertState::Resolved
+        } else {
+            AlertState::Firing
+        },
+        subject: change.subject.clone(),
+        subject_name: change.subject_name.clone(),
+        message: change.message.clone(),
+        since_ms: change.since_ms,
+        fired_ms: change.fired_ms,
+        resolved_ms: change.resolved_ms,
+    }
+}

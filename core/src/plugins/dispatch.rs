@@ -794,7 +794,9 @@ impl Dispatcher {
         let turn = self.turn(tenant_id);
         let _turn = turn.lock().await;
         let mut emitted = Vec::new();
-        for installation in &tenant.installed {
+        // Webhooks and alert handlers take no events.
+        let takes_events = |i: &&Installed| matches!(i.plugin.manifest.world.as_str(), "event-handler" | "connector");
+        for installation in tenant.installed.iter().filter(takes_events) {
             let key = (installation.id.clone(), installation.plugin.digest.clone());
             let dead_letters = installation.plugin.manifest.failure_policy == FailurePolicy::RetryThenDeadLetter;
             if !self.circuit(&key).admits() {
@@ -845,6 +847,51 @@ impl Dispatcher {
                 .await?;
                 self.publish_dead_letter_depth(&installation.id).await;
                 metrics::counter!("plugin_dead_letters_total", "plugin" => installation.plugin_id.clone()).increment(1);
+            }
+        }
+        Ok(emitted)
+    }
+
+    /// Hands alerts that fired or resolved to the tenant's alert handlers, one call each. A
+    /// failure is recorded on the installation and counted; alerts are not retried (the next
+    /// change brings the state again).
+    pub async fn deliver_alerts(
+        &self,
+        tenant_id: &str,
+        alerts: &[crate::rules::eval::AlertChange],
+    ) -> StoreResult<Vec<Event>> {
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(tenant) = self.installed(tenant_id).await? else {
+            return Ok(Vec::new());
+        };
+        let handlers: Vec<&Installed> = tenant
+            .installed
+            .iter()
+            .filter(|i| i.plugin.manifest.world == "alert-handler")
+            .collect();
+        if handlers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wit_alerts: Vec<super::wit::alerts::Alert> = alerts.iter().map(super::convert::alert_to_wit).collect();
+        let turn = self.turn(tenant_id);
+        let _turn = turn.lock().await;
+        let mut emitted = Vec::new();
+        for installation in handlers {
+            let key = (installation.id.clone(), installation.plugin.digest.clone());
+            if !self.circuit(&key).admits() {
+                metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
+                continue;
+            }
+            match self
+                .run_installation(tenant_id, installation, Input::Alerts(wit_alerts.clone()))
+                .await?
+            {
+                Ok(out) => emitted.extend(out),
+                Err((error, _)) => {
+                    tracing::info!(tenant_id, plugin = %installation.plugin_id, error, "an alert handler failed");
+                }
             }
         }
         Ok(emitted)

@@ -261,6 +261,18 @@ impl RuleService {
         *tenant = state;
         drop(tenant);
         alert_rules::enqueue(&self.store, scope.tenant_id(), &outbox).await?;
+        // Alert handlers (plugins) get every change; what they emit is accepted like any.
+        if !changes.is_empty() {
+            match live.plugins.deliver_alerts(scope.tenant_id(), &changes).await {
+                Ok(emitted) if !emitted.is_empty() => {
+                    if let Err(e) = live.accept_from_plugin(&scope, emitted).await {
+                        tracing::warn!(error = %e, "storing what alert handlers emitted failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "handing alerts to plugins failed"),
+            }
+        }
         for change in &changes {
             let what = if change.resolved_ms.is_some() {
                 "resolved"

@@ -1,6 +1,6 @@
 //! Monti plugins in Rust.
 //!
-//! A plugin is a WebAssembly component implementing one world of the `monti:plugin@1.3.0`
+//! A plugin is a WebAssembly component implementing one world of the `monti:plugin@1.4.0`
 //! contract (`sdk/wit`). Implement [`EventHandler`] (or [`Webhook`]) for a type, export it with
 //! [`event_handler!`] (or [`webhook!`]), and build with
 //! `cargo build --release --target wasm32-wasip2`.
@@ -47,14 +47,14 @@ pub mod bindings {
             additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
             // The host interfaces are the same in both worlds: one set of Rust types.
             with: {
-                "monti:plugin/types@1.3.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.3.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.3.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.3.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.3.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.3.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.3.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.3.0": crate::bindings::event_handler::monti::plugin::streams,
+                "monti:plugin/types@1.4.0": crate::bindings::event_handler::monti::plugin::types,
+                "monti:plugin/log@1.4.0": crate::bindings::event_handler::monti::plugin::log,
+                "monti:plugin/config@1.4.0": crate::bindings::event_handler::monti::plugin::config,
+                "monti:plugin/kv@1.4.0": crate::bindings::event_handler::monti::plugin::kv,
+                "monti:plugin/secrets@1.4.0": crate::bindings::event_handler::monti::plugin::secrets,
+                "monti:plugin/http@1.4.0": crate::bindings::event_handler::monti::plugin::http,
+                "monti:plugin/events@1.4.0": crate::bindings::event_handler::monti::plugin::events,
+                "monti:plugin/streams@1.4.0": crate::bindings::event_handler::monti::plugin::streams,
             },
         });
     }
@@ -70,14 +70,37 @@ pub mod bindings {
             additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
             // The host interfaces are the same in both worlds: one set of Rust types.
             with: {
-                "monti:plugin/types@1.3.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.3.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.3.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.3.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.3.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.3.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.3.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.3.0": crate::bindings::event_handler::monti::plugin::streams,
+                "monti:plugin/types@1.4.0": crate::bindings::event_handler::monti::plugin::types,
+                "monti:plugin/log@1.4.0": crate::bindings::event_handler::monti::plugin::log,
+                "monti:plugin/config@1.4.0": crate::bindings::event_handler::monti::plugin::config,
+                "monti:plugin/kv@1.4.0": crate::bindings::event_handler::monti::plugin::kv,
+                "monti:plugin/secrets@1.4.0": crate::bindings::event_handler::monti::plugin::secrets,
+                "monti:plugin/http@1.4.0": crate::bindings::event_handler::monti::plugin::http,
+                "monti:plugin/events@1.4.0": crate::bindings::event_handler::monti::plugin::events,
+                "monti:plugin/streams@1.4.0": crate::bindings::event_handler::monti::plugin::streams,
+            },
+        });
+    }
+
+    /// The `alert-handler` world (1.4).
+    pub mod alert_handler {
+        wit_bindgen::generate!({
+            world: "alert-handler",
+            path: "../wit",
+            pub_export_macro: true,
+            export_macro_name: "export_alert_handler",
+            default_bindings_module: "monti_plugin_sdk::bindings::alert_handler",
+            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+            // The host interfaces are the same in every world: one set of Rust types.
+            with: {
+                "monti:plugin/types@1.4.0": crate::bindings::event_handler::monti::plugin::types,
+                "monti:plugin/log@1.4.0": crate::bindings::event_handler::monti::plugin::log,
+                "monti:plugin/config@1.4.0": crate::bindings::event_handler::monti::plugin::config,
+                "monti:plugin/kv@1.4.0": crate::bindings::event_handler::monti::plugin::kv,
+                "monti:plugin/secrets@1.4.0": crate::bindings::event_handler::monti::plugin::secrets,
+                "monti:plugin/http@1.4.0": crate::bindings::event_handler::monti::plugin::http,
+                "monti:plugin/events@1.4.0": crate::bindings::event_handler::monti::plugin::events,
+                "monti:plugin/streams@1.4.0": crate::bindings::event_handler::monti::plugin::streams,
             },
         });
     }
@@ -97,6 +120,9 @@ pub use bindings::connector::monti::plugin::commands;
 
 /// Inbound webhook request and response types.
 pub use bindings::webhook::{IncomingRequest, OutgoingResponse};
+
+/// The tenant's alerts as alert handlers receive them (contract 1.4).
+pub use bindings::alert_handler::monti::plugin::alerts;
 
 /// A plugin that receives the tenant's events (and what its streams deliver).
 pub trait EventHandler {
@@ -272,6 +298,32 @@ macro_rules! webhook {
                 }
             }
             $crate::bindings::webhook::export_webhook!(__MontiWebhook);
+        };
+    };
+}
+
+/// An alert handler: receives the tenant's alerts as they fire and resolve (contract 1.4, world
+/// `alert-handler`).
+pub trait AlertHandler {
+    /// Every alert that fired or resolved in one evaluation of the tenant's rules, in order.
+    fn handle_alerts(alerts: Vec<alerts::Alert>) -> Result<(), PluginError>;
+}
+
+/// Exports a type implementing [`AlertHandler`] as the plugin's `alert-handler` world.
+#[macro_export]
+macro_rules! alert_handler {
+    ($plugin:ty) => {
+        const _: () = {
+            struct __MontiAlertHandler;
+            impl $crate::bindings::alert_handler::Guest for __MontiAlertHandler {
+                fn handle_alerts(
+                    alerts: ::std::vec::Vec<$crate::alerts::Alert>,
+                ) -> ::std::result::Result<(), $crate::PluginError> {
+                    $crate::install_panic_hook();
+                    <$plugin as $crate::AlertHandler>::handle_alerts(alerts)
+                }
+            }
+            $crate::bindings::alert_handler::export_alert_handler!(__MontiAlertHandler);
         };
     };
 }

@@ -263,6 +263,11 @@ impl Harness {
         self.run(Input::Command(request))
     }
 
+    /// Hands alerts to an `alert-handler` plugin (contract 1.4).
+    pub fn handle_alerts(&mut self, alerts: Vec<wit::alerts::Alert>) -> Result<Run, Failure> {
+        self.run(Input::Alerts(alerts))
+    }
+
     /// Hands an inbound request to a `webhook` plugin.
     pub fn handle_request(
         &mut self,

@@ -273,6 +273,58 @@ fn the_golden_plugin_of_contract_1_3_0_behaves_as_recorded() {
     check_golden("1.3.0", &["stream-secret", "ws-secret"]);
 }
 
+/// The 1.4 script: an alert handler gets a firing and a resolved alert, then one that makes it
+/// fail.
+#[test]
+fn the_golden_plugin_of_contract_1_4_0_behaves_as_recorded() {
+    use monti_plugin_test::wit::alerts::{Alert, AlertState, Severity};
+    let dir = golden_dir("v1.4.0");
+    let mut plugin = Harness::build(&dir).expect("the golden plugin builds and loads");
+    assert_eq!(plugin.manifest().sdk, "1.4.0");
+    plugin.configure(json!({ "greeting": "hej" })).unwrap();
+    plugin.set_secret("api", "golden-secret-value").unwrap();
+    plugin
+        .http()
+        .expect(Expectation::new("POST", "https://api.example.com/page").respond(202, "paged"));
+    let alert = |rule: &str, state: AlertState, resolved: Option<i64>| Alert {
+        rule_id: rule.into(),
+        rule_name: "Callers waiting too long".into(),
+        rule_version: 3,
+        severity: Severity::Critical,
+        state,
+        subject: "queue:q1".into(),
+        subject_name: "Sales".into(),
+        message: "Sales: a caller has waited 130.0 s".into(),
+        since_ms: 1_800_000_000_000,
+        fired_ms: 1_800_000_010_000,
+        resolved_ms: resolved,
+    };
+    let mut played = Vec::new();
+    for alerts in [
+        vec![
+            alert("r1", AlertState::Firing, None),
+            alert("r2", AlertState::Resolved, Some(1_800_000_020_000)),
+        ],
+        vec![alert("fail", AlertState::Resolved, Some(1_800_000_030_000))],
+    ] {
+        let run = plugin.handle_alerts(alerts).expect("runs");
+        played.push(transcript(&plugin, &run));
+    }
+    plugin.http().verify();
+    let played = Value::Array(played);
+    let expected_path = dir.join("expected.json");
+    if std::env::var_os("MONTI_GOLDEN_RECORD").is_some() && !expected_path.exists() {
+        std::fs::write(&expected_path, serde_json::to_string_pretty(&played).unwrap() + "\n").unwrap();
+    }
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(&expected_path).expect("expected.json"))
+        .expect("expected.json is JSON");
+    for step in played.as_array().unwrap() {
+        let seen_by_plugin = json!([step["logs"], step["kv"]]).to_string();
+        assert!(!seen_by_plugin.contains("golden-secret-value"), "{seen_by_plugin}");
+    }
+    assert_eq!(played, expected);
+}
+
 #[test]
 fn the_frozen_contracts_of_golden_plugins_never_change() {
     let read_all = |dir: &Path| -> String {
@@ -283,7 +335,7 @@ fn the_frozen_contracts_of_golden_plugins_never_change() {
     };
     let current = read_all(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit"));
     let mut published = 0;
-    for version in ["1.0.0", "1.1.0", "1.2.0", "1.3.0"] {
+    for version in ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"] {
         let dir = golden_dir(&format!("v{version}")).join("wit");
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
