@@ -200,7 +200,7 @@ fn components_are_validated_before_they_run() {
     let manifest = String::from_utf8(manifest_section(&minimal)).unwrap();
     for (changed, says) in [
         (
-            manifest.replace("sdk = \"1.2.0\"", "sdk = \"2.0.0\""),
+            manifest.replace("sdk = \"1.4.0\"", "sdk = \"2.0.0\""),
             "this host implements 1.x",
         ),
         (
@@ -209,7 +209,7 @@ fn components_are_validated_before_they_run() {
         ),
         (
             manifest.replace("world = \"event-handler\"", "world = \"webhook\""),
-            "is not a `webhook` of monti:plugin@1.2.0",
+            "is not a `webhook` of monti:plugin@1.4.0",
         ),
         (
             manifest.replace("[config]\ntype = \"object\"", "[config]\ntype = \"string\""),

@@ -97,7 +97,7 @@ pub fn create(dir: &Path, id: &str, world: &str, sdk: &Path) -> anyhow::Result<P
         name: id.to_owned(),
         version: "0.1.0".into(),
         world: world.to_owned(),
-        sdk: "1.2.0".into(),
+        sdk: "1.4.0".into(),
         description: String::new(),
         capabilities: Default::default(),
         limits: Default::default(),
@@ -135,7 +135,7 @@ pub fn create(dir: &Path, id: &str, world: &str, sdk: &Path) -> anyhow::Result<P
     write(
         "monti-plugin.toml",
         format!(
-            "id = \"{id}\"\nname = \"{id}\"\nversion = \"0.1.0\"\nworld = \"{world}\"\nsdk = \"1.2.0\"\n\
+            "id = \"{id}\"\nname = \"{id}\"\nversion = \"0.1.0\"\nworld = \"{world}\"\nsdk = \"1.4.0\"\n\
              description = \"\"\nfailure_policy = \"skip\"\n\n[capabilities]\nkv_bytes = 0\nemits_events = false\n\
              # http = [\"https://api.example.com\"]\n\n[limits]\ncpu_ms = 50\nmemory_mb = 16\n{config}"
         ),
