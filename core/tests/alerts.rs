@@ -564,9 +564,9 @@ async fn alert_notifications_go_out_signed_retried_and_grouped() {
     server.stop().await;
 }
 
-/// Acceptance: a starter rule fires within its `for` and a tick, shows on the board in Chromium
-/// (pushed with the board's stream), sends an email the SMTP server receives, and resolves when
-/// the condition clears. The editor shows a syntax error with its line as one types.
+/// Acceptance: with the simulator running the floor, a starter rule fires within its `for` and a
+/// tick, shows on the board in Chromium (pushed with the board's stream), sends an email the SMTP
+/// server receives, and resolves when the condition clears. The editor shows a syntax error with its line as one types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
     let Some(browser) = common::browser::Browser::launch().await else {
@@ -584,10 +584,32 @@ async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
     .await
     .unwrap();
     let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
-    server
-        .post("/api/v1/queues", &admin, json!({ "name": "Sales" }))
+    let sales = server.post("/api/v1/queues", &admin, json!({ "name": "Sales" })).await;
+    sales.expect(201);
+    let sales = sales.body["id"].as_str().unwrap().to_owned();
+    // The contract-center simulator runs the tenant's floor (its own queues and agents) over the
+    // API, caught up from ten minutes ago and then in real time.
+    let scope = monti::store::tenants::operator_scope(&server.store, "acme")
         .await
-        .expect(201);
+        .unwrap();
+    let scenario = monti::demo::scenario(40, 7);
+    monti::simulate::provision(&server.store, &scope, &scenario)
+        .await
+        .unwrap();
+    let sink = monti::simulate::Sink::remote(&server.base, &admin).unwrap();
+    let params = monti::sim::SimParams {
+        run_id: "t".into(),
+        ..Default::default()
+    };
+    let mut simulation = monti::sim::Simulation::new(&scenario, params, monti::domain::time::now_ms() - 600_000);
+    let simulator = tokio::spawn(async move {
+        let pace = monti::simulate::Pace {
+            speed: Some(1.0),
+            duration: None,
+            warm_up: Duration::from_secs(600),
+        };
+        monti::simulate::run(&mut simulation, &sink, pace, |_, _, _| {}).await
+    });
     // The starter set, with the long-waits rule told to email the floor manager.
     server
         .post("/api/v1/alert-rules/starter", &admin, json!({}))
@@ -607,7 +629,8 @@ async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
         .patch(
             &format!("/api/v1/alert-rules/{rule}"),
             &admin,
-            json!({ "targets": [{ "type": "email", "to": "floor@example.com" }] }),
+            // For the Sales queue, which the test's own caller waits in.
+            json!({ "targets": [{ "type": "email", "to": "floor@example.com" }], "queues": [sales] }),
         )
         .await
         .expect(200);
@@ -714,6 +737,19 @@ async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
         )
         .await
     );
+    assert!(!simulator.is_finished(), "the simulator ran throughout");
+    let snapshot = server.get("/api/v1/live/snapshot", &admin).await.body;
+    let working = snapshot["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] != json!("logged_out"))
+        .count();
+    assert!(
+        working >= 10,
+        "the simulated floor is at work: {working} agents logged in"
+    );
+    simulator.abort();
     browser.close().await;
     server.stop().await;
 }
