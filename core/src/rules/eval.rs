@@ -476,6 +476,35 @@ mod tests {
     }
 
     #[test]
+    fn open_alerts_of_a_previous_run_are_taken_over_not_fired_again() {
+        let engine = RuleEngine::new();
+        let rules = [rule(&engine, RuleScope::Queue, "queue.waiting > 10", 0)];
+        let open = crate::store::alert_rules::AlertRow {
+            id: "alert_1".into(),
+            rule_id: "r1".into(),
+            rule_version: 1,
+            rule_name: "Long waits".into(),
+            severity: "warning".into(),
+            subject: "queue:q1".into(),
+            subject_name: "Sales".into(),
+            message: "Sales: 12 waiting".into(),
+            since_at: 1_000,
+            fired_at: 2_000,
+            resolved_at: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+        };
+        let mut evaluator = Evaluator::default();
+        evaluator.restore(vec![open]);
+        assert_eq!(evaluator.firing().count(), 1);
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(12), 10_000);
+        assert!(changes.is_empty(), "still firing: not fired twice");
+        let (changes, _) = evaluator.tick(&engine, &rules, &floor(1), 11_000);
+        assert_eq!(changes.len(), 1);
+        assert_eq!((changes[0].fired_ms, changes[0].resolved_ms), (2_000, Some(11_000)));
+    }
+
+    #[test]
     fn message_placeholders_are_checked() {
         assert!(unknown_placeholders("{queue.name} has {queue.waiting}", RuleScope::Queue).is_empty());
         assert_eq!(
