@@ -644,10 +644,8 @@ async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
     .await;
     let wait = Duration::from_secs(20);
     let mut page = browser.page().await;
-    page.goto(&server.url("/board")).await;
-    page.fill("#email", "sue@example.com").await;
-    page.fill("#password", "correct horse battery staple").await;
-    page.click("#sign-in").await;
+    page.sign_in_at(&server.url("/board"), "sue@example.com", "correct horse battery staple")
+        .await;
     assert!(
         page.wait_for("document.querySelector('#board-alerts') !== null", wait)
             .await,

@@ -484,6 +484,22 @@ async fn connected_tenant_with(
     (pbx, server, admin, ana, ben)
 }
 
+/// A supervisor of `acme` (Sue), signed in on the board in Chromium.
+async fn supervisor_on_board(browser: &common::browser::Browser, server: &common::TestServer) -> common::browser::Page {
+    common::account(
+        &server.store,
+        "sue@example.com",
+        "correct horse battery staple",
+        Some(("acme", monti::domain::Role::Supervisor)),
+        false,
+    )
+    .await;
+    let mut page = browser.page().await;
+    page.sign_in_at(&server.url("/board"), "sue@example.com", "correct horse battery staple")
+        .await;
+    page
+}
+
 fn pauses(pbx: &AmiSimulator) -> Vec<(String, String, String)> {
     pbx.actions()
         .iter()
@@ -565,20 +581,8 @@ async fn a_supervisor_pauses_an_agent_from_the_board() {
         return;
     };
     let (pbx, server, _admin, ana, _ben) = connected_tenant().await;
-    common::account(
-        &server.store,
-        "sue@example.com",
-        "correct horse battery staple",
-        Some(("acme", monti::domain::Role::Supervisor)),
-        false,
-    )
-    .await;
     let wait = Duration::from_secs(15);
-    let mut page = browser.page().await;
-    page.goto(&server.url("/board")).await;
-    page.fill("#email", "sue@example.com").await;
-    page.fill("#password", "correct horse battery staple").await;
-    page.click("#sign-in").await;
+    let mut page = supervisor_on_board(&browser, &server).await;
     let row = format!("li.agent[data-agent='{ana}']");
     assert!(
         page.wait_for(
@@ -1236,20 +1240,8 @@ async fn a_supervisor_listens_in_and_hangs_up_from_the_board() {
     let (ami, server, admin, ana, _ben) = connected_tenant_with(Some(&ari)).await;
     let call = "1800000000.21";
     ana_takes_call(&ami, &ari, &server, &admin, call).await;
-    common::account(
-        &server.store,
-        "sue@example.com",
-        "correct horse battery staple",
-        Some(("acme", monti::domain::Role::Supervisor)),
-        false,
-    )
-    .await;
     let wait = Duration::from_secs(15);
-    let mut page = browser.page().await;
-    page.goto(&server.url("/board")).await;
-    page.fill("#email", "sue@example.com").await;
-    page.fill("#password", "correct horse battery staple").await;
-    page.click("#sign-in").await;
+    let mut page = supervisor_on_board(&browser, &server).await;
     let row = format!("li.agent[data-agent='{ana}']");
     assert!(
         page.wait_for(

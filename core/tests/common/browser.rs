@@ -225,6 +225,14 @@ impl Page {
         );
     }
 
+    /// Opens `url` (which asks to sign in) and signs in with the form.
+    pub async fn sign_in_at(&mut self, url: &str, email: &str, password: &str) {
+        self.goto(url).await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.click("#sign-in").await;
+    }
+
     pub async fn path(&mut self) -> String {
         self.eval("location.pathname")
             .await
