@@ -230,7 +230,12 @@ impl RuleService {
         .map_err(|e| crate::store::StoreError::Internal(format!("the rule evaluation failed: {e}")))?;
         alert_rules::record(&self.store, scope.tenant_id(), &changes).await?;
         // Notifications: silenced changes dropped, the rest grouped per rule and target.
-        let silences = alert_rules::silences(&self.store, scope.tenant_id(), now).await?;
+        // Held notifications were filtered when they were held: silences matter for new changes.
+        let silences = if changes.is_empty() {
+            Vec::new()
+        } else {
+            alert_rules::silences(&self.store, scope.tenant_id(), now).await?
+        };
         let silenced = |c: &AlertChange| {
             silences
                 .iter()
