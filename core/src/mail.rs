@@ -1,4 +1,4 @@
-//! Outgoing email over SMTP (lettre): password reset links.
+//! Outgoing email over SMTP (lettre): password reset links and invitations.
 
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
@@ -86,5 +86,26 @@ impl Mailer {
             .replace("{link}", link)
             .replace("{hours}", &hours.to_string());
         self.send(to, &locale.text("mail.reset_subject"), body).await
+    }
+
+    /// The invitation to join a tenant, in the person's language. It reads the same whether
+    /// or not the address already has an account.
+    pub async fn send_invitation(
+        &self,
+        to: &str,
+        tenant: &str,
+        role: &str,
+        link: &str,
+        days: u64,
+        locale: Locale,
+    ) -> Result<(), MailError> {
+        let body = locale
+            .text("mail.invitation_body")
+            .replace("{tenant}", tenant)
+            .replace("{role}", role)
+            .replace("{link}", link)
+            .replace("{days}", &days.to_string());
+        let subject = locale.text("mail.invitation_subject").replace("{tenant}", tenant);
+        self.send(to, &subject, body).await
     }
 }

@@ -14,6 +14,14 @@ async fn seed_team(s: &TestServer, token: &str, name: &str) -> String {
         .id()
 }
 
+const SUE_PASSWORD: &str = "correct horse battery staple";
+
+/// The path of the invitation link an API answer carries (no mail server in these tests).
+fn invitation_path(reply: &common::Reply) -> String {
+    let link = reply.body["link"].as_str().expect("an invitation link");
+    link[link.find("/invitations/").expect("an invitation path")..].to_owned()
+}
+
 both_backends!(operations_endpoints);
 async fn operations_endpoints(s: &TestServer) {
     let health = s.client.get(s.url("/healthz")).send().await.unwrap();
@@ -659,16 +667,40 @@ async fn users_and_memberships(s: &TestServer) {
     let a = s.tenant("acme", Role::TenantAdmin).await;
     let b = s.tenant("beta", Role::TenantAdmin).await;
     let team = seed_team(s, &a, "Sales").await;
-    let created = s
+    // Adding someone invites them; they are a member once they accept.
+    let invited = s
         .post(
             "/api/v1/users",
             &a,
             json!({ "email": "Sue@Example.com", "display_name": "Sue", "role": "supervisor", "team_scope": [team] }),
         )
         .await;
-    created.expect(201);
+    invited.expect(202);
+    assert_eq!(invited.body["email"], "sue@example.com");
+    assert_eq!(invited.body["status"], "pending");
+    assert_eq!(invited.body["team_scope"], json!([team]));
+    let mut sue = common::Visitor::new(s);
+    let link = invitation_path(&invited);
+    sue.get(&link).await;
+    let joined = sue
+        .post(
+            &format!("{link}/register"),
+            &[
+                ("display_name", "Sue"),
+                ("password", SUE_PASSWORD),
+                ("confirm", SUE_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, 303, "{}", joined.body);
+    let members = s.get("/api/v1/users?role=supervisor", &a).await;
+    let id = members.body["items"][0]["id"]
+        .as_str()
+        .expect("Sue is a member")
+        .to_owned();
+    let created = s.get(&format!("/api/v1/users/{id}"), &a).await;
     assert_eq!(created.body["email"], "sue@example.com");
-    let id = created.id();
+    assert_eq!(created.body["team_scope"], json!([team]));
     s.post(
         "/api/v1/users",
         &a,
@@ -690,7 +722,7 @@ async fn users_and_memberships(s: &TestServer) {
     )
     .await
     .expect_problem(422);
-    // The same person joins another tenant with another role.
+    // The same person joins another tenant with another role, when she accepts.
     let in_b = s
         .post(
             "/api/v1/users",
@@ -698,8 +730,13 @@ async fn users_and_memberships(s: &TestServer) {
             json!({ "email": "sue@example.com", "role": "viewer" }),
         )
         .await;
-    in_b.expect(201);
-    assert_eq!(in_b.id(), id);
+    in_b.expect(202);
+    assert!(!in_b.text.contains(&id), "the answer does not reveal the account");
+    let link = invitation_path(&in_b);
+    sue.get(&link).await;
+    assert_eq!(sue.post(&format!("{link}/accept"), &[]).await.status, 303);
+    let in_b = s.get(&format!("/api/v1/users/{id}"), &b).await;
+    in_b.expect(200);
     assert_eq!(in_b.body["display_name"], "Sue");
     let renamed = s
         .patch(&format!("/api/v1/users/{id}"), &a, json!({ "display_name": "Susan" }))
@@ -797,15 +834,21 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
         .await
         .expect(201)
         .id();
-    let b_user = s
-        .post(
-            "/api/v1/users",
-            &b,
-            json!({ "email": "bravo@example.com", "role": "agent" }),
-        )
-        .await
-        .expect(201)
-        .id();
+    let b_user = common::account(
+        &s.store,
+        "bravo@example.com",
+        SUE_PASSWORD,
+        Some(("bravo", Role::Agent)),
+        false,
+    )
+    .await;
+    s.post(
+        "/api/v1/users",
+        &b,
+        json!({ "email": "bravo-invited@example.com", "role": "agent" }),
+    )
+    .await
+    .expect(202);
     let b_token = s
         .post("/api/v1/tokens", &b, json!({ "name": "bravo", "role": "viewer" }))
         .await

@@ -329,14 +329,21 @@ async fn a_scoped_supervisor_sees_only_their_team_in_the_browser() {
             .expect(201);
     }
     account(&server.store, "sue@example.com", PASSWORD, None, false).await;
-    server
+    let invited = server
         .post(
             "/api/v1/users",
             &admin,
             json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
         )
-        .await
-        .expect(201);
+        .await;
+    invited.expect(202);
+    // Sue's account exists already, so she accepts before she is a member.
+    let link = invited.body["link"].as_str().expect("an invitation link");
+    let path = &link[link.find("/invitations/").unwrap()..];
+    let mut sue = common::Visitor::new(&server);
+    assert_eq!(sue.sign_in("sue@example.com", PASSWORD).await.status, 303);
+    sue.get(path).await;
+    assert_eq!(sue.post(&format!("{path}/accept"), &[]).await.status, 303);
     let mut page = browser.page().await;
     page.goto(&server.url("/admin/agents")).await;
     assert_eq!(page.path().await, "/login", "sign in first");

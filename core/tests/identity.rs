@@ -25,6 +25,18 @@ async fn audit_actions(s: &TestServer, tenant: Option<&str>) -> Vec<(String, Str
     page.items.into_iter().map(|e| (e.action, e.outcome)).collect()
 }
 
+/// Accepts the invitation the API answered with, signed in as the invited account: adding an
+/// existing account to a tenant takes its owner's consent.
+async fn accept_invitation(s: &TestServer, invited: &common::Reply, email: &str) {
+    invited.expect(202);
+    let link = invited.body["link"].as_str().expect("an invitation link");
+    let path = &link[link.find("/invitations/").expect("a link to the invitation")..];
+    let mut v = Visitor::new(s);
+    assert_eq!(v.sign_in(email, PASSWORD).await.status, 303);
+    assert_eq!(v.get(path).await.status, 200);
+    assert_eq!(v.post(&format!("{path}/accept"), &[]).await.status, 303);
+}
+
 both_backends!(first_run_setup_creates_the_first_admin_once);
 async fn first_run_setup_creates_the_first_admin_once(s: &TestServer) {
     let token = monti::web::auth_pages::prepare_setup(&s.store)
@@ -351,15 +363,15 @@ async fn scoped_supervisors_see_only_their_teams(s: &TestServer) {
         .post("/api/v1/agents", &admin, json!({ "name": "Nobody Teamless" }))
         .await
         .id();
-    let supervisor = account(&s.store, "sue@example.com", PASSWORD, None, false).await;
-    s.post(
-        "/api/v1/users",
-        &admin,
-        json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
-    )
-    .await
-    .expect(201);
-    let _ = supervisor;
+    account(&s.store, "sue@example.com", PASSWORD, None, false).await;
+    let invited = s
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
+        )
+        .await;
+    accept_invitation(s, &invited, "sue@example.com").await;
     let mut v = Visitor::new(s);
     assert_eq!(v.sign_in("sue@example.com", PASSWORD).await.status, 303);
     let list = v.get("/admin/agents").await;
@@ -1131,13 +1143,14 @@ async fn the_board_is_a_plain_page_within_the_supervisors_scope(s: &TestServer) 
     .await
     .expect(200);
     account(&s.store, "sue@example.com", PASSWORD, None, false).await;
-    s.post(
-        "/api/v1/users",
-        &admin,
-        json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
-    )
-    .await
-    .expect(201);
+    let invited = s
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({ "email": "sue@example.com", "role": "supervisor", "team_scope": [north] }),
+        )
+        .await;
+    accept_invitation(s, &invited, "sue@example.com").await;
     account(
         &s.store,
         "ada@example.com",

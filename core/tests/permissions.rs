@@ -30,9 +30,13 @@ async fn seed(s: &TestServer, token: &str, tag: &str) -> Vec<(&'static str, Stri
         json!({ "number": number, "route_type": "queue", "route_target": queue }),
     )
     .await;
-    let user = post(
-        "/api/v1/users",
-        json!({ "email": format!("{tag}-member@example.com"), "role": "agent" }),
+    // Adding a user through the API is an invitation; a member to point at is made directly.
+    let user = account(
+        &s.store,
+        &format!("{tag}-member@example.com"),
+        PASSWORD,
+        Some((tag, Role::Agent)),
+        false,
     )
     .await;
     let tok = post(
@@ -66,7 +70,7 @@ fn area_of(path: &str) -> Option<Area> {
     let first = rest.split('/').next().unwrap_or_default();
     Some(match first {
         "teams" | "locations" | "agents" | "queues" | "dids" | "endpoints" | "plugins" => Area::Configuration,
-        "users" => Area::Users,
+        "users" | "invitations" => Area::Users,
         "tokens" => Area::Tokens,
         "tenant" => Area::TenantSettings,
         "tenants" => Area::Tenants,

@@ -6,6 +6,7 @@
 //! another tenant simply do not resolve.
 
 pub mod claims;
+pub mod invitations;
 pub mod jwt;
 pub mod oidc;
 pub mod password;
@@ -164,6 +165,52 @@ pub fn permits(role: Role, action: Action, area: Area) -> bool {
     }
 }
 
+/// How much a role may do, for comparing roles: the order of [`Role`]'s variants.
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::PlatformAdmin => 4,
+        Role::TenantAdmin => 3,
+        Role::Supervisor => 2,
+        Role::Agent => 1,
+        Role::Viewer => 0,
+    }
+}
+
+/// Why a grant (an API token, an invitation, a changed membership) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("the role {requested} is stronger than your own ({own}); you cannot grant it")]
+    Role { own: Role, requested: Role },
+    #[error("you are limited to some teams; what you grant must be limited to those teams too")]
+    Teams,
+    #[error("you are limited to some locations; what you grant must be limited to those locations too")]
+    Locations,
+}
+
+/// Whether `grantor` may hand out `role` limited to `teams` and `locations` (empty meaning
+/// unlimited). Nobody can create a credential or a member that can do more than they can:
+/// otherwise a scoped admin would mint an unscoped one and step outside their scope.
+pub fn may_grant(grantor: &TenantScope, role: Role, teams: &[String], locations: &[String]) -> Result<(), GrantError> {
+    if rank(role) > rank(grantor.role()) {
+        return Err(GrantError::Role {
+            own: grantor.role(),
+            requested: role,
+        });
+    }
+    let within = |allowed: Option<&[String]>, requested: &[String]| match allowed {
+        None => true,
+        Some(allowed) => !requested.is_empty() && requested.iter().all(|id| allowed.contains(id)),
+    };
+    let visibility = grantor.visibility();
+    if !within(visibility.allowed(Dimension::Team), teams) {
+        return Err(GrantError::Teams);
+    }
+    if !within(visibility.allowed(Dimension::Location), locations) {
+        return Err(GrantError::Locations);
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("an Authorization: Bearer <token> header is required")]
@@ -314,6 +361,31 @@ mod tests {
         assert!(!permits(Role::PlatformAdmin, Action::Read, Area::Configuration));
         assert!(permits(Role::TenantAdmin, Action::Read, Area::Audit));
         assert!(!permits(Role::Supervisor, Action::Read, Area::Audit));
+    }
+
+    #[test]
+    fn grants_never_exceed_the_grantor() {
+        use crate::store::Visibility;
+        let scoped = TenantScope::verified("ten_1".into(), "acme".into(), Role::TenantAdmin, "user:a".into())
+            .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
+        let team_a = vec!["team_a".to_owned()];
+        assert_eq!(may_grant(&scoped, Role::TenantAdmin, &[], &[]), Err(GrantError::Teams));
+        assert_eq!(
+            may_grant(&scoped, Role::Viewer, &["team_b".to_owned()], &[]),
+            Err(GrantError::Teams)
+        );
+        assert_eq!(may_grant(&scoped, Role::TenantAdmin, &team_a, &[]), Ok(()));
+        assert_eq!(
+            may_grant(&scoped, Role::Supervisor, &team_a, &["loc_x".to_owned()]),
+            Ok(()),
+            "narrower is fine"
+        );
+        let supervisor = TenantScope::verified("ten_1".into(), "acme".into(), Role::Supervisor, "user:s".into());
+        assert!(matches!(
+            may_grant(&supervisor, Role::TenantAdmin, &[], &[]),
+            Err(GrantError::Role { .. })
+        ));
+        assert_eq!(may_grant(&supervisor, Role::Viewer, &[], &[]), Ok(()));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! In-memory rate limits: token buckets per key (API token, client address) and a growing
-//! back-off for accounts that keep failing to sign in.
+//! In-memory rate limits: token buckets per key (API token, client address) and growing
+//! back-offs for sign-ins that keep failing.
 //!
 //! Limits are per instance. Behind a load balancer with N instances an attacker gets at most N
 //! times the budget, which keeps brute force impractical without a shared store on the hot path.
@@ -179,6 +179,79 @@ impl Backoff {
     }
 }
 
+/// An account's failures from all addresses together may reach this many times the per-address
+/// allowance before everyone but its known clients is slowed down.
+const ACCOUNT_FREE_FACTOR: u32 = 10;
+/// The account-wide back-off slows guessing from many addresses; it never waits longer than
+/// this, so the owner on a new address is held up, not locked out.
+const ACCOUNT_MAX_DELAY: Duration = Duration::from_secs(60);
+/// How long an address that signed in successfully stays a known client of the account.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Sign-in throttling as OWASP advises, so that guessing from one place cannot lock the owner
+/// out: failures lock out the (client address, account) pair that made them, with a growing
+/// back-off; the address's own budget across accounts is the caller's token bucket; and an
+/// account failing from many addresses at once is slowed for every address except those that
+/// recently signed in to it successfully.
+#[derive(Debug)]
+pub struct SignInThrottle {
+    pair: Backoff,
+    account: Backoff,
+    known: Mutex<HashMap<String, Instant>>,
+}
+
+fn pair_key(ip: &str, account: &str) -> String {
+    format!("{ip}\n{account}")
+}
+
+impl SignInThrottle {
+    pub fn new(free: u32, max_delay: Duration) -> Self {
+        Self {
+            pair: Backoff::new(free, max_delay),
+            account: Backoff::new(
+                free.saturating_mul(ACCOUNT_FREE_FACTOR),
+                max_delay.min(ACCOUNT_MAX_DELAY),
+            ),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn is_known(&self, ip: &str, account: &str, now: Instant) -> bool {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(&pair_key(ip, account))
+            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR)
+    }
+
+    /// Checks an attempt from `ip` on `account` and counts it as failed until
+    /// [`succeeded`](Self::succeeded) says otherwise; `Err(wait)` while it must wait.
+    pub fn attempt(&self, ip: &str, account: &str) -> Result<(), Duration> {
+        let known = self.is_known(ip, account, Instant::now());
+        if !known {
+            self.account.check(account)?;
+        }
+        self.pair.attempt(&pair_key(ip, account))?;
+        if !known {
+            self.account.failed(account);
+        }
+        Ok(())
+    }
+
+    /// The right password from `ip`: its failures are forgotten, and the address becomes a
+    /// known client that an attack on the account from elsewhere does not slow down.
+    pub fn succeeded(&self, ip: &str, account: &str) {
+        let key = pair_key(ip, account);
+        self.pair.succeeded(&key);
+        self.account.succeeded(account);
+        let now = Instant::now();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() > PRUNE_ABOVE && !known.contains_key(&key) {
+            known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+        }
+        known.insert(key, now);
+    }
+}
+
 /// Rounds a wait up to whole seconds for `Retry-After`.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -189,8 +262,10 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 pub struct Limits {
     /// Sign-in attempts per client address.
     pub sign_in_per_ip: RateLimiter,
-    /// Growing waits for accounts with failed attempts.
-    pub sign_in_backoff: Backoff,
+    /// Growing waits for failed sign-ins, per client address and account.
+    pub sign_in: SignInThrottle,
+    /// Growing waits for wrong current passwords on the account page, per account.
+    pub password_change: Backoff,
     /// Requests per API credential.
     pub api: RateLimiter,
     /// Audit entries for failed API credentials, per client address.
@@ -206,7 +281,8 @@ impl Limits {
         let per_minute = f64::from(config.sign_in_per_minute_per_ip);
         Self {
             sign_in_per_ip: RateLimiter::new(per_minute / 60.0, config.sign_in_per_minute_per_ip.max(1)),
-            sign_in_backoff: Backoff::new(config.sign_in_free_failures, config.sign_in_max_delay),
+            sign_in: SignInThrottle::new(config.sign_in_free_failures, config.sign_in_max_delay),
+            password_change: Backoff::new(config.sign_in_free_failures, config.sign_in_max_delay),
             api: RateLimiter::new(config.api_rate_per_second, config.api_burst),
             audit_failures: RateLimiter::new(1.0, 5),
             reset_emails: RateLimiter::new(1.0 / 300.0, 1),
@@ -276,6 +352,47 @@ mod tests {
         );
         b.succeeded("a");
         assert!(b.check_at("a", t0 + Duration::from_secs(21)).is_ok());
+    }
+
+    #[test]
+    fn failures_lock_the_address_not_the_owner() {
+        let t = SignInThrottle::new(3, Duration::from_secs(900));
+        for _ in 0..3 {
+            assert!(t.attempt("10.0.0.66", "ana@example.com").is_ok());
+        }
+        assert!(
+            t.attempt("10.0.0.66", "ana@example.com").is_err(),
+            "the guessing address waits"
+        );
+        assert!(
+            t.attempt("10.0.0.66", "bob@example.com").is_ok(),
+            "other accounts are separate"
+        );
+        assert!(
+            t.attempt("10.0.0.7", "ana@example.com").is_ok(),
+            "the owner elsewhere is not"
+        );
+        t.succeeded("10.0.0.7", "ana@example.com");
+        assert!(
+            t.attempt("10.0.0.66", "ana@example.com").is_err(),
+            "success elsewhere frees nobody else"
+        );
+    }
+
+    #[test]
+    fn many_addresses_slow_the_account_except_for_known_clients() {
+        let t = SignInThrottle::new(2, Duration::from_secs(900));
+        t.succeeded("10.0.0.7", "ana@example.com");
+        for i in 0..(2 * ACCOUNT_FREE_FACTOR) {
+            let ip = format!("192.0.2.{}", i / 2);
+            assert!(t.attempt(&ip, "ana@example.com").is_ok());
+        }
+        let wait = t.attempt("198.51.100.1", "ana@example.com").unwrap_err();
+        assert!(wait <= ACCOUNT_MAX_DELAY, "slowed, not locked: {wait:?}");
+        assert!(
+            t.attempt("10.0.0.7", "ana@example.com").is_ok(),
+            "a known client still gets in"
+        );
     }
 
     #[test]

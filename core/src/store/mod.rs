@@ -8,6 +8,7 @@ pub mod audit;
 pub mod call_records;
 pub mod entities;
 pub mod events;
+pub mod invitations;
 pub mod list;
 pub mod oidc_providers;
 pub mod plugins;

@@ -14,13 +14,14 @@ use super::AppState;
 use super::admin::tenant_scope;
 use super::session::SignedIn;
 use super::ui::render_page;
-use crate::auth::{Action, Area};
+use crate::auth::{Action, Area, invitations};
 use crate::domain::Role;
 use crate::domain::time::to_rfc3339;
 use crate::store::audit::{self, AuditEntry, AuditEvent, AuditRow, Outcome};
 use crate::store::entities::locations::Location;
 use crate::store::entities::teams::Team;
 use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
+use crate::store::invitations::Invitation;
 use crate::store::resource;
 use crate::store::tokens::{self, ApiToken};
 use crate::store::{ListParams, accounts, sessions};
@@ -31,6 +32,21 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}", post(update_user))
         .route("/admin/users/{id}/reset-link", post(reset_link))
         .route("/admin/users/{id}/remove", post(remove_user))
+        .route("/admin/invitations/{id}/revoke", post(revoke_invitation))
+        // The invitee's side: not administration, but the other half of the same flow.
+        .route("/invitations/{token}", get(super::auth_pages::invitation_page))
+        .route(
+            "/invitations/{token}/accept",
+            post(super::auth_pages::accept_invitation),
+        )
+        .route(
+            "/invitations/{token}/decline",
+            post(super::auth_pages::decline_invitation),
+        )
+        .route(
+            "/invitations/{token}/register",
+            post(super::auth_pages::register_invitation),
+        )
         .route("/admin/tokens", get(tokens_page).post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/admin/sessions", get(sessions_page))
@@ -125,6 +141,25 @@ async fn users_view(
     context.insert("errors", &errors);
     context.insert("self_id", &signed.current.account.id);
     context.insert("can_email", &app.mailer.is_some());
+    let invitation_params = ListParams(vec![
+        ("limit".into(), "200".into()),
+        ("sort".into(), "-created_at".into()),
+    ]);
+    let pending: Vec<Value> = resource::list::<Invitation>(&app.store, &scope, &invitation_params)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(Invitation::is_pending)
+        .map(|i| {
+            json!({
+                "id": i.id, "email": i.email, "role": i.role, "created_by": i.created_by,
+                "expires_at": to_rfc3339(i.expires_at),
+                "scoped": !i.team_scope.0.is_empty() || !i.location_scope.0.is_empty(),
+            })
+        })
+        .collect();
+    context.insert("invitations", &pending);
     if let Some((key, value)) = extra {
         context.insert(key, &value);
     }
@@ -137,29 +172,83 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
         Err(r) => return *r,
     };
     let role = form_value(&form, "role").unwrap_or("viewer").parse::<Role>();
-    let input = role.map(|role| MemberCreate {
-        email: form_value(&form, "email").unwrap_or_default().trim().to_owned(),
-        display_name: form_value(&form, "display_name")
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned),
-        role,
-        team_scope: form_values(&form, "team_scope"),
-        location_scope: form_values(&form, "location_scope"),
-    });
-    let result = match input {
-        Ok(input) => users::create(&app.store, &scope, input).await,
-        Err(e) => Err(crate::domain::Validation::single("role", e.to_string()).into()),
-    };
-    match result {
-        Ok(member) => {
-            let event = AuditEvent::in_tenant(&scope, "user.add", Outcome::Success)
-                .target("user", &member.id)
-                .change(None, serde_json::to_value(&member).ok());
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/users").into_response()
+    let input = match role {
+        Ok(role) => MemberCreate {
+            email: form_value(&form, "email").unwrap_or_default().trim().to_owned(),
+            display_name: form_value(&form, "display_name")
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+            role,
+            team_scope: form_values(&form, "team_scope"),
+            location_scope: form_values(&form, "location_scope"),
+        },
+        Err(e) => {
+            let error = crate::domain::Validation::single("role", e.to_string()).into();
+            return users_rejected(&app, &signed, error).await;
         }
-        Err(e) => users_rejected(&app, &signed, e).await,
+    };
+    let invited = invitations::invite(
+        &app.store,
+        app.mailer.clone(),
+        &app.config.public_url(),
+        &scope,
+        input,
+        signed.page.locale,
+        &signed.page.origin,
+    )
+    .await;
+    match invited {
+        Ok(invited) => {
+            let locale = signed.page.locale;
+            let days = (invitations::LIFETIME.as_secs() / 86_400).to_string();
+            // The same words whether or not the address has an account.
+            let text = match &invited.link {
+                Some(_) => locale.text("users.invitation_link").replace("{days}", &days),
+                None => locale.text("users.invitation_emailed"),
+            };
+            let shown = json!({ "email": invited.invitation.email, "text": text, "link": invited.link });
+            users_view(
+                &app,
+                &signed,
+                UsersQuery::default(),
+                None,
+                Map::new(),
+                Some(("invited", shown)),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(invitations::InviteError::Grant(e)) => {
+            users_view(
+                &app,
+                &signed,
+                UsersQuery::default(),
+                Some(signed.page.locale.translate(&e.to_string())),
+                Map::new(),
+                None,
+                StatusCode::FORBIDDEN,
+            )
+            .await
+        }
+        Err(invitations::InviteError::Store(e)) => users_rejected(&app, &signed, e).await,
+    }
+}
+
+async fn revoke_invitation(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match invitations::revoke(&app.store, &scope, &id, &signed.page.origin).await {
+        Ok(_) => Redirect::to("/admin/users").into_response(),
+        Err(crate::store::StoreError::NotFound { .. }) => super::ui::error_page(
+            &app,
+            &Default::default(),
+            StatusCode::NOT_FOUND,
+            &signed.page.locale.text("admin.not_found"),
+        ),
+        Err(e) => super::admin::unavailable(&app, &signed, &e),
     }
 }
 
@@ -229,6 +318,24 @@ async fn update_user(
         location_scope: scopes_sent.then(|| form_values(&form, "location_scope")),
         disabled,
     };
+    if let Some(current) = &before
+        && let Err(e) = invitations::may_change_member(&scope, current, &input)
+    {
+        let event = AuditEvent::in_tenant(&scope, "user.update", Outcome::Denied)
+            .target("user", &id)
+            .detail(e.to_string());
+        audit::record(&app.store, event, &signed.page.origin).await;
+        return users_view(
+            &app,
+            &signed,
+            UsersQuery::default(),
+            Some(signed.page.locale.translate(&e.to_string())),
+            Map::new(),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
     match users::update(&app.store, &scope, &id, version, input).await {
         Ok(member) => {
@@ -500,13 +607,31 @@ async fn create_token(
         return tokens_view(&app, &signed, None, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
     let name = form_value(&form, "name").unwrap_or_default();
-    match tokens::issue(
+    let scopes = tokens::TokenScopes {
+        teams: form_values(&form, "team_scope"),
+        locations: form_values(&form, "location_scope"),
+    };
+    if let Err(e) = crate::auth::may_grant(&scope, role, &scopes.teams, &scopes.locations) {
+        let event = AuditEvent::in_tenant(&scope, "token.create", Outcome::Denied).detail(e.to_string());
+        audit::record(&app.store, event, &signed.page.origin).await;
+        return tokens_view(
+            &app,
+            &signed,
+            Some(signed.page.locale.translate(&e.to_string())),
+            Map::new(),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    match tokens::issue_scoped(
         &app.store,
         Some(scope.tenant_id()),
         name,
         role,
         expires_at,
         scope.actor(),
+        scopes,
     )
     .await
     {

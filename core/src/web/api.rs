@@ -22,6 +22,7 @@ use crate::store::entities::locations::Location;
 use crate::store::entities::queues::{self, PenaltyInput, Queue, QueueMemberInput};
 use crate::store::entities::teams::Team;
 use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
+use crate::store::invitations::Invitation;
 use crate::store::resource::{self, Listable, Writable};
 use crate::store::tenants;
 use crate::store::tokens::{self, ApiToken};
@@ -50,6 +51,9 @@ impl Guarded for EndpointRow {
     const AREA: Area = Area::Configuration;
 }
 impl Guarded for Member {
+    const AREA: Area = Area::Users;
+}
+impl Guarded for Invitation {
     const AREA: Area = Area::Users;
 }
 impl Guarded for ApiToken {
@@ -272,6 +276,9 @@ fn crud<R: Guarded + Writable>() -> Router<AppState> {
 
 // --- users -------------------------------------------------------------------------------
 
+/// Adding someone is an invitation they accept: the answer is the same whether or not the
+/// address has an account, and carries only what the caller sent (plus the link to hand over
+/// when no mail server is configured).
 async fn create_user(
     State(app): State<AppState>,
     caller: Caller,
@@ -280,15 +287,59 @@ async fn create_user(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
     let input = body.0?;
-    let member = users::create(&app.store, &scope, input).await?;
-    let after = serde_json::to_value(&member).ok();
-    audit_change(&app, &scope, &origin, "user.add", ("user", &member.id), None, after).await;
-    Ok(versioned(
-        StatusCode::CREATED,
-        member.stamps.version,
-        Some(format!("/api/v1/users/{}", member.id)),
-        &member,
-    ))
+    let invited = crate::auth::invitations::invite(
+        &app.store,
+        app.mailer.clone(),
+        &app.config.public_url(),
+        &scope,
+        input,
+        crate::i18n::Locale::default(),
+        &origin,
+    )
+    .await
+    .map_err(|e| invite_error(e, &scope))?;
+    Ok(invitation_response(invited))
+}
+
+pub(super) fn invite_error(
+    error: crate::auth::invitations::InviteError,
+    scope: &crate::store::TenantScope,
+) -> ApiError {
+    match error {
+        crate::auth::invitations::InviteError::Grant(e) => ApiError::forbidden(e.to_string()),
+        crate::auth::invitations::InviteError::Store(e) => {
+            tracing::debug!(tenant = scope.tenant_slug(), error = %e, "invitation refused");
+            e.into()
+        }
+    }
+}
+
+/// `202 Accepted`: the membership exists once the person accepts.
+fn invitation_response(invited: crate::auth::invitations::Invited) -> Response {
+    let mut body = serde_json::to_value(&invited.invitation).unwrap_or_default();
+    body["delivery"] = serde_json::json!(if invited.link.is_some() { "link" } else { "email" });
+    if let Some(link) = &invited.link {
+        body["link"] = serde_json::json!(link);
+    }
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/invitations/{}", invited.invitation.id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    // The link works once, like a password.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn revoke_invitation(
+    State(app): State<AppState>,
+    caller: Caller,
+    RequestOrigin(origin): RequestOrigin,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Write, Area::Users)?;
+    let invitation = crate::auth::invitations::revoke(&app.store, &scope, &id, &origin).await?;
+    Ok(axum::Json(invitation).into_response())
 }
 
 async fn update_user(
@@ -302,6 +353,14 @@ async fn update_user(
     let scope = caller.tenant(Action::Write, Area::Users)?;
     let input = body.0?;
     let before = resource::get::<Member>(&app.store, &scope, &id).await?;
+    crate::auth::invitations::may_change_member(&scope, &before, &input).map_err(|e| {
+        ApiError::forbidden(e.to_string()).audited(
+            Some(scope.tenant_id()),
+            scope.actor(),
+            "user.update",
+            Outcome::Denied,
+        )
+    })?;
     let member = users::update(&app.store, &scope, &id, expected, input).await?;
     let (before, after) = (serde_json::to_value(&before).ok(), serde_json::to_value(&member).ok());
     audit_change(&app, &scope, &origin, "user.update", ("user", &id), before, after).await;
@@ -370,6 +429,14 @@ async fn create_token(
     if input.role == Role::PlatformAdmin {
         return Err(Validation::single("role", "tenant tokens cannot be platform_admin").into());
     }
+    crate::auth::may_grant(&scope, input.role, &input.team_scope, &input.location_scope).map_err(|e| {
+        ApiError::forbidden(e.to_string()).audited(
+            Some(scope.tenant_id()),
+            scope.actor(),
+            "token.create",
+            Outcome::Denied,
+        )
+    })?;
     let scopes = tokens::TokenScopes {
         teams: input.team_scope,
         locations: input.location_scope,
@@ -673,6 +740,8 @@ pub fn router() -> Router<AppState> {
             "/users/{id}",
             get(read::<Member>).patch(update_user).delete(remove_user),
         )
+        .route("/invitations", get(list::<Invitation>))
+        .route("/invitations/{id}", get(read::<Invitation>).delete(revoke_invitation))
         .route("/tokens", get(list::<ApiToken>).post(create_token))
         .route("/tokens/{id}", get(read::<ApiToken>).delete(revoke_token))
         .route("/queues/{id}/members", get(list_members).put(replace_members))

@@ -12,12 +12,14 @@ use serde_json::json;
 use super::AppState;
 use super::session::{self, PageContext, SignedIn, safe_next};
 use super::ui::render_page;
+use crate::auth::invitations::{self as auth_invitations, AcceptError as InvitationError};
 use crate::auth::password;
 use crate::auth::ratelimit::retry_after_secs;
 use crate::i18n::Locale;
 use crate::secrets::{constant_time_eq, hash_token, random_secret};
 use crate::store::accounts::{self, Account, NewAccount};
 use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::invitations;
 use crate::store::sessions::{self, NewSession};
 
 /// Where the one-time setup token's hash is kept until setup is done.
@@ -123,7 +125,7 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
         .sign_in_per_ip
         .check(&ip)
         .err()
-        .or_else(|| app.limits.sign_in_backoff.attempt(&account_key).err());
+        .or_else(|| app.limits.sign_in.attempt(&ip, &account_key).err());
     if let Some(wait) = limited {
         let seconds = retry_after_secs(wait);
         let event = AuditEvent::new(None, &account_key, "session.sign_in", Outcome::Denied)
@@ -169,7 +171,7 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
             return fail(StatusCode::UNAUTHORIZED, page.locale.text("login.failed"), None);
         }
     };
-    app.limits.sign_in_backoff.succeeded(&account_key);
+    app.limits.sign_in.succeeded(&ip, &account_key);
     match start_session(&app, &page, &account, "password", None, None).await {
         Ok(cookie) => {
             let mut response = Redirect::to(&next).into_response();
@@ -586,7 +588,7 @@ pub async fn change_password(
     let account = &signed.current.account;
     let mut errors = serde_json::Map::new();
     let key = format!("password-change:{}", account.id);
-    if let Err(wait) = app.limits.sign_in_backoff.attempt(&key) {
+    if let Err(wait) = app.limits.password_change.attempt(&key) {
         errors.insert(
             "current".into(),
             json!(
@@ -617,7 +619,7 @@ pub async fn change_password(
     if !errors.is_empty() {
         return account_view(&app, &signed, None, Some(errors), StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    app.limits.sign_in_backoff.succeeded(&key);
+    app.limits.password_change.succeeded(&key);
     let Some(hash) = hash_in_background(form.password).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -814,4 +816,245 @@ pub async fn forgot(State(app): State<AppState>, page: PageContext, Form(form): 
     let mut context = tera::Context::new();
     context.insert("sent", &true);
     render_page(&app, &page, "pages/forgot.html", context, StatusCode::OK)
+}
+
+// --- invitations -------------------------------------------------------------------------
+
+/// The invitation page: what joining means (tenant, role), and the way to accept for whoever
+/// opens it. Signed out, it offers both signing in and choosing a password, so the page itself
+/// does not say whether the address has an account.
+pub async fn invitation_page(State(app): State<AppState>, page: PageContext, Path(token): Path<String>) -> Response {
+    invitation_view(&app, &page, &token, None, None, StatusCode::OK).await
+}
+
+async fn invitation_view(
+    app: &AppState,
+    page: &PageContext,
+    token: &str,
+    message: Option<String>,
+    errors: Option<serde_json::Map<String, serde_json::Value>>,
+    status: StatusCode,
+) -> Response {
+    let mut context = tera::Context::new();
+    let pending = match invitations::pending_by_token(&app.store, token).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            context.insert("invalid", &true);
+            return render_page(app, page, "pages/invitation.html", context, StatusCode::NOT_FOUND);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "invitation page: cannot read the invitation");
+            return super::ui::error_page(
+                app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &page.locale.text("errors.unavailable"),
+            );
+        }
+    };
+    let lead = page
+        .locale
+        .text("invitation.lead")
+        .replace("{tenant}", &pending.tenant_name)
+        .replace("{role}", &page.locale.text(&format!("roles.{}", pending.role)));
+    context.insert("lead", &lead);
+    context.insert("email", &pending.email);
+    context.insert("token", token);
+    context.insert("display_name", &pending.display_name.clone().unwrap_or_default());
+    context.insert("local_login", &app.config.auth.local_login);
+    context.insert("next", &format!("/invitations/{token}"));
+    let state = match &page.current {
+        Some(current) if current.account.email.eq_ignore_ascii_case(&pending.email) => "invitee",
+        Some(_) => "other",
+        None => "anonymous",
+    };
+    context.insert("state", state);
+    if state == "other" {
+        let text = page
+            .locale
+            .text("invitation.other_account")
+            .replace("{email}", &pending.email);
+        context.insert("other_account", &text);
+    }
+    if let Some(m) = message {
+        context.insert("message", &m);
+    }
+    if let Some(e) = errors {
+        context.insert("errors", &e);
+    }
+    render_page(app, page, "pages/invitation.html", context, status)
+}
+
+/// The page for an invitation that cannot be used (any more, or by this account).
+fn invitation_refused(app: &AppState, page: &PageContext, error: InvitationError) -> Response {
+    let status = match error {
+        InvitationError::NotPending => StatusCode::NOT_FOUND,
+        InvitationError::OtherAccount | InvitationError::Disabled => StatusCode::FORBIDDEN,
+        InvitationError::Store(e) => {
+            tracing::warn!(error = %e, "invitation: storage failed");
+            return super::ui::error_page(
+                app,
+                &Default::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &page.locale.text("errors.unavailable"),
+            );
+        }
+    };
+    let mut context = tera::Context::new();
+    if status == StatusCode::FORBIDDEN {
+        context.insert("refused", &page.locale.text("invitation.not_yours"));
+    } else {
+        context.insert("invalid", &true);
+    }
+    render_page(app, page, "pages/invitation.html", context, status)
+}
+
+pub async fn accept_invitation(State(app): State<AppState>, signed: SignedIn, Path(token): Path<String>) -> Response {
+    let current = &signed.current;
+    match auth_invitations::accept(&app.store, &token, &current.account, &signed.page.origin).await {
+        Ok(pending) => {
+            // Straight into the tenant just joined.
+            if let Err(e) = sessions::switch_tenant(&app.store, &current.session.id, Some(&pending.tenant_id)).await {
+                tracing::warn!(error = %e, "cannot switch to the tenant just joined");
+            }
+            Redirect::to("/").into_response()
+        }
+        Err(e) => invitation_refused(&app, &signed.page, e),
+    }
+}
+
+pub async fn decline_invitation(State(app): State<AppState>, signed: SignedIn, Path(token): Path<String>) -> Response {
+    match auth_invitations::decline(&app.store, &token, &signed.current.account, &signed.page.origin).await {
+        Ok(_) => {
+            let mut context = tera::Context::new();
+            context.insert("declined", &true);
+            render_page(&app, &signed.page, "pages/invitation.html", context, StatusCode::OK)
+        }
+        Err(e) => invitation_refused(&app, &signed.page, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    display_name: Option<String>,
+    password: String,
+    confirm: String,
+}
+
+/// Someone new accepts by choosing a password: the account is created with the invitation's
+/// address, joins the tenant, and is signed in. An address that already has an account must
+/// sign in instead; its password is never set from here.
+pub async fn register_invitation(
+    State(app): State<AppState>,
+    page: PageContext,
+    Path(token): Path<String>,
+    Form(form): Form<RegisterForm>,
+) -> Response {
+    if page.current.is_some() {
+        return Redirect::to(&format!("/invitations/{}", session::urlencode(&token))).into_response();
+    }
+    if !app.config.auth.local_login {
+        return invitation_view(
+            &app,
+            &page,
+            &token,
+            Some(page.locale.text("login.disabled")),
+            None,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    // Hashing costs CPU: the same per-address budget as signing in.
+    let ip = page.origin.ip.clone().unwrap_or_default();
+    if let Err(wait) = app.limits.sign_in_per_ip.check(&ip) {
+        let message = page
+            .locale
+            .text("login.locked")
+            .replace("{seconds}", &retry_after_secs(wait).to_string());
+        return invitation_view(&app, &page, &token, Some(message), None, StatusCode::TOO_MANY_REQUESTS).await;
+    }
+    let pending = match invitations::pending_by_token(&app.store, &token).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return invitation_refused(&app, &page, InvitationError::NotPending),
+        Err(e) => return invitation_refused(&app, &page, InvitationError::Store(e)),
+    };
+    let mut errors = serde_json::Map::new();
+    if let Err(e) = password::check_policy(&form.password, &pending.email) {
+        errors.insert("password".into(), json!(page.locale.translate(&e.to_string())));
+    } else if form.password != form.confirm {
+        errors.insert("confirm".into(), json!(page.locale.text("setup.mismatch")));
+    }
+    if !errors.is_empty() {
+        return invitation_view(
+            &app,
+            &page,
+            &token,
+            None,
+            Some(errors),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let exists = || {
+        let message = page.locale.text("invitation.sign_in_instead");
+        invitation_view(&app, &page, &token, Some(message), None, StatusCode::CONFLICT)
+    };
+    match accounts::by_email(&app.store, &pending.email).await {
+        Ok(None) => {}
+        Ok(Some(_)) => return exists().await,
+        Err(e) => return invitation_refused(&app, &page, InvitationError::Store(e)),
+    }
+    let Some(hash) = hash_in_background(form.password).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let input = NewAccount {
+        email: pending.email.clone(),
+        display_name: form
+            .display_name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .or(pending.display_name.clone()),
+        password_hash: Some(hash),
+        platform_admin: false,
+    };
+    let account = match accounts::create(&app.store, input).await {
+        Ok(account) => account,
+        Err(crate::store::StoreError::Conflict { .. }) => return exists().await,
+        Err(crate::store::StoreError::Invalid(v)) => {
+            let errors = v
+                .errors
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.pointer.trim_start_matches('/').to_owned(),
+                        json!(page.locale.translate(&e.detail)),
+                    )
+                })
+                .collect();
+            return invitation_view(
+                &app,
+                &page,
+                &token,
+                None,
+                Some(errors),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+        Err(e) => return invitation_refused(&app, &page, InvitationError::Store(e)),
+    };
+    if let Err(e) = auth_invitations::accept(&app.store, &token, &account, &page.origin).await {
+        return invitation_refused(&app, &page, e);
+    }
+    match start_session(&app, &page, &account, "password", None, None).await {
+        Ok(cookie) => {
+            let mut response = Redirect::to("/").into_response();
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "invitation: cannot create the session");
+            Redirect::to("/login").into_response()
+        }
+    }
 }

@@ -19,6 +19,7 @@ use crate::store::entities::locations::Location;
 use crate::store::entities::queues::{PenaltyInput, Queue, QueueMember, QueueMemberInput};
 use crate::store::entities::teams::Team;
 use crate::store::entities::users::{Member, MemberCreate, MemberUpdate};
+use crate::store::invitations::Invitation;
 use crate::store::list::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::store::resource::Writable;
 use crate::store::tenants::{Tenant, TenantCreate, TenantUpdate};
@@ -276,12 +277,31 @@ fn custom_operations(doc: &mut Doc) {
         "responses": { "200": json_response("A page of users", page_of(&member)) } });
     standard_errors(&mut op, &["400", "401", "403"]);
     doc.operation("/api/v1/users", "get", op);
+    let invitation = doc.schema::<Invitation>();
     let mut op = json!({ "tags": ["users"], "operationId": "add_user",
-        "summary": "Add a user to this tenant (creating the account if the email is new)",
+        "summary": "Invite someone to this tenant by email",
+        "description": "The person becomes a member once they accept (signing in with the account of that address, or \
+            choosing a password if it has none). The answer is the same whether or not the address has an account. \
+            With a mail server configured the link is emailed (`delivery: email`); otherwise it is in `link`, once, to \
+            hand over (`delivery: link`). A role or scope wider than the caller's own is refused with 403.",
         "requestBody": body(&member_create),
-        "responses": { "201": with_etag(json_response("Added", schema_ref(&member)), true) } });
+        "responses": { "202": json_response("Invited; the invitation, plus `delivery` and (without mail) `link`", schema_ref(&invitation)) } });
     standard_errors(&mut op, &["400", "401", "403", "409", "422"]);
     doc.operation("/api/v1/users", "post", op);
+    let mut op = json!({ "tags": ["users"], "operationId": "list_invitations", "summary": "List invitations of this tenant",
+        "parameters": list_parameters::<Invitation>(),
+        "responses": { "200": json_response("A page of invitations", page_of(&invitation)) } });
+    standard_errors(&mut op, &["400", "401", "403"]);
+    doc.operation("/api/v1/invitations", "get", op);
+    let invitation_id = path_param("id", "The invitation id");
+    let mut op = json!({ "tags": ["users"], "operationId": "get_invitation", "summary": "Get an invitation",
+        "parameters": [invitation_id.clone()], "responses": { "200": json_response("The invitation", schema_ref(&invitation)) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/invitations/{id}", "get", op);
+    let mut op = json!({ "tags": ["users"], "operationId": "revoke_invitation", "summary": "Revoke a pending invitation (its link stops working)",
+        "parameters": [invitation_id], "responses": { "200": json_response("The revoked invitation", schema_ref(&invitation)) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/invitations/{id}", "delete", op);
     let id = path_param("id", "The user id");
     let mut op = json!({ "tags": ["users"], "operationId": "get_user", "summary": "Get a user", "parameters": [id.clone()],
         "responses": { "200": with_etag(json_response("The user", schema_ref(&member)), false) } });
@@ -312,6 +332,8 @@ fn custom_operations(doc: &mut Doc) {
     doc.operation("/api/v1/tokens", "get", op);
     let mut op = json!({ "tags": ["tokens"], "operationId": "create_token", "summary": "Create an API token",
         "requestBody": body(&token_create),
+        "description": "A token can never do more than its creator: a stronger role, or a scope wider than the \
+            creator's own teams and locations, is refused with 403.",
         "responses": { "201": json_response("Created; `secret` is shown only now", schema_ref("IssuedToken")) } });
     standard_errors(&mut op, &["400", "401", "403", "422"]);
     doc.operation("/api/v1/tokens", "post", op);
