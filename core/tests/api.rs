@@ -1541,9 +1541,13 @@ async fn the_live_stream_over_websocket(s: &TestServer) {
         matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
         "{refused:?}"
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}?access_token={admin}"))
+    // Browsers cannot send headers on a WebSocket: they connect with a short-lived ticket.
+    let ticket = s.post("/api/v1/live/tickets", &admin, json!({})).await;
+    ticket.expect(201);
+    let ticket = ticket.body["ticket"].as_str().unwrap();
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}?ticket={ticket}"))
         .await
-        .expect("upgrade with a token in the query");
+        .expect("upgrade with a ticket in the query");
     let mut next = async || -> Value {
         loop {
             let message = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())

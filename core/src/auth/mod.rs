@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod oidc;
 pub mod password;
 pub mod ratelimit;
+pub mod tickets;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -253,6 +254,8 @@ pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
 pub struct TokenCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, (TokenGrant, Instant)>>,
+    /// Stream tickets issued by this instance (they stand in for the credential they came from).
+    pub tickets: tickets::Tickets,
 }
 
 /// Above this many cached tokens, expired entries are dropped on insert.
@@ -263,6 +266,7 @@ impl TokenCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            tickets: tickets::Tickets::default(),
         }
     }
 
@@ -297,18 +301,31 @@ pub async fn authenticate(store: &Store, cache: &TokenCache, token: &str) -> Res
     let hash = crate::secrets::hash_token(token);
     let grant = match cache.get(&hash) {
         Some(grant) => grant,
-        None => {
-            let mut grant: TokenGrant = tokens::find(store, token).await?.ok_or(AuthError::Unknown)?;
-            // Best effort: failing to record use must not fail the request.
-            match tokens::touch(store, &grant).await {
-                Ok(Some(at)) => grant.last_used_at = Some(at),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not record token use"),
-            }
-            cache.put(hash, grant.clone());
-            grant
-        }
+        None => look_up(store, cache, hash, token).await?,
     };
+    principal_of(grant)
+}
+
+/// As [`authenticate`], but asks the database whatever the cache holds: for a stream that was
+/// told its token may just have been revoked (by another part of this instance).
+pub async fn authenticate_fresh(store: &Store, cache: &TokenCache, token: &str) -> Result<Principal, AuthError> {
+    let hash = crate::secrets::hash_token(token);
+    principal_of(look_up(store, cache, hash, token).await?)
+}
+
+async fn look_up(store: &Store, cache: &TokenCache, hash: String, token: &str) -> Result<TokenGrant, AuthError> {
+    let mut grant: TokenGrant = tokens::find(store, token).await?.ok_or(AuthError::Unknown)?;
+    // Best effort: failing to record use must not fail the request.
+    match tokens::touch(store, &grant).await {
+        Ok(Some(at)) => grant.last_used_at = Some(at),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not record token use"),
+    }
+    cache.put(hash, grant.clone());
+    Ok(grant)
+}
+
+fn principal_of(grant: TokenGrant) -> Result<Principal, AuthError> {
     let now = crate::domain::time::now_ms();
     if grant.revoked_at.is_some() {
         return Err(AuthError::Revoked);

@@ -183,7 +183,7 @@ pub async fn set_password(store: &Store, user_id: &str, password_hash: &str) -> 
 }
 
 pub async fn set_disabled(store: &Store, user_id: &str, disabled: bool) -> StoreResult<()> {
-    affected(on_db!(&store.db, |pool, DB| {
+    let changed = on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("UPDATE users SET disabled = $1, updated_at = $2, version = version + 1 WHERE id = $3")
             .bind(disabled)
             .bind(now_ms())
@@ -191,11 +191,13 @@ pub async fn set_disabled(store: &Store, user_id: &str, disabled: bool) -> Store
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
-    })?)
+    })?;
+    super::credentials::publish(super::credentials::Change::Account(user_id.to_owned()));
+    affected(changed)
 }
 
 pub async fn set_platform_admin(store: &Store, user_id: &str, platform_admin: bool) -> StoreResult<()> {
-    affected(on_db!(&store.db, |pool, DB| {
+    let changed = on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("UPDATE users SET platform_admin = $1, updated_at = $2, version = version + 1 WHERE id = $3")
             .bind(platform_admin)
             .bind(now_ms())
@@ -203,7 +205,9 @@ pub async fn set_platform_admin(store: &Store, user_id: &str, platform_admin: bo
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
-    })?)
+    })?;
+    super::credentials::publish(super::credentials::Change::Account(user_id.to_owned()));
+    affected(changed)
 }
 
 /// `None` clears the preference (Accept-Language decides).
@@ -268,6 +272,7 @@ pub async fn grant_membership(
         .await
         .map(|_| ())
     })?;
+    super::credentials::publish(super::credentials::Change::Account(user_id.to_owned()));
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, StoreResult, TenantScope};
+use super::{SqlValue, Store, StoreError, StoreResult, TenantScope};
 use crate::domain::new_id;
 use crate::domain::time::now_ms;
 use crate::on_db;
@@ -396,22 +396,71 @@ pub async fn open_alerts(store: &Store, tenant_id: &str) -> StoreResult<Vec<Aler
 
 /// Open alerts, newest first, then the latest resolved ones (at most `limit` of those).
 pub async fn alerts(store: &Store, scope: &TenantScope, open_only: bool, limit: i64) -> StoreResult<Vec<AlertRow>> {
+    let mut args = vec![SqlValue::Text(scope.tenant_id().to_owned()), SqlValue::Int(limit)];
+    let visible = visible_subjects(scope, &mut args);
     let sql = if open_only {
-        format!("{ALERT_SELECT} WHERE tenant_id = $1 AND resolved_at IS NULL ORDER BY fired_at DESC LIMIT $2")
+        format!("{ALERT_SELECT} WHERE tenant_id = $1 AND resolved_at IS NULL{visible} ORDER BY fired_at DESC LIMIT $2")
     } else {
-        format!("{ALERT_SELECT} WHERE tenant_id = $1 ORDER BY resolved_at IS NOT NULL, fired_at DESC LIMIT $2")
+        format!("{ALERT_SELECT} WHERE tenant_id = $1{visible} ORDER BY resolved_at IS NOT NULL, fired_at DESC LIMIT $2")
     };
     Ok(on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, AlertRow>(&sql)
-            .bind(scope.tenant_id())
-            .bind(limit)
+        crate::bind_values!(sqlx::query_as::<DB, AlertRow>(&sql), args)
             .fetch_all(pool)
             .await
     })?)
 }
 
-/// Acknowledges an open alert (someone is on it).
+/// ` AND …` leaving out alerts about agents the caller does not see (a supervisor scoped to
+/// teams or locations): the same agents the store shows it elsewhere. Empty for everyone else.
+fn visible_subjects(scope: &TenantScope, args: &mut Vec<SqlValue>) -> String {
+    if !scope.visibility().is_limited() {
+        return String::new();
+    }
+    args.push(SqlValue::Text(scope.tenant_id().to_owned()));
+    let mut agents = vec![format!("tenant_id = ${}", args.len())];
+    for (column, allowed) in super::resource::agent_restrictions(scope) {
+        agents.push(super::list::restriction_condition(args, column, allowed));
+    }
+    format!(
+        " AND (subject NOT LIKE 'agent:%' OR subject IN (SELECT 'agent:' || id FROM agents WHERE {}))",
+        agents.join(" AND ")
+    )
+}
+
+/// Whether the caller may see alerts about `subject` (`agent:<id>`, `queue:<id>`, `tenant`).
+async fn subject_visible(store: &Store, scope: &TenantScope, subject: &str) -> StoreResult<bool> {
+    let Some(agent) = subject.strip_prefix("agent:") else {
+        return Ok(true);
+    };
+    if !scope.visibility().is_limited() {
+        return Ok(true);
+    }
+    match super::resource::get::<super::entities::agents::Agent>(store, scope, agent).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One alert, if the caller may see it.
+async fn alert(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<AlertRow> {
+    let mut args = vec![
+        SqlValue::Text(scope.tenant_id().to_owned()),
+        SqlValue::Text(id.to_owned()),
+    ];
+    let visible = visible_subjects(scope, &mut args);
+    let sql = format!("{ALERT_SELECT} WHERE tenant_id = $1 AND id = $2{visible}");
+    let found: Option<AlertRow> = on_db!(&store.db, |pool, DB| {
+        crate::bind_values!(sqlx::query_as::<DB, AlertRow>(&sql), args)
+            .fetch_optional(pool)
+            .await
+    })?;
+    found.ok_or(StoreError::NotFound { kind: "alert" })
+}
+
+/// Acknowledges an open alert (someone is on it). An alert the caller may not see is not found.
 pub async fn acknowledge(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<AlertRow> {
+    alert(store, scope, id).await?;
     let changed = on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
             "UPDATE alerts SET acknowledged_by = $1, acknowledged_at = $2 WHERE tenant_id = $3 AND id = $4 \
@@ -425,15 +474,7 @@ pub async fn acknowledge(store: &Store, scope: &TenantScope, id: &str) -> StoreR
         .await
         .map(|r| r.rows_affected())
     })?;
-    let sql = format!("{ALERT_SELECT} WHERE tenant_id = $1 AND id = $2");
-    let found: Option<AlertRow> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, AlertRow>(&sql)
-            .bind(scope.tenant_id())
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-    })?;
-    let found = found.ok_or(StoreError::NotFound { kind: "alert" })?;
+    let found = alert(store, scope, id).await?;
     if changed == 0 && found.acknowledged_at.is_none() {
         return Err(StoreError::NotFound { kind: "alert" });
     }
@@ -449,7 +490,22 @@ pub async fn silence(
     until_ms: i64,
     reason: &str,
 ) -> StoreResult<String> {
-    get(store, scope, rule_id).await?;
+    let rule = get(store, scope, rule_id).await?;
+    // A scoped supervisor silences what it sees: not another team's agent, and not a rule about
+    // agents as a whole.
+    match subject {
+        Some(subject) if !subject_visible(store, scope, subject).await? => {
+            return Err(StoreError::NotFound { kind: "alert subject" });
+        }
+        None if rule.scope == "agent" && scope.visibility().is_limited() => {
+            return Err(crate::domain::Validation::single(
+                "subject",
+                "a supervisor limited to some teams or locations silences one of its agents at a time",
+            )
+            .into());
+        }
+        _ => {}
+    }
     let id = new_id("silence");
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(

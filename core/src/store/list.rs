@@ -292,7 +292,7 @@ pub fn build_list_query(
     select: &str,
     from: &str,
     tenant: TenantFilter<'_>,
-    restrictions: &[(&str, &[String])],
+    restrictions: &[Restriction<'_>],
     search_columns: &[&str],
     spec: &ListSpec,
 ) -> ListQuery {
@@ -301,6 +301,46 @@ pub fn build_list_query(
         args.push(v);
         format!("${}", args.len())
     };
+/// Which rows a caller with limited visibility (a scoped supervisor) may see.
+#[derive(Debug, Clone)]
+pub enum Restriction<'a> {
+    /// `column` holds one of `allowed`.
+    In { column: &'a str, allowed: &'a [String] },
+    /// `column` refers to no row, or by id to a row of `table` (of the tenant) that passes
+    /// `inner`: a SIP endpoint or phone number is seen only with the agent it belongs to.
+    Through {
+        column: &'a str,
+        table: &'a str,
+        tenant_id: &'a str,
+        inner: Vec<(&'a str, &'a [String])>,
+    },
+}
+
+impl Restriction<'_> {
+    /// The SQL condition, its values appended to `args`.
+    pub fn condition(&self, args: &mut Vec<SqlValue>) -> String {
+        match self {
+            Restriction::In { column, allowed } => restriction_condition(args, column, allowed),
+            Restriction::Through {
+                column,
+                table,
+                tenant_id,
+                inner,
+            } => {
+                args.push(SqlValue::Text((*tenant_id).to_owned()));
+                let mut conditions = vec![format!("tenant_id = ${}", args.len())];
+                for (inner_column, allowed) in inner {
+                    conditions.push(restriction_condition(args, inner_column, allowed));
+                }
+                format!(
+                    "({column} IS NULL OR {column} IN (SELECT id FROM {table} WHERE {}))",
+                    conditions.join(" AND ")
+                )
+            }
+        }
+    }
+}
+
     let mut conditions: Vec<String> = Vec::new();
     match tenant {
         TenantFilter::Tenant { column, id } => {
@@ -310,8 +350,8 @@ pub fn build_list_query(
         TenantFilter::Unowned { column } => conditions.push(format!("{column} IS NULL")),
         TenantFilter::All => {}
     }
-    for (column, allowed) in restrictions {
-        conditions.push(restriction_condition(&mut args, column, allowed));
+    for restriction in restrictions {
+        conditions.push(restriction.condition(&mut args));
     }
     for (field, upper, value) in &spec.ranges {
         let p = next(&mut args, value.clone());
@@ -482,7 +522,11 @@ mod tests {
             column: "tenant_id",
             id: "ten_1",
         };
-        let q = build_list_query("id", "t", tenant, &[("team_id", &teams)], &[], &spec);
+        let restriction = Restriction::In {
+            column: "team_id",
+            allowed: &teams,
+        };
+        let q = build_list_query("id", "t", tenant, &[restriction], &[], &spec);
         assert!(
             q.sql
                 .contains("WHERE tenant_id = $1 AND team_id IN ($2, $3) AND at >= $4 AND at < $5"),
@@ -503,3 +547,17 @@ mod tests {
         assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
     }
 }
+        let through = Restriction::Through {
+            column: "agent_id",
+            table: "agents",
+            tenant_id: "ten_1",
+            inner: vec![("team_id", &teams)],
+        };
+        let by_agent = build_list_query("id", "endpoints", tenant, &[through], &[], &spec);
+        assert!(
+            by_agent.sql.contains(
+                "(agent_id IS NULL OR agent_id IN (SELECT id FROM agents WHERE tenant_id = $2 AND team_id IN ($3, $4)))"
+            ),
+            "{}",
+            by_agent.sql
+        );

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod alert_rules;
 pub mod audit;
 pub mod call_records;
+pub mod credentials;
 pub mod entities;
 pub mod events;
 pub mod invitations;

@@ -11,8 +11,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
-use super::list::restriction_condition;
-use super::list::{Field, FieldKind, ListParams, Page, TenantFilter, build_list_query, encode_cursor};
+use super::list::{Field, FieldKind, ListParams, Page, Restriction, TenantFilter, build_list_query, encode_cursor};
 use super::{Dimension, SqlValue, Store, StoreError, StoreResult, TenantScope};
 use crate::domain::time::now_ms;
 use crate::domain::{Validation, new_id};
@@ -44,6 +43,9 @@ pub trait Listable:
     const VERSIONED: bool = false;
     /// Columns a scoped caller's visibility applies to (agents by team and location).
     const RESTRICTED_BY: &'static [(&'static str, Dimension)] = &[];
+    /// A column naming the agent a row belongs to (or none): a scoped caller sees the row only
+    /// with the agent, so another team's SIP endpoint or direct number stays out of sight.
+    const AGENT_REFERENCE: Option<&'static str> = None;
 
     /// What the API returns for a row.
     type View: Serialize + utoipa::ToSchema + Send + 'static;
@@ -120,7 +122,7 @@ pub async fn list<R: Listable>(store: &Store, scope: &TenantScope, params: &List
 pub async fn list_filtered<R: Listable>(
     store: &Store,
     owner: TenantFilter<'_>,
-    restrictions: &[(&str, &[String])],
+    restrictions: &[Restriction<'_>],
     params: &ListParams,
 ) -> StoreResult<Page<R::View>> {
     let spec = params.parse(R::FIELDS, R::id_field(), !R::SEARCH.is_empty())?;
@@ -168,9 +170,36 @@ pub async fn collection_version<R: Listable>(store: &Store, scope: &TenantScope)
     Ok(version.unwrap_or(0))
 }
 
-/// The caller's visibility as `(column, allowed ids)` pairs for this collection.
-fn restrictions<R: Listable>(scope: &TenantScope) -> Vec<(&'static str, &[String])> {
-    R::RESTRICTED_BY
+/// What the caller's visibility keeps of this collection: the one place that turns a scope
+/// into conditions (lists, single rows and counts all use it).
+pub fn restrictions<R: Listable>(scope: &TenantScope) -> Vec<Restriction<'_>> {
+    let visibility = scope.visibility();
+    let mut out: Vec<Restriction<'_>> = R::RESTRICTED_BY
+        .iter()
+        .filter_map(|(column, dimension)| {
+            Some(Restriction::In {
+                column,
+                allowed: visibility.allowed(*dimension)?,
+            })
+        })
+        .collect();
+    if let Some(column) = R::AGENT_REFERENCE
+        && visibility.is_limited()
+    {
+        out.push(Restriction::Through {
+            column,
+            table: super::entities::agents::Agent::FROM,
+            tenant_id: scope.tenant_id(),
+            inner: agent_restrictions(scope),
+        });
+    }
+    out
+}
+
+/// The caller's visibility of agents as `(column, allowed ids)` pairs of the agents table.
+pub fn agent_restrictions(scope: &TenantScope) -> Vec<(&'static str, &[String])> {
+    use super::entities::agents::Agent;
+    Agent::RESTRICTED_BY
         .iter()
         .filter_map(|(column, dimension)| Some((*column, scope.visibility().allowed(*dimension)?)))
         .collect()
@@ -189,8 +218,8 @@ pub async fn get<R: Listable>(store: &Store, scope: &TenantScope, id: &str) -> S
         R::TENANT_COLUMN,
         R::ID_COLUMN
     );
-    for (column, allowed) in restrictions::<R>(scope) {
-        let condition = restriction_condition(&mut args, column, allowed);
+    for restriction in restrictions::<R>(scope) {
+        let condition = restriction.condition(&mut args);
         sql.push_str(" AND ");
         sql.push_str(&condition);
     }

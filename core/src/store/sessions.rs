@@ -124,6 +124,7 @@ pub async fn switch_tenant(store: &Store, session_id: &str, tenant_id: Option<&s
             .await
             .map(|_| ())
     })?;
+    super::credentials::publish(super::credentials::Change::Session(session_id.to_owned()));
     Ok(())
 }
 
@@ -138,6 +139,7 @@ pub async fn revoke(store: &Store, user_id: &str, session_id: &str) -> StoreResu
             .await
             .map(|r| r.rows_affected())
     })?;
+    super::credentials::publish(super::credentials::Change::Session(session_id.to_owned()));
     if n == 0 {
         return Err(StoreError::NotFound { kind: "session" });
     }
@@ -146,7 +148,7 @@ pub async fn revoke(store: &Store, user_id: &str, session_id: &str) -> StoreResu
 
 /// Ends every session of a user ("sign out everywhere"), optionally keeping one.
 pub async fn revoke_all(store: &Store, user_id: &str, except: Option<&str>) -> StoreResult<u64> {
-    Ok(on_db!(&store.db, |pool, DB| {
+    let ended = on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")
             .bind(now_ms())
             .bind(user_id)
@@ -154,7 +156,9 @@ pub async fn revoke_all(store: &Store, user_id: &str, except: Option<&str>) -> S
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
-    })?)
+    })?;
+    super::credentials::publish(super::credentials::Change::Account(user_id.to_owned()));
+    Ok(ended)
 }
 
 /// A user's sessions that are still open, newest first.
@@ -215,6 +219,7 @@ pub async fn revoke_in_tenant(store: &Store, tenant_id: &str, session_id: &str) 
             .await
             .map(|r| r.rows_affected())
     })?;
+    super::credentials::publish(super::credentials::Change::Session(session_id.to_owned()));
     if n == 0 {
         return Err(StoreError::NotFound { kind: "session" });
     }

@@ -235,6 +235,7 @@ pub async fn update(
         kind: "tenant",
         current: current.version + 1,
     })?;
+    super::credentials::publish(super::credentials::Change::Tenant(id.to_owned()));
     match input.suspended {
         Some(suspended) if suspended != updated.suspended_at.is_some() => set_suspended(store, id, suspended).await,
         _ => Ok(updated),
@@ -247,13 +248,15 @@ pub async fn set_suspended(store: &Store, id: &str, suspended: bool) -> StoreRes
         "UPDATE tenants SET suspended_at = $1, updated_at = $2, version = version + 1 WHERE id = $3 RETURNING {SELECT}"
     );
     let now = now_ms();
-    on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, Tenant>(&sql)
+    let tenant = on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, Tenant>(&sql)
         .bind(suspended.then_some(now))
         .bind(now)
         .bind(id)
         .fetch_optional(pool)
         .await)?
-    .ok_or(StoreError::NotFound { kind: "tenant" })
+    .ok_or(StoreError::NotFound { kind: "tenant" })?;
+    super::credentials::publish(super::credentials::Change::Tenant(id.to_owned()));
+    Ok(tenant)
 }
 
 /// A scope for the operator's command line, which has direct access to the data.

@@ -222,6 +222,7 @@ pub async fn revoke(store: &Store, scope: &TenantScope, id: &str) -> StoreResult
         .await
         .map(|r| r.rows_affected())
     })?;
+    super::credentials::publish(super::credentials::Change::Token(id.to_owned()));
     if n == 0 {
         // Either unknown, or already revoked (which is fine to repeat).
         super::resource::get::<ApiToken>(store, scope, id).await?;
@@ -253,6 +254,7 @@ pub async fn revoke_for_operator(store: &Store, id: &str) -> StoreResult<()> {
             .await
             .map(|r| r.rows_affected())
     })?;
+    super::credentials::publish(super::credentials::Change::Token(id.to_owned()));
     if n == 0 {
         Err(StoreError::NotFound { kind: "token" })
     } else {

@@ -91,7 +91,10 @@ async fn list<R: Guarded>(
     ListQuery(params): ListQuery,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, R::AREA)?;
-    if !R::VERSIONED {
+    // What a scoped caller sees of rows that belong to agents changes with the agents too, which
+    // the collection's version does not follow: such pages are not cached.
+    let follows_agents = R::AGENT_REFERENCE.is_some() && scope.visibility().is_limited();
+    if !R::VERSIONED || follows_agents {
         return Ok(axum::Json(resource::list::<R>(&app.store, &scope, &params).await?).into_response());
     }
     // Read the version before the rows: a page cached under version N then holds data at least

@@ -351,7 +351,8 @@ fn render_json(delta: &crate::live::hub::Delta) -> JsonDelta {
 /// `GET /api/v1/live/stream`: server-sent events. First a `snapshot` (as `GET
 /// /api/v1/live/snapshot`), unless the client resumes with `Last-Event-ID` from a delta that
 /// is still held; then a `delta` per tick with the agents and queues that changed. A client
-/// that falls behind gets `resync` and should reconnect without `Last-Event-ID`.
+/// that falls behind gets `resync` and should reconnect without `Last-Event-ID`. The stream ends
+/// when its token is revoked (or no longer grants what it did).
 pub async fn stream(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Live)?;
     let floor = app.live.floor(&scope).await?;
@@ -370,9 +371,15 @@ pub async fn stream(State(app): State<AppState>, caller: Caller, headers: Header
                 .data(&*body),
         )
     };
-    Ok(super::stream::respond(subscription, start, "api", move |delta| {
-        delta_json(delta, &scope).map(|data| axum::response::sse::Event::default().event("delta").data(data))
-    }))
+    Ok(super::stream::respond(
+        subscription,
+        start,
+        "api",
+        watch,
+        move |delta| {
+            delta_json(delta, &scope).map(|data| axum::response::sse::Event::default().event("delta").data(data))
+        },
+    ))
 }
 
 /// A delta as the caller may see it (`None` when nothing in it concerns them).
@@ -414,18 +421,34 @@ pub struct SocketQuery {
 const SOCKET_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /api/v1/live/ws`: the live stream over WebSocket. Authenticate with `Authorization:
-/// Bearer` or, where a client cannot set headers (browsers), `?access_token=`. Messages are
-/// JSON text: `{"type":"snapshot","id":…,"data":{…}}` first (unless resumed with
-/// `?last_event_id=`), then `{"type":"delta","id":…,"data":{…}}`; `{"type":"resync"}` before the
-/// server closes a connection that fell behind.
+/// Bearer` or, where a client cannot set headers (browsers), with `?ticket=` from `POST
+/// /api/v1/live/tickets`. Messages are JSON text: `{"type":"snapshot","id":…,"data":{…}}` first
+/// (unless resumed with `?last_event_id=`), then `{"type":"delta","id":…,"data":{…}}`;
+/// `{"type":"resync"}` before the server closes a connection that fell behind. The server closes
+/// the connection (code 1008) when the credential is revoked or no longer grants what it did.
 pub async fn websocket(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<SocketQuery>,
     upgrade: Result<axum::extract::ws::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     // Permission first: a caller who may not see the floor learns nothing more.
-    let scope = caller.tenant(Action::Read, Area::Live)?;
+    let watch = match (&query.ticket, caller) {
+        (Some(ticket), _) => redeem_ticket(&app, ticket).await?,
+        (None, Err(_)) if query.access_token.is_some() => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "`?access_token=` is no longer accepted (URLs end up in logs): get a ticket from POST \
+                 /api/v1/live/tickets and connect with `?ticket=`",
+            ));
+        }
+        (None, caller) => {
+            let scope = caller?.tenant(Action::Read, Area::Live)?;
+            super::stream::Watch::new(&app, super::stream::Credential::bearer(&headers)?, &scope)
+        }
+    };
+    let scope = watch.scope.clone();
     let upgrade = upgrade.map_err(|e| {
         ApiError::bad_request(format!(
             "this endpoint speaks WebSocket only ({e}); use GET /api/v1/live/stream for server-sent events"
@@ -441,7 +464,7 @@ pub async fn websocket(
             publisher.position()
         )
     });
-    Ok(upgrade.on_upgrade(move |socket| socket_session(socket, subscription, snapshot, scope)))
+    Ok(upgrade.on_upgrade(move |socket| socket_session(socket, subscription, snapshot, watch)))
 }
 
 /// Sends a text message; `false` when the client is gone or too slow to take it.
@@ -454,9 +477,9 @@ async fn socket_session(
     mut socket: axum::extract::ws::WebSocket,
     subscription: crate::live::hub::Subscription,
     snapshot: Option<String>,
-    scope: crate::store::TenantScope,
+    watch: super::stream::Watch,
 ) {
-    use axum::extract::ws::Message;
+    use axum::extract::ws::{CloseFrame, Message, close_code};
     use tokio::sync::broadcast::error::RecvError;
     metrics::gauge!("live_streams", "kind" => "websocket").increment(1.0);
     let mut receiver = subscription.receiver;
@@ -499,6 +522,63 @@ async fn socket_session(
             Err(RecvError::Closed) => break,
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.send(Message::Close(close)).await;
     metrics::gauge!("live_streams", "kind" => "websocket").decrement(1.0);
 }
+    let watch = super::stream::Watch::new(&app, super::stream::Credential::bearer(&headers)?, &scope);
+    /// A ticket from `POST /api/v1/live/tickets`, for clients that cannot send headers.
+    pub ticket: Option<String>,
+    /// No longer accepted (tokens in URLs end up in logs); named only to say so.
+    pub access_token: Option<String>,
+/// `POST /api/v1/live/tickets`: a single-use ticket to open `/api/v1/live/ws?ticket=…` with,
+/// within 30 seconds, at this instance. The stream it opens sees what the calling credential sees
+/// and ends when that credential is revoked.
+pub async fn create_ticket(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Live)?;
+    let super::stream::Credential::Bearer(bearer) = super::stream::Credential::bearer(&headers)? else {
+        return Err(ApiError::internal());
+    };
+    let (ticket, lifetime) = app
+        .tokens
+        .tickets
+        .issue(scope, bearer)
+        .map_err(|e| ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?;
+    let expires_at = crate::domain::time::to_rfc3339(crate::domain::time::now_ms() + lifetime.as_millis() as i64);
+    let mut response = (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "ticket": ticket, "expires_at": expires_at })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The ticket's stream credential and scope, if the ticket is good and its credential still is.
+async fn redeem_ticket(app: &AppState, secret: &str) -> ApiResult<super::stream::Watch> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the stream ticket is unknown, used or expired; get a new one from POST /api/v1/live/tickets",
+        )
+        .audited(None, "ticket", "api.auth", crate::store::audit::Outcome::Failure)
+    };
+    let ticket = app.tokens.tickets.redeem(secret).ok_or_else(refused)?;
+    let watch = super::stream::Watch::new(app, super::stream::Credential::Bearer(ticket.bearer), &ticket.scope);
+    if !watch.holds_now().await {
+        return Err(refused());
+    }
+    Ok(watch)
+}
+
+    let scope = watch.scope.clone();
+    let mut ended = watch.ended();
+    let mut close = None;
+                () = &mut ended => {
+                    close = Some(CloseFrame {
+                        code: close_code::POLICY,
+                        reason: "the credential was revoked or changed".into(),
+                    });
+                    break;
+                }

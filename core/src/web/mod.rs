@@ -153,22 +153,6 @@ impl AppState {
     }
 }
 
-/// Browsers cannot set headers on a WebSocket: `?access_token=` stands in for
-/// `Authorization: Bearer` on the routes that allow it.
-async fn token_from_query(mut req: Request, next: Next) -> Response {
-    if !req.headers().contains_key(header::AUTHORIZATION)
-        && let Some(token) = req.uri().query().and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "access_token")
-                .map(|(_, v)| v.into_owned())
-        })
-        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        req.headers_mut().insert(header::AUTHORIZATION, value);
-    }
-    next.run(req).await
-}
-
 /// The complete application.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
@@ -208,10 +192,9 @@ pub fn router(state: AppState) -> Router {
         .route("/events", post(ingest::post_events))
         .route("/live/snapshot", get(ingest::snapshot))
         .route("/live/stream", get(ingest::stream))
-        .route(
-            "/live/ws",
-            get(ingest::websocket).layer(middleware::from_fn(token_from_query)),
-        )
+        // Browsers cannot set headers on a WebSocket: they connect with a stream ticket.
+        .route("/live/ws", get(ingest::websocket))
+        .route("/live/tickets", post(ingest::create_ticket))
         .layer(DefaultBodyLimit::max(state.config.http.max_ingest_bytes));
     let api = api::router()
         .merge(events)

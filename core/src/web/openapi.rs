@@ -378,13 +378,21 @@ fn custom_operations(doc: &mut Doc) {
     standard_errors(&mut op, &["401", "403"]);
     doc.operation("/api/v1/live/stream", "get", op);
     let mut op = json!({ "tags": ["live"], "operationId": "live_websocket", "summary": "The live floor as it changes (WebSocket)",
-        "description": "The same as `/api/v1/live/stream` over WebSocket: JSON text messages `{\"type\": \"snapshot\"|\"delta\"|\"resync\", \"id\", \"data\"}`. Authenticate with `Authorization: Bearer` or, from a browser, `?access_token=`; resume with `?last_event_id=`.",
+        "description": "The same as `/api/v1/live/stream` over WebSocket: JSON text messages `{\"type\": \"snapshot\"|\"delta\"|\"resync\", \"id\", \"data\"}`. Authenticate with `Authorization: Bearer` or, where a client cannot set headers (browsers), with `?ticket=` from `POST /api/v1/live/tickets` (tokens in URLs are not accepted); resume with `?last_event_id=`. The server closes the connection (code 1008) within seconds of the credential being revoked or its role or scopes changing.",
         "parameters": [
-            { "name": "access_token", "in": "query", "required": false, "schema": { "type": "string" } },
+            { "name": "ticket", "in": "query", "required": false, "schema": { "type": "string" }, "description": "A single-use stream ticket (30 seconds)." },
             { "name": "last_event_id", "in": "query", "required": false, "schema": { "type": "string" } }],
         "responses": { "101": { "description": "Switching to WebSocket" } } });
     standard_errors(&mut op, &["400", "401", "403"]);
     doc.operation("/api/v1/live/ws", "get", op);
+    let ticket = json!({ "type": "object", "required": ["ticket", "expires_at"], "properties": {
+        "ticket": { "type": "string", "description": "Put it in `/api/v1/live/ws?ticket=`; good once." },
+        "expires_at": { "type": "string", "format": "date-time" } } });
+    let mut op = json!({ "tags": ["live"], "operationId": "live_ticket", "summary": "A ticket to open the WebSocket stream with",
+        "description": "For clients that cannot send `Authorization` on a WebSocket (browsers): a random ticket, good for one connection within 30 seconds at this server instance. The stream it opens sees what the calling credential sees and ends when that credential is revoked.",
+        "responses": { "201": json_response("The ticket", ticket) } });
+    standard_errors(&mut op, &["401", "403", "429"]);
+    doc.operation("/api/v1/live/tickets", "post", op);
 
     // Plugins.
     doc.tag(

@@ -285,6 +285,12 @@ async fn dead_letters(State(app): State<AppState>, caller: Caller, Path(id): Pat
                 "id": d.id, "error": d.error, "attempts": d.attempts,
                 "events": serde_json::from_str::<serde_json::Value>(&d.events).unwrap_or_default(),
                 "created_at": crate::domain::time::to_rfc3339(d.created_at),
+    // Batches are raw events about any agent of the tenant.
+    if scope.visibility().is_limited() {
+        return Err(ApiError::forbidden(
+            "dead letters hold events of the whole tenant: they are for those who see all of it",
+        ));
+    }
                 "updated_at": crate::domain::time::to_rfc3339(d.updated_at),
             })
         })

@@ -389,6 +389,15 @@ impl FromRequestParts<AppState> for SignedIn {
 /// Redirects to `/login`, remembering where the user wanted to go.
 pub fn to_sign_in(headers: &HeaderMap, uri: &axum::http::Uri) -> Response {
     let next = uri
+/// What the session behind a browser request's cookie grants now (`None`: signed out, revoked,
+/// expired or no role): for streams, which check again while they run.
+pub async fn principal_now(app: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, crate::store::StoreError> {
+    match cookie(headers, session_cookie_name(app.config.secure_cookies())) {
+        Some(secret) => Ok(load_current(app, secret).await?.and_then(|c| c.principal)),
+        None => Ok(None),
+    }
+}
+
         .path_and_query()
         .map(|p| p.as_str())
         .filter(|p| *p != "/")

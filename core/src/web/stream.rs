@@ -2,18 +2,187 @@
 //! `GET /api/v1/live/stream`. A stream first sends what its subscriber missed (after its
 //! `Last-Event-ID`), then every delta as it is published. One that falls behind gets a
 //! `resync` event and ends, instead of holding anyone up.
+//!
+//! Every stream watches the credential it was opened with ([`Watch`]) and ends within seconds
+//! of it being revoked or signed out, or of the role or scopes it was opened with changing: at
+//! once when this instance makes the change, within [`RECHECK`] (plus the token cache's few
+//! seconds) when another instance or the CLI does.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::AppState;
+use super::problem::ApiError;
+use crate::auth::{self, AuthError, Principal};
 use crate::live::hub::{Delta, Subscription};
+use crate::store::TenantScope;
+use crate::store::credentials::{self, Change};
+
+/// How often a stream checks its credential when it hears of no change.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// What a stream was opened with.
+#[derive(Clone)]
+pub enum Credential {
+    /// `Authorization: Bearer`: an API token or a JWT access token.
+    Bearer(String),
+    /// A browser session, by the request's cookies.
+    Session {
+        cookies: HeaderMap,
+        session_id: String,
+        user_id: String,
+    },
+}
+
+impl Credential {
+    /// The bearer credential of an API request (which its `Caller` has verified).
+    pub fn bearer(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        Ok(Credential::Bearer(auth::bearer(value)?.to_owned()))
+    }
+
+    /// A browser session's credential: only its cookies are kept.
+    pub fn session(headers: &HeaderMap, session_id: &str, user_id: &str) -> Self {
+        let mut cookies = HeaderMap::new();
+        for value in headers.get_all(header::COOKIE) {
+            cookies.append(header::COOKIE, value.clone());
+        }
+        Credential::Session {
+            cookies,
+            session_id: session_id.to_owned(),
+            user_id: user_id.to_owned(),
+        }
+    }
+}
+
+/// A stream's credential and what it granted when the stream opened.
+#[derive(Clone)]
+pub struct Watch {
+    pub app: AppState,
+    pub credential: Credential,
+    pub scope: TenantScope,
+}
+
+/// What a check of the credential found.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    /// It still grants what the stream was opened with.
+    Holds,
+    /// Revoked, expired, signed out, or it grants something else now.
+    Ended,
+    /// The database or the token's issuer could not answer; asked again at the next check.
+    Unknown,
+}
+
+impl Watch {
+    pub fn new(app: &AppState, credential: Credential, scope: &TenantScope) -> Self {
+        Watch {
+            app: app.clone(),
+            credential,
+            scope: scope.clone(),
+        }
+    }
+
+    /// Whether a change concerns this stream's credential.
+    fn concerns(&self, change: &Change) -> bool {
+        match (change, &self.credential) {
+            (Change::Tenant(id), _) => id == self.scope.tenant_id(),
+            (Change::Token(id), Credential::Bearer(_)) => {
+                self.scope.actor().strip_prefix("token:") == Some(id.as_str())
+            }
+            (Change::Session(id), Credential::Session { session_id, .. }) => id == session_id,
+            (Change::Account(id), Credential::Session { user_id, .. }) => id == user_id,
+            _ => false,
+        }
+    }
+
+    /// Checks the credential; `fresh` asks the database even if the token cache holds it.
+    async fn check(&self, fresh: bool) -> Check {
+        let app = &self.app;
+        let principal = match &self.credential {
+            Credential::Bearer(token) => {
+                let result = if app.jwt.is_enabled() && auth::jwt::looks_like_jwt(token) {
+                    app.jwt.authenticate(&app.store, token).await
+                } else if fresh {
+                    auth::authenticate_fresh(&app.store, &app.tokens, token).await
+                } else {
+                    auth::authenticate(&app.store, &app.tokens, token).await
+                };
+                match result {
+                    Ok(principal) => Some(principal),
+                    Err(AuthError::Store(_) | AuthError::IssuerUnavailable) => return Check::Unknown,
+                    Err(_) => None,
+                }
+            }
+            Credential::Session { cookies, .. } => match super::session::principal_now(app, cookies).await {
+                Ok(principal) => principal,
+                Err(_) => return Check::Unknown,
+            },
+        };
+        match principal {
+            Some(Principal::Tenant(scope)) if scope == self.scope => Check::Holds,
+            _ => Check::Ended,
+        }
+    }
+
+    /// Whether the credential still grants what the stream was opened with, asking the database
+    /// (for a ticket about to be used). Unknown counts as no.
+    pub async fn holds_now(&self) -> bool {
+        self.check(true).await == Check::Holds
+    }
+
+    /// Resolves when the credential no longer grants what the stream was opened with.
+    pub fn ended(self) -> Ended {
+        // Listening starts now, not when the stream first waits: a change made meanwhile counts.
+        let changes = credentials::subscribe();
+        Box::pin(async move {
+            let mut changes = Some(changes);
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let heard = async {
+                    match changes.as_mut() {
+                        Some(rx) => Some(rx.recv().await),
+                        None => std::future::pending().await,
+                    }
+                };
+                let heard = tokio::select! {
+                    _ = ticker.tick() => None,
+                    heard = heard => heard,
+                };
+                let fresh = match heard {
+                    None => false,
+                    Some(Ok(change)) if self.concerns(&change) => true,
+                    Some(Ok(_)) => continue,
+                    // Missed some: one of them may have been about us.
+                    Some(Err(RecvError::Lagged(_))) => true,
+                    Some(Err(RecvError::Closed)) => {
+                        changes = None;
+                        continue;
+                    }
+                };
+                if self.check(fresh).await == Check::Ended {
+                    metrics::counter!("live_streams_ended_total", "reason" => "credential").increment(1);
+                    return;
+                }
+            }
+        })
+    }
+}
+
+/// Resolves when a stream must end because of its credential.
+pub type Ended = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The `Last-Event-ID` a reconnecting `EventSource` sends, else `fallback` (the page's position).
 pub fn resume_from(headers: &HeaderMap, fallback: Option<&str>) -> Option<String> {
@@ -50,6 +219,8 @@ struct State<F> {
     deadline: tokio::time::Instant,
     /// Other events sent along (a board's alert banner).
     extra: Option<Extra>,
+    /// Ends the stream when its credential no longer holds.
+    ended: Ended,
 }
 
 /// Events a stream sends besides its deltas.
@@ -59,19 +230,20 @@ pub type Extra = std::pin::Pin<Box<dyn futures_util::Stream<Item = Event> + Send
 enum Next {
     Delta(Result<Result<Arc<Delta>, RecvError>, tokio::time::error::Elapsed>),
     Extra(Option<Event>),
+    Ended,
 }
 
 /// A stream ends after this long; the client reconnects with `Last-Event-ID` and misses
-/// nothing, and a session or token revoked meanwhile stops it.
+/// nothing (and is authenticated again).
 const MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// The SSE response for a subscription. `render` turns a delta into this subscriber's event,
-/// or `None` when nothing in it concerns them.
-pub fn respond<F>(subscription: Subscription, start: Start, kind: &'static str, render: F) -> Response
+/// or `None` when nothing in it concerns them; the stream ends with `watch`'s credential.
+pub fn respond<F>(subscription: Subscription, start: Start, kind: &'static str, watch: Watch, render: F) -> Response
 where
     F: FnMut(&Delta) -> Option<Event> + Send + 'static,
 {
-    respond_with(subscription, start, kind, render, None)
+    respond_with(subscription, start, kind, watch, render, None)
 }
 
 /// As [`respond`], with `extra` events sent along as they come.
@@ -79,6 +251,7 @@ pub fn respond_with<F>(
     subscription: Subscription,
     start: Start,
     kind: &'static str,
+    watch: Watch,
     render: F,
     extra: Option<Extra>,
 ) -> Response
@@ -95,6 +268,7 @@ where
         kind,
         deadline: tokio::time::Instant::now() + MAX_AGE,
         extra,
+        ended: watch.ended(),
     });
     let stream = futures_util::stream::unfold(state, next);
     Sse::new(stream)
@@ -130,6 +304,7 @@ where
                         continue;
                     }
                     Next::Delta(delta) => delta,
+                    Next::Ended => return None,
                 };
                 match received {
                     Err(_) => return None,
@@ -160,6 +335,7 @@ async fn wait<F>(st: &mut State<F>) -> Next {
         receiver,
         extra,
         deadline,
+        ended,
         ..
     } = st;
     let more = async {
@@ -171,6 +347,7 @@ async fn wait<F>(st: &mut State<F>) -> Next {
     tokio::select! {
         delta = tokio::time::timeout_at(*deadline, receiver.recv()) => Next::Delta(delta),
         event = more => Next::Extra(event),
+        () = ended => Next::Ended,
     }
 }
 

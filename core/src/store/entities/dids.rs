@@ -96,6 +96,7 @@ impl Listable for DidRow {
     const SEARCH: &'static [&'static str] = &["number", "description"];
     const DESCRIPTION: &'static str = "Phone numbers (DIDs) and where their calls and messages are routed.";
     const VERSIONED: bool = true;
+    const AGENT_REFERENCE: Option<&'static str> = Some("route_agent_id");
     type View = Did;
     fn view(self) -> Did {
         Did {

@@ -112,6 +112,7 @@ impl Listable for EndpointRow {
     const FROM: &'static str = "endpoints";
     const SELECT: &'static str = "id, name, auth_username, password_enc, transport, codecs, context, max_contacts, \
         agent_id, created_at, updated_at, version";
+    const AGENT_REFERENCE: Option<&'static str> = Some("agent_id");
     const FIELDS: &'static [Field] = &[
         Field::new("name", "name", FieldKind::Text),
         Field::new("transport", "transport", FieldKind::Text),

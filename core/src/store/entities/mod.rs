@@ -26,12 +26,9 @@ pub async fn counts(
     async fn count<R: Listable>(store: &super::Store, scope: &super::TenantScope) -> super::StoreResult<i64> {
         let mut args = vec![SqlValue::Text(scope.tenant_id().to_owned())];
         let mut sql = format!("SELECT COUNT(*) FROM {} WHERE {} = $1", R::FROM, R::TENANT_COLUMN);
-        for (column, dimension) in R::RESTRICTED_BY {
-            if let Some(allowed) = scope.visibility().allowed(*dimension) {
-                let condition = super::list::restriction_condition(&mut args, column, allowed);
-                sql.push_str(" AND ");
-                sql.push_str(&condition);
-            }
+        for restriction in super::resource::restrictions::<R>(scope) {
+            sql.push_str(" AND ");
+            sql.push_str(&restriction.condition(&mut args));
         }
         Ok(crate::on_db!(&store.db, |pool, DB| {
             crate::bind_values!(sqlx::query_scalar::<DB, i64>(&sql), args)

@@ -246,34 +246,78 @@ pub struct PenaltyInput {
     pub penalty: i64,
 }
 
+/// The queue's members the caller may see (a scoped supervisor: the agents of its teams and
+/// locations).
 pub async fn members(store: &Store, scope: &TenantScope, queue_id: &str) -> StoreResult<Vec<QueueMember>> {
     resource::get::<Queue>(store, scope, queue_id).await?;
-    let sql = "SELECT m.agent_id, a.name AS agent_name, m.penalty FROM queue_members m \
-               JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.agent_id \
-               WHERE m.tenant_id = $1 AND m.queue_id = $2 ORDER BY m.penalty, a.name, m.agent_id";
+    let mut args = vec![
+        SqlValue::Text(scope.tenant_id().to_owned()),
+        SqlValue::Text(queue_id.to_owned()),
+    ];
+    let visible = visible_agents(scope, &mut args, "a.");
+    let sql = format!(
+        "SELECT m.agent_id, a.name AS agent_name, m.penalty FROM queue_members m \
+         JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.agent_id \
+         WHERE m.tenant_id = $1 AND m.queue_id = $2{visible} ORDER BY m.penalty, a.name, m.agent_id"
+    );
     Ok(on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, QueueMember>(sql)
-            .bind(scope.tenant_id())
-            .bind(queue_id)
+        crate::bind_values!(sqlx::query_as::<DB, QueueMember>(&sql), args)
             .fetch_all(pool)
             .await
     })?)
 }
 
+/// ` AND …` limiting agents (columns prefixed with `prefix`) to those the caller sees; empty
+/// for a caller who sees them all.
+fn visible_agents(scope: &TenantScope, args: &mut Vec<SqlValue>, prefix: &str) -> String {
+    let mut sql = String::new();
+    for (column, allowed) in resource::agent_restrictions(scope) {
+        sql.push_str(" AND ");
+        sql.push_str(&crate::store::list::restriction_condition(
+            args,
+            &format!("{prefix}{column}"),
+            allowed,
+        ));
+    }
+    sql
+}
+
+/// ` AND …` limiting `queue_members` rows to agents the caller sees; empty for a caller who
+/// sees them all.
+fn visible_members(scope: &TenantScope, args: &mut Vec<SqlValue>) -> String {
+    if !scope.visibility().is_limited() {
+        return String::new();
+    }
+    let restriction = crate::store::list::Restriction::Through {
+        column: "agent_id",
+        table: "agents",
+        tenant_id: scope.tenant_id(),
+        inner: resource::agent_restrictions(scope),
+    };
+    format!(" AND {}", restriction.condition(args))
+}
+
+/// Of `ids`, the agents that do not exist, or that the caller does not see.
 async fn missing_agents(store: &Store, scope: &TenantScope, ids: &[String]) -> StoreResult<Vec<String>> {
     let mut missing = Vec::new();
     for chunk in ids.chunks(500) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut args = vec![SqlValue::Text(scope.tenant_id().to_owned())];
+        let placeholders: Vec<String> = chunk
+            .iter()
+            .map(|id| {
+                args.push(SqlValue::Text(id.clone()));
+                format!("${}", args.len())
+            })
+            .collect();
+        let visible = visible_agents(scope, &mut args, "");
         let sql = format!(
-            "SELECT id FROM agents WHERE tenant_id = $1 AND id IN ({})",
+            "SELECT id FROM agents WHERE tenant_id = $1 AND id IN ({}){visible}",
             placeholders.join(", ")
         );
         let found: Vec<String> = on_db!(&store.db, |pool, DB| {
-            let mut q = sqlx::query_scalar::<DB, String>(&sql).bind(scope.tenant_id());
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.fetch_all(pool).await
+            crate::bind_values!(sqlx::query_scalar::<DB, String>(&sql), args)
+                .fetch_all(pool)
+                .await
         })?;
         missing.extend(chunk.iter().filter(|id| !found.contains(id)).cloned());
     }
@@ -313,11 +357,16 @@ pub async fn replace_members(
         return Err(v.into());
     }
     let now = now_ms();
+    // A scoped caller replaces the members it sees; the others stay.
+    let mut args = vec![
+        SqlValue::Text(scope.tenant_id().to_owned()),
+        SqlValue::Text(queue_id.to_owned()),
+    ];
+    let visible = visible_members(scope, &mut args);
+    let delete = format!("DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2{visible}");
     on_db!(&store.db, |pool, DB| {
         let mut tx = pool.begin().await?;
-        sqlx::query::<DB>("DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2")
-            .bind(scope.tenant_id())
-            .bind(queue_id)
+        crate::bind_values!(sqlx::query::<DB>(&delete), args.clone())
             .execute(&mut *tx)
             .await?;
         for m in &input {
@@ -382,16 +431,19 @@ pub async fn put_member(
 pub async fn remove_member(store: &Store, scope: &TenantScope, queue_id: &str, agent_id: &str) -> StoreResult<()> {
     resource::get::<Queue>(store, scope, queue_id).await?;
     let now = now_ms();
+    let mut args = vec![
+        SqlValue::Text(scope.tenant_id().to_owned()),
+        SqlValue::Text(queue_id.to_owned()),
+        SqlValue::Text(agent_id.to_owned()),
+    ];
+    let visible = visible_members(scope, &mut args);
+    let delete = format!("DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2 AND agent_id = $3{visible}");
     let removed = on_db!(&store.db, |pool, DB| {
         let mut tx = pool.begin().await?;
-        let removed =
-            sqlx::query::<DB>("DELETE FROM queue_members WHERE tenant_id = $1 AND queue_id = $2 AND agent_id = $3")
-                .bind(scope.tenant_id())
-                .bind(queue_id)
-                .bind(agent_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let removed = crate::bind_values!(sqlx::query::<DB>(&delete), args.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         touch_queue::<DB>(&mut tx, scope, queue_id, now).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(removed)

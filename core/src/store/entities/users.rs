@@ -300,7 +300,10 @@ pub async fn update(
             kind: "user",
             current: current.stamps.version + 1,
         }),
-        _ => resource::get(store, scope, user_id).await,
+        _ => {
+            crate::store::credentials::publish(crate::store::credentials::Change::Account(user_id.to_owned()));
+            resource::get(store, scope, user_id).await
+        }
     }
 }
 
@@ -347,5 +350,6 @@ pub async fn remove(
         .await?;
         tx.commit().await
     })?;
+    crate::store::credentials::publish(crate::store::credentials::Change::Account(user_id.to_owned()));
     Ok(())
 }

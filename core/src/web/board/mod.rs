@@ -403,6 +403,10 @@ async fn stream_board(
     };
     let locale = signed.page.locale;
     let labels = Arc::new(Labels::new(locale));
+    // Signing out, a revoked session or a changed role or scope ends the stream.
+    let session = &signed.current.session;
+    let credential = stream::Credential::session(&headers, &session.id, &session.user_id);
+    let watch = stream::Watch::new(&app, credential, &scope);
     // Alerts go along: the banner again whenever what fires changes.
     let mut firing = app.rules.firing(scope.tenant_id());
     firing.mark_unchanged();
@@ -427,6 +431,7 @@ async fn stream_board(
         subscription,
         start,
         "board",
+        watch,
         move |delta| {
             let html = delta.rendered(rendering_key(locale), |d| render_delta(d, &labels));
             viewer_message(delta, &html, &view).map(|m| Event::default().event("agents").data(m))
