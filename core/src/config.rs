@@ -19,7 +19,7 @@ const ENV_PREFIX: &str = "MONTI_";
 /// Environment variables that steer loading itself and are not configuration keys.
 const ENV_CONTROL: &[&str] = &["CONFIG"];
 /// Keys whose values must never be printed or logged.
-const SECRET_KEYS: &[&str] = &["database_url", "secret_key", "smtp.password"];
+const SECRET_KEYS: &[&str] = &["database_url", "secret_key", "smtp.password", "metrics.token"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -46,6 +46,16 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub live: LiveConfig,
     pub plugins: PluginsConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `GET /metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>` (401
+    /// otherwise), as Prometheus sends with `authorization: { credentials: … }`.
+    pub token: Option<Secret>,
 }
 
 /// What the operator allows tenants' plugins.
@@ -66,6 +76,9 @@ pub struct PluginsConfig {
     pub hook_rate: u32,
     /// What all of a tenant's plugins together may use per minute.
     pub tenant_quota: PluginQuota,
+    /// Bytes of plugin packages a tenant's installations may keep stored together; an upload
+    /// beyond is refused. Operators installing with `monti plugin install` are not held to it.
+    pub tenant_package_bytes: u64,
 }
 
 /// Per tenant and minute, over all its plugins.
@@ -138,6 +151,7 @@ impl Default for PluginsConfig {
             denied_capabilities: Default::default(),
             hook_rate: 50,
             tenant_quota: PluginQuota::default(),
+            tenant_package_bytes: 128 << 20,
         }
     }
 }
@@ -164,6 +178,19 @@ impl PluginsConfig {
             return Err(format!(
                 "the plugin `{plugin_id}` asks for {}, which the operator does not allow plugins in this tenant",
                 refused.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a package of `size` bytes fits beside the `stored` bytes the tenant keeps.
+    pub fn admits_package(&self, stored: i64, size: usize) -> Result<(), String> {
+        let total = u64::try_from(stored).unwrap_or(0).saturating_add(size as u64);
+        if total > self.tenant_package_bytes {
+            return Err(format!(
+                "the tenant's plugins would take {} MiB of storage; this server allows {} MiB per tenant",
+                total.div_ceil(1 << 20),
+                self.tenant_package_bytes >> 20
             ));
         }
         Ok(())
@@ -375,6 +402,10 @@ pub struct HttpConfig {
     pub max_ingest_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// A host of its own for `/hooks/…` (as in the `Host` header, e.g. `hooks.example.com`):
+    /// when set, hooks are answered only there and nothing else is served on it, so plugin
+    /// answers never share the UI's origin.
+    pub hooks_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -411,6 +442,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             live: LiveConfig::default(),
             plugins: PluginsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -470,6 +502,7 @@ impl Default for HttpConfig {
             list_cache_bytes: 64 * 1024 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024,
             trust_forwarded_for: false,
+            hooks_host: None,
         }
     }
 }
@@ -524,6 +557,9 @@ impl Config {
         shown.secret_key = self.secret_key.as_ref().map(|_| Secret("[redacted]".into()));
         if shown.smtp.password.is_some() {
             shown.smtp.password = Some(Secret("[redacted]".into()));
+        }
+        if shown.metrics.token.is_some() {
+            shown.metrics.token = Some(Secret("[redacted]".into()));
         }
         for provider in shown.auth.oidc.values_mut() {
             if provider.client_secret.is_some() {
@@ -804,6 +840,16 @@ fn source_of(figment: &Figment, key: &str) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// The host (and port) of the public URL, as browsers send it in `Host`.
+fn public_host(config: &Config) -> Option<String> {
+    let url = url::Url::parse(&config.public_url()).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
 fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut bad = |key: &str, message: String| {
@@ -834,8 +880,27 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log_level) {
         bad("log_level", format!("not a valid filter: {e}"));
     }
+    if let Some(host) = &config.http.hooks_host
+        && (host.is_empty() || host.contains(['/', ' ', '@']) || public_host(config).as_deref() == Some(host.as_str()))
+    {
+        bad(
+            "http.hooks_host",
+            "must be a host name (with a port if not the default), e.g. hooks.example.com, other than the public URL's".into(),
+        );
+    }
     if config.http.max_body_bytes < 1024 {
         bad("http.max_body_bytes", "must be at least 1024".into());
+    }
+    if config
+        .metrics
+        .token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().is_empty())
+    {
+        bad(
+            "metrics.token",
+            "must not be empty; leave it unset to serve /metrics without a token".into(),
+        );
     }
     if !(Duration::from_millis(20)..=Duration::from_secs(10)).contains(&config.live.tick) {
         bad("live.tick", "must be from 20ms to 10s".into());

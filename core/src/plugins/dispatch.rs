@@ -53,6 +53,9 @@ const RETRY_DELAYS: [std::time::Duration; 2] =
 /// How long a look at a tenant's installations is trusted (changes apply within this).
 const STAMP_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long the tenants known to hooks are trusted when the slug asked for is among them.
+const HOOK_TENANTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The source prefix of events plugins emit. They are not handed to plugins again (no loops).
 pub const PLUGIN_SOURCE: &str = "plugin:";
 
@@ -94,6 +97,23 @@ pub struct Dispatcher {
     hook_buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
     /// What each tenant's plugins used this minute.
     usage: Mutex<HashMap<String, Usage>>,
+    /// Tenants by slug for inbound hooks, so an anonymous request for a tenant or installation
+    /// that does not exist costs a map lookup, not a query.
+    hook_tenants: tokio::sync::Mutex<HookTenants>,
+}
+
+/// Every tenant's slug, id and whether it is suspended, as last read.
+#[derive(Default)]
+struct HookTenants {
+    read_at: Option<std::time::Instant>,
+    by_slug: HashMap<String, (String, bool)>,
+}
+
+/// The tenant an inbound hook request names.
+#[derive(Debug, Clone)]
+pub struct HookTenant {
+    pub id: String,
+    pub slug: String,
 }
 
 /// What a tenant's plugins may still use: buckets that refill at their quota per minute, up
@@ -139,6 +159,13 @@ pub enum HookOutcome {
     ),
 }
 
+/// What a hook request needs of an installation once found.
+struct RunnableRef {
+    id: String,
+    plugin_id: String,
+    config: String,
+}
+
 /// An installation's key-value store.
 type Kv = std::collections::BTreeMap<String, Vec<u8>>;
 
@@ -177,6 +204,7 @@ impl Dispatcher {
             streams: StreamHub::default(),
             hook_buckets: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
+            hook_tenants: tokio::sync::Mutex::new(HookTenants::default()),
         }
     }
 
@@ -434,19 +462,21 @@ impl Dispatcher {
         returned_error: Option<&str>,
         streamed: bool,
     ) -> StoreResult<Vec<Event>> {
-        let labels = [("plugin", plugin_id.to_owned())];
+        // Labelled by installation id, which Monti generates: a plugin's own id and the hosts it
+        // calls are the tenant's words and do not belong on an unauthenticated /metrics.
+        let labels = [("installation", installation_id.to_owned())];
         metrics::counter!("plugin_invocations_total", &labels).increment(1);
         match ran {
             Ok(outcome) => {
                 metrics::histogram!("plugin_duration_seconds", &labels).record(outcome.duration.as_secs_f64());
                 metrics::gauge!("plugin_memory_high_water_bytes", &labels).set(outcome.memory_high_water as f64);
                 metrics::counter!("plugin_host_calls_total", &labels).increment(u64::from(outcome.host_calls));
-                for (destination, status) in &outcome.http {
+                for (_, status) in &outcome.http {
                     let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
-                    metrics::counter!("plugin_http_requests_total", "plugin" => plugin_id.to_owned(), "destination" => destination.clone(), "status" => status).increment(1);
+                    metrics::counter!("plugin_http_requests_total", "installation" => installation_id.to_owned(), "status" => status).increment(1);
                 }
                 if let Some(error) = returned_error {
-                    metrics::counter!("plugin_failures_total", "plugin" => plugin_id.to_owned(), "kind" => "returned")
+                    metrics::counter!("plugin_failures_total", "installation" => installation_id.to_owned(), "kind" => "returned")
                         .increment(1);
                     tracing::info!(tenant_id, plugin = plugin_id, error, "a plugin returned an error");
                 }
@@ -479,7 +509,7 @@ impl Dispatcher {
                     .collect())
             }
             Err(failure) => {
-                metrics::counter!("plugin_failures_total", "plugin" => plugin_id.to_owned(), "kind" => failure.kind.as_str()).increment(1);
+                metrics::counter!("plugin_failures_total", "installation" => installation_id.to_owned(), "kind" => failure.kind.as_str()).increment(1);
                 tracing::warn!(tenant_id, plugin = plugin_id, %failure, "a plugin failed");
                 self.record_run(installation_id, None, Some(&failure.to_string()), &failure.logs, false)
                     .await?;
@@ -605,35 +635,70 @@ impl Dispatcher {
         }
     }
 
+    /// Looks at the tenant's installations again on its next use: what an admin just enabled,
+    /// disabled or removed on this instance applies at once (elsewhere within a second).
+    pub fn forget_installations(&self, tenant_id: &str) {
+        self.stamps.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant_id);
+    }
+
+    /// The active tenant a hook URL names. Tenants are read again when a slug is not known, at
+    /// most once a second (a flood of made-up slugs costs one query a second), and every ten
+    /// seconds otherwise (a suspension applies within that).
+    pub async fn hook_tenant(&self, slug: &str) -> StoreResult<Option<HookTenant>> {
+        let mut directory = self.hook_tenants.lock().await;
+        let age = directory.read_at.map(|at| at.elapsed());
+        let known = directory.by_slug.contains_key(slug);
+        let stale = age.is_none_or(|age| age >= if known { HOOK_TENANTS_TTL } else { STAMP_TTL });
+        if stale {
+            directory.by_slug = crate::store::tenants::list_all(&self.store)
+                .await?
+                .into_iter()
+                .map(|t| (t.slug, (t.id, t.suspended_at.is_some())))
+                .collect();
+            directory.read_at = Some(std::time::Instant::now());
+        }
+        Ok(directory
+            .by_slug
+            .get(slug)
+            .filter(|(_, suspended)| !suspended)
+            .map(|(id, _)| HookTenant {
+                id: id.clone(),
+                slug: slug.to_owned(),
+            }))
+    }
+
     /// Hands an inbound request to the tenant's enabled webhook installation `installation_id`,
     /// within its request rate. Emitted events come back (sourced `plugin:<id>`) for the caller
-    /// to accept.
+    /// to accept. An unknown installation is found missing in the tenant's loaded plugins
+    /// (looked up at most once a second), without reading any component.
     pub async fn hook(
         &self,
         tenant_id: &str,
         installation_id: &str,
         request: super::HookRequest,
     ) -> StoreResult<HookOutcome> {
-        if !self.policy.enabled {
+        let Some(tenant) = self.installed(tenant_id).await? else {
             return Ok(HookOutcome::NotFound);
-        }
-        let Some(runnable) = plugins::enabled(&self.store, tenant_id)
-            .await?
-            .into_iter()
-            .find(|r| r.id == installation_id)
+        };
+        let Some(installed) = tenant
+            .installed
+            .iter()
+            .find(|i| i.id == installation_id && i.plugin.manifest.world == "webhook")
         else {
             return Ok(HookOutcome::NotFound);
         };
-        if let Err(wait) = self.admit_hook(&runnable.id) {
-            metrics::counter!("plugin_hook_limited_total", "plugin" => runnable.plugin_id.clone()).increment(1);
+        if let Err(wait) = self.admit_hook(&installed.id) {
+            metrics::counter!("plugin_hook_limited_total").increment(1);
             return Ok(HookOutcome::Limited(wait));
         }
         let engine = self
             .engine()
             .map_err(|e| crate::store::StoreError::Internal(format!("{e:#}")))?;
-        let plugin = match engine.validate(&runnable.component) {
-            Ok(p) if p.manifest.world == "webhook" => p,
-            _ => return Ok(HookOutcome::NotFound),
+        let plugin = installed.plugin.clone();
+        let runnable = RunnableRef {
+            id: installed.id.clone(),
+            plugin_id: installed.plugin_id.clone(),
+            config: installed.config.clone(),
         };
         let kv = plugins::kv(&self.store, &runnable.id).await?;
         let (grants, mut limits) = self
@@ -644,7 +709,6 @@ impl Dispatcher {
         }
         let invocation = Invocation::events(runnable.config.clone(), kv, Vec::new());
         let ran = {
-            let plugin = plugin.clone();
             tokio::task::spawn_blocking(move || engine.handle_request(&plugin, invocation, request, &grants, &limits))
                 .await
                 .map_err(|e| crate::store::StoreError::Internal(e.to_string()))?
@@ -774,7 +838,7 @@ impl Dispatcher {
                 if open { "opened" } else { "closed" }
             );
         }
-        metrics::gauge!("plugin_circuit_open", "plugin" => plugin_id.to_owned()).set(f64::from(u8::from(open)));
+        metrics::gauge!("plugin_circuit_open", "installation" => key.0.clone()).set(f64::from(u8::from(open)));
     }
 
     /// Runs the tenant's enabled plugins on `events` (those not from plugins) and returns what
@@ -800,7 +864,7 @@ impl Dispatcher {
             let key = (installation.id.clone(), installation.plugin.digest.clone());
             let dead_letters = installation.plugin.manifest.failure_policy == FailurePolicy::RetryThenDeadLetter;
             if !self.circuit(&key).admits() {
-                metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
+                metrics::counter!("plugin_skipped_total", "installation" => installation.id.clone(), "reason" => "circuit_open").increment(1);
                 if dead_letters {
                     // Kept for when the plugin works again.
                     plugins::add_dead_letter(
@@ -846,7 +910,7 @@ impl Dispatcher {
                 )
                 .await?;
                 self.publish_dead_letter_depth(&installation.id).await;
-                metrics::counter!("plugin_dead_letters_total", "plugin" => installation.plugin_id.clone()).increment(1);
+                metrics::counter!("plugin_dead_letters_total", "installation" => installation.id.clone()).increment(1);
             }
         }
         Ok(emitted)
@@ -881,7 +945,7 @@ impl Dispatcher {
         for installation in handlers {
             let key = (installation.id.clone(), installation.plugin.digest.clone());
             if !self.circuit(&key).admits() {
-                metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
+                metrics::counter!("plugin_skipped_total", "installation" => installation.id.clone(), "reason" => "circuit_open").increment(1);
                 continue;
             }
             match self
@@ -897,10 +961,10 @@ impl Dispatcher {
         Ok(emitted)
     }
 
-    /// Sets the `plugin_dead_letters` gauge of the installation's plugin.
+    /// Sets the installation's `plugin_dead_letters` gauge.
     async fn publish_dead_letter_depth(&self, installation_id: &str) {
-        if let Ok((plugin_id, depth)) = plugins::dead_letter_depth(&self.store, installation_id).await {
-            metrics::gauge!("plugin_dead_letters", "plugin" => plugin_id).set(depth as f64);
+        if let Ok((_, depth)) = plugins::dead_letter_depth(&self.store, installation_id).await {
+            metrics::gauge!("plugin_dead_letters", "installation" => installation_id.to_owned()).set(depth as f64);
         }
     }
 
@@ -968,10 +1032,10 @@ impl Dispatcher {
             };
             let key = (installation.id.clone(), installation.plugin.digest.clone());
             if !self.circuit(&key).admits() {
-                metrics::counter!("plugin_skipped_total", "plugin" => installation.plugin_id.clone(), "reason" => "circuit_open").increment(1);
+                metrics::counter!("plugin_skipped_total", "installation" => installation.id.clone(), "reason" => "circuit_open").increment(1);
                 continue;
             }
-            metrics::counter!("plugin_stream_items_total", "plugin" => installation.plugin_id.clone())
+            metrics::counter!("plugin_stream_items_total", "installation" => installation.id.clone())
                 .increment(items.len() as u64);
             match self
                 .run_installation(tenant_id, installation, Input::Stream(items))

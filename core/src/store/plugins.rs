@@ -99,6 +99,9 @@ pub async fn install(store: &Store, scope: &TenantScope, digest: &str, config: &
         .await
         .map(|_| ())
     })?;
+    if let Some(previous) = previous.filter(|p| p.digest != digest) {
+        drop_if_unused(store, &previous.digest).await?;
+    }
     let installed = get(store, scope, &plugin_id).await?;
     if installed.enabled && !unapproved(store, &installed).await?.is_empty() {
         return set_enabled(store, scope, &installed.id, false).await;
@@ -221,7 +224,65 @@ pub async fn remove(store: &Store, scope: &TenantScope, plugin_or_id: &str) -> S
             .await
             .map(|_| ())
     })?;
+    drop_if_unused(store, &installation.digest).await?;
     Ok(installation)
+}
+
+/// Deletes a package no installation uses any more (after an upgrade or a removal).
+async fn drop_if_unused(store: &Store, digest: &str) -> StoreResult<()> {
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "DELETE FROM plugin_packages WHERE digest = $1 \
+             AND NOT EXISTS (SELECT 1 FROM plugin_installations WHERE digest = $1)",
+        )
+        .bind(digest)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Deletes the packages no installation uses that were stored before `uploaded_before` (ms):
+/// uploads whose installation failed or was refused, and what earlier versions left behind.
+/// Newer ones may belong to an installation under way. Returns how many bytes were freed.
+pub async fn collect_unused_packages(store: &Store, uploaded_before: i64) -> StoreResult<i64> {
+    let freed: Option<i64> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, Option<i64>>(
+            "SELECT CAST(SUM(size) AS BIGINT) FROM plugin_packages WHERE uploaded_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM plugin_installations i WHERE i.digest = plugin_packages.digest)",
+        )
+        .bind(uploaded_before)
+        .fetch_one(pool)
+        .await
+    })?;
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "DELETE FROM plugin_packages WHERE uploaded_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM plugin_installations i WHERE i.digest = plugin_packages.digest)",
+        )
+        .bind(uploaded_before)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(freed.unwrap_or(0))
+}
+
+/// Bytes of the packages the tenant's installations use, leaving out `except_plugin` (the one
+/// an upload would replace).
+pub async fn package_bytes(store: &Store, scope: &TenantScope, except_plugin: &str) -> StoreResult<i64> {
+    let used: Option<i64> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, Option<i64>>(
+            "SELECT CAST(SUM(p.size) AS BIGINT) FROM plugin_installations i JOIN plugin_packages p ON p.digest = i.digest \
+             WHERE i.tenant_id = $1 AND i.plugin_id <> $2",
+        )
+        .bind(scope.tenant_id())
+        .bind(except_plugin)
+        .fetch_one(pool)
+        .await
+    })?;
+    Ok(used.unwrap_or(0))
 }
 
 /// The tenant's enabled installations with their components, to run.

@@ -108,12 +108,20 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
     if let Err(why) = app.live.plugins.policy.admits(scope.tenant_slug(), &plugin.manifest) {
         return render_list(&app, &signed, Some(why), StatusCode::FORBIDDEN).await;
     }
+    let fits = match plugins::package_bytes(&app.store, &scope, &plugin.manifest.id).await {
+        Ok(stored) => app.live.plugins.policy.admits_package(stored, bytes.len()),
+        Err(e) => return unavailable(&app, &signed, &e),
+    };
+    if let Err(why) = fits {
+        return render_list(&app, &signed, Some(why), StatusCode::PAYLOAD_TOO_LARGE).await;
+    }
     let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
     let installed = async {
         plugins::store_package(&app.store, &plugin.digest, &plugin.manifest, &bytes).await?;
         plugins::install(&app.store, &scope, &plugin.digest, "{}").await
     }
     .await;
+    app.live.plugins.forget_installations(scope.tenant_id());
     match installed {
         Ok(installed) => {
             let action = if before.is_some() {
@@ -402,7 +410,9 @@ async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool, appr
             Err(e) => return unavailable(app, signed, &e),
         }
     }
-    match plugins::set_enabled(&app.store, &scope, id, enabled).await {
+    let changed = plugins::set_enabled(&app.store, &scope, id, enabled).await;
+    app.live.plugins.forget_installations(scope.tenant_id());
+    match changed {
         Ok(i) => {
             let action = if enabled { "plugin.enable" } else { "plugin.disable" };
             audit_action(app, signed, &scope, action, &i.id).await;
@@ -509,7 +519,9 @@ async fn remove(State(app): State<AppState>, signed: SignedIn, Path(id): Path<St
         Ok(s) => s,
         Err(page) => return *page,
     };
-    match plugins::remove(&app.store, &scope, &id).await {
+    let removed = plugins::remove(&app.store, &scope, &id).await;
+    app.live.plugins.forget_installations(scope.tenant_id());
+    match removed {
         Ok(removed) => {
             audit_action(&app, &signed, &scope, "plugin.remove", &removed.id).await;
             Redirect::to("/admin/plugins").into_response()

@@ -134,6 +134,7 @@ impl AppState {
             config.plugins.private_networks.clone(),
         ))
         .start();
+        crate::plugins::start_package_collection(store.clone());
         Ok(Self {
             store,
             templates: Arc::new(templates),
@@ -216,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(ui::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), hooks::separate_host))
         .layer(middleware::from_fn(explain_empty_errors))
         .layer(middleware::from_fn(track_metrics))
         .layer(DefaultBodyLimit::max(body_limit))

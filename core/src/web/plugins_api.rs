@@ -137,12 +137,19 @@ async fn install(
         .policy
         .admits(scope.tenant_slug(), &plugin.manifest)
         .map_err(ApiError::forbidden)?;
+    let stored = plugins::package_bytes(&app.store, &scope, &plugin.manifest.id).await?;
+    app.live
+        .plugins
+        .policy
+        .admits_package(stored, body.len())
+        .map_err(|why| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, why))?;
     // Installed disabled and unconfigured: the admin configures, then enables (which checks
     // the configuration against the plugin's schema).
     let default_config = "{}";
     let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
     plugins::store_package(&app.store, &plugin.digest, &plugin.manifest, &body).await?;
     let installed = plugins::install(&app.store, &scope, &plugin.digest, default_config).await?;
+    app.live.plugins.forget_installations(scope.tenant_id());
     audit_change(
         &app,
         &scope,
@@ -257,6 +264,7 @@ async fn update(
     }
     if let Some(enabled) = input.enabled {
         after = plugins::set_enabled(&app.store, &scope, &id, enabled).await?;
+        app.live.plugins.forget_installations(scope.tenant_id());
     }
     audit_change(
         &app,
@@ -277,6 +285,12 @@ async fn update(
 /// Batches the plugin kept failing on (after its retries), oldest first.
 async fn dead_letters(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Configuration)?;
+    // Batches are raw events about any agent of the tenant.
+    if scope.visibility().is_limited() {
+        return Err(ApiError::forbidden(
+            "dead letters hold events of the whole tenant: they are for those who see all of it",
+        ));
+    }
     let items: Vec<serde_json::Value> = plugins::dead_letters(&app.store, &scope, &id)
         .await?
         .into_iter()
@@ -285,12 +299,6 @@ async fn dead_letters(State(app): State<AppState>, caller: Caller, Path(id): Pat
                 "id": d.id, "error": d.error, "attempts": d.attempts,
                 "events": serde_json::from_str::<serde_json::Value>(&d.events).unwrap_or_default(),
                 "created_at": crate::domain::time::to_rfc3339(d.created_at),
-    // Batches are raw events about any agent of the tenant.
-    if scope.visibility().is_limited() {
-        return Err(ApiError::forbidden(
-            "dead letters hold events of the whole tenant: they are for those who see all of it",
-        ));
-    }
                 "updated_at": crate::domain::time::to_rfc3339(d.updated_at),
             })
         })
@@ -347,6 +355,7 @@ async fn remove(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let removed = plugins::remove(&app.store, &scope, &id).await?;
+    app.live.plugins.forget_installations(scope.tenant_id());
     audit_change(
         &app,
         &scope,

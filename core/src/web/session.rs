@@ -185,25 +185,26 @@ pub async fn resolve(axum::extract::State(app): axum::extract::State<AppState>, 
         if let Err(reason) = same_origin(&app, &parts.headers) {
             return csrf_failure(&app, &parts, &context, reason).await;
         }
-        // Plugin components come through one form; everything else is small.
-        let limit = if parts.uri.path() == "/admin/plugins" {
-            app.config
-                .http
-                .max_body_bytes
-                .max(super::plugins_api::MAX_COMPONENT_BYTES)
-        } else {
-            app.config.http.max_body_bytes
+        // Who is calling decides how much of a body is read at all: an anonymous visitor only
+        // ever sends a small form, so a large upload costs nothing before someone signed in.
+        let limit = form_limit(&app, &parts, context.current.as_deref());
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let bytes = match declared {
+            Some(length) if length > limit as u64 => Err(()),
+            _ => axum::body::to_bytes(body, limit).await.map_err(|_| ()),
         };
-        let bytes = match axum::body::to_bytes(body, limit).await {
-            Ok(b) => b,
-            Err(_) => {
-                return super::ui::error_page(
-                    &app,
-                    &parts.headers,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The form is larger than the server accepts.",
-                );
-            }
+        let Ok(bytes) = bytes else {
+            metrics::counter!("http_form_too_large_total").increment(1);
+            return super::ui::error_page(
+                &app,
+                &parts.headers,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is larger than the server accepts.",
+            );
         };
         let presented = presented_csrf(&parts.headers, &bytes);
         // Before a session exists (sign-in, setup) the token is bound to a cookie instead.
@@ -229,6 +230,28 @@ pub async fn resolve(axum::extract::State(app): axum::extract::State<AppState>, 
         );
     }
     response
+}
+
+/// What an anonymous visitor may post: sign-in, setup, reset and forgot-password forms.
+pub const ANONYMOUS_FORM_BYTES: usize = 16 * 1024;
+
+/// The largest body a browser request may carry: small for anonymous visitors, the configured
+/// size for signed-in users, and a plugin component only for those who may install plugins.
+fn form_limit(app: &AppState, parts: &Parts, current: Option<&Current>) -> usize {
+    let Some(current) = current else {
+        return ANONYMOUS_FORM_BYTES;
+    };
+    let installs_plugins = current.principal.as_ref().is_some_and(|p| {
+        crate::auth::permits(p.role(), crate::auth::Action::Write, crate::auth::Area::Configuration)
+    });
+    if parts.uri.path() == "/admin/plugins" && installs_plugins {
+        app.config
+            .http
+            .max_body_bytes
+            .max(super::plugins_api::MAX_COMPONENT_BYTES + 64 * 1024)
+    } else {
+        app.config.http.max_body_bytes
+    }
 }
 
 /// Browsers send `Origin` (and `Sec-Fetch-Site`) with cross-site form posts; refuse those.
@@ -301,21 +324,33 @@ pub fn form_urlencoded_value(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// A refused state-changing request. What a signed-in person's browser was made to send is
+/// audited (at most once a second per account); anonymous noise is counted and logged at a
+/// bounded rate, never written to the append-only audit log.
 async fn csrf_failure(app: &AppState, parts: &Parts, context: &PageContext, reason: &str) -> Response {
-    let tenant = context.current.as_ref().and_then(|c| c.session.tenant_id.clone());
-    let actor = context
-        .current
-        .as_ref()
-        .map(|c| format!("user:{}", c.account.id))
-        .unwrap_or_else(|| "anonymous".into());
-    let event = crate::store::audit::AuditEvent::new(
-        tenant.as_deref(),
-        &actor,
-        "security.csrf_rejected",
-        crate::store::audit::Outcome::Denied,
-    )
-    .detail(format!("{reason}: {} {}", parts.method, parts.uri.path()));
-    crate::store::audit::record(&app.store, event, &context.origin).await;
+    metrics::counter!("http_csrf_rejected_total", "signed_in" => if context.current.is_some() { "true" } else { "false" })
+        .increment(1);
+    match context.current.as_ref() {
+        Some(current) => {
+            let actor = format!("user:{}", current.account.id);
+            if app.limits.audit_failures.check(&format!("csrf:{actor}")).is_ok() {
+                let event = crate::store::audit::AuditEvent::new(
+                    current.session.tenant_id.as_deref(),
+                    &actor,
+                    "security.csrf_rejected",
+                    crate::store::audit::Outcome::Denied,
+                )
+                .detail(format!("{reason}: {} {}", parts.method, parts.uri.path()));
+                crate::store::audit::record(&app.store, event, &context.origin).await;
+            }
+        }
+        None => {
+            let client = context.origin.ip.as_deref().unwrap_or("unknown");
+            if app.limits.audit_failures.check(&format!("csrf-log:{client}")).is_ok() {
+                tracing::info!(client, reason, path = %parts.uri.path(), "refused an anonymous form post");
+            }
+        }
+    }
     super::ui::error_page(
         app,
         &parts.headers,
@@ -354,6 +389,15 @@ async fn load_current(app: &AppState, secret: &str) -> Result<Option<Current>, c
     }))
 }
 
+/// What the session behind a browser request's cookie grants now (`None`: signed out, revoked,
+/// expired or no role): for streams, which check again while they run.
+pub async fn principal_now(app: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, crate::store::StoreError> {
+    match cookie(headers, session_cookie_name(app.config.secure_cookies())) {
+        Some(secret) => Ok(load_current(app, secret).await?.and_then(|c| c.principal)),
+        None => Ok(None),
+    }
+}
+
 /// The page context of a browser request (always present behind [`resolve`]).
 impl FromRequestParts<AppState> for PageContext {
     type Rejection = Response;
@@ -389,15 +433,6 @@ impl FromRequestParts<AppState> for SignedIn {
 /// Redirects to `/login`, remembering where the user wanted to go.
 pub fn to_sign_in(headers: &HeaderMap, uri: &axum::http::Uri) -> Response {
     let next = uri
-/// What the session behind a browser request's cookie grants now (`None`: signed out, revoked,
-/// expired or no role): for streams, which check again while they run.
-pub async fn principal_now(app: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, crate::store::StoreError> {
-    match cookie(headers, session_cookie_name(app.config.secure_cookies())) {
-        Some(secret) => Ok(load_current(app, secret).await?.and_then(|c| c.principal)),
-        None => Ok(None),
-    }
-}
-
         .path_and_query()
         .map(|p| p.as_str())
         .filter(|p| *p != "/")
