@@ -15,6 +15,11 @@ use super::{SqlValue, StoreError};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
+/// Most query parameters a list request may carry. Every filter becomes a condition of the
+/// query, and databases refuse (SQLite: expression depth 1000) or crawl through thousands.
+pub const MAX_PARAMS: usize = 32;
+/// Longest value of one query parameter, in bytes (cursors included).
+pub const MAX_PARAM_BYTES: usize = 2048;
 
 /// How a field is stored and compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +122,25 @@ impl ListParams {
             limit: DEFAULT_LIMIT,
         };
         let mut cursor = None;
-        for (key, value) in &self.0 {
+        if self.0.len() > MAX_PARAMS {
+            return Err(StoreError::BadRequest(format!(
+                "too many query parameters: at most {MAX_PARAMS}, this request has {}",
+                self.0.len()
+            )));
+        }
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            // Shown in messages: a hostile name stays short there.
+            let shown: String = key.chars().take(64).collect();
+            if value.len() > MAX_PARAM_BYTES {
+                return Err(StoreError::BadRequest(format!(
+                    "query parameter `{shown}` is too long: at most {MAX_PARAM_BYTES} bytes"
+                )));
+            }
+            if self.0[..i].iter().any(|(k, _)| k == key) {
+                return Err(StoreError::BadRequest(format!(
+                    "query parameter `{shown}` is given more than once"
+                )));
+            }
             match key.as_str() {
                 "limit" => {
                     spec.limit = value

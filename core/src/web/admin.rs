@@ -296,8 +296,29 @@ pub fn tenant_scope(
     }
 }
 
-/// The page for a storage failure: the details go to the log, not to the page.
-pub fn unavailable(app: &AppState, signed: &SignedIn, error: &dyn std::fmt::Display) -> Response {
+/// The page for a failure while serving an admin page. An id that names nothing is a 404 and a
+/// refused request a 400, also when the store's error comes wrapped in an `anyhow::Error`; for a
+/// storage failure the details go to the log, not to the page.
+pub fn unavailable<E: std::fmt::Display + 'static>(app: &AppState, signed: &SignedIn, error: &E) -> Response {
+    let any: &dyn std::any::Any = error;
+    let store = any.downcast_ref::<StoreError>().or_else(|| {
+        any.downcast_ref::<anyhow::Error>()
+            .and_then(|e| e.downcast_ref::<StoreError>())
+    });
+    match store {
+        Some(StoreError::NotFound { .. }) => {
+            return super::ui::error_page(
+                app,
+                &Default::default(),
+                StatusCode::NOT_FOUND,
+                &signed.page.locale.text("admin.not_found"),
+            );
+        }
+        Some(StoreError::BadRequest(message)) => {
+            return super::ui::error_page(app, &Default::default(), StatusCode::BAD_REQUEST, message);
+        }
+        _ => {}
+    }
     tracing::warn!(error = %error, target = %signed.page.target, "admin page: storage failed");
     super::ui::error_page(
         app,

@@ -387,17 +387,12 @@ async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Pa
             Redirect::to("/admin/users").into_response()
         }
         Err(e) => {
+            let status = match e {
+                crate::store::StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
             let message = Some(e.to_string());
-            users_view(
-                &app,
-                &signed,
-                UsersQuery::default(),
-                message,
-                Map::new(),
-                None,
-                StatusCode::CONFLICT,
-            )
-            .await
+            users_view(&app, &signed, UsersQuery::default(), message, Map::new(), None, status).await
         }
     }
 }

@@ -3,7 +3,6 @@
 //! a batch; an accepted event is stored before the answer is sent; a repeated (source, id) is
 //! reported as a duplicate and stored once.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -65,9 +64,18 @@ fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
     }
 }
 
-/// The raw items of the body: a JSON array, or NDJSON lines. A line that is not JSON is an
-/// item that failed to parse, not a failed request.
-fn items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value, String>>, ApiError> {
+/// Longest single event (an NDJSON line or an array element) accepted. Real events are a few
+/// hundred bytes; the bound keeps what is buffered of an unfinished event small.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// How the body lists its events.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Array,
+    Lines,
+}
+
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
     let mime = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -75,19 +83,8 @@ fn items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value, String>>,
         .map(|m| m.trim().to_ascii_lowercase())
         .unwrap_or_default();
     match mime.as_str() {
-        "application/json" => {
-            let values: Vec<Value> = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("the body must be a JSON array of events: {e}")))?;
-            Ok(values.into_iter().map(Ok).collect())
-        }
-        "application/x-ndjson" | "application/jsonl" => {
-            let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-            Ok(text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str::<Value>(l).map_err(|e| format!("not JSON: {e}")))
-                .collect())
-        }
+        "application/json" => Ok(Format::Array),
+        "application/x-ndjson" | "application/jsonl" => Ok(Format::Lines),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send a JSON array (application/json) or one event per line (application/x-ndjson)",
@@ -95,21 +92,298 @@ fn items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value, String>>,
     }
 }
 
+fn too_many_events() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("at most {MAX_EVENTS} events per request; this one has more"),
+    )
+}
+
+fn event_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("an event may be at most {MAX_EVENT_BYTES} bytes long"),
+    )
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body is larger than the server accepts",
+    )
+}
+
+fn not_an_array(why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("the body must be a JSON array of events: {why}"))
+}
+
+/// The events of a request, parsed as they arrive; one item per event in the order sent.
+#[derive(Default)]
+struct Batch {
+    events: Vec<Result<Event, Vec<FieldError>>>,
+    ids: Vec<Option<String>>,
+}
+
+impl Batch {
+    /// Called when another event starts, before any of it is kept.
+    fn admit(&self) -> Result<(), ApiError> {
+        if self.events.len() >= MAX_EVENTS {
+            return Err(too_many_events());
+        }
+        Ok(())
+    }
+
+    /// A line or element that is not JSON is an item that failed to parse, not a failed request.
+    fn push(&mut self, item: Result<Value, String>) {
+        self.ids.push(
+            item.as_ref()
+                .ok()
+                .and_then(|v| v.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        );
+        self.events.push(
+            item.map_err(|e| vec![error("", e)])
+                .and_then(|v| serde_json::from_value::<Event>(v).map_err(|e| vec![error("", e.to_string())])),
+        );
+    }
+}
+
+/// NDJSON, one event per line; blank lines are skipped. Holds at most one unfinished line.
+#[derive(Default)]
+struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn feed(&mut self, mut chunk: &[u8], batch: &mut Batch) -> Result<(), ApiError> {
+        while let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+            if self.pending.is_empty() {
+                Self::line(&chunk[..end], batch)?;
+            } else {
+                self.extend(&chunk[..end])?;
+                let line = std::mem::take(&mut self.pending);
+                Self::line(&line, batch)?;
+            }
+            chunk = &chunk[end + 1..];
+        }
+        self.extend(chunk)
+    }
+
+    fn extend(&mut self, part: &[u8]) -> Result<(), ApiError> {
+        if self.pending.len() + part.len() > MAX_EVENT_BYTES {
+            return Err(event_too_large());
+        }
+        self.pending.extend_from_slice(part);
+        Ok(())
+    }
+
+    fn finish(self, batch: &mut Batch) -> Result<(), ApiError> {
+        Self::line(&self.pending, batch)
+    }
+
+    fn line(line: &[u8], batch: &mut Batch) -> Result<(), ApiError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > MAX_EVENT_BYTES {
+            return Err(event_too_large());
+        }
+        let text = std::str::from_utf8(line).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        batch.admit()?;
+        batch.push(serde_json::from_str::<Value>(text).map_err(|e| format!("not JSON: {e}")));
+        Ok(())
+    }
+}
+
+/// Where an [`ArraySplitter`] is in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArrayState {
+    /// Before the opening `[`.
+    Start,
+    /// After `[` (`first`) or after a `,`: an element or, after `[`, the closing `]` follows.
+    Between { first: bool },
+    /// Inside an element: nesting depth below the array, and string state.
+    Element { depth: u32, in_string: bool, escaped: bool },
+    /// After the closing `]`: only whitespace may follow.
+    Done,
+}
+
+/// A JSON array, cut into its elements as bytes arrive (strings and nesting are followed so
+/// commas inside elements do not split them); each element is parsed on its own and the
+/// array is never held whole.
+struct ArraySplitter {
+    state: ArrayState,
+    /// The unfinished element's bytes from earlier chunks.
+    pending: Vec<u8>,
+}
+
+impl ArraySplitter {
+    fn new() -> Self {
+        Self {
+            state: ArrayState::Start,
+            pending: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8], batch: &mut Batch) -> Result<(), ApiError> {
+        // Where the current element starts in this chunk, when it started here.
+        let mut start: Option<usize> = matches!(self.state, ArrayState::Element { .. }).then_some(0);
+        for (i, &b) in chunk.iter().enumerate() {
+            match self.state {
+                ArrayState::Start => match b {
+                    b'[' => self.state = ArrayState::Between { first: true },
+                    b if b.is_ascii_whitespace() => {}
+                    _ => return Err(not_an_array("it does not start with `[`")),
+                },
+                ArrayState::Between { first } => match b {
+                    b if b.is_ascii_whitespace() => {}
+                    b']' if first => self.state = ArrayState::Done,
+                    b',' | b']' => return Err(not_an_array("an element is missing")),
+                    _ => {
+                        batch.admit()?;
+                        start = Some(i);
+                        self.state = ArrayState::Element {
+                            depth: 0,
+                            in_string: false,
+                            escaped: false,
+                        };
+                        self.scan(b);
+                    }
+                },
+                ArrayState::Element {
+                    depth: 0,
+                    in_string: false,
+                    ..
+                } if b == b',' || b == b']' => {
+                    let from = start.take().unwrap_or(0);
+                    self.element(&chunk[from..i], batch)?;
+                    self.state = if b == b',' {
+                        ArrayState::Between { first: false }
+                    } else {
+                        ArrayState::Done
+                    };
+                }
+                ArrayState::Element { .. } => self.scan(b),
+                ArrayState::Done => {
+                    if !b.is_ascii_whitespace() {
+                        return Err(not_an_array("trailing characters after the closing `]`"));
+                    }
+                }
+            }
+        }
+        if let Some(from) = start {
+            if self.pending.len() + (chunk.len() - from) > MAX_EVENT_BYTES {
+                return Err(event_too_large());
+            }
+            self.pending.extend_from_slice(&chunk[from..]);
+        }
+        Ok(())
+    }
+
+    /// Follows strings and nesting inside an element.
+    fn scan(&mut self, b: u8) {
+        let ArrayState::Element {
+            depth,
+            in_string,
+            escaped,
+        } = &mut self.state
+        else {
+            return;
+        };
+        if *in_string {
+            if *escaped {
+                *escaped = false;
+            } else if b == b'\\' {
+                *escaped = true;
+            } else if b == b'"' {
+                *in_string = false;
+            }
+            return;
+        }
+        match b {
+            b'"' => *in_string = true,
+            b'{' | b'[' => *depth += 1,
+            // A stray closer at depth 0 stays in the element and fails its parse.
+            b'}' | b']' => *depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+
+    /// An element is complete: `tail` is its part in the current chunk.
+    fn element(&mut self, tail: &[u8], batch: &mut Batch) -> Result<(), ApiError> {
+        let bytes: std::borrow::Cow<'_, [u8]> = if self.pending.is_empty() {
+            tail.into()
+        } else {
+            let mut whole = std::mem::take(&mut self.pending);
+            whole.extend_from_slice(tail);
+            whole.into()
+        };
+        if bytes.len() > MAX_EVENT_BYTES {
+            return Err(event_too_large());
+        }
+        // Malformed JSON inside the array fails the request, as a malformed array always has.
+        let value = serde_json::from_slice::<Value>(&bytes).map_err(not_an_array)?;
+        batch.push(Ok(value));
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        match self.state {
+            ArrayState::Done => Ok(()),
+            ArrayState::Start => Err(not_an_array("the body is empty")),
+            _ => Err(not_an_array("the array is not closed")),
+        }
+    }
+}
+
+/// Reads and parses the body as it arrives, stopping at the first event past [`MAX_EVENTS`],
+/// at an oversize event, or at `max_bytes`: memory stays proportional to the events accepted.
+async fn read_batch(body: axum::body::Body, format: Format, max_bytes: usize) -> Result<Batch, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut batch = Batch::default();
+    let mut lines = LineSplitter::default();
+    let mut array = ArraySplitter::new();
+    let mut read = 0usize;
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let chunk = frame.map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        read += chunk.len();
+        if read > max_bytes {
+            return Err(body_too_large());
+        }
+        match format {
+            Format::Lines => lines.feed(&chunk, &mut batch)?,
+            Format::Array => array.feed(&chunk, &mut batch)?,
+        }
+    }
+    match format {
+        Format::Lines => lines.finish(&mut batch)?,
+        Format::Array => array.finish()?,
+    }
+    Ok(batch)
+}
+
 pub async fn post_events(
     State(app): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> ApiResult<Response> {
+    // Who is calling and whether they may send events is settled before any of the body is read.
     let scope = caller.tenant(Action::Write, Area::Ingest)?;
-    let raw = items(&headers, &body)?;
-    if raw.len() > MAX_EVENTS {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("at most {MAX_EVENTS} events per request; this one has {}", raw.len()),
-        ));
+    let format = format_of(request.headers())?;
+    let max_bytes = app.config.http.max_ingest_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(body_too_large());
     }
-    if let Err(wait) = app.limits.ingest.check_n(scope.tenant_id(), raw.len() as u32) {
+    let Batch { events: parsed, ids } = read_batch(request.into_body(), format, max_bytes).await?;
+    if let Err(wait) = app.limits.ingest.check_n(scope.tenant_id(), parsed.len() as u32) {
         let mut err = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "this tenant is sending events faster than its limit allows; nothing of this batch was stored",
@@ -118,22 +392,6 @@ pub async fn post_events(
         return Err(err);
     }
     let now = crate::domain::time::now_ms();
-    let mut ids = Vec::with_capacity(raw.len());
-    let parsed: Vec<Result<Event, Vec<FieldError>>> = raw
-        .into_iter()
-        .map(|item| {
-            let value = item.map_err(|e| vec![error("", e)]);
-            ids.push(
-                value
-                    .as_ref()
-                    .ok()
-                    .and_then(|v| v.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            );
-            value.and_then(|v| serde_json::from_value::<Event>(v).map_err(|e| vec![error("", e.to_string())]))
-        })
-        .collect();
     let outcomes = app.live.ingest(&scope, parsed, now).await?;
     let results: Vec<ItemResult> = outcomes
         .into_iter()

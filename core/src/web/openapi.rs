@@ -516,7 +516,7 @@ fn custom_operations(doc: &mut Doc) {
     doc.operation("/api/v1/tenants/{id}", "patch", op);
 
     // Operations.
-    doc.tag("operations", "Health, readiness and metrics; no token needed.");
+    doc.tag("operations", "Health, readiness and metrics; no API token needed.");
     doc.operation(
         "/healthz",
         "get",
@@ -535,7 +535,9 @@ fn custom_operations(doc: &mut Doc) {
         "get",
         json!({ "tags": ["operations"], "operationId": "metrics",
         "summary": "Prometheus metrics", "security": [],
-        "responses": { "200": { "description": "Prometheus text exposition format" } } }),
+        "description": "Open unless the server sets `metrics.token`; then only with `Authorization: Bearer <that token>` (not an API token).",
+        "responses": { "200": { "description": "Prometheus text exposition format" },
+            "401": problem("`metrics.token` is set and the request does not bear it") } }),
     );
     doc.operation("/api/v1/openapi.json", "get", json!({ "tags": ["operations"], "operationId": "openapi",
         "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1 document" } } }));

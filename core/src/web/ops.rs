@@ -1,7 +1,7 @@
 //! Health, readiness and metrics endpoints for orchestrators and monitoring.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -25,7 +25,21 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
-pub async fn metrics(State(app): State<AppState>) -> Response {
+/// Prometheus metrics; with `metrics.token` set, only for requests bearing that token.
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &app.config.metrics.token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let admitted = crate::auth::bearer(given)
+            .is_ok_and(|token| crate::secrets::constant_time_eq(token, expected.expose()));
+        if !admitted {
+            let mut err = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this server's metrics need the bearer token configured as metrics.token",
+            );
+            err.www_authenticate = Some("Bearer realm=\"metrics\"");
+            return err.into_response();
+        }
+    }
     let mut response = app.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
