@@ -301,29 +301,6 @@ pub enum TenantFilter<'a> {
     All,
 }
 
-/// Builds the SQL for one page. Placeholders are `$n`; `args` holds the values in order.
-pub struct ListQuery {
-    pub sql: String,
-    pub args: Vec<SqlValue>,
-}
-
-/// `select` and `from` are the collection's column list and FROM clause; `tenant_column`
-/// restricts every row to the caller's tenant (`None` for platform-wide collections), and each
-/// `(column, allowed)` restriction keeps only rows whose column holds one of the allowed values
-/// (a scoped supervisor's teams and locations).
-pub fn build_list_query(
-    select: &str,
-    from: &str,
-    tenant: TenantFilter<'_>,
-    restrictions: &[Restriction<'_>],
-    search_columns: &[&str],
-    spec: &ListSpec,
-) -> ListQuery {
-    let mut args: Vec<SqlValue> = Vec::new();
-    let next = |args: &mut Vec<SqlValue>, v: SqlValue| {
-        args.push(v);
-        format!("${}", args.len())
-    };
 /// Which rows a caller with limited visibility (a scoped supervisor) may see.
 #[derive(Debug, Clone)]
 pub enum Restriction<'a> {
@@ -364,6 +341,29 @@ impl Restriction<'_> {
     }
 }
 
+/// Builds the SQL for one page. Placeholders are `$n`; `args` holds the values in order.
+pub struct ListQuery {
+    pub sql: String,
+    pub args: Vec<SqlValue>,
+}
+
+/// `select` and `from` are the collection's column list and FROM clause; `tenant_column`
+/// restricts every row to the caller's tenant (`None` for platform-wide collections), and each
+/// `(column, allowed)` restriction keeps only rows whose column holds one of the allowed values
+/// (a scoped supervisor's teams and locations).
+pub fn build_list_query(
+    select: &str,
+    from: &str,
+    tenant: TenantFilter<'_>,
+    restrictions: &[Restriction<'_>],
+    search_columns: &[&str],
+    spec: &ListSpec,
+) -> ListQuery {
+    let mut args: Vec<SqlValue> = Vec::new();
+    let next = |args: &mut Vec<SqlValue>, v: SqlValue| {
+        args.push(v);
+        format!("${}", args.len())
+    };
     let mut conditions: Vec<String> = Vec::new();
     match tenant {
         TenantFilter::Tenant { column, id } => {
@@ -556,20 +556,6 @@ mod tests {
             "{}",
             q.sql
         );
-        assert_eq!(q.args[3], SqlValue::Int(1_767_225_600_000));
-        let err = params(&[("at_until", "x")])
-            .parse(TIMED, ID, false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("at_from") && err.contains("at_to"), "{err}");
-        assert!(params(&[("at_from", "yesterday")]).parse(TIMED, ID, false).is_err());
-    }
-
-    #[test]
-    fn like_patterns_are_escaped() {
-        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
-    }
-}
         let through = Restriction::Through {
             column: "agent_id",
             table: "agents",
@@ -584,3 +570,17 @@ mod tests {
             "{}",
             by_agent.sql
         );
+        assert_eq!(q.args[3], SqlValue::Int(1_767_225_600_000));
+        let err = params(&[("at_until", "x")])
+            .parse(TIMED, ID, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at_from") && err.contains("at_to"), "{err}");
+        assert!(params(&[("at_from", "yesterday")]).parse(TIMED, ID, false).is_err());
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+}

@@ -613,6 +613,7 @@ fn render_json(delta: &crate::live::hub::Delta) -> JsonDelta {
 /// when its token is revoked (or no longer grants what it did).
 pub async fn stream(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Live)?;
+    let watch = super::stream::Watch::new(&app, super::stream::Credential::bearer(&headers)?, &scope);
     let floor = app.live.floor(&scope).await?;
     let resume = super::stream::resume_from(&headers, None);
     let publisher = app.live.publisher(&scope, &floor);
@@ -673,10 +674,56 @@ fn delta_json(delta: &crate::live::hub::Delta, scope: &crate::store::TenantScope
 pub struct SocketQuery {
     /// Resume after this delta (as `Last-Event-ID` does for the SSE stream).
     pub last_event_id: Option<String>,
+    /// A ticket from `POST /api/v1/live/tickets`, for clients that cannot send headers.
+    pub ticket: Option<String>,
+    /// No longer accepted (tokens in URLs end up in logs); named only to say so.
+    pub access_token: Option<String>,
 }
 
 /// How long a message may take to reach a WebSocket client before it is dropped.
 const SOCKET_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `POST /api/v1/live/tickets`: a single-use ticket to open `/api/v1/live/ws?ticket=…` with,
+/// within 30 seconds, at this instance. The stream it opens sees what the calling credential sees
+/// and ends when that credential is revoked.
+pub async fn create_ticket(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::Live)?;
+    let super::stream::Credential::Bearer(bearer) = super::stream::Credential::bearer(&headers)? else {
+        return Err(ApiError::internal());
+    };
+    let (ticket, lifetime) = app
+        .tokens
+        .tickets
+        .issue(scope, bearer)
+        .map_err(|e| ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?;
+    let expires_at = crate::domain::time::to_rfc3339(crate::domain::time::now_ms() + lifetime.as_millis() as i64);
+    let mut response = (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "ticket": ticket, "expires_at": expires_at })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The ticket's stream credential and scope, if the ticket is good and its credential still is.
+async fn redeem_ticket(app: &AppState, secret: &str) -> ApiResult<super::stream::Watch> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the stream ticket is unknown, used or expired; get a new one from POST /api/v1/live/tickets",
+        )
+        .audited(None, "ticket", "api.auth", crate::store::audit::Outcome::Failure)
+    };
+    let ticket = app.tokens.tickets.redeem(secret).ok_or_else(refused)?;
+    let watch = super::stream::Watch::new(app, super::stream::Credential::Bearer(ticket.bearer), &ticket.scope);
+    if !watch.holds_now().await {
+        return Err(refused());
+    }
+    Ok(watch)
+}
 
 /// `GET /api/v1/live/ws`: the live stream over WebSocket. Authenticate with `Authorization:
 /// Bearer` or, where a client cannot set headers (browsers), with `?ticket=` from `POST
@@ -740,6 +787,9 @@ async fn socket_session(
     use axum::extract::ws::{CloseFrame, Message, close_code};
     use tokio::sync::broadcast::error::RecvError;
     metrics::gauge!("live_streams", "kind" => "websocket").increment(1.0);
+    let scope = watch.scope.clone();
+    let mut ended = watch.ended();
+    let mut close = None;
     let mut receiver = subscription.receiver;
     let mut backlog: std::collections::VecDeque<_> = subscription.backlog.into();
     let mut open = match snapshot {
@@ -756,6 +806,13 @@ async fn socket_session(
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 },
+                () = &mut ended => {
+                    close = Some(CloseFrame {
+                        code: close_code::POLICY,
+                        reason: "the credential was revoked or changed".into(),
+                    });
+                    break;
+                }
             },
         };
         match delta {
@@ -783,60 +840,3 @@ async fn socket_session(
     let _ = socket.send(Message::Close(close)).await;
     metrics::gauge!("live_streams", "kind" => "websocket").decrement(1.0);
 }
-    let watch = super::stream::Watch::new(&app, super::stream::Credential::bearer(&headers)?, &scope);
-    /// A ticket from `POST /api/v1/live/tickets`, for clients that cannot send headers.
-    pub ticket: Option<String>,
-    /// No longer accepted (tokens in URLs end up in logs); named only to say so.
-    pub access_token: Option<String>,
-/// `POST /api/v1/live/tickets`: a single-use ticket to open `/api/v1/live/ws?ticket=…` with,
-/// within 30 seconds, at this instance. The stream it opens sees what the calling credential sees
-/// and ends when that credential is revoked.
-pub async fn create_ticket(State(app): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
-    let scope = caller.tenant(Action::Read, Area::Live)?;
-    let super::stream::Credential::Bearer(bearer) = super::stream::Credential::bearer(&headers)? else {
-        return Err(ApiError::internal());
-    };
-    let (ticket, lifetime) = app
-        .tokens
-        .tickets
-        .issue(scope, bearer)
-        .map_err(|e| ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?;
-    let expires_at = crate::domain::time::to_rfc3339(crate::domain::time::now_ms() + lifetime.as_millis() as i64);
-    let mut response = (
-        StatusCode::CREATED,
-        axum::Json(serde_json::json!({ "ticket": ticket, "expires_at": expires_at })),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-/// The ticket's stream credential and scope, if the ticket is good and its credential still is.
-async fn redeem_ticket(app: &AppState, secret: &str) -> ApiResult<super::stream::Watch> {
-    let refused = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "the stream ticket is unknown, used or expired; get a new one from POST /api/v1/live/tickets",
-        )
-        .audited(None, "ticket", "api.auth", crate::store::audit::Outcome::Failure)
-    };
-    let ticket = app.tokens.tickets.redeem(secret).ok_or_else(refused)?;
-    let watch = super::stream::Watch::new(app, super::stream::Credential::Bearer(ticket.bearer), &ticket.scope);
-    if !watch.holds_now().await {
-        return Err(refused());
-    }
-    Ok(watch)
-}
-
-    let scope = watch.scope.clone();
-    let mut ended = watch.ended();
-    let mut close = None;
-                () = &mut ended => {
-                    close = Some(CloseFrame {
-                        code: close_code::POLICY,
-                        reason: "the credential was revoked or changed".into(),
-                    });
-                    break;
-                }
