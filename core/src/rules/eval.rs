@@ -2,13 +2,18 @@
 //! becomes *pending*; held for the rule's `for` it is *firing*; when it stops holding a firing
 //! alert is *resolved* (a pending one is dropped). A rule that fails to evaluate keeps its
 //! alerts as they were and reports the error to its author.
+//!
+//! A tick has a time [`Budget`]: all of a tenant's rules together, and each rule on all its
+//! subjects. A rule cut short, or not reached, keeps its alerts as they were.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rhai::ImmutableString;
 
-use super::engine::{CompiledRule, RuleEngine, RuleError, RuleScope, Subject};
+use super::engine::{CancelGuard, CompiledRule, Limit, RuleEngine, RuleError, RuleScope, Subject};
 use super::facts::{
     AGENT_FIELDS, AgentCounts, AgentFacts, Field, QUEUE_FIELDS, QueueFacts, TENANT_FIELDS, TenantFacts,
 };
@@ -251,7 +256,68 @@ pub struct RuleRun {
     pub held: u32,
     /// The first error of the tick, with how many evaluations failed.
     pub error: Option<(RuleError, u32)>,
+    /// The rule ran over: its time for the tick ran out, or an evaluation hit its step or time
+    /// cap. Rules that keep doing so are suspended ([`super::service`]).
+    pub over_budget: bool,
+    /// Not evaluated on every subject: the tick's time ran out first (other rules used it) or
+    /// the caller gave up.
+    pub skipped: bool,
+    /// How long the rule took on this tick.
+    pub elapsed: Duration,
 }
+
+/// How long the rules of one tick may run, and what cancels them.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// All the rules of the tick together.
+    pub tick: Duration,
+    /// One rule, on all its subjects.
+    pub rule: Duration,
+    /// Set when whoever asked for the tick gave up on it.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// A tenant's rules on one tick. The starter rules on 2,000 agents take a few milliseconds;
+/// this is ample for honest rules and keeps one tenant's from holding a core.
+pub const TICK_BUDGET: Duration = Duration::from_millis(250);
+/// One rule on one tick.
+pub const RULE_BUDGET: Duration = Duration::from_millis(100);
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            tick: TICK_BUDGET,
+            rule: RULE_BUDGET,
+            cancel: None,
+        }
+    }
+}
+
+/// Sets its flag when dropped: held by a request handler, so work handed elsewhere stops when
+/// the request ends (answered, timed out or abandoned by the client).
+#[derive(Debug)]
+pub struct CancelOnDrop(Arc<AtomicBool>);
+
+impl CancelOnDrop {
+    pub fn new() -> (Self, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (Self(flag.clone()), flag)
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Ticks are a second apart give or take a few milliseconds (when the clock is read): a condition
+/// seen on ticks `for` seconds apart has held for `for`, and fires on that tick, not the next.
+const FOR_SLACK_MS: i64 = 100;
+
+/// How many evaluations go by between two looks at the clock (it costs about what a plain
+/// condition does).
+const CLOCK_EVERY: u32 = 32;
 
 /// One tenant's rules between ticks: which conditions hold since when, which alerts fire.
 #[derive(Debug, Default)]
@@ -291,8 +357,8 @@ impl Evaluator {
         self.active.values().filter_map(|a| a.fired.as_ref())
     }
 
-    /// Evaluates every rule on the floor; returns the alerts that fired or resolved, and per
-    /// rule what it did.
+    /// Evaluates every rule on the floor within the default [`Budget`]; returns the alerts that
+    /// fired or resolved, and per rule what it did.
     pub fn tick(
         &mut self,
         engine: &RuleEngine,
@@ -300,16 +366,42 @@ impl Evaluator {
         facts: &FloorFacts,
         now_ms: i64,
     ) -> (Vec<AlertChange>, HashMap<String, RuleRun>) {
+        self.tick_within(engine, rules, facts, now_ms, &Budget::default())
+    }
+
+    /// As [`tick`](Self::tick), within `budget`. Rules run in the order given.
+    pub fn tick_within(
+        &mut self,
+        engine: &RuleEngine,
+        rules: &[Rule],
+        facts: &FloorFacts,
+        now_ms: i64,
+        budget: &Budget,
+    ) -> (Vec<AlertChange>, HashMap<String, RuleRun>) {
+        let cancel = CancelGuard::enter(budget.cancel.clone());
+        let tick_ends = Instant::now() + budget.tick;
         let mut changes = Vec::new();
         let mut runs = HashMap::new();
         let mut seen: HashSet<(String, String)> = HashSet::new();
         for rule in rules {
+            let started = Instant::now();
+            let own_end = started + budget.rule;
+            let ends = own_end.min(tick_ends);
             let mut run = RuleRun::default();
+            // Set when the rule stops before its last subject.
+            let mut cut = started >= tick_ends || cancel.is_set();
             // The subject's key is made only when the rule holds or fails: most evaluations
             // are false, and allocating for each would cost more than evaluating.
             let mut check = |subject_key: &dyn Fn() -> String, subject_name: &str, subject: Subject<'_>| {
+                if cut {
+                    return;
+                }
+                if run.evaluated % CLOCK_EVERY == CLOCK_EVERY - 1 && (Instant::now() >= ends || cancel.is_set()) {
+                    cut = true;
+                    return;
+                }
                 run.evaluated += 1;
-                match engine.evaluate(&rule.compiled, &facts.tenant, subject_ref(&subject)) {
+                match engine.evaluate_until(&rule.compiled, &facts.tenant, subject_ref(&subject), Some(ends)) {
                     Ok(true) => {
                         let key = (rule.id.clone(), subject_key());
                         run.held += 1;
@@ -317,7 +409,9 @@ impl Evaluator {
                             since_ms: now_ms,
                             fired: None,
                         });
-                        if active.fired.is_none() && now_ms - active.since_ms >= i64::from(rule.for_s) * 1000 {
+                        if active.fired.is_none()
+                            && now_ms - active.since_ms + FOR_SLACK_MS >= i64::from(rule.for_s) * 1000
+                        {
                             let change = AlertChange {
                                 rule_id: rule.id.clone(),
                                 rule_version: rule.version,
@@ -339,6 +433,16 @@ impl Evaluator {
                     Err(error) => {
                         // Unknown: the alert stays as it was.
                         seen.insert((rule.id.clone(), subject_key()));
+                        match error.limit {
+                            Some(Limit::Budget | Limit::Cancelled) => {
+                                // Not this subject's answer: the time ran out under it.
+                                run.evaluated -= 1;
+                                cut = true;
+                                return;
+                            }
+                            Some(_) => run.over_budget = true,
+                            None => {}
+                        }
                         match &mut run.error {
                             Some((_, n)) => *n += 1,
                             None => run.error = Some((error, 1)),
@@ -374,6 +478,16 @@ impl Evaluator {
                     }
                 }
             }
+            if cut {
+                // What the rule did not get to keeps its alerts.
+                seen.extend(self.active.keys().filter(|k| k.0 == rule.id).cloned());
+                if Instant::now() >= own_end && started < tick_ends && !cancel.is_set() {
+                    run.over_budget = true;
+                } else {
+                    run.skipped = true;
+                }
+            }
+            run.elapsed = started.elapsed();
             runs.insert(rule.id.clone(), run);
         }
         // What no longer holds (or whose rule or subject is gone) resolves.
@@ -502,6 +616,111 @@ mod tests {
         let (changes, _) = evaluator.tick(&engine, &rules, &floor(1), 11_000);
         assert_eq!(changes.len(), 1);
         assert_eq!((changes[0].fired_ms, changes[0].resolved_ms), (2_000, Some(11_000)));
+    }
+
+    fn agents(count: usize) -> FloorFacts {
+        FloorFacts {
+            agents: (0..count)
+                .map(|n| AgentEntry {
+                    facts: AgentFacts {
+                        id: format!("a{n}").into(),
+                        ..AgentFacts::default()
+                    },
+                    team_id: None,
+                    queue_ids: Vec::new(),
+                })
+                .collect(),
+            ..FloorFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_rule_stops_at_its_budget_and_keeps_its_alerts() {
+        let engine = RuleEngine::new();
+        let mut slow = rule(&engine, RuleScope::Agent, "agent.in_state_s >= 0", 0);
+        let facts = agents(200);
+        let mut evaluator = Evaluator::default();
+        let (changes, runs) = evaluator.tick(&engine, std::slice::from_ref(&slow), &facts, 0);
+        assert_eq!((changes.len(), runs["r1"].over_budget), (200, false));
+        // Now it loops: it stops at its budget, well before the 200 × 10 ms it would take, and
+        // its alerts (evaluated or not) stay as they were.
+        slow.compiled = Arc::new(engine.compile(RuleScope::Agent, "loop { } true").unwrap());
+        let budget = Budget {
+            tick: Duration::from_secs(10),
+            rule: Duration::from_millis(50),
+            cancel: None,
+        };
+        let started = Instant::now();
+        let (changes, runs) = evaluator.tick_within(&engine, std::slice::from_ref(&slow), &facts, 1_000, &budget);
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        let run = &runs["r1"];
+        assert!(run.over_budget && !run.skipped, "{run:?}");
+        assert!(run.evaluated < 20, "{run:?}");
+        assert!(changes.is_empty(), "nothing resolved: {changes:?}");
+        assert_eq!(evaluator.firing().count(), 200);
+    }
+
+    #[test]
+    fn the_ticks_budget_is_shared_and_a_cancel_stops_it() {
+        let engine = RuleEngine::new();
+        // Slow steps: it runs into a time limit, not the step limit.
+        let mut hostile = rule(
+            &engine,
+            RuleScope::Tenant,
+            "let s = \"\"; s.pad(5000, \"x\"); loop { s.to_upper(); } true",
+            0,
+        );
+        hostile.id = "hostile".into();
+        let honest = rule(&engine, RuleScope::Tenant, "tenant.waiting == 0", 0);
+        let budget = Budget {
+            tick: Duration::from_millis(5),
+            rule: Duration::from_millis(100),
+            cancel: None,
+        };
+        let facts = FloorFacts::default();
+        let (_, runs) =
+            Evaluator::default().tick_within(&engine, &[hostile.clone(), honest.clone()], &facts, 0, &budget);
+        assert!(!runs["hostile"].over_budget && runs["hostile"].skipped, "{runs:?}");
+        assert!(runs["r1"].skipped && runs["r1"].evaluated == 0, "{runs:?}");
+        // Cheap rules first (the service orders them by their last tick): the honest one runs.
+        let (changes, runs) =
+            Evaluator::default().tick_within(&engine, &[honest.clone(), hostile.clone()], &facts, 0, &budget);
+        assert_eq!((changes.len(), runs["r1"].skipped), (1, false), "{runs:?}");
+        // An evaluation stopped at its own cap counts against the rule.
+        let roomy = Budget {
+            tick: Duration::from_secs(1),
+            ..budget
+        };
+        let (_, runs) = Evaluator::default().tick_within(&engine, std::slice::from_ref(&hostile), &facts, 0, &roomy);
+        assert!(runs["hostile"].over_budget, "{runs:?}");
+
+        // Cancelled from another thread while a long rule runs: it stops at once.
+        let flag = Arc::new(AtomicBool::new(false));
+        let cancelled = Budget {
+            tick: Duration::from_secs(60),
+            rule: Duration::from_secs(60),
+            cancel: Some(flag.clone()),
+        };
+        let looping = rule(&engine, RuleScope::Agent, "loop { } true", 0);
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        let (_, runs) =
+            Evaluator::default().tick_within(&engine, std::slice::from_ref(&looping), &agents(1_000), 0, &cancelled);
+        setter.join().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        // (Its evaluations until then ran into their own 10 ms cap, which counts.)
+        assert!(runs["r1"].skipped && runs["r1"].evaluated < 50, "{runs:?}");
     }
 
     #[test]

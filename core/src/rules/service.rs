@@ -1,28 +1,38 @@
 //! Runs every tenant's rules once a second against its live floor, keeps the alerts' lifecycle
 //! and records what fired and resolved. Rules are reloaded when they change here
 //! ([`RuleService::changed`]) and every half minute (changes made on another instance).
+//!
+//! Tenants are evaluated side by side, each within its time budget ([`super::eval::Budget`]):
+//! one tenant's slow rules delay nobody else's. A rule that runs over its budget on
+//! [`SUSPEND_AFTER`] ticks in a row is suspended — it stops running, says so on the rule and in
+//! the audit log — until it is saved again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::engine::{RuleEngine, RuleError, RuleScope};
-use super::eval::{AlertChange, Evaluator, FloorFacts, Rule, RuleRun, Severity};
-use crate::store::alert_rules::{self, RuleRow};
+use super::eval::{AlertChange, Budget, Evaluator, FloorFacts, RULE_BUDGET, Rule, RuleRun, Severity};
+use crate::store::alert_rules::{self, RuleRow, Suspension};
+use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::{Store, TenantScope};
 
 /// How often rules are evaluated.
 pub const TICK: Duration = Duration::from_secs(1);
 /// How long a tenant's loaded rules are trusted before they are read again.
 const RELOAD: Duration = Duration::from_secs(30);
+/// Ticks in a row over budget after which a rule is suspended.
+pub const SUSPEND_AFTER: u32 = 3;
+/// Who suspends rules, in the audit log.
+pub const SYSTEM_ACTOR: &str = "system:alert-rules";
+/// Tenants evaluated at once (their database work included); a tenant's evaluation is bounded
+/// by its budget, so a slot is never held long.
+const CONCURRENT_TENANTS: usize = 8;
 
 /// A rule row made runnable, or why it cannot run.
 pub fn runnable(engine: &RuleEngine, row: &RuleRow) -> Result<Rule, RuleError> {
-    let scope = RuleScope::parse(&row.scope).ok_or_else(|| RuleError {
-        message: format!("unknown scope `{}`", row.scope),
-        line: None,
-        column: None,
-    })?;
+    let scope =
+        RuleScope::parse(&row.scope).ok_or_else(|| RuleError::plain(format!("unknown scope `{}`", row.scope)))?;
     let compiled = engine.compile(scope, &row.expression)?;
     Ok(Rule {
         id: row.id.clone(),
@@ -54,6 +64,10 @@ struct TenantRules {
     throttle: super::notify::Throttle,
     /// The firing alerts were published once (after taking over a previous run's).
     restored_published: bool,
+    /// Suspended rules (at their current version): id → why.
+    suspended: HashMap<String, Suspension>,
+    /// Ticks in a row each rule ran over budget: id → (version, ticks).
+    strikes: HashMap<String, (i64, u32)>,
 }
 
 /// The rules of every tenant in this instance.
@@ -82,6 +96,18 @@ pub struct RuleStatus {
     pub error: Option<RuleError>,
     /// On how many subjects it failed.
     pub failed: u32,
+    /// Not evaluated on every subject on the last tick: the tenant's rules used up their time.
+    pub skipped: bool,
+    /// Set while the rule is suspended for running over its time budget; saving it resumes it.
+    pub suspended: Option<Suspended>,
+}
+
+/// Why and since when a rule is suspended.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Suspended {
+    /// RFC 3339.
+    pub at: String,
+    pub reason: String,
 }
 
 impl RuleService {
@@ -139,10 +165,28 @@ impl RuleService {
                         firing: firing.get(id.as_str()).copied().unwrap_or(0),
                         error: run.error.as_ref().map(|(e, _)| e.clone()),
                         failed: run.error.as_ref().map_or(0, |(_, n)| *n),
+                        skipped: run.skipped,
+                        suspended: None,
                     },
                 )
             })
             .collect();
+        for (id, suspension) in &tenant.suspended {
+            out.insert(
+                id.clone(),
+                RuleStatus {
+                    error: Some(RuleError::plain(format!(
+                        "suspended: {}; save the rule to run it again",
+                        suspension.reason
+                    ))),
+                    suspended: Some(Suspended {
+                        at: crate::domain::time::to_rfc3339(suspension.suspended_at),
+                        reason: suspension.reason.clone(),
+                    }),
+                    ..RuleStatus::default()
+                },
+            );
+        }
         for (id, error) in &tenant.broken {
             out.insert(
                 id.clone(),
@@ -161,6 +205,9 @@ impl RuleService {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_TENANTS));
+            // Tenants whose tick is running: their next one waits for it, nobody else does.
+            let running: Arc<Mutex<HashSet<String>>> = Arc::default();
             loop {
                 every.tick().await;
                 let Some(service) = weak.upgrade() else { return };
@@ -172,12 +219,80 @@ impl RuleService {
                     }
                 };
                 for (tenant_id, slug) in tenants {
-                    if let Err(e) = service.tick(&live, tenant_id, slug).await {
-                        tracing::warn!(error = %e, "evaluating alert rules failed");
+                    if !running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(tenant_id.clone())
+                    {
+                        continue;
                     }
+                    let (service, live, slots, running) =
+                        (service.clone(), live.clone(), slots.clone(), running.clone());
+                    tokio::spawn(async move {
+                        if let Ok(_slot) = slots.acquire().await
+                            && let Err(e) = service.tick(&live, tenant_id.clone(), slug).await
+                        {
+                            tracing::warn!(error = %e, "evaluating alert rules failed");
+                        }
+                        running.lock().unwrap_or_else(|e| e.into_inner()).remove(&tenant_id);
+                    });
                 }
             }
         });
+    }
+
+    /// Counts the rules that ran over budget on this tick; suspends those that did on
+    /// [`SUSPEND_AFTER`] ticks in a row (recorded, so every instance and the API see it; audited).
+    async fn suspend_overrunning(&self, scope: &TenantScope, state: &mut TenantRules) {
+        let mut overrunning = Vec::new();
+        for rule in &state.rules {
+            let Some(run) = state.runs.get(&rule.id) else { continue };
+            let strikes = state.strikes.entry(rule.id.clone()).or_insert((rule.version, 0));
+            if strikes.0 != rule.version {
+                *strikes = (rule.version, 0);
+            }
+            if run.over_budget {
+                strikes.1 += 1;
+            } else if !run.skipped {
+                strikes.1 = 0;
+            }
+            if strikes.1 >= SUSPEND_AFTER {
+                let why = run.error.as_ref().map_or_else(
+                    || format!("it used up its {} ms", RULE_BUDGET.as_millis()),
+                    |(e, _)| e.message.clone(),
+                );
+                let reason = format!("over its time budget on {SUSPEND_AFTER} ticks in a row ({why})");
+                overrunning.push((
+                    rule.name.clone(),
+                    Suspension {
+                        rule_id: rule.id.clone(),
+                        version: rule.version,
+                        suspended_at: crate::domain::time::now_ms(),
+                        reason,
+                    },
+                ));
+            }
+        }
+        for (name, suspension) in overrunning {
+            if let Err(e) = alert_rules::suspend(&self.store, scope.tenant_id(), &suspension).await {
+                // Suspended here all the same; recorded again on the next instance that sees it.
+                tracing::warn!(error = %e, "recording a rule's suspension failed");
+            }
+            tracing::warn!(tenant = scope.tenant_slug(), rule = %name, "alert rule suspended: {}", suspension.reason);
+            let event = AuditEvent::new(
+                Some(scope.tenant_id()),
+                SYSTEM_ACTOR,
+                "alert_rule.suspend",
+                Outcome::Success,
+            )
+            .target("alert_rule", &suspension.rule_id)
+            .detail(format!("{} v{}: {}", name, suspension.version, suspension.reason));
+            audit::record(&self.store, event, &Default::default()).await;
+            state.rules.retain(|r| r.id != suspension.rule_id);
+            state.strikes.remove(&suspension.rule_id);
+            state.runs.remove(&suspension.rule_id);
+            state.suspended.insert(suspension.rule_id.clone(), suspension);
+        }
     }
 
     /// One tick of one tenant: the alerts that fired or resolved (also recorded).
@@ -192,11 +307,21 @@ impl RuleService {
         let mut tenant = tenant.lock().await;
         if tenant.loaded.is_none_or(|at| at.elapsed() > RELOAD) {
             let rows = alert_rules::list(&self.store, scope.tenant_id()).await?;
+            // A suspension holds while the rule is at the version that was suspended.
+            tenant.suspended = alert_rules::suspensions(&self.store, scope.tenant_id())
+                .await?
+                .into_iter()
+                .filter(|s| rows.iter().any(|r| r.id == s.rule_id && r.version == s.version))
+                .map(|s| (s.rule_id.clone(), s))
+                .collect();
             // Compiled once per rule version: a rule that did not change keeps its compiled form.
             let mut compiled: HashMap<(String, i64), Rule> =
                 tenant.rules.drain(..).map(|r| ((r.id.clone(), r.version), r)).collect();
             tenant.broken.clear();
-            for row in rows.iter().filter(|r| r.enabled) {
+            for row in &rows {
+                if !row.enabled || tenant.suspended.contains_key(&row.id) {
+                    continue;
+                }
                 if let Some(rule) = compiled.remove(&(row.id.clone(), row.version)) {
                     tenant.rules.push(rule);
                     continue;
@@ -220,14 +345,23 @@ impl RuleService {
         let now = crate::domain::time::now_ms();
         // The evaluation is CPU work (milliseconds for thousands of agents): off the runtime.
         let mut state = std::mem::take(&mut *tenant);
+        // Cheapest first (by the last tick): rules that run long use up the tick's time
+        // themselves, not before the others ran.
+        let last = &state.runs;
+        state
+            .rules
+            .sort_by_key(|r| last.get(&r.id).map_or(Duration::ZERO, |run| run.elapsed));
         let (mut state, changes) = tokio::task::spawn_blocking(move || {
             let facts = FloorFacts::of(&floor, now);
-            let (changes, runs) = state.evaluator.tick(&engine, &state.rules, &facts, now);
+            let (changes, runs) = state
+                .evaluator
+                .tick_within(&engine, &state.rules, &facts, now, &Budget::default());
             state.runs = runs;
             (state, changes)
         })
         .await
         .map_err(|e| crate::store::StoreError::Internal(format!("the rule evaluation failed: {e}")))?;
+        self.suspend_overrunning(&scope, &mut state).await;
         alert_rules::record(&self.store, scope.tenant_id(), &changes).await?;
         // Notifications: silenced changes dropped, the rest grouped per rule and target.
         // Held notifications were filtered when they were held: silences matter for new changes.

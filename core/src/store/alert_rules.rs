@@ -655,3 +655,71 @@ pub async fn notifications(
             .await
     })?)
 }
+
+/// A rule suspended for running over its time budget tick after tick: the version that did
+/// (saving the rule makes a new version, which runs again).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Suspension {
+    pub rule_id: String,
+    pub version: i64,
+    pub suspended_at: i64,
+    pub reason: String,
+}
+
+/// Suspends a rule's version (replacing an older suspension of the rule).
+pub async fn suspend(store: &Store, tenant_id: &str, suspension: &Suspension) -> StoreResult<()> {
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "INSERT INTO alert_rule_suspensions (tenant_id, rule_id, version, suspended_at, reason) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, rule_id) DO UPDATE SET \
+             version = excluded.version, suspended_at = excluded.suspended_at, reason = excluded.reason",
+        )
+        .bind(tenant_id)
+        .bind(&suspension.rule_id)
+        .bind(suspension.version)
+        .bind(suspension.suspended_at)
+        .bind(&suspension.reason)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// The tenant's suspensions (each applies while its rule is still at that version).
+pub async fn suspensions(store: &Store, tenant_id: &str) -> StoreResult<Vec<Suspension>> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, Suspension>(
+            "SELECT rule_id, version, suspended_at, reason FROM alert_rule_suspensions WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await
+    })?)
+}
+
+/// What a rule may narrow itself to.
+#[derive(Debug, Clone, Copy)]
+pub enum Narrowing {
+    Queues,
+    Teams,
+}
+
+/// Of `ids`, those that are not a queue (or team) of the tenant.
+pub async fn unknown_ids(store: &Store, tenant_id: &str, kind: Narrowing, ids: &[String]) -> StoreResult<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = match kind {
+        Narrowing::Queues => "SELECT id FROM queues WHERE tenant_id = $1",
+        Narrowing::Teams => "SELECT id FROM teams WHERE tenant_id = $1",
+    };
+    let known: Vec<(String,)> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String,)>(sql)
+            .bind(tenant_id)
+            .fetch_all(pool)
+            .await
+    })?;
+    let known: std::collections::HashSet<&str> = known.iter().map(|(id,)| id.as_str()).collect();
+    Ok(ids.iter().filter(|id| !known.contains(id.as_str())).cloned().collect())
+}

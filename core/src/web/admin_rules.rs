@@ -343,9 +343,10 @@ async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft):
     fragment("expression-check", "notice", &t.text("rules.valid"))
 }
 
-/// What the condition says on the floor right now (a fragment).
+/// What the condition says on the floor right now (a fragment). It runs the rule, so it is for
+/// those who may write rules.
 async fn test(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): axum::Form<DraftForm>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
+    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
         Ok(s) => s,
         Err(page) => return *page,
     };

@@ -1,7 +1,7 @@
 //! Alert rules and alerts over the API: tenant admins write rules (checked as they are saved,
-//! syntax errors with line and column), anyone who may read the live floor sees them, their
-//! status and the alerts; supervisors acknowledge alerts and silence rules. Every change is
-//! audited; every version of a rule is kept.
+//! syntax errors with line and column) and test them on the floor, anyone who may read the live
+//! floor sees them, their status and the alerts; supervisors acknowledge alerts and silence
+//! rules. Every change is audited; every version of a rule is kept.
 //!
 //! - `GET|POST /api/v1/alert-rules`, `GET|PATCH|DELETE /api/v1/alert-rules/{id}`
 //! - `GET /api/v1/alert-rules/{id}/versions`
@@ -26,7 +26,9 @@ use super::extract::{Caller, RequestOrigin};
 use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::domain::Validation;
-use crate::rules::eval::{Evaluator, FloorFacts, Rule, Severity, unknown_placeholders};
+use crate::rules::eval::{
+    Budget, CancelOnDrop, Evaluator, FloorFacts, RULE_BUDGET, Rule, Severity, unknown_placeholders,
+};
 use crate::rules::{RuleError, RuleScope};
 use crate::store::alert_rules::{self, RuleFields, RuleRow};
 use crate::store::audit::{self, AuditEvent, Outcome};
@@ -311,7 +313,9 @@ pub(super) async fn save_rule(
     expected: Option<i64>,
     origin: &crate::store::audit::Origin,
 ) -> Result<RuleRow, crate::store::StoreError> {
+    let (queues, teams) = (input.queues.clone(), input.teams.clone());
     let fields = fields(app, input, current).map_err(crate::store::StoreError::Invalid)?;
+    narrowing_exists(app, scope, queues, teams).await?;
     let (row, action) = match current {
         Some(current) => (
             alert_rules::update(&app.store, scope, &current.id, &fields, expected).await?,
@@ -331,6 +335,31 @@ pub(super) async fn save_rule(
         ));
     audit::record(&app.store, event, origin).await;
     Ok(row)
+}
+
+/// The queues and teams a rule is narrowed to are the tenant's own: another tenant's id (or one
+/// that does not exist) would match nothing, silently.
+async fn narrowing_exists(
+    app: &AppState,
+    scope: &crate::store::TenantScope,
+    queues: Option<Vec<String>>,
+    teams: Option<Vec<String>>,
+) -> Result<(), crate::store::StoreError> {
+    use alert_rules::Narrowing;
+    let mut v = Validation::new();
+    for (field, kind, ids, what) in [
+        ("queues", Narrowing::Queues, queues, "queue"),
+        ("teams", Narrowing::Teams, teams, "team"),
+    ] {
+        let unknown = alert_rules::unknown_ids(&app.store, scope.tenant_id(), kind, &ids.unwrap_or_default()).await?;
+        if !unknown.is_empty() {
+            v.add(
+                field,
+                format!("no {what} of this tenant has the id {}", unknown.join(", ")),
+            );
+        }
+    }
+    v.finish().map_err(crate::store::StoreError::Invalid)
 }
 
 /// Deletes a rule: its alerts resolve on the next tick. Audited.
@@ -416,9 +445,10 @@ async fn check(State(app): State<AppState>, caller: Caller, bytes: axum::body::B
 }
 
 /// Evaluates a draft on the floor as it is now: on how many subjects it holds (which would
-/// fire once held for the rule's `for`), and the first error.
+/// fire once held for the rule's `for`), and the first error. It runs arbitrary code on the
+/// server, so it is for those who may write rules.
 async fn test(State(app): State<AppState>, caller: Caller, bytes: axum::body::Bytes) -> ApiResult<Response> {
-    let scope = caller.tenant(Action::Read, Area::Live)?;
+    let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let draft: Draft = body(&bytes)?;
     let answer = test_draft(
         &app,
@@ -433,7 +463,8 @@ async fn test(State(app): State<AppState>, caller: Caller, bytes: axum::body::By
     Ok(axum::Json(answer).into_response())
 }
 
-/// A draft rule evaluated once on the floor (as the viewer may see it).
+/// A draft rule evaluated once on the floor (as the caller may see it), within a tick's budget;
+/// the evaluation stops when the request ends.
 pub(super) async fn test_draft(
     app: &AppState,
     scope: &crate::store::TenantScope,
@@ -466,6 +497,12 @@ pub(super) async fn test_draft(
     let floor = app.live.floor(scope).await?;
     let engine = app.rules.engine.clone();
     let visibility = scope.visibility().clone();
+    // Dropped with this future: a request that ends (timed out, abandoned) stops the evaluation.
+    let (_cancel_on_drop, cancel) = CancelOnDrop::new();
+    let budget = Budget {
+        cancel: Some(cancel),
+        ..Budget::default()
+    };
     tokio::task::spawn_blocking(move || {
         let now = crate::domain::time::now_ms();
         let mut facts = FloorFacts::of(&floor, now);
@@ -481,14 +518,24 @@ pub(super) async fn test_draft(
                 visibility.admits(groups.0.as_deref(), groups.1.as_deref())
             });
         }
-        let (changes, runs) = Evaluator::default().tick(&engine, std::slice::from_ref(&rule), &facts, now);
+        let (changes, runs) =
+            Evaluator::default().tick_within(&engine, std::slice::from_ref(&rule), &facts, now, &budget);
         let run = runs.get("draft").cloned().unwrap_or_default();
+        let error = match &run.error {
+            Some((e, _)) => Some(error_json(e)),
+            None if run.over_budget => Some(error_json(&RuleError::plain(format!(
+                "the rule used up its {} ms before it was evaluated on every subject",
+                RULE_BUDGET.as_millis()
+            )))),
+            None => None,
+        };
         json!({
             "valid": true,
             "evaluated": run.evaluated,
             "holding": changes.iter().map(|c| json!({ "subject": c.subject, "name": c.subject_name, "message": c.message })).collect::<Vec<_>>(),
-            "error": run.error.as_ref().map(|(e, _)| error_json(e)),
+            "error": error,
             "failed": run.error.as_ref().map_or(0, |(_, n)| *n),
+            "over_budget": run.over_budget,
         })
     })
     .await
