@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{GrantError, may_grant};
+use super::ratelimit::RateLimiter;
+use super::{Action, Area, GrantError, may_grant, may_manage, permits};
 use crate::domain::{Role, Validation, validate};
 use crate::i18n::Locale;
 use crate::mail::Mailer;
@@ -15,15 +16,26 @@ use crate::store::accounts::{self, Account};
 use crate::store::audit::{self, AuditEvent, Origin, Outcome};
 use crate::store::entities::users::{Member, MemberCreate, MemberUpdate};
 use crate::store::invitations::{self, Invitation, NewInvitation, Pending};
-use crate::store::{Store, StoreError, TenantScope, tenants};
+use crate::store::{Store, StoreError, TenantScope, Visibility, tenants, tokens};
 
 /// How long an invitation link works.
 pub const LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Invitations a tenant may create per hour (each may send an email and adds a row).
+pub const PER_TENANT_PER_HOUR: u32 = 100;
+
+/// The per-tenant budget for [`invite`].
+pub fn limiter() -> RateLimiter {
+    RateLimiter::new(f64::from(PER_TENANT_PER_HOUR) / 3600.0, PER_TENANT_PER_HOUR)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InviteError {
     #[error(transparent)]
     Grant(#[from] GrantError),
+    /// The tenant made too many invitations lately; try again after the wait.
+    #[error("this tenant has made too many invitations in the last hour; try again later")]
+    Throttled(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -43,9 +55,12 @@ pub fn link(public_url: &str, token: &str) -> String {
 
 /// Checks and stores an invitation, records it, and mails the link when a mail server is
 /// configured (after answering, so the answer's timing does not depend on the account either).
+/// `limiter` holds each tenant to [`PER_TENANT_PER_HOUR`] invitations.
+#[allow(clippy::too_many_arguments)]
 pub async fn invite(
     store: &Store,
     mailer: Option<Arc<Mailer>>,
+    limiter: &RateLimiter,
     public_url: &str,
     scope: &TenantScope,
     input: MemberCreate,
@@ -90,6 +105,8 @@ pub async fn invite(
         }
         .into());
     }
+    // Counted only once the invitation would be made: refused ones cost no row and no email.
+    limiter.check(scope.tenant_id()).map_err(InviteError::Throttled)?;
     let new = NewInvitation {
         email: email.clone(),
         display_name,
@@ -153,21 +170,92 @@ pub async fn revoke(store: &Store, scope: &TenantScope, id: &str, origin: &Origi
     Ok(invitation)
 }
 
-/// Whether `scope` may give a member the role and scopes `update` asks for. Only a change of
-/// them is checked: what a member already has stays editable otherwise (disabling, say).
+/// Whether `scope` may act on `member` at all (change, disable, remove, reset, sign out):
+/// what the member holds now must be within what `scope` could grant.
+pub fn may_manage_member(scope: &TenantScope, member: &Member) -> Result<(), GrantError> {
+    may_manage(scope, &member.role, &member.team_scope.0, &member.location_scope.0)
+}
+
+/// Whether `scope` may apply `update` to `current`: every update, whatever it changes (disabling
+/// included), needs [`may_manage_member`]; the role and scopes it leaves the member with must
+/// be something `scope` may grant.
 pub fn may_change_member(scope: &TenantScope, current: &Member, update: &MemberUpdate) -> Result<(), GrantError> {
+    may_manage_member(scope, current)?;
     let role = match update.role {
         Some(role) => role,
-        None => current.role.parse().unwrap_or(Role::Viewer),
+        None => current.role.parse().unwrap_or(Role::PlatformAdmin),
     };
     let teams = update.team_scope.as_ref().unwrap_or(&current.team_scope.0);
     let locations = update.location_scope.as_ref().unwrap_or(&current.location_scope.0);
-    let unchanged =
-        role.as_str() == current.role && *teams == current.team_scope.0 && *locations == current.location_scope.0;
-    if unchanged {
+    may_grant(scope, role, teams, locations)
+}
+
+/// What the credential that made an invitation may do today, if it still exists and works in
+/// the invitation's tenant. `Ok(None)` when it does not.
+async fn inviter_scope(store: &Store, pending: &Pending) -> Result<Option<TenantScope>, StoreError> {
+    let actor = pending.created_by.clone();
+    if let Some(user_id) = actor.strip_prefix("user:") {
+        let Some(membership) = accounts::membership(store, user_id, &pending.tenant_id).await? else {
+            return Ok(None);
+        };
+        let account = match accounts::by_id(store, user_id).await {
+            Ok(account) => account,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if account.disabled || !membership.usable() {
+            return Ok(None);
+        }
+        return Ok(membership.scope(actor));
+    }
+    if let Some(token_id) = actor.strip_prefix("token:") {
+        let Some(grant) = tokens::grant_by_id(store, token_id).await? else {
+            return Ok(None);
+        };
+        let now = crate::domain::time::now_ms();
+        let usable = grant.tenant_id.as_deref() == Some(pending.tenant_id.as_str())
+            && grant.revoked_at.is_none()
+            && grant.expires_at.is_none_or(|e| e > now)
+            && !grant.tenant_suspended;
+        let Ok(role) = grant.role.parse::<Role>() else {
+            return Ok(None);
+        };
+        return Ok(usable.then(|| {
+            TenantScope::verified(pending.tenant_id.clone(), pending.tenant_slug.clone(), role, actor)
+                .with_visibility(Visibility::from_scopes(grant.team_scope.0, grant.location_scope.0))
+        }));
+    }
+    // The operator at the console ("cli") and identity-provider tokens ("jwt:…") leave nothing
+    // here to look up again; they count as the tenant's admin, as when they made it.
+    Ok(Some(TenantScope::verified(
+        pending.tenant_id.clone(),
+        pending.tenant_slug.clone(),
+        Role::TenantAdmin,
+        actor,
+    )))
+}
+
+/// Whether the invitation's maker could still make it: an admin demoted, disabled or removed
+/// since (or a token revoked) no longer hands out access through invitations they made. When
+/// not, the invitation is revoked (so repeating costs nothing) and the refusal recorded.
+pub async fn check_inviter(store: &Store, pending: &Pending, actor: &str, origin: &Origin) -> Result<(), AcceptError> {
+    let role = pending.role.parse::<Role>().unwrap_or(Role::PlatformAdmin);
+    let allowed = inviter_scope(store, pending).await?.is_some_and(|scope| {
+        permits(scope.role(), Action::Write, Area::Users)
+            && may_grant(&scope, role, &pending.team_scope.0, &pending.location_scope.0).is_ok()
+    });
+    if allowed {
         return Ok(());
     }
-    may_grant(scope, role, teams, locations)
+    invitations::revoke_unusable(store, &pending.id).await?;
+    let event = AuditEvent::new(Some(&pending.tenant_id), actor, "invitation.accept", Outcome::Denied)
+        .target("invitation", &pending.id)
+        .detail(format!(
+            "{} can no longer grant {}; the invitation was revoked",
+            pending.created_by, pending.role
+        ));
+    audit::record(store, event, origin).await;
+    Err(AcceptError::InviterCannotGrant)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +266,8 @@ pub enum AcceptError {
     OtherAccount,
     #[error("this account is disabled")]
     Disabled,
+    #[error("whoever invited you can no longer grant this access")]
+    InviterCannotGrant,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -198,6 +288,7 @@ pub async fn accept(store: &Store, token: &str, account: &Account, origin: &Orig
     if account.disabled {
         return Err(AcceptError::Disabled);
     }
+    check_inviter(store, &pending, &format!("user:{}", account.id), origin).await?;
     let pending = invitations::accept(store, token, &account.id)
         .await?
         .ok_or(AcceptError::NotPending)?;

@@ -186,6 +186,11 @@ pub enum GrantError {
     Teams,
     #[error("you are limited to some locations; what you grant must be limited to those locations too")]
     Locations,
+    /// The member or token acted on can do more than the caller.
+    #[error(
+        "this member or token can do more than you can (a stronger role, or more teams or locations); you cannot change, disable, reset, remove or sign them out"
+    )]
+    Beyond,
 }
 
 /// Whether `grantor` may hand out `role` limited to `teams` and `locations` (empty meaning
@@ -210,6 +215,16 @@ pub fn may_grant(grantor: &TenantScope, role: Role, teams: &[String], locations:
         return Err(GrantError::Locations);
     }
     Ok(())
+}
+
+/// Whether `manager` may act on someone else's access: change, disable or remove a member, make
+/// them a password reset link, end their sessions, revoke a token. What the target holds now
+/// (`role` limited to `teams` and `locations`) must be something `manager` could have granted;
+/// otherwise a scoped admin could lock out or take over an admin who sees more than they do.
+pub fn may_manage(manager: &TenantScope, role: &str, teams: &[String], locations: &[String]) -> Result<(), GrantError> {
+    // A role this version does not know is treated as the strongest one.
+    let role = role.parse().unwrap_or(Role::PlatformAdmin);
+    may_grant(manager, role, teams, locations).map_err(|_| GrantError::Beyond)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -403,6 +418,36 @@ mod tests {
             Err(GrantError::Role { .. })
         ));
         assert_eq!(may_grant(&supervisor, Role::Viewer, &[], &[]), Ok(()));
+    }
+
+    #[test]
+    fn a_scoped_admin_manages_only_what_it_could_have_granted() {
+        use crate::store::Visibility;
+        let scoped = TenantScope::verified("ten_1".into(), "acme".into(), Role::TenantAdmin, "user:a".into())
+            .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
+        let team_a = vec!["team_a".to_owned()];
+        assert_eq!(
+            may_manage(&scoped, "tenant_admin", &[], &[]),
+            Err(GrantError::Beyond),
+            "an unscoped admin"
+        );
+        assert_eq!(
+            may_manage(&scoped, "viewer", &[], &[]),
+            Err(GrantError::Beyond),
+            "a viewer of every team"
+        );
+        assert_eq!(
+            may_manage(&scoped, "viewer", &["team_b".to_owned()], &[]),
+            Err(GrantError::Beyond)
+        );
+        assert_eq!(
+            may_manage(&scoped, "no_such_role", &team_a, &[]),
+            Err(GrantError::Beyond)
+        );
+        assert_eq!(may_manage(&scoped, "tenant_admin", &team_a, &[]), Ok(()), "a peer");
+        assert_eq!(may_manage(&scoped, "agent", &team_a, &["loc_x".to_owned()]), Ok(()));
+        let admin = TenantScope::verified("ten_1".into(), "acme".into(), Role::TenantAdmin, "user:b".into());
+        assert_eq!(may_manage(&admin, "tenant_admin", &[], &[]), Ok(()));
     }
 
     #[test]

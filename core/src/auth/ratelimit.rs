@@ -3,13 +3,56 @@
 //!
 //! Limits are per instance. Behind a load balancer with N instances an attacker gets at most N
 //! times the budget, which keeps brute force impractical without a shared store on the hot path.
+//!
+//! Anyone can make new keys (an address, an email typed into the sign-in form), so every map
+//! here is bounded: keys are stored as fixed-size digests, and a map that reaches its capacity
+//! first drops entries that no longer hold anything back, then the least recently used ones.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Above this many tracked keys, idle entries are dropped on the next insert.
-const PRUNE_ABOVE: usize = 10_000;
+use sha2::{Digest, Sha256};
+
+/// How many keys each map tracks at most (a few megabytes each).
+pub const MAX_KEYS: usize = 100_000;
+
+/// A key as stored: the first half of the SHA-256 of the caller's key, so an entry costs the
+/// same whatever was typed.
+type Key = [u8; 16];
+
+fn key_of(parts: &[&str]) -> Key {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// Makes room for one more key in a map at `cap`: drops the entries `done` says hold nothing
+/// back any more and, if that leaves the map above nine tenths of `cap`, the least recently
+/// `touched` ones down to that. So each call frees at least a tenth, and the work of a full
+/// pass is spread over that many inserts.
+fn make_room<V>(map: &mut HashMap<Key, V>, cap: usize, done: impl Fn(&V) -> bool, touched: impl Fn(&V) -> Instant) {
+    if map.len() < cap {
+        return;
+    }
+    map.retain(|_, v| !done(v));
+    let keep = cap - cap / 10 - 1;
+    if map.len() <= keep {
+        return;
+    }
+    let mut times: Vec<Instant> = map.values().map(&touched).collect();
+    let drop = times.len() - keep;
+    let (_, threshold, _) = times.select_nth_unstable(drop - 1);
+    let threshold = *threshold;
+    map.retain(|_, v| touched(v) > threshold);
+    metrics::counter!("rate_limit_evictions_total").increment(1);
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -22,7 +65,8 @@ struct Bucket {
 pub struct RateLimiter {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    cap: usize,
+    buckets: Mutex<HashMap<Key, Bucket>>,
 }
 
 impl RateLimiter {
@@ -31,6 +75,7 @@ impl RateLimiter {
         Self {
             per_second,
             burst: f64::from(burst.max(1)),
+            cap: MAX_KEYS,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -58,12 +103,19 @@ impl RateLimiter {
             return Ok(());
         }
         let n = f64::from(n);
+        let key = key_of(&[key]);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() > PRUNE_ABOVE && !buckets.contains_key(key) {
+        if !buckets.contains_key(&key) {
+            // A full bucket is what a new key gets anyway: forgetting it changes nothing.
             let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
+            make_room(
+                &mut buckets,
+                self.cap,
+                |b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate >= burst,
+                |b| b.updated,
+            );
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             updated: now,
         });
@@ -95,18 +147,45 @@ struct Failures {
 pub struct Backoff {
     free: u32,
     max_delay: Duration,
-    failures: Mutex<HashMap<String, Failures>>,
+    cap: usize,
+    failures: Mutex<HashMap<Key, Failures>>,
 }
 
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 impl Backoff {
     pub fn new(free: u32, max_delay: Duration) -> Self {
+        Self::with_capacity(free, max_delay, MAX_KEYS)
+    }
+
+    /// As [`new`](Self::new), tracking at most `cap` keys.
+    pub fn with_capacity(free: u32, max_delay: Duration, cap: usize) -> Self {
         Self {
             free,
             max_delay,
+            cap: cap.max(1),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many keys are tracked now.
+    pub fn len(&self) -> usize {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops entries a quiet hour has forgotten, then the least recently failed ones, until
+    /// there is room for a new key.
+    fn make_room(&self, failures: &mut HashMap<Key, Failures>, now: Instant) {
+        make_room(
+            failures,
+            self.cap,
+            |f| now.duration_since(f.last) >= FORGET_AFTER,
+            |f| f.last,
+        );
     }
 
     /// `Err(wait)` while the account is locked.
@@ -124,7 +203,9 @@ impl Backoff {
 
     fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(f) = failures.get(key) else { return Ok(()) };
+        let Some(f) = failures.get(&key_of(&[key])) else {
+            return Ok(());
+        };
         let until = f.last + self.delay(f.count);
         if now < until { Err(until - now) } else { Ok(()) }
     }
@@ -138,19 +219,17 @@ impl Backoff {
     /// turns out well.
     pub fn attempt(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
+        let key = key_of(&[key]);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = failures.get(key) {
+        if let Some(f) = failures.get(&key) {
             let until = f.last + self.delay(f.count);
             if now < until && now.duration_since(f.last) < FORGET_AFTER {
                 return Err(until - now);
             }
+        } else {
+            self.make_room(&mut failures, now);
         }
-        if failures.len() > PRUNE_ABOVE && !failures.contains_key(key) {
-            failures.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-        }
-        let entry = failures
-            .entry(key.to_owned())
-            .or_insert(Failures { count: 0, last: now });
+        let entry = failures.entry(key).or_insert(Failures { count: 0, last: now });
         if now.duration_since(entry.last) >= FORGET_AFTER {
             entry.count = 0;
         }
@@ -160,13 +239,12 @@ impl Backoff {
     }
 
     fn failed_at(&self, key: &str, now: Instant) {
+        let key = key_of(&[key]);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > PRUNE_ABOVE && !failures.contains_key(key) {
-            failures.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+        if !failures.contains_key(&key) {
+            self.make_room(&mut failures, now);
         }
-        let entry = failures
-            .entry(key.to_owned())
-            .or_insert(Failures { count: 0, last: now });
+        let entry = failures.entry(key).or_insert(Failures { count: 0, last: now });
         if now.duration_since(entry.last) >= FORGET_AFTER {
             entry.count = 0;
         }
@@ -175,7 +253,10 @@ impl Backoff {
     }
 
     pub fn succeeded(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key_of(&[key]));
     }
 }
 
@@ -197,29 +278,53 @@ const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 pub struct SignInThrottle {
     pair: Backoff,
     account: Backoff,
-    known: Mutex<HashMap<String, Instant>>,
+    cap: usize,
+    known: Mutex<HashMap<Key, Instant>>,
+}
+
+/// The longest email address (RFC 5321's path limit less the angle brackets). Sign-in refuses
+/// longer ones before they are looked at, so they never become keys here.
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// The account part of a key: addresses are compared trimmed and without case.
+fn account_key(account: &str) -> String {
+    account.trim().to_lowercase()
 }
 
 fn pair_key(ip: &str, account: &str) -> String {
-    format!("{ip}\n{account}")
+    // The length keeps ("a\nb", "c") and ("a", "b\nc") apart.
+    format!("{}:{ip}\n{}", ip.len(), account_key(account))
 }
 
 impl SignInThrottle {
     pub fn new(free: u32, max_delay: Duration) -> Self {
+        Self::with_capacity(free, max_delay, MAX_KEYS)
+    }
+
+    /// As [`new`](Self::new), each of its maps tracking at most `cap` keys.
+    pub fn with_capacity(free: u32, max_delay: Duration, cap: usize) -> Self {
         Self {
-            pair: Backoff::new(free, max_delay),
-            account: Backoff::new(
+            pair: Backoff::with_capacity(free, max_delay, cap),
+            account: Backoff::with_capacity(
                 free.saturating_mul(ACCOUNT_FREE_FACTOR),
                 max_delay.min(ACCOUNT_MAX_DELAY),
+                cap,
             ),
+            cap: cap.max(1),
             known: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many keys each map tracks now: (address and account, account, known clients).
+    pub fn tracked(&self) -> (usize, usize, usize) {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner()).len();
+        (self.pair.len(), self.account.len(), known)
     }
 
     fn is_known(&self, ip: &str, account: &str, now: Instant) -> bool {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known
-            .get(&pair_key(ip, account))
+            .get(&key_of(&[&pair_key(ip, account)]))
             .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR)
     }
 
@@ -227,12 +332,13 @@ impl SignInThrottle {
     /// [`succeeded`](Self::succeeded) says otherwise; `Err(wait)` while it must wait.
     pub fn attempt(&self, ip: &str, account: &str) -> Result<(), Duration> {
         let known = self.is_known(ip, account, Instant::now());
+        let account_key = account_key(account);
         if !known {
-            self.account.check(account)?;
+            self.account.check(&account_key)?;
         }
         self.pair.attempt(&pair_key(ip, account))?;
         if !known {
-            self.account.failed(account);
+            self.account.failed(&account_key);
         }
         Ok(())
     }
@@ -240,13 +346,19 @@ impl SignInThrottle {
     /// The right password from `ip`: its failures are forgotten, and the address becomes a
     /// known client that an attack on the account from elsewhere does not slow down.
     pub fn succeeded(&self, ip: &str, account: &str) {
-        let key = pair_key(ip, account);
-        self.pair.succeeded(&key);
-        self.account.succeeded(account);
+        let pair = pair_key(ip, account);
+        self.pair.succeeded(&pair);
+        self.account.succeeded(&account_key(account));
         let now = Instant::now();
+        let key = key_of(&[&pair]);
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() > PRUNE_ABOVE && !known.contains_key(&key) {
-            known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+        if !known.contains_key(&key) {
+            make_room(
+                &mut known,
+                self.cap,
+                |at| now.duration_since(*at) >= KNOWN_FOR,
+                |at| *at,
+            );
         }
         known.insert(key, now);
     }
@@ -272,6 +384,11 @@ pub struct Limits {
     pub audit_failures: RateLimiter,
     /// Self-service reset emails per address: one, then one every five minutes.
     pub reset_emails: RateLimiter,
+    /// Invitations per tenant (see [`super::invitations::PER_TENANT_PER_HOUR`]).
+    pub invitations: RateLimiter,
+    /// Audit entries for failed sign-ins, per account: a flood of wrong passwords for one
+    /// account adds a few rows, not one per attempt.
+    pub sign_in_audit: RateLimiter,
     /// Events per tenant, so one tenant's flood does not slow the others.
     pub ingest: RateLimiter,
 }
@@ -286,6 +403,8 @@ impl Limits {
             api: RateLimiter::new(config.api_rate_per_second, config.api_burst),
             audit_failures: RateLimiter::new(1.0, 5),
             reset_emails: RateLimiter::new(1.0 / 300.0, 1),
+            invitations: super::invitations::limiter(),
+            sign_in_audit: RateLimiter::new(1.0 / 60.0, 5),
             ingest: RateLimiter::new(config.ingest_events_per_second, config.ingest_burst),
         }
     }
@@ -393,6 +512,64 @@ mod tests {
             t.attempt("10.0.0.7", "ana@example.com").is_ok(),
             "a known client still gets in"
         );
+    }
+
+    #[test]
+    fn sign_in_maps_stay_bounded_under_anonymous_traffic() {
+        let cap = 1_000;
+        let t = SignInThrottle::with_capacity(3, Duration::from_secs(900), cap);
+        // Someone is being held back; then a flood of new addresses and made-up accounts.
+        for _ in 0..3 {
+            assert!(t.attempt("10.0.0.66", "ana@example.com").is_ok());
+        }
+        for i in 0..(20 * cap) {
+            let long = format!("{i}-{}@example.com", "x".repeat(200));
+            let _ = t.attempt(&format!("192.0.2.{}", i % 250), &long);
+            t.succeeded(&format!("198.51.100.{}", i % 250), &format!("{i}@example.com"));
+            let (pair, account, known) = t.tracked();
+            assert!(pair <= cap && account <= cap && known <= cap, "{:?}", t.tracked());
+        }
+        let (pair, account, known) = t.tracked();
+        assert!(
+            pair > cap / 2 && account > cap / 2 && known > cap / 2,
+            "still tracks: {:?}",
+            t.tracked()
+        );
+    }
+
+    #[test]
+    fn eviction_drops_the_least_recently_failed_first() {
+        let b = Backoff::with_capacity(1, Duration::from_secs(60), 10);
+        let t0 = Instant::now();
+        b.failed_at("early", t0);
+        for i in 0..9 {
+            b.failed_at(&format!("k{i}"), t0 + Duration::from_secs(1 + i));
+        }
+        b.failed_at("late", t0 + Duration::from_secs(20));
+        b.failed_at("late", t0 + Duration::from_secs(20));
+        assert!(b.len() <= 10);
+        assert!(b.check_at("early", t0 + Duration::from_secs(20)).is_ok(), "evicted");
+        assert!(b.check_at("late", t0 + Duration::from_secs(20)).is_err(), "kept");
+    }
+
+    #[test]
+    fn limiter_keys_are_bounded() {
+        let limiter = RateLimiter {
+            cap: 100,
+            ..RateLimiter::new(1.0, 1)
+        };
+        let t0 = Instant::now();
+        for i in 0..10_000 {
+            let _ = limiter.check_at(&format!("10.{}.{}.1", i / 256, i % 256), t0);
+        }
+        assert!(limiter.buckets.lock().unwrap().len() <= 100);
+    }
+
+    #[test]
+    fn account_keys_ignore_case_and_spaces() {
+        let t = SignInThrottle::new(1, Duration::from_secs(900));
+        assert!(t.attempt("10.0.0.66", " Ana@Example.com ").is_ok());
+        assert!(t.attempt("10.0.0.66", "ana@example.com").is_err());
     }
 
     #[test]

@@ -199,6 +199,42 @@ pub async fn revoke(store: &Store, scope: &TenantScope, id: &str) -> StoreResult
         .map(|i| i.with_status(now_ms()))
 }
 
+/// Revokes a pending invitation that can no longer be taken up (its maker lost the right to
+/// grant it).
+pub async fn revoke_unusable(store: &Store, id: &str) -> StoreResult<()> {
+    on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>(
+            "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND accepted_at IS NULL AND declined_at IS NULL \
+             AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// The tenant's pending invitations, newest first, at most `limit`. Filtered in the query, so
+/// a pending invitation is listed however many closed ones came after it.
+pub async fn pending(store: &Store, scope: &TenantScope, limit: i64) -> StoreResult<Vec<Invitation>> {
+    let now = now_ms();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM invitations WHERE tenant_id = $1 AND accepted_at IS NULL AND declined_at IS NULL \
+         AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+    );
+    let rows = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, Invitation>(&sql)
+            .bind(scope.tenant_id())
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+    })?;
+    Ok(rows.into_iter().map(|i| i.with_status(now)).collect())
+}
+
 /// The pending, unexpired invitation a token stands for, if any.
 pub async fn pending_by_token(store: &Store, token: &str) -> StoreResult<Option<Pending>> {
     Ok(on_db!(&store.db, |pool, DB| {

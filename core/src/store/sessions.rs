@@ -208,6 +208,17 @@ pub async fn list_for_tenant(store: &Store, tenant_id: &str, idle_ms: i64) -> St
     })?)
 }
 
+/// Whose session this is, when it is one of the tenant's.
+pub async fn owner_in_tenant(store: &Store, tenant_id: &str, session_id: &str) -> StoreResult<Option<String>> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, String>("SELECT user_id FROM sessions WHERE id = $1 AND tenant_id = $2")
+            .bind(session_id)
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await
+    })?)
+}
+
 /// A tenant admin ends a member's session in their tenant.
 pub async fn revoke_in_tenant(store: &Store, tenant_id: &str, session_id: &str) -> StoreResult<()> {
     let n = on_db!(&store.db, |pool, DB| {

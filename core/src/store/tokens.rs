@@ -193,6 +193,17 @@ pub async fn find(store: &Store, secret: &str) -> StoreResult<Option<TokenGrant>
         .await)?)
 }
 
+/// What the token with this id grants (revoked and expired ones too, for the caller to judge).
+pub async fn grant_by_id(store: &Store, id: &str) -> StoreResult<Option<TokenGrant>> {
+    let sql = "SELECT t.id, t.tenant_id, ten.slug AS tenant_slug, (ten.suspended_at IS NOT NULL) AS tenant_suspended, \
+               t.role, t.expires_at, t.revoked_at, t.last_used_at, t.team_scope, t.location_scope \
+               FROM api_tokens t LEFT JOIN tenants ten ON ten.id = t.tenant_id WHERE t.id = $1";
+    Ok(on_db!(&store.db, |pool, DB| sqlx::query_as::<DB, TokenGrant>(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
 /// Records use of a token, at most once per interval; returns the time written, if any.
 pub async fn touch(store: &Store, grant: &TokenGrant) -> StoreResult<Option<i64>> {
     let now = now_ms();

@@ -296,9 +296,9 @@ pub fn tenant_scope(
     }
 }
 
-/// The page for a failure while serving an admin page. An id that names nothing is a 404 and a
-/// refused request a 400, also when the store's error comes wrapped in an `anyhow::Error`; for a
-/// storage failure the details go to the log, not to the page.
+/// The page for a failure while serving an admin page (a fragment for htmx). An id that names
+/// nothing is a 404 and a refused request a 400, also when the store's error comes wrapped in an
+/// `anyhow::Error`; for a storage failure the details go to the log, not to the page.
 pub fn unavailable<E: std::fmt::Display + 'static>(app: &AppState, signed: &SignedIn, error: &E) -> Response {
     let any: &dyn std::any::Any = error;
     let store = any.downcast_ref::<StoreError>().or_else(|| {
@@ -309,20 +309,20 @@ pub fn unavailable<E: std::fmt::Display + 'static>(app: &AppState, signed: &Sign
         Some(StoreError::NotFound { .. }) => {
             return super::ui::error_page(
                 app,
-                &Default::default(),
+                &signed.page.error_headers,
                 StatusCode::NOT_FOUND,
                 &signed.page.locale.text("admin.not_found"),
             );
         }
         Some(StoreError::BadRequest(message)) => {
-            return super::ui::error_page(app, &Default::default(), StatusCode::BAD_REQUEST, message);
+            return super::ui::error_page(app, &signed.page.error_headers, StatusCode::BAD_REQUEST, message);
         }
         _ => {}
     }
     tracing::warn!(error = %error, target = %signed.page.target, "admin page: storage failed");
     super::ui::error_page(
         app,
-        &Default::default(),
+        &signed.page.error_headers,
         StatusCode::SERVICE_UNAVAILABLE,
         &signed.page.locale.text("errors.unavailable"),
     )
@@ -342,7 +342,7 @@ pub fn forbidden(app: &AppState, signed: &SignedIn) -> Response {
     tokio::spawn(async move { audit::record(&store, event, &origin).await });
     super::ui::error_page(
         app,
-        &Default::default(),
+        &signed.page.error_headers,
         StatusCode::FORBIDDEN,
         &signed.page.locale.text("errors.forbidden"),
     )
@@ -662,7 +662,7 @@ fn store_error_page(app: &AppState, signed: &SignedIn, error: StoreError) -> Res
             )
         }
     };
-    super::ui::error_page(app, &Default::default(), status, &message)
+    super::ui::error_page(app, &signed.page.error_headers, status, &message)
 }
 
 #[allow(clippy::too_many_arguments)]

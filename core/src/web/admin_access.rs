@@ -14,14 +14,13 @@ use super::AppState;
 use super::admin::tenant_scope;
 use super::session::SignedIn;
 use super::ui::render_page;
-use crate::auth::{Action, Area, invitations};
+use crate::auth::{Action, Area, GrantError, invitations};
 use crate::domain::Role;
 use crate::domain::time::to_rfc3339;
 use crate::store::audit::{self, AuditEntry, AuditEvent, AuditRow, Outcome};
 use crate::store::entities::locations::Location;
 use crate::store::entities::teams::Team;
 use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
-use crate::store::invitations::Invitation;
 use crate::store::resource;
 use crate::store::tokens::{self, ApiToken};
 use crate::store::{ListParams, accounts, sessions};
@@ -141,16 +140,10 @@ async fn users_view(
     context.insert("errors", &errors);
     context.insert("self_id", &signed.current.account.id);
     context.insert("can_email", &app.mailer.is_some());
-    let invitation_params = ListParams(vec![
-        ("limit".into(), "200".into()),
-        ("sort".into(), "-created_at".into()),
-    ]);
-    let pending: Vec<Value> = resource::list::<Invitation>(&app.store, &scope, &invitation_params)
+    let pending: Vec<Value> = crate::store::invitations::pending(&app.store, &scope, 200)
         .await
-        .map(|p| p.items)
         .unwrap_or_default()
         .into_iter()
-        .filter(Invitation::is_pending)
         .map(|i| {
             json!({
                 "id": i.id, "email": i.email, "role": i.role, "created_by": i.created_by,
@@ -191,6 +184,7 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
     let invited = invitations::invite(
         &app.store,
         app.mailer.clone(),
+        &app.limits.invitations,
         &app.config.public_url(),
         &scope,
         input,
@@ -231,8 +225,61 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
             )
             .await
         }
+        Err(invitations::InviteError::Throttled(wait)) => {
+            let mut response = users_view(
+                &app,
+                &signed,
+                UsersQuery::default(),
+                Some(signed.page.locale.text("users.invitations_throttled")),
+                Map::new(),
+                None,
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+            let seconds = crate::auth::ratelimit::retry_after_secs(wait);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+            response
+        }
         Err(invitations::InviteError::Store(e)) => users_rejected(&app, &signed, e).await,
     }
+}
+
+/// Refuses acting on someone who can do more than the caller: recorded as denied, and the
+/// users page again saying why.
+async fn beyond_reach(
+    app: &AppState,
+    signed: &SignedIn,
+    scope: &crate::store::TenantScope,
+    action: &str,
+    id: &str,
+    error: GrantError,
+) -> Response {
+    let event = AuditEvent::in_tenant(scope, action, Outcome::Denied)
+        .target("user", id)
+        .detail(error.to_string());
+    audit::record(&app.store, event, &signed.page.origin).await;
+    users_view(
+        app,
+        signed,
+        UsersQuery::default(),
+        Some(signed.page.locale.translate(&error.to_string())),
+        Map::new(),
+        None,
+        StatusCode::FORBIDDEN,
+    )
+    .await
+}
+
+/// The 404 page for an id that names nothing here (a fragment for htmx).
+fn not_found(app: &AppState, signed: &SignedIn) -> Response {
+    super::ui::error_page(
+        app,
+        &signed.page.error_headers,
+        StatusCode::NOT_FOUND,
+        &signed.page.locale.text("admin.not_found"),
+    )
 }
 
 async fn revoke_invitation(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
@@ -242,12 +289,7 @@ async fn revoke_invitation(State(app): State<AppState>, signed: SignedIn, Path(i
     };
     match invitations::revoke(&app.store, &scope, &id, &signed.page.origin).await {
         Ok(_) => Redirect::to("/admin/users").into_response(),
-        Err(crate::store::StoreError::NotFound { .. }) => super::ui::error_page(
-            &app,
-            &Default::default(),
-            StatusCode::NOT_FOUND,
-            &signed.page.locale.text("admin.not_found"),
-        ),
+        Err(crate::store::StoreError::NotFound { .. }) => not_found(&app, &signed),
         Err(e) => super::admin::unavailable(&app, &signed, &e),
     }
 }
@@ -282,7 +324,10 @@ async fn update_user(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let before: Option<Member> = resource::get(&app.store, &scope, &id).await.ok();
+    let before: Member = match resource::get(&app.store, &scope, &id).await {
+        Ok(member) => member,
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+    };
     let role = form_value(&form, "role").map(str::parse::<Role>).transpose();
     let Ok(role) = role else {
         return users_view(
@@ -318,23 +363,8 @@ async fn update_user(
         location_scope: scopes_sent.then(|| form_values(&form, "location_scope")),
         disabled,
     };
-    if let Some(current) = &before
-        && let Err(e) = invitations::may_change_member(&scope, current, &input)
-    {
-        let event = AuditEvent::in_tenant(&scope, "user.update", Outcome::Denied)
-            .target("user", &id)
-            .detail(e.to_string());
-        audit::record(&app.store, event, &signed.page.origin).await;
-        return users_view(
-            &app,
-            &signed,
-            UsersQuery::default(),
-            Some(signed.page.locale.translate(&e.to_string())),
-            Map::new(),
-            None,
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+    if let Err(e) = invitations::may_change_member(&scope, &before, &input) {
+        return beyond_reach(&app, &signed, &scope, "user.update", &id, e).await;
     }
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
     match users::update(&app.store, &scope, &id, version, input).await {
@@ -349,10 +379,7 @@ async fn update_user(
             }
             let event = AuditEvent::in_tenant(&scope, "user.update", Outcome::Success)
                 .target("user", &id)
-                .change(
-                    before.and_then(|b| serde_json::to_value(b).ok()),
-                    serde_json::to_value(&member).ok(),
-                );
+                .change(serde_json::to_value(before).ok(), serde_json::to_value(&member).ok());
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
@@ -377,12 +404,18 @@ async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Pa
         )
         .await;
     }
-    let before: Option<Member> = resource::get(&app.store, &scope, &id).await.ok();
+    let before: Member = match resource::get(&app.store, &scope, &id).await {
+        Ok(member) => member,
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+    };
+    if let Err(e) = invitations::may_manage_member(&scope, &before) {
+        return beyond_reach(&app, &signed, &scope, "user.remove", &id, e).await;
+    }
     match users::remove(&app.store, &scope, &id, None).await {
         Ok(()) => {
             let event = AuditEvent::in_tenant(&scope, "user.remove", Outcome::Success)
                 .target("user", &id)
-                .change(before.and_then(|b| serde_json::to_value(b).ok()), None);
+                .change(serde_json::to_value(before).ok(), None);
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/users").into_response()
         }
@@ -409,14 +442,14 @@ async fn reset_link(
     };
     // Only for members of this tenant, and not for accounts that also belong elsewhere or run
     // the installation: their reset is for those admins or the operator to make.
-    let Ok(member) = resource::get::<Member>(&app.store, &scope, &id).await else {
-        return super::ui::error_page(
-            &app,
-            &Default::default(),
-            StatusCode::NOT_FOUND,
-            &signed.page.locale.text("admin.not_found"),
-        );
+    let member = match resource::get::<Member>(&app.store, &scope, &id).await {
+        Ok(member) => member,
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
     };
+    // A link signs in as the member: only for someone the caller could have made.
+    if let Err(e) = invitations::may_manage_member(&scope, &member) {
+        return beyond_reach(&app, &signed, &scope, "user.reset_link", &id, e).await;
+    }
     let account = accounts::by_id(&app.store, &member.id).await.ok();
     let elsewhere = accounts::memberships(&app.store, &member.id)
         .await
@@ -659,6 +692,18 @@ async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): P
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let token = match resource::get::<ApiToken>(&app.store, &scope, &id).await {
+        Ok(token) => token,
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+    };
+    if let Err(e) = crate::auth::may_manage(&scope, &token.role, &token.team_scope.0, &token.location_scope.0) {
+        let event = AuditEvent::in_tenant(&scope, "token.revoke", Outcome::Denied)
+            .target("token", &id)
+            .detail(e.to_string());
+        audit::record(&app.store, event, &signed.page.origin).await;
+        let message = signed.page.locale.translate(&e.to_string());
+        return tokens_view(&app, &signed, Some(message), Map::new(), None, StatusCode::FORBIDDEN).await;
+    }
     match tokens::revoke(&app.store, &scope, &id).await {
         Ok(()) => {
             app.tokens.forget(Some(&id), None);
@@ -666,12 +711,7 @@ async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): P
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/tokens").into_response()
         }
-        Err(_) => super::ui::error_page(
-            &app,
-            &Default::default(),
-            StatusCode::NOT_FOUND,
-            &signed.page.locale.text("admin.not_found"),
-        ),
+        Err(e) => super::admin::unavailable(&app, &signed, &e),
     }
 }
 
@@ -704,18 +744,36 @@ async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id):
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let owner = match sessions::owner_in_tenant(&app.store, scope.tenant_id(), &id).await {
+        Ok(Some(owner)) => owner,
+        Ok(None) => return not_found(&app, &signed),
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+    };
+    // Signing someone out is managing them: only members the caller could have made.
+    let member = match resource::get::<Member>(&app.store, &scope, &owner).await {
+        Ok(member) => Some(member),
+        Err(crate::store::StoreError::NotFound { .. }) => None,
+        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+    };
+    if let Some(Err(e)) = member.map(|m| invitations::may_manage_member(&scope, &m)) {
+        let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Denied)
+            .target("session", &id)
+            .detail(e.to_string());
+        audit::record(&app.store, event, &signed.page.origin).await;
+        return super::ui::error_page(
+            &app,
+            &signed.page.error_headers,
+            StatusCode::FORBIDDEN,
+            &signed.page.locale.translate(&e.to_string()),
+        );
+    }
     match sessions::revoke_in_tenant(&app.store, scope.tenant_id(), &id).await {
         Ok(()) => {
             let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Success).target("session", &id);
             audit::record(&app.store, event, &signed.page.origin).await;
             Redirect::to("/admin/sessions").into_response()
         }
-        Err(_) => super::ui::error_page(
-            &app,
-            &Default::default(),
-            StatusCode::NOT_FOUND,
-            &signed.page.locale.text("admin.not_found"),
-        ),
+        Err(e) => super::admin::unavailable(&app, &signed, &e),
     }
 }
 
@@ -822,6 +880,11 @@ async fn audit_csv(
     let query = audit_params(&query, "500").0;
     match super::api::export_csv(&app, &scope, &query).await {
         Ok(body) => super::api::csv_response(body, scope.tenant_slug()),
-        Err(e) => super::ui::error_page(&app, &Default::default(), StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => super::ui::error_page(
+            &app,
+            &signed.page.error_headers,
+            StatusCode::BAD_REQUEST,
+            &e.to_string(),
+        ),
     }
 }

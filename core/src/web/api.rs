@@ -293,6 +293,7 @@ async fn create_user(
     let invited = crate::auth::invitations::invite(
         &app.store,
         app.mailer.clone(),
+        &app.limits.invitations,
         &app.config.public_url(),
         &scope,
         input,
@@ -308,8 +309,14 @@ pub(super) fn invite_error(
     error: crate::auth::invitations::InviteError,
     scope: &crate::store::TenantScope,
 ) -> ApiError {
+    let detail = error.to_string();
     match error {
         crate::auth::invitations::InviteError::Grant(e) => ApiError::forbidden(e.to_string()),
+        crate::auth::invitations::InviteError::Throttled(wait) => {
+            let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, detail);
+            err.retry_after = Some(u32::try_from(crate::auth::ratelimit::retry_after_secs(wait)).unwrap_or(u32::MAX));
+            err
+        }
         crate::auth::invitations::InviteError::Store(e) => {
             tracing::debug!(tenant = scope.tenant_slug(), error = %e, "invitation refused");
             e.into()
@@ -356,18 +363,17 @@ async fn update_user(
     let scope = caller.tenant(Action::Write, Area::Users)?;
     let input = body.0?;
     let before = resource::get::<Member>(&app.store, &scope, &id).await?;
-    crate::auth::invitations::may_change_member(&scope, &before, &input).map_err(|e| {
-        ApiError::forbidden(e.to_string()).audited(
-            Some(scope.tenant_id()),
-            scope.actor(),
-            "user.update",
-            Outcome::Denied,
-        )
-    })?;
+    crate::auth::invitations::may_change_member(&scope, &before, &input)
+        .map_err(|e| beyond_reach(&scope, "user.update", e))?;
     let member = users::update(&app.store, &scope, &id, expected, input).await?;
     let (before, after) = (serde_json::to_value(&before).ok(), serde_json::to_value(&member).ok());
     audit_change(&app, &scope, &origin, "user.update", ("user", &id), before, after).await;
     Ok(versioned(StatusCode::OK, member.stamps.version, None, &member))
+}
+
+/// 403 for acting on a member or token that can do more than the caller, audited as denied.
+fn beyond_reach(scope: &crate::store::TenantScope, action: &'static str, error: crate::auth::GrantError) -> ApiError {
+    ApiError::forbidden(error.to_string()).audited(Some(scope.tenant_id()), scope.actor(), action, Outcome::Denied)
 }
 
 async fn remove_user(
@@ -379,6 +385,7 @@ async fn remove_user(
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
     let before = resource::get::<Member>(&app.store, &scope, &id).await?;
+    crate::auth::invitations::may_manage_member(&scope, &before).map_err(|e| beyond_reach(&scope, "user.remove", e))?;
     users::remove(&app.store, &scope, &id, expected).await?;
     let before = serde_json::to_value(&before).ok();
     audit_change(&app, &scope, &origin, "user.remove", ("user", &id), before, None).await;
@@ -489,6 +496,9 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
+    let token = resource::get::<ApiToken>(&app.store, &scope, &id).await?;
+    crate::auth::may_manage(&scope, &token.role, &token.team_scope.0, &token.location_scope.0)
+        .map_err(|e| beyond_reach(&scope, "token.revoke", e))?;
     tokens::revoke(&app.store, &scope, &id).await?;
     app.tokens.forget(Some(&id), None);
     audit_change(&app, &scope, &origin, "token.revoke", ("token", &id), None, None).await;

@@ -14,7 +14,7 @@ use super::session::{self, PageContext, SignedIn, safe_next};
 use super::ui::render_page;
 use crate::auth::invitations::{self as auth_invitations, AcceptError as InvitationError};
 use crate::auth::password;
-use crate::auth::ratelimit::retry_after_secs;
+use crate::auth::ratelimit::{MAX_EMAIL_LEN, retry_after_secs};
 use crate::i18n::Locale;
 use crate::secrets::{constant_time_eq, hash_token, random_secret};
 use crate::store::accounts::{self, Account, NewAccount};
@@ -120,17 +120,23 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
     }
     let ip = page.origin.ip.clone().unwrap_or_default();
     let account_key = form.email.trim().to_lowercase();
-    let limited = app
-        .limits
-        .sign_in_per_ip
-        .check(&ip)
-        .err()
-        .or_else(|| app.limits.sign_in.attempt(&ip, &account_key).err());
+    let limited = match app.limits.sign_in_per_ip.check(&ip) {
+        Err(wait) => Some(wait),
+        // No account has such an address: answered like any failure, and never a throttle key.
+        Ok(()) if account_key.len() > MAX_EMAIL_LEN => {
+            metrics::counter!("sign_in_failures_total", "reason" => "unknown_account").increment(1);
+            return fail(StatusCode::UNAUTHORIZED, page.locale.text("login.failed"), None);
+        }
+        Ok(()) => app.limits.sign_in.attempt(&ip, &account_key).err(),
+    };
     if let Some(wait) = limited {
         let seconds = retry_after_secs(wait);
-        let event = AuditEvent::new(None, &account_key, "session.sign_in", Outcome::Denied)
-            .detail(format!("throttled for {seconds} s"));
-        audit::record(&app.store, event, &page.origin).await;
+        // Nobody identified did this, and each refusal costs nothing: counted, logged at a
+        // bounded rate, never one audit row per request.
+        metrics::counter!("sign_in_throttled_total").increment(1);
+        if app.limits.audit_failures.check(&format!("sign-in-log:{ip}")).is_ok() {
+            tracing::info!(client = %ip, seconds, "sign-in throttled");
+        }
         let message = page
             .locale
             .text("login.locked")
@@ -189,8 +195,10 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
     }
 }
 
-/// Failed sign-ins are recorded in every tenant the account belongs to, so each tenant's
-/// admins see attacks on their people; unknown accounts at installation level.
+/// Failed sign-ins on an account are recorded in every tenant it belongs to, so each tenant's
+/// admins see attacks on their people, at most a few a minute per account (beyond that they are
+/// counted and logged). Addresses without an account name nobody: counted and logged at a
+/// bounded rate, not written to the audit log.
 async fn record_sign_in_failure(
     app: &AppState,
     page: &PageContext,
@@ -198,6 +206,25 @@ async fn record_sign_in_failure(
     email: &str,
     reason: &str,
 ) {
+    let reason_label = match (account, reason) {
+        (None, _) => "unknown_account",
+        (Some(_), "account disabled") => "disabled",
+        _ => "wrong_password",
+    };
+    metrics::counter!("sign_in_failures_total", "reason" => reason_label).increment(1);
+    let client = page.origin.ip.as_deref().unwrap_or("unknown");
+    let audited = account.is_some_and(|a| app.limits.sign_in_audit.check(&a.id).is_ok());
+    if !audited {
+        if app
+            .limits
+            .audit_failures
+            .check(&format!("sign-in-log:{client}"))
+            .is_ok()
+        {
+            tracing::info!(client, reason, "sign-in failed");
+        }
+        return;
+    }
     let tenants: Vec<Option<String>> = match account {
         Some(a) => match accounts::memberships(&app.store, &a.id).await {
             Ok(ms) if !ms.is_empty() => ms.into_iter().map(|m| Some(m.tenant_id)).collect(),
@@ -846,7 +873,7 @@ async fn invitation_view(
             tracing::warn!(error = %e, "invitation page: cannot read the invitation");
             return super::ui::error_page(
                 app,
-                &Default::default(),
+                &page.error_headers,
                 StatusCode::SERVICE_UNAVAILABLE,
                 &page.locale.text("errors.unavailable"),
             );
@@ -887,24 +914,26 @@ async fn invitation_view(
 
 /// The page for an invitation that cannot be used (any more, or by this account).
 fn invitation_refused(app: &AppState, page: &PageContext, error: InvitationError) -> Response {
-    let status = match error {
-        InvitationError::NotPending => StatusCode::NOT_FOUND,
-        InvitationError::OtherAccount | InvitationError::Disabled => StatusCode::FORBIDDEN,
+    let (status, refused) = match error {
+        InvitationError::NotPending => (StatusCode::NOT_FOUND, None),
+        InvitationError::OtherAccount | InvitationError::Disabled => {
+            (StatusCode::FORBIDDEN, Some("invitation.not_yours"))
+        }
+        InvitationError::InviterCannotGrant => (StatusCode::FORBIDDEN, Some("invitation.inviter_cannot_grant")),
         InvitationError::Store(e) => {
             tracing::warn!(error = %e, "invitation: storage failed");
             return super::ui::error_page(
                 app,
-                &Default::default(),
+                &page.error_headers,
                 StatusCode::SERVICE_UNAVAILABLE,
                 &page.locale.text("errors.unavailable"),
             );
         }
     };
     let mut context = tera::Context::new();
-    if status == StatusCode::FORBIDDEN {
-        context.insert("refused", &page.locale.text("invitation.not_yours"));
-    } else {
-        context.insert("invalid", &true);
+    match refused {
+        Some(key) => context.insert("refused", &page.locale.text(key)),
+        None => context.insert("invalid", &true),
     }
     render_page(app, page, "pages/invitation.html", context, status)
 }
@@ -1003,6 +1032,10 @@ pub async fn register_invitation(
         Ok(None) => {}
         Ok(Some(_)) => return exists().await,
         Err(e) => return invitation_refused(&app, &page, InvitationError::Store(e)),
+    }
+    // Before the account exists: an invitation its maker can no longer grant makes nobody.
+    if let Err(e) = auth_invitations::check_inviter(&app.store, &pending, &pending.email, &page.origin).await {
+        return invitation_refused(&app, &page, e);
     }
     let Some(hash) = hash_in_background(form.password).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

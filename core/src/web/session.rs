@@ -103,6 +103,9 @@ pub struct PageContext {
     pub origin: Origin,
     /// `METHOD /path`, for audit entries about this request.
     pub target: String,
+    /// The request's headers an error page depends on (`HX-Request`, `X-Request-Id`), so
+    /// handlers without the request at hand still answer htmx with a fragment.
+    pub error_headers: HeaderMap,
 }
 
 /// Where a request came from, for the audit log and rate limits.
@@ -178,6 +181,10 @@ pub async fn resolve(axum::extract::State(app): axum::extract::State<AppState>, 
         new_csrf_cookie,
         origin,
         target: format!("{} {}", parts.method, parts.uri.path()),
+        error_headers: ["hx-request", "x-request-id"]
+            .into_iter()
+            .filter_map(|name| Some((header::HeaderName::from_static(name), parts.headers.get(name)?.clone())))
+            .collect(),
     };
 
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);

@@ -203,3 +203,271 @@ async fn guessing_from_one_address_does_not_lock_the_owner_out() {
     }
     s.stop().await;
 }
+
+/// Audit entries of a tenant (or, with `None`, of the installation): (action, outcome).
+async fn audit_rows(s: &TestServer, tenant: Option<&str>) -> Vec<(String, String)> {
+    use monti::store::audit::AuditRow;
+    let params = monti::store::ListParams(vec![("limit".into(), "500".into())]);
+    let page = match tenant {
+        Some(slug) => {
+            let scope = tenants::operator_scope(&s.store, slug).await.unwrap();
+            monti::store::resource::list::<AuditRow>(&s.store, &scope, &params)
+                .await
+                .unwrap()
+        }
+        None => monti::store::audit::list_platform(&s.store, &params).await.unwrap(),
+    };
+    page.items.into_iter().map(|e| (e.action, e.outcome)).collect()
+}
+
+both_backends!(a_scoped_admin_can_neither_take_over_nor_lock_out_an_unscoped_one);
+async fn a_scoped_admin_can_neither_take_over_nor_lock_out_an_unscoped_one(s: &TestServer) {
+    let (admin, scoped, north, _) = scoped_admin(s).await;
+    let owner = account(
+        &s.store,
+        "owner@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    // Someone the scoped admin may manage: limited to North.
+    let acme = tenants::by_slug(&s.store, "acme").await.unwrap().unwrap();
+    let nina = account(&s.store, "nina@example.com", PASSWORD, None, false).await;
+    accounts::grant_membership(
+        &s.store,
+        &nina,
+        &acme.id,
+        Role::Agent,
+        std::slice::from_ref(&north),
+        &[],
+    )
+    .await
+    .unwrap();
+    let admin_token = s.get("/api/v1/tokens", &admin).await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "tenant_admin" && t["team_scope"] == json!([]))
+        .expect("the unscoped admin token")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Through the API: neither disabling (role and scopes unchanged), nor demoting into the
+    // caller's own team, nor removing, nor revoking the unscoped admin's token.
+    let owner_path = format!("/api/v1/users/{owner}");
+    for body in [
+        json!({ "disabled": true }),
+        json!({ "role": "viewer", "team_scope": [north] }),
+        json!({ "display_name": "Someone else" }),
+    ] {
+        s.patch(&owner_path, &scoped, body.clone()).await.expect_problem(403);
+    }
+    s.delete(&owner_path, &scoped).await.expect_problem(403);
+    s.delete(&format!("/api/v1/tokens/{admin_token}"), &scoped)
+        .await
+        .expect_problem(403);
+
+    // Through the admin pages, signed in as the North admin.
+    let mut owner_browser = Visitor::new(s);
+    assert_eq!(owner_browser.sign_in("owner@example.com", PASSWORD).await.status, 303);
+    let mut nora = Visitor::new(s);
+    assert_eq!(nora.sign_in("nora@example.com", PASSWORD).await.status, 303);
+    nora.get("/admin/users").await;
+    let reset = nora
+        .post(&format!("/admin/users/{owner}/reset-link"), &[("via", "link")])
+        .await;
+    assert_eq!(reset.status, 403, "{}", reset.body);
+    assert!(
+        !reset.body.contains("id=\"reset-link\""),
+        "no link to sign in as the owner"
+    );
+    assert!(reset.body.contains("can do more than you"), "says why: {}", reset.body);
+    for fields in [vec![("disabled", "true")], vec![("role", "viewer")]] {
+        nora.get("/admin/users").await;
+        let refused = nora.post(&format!("/admin/users/{owner}"), &fields).await;
+        assert_eq!(refused.status, 403, "{fields:?}: {}", refused.body);
+    }
+    nora.get("/admin/users").await;
+    assert_eq!(
+        nora.post(&format!("/admin/users/{owner}/remove"), &[]).await.status,
+        403
+    );
+    nora.get("/admin/tokens").await;
+    let refused = nora.post(&format!("/admin/tokens/{admin_token}/revoke"), &[]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let owner_session = monti::store::sessions::list_for_tenant(&s.store, &acme.id, i64::MAX / 4)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.user_id == owner)
+        .expect("the owner's session")
+        .id;
+    nora.get("/admin/sessions").await;
+    let refused = nora.post(&format!("/admin/sessions/{owner_session}/revoke"), &[]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // Nothing changed for the owner: same membership, still signed in, the token still works.
+    let seen = s.get(&owner_path, &admin).await;
+    seen.expect(200);
+    assert_eq!(seen.body["role"], "tenant_admin");
+    assert_eq!(seen.body["disabled"], false);
+    assert_eq!(seen.body["team_scope"], json!([]));
+    assert_eq!(owner_browser.get("/account").await.status, 200);
+    s.get("/api/v1/teams", &admin).await.expect(200);
+    let denied: Vec<String> = audit_rows(s, Some("acme"))
+        .await
+        .into_iter()
+        .filter(|(_, outcome)| outcome == "denied")
+        .map(|(action, _)| action)
+        .collect();
+    for action in [
+        "user.update",
+        "user.remove",
+        "user.reset_link",
+        "token.revoke",
+        "session.revoke",
+    ] {
+        assert!(denied.iter().any(|a| a == action), "{action} denied: {denied:?}");
+    }
+
+    // Within the scope everything still works.
+    s.patch(&format!("/api/v1/users/{nina}"), &scoped, json!({ "disabled": true }))
+        .await
+        .expect(200);
+    nora.get("/admin/users").await;
+    let enabled = nora
+        .post(&format!("/admin/users/{nina}"), &[("disabled", "false")])
+        .await;
+    assert_eq!(enabled.status, 303, "{}", enabled.body);
+    nora.get("/admin/users").await;
+    let made = nora
+        .post(&format!("/admin/users/{nina}/reset-link"), &[("via", "link")])
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(made.body.contains("id=\"reset-link\""));
+    // And the unscoped admin may manage the owner.
+    s.patch(&owner_path, &admin, json!({ "display_name": "The Owner" }))
+        .await
+        .expect(200);
+}
+
+/// Sign-in attempts that are refused cost no audit rows each: 300 attempts on a real account
+/// from many addresses, and on made-up addresses from one, write at most a handful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_sign_ins_do_not_fill_the_audit_log() {
+    let Some(s) = TestServer::start_with(Backend::Sqlite, |c| {
+        c.http.trust_forwarded_for = true;
+        c.auth.sign_in_free_failures = 1;
+        c.auth.sign_in_per_minute_per_ip = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("acme", Role::Supervisor)),
+        false,
+    )
+    .await;
+    let before = audit_rows(&s, Some("acme")).await.len() + audit_rows(&s, None).await.len();
+    let mut v = Visitor::new(&s);
+    v.get("/login").await;
+    let csrf = v.csrf.clone().unwrap();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..300 {
+        // Half guess Ana's password from ever new addresses, half try made-up accounts from one.
+        let (ip, email) = if i % 2 == 0 {
+            (format!("203.0.{}.{}", i / 250, i % 250), "ana@example.com".to_owned())
+        } else {
+            ("198.51.100.9".to_owned(), format!("nobody{i}@example.com"))
+        };
+        let form = vec![
+            ("email".to_owned(), email),
+            ("password".to_owned(), format!("guess {i}")),
+            ("_csrf".to_owned(), csrf.clone()),
+        ];
+        let status = v.post_raw("/login", &form, &[("x-forwarded-for", &ip)]).await.status;
+        *statuses.entry(status).or_default() += 1;
+    }
+    assert!(
+        statuses.get(&429).copied().unwrap_or(0) >= 250,
+        "most are throttled: {statuses:?}"
+    );
+    // Failures are recorded after the answer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = audit_rows(&s, Some("acme")).await.len() + audit_rows(&s, None).await.len();
+    assert!(
+        after - before <= 6,
+        "{} audit rows for 300 refused sign-ins ({statuses:?})",
+        after - before
+    );
+    assert!(
+        audit_rows(&s, Some("acme"))
+            .await
+            .contains(&("session.sign_in".into(), "failure".into())),
+        "a wrong password on Ana's account is still in her tenant's log"
+    );
+    // Addresses no account could have are answered like any failure.
+    for email in ["x".repeat(255) + "@example.com", "y".repeat(8 * 1024)] {
+        let mut w = Visitor::new(&s);
+        w.get("/login").await;
+        let form = vec![
+            ("email".to_owned(), email),
+            ("password".to_owned(), "whatever".to_owned()),
+            ("_csrf".to_owned(), w.csrf.clone().unwrap()),
+        ];
+        let answer = w.post_raw("/login", &form, &[("x-forwarded-for", "192.0.2.200")]).await;
+        assert_eq!(answer.status, 401);
+        assert!(answer.body.contains("id=\"login-error\""));
+    }
+    s.stop().await;
+}
+
+// An admin page's error for an htmx request is a fragment, not a whole page in the swap.
+both_backends!(admin_errors_answer_htmx_with_a_fragment);
+async fn admin_errors_answer_htmx_with_a_fragment(s: &TestServer) {
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "boss@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut boss = Visitor::new(s);
+    assert_eq!(boss.sign_in("boss@example.com", PASSWORD).await.status, 303);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for htmx in [false, true] {
+        let mut request = client
+            .get(format!("{}/admin/teams/tm_nothing_here", boss.base))
+            .header("cookie", boss.cookie_header());
+        if htmx {
+            request = request.header("hx-request", "true");
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), 404);
+        let body = answer.text().await.unwrap();
+        assert_eq!(body.contains("<html"), !htmx, "htmx {htmx}: {body}");
+    }
+    boss.get("/admin/tokens").await;
+    let form = vec![("_csrf".to_owned(), boss.csrf.clone().unwrap())];
+    let answer = boss
+        .post_raw(
+            "/admin/tokens/tok_nothing_here/revoke",
+            &form,
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert_eq!(answer.status, 404);
+    assert!(!answer.body.contains("<html"), "{}", answer.body);
+}

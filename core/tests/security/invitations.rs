@@ -473,3 +473,252 @@ async fn with_a_mail_server_the_invitation_goes_to_the_address_only() {
     );
     s.stop().await;
 }
+
+/// Invites `email` from the users page as the signed-in `admin`; returns the link's path.
+async fn invite_from_page(admin: &mut Visitor, email: &str, role: &str) -> String {
+    admin.get("/admin/users").await;
+    let page = admin
+        .post(
+            "/admin/users",
+            &[("email", email), ("display_name", ""), ("role", role)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let start = page.body.find("id=\"invitation-link\"").expect("the link");
+    let shown = &page.body[start..];
+    // Tera escapes the slashes.
+    path_of(
+        &shown[..shown.find("</code>").unwrap()]
+            .replace('>', " ")
+            .replace("&#x2F;", "/"),
+    )
+}
+
+/// Chooses a password on an invitation page as someone new; returns the answer.
+async fn register(s: &TestServer, link: &str) -> crate::common::Seen {
+    let mut v = Visitor::new(s);
+    v.get(link).await;
+    v.post(
+        &format!("{link}/register"),
+        &[("display_name", "New"), ("password", PASSWORD), ("confirm", PASSWORD)],
+    )
+    .await
+}
+
+both_backends!(an_invitation_grants_nothing_its_maker_can_no_longer_grant);
+async fn an_invitation_grants_nothing_its_maker_can_no_longer_grant(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    s.tenant("bravo", Role::Viewer).await;
+    let boss = account(
+        &s.store,
+        "boss@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let carl = account(
+        &s.store,
+        "carl@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let ana = account(
+        &s.store,
+        "ana@example.com",
+        PASSWORD,
+        Some(("bravo", Role::Agent)),
+        false,
+    )
+    .await;
+    // Invitations made by two admins in the browser and by an API token.
+    let mut boss_browser = Visitor::new(s);
+    assert_eq!(boss_browser.sign_in("boss@example.com", PASSWORD).await.status, 303);
+    let from_boss = invite_from_page(&mut boss_browser, "new1@example.com", "tenant_admin").await;
+    let to_ana = invite_from_page(&mut boss_browser, "ana@example.com", "supervisor").await;
+    let mut carl_browser = Visitor::new(s);
+    assert_eq!(carl_browser.sign_in("carl@example.com", PASSWORD).await.status, 303);
+    let from_carl = invite_from_page(&mut carl_browser, "new2@example.com", "viewer").await;
+    let issued = s
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            json!({ "name": "provisioning", "role": "tenant_admin" }),
+        )
+        .await;
+    issued.expect(201);
+    let (token_id, token) = (issued.id(), issued.body["secret"].as_str().unwrap().to_owned());
+    let from_token = s
+        .post(
+            "/api/v1/users",
+            &token,
+            json!({ "email": "new3@example.com", "role": "tenant_admin" }),
+        )
+        .await;
+    from_token.expect(202);
+    let from_token = path_of(from_token.body["link"].as_str().unwrap());
+    let still_good = s
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({ "email": "new4@example.com", "role": "supervisor" }),
+        )
+        .await;
+    let still_good = path_of(still_good.body["link"].as_str().unwrap());
+
+    // Then boss is demoted, carl disabled, and the token revoked.
+    s.patch(&format!("/api/v1/users/{boss}"), &admin, json!({ "role": "viewer" }))
+        .await
+        .expect(200);
+    s.patch(&format!("/api/v1/users/{carl}"), &admin, json!({ "disabled": true }))
+        .await
+        .expect(200);
+    s.delete(&format!("/api/v1/tokens/{token_id}"), &admin)
+        .await
+        .expect(204);
+
+    for (link, email) in [
+        (&from_boss, "new1@example.com"),
+        (&from_carl, "new2@example.com"),
+        (&from_token, "new3@example.com"),
+    ] {
+        let refused = register(s, link).await;
+        assert_eq!(refused.status, 403, "{email}: {}", refused.body);
+        assert!(refused.body.contains("id=\"invitation-refused\""), "{}", refused.body);
+        assert!(refused.body.contains("can no longer grant"), "{}", refused.body);
+        assert!(
+            !refused.set_cookies.iter().any(|c| c.contains("session")),
+            "not signed in"
+        );
+        assert!(
+            accounts::by_email(&s.store, email).await.unwrap().is_none(),
+            "no account is made for {email}"
+        );
+        assert_eq!(Visitor::new(s).get(link).await.status, 404, "the link is withdrawn");
+    }
+    // Someone with an account, signed in, accepting.
+    let mut v = Visitor::new(s);
+    assert_eq!(v.sign_in("ana@example.com", PASSWORD).await.status, 303);
+    assert!(v.get(&to_ana).await.body.contains("id=\"accept\""));
+    let refused = v.post(&format!("{to_ana}/accept"), &[]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("can no longer grant"));
+    assert_eq!(member_tenants(s, &ana).await, vec!["bravo".to_owned()]);
+    let users = s.get("/api/v1/users", &admin).await;
+    for email in ["new1@", "new2@", "new3@", "ana@"] {
+        assert!(!users.text.contains(email), "{email} joined: {}", users.text);
+    }
+    let denied = audit_actions(s, "acme")
+        .await
+        .into_iter()
+        .filter(|a| a == &("invitation.accept".to_owned(), "denied".to_owned()))
+        .count();
+    assert_eq!(denied, 4);
+
+    // An invitation whose maker still may grant it works as before.
+    let joined = register(s, &still_good).await;
+    assert_eq!(joined.status, 303, "{}", joined.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_limited_per_tenant() {
+    let Some(s) = TestServer::start(crate::common::Backend::Sqlite).await else {
+        return;
+    };
+    let acme = s.tenant("acme", Role::TenantAdmin).await;
+    let bravo = s.tenant("bravo", Role::TenantAdmin).await;
+    let limit = monti::auth::invitations::PER_TENANT_PER_HOUR as usize;
+    for i in 0..limit {
+        s.post(
+            "/api/v1/users",
+            &acme,
+            json!({ "email": format!("person{i}@example.com"), "role": "viewer" }),
+        )
+        .await
+        .expect(202);
+    }
+    let refused = s
+        .post(
+            "/api/v1/users",
+            &acme,
+            json!({ "email": "one.more@example.com", "role": "viewer" }),
+        )
+        .await;
+    refused.expect_problem(429);
+    let wait: u64 = refused.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=3600).contains(&wait), "{wait}");
+    // The admin pages share the budget.
+    account(
+        &s.store,
+        "boss@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let mut boss = Visitor::new(&s);
+    boss.sign_in("boss@example.com", PASSWORD).await;
+    boss.get("/admin/users").await;
+    let page = boss
+        .post(
+            "/admin/users",
+            &[("email", "paged@example.com"), ("display_name", ""), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(!page.body.contains("id=\"invitation-link\""));
+    // Other tenants are not held back.
+    s.post(
+        "/api/v1/users",
+        &bravo,
+        json!({ "email": "one.more@example.com", "role": "viewer" }),
+    )
+    .await
+    .expect(202);
+    s.stop().await;
+}
+
+both_backends!(the_users_page_lists_every_pending_invitation);
+async fn the_users_page_lists_every_pending_invitation(s: &TestServer) {
+    use monti::store::invitations::{self, NewInvitation};
+    s.tenant("acme", Role::Viewer).await;
+    account(
+        &s.store,
+        "boss@example.com",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let scope = tenants::operator_scope(&s.store, "acme").await.unwrap();
+    let new = |email: String| NewInvitation {
+        email,
+        display_name: None,
+        role: Role::Viewer,
+        team_scope: vec![],
+        location_scope: vec![],
+        lifetime_ms: 86_400_000,
+    };
+    invitations::create(&s.store, &scope, new("early@example.com".into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // More closed invitations since than the page shows at once.
+    for i in 0..210 {
+        let (closed, _) = invitations::create(&s.store, &scope, new(format!("gone{i}@example.com")))
+            .await
+            .unwrap();
+        invitations::revoke(&s.store, &scope, &closed.id).await.unwrap();
+    }
+    let mut boss = Visitor::new(s);
+    boss.sign_in("boss@example.com", PASSWORD).await;
+    let page = boss.get("/admin/users").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body.matches("data-invitation=").count(), 1, "only the pending one");
+    assert!(
+        page.body.contains("early@example.com"),
+        "the pending invitation is listed"
+    );
+}
