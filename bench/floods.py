@@ -1,25 +1,26 @@
 #!/usr/bin/env python3
 """Anonymous floods against `monti serve`: what they cost the server and other tenants.
 
-  floods.py MONTI_BINARY PLUGIN_WASM [--seconds 15] [--connections 48]
+  floods.py MONTI_BINARY PLUGIN_WASM [--seconds 15] [--connections N]
 
-Starts `monti serve` on a fresh SQLite data directory with two tenants: `a` has a webhook
-plugin padded to 31 MB installed and enabled, `b` is the bystander. It measures the server's
-idle RSS and tenant b's API latency (GET /api/v1/agents, one request at a time), then for each
-flood keeps that many connections busy for that long while measuring again:
+Starts `monti serve` on a fresh SQLite data directory with two tenants: `noisy` has a webhook
+plugin padded to 31 MB installed and enabled, `calm` is the bystander. It measures the server's
+idle RSS and tenant calm's API latency (GET /api/v1/agents, one request at a time), then for each
+flood keeps its connections busy for that long (from another process) while measuring again:
 
-  unknown-hooks     POST /hooks/a/<made-up installation>/x and /hooks/<made-up tenant>/…/x
-  uploads           30 MiB multipart bodies to POST /admin/plugins without a session
-  csrf              form posts to /login without a CSRF token
-  ingest-anonymous  16 MiB NDJSON to POST /api/v1/events without a token
-  ingest-oversize   16 MiB NDJSON of empty objects to POST /api/v1/events with a's token
+  unknown-hooks     (48 connections) POST /hooks/noisy/<made-up installation>/x and /hooks/<made-up tenant>/…/x
+  uploads           (16) 30 MiB multipart bodies to POST /admin/plugins without a session
+  csrf              (12) form posts to /login without a CSRF token
+  ingest-anonymous  (4) 16 MiB NDJSON to POST /api/v1/events without a token
+  ingest-oversize   (4) 16 MiB NDJSON of empty objects to POST /api/v1/events with noisy's token
 
-Each line: the flood, requests answered, peak RSS above idle (goal: at most 64 MB), tenant b's
+Each line: the flood, requests answered, peak RSS above idle (goal: at most 64 MB), tenant calm's
 p50/p99 during the flood and p99 against the baseline (goal: at most 2x). Local addresses only;
 every loop stops at its deadline.
 """
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -79,7 +80,7 @@ def pad(component, size):
 
 
 def latencies(port, token, seconds, stop=None):
-    """Tenant b's GET /api/v1/agents, one at a time over one kept-alive connection (ms)."""
+    """Tenant calm's GET /api/v1/agents, one at a time over one kept-alive connection (ms)."""
     out, deadline = [], time.monotonic() + seconds
     request = (
         f"GET /api/v1/agents?limit=50 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
@@ -130,40 +131,25 @@ def p(values, q):
 
 
 def flood_worker(port, make_request, body_bytes, deadline, counter, lock):
-    """One connection at a time: send headers, stream the body in 64 KiB chunks until the server
-    answers (or the body ends), read the answer, close."""
+    """One connection at a time: send the headers, then the body in 64 KiB chunks with blocking
+    writes until the server answers and closes (or the body ends), read the answer, close."""
     chunk = b"a" * 65536
     n = 0
     while time.monotonic() < deadline:
         n += 1
-        head = make_request(n)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                sock.sendall(head)
+                sock.sendall(make_request(n))
                 sent = 0
-                sock.setblocking(False)
-                answered = False
-                while sent < body_bytes and time.monotonic() < deadline:
-                    try:
-                        if sock.recv(1, socket.MSG_PEEK):
-                            answered = True
-                            break
-                    except BlockingIOError:
-                        pass
-                    try:
-                        sent += sock.send(chunk[: min(len(chunk), body_bytes - sent)])
-                    except BlockingIOError:
-                        time.sleep(0.001)
-                    except OSError:
-                        answered = True
-                        break
-                sock.setblocking(True)
-                sock.settimeout(10)
                 try:
-                    if sock.recv(12).startswith(b"HTTP/1.1"):
-                        answered = True
+                    while sent < body_bytes and time.monotonic() < deadline:
+                        sent += sock.send(chunk[: min(len(chunk), body_bytes - sent)])
                 except OSError:
-                    pass
+                    pass  # the server answered and closed before the body ended
+                try:
+                    answered = sock.recv(12).startswith(b"HTTP/1.1")
+                except OSError:
+                    answered = sent < body_bytes  # refused early; the reset ate the answer
                 if answered:
                     with lock:
                         counter[0] += 1
@@ -171,13 +157,26 @@ def flood_worker(port, make_request, body_bytes, deadline, counter, lock):
             time.sleep(0.01)
 
 
+def flood(port, make_request, body_bytes, seconds, connections, answered):
+    """A process of its own (so the flood's threads do not hold up the measuring process)."""
+    counter, lock = [0], threading.Lock()
+    deadline = time.monotonic() + seconds
+    workers = [threading.Thread(target=flood_worker, args=(port, make_request, body_bytes, deadline, counter, lock),
+                                daemon=True) for _ in range(connections)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    answered.value = counter[0]
+
+
 def run(args):
     binary, plugin = args.binary, args.plugin
     data = tempfile.mkdtemp(prefix="monti-floods-")
-    cli(binary, data, "admin", "tenant", "create", "--slug", "a", "--name", "A")
-    cli(binary, data, "admin", "tenant", "create", "--slug", "b", "--name", "B")
-    token_a = cli(binary, data, "admin", "token", "create", "--tenant", "a", "--role", "tenant_admin")
-    token_b = cli(binary, data, "admin", "token", "create", "--tenant", "b", "--role", "tenant_admin")
+    cli(binary, data, "admin", "tenant", "create", "--slug", "noisy", "--name", "Noisy")
+    cli(binary, data, "admin", "tenant", "create", "--slug", "calm", "--name", "Calm")
+    token_a = cli(binary, data, "admin", "token", "create", "--tenant", "noisy", "--role", "tenant_admin")
+    token_b = cli(binary, data, "admin", "token", "create", "--tenant", "calm", "--role", "tenant_admin")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, MONTI_DATA_DIR=data, MONTI_LOG_LEVEL="error")
@@ -202,14 +201,14 @@ def run(args):
             call(base, "POST", "/api/v1/agents", token_b,
                  json.dumps({"name": f"Agent {i}"}).encode(), "application/json")
         # A real hook request, so the plugin is loaded as in a running installation.
-        call(base, "POST", f"/hooks/a/{installation}/x", body=b"{}")
+        call(base, "POST", f"/hooks/noisy/{installation}/x", body=b"{}")
         time.sleep(1)
         idle = rss_mib(server.pid)
         baseline = latencies(port, token_b, args.seconds / 2)
         base_p99 = p(baseline, 0.99)
-        print(f"idle RSS {idle:.0f} MiB; tenant b GET /api/v1/agents alone: "
+        print(f"idle RSS {idle:.0f} MiB; tenant calm GET /api/v1/agents alone: "
               f"p50 {p(baseline, 0.5):.1f} ms, p99 {base_p99:.1f} ms ({len(baseline)} requests)")
-        print(f"{'flood':<18} {'answered':>8} {'RSS above idle':>15} {'b p50':>8} {'b p99':>8} {'p99 vs alone':>13}")
+        print(f"{'flood':<18} {'answered':>8} {'RSS above idle':>15} {'calm p50':>9} {'calm p99':>9} {'p99 vs alone':>13}")
 
         def req(method, path, extra, length=None):
             def make(n):
@@ -220,23 +219,25 @@ def run(args):
                 return ("\r\n".join(lines) + "\r\n\r\n").encode()
             return make
 
+        # Connections per flood as the probe that found these used them (issue 14).
         floods = [
-            ("unknown-hooks", req("POST", "/hooks/a/inst_{n}/x", [], 1024), 1024),
-            ("uploads", req("POST", "/admin/plugins", ["Content-Type: multipart/form-data; boundary=x"],
-                            30 * MIB), 30 * MIB),
-            ("csrf", req("POST", "/login", ["Content-Type: application/x-www-form-urlencoded"], 30),
-             30),
-            ("ingest-anonymous", req("POST", "/api/v1/events", ["Content-Type: application/x-ndjson"],
-                                     16 * MIB), 16 * MIB),
-            ("ingest-oversize", req("POST", "/api/v1/events",
-                                    ["Content-Type: application/x-ndjson", f"Authorization: Bearer {token_a}"],
-                                    16 * MIB), 16 * MIB),
+            ("unknown-hooks", 48, lambda n: req("POST", "/hooks/noisy/inst_{n}/x" if n % 2
+                                                else "/hooks/t{n}/inst_{n}/x", [], 1024)(n), 1024),
+            ("uploads", 16, req("POST", "/admin/plugins", ["Content-Type: multipart/form-data; boundary=x"],
+                                30 * MIB), 30 * MIB),
+            ("csrf", 12, req("POST", "/login", ["Content-Type: application/x-www-form-urlencoded"], 30), 30),
+            ("ingest-anonymous", 4, req("POST", "/api/v1/events", ["Content-Type: application/x-ndjson"],
+                                        16 * MIB), 16 * MIB),
+            ("ingest-oversize", 4, req("POST", "/api/v1/events",
+                                       ["Content-Type: application/x-ndjson", f"Authorization: Bearer {token_a}"],
+                                       16 * MIB), 16 * MIB),
         ]
-        for name, make, size in floods:
-            counter, lock = [0], threading.Lock()
-            deadline = time.monotonic() + args.seconds
-            workers = [threading.Thread(target=flood_worker, args=(port, make, size, deadline, counter, lock),
-                                        daemon=True) for _ in range(args.connections)]
+        if args.connections:
+            floods = [(name, args.connections, make, size) for name, _, make, size in floods]
+        for name, connections, make, size in floods:
+            answered = multiprocessing.Value("q", 0)
+            flooder = multiprocessing.Process(target=flood,
+                                              args=(port, make, size, args.seconds, connections, answered))
             peak = [idle]
             stop = threading.Event()
 
@@ -247,17 +248,16 @@ def run(args):
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            for w in workers:
-                w.start()
+            flooder.start()
             time.sleep(0.5)
             during = latencies(port, token_b, args.seconds - 1)
-            for w in workers:
-                w.join()
+            flooder.join()
             stop.set()
             watcher.join()
+            counter = [answered.value]
             ratio = p(during, 0.99) / base_p99 if base_p99 else float("nan")
-            print(f"{name:<18} {counter[0]:>8} {peak[0] - idle:>11.0f} MiB {p(during, 0.5):>6.1f}ms "
-                  f"{p(during, 0.99):>6.1f}ms {ratio:>12.2f}x")
+            print(f"{name:<18} {counter[0]:>8} {peak[0] - idle:>11.0f} MiB {p(during, 0.5):>7.1f}ms "
+                  f"{p(during, 0.99):>7.1f}ms {ratio:>12.2f}x")
             time.sleep(1)
         print(f"RSS after all floods: {rss_mib(server.pid):.0f} MiB (idle was {idle:.0f} MiB)")
     finally:
@@ -270,7 +270,8 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("plugin")
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--connections", type=int, default=48)
+    parser.add_argument("--connections", type=int, default=0,
+                        help="connections per flood (default: as the issue's probe: 48, 16, 12, 4, 4)")
     run(parser.parse_args())
 
 

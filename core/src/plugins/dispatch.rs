@@ -79,6 +79,8 @@ pub struct Dispatcher {
     tenants: Mutex<HashMap<String, Arc<TenantPlugins>>>,
     /// One delivery at a time per tenant.
     running: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One load of a tenant's installations at a time.
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// When each tenant's installations were last looked up, and what they were.
     stamps: Mutex<HashMap<String, (std::time::Instant, plugins::Stamp)>>,
     /// Circuit breakers by (installation id, digest).
@@ -114,6 +116,18 @@ struct HookTenants {
 pub struct HookTenant {
     pub id: String,
     pub slug: String,
+}
+
+impl HookTenant {
+    /// What a webhook plugin emits is accepted on behalf of the system, not of a person.
+    pub fn system_scope(&self, installation_id: &str) -> crate::store::TenantScope {
+        crate::store::TenantScope::verified(
+            self.id.clone(),
+            self.slug.clone(),
+            crate::domain::Role::TenantAdmin,
+            format!("system:hooks:{installation_id}"),
+        )
+    }
 }
 
 /// What a tenant's plugins may still use: buckets that refill at their quota per minute, up
@@ -196,6 +210,7 @@ impl Dispatcher {
             engine: OnceLock::new(),
             tenants: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
             circuits: Mutex::new(HashMap::new()),
             stamps: Mutex::new(HashMap::new()),
             warm: Mutex::new(HashMap::new()),
@@ -244,10 +259,29 @@ impl Dispatcher {
         if stamp.0 == 0 {
             return Ok(None);
         }
-        if let Some(found) = self.tenants.lock().unwrap_or_else(|e| e.into_inner()).get(tenant_id)
-            && found.stamp == stamp
-        {
-            return Ok(Some(found.clone()));
+        let loaded = || {
+            self.tenants
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(tenant_id)
+                .filter(|found| found.stamp == stamp)
+                .cloned()
+        };
+        if let Some(found) = loaded() {
+            return Ok(Some(found));
+        }
+        // One load of a tenant's components at a time: requests arriving meanwhile wait for it
+        // instead of each reading every component.
+        let gate = self
+            .loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant_id.to_owned())
+            .or_default()
+            .clone();
+        let _loading = gate.lock().await;
+        if let Some(found) = loaded() {
+            return Ok(Some(found));
         }
         let engine = self
             .engine()
@@ -665,6 +699,17 @@ impl Dispatcher {
                 id: id.clone(),
                 slug: slug.to_owned(),
             }))
+    }
+
+    /// Whether the tenant has an enabled webhook installation by that id: a look at what is
+    /// loaded, so an unknown one is refused before its request body is read.
+    pub async fn has_hook(&self, tenant_id: &str, installation_id: &str) -> StoreResult<bool> {
+        Ok(self.installed(tenant_id).await?.is_some_and(|tenant| {
+            tenant
+                .installed
+                .iter()
+                .any(|i| i.id == installation_id && i.plugin.manifest.world == "webhook")
+        }))
     }
 
     /// Hands an inbound request to the tenant's enabled webhook installation `installation_id`,

@@ -40,13 +40,14 @@ pub struct Runnable {
     pub component: Vec<u8>,
 }
 
-/// Stores a package (validated by the caller); a known digest is kept as it is.
+/// Stores a package (validated by the caller); a known digest is kept as it is, counted as
+/// uploaded now (the sweep of unused packages leaves it its grace period).
 pub async fn store_package(store: &Store, digest: &str, manifest: &Manifest, component: &[u8]) -> StoreResult<()> {
     let manifest_json = serde_json::to_string(manifest).map_err(|e| StoreError::Internal(e.to_string()))?;
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
             "INSERT INTO plugin_packages (digest, plugin_id, version, world, manifest, component, size, uploaded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO UPDATE SET uploaded_at = excluded.uploaded_at",
         )
         .bind(digest)
         .bind(&manifest.id)

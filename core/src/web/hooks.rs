@@ -7,7 +7,6 @@
 //! browser would run or render as a page become an opaque download.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,6 @@ use super::AppState;
 use super::problem::ApiError;
 use crate::plugins::HookRequest;
 use crate::plugins::dispatch::HookOutcome;
-use crate::store::TenantScope;
 
 /// Largest inbound body.
 const MAX_HOOK_BODY: usize = 1 << 20;
@@ -62,7 +60,7 @@ async fn hook(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let param = |name: &str| {
         params
@@ -78,13 +76,17 @@ async fn hook(
         Ok(None) => return not_found(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    // What a plugin emits is accepted on behalf of the system, not of a person.
-    let scope = TenantScope::verified(
-        tenant.id.clone(),
-        tenant.slug.clone(),
-        crate::domain::Role::TenantAdmin,
-        format!("system:hooks:{installation}"),
-    );
+    // The body is read only for a hook that exists.
+    match app.live.plugins.has_hook(&tenant.id, &installation).await {
+        Ok(true) => {}
+        Ok(false) => return not_found(),
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_HOOK_BODY).await else {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than hooks accept")
+            .into_response();
+    };
+    let scope = tenant.system_scope(&installation);
     let prefix = format!("/hooks/{tenant_slug}/{installation}");
     let path = uri
         .path_and_query()
@@ -102,10 +104,7 @@ async fn hook(
     let request = HookRequest {
         method: method.as_str().to_owned(),
         path,
-        headers: headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
+        headers: forwarded_headers(&headers),
         body: body.to_vec(),
     };
     let (answer, emitted) = match app.live.plugins.hook(&tenant.id, &installation, request).await {
@@ -144,6 +143,20 @@ async fn hook(
     }
 }
 
+/// The request's headers as the plugin sees them: never the browser's cookies, nor a Monti
+/// credential. A signed-in person who follows a link to a hook must not hand their session to
+/// the tenant whose plugin answers it.
+fn forwarded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, value)| {
+            *name != header::COOKIE
+                && !(*name == header::AUTHORIZATION && value.to_str().is_ok_and(|v| v.contains("monti_")))
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
 fn status_of(code: u16) -> StatusCode {
     StatusCode::from_u16(code)
         .ok()
@@ -152,8 +165,9 @@ fn status_of(code: u16) -> StatusCode {
 }
 
 /// Response headers a plugin may set: what describes the data. Cookies, security policies,
-/// CORS, redirects and everything else are the server's alone.
-const PLUGIN_HEADERS: [&str; 8] = [
+/// CORS, redirects, authentication challenges (a browser would prompt for a password on the UI's
+/// origin) and everything else are the server's alone.
+const PLUGIN_HEADERS: [&str; 7] = [
     "content-type",
     "content-language",
     "content-encoding",
@@ -161,7 +175,6 @@ const PLUGIN_HEADERS: [&str; 8] = [
     "etag",
     "last-modified",
     "retry-after",
-    "www-authenticate",
 ];
 
 /// Media types served as the plugin named them: data for machines. Anything else (HTML, SVG,
@@ -241,6 +254,7 @@ mod tests {
                 ("Access-Control-Allow-Origin".into(), "*".into()),
                 ("Location".into(), "https://evil.example/".into()),
                 ("ETag".into(), "\"v1\"".into()),
+                ("WWW-Authenticate".into(), "Basic realm=\"Monti\"".into()),
             ],
             b"<script>alert(1)</script>".to_vec(),
         );
@@ -248,12 +262,25 @@ mod tests {
         assert!(headers.get(header::SET_COOKIE).is_none());
         assert!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
         assert!(headers.get(header::LOCATION).is_none());
+        assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
         assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
         assert_eq!(headers[header::CONTENT_SECURITY_POLICY], HOOK_CONTENT_SECURITY_POLICY);
         assert_eq!(headers.get_all(header::CONTENT_SECURITY_POLICY).iter().count(), 1);
         assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(headers[header::ETAG], "\"v1\"");
+    }
+
+    #[test]
+    fn cookies_and_monti_credentials_stay_with_the_server() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("monti_session=s3cret"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer monti_abc"));
+        headers.insert("x-signature", HeaderValue::from_static("sig"));
+        assert_eq!(forwarded_headers(&headers), vec![("x-signature".to_owned(), "sig".to_owned())]);
+        let mut own = HeaderMap::new();
+        own.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer crm-token"));
+        assert_eq!(forwarded_headers(&own).len(), 1, "the caller's own credentials pass");
     }
 
     #[test]

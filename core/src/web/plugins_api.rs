@@ -2,7 +2,6 @@
 //! removes plugins. Every change is audited.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -102,7 +101,7 @@ async fn install(
     caller: Caller,
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let mime = headers
@@ -115,6 +114,13 @@ async fn install(
             "send the plugin's component as application/wasm",
         ));
     }
+    // Read only now that the caller may install: nobody else makes the server hold 32 MiB.
+    let body = axum::body::to_bytes(body, MAX_COMPONENT_BYTES).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a plugin component may have at most {MAX_COMPONENT_BYTES} bytes"),
+        )
+    })?;
     let engine = app
         .live
         .plugins

@@ -92,6 +92,7 @@ fn attack_routes() -> Value {
             ],
             "body": format!("<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>doc</title><script><![CDATA[{script}]]></script></head><body>hello</body></html>"),
         },
+        "/echo": { "echo_headers": true },
         "/evil.js": {
             "headers": [["Content-Type", "application/javascript"]],
             "body": script,
@@ -190,6 +191,22 @@ async fn hook_answers_carry_no_cookies_and_are_sandboxed() {
         .await
         .unwrap();
     assert_eq!(script.headers()["content-type"], "application/octet-stream", "no script either");
+    // A signed-in person's cookies and Monti credentials never reach the plugin.
+    let echoed = server
+        .client
+        .get(server.url(&format!("/hooks/attacker/{installation}/echo")))
+        .header("cookie", "monti_session=s3cret; monti_csrf=c5rf")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("x-crm-signature", "abc")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(echoed.contains("x-crm-signature: abc"), "{echoed}");
+    assert!(!echoed.contains("s3cret") && !echoed.contains("c5rf"), "{echoed}");
+    assert!(!echoed.contains(&admin), "{echoed}");
     server.stop().await;
 }
 

@@ -14,6 +14,9 @@ struct Answer {
     headers: Vec<(String, String)>,
     #[serde(default)]
     body: String,
+    /// Answer with the request's headers instead, one `name: value` a line.
+    #[serde(default)]
+    echo_headers: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -38,11 +41,21 @@ impl Webhook for Hostile {
             status: 404,
             headers: Vec::new(),
             body: String::new(),
+            echo_headers: false,
         });
+        let body = if answer.echo_headers {
+            request
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}\n"))
+                .collect()
+        } else {
+            answer.body
+        };
         Ok(OutgoingResponse {
             status: answer.status,
             headers: answer.headers,
-            body: answer.body.into_bytes(),
+            body: body.into_bytes(),
         })
     }
 }
