@@ -330,6 +330,16 @@ pub struct AuthConfig {
     /// Keys of an identity provider are read again on an unknown key id at most this often.
     #[serde(with = "human_duration")]
     pub key_refresh_interval: Duration,
+    /// How long a verified API token is trusted without asking the database again. A token
+    /// revoked on another instance (or by the CLI) keeps working on this one for up to this long;
+    /// on the instance that revoked it, it stops at once.
+    #[serde(with = "human_duration")]
+    pub token_cache_ttl: Duration,
+    /// How often an open live stream checks its credential when it hears of no change. Changes
+    /// made through this instance end streams at once; this bounds (with `token_cache_ttl`) how
+    /// long a change made by another instance or the CLI takes.
+    #[serde(with = "human_duration")]
+    pub stream_recheck_interval: Duration,
     /// Origins allowed to call the API from a browser (CORS), e.g. `https://wall.example.com`.
     pub cors_origins: Vec<String>,
     /// OpenID Connect providers for single sign-on, by id (the id appears in callback URLs).
@@ -464,6 +474,8 @@ impl Default for AuthConfig {
             ingest_burst: 100_000,
             tenant_providers_private: false,
             key_refresh_interval: Duration::from_secs(10),
+            token_cache_ttl: Duration::from_secs(5),
+            stream_recheck_interval: Duration::from_secs(5),
             cors_origins: Vec::new(),
             oidc: BTreeMap::new(),
             jwt: BTreeMap::new(),
@@ -901,6 +913,12 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
             "metrics.token",
             "must not be empty; leave it unset to serve /metrics without a token".into(),
         );
+    }
+    if config.auth.token_cache_ttl > Duration::from_secs(3600) {
+        bad("auth.token_cache_ttl", "must be at most 1h".into());
+    }
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&config.auth.stream_recheck_interval) {
+        bad("auth.stream_recheck_interval", "must be from 100ms to 1h".into());
     }
     if !(Duration::from_millis(20)..=Duration::from_secs(10)).contains(&config.live.tick) {
         bad("live.tick", "must be from 20ms to 10s".into());

@@ -17,6 +17,10 @@ pub const LIFETIME: Duration = Duration::from_secs(30);
 /// expire (a client needs one per connection attempt).
 const PER_CREDENTIAL: usize = 16;
 
+/// Unused tickets one tenant's credentials hold together: a tenant with many tokens cannot use
+/// up [`OUTSTANDING`] and leave other tenants' browsers without streams.
+const PER_TENANT: usize = 1_000;
+
 /// Unused tickets this instance holds at most.
 const OUTSTANDING: usize = 10_000;
 
@@ -34,6 +38,10 @@ pub struct Ticket {
 pub enum TicketError {
     #[error("this credential holds too many unused stream tickets; use or let them expire first")]
     TooMany,
+    #[error("this tenant holds too many unused stream tickets; use or let them expire first")]
+    TenantFull,
+    #[error("this server holds too many unused stream tickets; try again in a few seconds")]
+    ServerFull,
 }
 
 #[derive(Debug, Default)]
@@ -48,12 +56,19 @@ impl Tickets {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         entries.retain(|_, (_, expires)| *expires > now);
-        let held = entries
-            .values()
-            .filter(|(t, _)| t.scope.actor() == scope.actor())
-            .count();
-        if held >= PER_CREDENTIAL || entries.len() >= OUTSTANDING {
+        let (mut by_credential, mut by_tenant) = (0, 0);
+        for (ticket, _) in entries.values() {
+            by_credential += usize::from(ticket.scope.actor() == scope.actor());
+            by_tenant += usize::from(ticket.scope.tenant_id() == scope.tenant_id());
+        }
+        if by_credential >= PER_CREDENTIAL {
             return Err(TicketError::TooMany);
+        }
+        if by_tenant >= PER_TENANT {
+            return Err(TicketError::TenantFull);
+        }
+        if entries.len() >= OUTSTANDING {
+            return Err(TicketError::ServerFull);
         }
         let secret = format!("mst_{}", crate::secrets::random_secret());
         entries.insert(
@@ -111,5 +126,72 @@ mod tests {
             tickets.issue(scope("token:b"), "monti_y".into()).is_ok(),
             "others are not held up"
         );
+    }
+
+    fn in_tenant(tenant: &str, actor: &str) -> TenantScope {
+        TenantScope::verified(tenant.into(), tenant.into(), Role::Viewer, actor.into())
+    }
+
+    #[test]
+    fn one_tenant_cannot_use_up_every_ticket() {
+        let tickets = Tickets::default();
+        // Many tokens of one tenant, each within its own allowance, up to the tenant's share.
+        for n in 0..PER_TENANT {
+            let actor = format!("token:{}", n / PER_CREDENTIAL);
+            tickets.issue(in_tenant("ten_a", &actor), "monti_a".into()).unwrap();
+        }
+        let fresh = format!("token:{}", PER_TENANT);
+        assert!(
+            matches!(
+                tickets.issue(in_tenant("ten_a", &fresh), "monti_a".into()),
+                Err(TicketError::TenantFull)
+            ),
+            "a token of the same tenant that holds none is refused too"
+        );
+        assert!(
+            tickets
+                .issue(in_tenant("ten_b", "token:other"), "monti_b".into())
+                .is_ok(),
+            "another tenant still gets tickets"
+        );
+        // Redeeming one frees room for the tenant again.
+        let (secret, _) = tickets
+            .issue(in_tenant("ten_b", "token:other"), "monti_b".into())
+            .unwrap();
+        assert!(tickets.redeem(&secret).is_some());
+        let used = tickets
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, (t, _))| t.scope.tenant_id() == "ten_a")
+            .map(|(hash, _)| hash.clone())
+            .unwrap();
+        tickets.entries.lock().unwrap().remove(&used);
+        assert!(tickets.issue(in_tenant("ten_a", &fresh), "monti_a".into()).is_ok());
+    }
+
+    #[test]
+    fn the_instance_holds_a_bounded_number_of_tickets() {
+        let tickets = Tickets::default();
+        // Ten tenants at their share, as issued (filled in directly: issuing scans every ticket).
+        let expires = Instant::now() + LIFETIME;
+        let full: HashMap<_, _> = (0..OUTSTANDING)
+            .map(|n| {
+                let ticket = Ticket {
+                    scope: in_tenant(
+                        &format!("ten_{}", n / PER_TENANT),
+                        &format!("token:{}", n / PER_CREDENTIAL),
+                    ),
+                    bearer: "monti_x".into(),
+                };
+                (format!("hash_{n}"), (ticket, expires))
+            })
+            .collect();
+        *tickets.entries.lock().unwrap() = full;
+        assert!(matches!(
+            tickets.issue(in_tenant("ten_new", "token:new"), "monti_x".into()),
+            Err(TicketError::ServerFull)
+        ));
     }
 }

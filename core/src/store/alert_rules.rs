@@ -413,18 +413,9 @@ pub async fn alerts(store: &Store, scope: &TenantScope, open_only: bool, limit: 
 /// ` AND …` leaving out alerts about agents the caller does not see (a supervisor scoped to
 /// teams or locations): the same agents the store shows it elsewhere. Empty for everyone else.
 fn visible_subjects(scope: &TenantScope, args: &mut Vec<SqlValue>) -> String {
-    if !scope.visibility().is_limited() {
-        return String::new();
-    }
-    args.push(SqlValue::Text(scope.tenant_id().to_owned()));
-    let mut agents = vec![format!("tenant_id = ${}", args.len())];
-    for (column, allowed) in super::resource::agent_restrictions(scope) {
-        agents.push(super::list::restriction_condition(args, column, allowed));
-    }
-    format!(
-        " AND (subject NOT LIKE 'agent:%' OR subject IN (SELECT 'agent:' || id FROM agents WHERE {}))",
-        agents.join(" AND ")
-    )
+    super::resource::visible_agent_ids(scope, args, "'agent:' || id")
+        .map(|agents| format!(" AND (subject NOT LIKE 'agent:%' OR subject IN ({agents}))"))
+        .unwrap_or_default()
 }
 
 /// Whether the caller may see alerts about `subject` (`agent:<id>`, `queue:<id>`, `tenant`).

@@ -327,18 +327,28 @@ impl Restriction<'_> {
                 tenant_id,
                 inner,
             } => {
-                args.push(SqlValue::Text((*tenant_id).to_owned()));
-                let mut conditions = vec![format!("tenant_id = ${}", args.len())];
-                for (inner_column, allowed) in inner {
-                    conditions.push(restriction_condition(args, inner_column, allowed));
-                }
-                format!(
-                    "({column} IS NULL OR {column} IN (SELECT id FROM {table} WHERE {}))",
-                    conditions.join(" AND ")
-                )
+                let rows = rows_passing(args, "id", table, tenant_id, inner);
+                format!("({column} IS NULL OR {column} IN ({rows}))")
             }
         }
     }
+}
+
+/// `SELECT {select} FROM {table} WHERE …`: the tenant's rows of `table` whose columns hold one
+/// of their allowed values, for a condition on another table's rows.
+pub fn rows_passing(
+    args: &mut Vec<SqlValue>,
+    select: &str,
+    table: &str,
+    tenant_id: &str,
+    inner: &[(&str, &[String])],
+) -> String {
+    args.push(SqlValue::Text(tenant_id.to_owned()));
+    let mut conditions = vec![format!("tenant_id = ${}", args.len())];
+    for (column, allowed) in inner {
+        conditions.push(restriction_condition(args, column, allowed));
+    }
+    format!("SELECT {select} FROM {table} WHERE {}", conditions.join(" AND "))
 }
 
 /// Builds the SQL for one page. Placeholders are `$n`; `args` holds the values in order.

@@ -170,8 +170,12 @@ pub async fn collection_version<R: Listable>(store: &Store, scope: &TenantScope)
     Ok(version.unwrap_or(0))
 }
 
-/// What the caller's visibility keeps of this collection: the one place that turns a scope
-/// into conditions (lists, single rows and counts all use it).
+// What a caller's visibility keeps is turned into SQL here and only here: collections through
+// `restrictions`, and the store's own queries about agents (queue members, alerts) through the
+// functions after it, so a scoped supervisor sees the same agents everywhere.
+
+/// What the caller's visibility keeps of this collection (lists, single rows and counts all use
+/// it).
 pub fn restrictions<R: Listable>(scope: &TenantScope) -> Vec<Restriction<'_>> {
     let visibility = scope.visibility();
     let mut out: Vec<Restriction<'_>> = R::RESTRICTED_BY
@@ -183,16 +187,7 @@ pub fn restrictions<R: Listable>(scope: &TenantScope) -> Vec<Restriction<'_>> {
             })
         })
         .collect();
-    if let Some(column) = R::AGENT_REFERENCE
-        && visibility.is_limited()
-    {
-        out.push(Restriction::Through {
-            column,
-            table: super::entities::agents::Agent::FROM,
-            tenant_id: scope.tenant_id(),
-            inner: agent_restrictions(scope),
-        });
-    }
+    out.extend(R::AGENT_REFERENCE.and_then(|column| agent_reference(scope, column)));
     out
 }
 
@@ -203,6 +198,46 @@ pub fn agent_restrictions(scope: &TenantScope) -> Vec<(&'static str, &[String])>
         .iter()
         .filter_map(|(column, dimension)| Some((*column, scope.visibility().allowed(*dimension)?)))
         .collect()
+}
+
+/// Keeps rows whose `column` names no agent or an agent the caller sees; `None` for a caller
+/// who sees every agent.
+pub fn agent_reference<'a>(scope: &'a TenantScope, column: &'a str) -> Option<Restriction<'a>> {
+    scope.visibility().is_limited().then(|| Restriction::Through {
+        column,
+        table: super::entities::agents::Agent::FROM,
+        tenant_id: scope.tenant_id(),
+        inner: agent_restrictions(scope),
+    })
+}
+
+/// ` AND …` keeping rows of the agents table (its columns prefixed with `prefix`, e.g. `a.`)
+/// that the caller sees; empty for a caller who sees every agent.
+pub fn visible_agents(scope: &TenantScope, args: &mut Vec<SqlValue>, prefix: &str) -> String {
+    let mut sql = String::new();
+    for (column, allowed) in agent_restrictions(scope) {
+        sql.push_str(" AND ");
+        sql.push_str(&super::list::restriction_condition(
+            args,
+            &format!("{prefix}{column}"),
+            allowed,
+        ));
+    }
+    sql
+}
+
+/// The agents the caller sees as a subquery selecting `select` (an expression over the agents
+/// table, e.g. `'agent:' || id`); `None` for a caller who sees every agent.
+pub fn visible_agent_ids(scope: &TenantScope, args: &mut Vec<SqlValue>, select: &str) -> Option<String> {
+    scope.visibility().is_limited().then(|| {
+        super::list::rows_passing(
+            args,
+            select,
+            super::entities::agents::Agent::FROM,
+            scope.tenant_id(),
+            &agent_restrictions(scope),
+        )
+    })
 }
 
 /// One row by id; a row outside the caller's tenant or visibility is "not found".

@@ -81,11 +81,6 @@ fn cors(config: &Config) -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// How long a verified API token is trusted without asking the database again. A token revoked
-/// on another instance (or by the CLI) stops working within this time; on the instance that
-/// revoked it, at once.
-const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -142,7 +137,7 @@ impl AppState {
             metrics: crate::telemetry::metrics(),
             openapi_json,
             list_cache,
-            tokens: Arc::new(crate::auth::TokenCache::new(TOKEN_CACHE_TTL)),
+            tokens: Arc::new(crate::auth::TokenCache::new(config.auth.token_cache_ttl)),
             limits: Arc::new(crate::auth::ratelimit::Limits::new(&config.auth)),
             oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),

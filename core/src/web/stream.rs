@@ -5,8 +5,8 @@
 //!
 //! Every stream watches the credential it was opened with ([`Watch`]) and ends within seconds
 //! of it being revoked or signed out, or of the role or scopes it was opened with changing: at
-//! once when this instance makes the change, within [`RECHECK`] (plus the token cache's few
-//! seconds) when another instance or the CLI does.
+//! once when this instance makes the change, within `auth.stream_recheck_interval` (plus the
+//! token cache's `auth.token_cache_ttl`) when another instance or the CLI does.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -26,9 +26,6 @@ use crate::auth::{self, AuthError, Principal};
 use crate::live::hub::{Delta, Subscription};
 use crate::store::TenantScope;
 use crate::store::credentials::{self, Change};
-
-/// How often a stream checks its credential when it hears of no change.
-pub const RECHECK: Duration = Duration::from_secs(5);
 
 /// What a stream was opened with.
 #[derive(Clone)]
@@ -148,7 +145,11 @@ impl Watch {
         let changes = credentials::subscribe();
         Box::pin(async move {
             let mut changes = Some(changes);
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+            // Also for changes this instance does not hear of (another instance, the CLI). Never
+            // zero, which the timer refuses, whatever a hand-built configuration says.
+            let every = self.app.config.auth.stream_recheck_interval;
+            let every = every.max(Duration::from_millis(100));
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let heard = async {

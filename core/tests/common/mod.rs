@@ -288,6 +288,25 @@ macro_rules! both_backends {
             }
         }
     };
+    // With the configuration changed by `$tweak`, a `fn(&mut Config)` beside the test.
+    ($name:ident, $tweak:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(server) = $crate::common::TestServer::start_with($crate::common::Backend::Sqlite, super::$tweak).await {
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(server) = $crate::common::TestServer::start_with($crate::common::Backend::Postgres, super::$tweak).await {
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            }
+        }
+    };
 }
 
 /// A browser-like HTTP client: keeps cookies, does not follow redirects, and knows the CSRF

@@ -2,8 +2,6 @@
 //! they are counted, query strings with thousands of filters, made-up ids on admin pages, and a
 //! `/metrics` that anyone may read with tenants' words in its labels.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use monti::domain::Role;
@@ -16,13 +14,59 @@ const PASSWORD: &str = "correct horse battery staple";
 
 // --- event ingest bodies ------------------------------------------------------------------
 
-/// What a server answered to a body sent a chunk at a time.
+/// Bytes written at a time by [`post_slowly`]: a refusal is seen within a few of them.
+const PIECE: usize = 16 * 1024;
+
+/// The pause after each piece. The body is paced so that a quarter of it takes seconds even on
+/// a fast machine: a server that answers only after the whole body is far past that, one that
+/// refuses early is far below it however busy the machine.
+const PAUSE: Duration = Duration::from_millis(10);
+
+/// Every flood below is about this large: just under the largest batch the server accepts
+/// (`http.max_ingest_bytes`), so its declared length alone is no reason to refuse it.
+const FLOOD: usize = 16 * 1024 * 1024 - 1024;
+
+/// How a raw post ended.
+#[derive(Debug)]
+enum Answer {
+    /// An HTTP answer (its body is whatever of it arrived).
+    Http { status: u16, body: String },
+    /// Closed or reset without an answer the client could read: a server that answers while
+    /// the body is still arriving closes with unread bytes, and the reset this sends may discard
+    /// the answer before the client reads it.
+    Closed,
+}
+
+/// What a server did with a body sent a piece at a time.
 #[derive(Debug)]
 struct SlowPost {
-    status: u16,
-    body: String,
-    /// Chunks written before the answer arrived.
-    chunks_sent: usize,
+    answer: Answer,
+    /// Pieces written before the answer or the close.
+    sent: usize,
+    /// Pieces in the whole body.
+    pieces: usize,
+}
+
+impl SlowPost {
+    /// Asserts that the server refused before a quarter of the body had been sent, with `status`
+    /// if its answer could be read; returns the answer's body then.
+    #[track_caller]
+    fn refused_early(&self, status: u16) -> Option<&str> {
+        assert!(
+            self.sent <= self.pieces / 4,
+            "the server let {} of {} pieces of {PIECE} bytes in before refusing: {:?}",
+            self.sent,
+            self.pieces,
+            self.answer
+        );
+        match &self.answer {
+            Answer::Http { status: got, body } => {
+                assert_eq!(*got, status, "{body}");
+                Some(body)
+            }
+            Answer::Closed => None,
+        }
+    }
 }
 
 /// Whether `got` holds a whole HTTP response (headers and a `Content-Length` body).
@@ -39,106 +83,93 @@ fn response_complete(got: &[u8]) -> bool {
     got.len() >= end + 4 + length
 }
 
-/// POSTs `chunks` copies of `chunk` to `path` over a plain connection, one every 5 ms, and
-/// stops sending as soon as any answer arrives.
-async fn post_slowly(
-    server: &TestServer,
-    path: &str,
-    headers: &[(&str, &str)],
-    chunk: &[u8],
-    chunks: usize,
-) -> SlowPost {
+/// POSTs `body` to `path` over a plain connection, [`PIECE`] bytes at a time with a [`PAUSE`]
+/// after each, reading the answer all along; writing stops as soon as an answer arrives or the
+/// server closes the connection.
+async fn post_slowly(server: &TestServer, path: &str, headers: &[(&str, &str)], body: &[u8]) -> SlowPost {
     let addr = server.config.listen;
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
     let mut head = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
-        chunk.len() * chunks
+        body.len()
     );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     writer.write_all(head.as_bytes()).await.expect("send the head");
-    let answered = Arc::new(AtomicBool::new(false));
-    let reading = {
-        let answered = answered.clone();
-        tokio::spawn(async move {
-            let mut got = Vec::new();
-            let mut buf = [0u8; 8192];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        got.extend_from_slice(&buf[..n]);
-                        answered.store(true, Ordering::SeqCst);
-                        if response_complete(&got) {
-                            break;
-                        }
-                    }
-                }
+    // True once the first bytes of an answer arrived; dropped when the reading is over.
+    let (answered, mut heard) = tokio::sync::watch::channel(false);
+    let reading = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        // A reset ends the reading with what had arrived.
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            got.extend_from_slice(&buf[..n]);
+            answered.send_replace(true);
+            if response_complete(&got) {
+                break;
             }
-            got
-        })
-    };
-    let mut chunks_sent = 0;
-    while chunks_sent < chunks && !answered.load(Ordering::SeqCst) {
-        // A server that stopped reading and closed makes writes fail: the answer is what counts.
-        if writer.write_all(chunk).await.is_err() {
+        }
+        got
+    });
+    let pieces = body.chunks(PIECE);
+    let total = pieces.len();
+    let mut sent = 0;
+    for piece in pieces {
+        if *heard.borrow() {
             break;
         }
-        chunks_sent += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // A write blocked on a server that stopped reading gives way to its answer.
+        let written = tokio::select! {
+            written = writer.write_all(piece) => written,
+            _ = heard.changed() => break,
+        };
+        if written.is_err() {
+            break;
+        }
+        sent += 1;
+        tokio::select! {
+            () = tokio::time::sleep(PAUSE) => {}
+            _ = heard.changed() => break,
+        }
     }
     let got = tokio::time::timeout(Duration::from_secs(60), reading)
         .await
-        .expect("an answer within a minute")
+        .expect("an answer or a close within a minute")
         .expect("the reader");
     let text = String::from_utf8_lossy(&got).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
+    let answer = match text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer after {chunks_sent} chunks: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    SlowPost {
-        status,
-        body,
-        chunks_sent,
-    }
+    {
+        Some(status) => Answer::Http {
+            status,
+            body: text
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_owned())
+                .unwrap_or_default(),
+        },
+        None => Answer::Closed,
+    };
+    let post = SlowPost {
+        answer,
+        sent,
+        pieces: total,
+    };
+    eprintln!("{path}: {post:?}");
+    post
 }
 
-/// Chunks a server that waits for the whole body would read before answering; one that
-/// answers early is done within a few, with ample margin for a busy machine.
-const WHOLE_BODY: usize = 256;
-const EARLY: usize = WHOLE_BODY / 4;
-
-/// 64 KiB less one byte of `{}` lines: 16 MiB is [`WHOLE_BODY`] of them.
-fn empty_event_lines() -> Vec<u8> {
-    b"{}\n".repeat(21_845)
+/// `line` repeated to [`FLOOD`] bytes (whole lines only).
+fn flood_of(line: &[u8]) -> Vec<u8> {
+    line.repeat(FLOOD / line.len())
 }
 
-/// 16 MiB of empty NDJSON events are refused with 413 once the 10,001st arrives, while the
-/// rest is still being sent: the server counts as it reads and never holds the whole body.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_floods_are_refused_while_they_arrive() {
-    let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    let admin = server.tenant("acme", Role::TenantAdmin).await;
-    let bearer = format!("Bearer {admin}");
-    let chunk = empty_event_lines();
-    let lines = post_slowly(
-        &server,
-        "/api/v1/events",
-        &[("Authorization", &bearer), ("Content-Type", "application/x-ndjson")],
-        &chunk,
-        WHOLE_BODY,
-    )
-    .await;
-    assert_eq!(lines.status, 413, "{lines:?}");
-    let problem: Value = serde_json::from_str(&lines.body).expect("problem JSON");
+fn assert_too_many_events(problem: &str) {
+    let problem: Value = serde_json::from_str(problem).expect("problem JSON");
     assert!(
         problem["detail"]
             .as_str()
@@ -146,42 +177,55 @@ async fn ingest_floods_are_refused_while_they_arrive() {
             .contains("at most 10000 events"),
         "{problem}"
     );
-    // 10,001 lines are 30 KB: the answer comes within the first few chunks.
-    assert!(
-        lines.chunks_sent <= EARLY,
-        "answered after {} chunks of 64 KiB",
-        lines.chunks_sent
-    );
+}
 
+/// 16 MiB of empty events, as NDJSON and as a JSON array, and one endless line, are refused with
+/// 413 while they are still being sent: the server counts as it reads and never holds the
+/// whole body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_floods_are_refused_while_they_arrive() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let admin = server.tenant("acme", Role::TenantAdmin).await;
+    let bearer = format!("Bearer {admin}");
+    let ndjson = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/x-ndjson"),
+    ];
+    let json = [("Authorization", bearer.as_str()), ("Content-Type", "application/json")];
+
+    // 10,001 empty events are 30 KB, a couple of pieces: the rest must not be waited for.
+    let lines = post_slowly(&server, "/api/v1/events", &ndjson, &flood_of(b"{}\n")).await;
+    if let Some(problem) = lines.refused_early(413) {
+        assert_too_many_events(problem);
+    }
     // The same as a JSON array, counted element by element.
-    let mut first = b"[".to_vec();
-    first.extend(b"{},".repeat(21_845));
-    let rest = b"{},".repeat(21_845);
-    let array = post_slowly(
-        &server,
-        "/api/v1/events",
-        &[("Authorization", &bearer), ("Content-Type", "application/json")],
-        &[first, rest.repeat(15)].concat(),
-        1,
-    )
-    .await;
-    assert_eq!(array.status, 413, "{array:?}");
+    let array = [b"[".as_slice(), &flood_of(b"{},")].concat();
+    let elements = post_slowly(&server, "/api/v1/events", &json, &array).await;
+    if let Some(problem) = elements.refused_early(413) {
+        assert_too_many_events(problem);
+    }
+    // One endless line is refused once it passes the longest event (64 KiB), not at the end.
+    let endless = post_slowly(&server, "/api/v1/events", &ndjson, &flood_of(b" ")).await;
+    endless.refused_early(413);
 
-    // One endless line is refused once it passes the longest event, not at the end.
-    let endless = post_slowly(
-        &server,
-        "/api/v1/events",
-        &[("Authorization", &bearer), ("Content-Type", "application/x-ndjson")],
-        &[b' '; 65_535],
-        WHOLE_BODY,
-    )
-    .await;
-    assert_eq!(endless.status, 413, "{endless:?}");
-    assert!(
-        endless.chunks_sent <= EARLY,
-        "answered after {} chunks",
-        endless.chunks_sent
-    );
+    // Just past the limit, sent whole (nothing is left unread to reset the connection): the
+    // answer says why.
+    for (content_type, body) in [
+        ("application/x-ndjson", "{}\n".repeat(10_001)),
+        ("application/json", format!("[{}{{}}]", "{},".repeat(10_000))),
+    ] {
+        let reply = server
+            .client
+            .post(server.url("/api/v1/events"))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 413, "{content_type}");
+        assert_too_many_events(&reply.text().await.unwrap());
+    }
 
     // Below the limits a batch is still taken whole, in both formats.
     let at = chrono::Utc::now().to_rfc3339();
@@ -237,53 +281,18 @@ async fn ingest_floods_are_refused_while_they_arrive() {
 async fn ingest_refuses_callers_before_reading_their_body() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
     let viewer = server.tenant("acme", Role::Viewer).await;
-    let chunk = empty_event_lines();
-    let anonymous = post_slowly(
-        &server,
-        "/api/v1/events",
-        &[("Content-Type", "application/x-ndjson")],
-        &chunk,
-        WHOLE_BODY,
-    )
-    .await;
-    assert_eq!(anonymous.status, 401, "{anonymous:?}");
-    assert!(
-        anonymous.chunks_sent <= EARLY,
-        "answered after {} chunks",
-        anonymous.chunks_sent
-    );
-    let forged = post_slowly(
-        &server,
-        "/api/v1/events",
-        &[
-            ("Authorization", "Bearer mnt_not-a-real-token"),
-            ("Content-Type", "application/x-ndjson"),
-        ],
-        &chunk,
-        WHOLE_BODY,
-    )
-    .await;
-    assert_eq!(forged.status, 401, "{forged:?}");
-    assert!(
-        forged.chunks_sent <= EARLY,
-        "answered after {} chunks",
-        forged.chunks_sent
-    );
-    let bearer = format!("Bearer {viewer}");
-    let not_allowed = post_slowly(
-        &server,
-        "/api/v1/events",
-        &[("Authorization", &bearer), ("Content-Type", "application/x-ndjson")],
-        &chunk,
-        WHOLE_BODY,
-    )
-    .await;
-    assert_eq!(not_allowed.status, 403, "{not_allowed:?}");
-    assert!(
-        not_allowed.chunks_sent <= EARLY,
-        "answered after {} chunks",
-        not_allowed.chunks_sent
-    );
+    let flood = flood_of(b"{}\n");
+    let viewer = format!("Bearer {viewer}");
+    for (authorization, status) in [
+        (None, 401),
+        (Some("Bearer mnt_not-a-real-token"), 401),
+        (Some(viewer.as_str()), 403),
+    ] {
+        let mut headers = vec![("Content-Type", "application/x-ndjson")];
+        headers.extend(authorization.map(|a| ("Authorization", a)));
+        let refused = post_slowly(&server, "/api/v1/events", &headers, &flood).await;
+        refused.refused_early(status);
+    }
     server.stop().await;
 }
 
@@ -535,7 +544,9 @@ async fn plugin_metrics_are_labelled_by_installation() {
         .expect(200);
     let label = format!("installation=\"{installation}\"");
     let mut metrics = String::new();
-    for _ in 0..100 {
+    // The first run compiles the component (slow in a debug build on a busy machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         metrics = server
             .client
             .get(server.url("/metrics"))
@@ -551,7 +562,7 @@ async fn plugin_metrics_are_labelled_by_installation() {
         {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let plugin_lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with("plugin_")).collect();
     assert!(

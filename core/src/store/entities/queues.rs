@@ -254,7 +254,7 @@ pub async fn members(store: &Store, scope: &TenantScope, queue_id: &str) -> Stor
         SqlValue::Text(scope.tenant_id().to_owned()),
         SqlValue::Text(queue_id.to_owned()),
     ];
-    let visible = visible_agents(scope, &mut args, "a.");
+    let visible = resource::visible_agents(scope, &mut args, "a.");
     let sql = format!(
         "SELECT m.agent_id, a.name AS agent_name, m.penalty FROM queue_members m \
          JOIN agents a ON a.tenant_id = m.tenant_id AND a.id = m.agent_id \
@@ -267,34 +267,12 @@ pub async fn members(store: &Store, scope: &TenantScope, queue_id: &str) -> Stor
     })?)
 }
 
-/// ` AND …` limiting agents (columns prefixed with `prefix`) to those the caller sees; empty
-/// for a caller who sees them all.
-fn visible_agents(scope: &TenantScope, args: &mut Vec<SqlValue>, prefix: &str) -> String {
-    let mut sql = String::new();
-    for (column, allowed) in resource::agent_restrictions(scope) {
-        sql.push_str(" AND ");
-        sql.push_str(&crate::store::list::restriction_condition(
-            args,
-            &format!("{prefix}{column}"),
-            allowed,
-        ));
-    }
-    sql
-}
-
 /// ` AND …` limiting `queue_members` rows to agents the caller sees; empty for a caller who
 /// sees them all.
 fn visible_members(scope: &TenantScope, args: &mut Vec<SqlValue>) -> String {
-    if !scope.visibility().is_limited() {
-        return String::new();
-    }
-    let restriction = crate::store::list::Restriction::Through {
-        column: "agent_id",
-        table: "agents",
-        tenant_id: scope.tenant_id(),
-        inner: resource::agent_restrictions(scope),
-    };
-    format!(" AND {}", restriction.condition(args))
+    resource::agent_reference(scope, "agent_id")
+        .map(|restriction| format!(" AND {}", restriction.condition(args)))
+        .unwrap_or_default()
 }
 
 /// Of `ids`, the agents that do not exist, or that the caller does not see.
@@ -309,7 +287,7 @@ async fn missing_agents(store: &Store, scope: &TenantScope, ids: &[String]) -> S
                 format!("${}", args.len())
             })
             .collect();
-        let visible = visible_agents(scope, &mut args, "");
+        let visible = resource::visible_agents(scope, &mut args, "");
         let sql = format!(
             "SELECT id FROM agents WHERE tenant_id = $1 AND id IN ({}){visible}",
             placeholders.join(", ")
