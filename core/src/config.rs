@@ -897,7 +897,8 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
     {
         bad(
             "http.hooks_host",
-            "must be a host name (with a port if not the default), e.g. hooks.example.com, other than the public URL's".into(),
+            "must be a host name (with a port if not the default), e.g. hooks.example.com, other than the public URL's"
+                .into(),
         );
     }
     if config.http.max_body_bytes < 1024 {

@@ -83,8 +83,11 @@ async fn hook(
         Err(e) => return ApiError::from(e).into_response(),
     }
     let Ok(body) = axum::body::to_bytes(body, MAX_HOOK_BODY).await else {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than hooks accept")
-            .into_response();
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than hooks accept",
+        )
+        .into_response();
     };
     let scope = tenant.system_scope(&installation);
     let prefix = format!("/hooks/{tenant_slug}/{installation}");
@@ -277,7 +280,10 @@ mod tests {
         headers.insert(header::COOKIE, HeaderValue::from_static("monti_session=s3cret"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer monti_abc"));
         headers.insert("x-signature", HeaderValue::from_static("sig"));
-        assert_eq!(forwarded_headers(&headers), vec![("x-signature".to_owned(), "sig".to_owned())]);
+        assert_eq!(
+            forwarded_headers(&headers),
+            vec![("x-signature".to_owned(), "sig".to_owned())]
+        );
         let mut own = HeaderMap::new();
         own.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer crm-token"));
         assert_eq!(forwarded_headers(&own).len(), 1, "the caller's own credentials pass");
@@ -285,10 +291,21 @@ mod tests {
 
     #[test]
     fn data_types_pass_as_named() {
-        for data in ["application/json", "text/plain; charset=utf-8", "application/vnd.api+json", "text/XML"] {
+        for data in [
+            "application/json",
+            "text/plain; charset=utf-8",
+            "application/vnd.api+json",
+            "text/XML",
+        ] {
             assert!(data_media_type(data), "{data}");
         }
-        for active in ["text/html", "image/svg+xml", "application/javascript", "application/xhtml+xml", ""] {
+        for active in [
+            "text/html",
+            "image/svg+xml",
+            "application/javascript",
+            "application/xhtml+xml",
+            "",
+        ] {
             assert!(!data_media_type(active), "{active}");
         }
     }

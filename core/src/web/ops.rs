@@ -29,8 +29,8 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(expected) = &app.config.metrics.token {
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let admitted = crate::auth::bearer(given)
-            .is_ok_and(|token| crate::secrets::constant_time_eq(token, expected.expose()));
+        let admitted =
+            crate::auth::bearer(given).is_ok_and(|token| crate::secrets::constant_time_eq(token, expected.expose()));
         if !admitted {
             let mut err = ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -248,9 +248,10 @@ fn form_limit(app: &AppState, parts: &Parts, current: Option<&Current>) -> usize
     let Some(current) = current else {
         return ANONYMOUS_FORM_BYTES;
     };
-    let installs_plugins = current.principal.as_ref().is_some_and(|p| {
-        crate::auth::permits(p.role(), crate::auth::Action::Write, crate::auth::Area::Configuration)
-    });
+    let installs_plugins = current
+        .principal
+        .as_ref()
+        .is_some_and(|p| crate::auth::permits(p.role(), crate::auth::Action::Write, crate::auth::Area::Configuration));
     if parts.uri.path() == "/admin/plugins" && installs_plugins {
         app.config
             .http

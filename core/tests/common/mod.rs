@@ -293,14 +293,18 @@ macro_rules! both_backends {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(server) = $crate::common::TestServer::start_with($crate::common::Backend::Sqlite, super::$tweak).await {
+                if let Some(server) =
+                    $crate::common::TestServer::start_with($crate::common::Backend::Sqlite, super::$tweak).await
+                {
                     super::$name(&server).await;
                     server.stop().await;
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(server) = $crate::common::TestServer::start_with($crate::common::Backend::Postgres, super::$tweak).await {
+                if let Some(server) =
+                    $crate::common::TestServer::start_with($crate::common::Backend::Postgres, super::$tweak).await
+                {
                     super::$name(&server).await;
                     server.stop().await;
                 }

@@ -71,7 +71,9 @@ fn attack_routes() -> Value {
             document.title = 'done ' + created.status;
         })();
     "#;
-    let html = format!("<!doctype html><html><head><title>hook</title><script src=\"evil.js\"></script><script>{script}</script></head><body>hello</body></html>");
+    let html = format!(
+        "<!doctype html><html><head><title>hook</title><script src=\"evil.js\"></script><script>{script}</script></head><body>hello</body></html>"
+    );
     json!({
         "/page": {
             "headers": [
@@ -136,14 +138,23 @@ async fn a_page_served_by_a_webhook_plugin_cannot_act_for_a_signed_in_admin() {
     let finished = page
         .wait_for("document.title.startsWith('done')", Duration::from_secs(3))
         .await;
-    assert!(!finished, "the plugin's page ran: {}", page.eval("window.__stolen").await);
+    assert!(
+        !finished,
+        "the plugin's page ran: {}",
+        page.eval("window.__stolen").await
+    );
     // The XML document is shown, sandboxed: its script does not run.
-    page.goto(&server.url(&format!("/hooks/attacker/{installation}/doc"))).await;
+    page.goto(&server.url(&format!("/hooks/attacker/{installation}/doc")))
+        .await;
     assert_eq!(page.eval("document.title").await, json!("doc"), "the document is shown");
     let finished = page
         .wait_for("document.title.startsWith('done')", Duration::from_secs(3))
         .await;
-    assert!(!finished, "the plugin's script ran: {}", page.eval("window.__stolen").await);
+    assert!(
+        !finished,
+        "the plugin's script ran: {}",
+        page.eval("window.__stolen").await
+    );
     assert_eq!(page.eval("window.__ran === true").await, json!(false), "no script runs");
     // Even a script run by hand in that document (an opaque origin) reads nothing of the UI's.
     let read = page
@@ -155,7 +166,10 @@ async fn a_page_served_by_a_webhook_plugin_cannot_act_for_a_signed_in_admin() {
     );
 
     let tokens_after = server.get("/api/v1/tokens", &victim).await.body["items"].clone();
-    assert_eq!(tokens_before, tokens_after, "no token was created in the victim's tenant");
+    assert_eq!(
+        tokens_before, tokens_after,
+        "no token was created in the victim's tenant"
+    );
     page.goto(&server.url("/admin/tokens")).await;
     assert_eq!(page.path().await, "/admin/tokens", "the admin is still signed in");
     browser.close().await;
@@ -183,14 +197,21 @@ async fn hook_answers_carry_no_cookies_and_are_sandboxed() {
     assert!(policies[0].to_str().unwrap().starts_with("sandbox"), "{policies:?}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["x-frame-options"], "DENY");
-    assert_eq!(headers["content-type"], "application/octet-stream", "no page of the plugin's");
+    assert_eq!(
+        headers["content-type"], "application/octet-stream",
+        "no page of the plugin's"
+    );
     let script = server
         .client
         .get(server.url(&format!("/hooks/attacker/{installation}/evil.js")))
         .send()
         .await
         .unwrap();
-    assert_eq!(script.headers()["content-type"], "application/octet-stream", "no script either");
+    assert_eq!(
+        script.headers()["content-type"],
+        "application/octet-stream",
+        "no script either"
+    );
     // A signed-in person's cookies and Monti credentials never reach the plugin.
     let echoed = server
         .client
@@ -254,7 +275,11 @@ async fn hook_requests_do_not_read_components_from_the_database() {
         assert_eq!(no_tenant.status(), 404);
     }
     let again = ping().await;
-    assert_eq!(again.status(), 200, "the loaded plugin answers without its stored component");
+    assert_eq!(
+        again.status(),
+        200,
+        "the loaded plugin answers without its stored component"
+    );
     assert_eq!(again.text().await.unwrap(), "pong");
     server.stop().await;
 }
@@ -278,7 +303,11 @@ async fn hooks_can_have_a_host_of_their_own() {
     let hook = format!("/hooks/acme/{installation}/ping");
     assert_eq!(get(hook.clone(), Some("hooks.test")).await, 200);
     assert_eq!(get(hook, None).await, 404, "not on the UI's host");
-    assert_eq!(get("/login".into(), Some("hooks.test")).await, 404, "no UI on the hooks host");
+    assert_eq!(
+        get("/login".into(), Some("hooks.test")).await,
+        404,
+        "no UI on the hooks host"
+    );
     assert_eq!(get("/login".into(), None).await, 200);
     assert_eq!(get("/readyz".into(), Some("hooks.test")).await, 200);
     server.stop().await;

@@ -55,9 +55,15 @@ async fn upgrades_and_removals_delete_unused_packages() {
     assert_eq!(count, 1, "only the package in use is kept");
     // Another tenant on the same package keeps it when the first removes its plugin.
     assert_eq!(upload(&server, &other, padded(&component, 1000, 5)).await.status(), 201);
-    server.delete("/api/v1/plugins/hostile-webhook", &admin).await.expect(204);
+    server
+        .delete("/api/v1/plugins/hostile-webhook", &admin)
+        .await
+        .expect(204);
     assert_eq!(stored_packages(&server).await.0, 1, "still used by the other tenant");
-    server.delete("/api/v1/plugins/hostile-webhook", &other).await.expect(204);
+    server
+        .delete("/api/v1/plugins/hostile-webhook", &other)
+        .await
+        .expect(204);
     assert_eq!(stored_packages(&server).await, (0, 0), "nothing left behind");
     server.stop().await;
 }

@@ -60,7 +60,10 @@ async fn anonymous_uploads_are_refused_before_their_body_is_read() {
     let chunks = 30 * 1024 * 1024 / CHUNK;
     let (status, taken) = post_slowly(&server, "/admin/plugins", chunks, &[]).await;
     assert!(status == 413 || status == 0, "status {status}");
-    assert!(taken < chunks / 4, "the server took {taken} of {chunks} chunks before answering");
+    assert!(
+        taken < chunks / 4,
+        "the server took {taken} of {chunks} chunks before answering"
+    );
     // A declared length over the limit is refused before anything is read.
     let declared = server
         .client
@@ -73,13 +76,23 @@ async fn anonymous_uploads_are_refused_before_their_body_is_read() {
     assert_eq!(declared.status(), 413);
     // Signed in, without the right to install plugins: no plugin-sized body either.
     server.tenant("acme", Role::TenantAdmin).await;
-    account(&server.store, "vic@acme.example", PASSWORD, Some(("acme", Role::Viewer)), false).await;
+    account(
+        &server.store,
+        "vic@acme.example",
+        PASSWORD,
+        Some(("acme", Role::Viewer)),
+        false,
+    )
+    .await;
     let mut viewer = Visitor::new(&server);
     assert_eq!(viewer.sign_in("vic@acme.example", PASSWORD).await.status, 303);
     let cookie = viewer.cookie_header();
     let (status, taken) = post_slowly(&server, "/admin/plugins", chunks, &[("cookie", cookie)]).await;
     assert!(status == 413 || status == 0, "status {status}");
-    assert!(taken < chunks / 4, "the server took {taken} of {chunks} chunks from a viewer");
+    assert!(
+        taken < chunks / 4,
+        "the server took {taken} of {chunks} chunks from a viewer"
+    );
     server.stop().await;
 }
 
@@ -95,7 +108,15 @@ async fn csrf_rows(server: &TestServer) -> i64 {
 
 /// The `http_csrf_rejected_total` counter for anonymous visitors (0 before the first).
 async fn anonymous_csrf_refusals(server: &TestServer) -> u64 {
-    let metrics = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     metrics
         .lines()
         .find_map(|line| line.strip_prefix("http_csrf_rejected_total{signed_in=\"false\"} "))
@@ -126,7 +147,14 @@ async fn refused_anonymous_posts_write_no_audit_rows() {
     );
 
     server.tenant("acme", Role::TenantAdmin).await;
-    account(&server.store, "ada@acme.example", PASSWORD, Some(("acme", Role::TenantAdmin)), false).await;
+    account(
+        &server.store,
+        "ada@acme.example",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
     let mut ada = Visitor::new(&server);
     assert_eq!(ada.sign_in("ada@acme.example", PASSWORD).await.status, 303);
     let started = std::time::Instant::now();
@@ -139,7 +167,10 @@ async fn refused_anonymous_posts_write_no_audit_rows() {
     let audited = csrf_rows(&server).await;
     // A burst of five, then one a second.
     let most = 5 + started.elapsed().as_secs() as i64 + 1;
-    assert!((1..=most).contains(&audited), "{audited} rows for 50 refused posts of one person");
+    assert!(
+        (1..=most).contains(&audited),
+        "{audited} rows for 50 refused posts of one person"
+    );
     assert!(audited < 50, "not one row per refused post");
     server.stop().await;
 }
