@@ -6,7 +6,8 @@
 Starts `monti serve` on a fresh SQLite data directory with two tenants: `noisy` has a webhook
 plugin padded to 31 MB installed and enabled, `calm` is the bystander. It measures the server's
 idle RSS and tenant calm's API latency (GET /api/v1/agents, one request at a time), then for each
-flood keeps its connections busy for that long (from another process) while measuring again:
+flood keeps its connections busy for that long (from another process, at nice 19 unless
+--same-priority) while measuring again:
 
   unknown-hooks     (48 connections) POST /hooks/noisy/<made-up installation>/x and /hooks/<made-up tenant>/…/x
   uploads           (16) 30 MiB multipart bodies to POST /admin/plugins without a session
@@ -157,8 +158,11 @@ def flood_worker(port, make_request, body_bytes, deadline, counter, lock):
             time.sleep(0.01)
 
 
-def flood(port, make_request, body_bytes, seconds, connections, answered):
-    """A process of its own (so the flood's threads do not hold up the measuring process)."""
+def flood(port, make_request, body_bytes, seconds, connections, answered, niceness):
+    """A process of its own (so the flood's threads do not hold up the measuring process), at
+    lower priority unless asked otherwise: an attacker's own CPU is not the server's in
+    production, and on one machine it would otherwise be the larger part of what is measured."""
+    os.nice(niceness)
     counter, lock = [0], threading.Lock()
     deadline = time.monotonic() + seconds
     workers = [threading.Thread(target=flood_worker, args=(port, make_request, body_bytes, deadline, counter, lock),
@@ -237,7 +241,8 @@ def run(args):
         for name, connections, make, size in floods:
             answered = multiprocessing.Value("q", 0)
             flooder = multiprocessing.Process(target=flood,
-                                              args=(port, make, size, args.seconds, connections, answered))
+                                              args=(port, make, size, args.seconds, connections, answered,
+                                                    0 if args.same_priority else 19))
             peak = [idle]
             stop = threading.Event()
 
@@ -272,6 +277,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--connections", type=int, default=0,
                         help="connections per flood (default: as the issue's probe: 48, 16, 12, 4, 4)")
+    parser.add_argument("--same-priority", action="store_true",
+                        help="run the flood at the server's priority (it then competes for the same CPU)")
     run(parser.parse_args())
 
 

@@ -637,15 +637,18 @@ async fn an_installed_plugin_sees_the_tenants_events_and_moves_the_floor() {
         .text()
         .await
         .unwrap();
+    // Labelled by the installation id Monti made, not the plugin's own id.
+    let label = format!("{{installation=\"{}\"}}", installed.id);
     for series in [
-        "plugin_invocations_total{plugin=\"wellbeing\"}",
-        "plugin_host_calls_total{plugin=\"wellbeing\"}",
-        "plugin_duration_seconds",
-        "plugin_memory_high_water_bytes{plugin=\"wellbeing\"}",
-        "plugin_circuit_open{plugin=\"wellbeing\"} 0",
+        format!("plugin_invocations_total{label}"),
+        format!("plugin_host_calls_total{label}"),
+        "plugin_duration_seconds".to_owned(),
+        format!("plugin_memory_high_water_bytes{label}"),
+        format!("plugin_circuit_open{label} 0"),
     ] {
-        assert!(metrics.contains(series), "{series} in /metrics");
+        assert!(metrics.contains(&series), "{series} in /metrics");
     }
+    assert!(!metrics.contains("wellbeing"), "no tenant-chosen names on /metrics");
     server.stop().await;
 }
 
@@ -1389,7 +1392,7 @@ async fn failing_batches_are_retried_then_dead_lettered_and_can_be_replayed() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("plugin_dead_letters{plugin=\"misbehaving\"}"),
+        metrics.contains(&format!("plugin_dead_letters{{installation=\"{}\"}}", installed.id)),
         "the dead-letter depth is a gauge"
     );
     let record = monti::store::plugins::get(&server.store, &scope, "misbehaving")

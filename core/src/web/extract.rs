@@ -243,6 +243,24 @@ fn area_name(area: Area) -> &'static str {
     area.name()
 }
 
+/// How much of a refused request's body is read and dropped so the client gets the answer.
+const DISCARD_AT_MOST: usize = 1 << 20;
+
+/// Reads and drops up to 1 MiB of a request body that is refused before it was read: closing a
+/// connection with unread data makes the kernel reset it, and the client may then lose the
+/// answer. Nothing is kept; a larger body is cut off (its sender may see the reset).
+pub async fn discard_body(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut frames = body.into_data_stream();
+    let mut read = 0;
+    while read < DISCARD_AT_MOST {
+        match frames.next().await {
+            Some(Ok(frame)) => read += frame.len(),
+            _ => break,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,12 +103,19 @@ async fn install(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let scope = caller.tenant(Action::Write, Area::Configuration)?;
+    let scope = match caller.tenant(Action::Write, Area::Configuration) {
+        Ok(scope) => scope,
+        Err(refused) => {
+            super::extract::discard_body(body).await;
+            return Err(refused);
+        }
+    };
     let mime = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !mime.starts_with("application/wasm") {
+        super::extract::discard_body(body).await;
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the plugin's component as application/wasm",
