@@ -3,27 +3,12 @@
 
 mod common;
 
-use common::{TestServer, Visitor, account};
+use common::{TestServer, Visitor, account, audit_actions};
 use monti::domain::Role;
 use monti::store::{ListParams, tenants};
 use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-async fn audit_actions(s: &TestServer, tenant: Option<&str>) -> Vec<(String, String)> {
-    use monti::store::audit::AuditRow;
-    let params = ListParams(vec![("limit".into(), "500".into()), ("sort".into(), "at".into())]);
-    let page = match tenant {
-        Some(slug) => {
-            let scope = tenants::operator_scope(&s.store, slug).await.unwrap();
-            monti::store::resource::list::<AuditRow>(&s.store, &scope, &params)
-                .await
-                .unwrap()
-        }
-        None => monti::store::audit::list_platform(&s.store, &params).await.unwrap(),
-    };
-    page.items.into_iter().map(|e| (e.action, e.outcome)).collect()
-}
 
 /// Accepts the invitation the API answered with, signed in as the invited account: adding an
 /// existing account to a tenant takes its owner's consent.

@@ -434,6 +434,24 @@ impl Visitor {
     }
 }
 
+/// The audit log of a tenant (or, with `None`, of the installation), oldest first:
+/// (action, outcome) per entry.
+pub async fn audit_actions(s: &TestServer, tenant: Option<&str>) -> Vec<(String, String)> {
+    use monti::store::ListParams;
+    use monti::store::audit::AuditRow;
+    let params = ListParams(vec![("limit".into(), "500".into()), ("sort".into(), "at".into())]);
+    let page = match tenant {
+        Some(slug) => {
+            let scope = tenants::operator_scope(&s.store, slug).await.unwrap();
+            monti::store::resource::list::<AuditRow>(&s.store, &scope, &params)
+                .await
+                .unwrap()
+        }
+        None => monti::store::audit::list_platform(&s.store, &params).await.unwrap(),
+    };
+    page.items.into_iter().map(|e| (e.action, e.outcome)).collect()
+}
+
 /// Creates a local account with a password and (optionally) a role in a tenant.
 pub async fn account(
     store: &Store,

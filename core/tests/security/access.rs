@@ -6,7 +6,7 @@ use monti::store::{accounts, tenants, tokens};
 use serde_json::json;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, Visitor, account};
+use crate::common::{Backend, TestServer, Visitor, account, audit_actions};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -204,22 +204,6 @@ async fn guessing_from_one_address_does_not_lock_the_owner_out() {
     s.stop().await;
 }
 
-/// Audit entries of a tenant (or, with `None`, of the installation): (action, outcome).
-async fn audit_rows(s: &TestServer, tenant: Option<&str>) -> Vec<(String, String)> {
-    use monti::store::audit::AuditRow;
-    let params = monti::store::ListParams(vec![("limit".into(), "500".into())]);
-    let page = match tenant {
-        Some(slug) => {
-            let scope = tenants::operator_scope(&s.store, slug).await.unwrap();
-            monti::store::resource::list::<AuditRow>(&s.store, &scope, &params)
-                .await
-                .unwrap()
-        }
-        None => monti::store::audit::list_platform(&s.store, &params).await.unwrap(),
-    };
-    page.items.into_iter().map(|e| (e.action, e.outcome)).collect()
-}
-
 both_backends!(a_scoped_admin_can_neither_take_over_nor_lock_out_an_unscoped_one);
 async fn a_scoped_admin_can_neither_take_over_nor_lock_out_an_unscoped_one(s: &TestServer) {
     let (admin, scoped, north, _) = scoped_admin(s).await;
@@ -316,7 +300,7 @@ async fn a_scoped_admin_can_neither_take_over_nor_lock_out_an_unscoped_one(s: &T
     assert_eq!(seen.body["team_scope"], json!([]));
     assert_eq!(owner_browser.get("/account").await.status, 200);
     s.get("/api/v1/teams", &admin).await.expect(200);
-    let denied: Vec<String> = audit_rows(s, Some("acme"))
+    let denied: Vec<String> = audit_actions(s, Some("acme"))
         .await
         .into_iter()
         .filter(|(_, outcome)| outcome == "denied")
@@ -375,7 +359,7 @@ async fn refused_sign_ins_do_not_fill_the_audit_log() {
         false,
     )
     .await;
-    let before = audit_rows(&s, Some("acme")).await.len() + audit_rows(&s, None).await.len();
+    let before = audit_actions(&s, Some("acme")).await.len() + audit_actions(&s, None).await.len();
     let mut v = Visitor::new(&s);
     v.get("/login").await;
     let csrf = v.csrf.clone().unwrap();
@@ -401,14 +385,14 @@ async fn refused_sign_ins_do_not_fill_the_audit_log() {
     );
     // Failures are recorded after the answer.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let after = audit_rows(&s, Some("acme")).await.len() + audit_rows(&s, None).await.len();
+    let after = audit_actions(&s, Some("acme")).await.len() + audit_actions(&s, None).await.len();
     assert!(
         after - before <= 6,
         "{} audit rows for 300 refused sign-ins ({statuses:?})",
         after - before
     );
     assert!(
-        audit_rows(&s, Some("acme"))
+        audit_actions(&s, Some("acme"))
             .await
             .contains(&("session.sign_in".into(), "failure".into())),
         "a wrong password on Ana's account is still in her tenant's log"
