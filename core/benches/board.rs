@@ -33,7 +33,7 @@ fn main() {
         ..Config::default()
     };
     let (floor, scope_visibility) = runtime.block_on(async {
-        let store = monti::cli::open_store(&config).await.unwrap();
+        let store = monti::store::Store::open(&config).await.unwrap();
         monti::store::tenants::create(
             &store,
             monti::store::tenants::TenantCreate {
@@ -46,7 +46,9 @@ fn main() {
         )
         .await
         .unwrap();
-        let scope = monti::store::tenants::operator_scope(&store, "bench").await.unwrap();
+        let scope = monti::store::tenants::system_scope(&store, "bench", monti::store::SystemActor::Operator)
+            .await
+            .unwrap();
         let scenario = monti::demo::scenario(agents, 1);
         monti::simulate::provision(&store, &scope, &scenario).await.unwrap();
         let live =

@@ -9,11 +9,10 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, CliOverrides, Config, Sources};
-use crate::db::Db;
 use crate::domain::Role;
 use crate::secrets::SecretBox;
 use crate::store::{Store, tenants, tokens};
-use crate::web::{self, AppState};
+use crate::web;
 
 #[derive(Parser, Debug)]
 #[command(name = "monti", version = crate::VERSION, about = "Monti: contact-center operations platform")]
@@ -368,24 +367,6 @@ fn load(sources: &Sources) -> anyhow::Result<Config> {
     Ok(loaded.config)
 }
 
-/// Opens the store: data dir, database (migrated), secret key.
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let url = config.database_url();
-    if url.starts_with("sqlite:") || config.secret_key.is_none() {
-        config::prepare_data_dir(&config.data_dir)?;
-    }
-    let db = Db::connect(config).await?;
-    let applied = db.migrate().await?;
-    if applied > 0 {
-        tracing::info!(applied, "database migrations applied");
-    }
-    let secrets = match &config.secret_key {
-        Some(key) => SecretBox::from_base64(key.expose())?,
-        None => SecretBox::load_or_create(&config.data_dir)?,
-    };
-    Ok(Store::new(db, secrets))
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version => {
@@ -401,11 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(data) => {
             let config = load(&sources(&cli.config, None, &data))?;
             crate::telemetry::init_logging(config.log_format, &config.log_level);
-            if config.database_url().starts_with("sqlite:") {
-                config::prepare_data_dir(&config.data_dir)?;
-            }
-            let db = Db::connect(&config).await?;
-            let applied = db.migrate().await?;
+            let applied = Store::migrate(&config).await?;
             println!("migrations applied: {applied}; database is current");
             Ok(ExitCode::SUCCESS)
         }
@@ -429,7 +406,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(command) => import(&cli.config, command).await,
         Command::Asterisk(AsteriskCommand::Export { tenant, out, data }) => {
             let store = admin_store(&cli.config, &data).await?;
-            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            let scope = tenants::system_scope(&store, &tenant, crate::store::SystemActor::Operator)
+                .await
+                .map_err(explain)?;
             let telephony = crate::asterisk::config::load(&store, &scope).await.map_err(explain)?;
             let dir = out.unwrap_or_else(|| PathBuf::from(format!("asterisk-{tenant}")));
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -467,7 +446,9 @@ async fn import(config_file: &Option<PathBuf>, command: ImportCommand) -> anyhow
     };
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let store = admin_store(config_file, data).await?;
-    let scope = tenants::operator_scope(&store, tenant).await.map_err(explain)?;
+    let scope = tenants::system_scope(&store, tenant, crate::store::SystemActor::Operator)
+        .await
+        .map_err(explain)?;
     let report = match &command {
         ImportCommand::Cdr { timezone, .. } => {
             let zone_name = match timezone {
@@ -547,7 +528,7 @@ async fn import(config_file: &Option<PathBuf>, command: ImportCommand) -> anyhow
 async fn rotate_key(config_file: &Option<PathBuf>, data: &DataArgs) -> anyhow::Result<ExitCode> {
     let config = load(&sources(config_file, None, data))?;
     crate::telemetry::init_logging(config.log_format, "warn");
-    let store = open_store(&config).await?;
+    let store = Store::open(&config).await?;
     let (new, encoded) = SecretBox::generate();
     // Written before anything is re-sealed: whatever happens next, the new key is not lost.
     let staged = config.data_dir.join("secret.key.new");
@@ -596,7 +577,7 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
     let started = Instant::now();
     let config = load(&sources(config_file, args.listen, &args.data))?;
     crate::telemetry::init_logging(config.log_format, &config.log_level);
-    let store = open_store(&config).await?;
+    let store = Store::open(&config).await?;
     let scenario = demo.as_ref().map(|d| crate::demo::scenario(d.agents, d.seed));
     let demo_login = match &scenario {
         Some(scenario) => Some(crate::demo::seed(&store, scenario).await?),
@@ -612,7 +593,6 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
             "no platform admin exists yet: open this one-time link to create the first one"
         );
     }
-    crate::live::service::spawn_history_trimmer(store.clone(), config.live.retention);
     let mut config = config;
     let asterisk = demo.as_ref().filter(|d| d.asterisk && !d.no_simulator);
     let connector = match asterisk {
@@ -623,10 +603,10 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
         }
         None => None,
     };
-    let state = AppState::new(store.clone(), config)?;
+    let state = crate::startup::start(store.clone(), config)?;
     tracing::info!(
         url = %base_url,
-        database = store.db.backend().as_str(),
+        database = store.backend().as_str(),
         ready_ms = format!("{:.1}", web::elapsed_ms(started)),
         "monti {} ready",
         crate::VERSION
@@ -636,15 +616,20 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
     }
     if demo.is_some() {
         // The demo tenant watches its floor with the starter alert rules (added once).
-        let scope = tenants::operator_scope(&store, crate::demo::DEMO_SLUG).await?;
-        if let Err(e) = web::alerts::import_starter(&state, &scope, &Default::default()).await {
-            tracing::warn!(detail = ?e.problem.detail, "the demo's starter alert rules could not be added");
+        let scope = tenants::system_scope(&store, crate::demo::DEMO_SLUG, crate::store::SystemActor::Demo).await?;
+        let rules = crate::service::rules::RulesContext {
+            store: &state.store,
+            rules: &state.rules,
+            live: &state.live,
+        };
+        if let Err(e) = crate::service::rules::import_starter(&rules, &scope, &Default::default()).await {
+            tracing::warn!(error = %e, "the demo's starter alert rules could not be added");
         }
     }
     if let (Some(demo), Some(scenario)) = (&demo, scenario)
         && !demo.no_simulator
     {
-        let scope = tenants::operator_scope(&store, crate::demo::DEMO_SLUG).await?;
+        let scope = tenants::system_scope(&store, crate::demo::DEMO_SLUG, crate::store::SystemActor::Demo).await?;
         let sink = match connector {
             Some(wasm) => {
                 let pbx = crate::demo::connect_asterisk(&state, &scope, &scenario, &wasm).await?;
@@ -657,7 +642,8 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
             }
             None => crate::simulate::Sink::Local {
                 live: state.live.clone(),
-                scope,
+                scope: tenants::system_scope(&store, crate::demo::DEMO_SLUG, crate::store::SystemActor::Simulator)
+                    .await?,
             },
         };
         let seed = demo.seed;
@@ -691,7 +677,7 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
         );
     }
     web::serve(state, listener, web::shutdown_signal()).await?;
-    store.db.close().await;
+    store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -786,7 +772,9 @@ async fn set_plugin_enabled(
     enabled: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = admin_store(config_file, data).await?;
-    let scope = tenants::operator_scope(&store, tenant).await.map_err(explain)?;
+    let scope = tenants::system_scope(&store, tenant, crate::store::SystemActor::Operator)
+        .await
+        .map_err(explain)?;
     let installation = if enabled {
         enable_approving(&store, &scope, plugin).await?
     } else {
@@ -887,29 +875,26 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
             enable,
             data,
         } => {
-            let (_, plugin) = read_plugin(&file)?;
+            let (engine, plugin) = read_plugin(&file)?;
             let settings = load(&sources(config_file, None, &data))?;
-            settings
-                .plugins
-                .admits(&tenant, &plugin.manifest)
-                .map_err(|why| anyhow!(why))?;
             let config = plugin_config(given.as_deref(), &plugin.manifest)?;
-            let bytes = std::fs::read(&file)?;
+            let bytes: std::sync::Arc<[u8]> = std::fs::read(&file)?.into();
             let store = admin_store(config_file, &data).await?;
-            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
-            crate::store::plugins::store_package(&store, &plugin.digest, &plugin.manifest, &bytes)
+            let scope = tenants::system_scope(&store, &tenant, crate::store::SystemActor::Operator)
                 .await
                 .map_err(explain)?;
-            let installed = crate::store::plugins::install(&store, &scope, &plugin.digest, &config)
-                .await
-                .map_err(explain)?;
-            let mut installed = if given.is_some() {
-                crate::store::plugins::set_config(&store, &scope, &installed.id, &config)
-                    .await
-                    .map_err(explain)?
-            } else {
-                installed
+            let ctx = crate::service::plugins::PluginContext {
+                store: &store,
+                policy: &settings.plugins,
+                engine,
+                runtime: None,
             };
+            let origin = crate::store::audit::Origin::default();
+            let installed =
+                crate::service::plugins::install(&ctx, &scope, &origin, bytes, given.is_some().then_some(&config[..]))
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+            let mut installed = installed.installation;
             if enable {
                 installed = enable_approving(&store, &scope, &installed.id).await?;
             }
@@ -918,7 +903,9 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
         }
         PluginCommand::List { tenant, data } => {
             let store = admin_store(config_file, &data).await?;
-            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            let scope = tenants::system_scope(&store, &tenant, crate::store::SystemActor::Operator)
+                .await
+                .map_err(explain)?;
             for installation in crate::store::plugins::list(&store, &scope).await.map_err(explain)? {
                 print_installation(&installation);
             }
@@ -932,7 +919,9 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
         }
         PluginCommand::Remove { plugin, tenant, data } => {
             let store = admin_store(config_file, &data).await?;
-            let scope = tenants::operator_scope(&store, &tenant).await.map_err(explain)?;
+            let scope = tenants::system_scope(&store, &tenant, crate::store::SystemActor::Operator)
+                .await
+                .map_err(explain)?;
             let removed = crate::store::plugins::remove(&store, &scope, &plugin)
                 .await
                 .map_err(explain)?;
@@ -1083,7 +1072,7 @@ async fn simulate(config_file: &Option<PathBuf>, args: SimulateArgs) -> anyhow::
     let day_offset_s = day_time(&args.day_time)?;
     let scenario = crate::demo::scenario(args.agents, args.seed);
     let local = if args.provision || args.token.is_none() {
-        let store = open_store(&config)
+        let store = Store::open(&config)
             .await
             .context("the local database is needed to provision or to issue a token (or pass --token)")?;
         let tenant = tenants::by_slug(&store, &args.tenant)
@@ -1095,7 +1084,9 @@ async fn simulate(config_file: &Option<PathBuf>, args: SimulateArgs) -> anyhow::
         None
     };
     if let (true, Some((store, tenant))) = (args.provision, &local) {
-        let scope = tenants::operator_scope(store, &tenant.slug).await.map_err(explain)?;
+        let scope = tenants::system_scope(store, &tenant.slug, crate::store::SystemActor::Operator)
+            .await
+            .map_err(explain)?;
         let done = crate::simulate::provision(store, &scope, &scenario)
             .await
             .map_err(explain)?;
@@ -1228,7 +1219,7 @@ async fn probe(url: &str) -> anyhow::Result<u16> {
 async fn admin_store(config_file: &Option<PathBuf>, data: &DataArgs) -> anyhow::Result<Store> {
     let config = load(&sources(config_file, None, data))?;
     crate::telemetry::init_logging(config.log_format, "warn");
-    open_store(&config).await
+    Ok(Store::open(&config).await?)
 }
 
 async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::Result<ExitCode> {

@@ -37,7 +37,7 @@ const SUPERVISOR_EMAIL: &str = "supervisor@demo.example";
 /// Makes sure a demo account exists with `role` (and scope) and gives it a fresh password.
 async fn demo_account(
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &crate::store::TenantId,
     email: &str,
     name: &str,
     role: Role,
@@ -86,21 +86,21 @@ pub async fn seed(store: &Store, scenario: &crate::sim::Scenario) -> StoreResult
                 },
             )
             .await?;
-            let scope = tenants::operator_scope(store, DEMO_SLUG).await?;
+            let scope = tenants::system_scope(store, DEMO_SLUG, crate::store::SystemActor::Demo).await?;
             crate::simulate::provision(store, &scope, scenario).await?;
             populate(store, &scope).await?;
             true
         }
     };
     if !created {
-        let scope = tenants::operator_scope(store, DEMO_SLUG).await?;
+        let scope = tenants::system_scope(store, DEMO_SLUG, crate::store::SystemActor::Demo).await?;
         crate::simulate::provision(store, &scope, scenario).await?;
     }
     let tenant = tenants::by_slug(store, DEMO_SLUG)
         .await?
         .ok_or(crate::store::StoreError::NotFound { kind: "tenant" })?;
     let issued = tokens::issue(store, Some(&tenant.id), "demo", Role::TenantAdmin, None, "demo").await?;
-    let scope = tenants::operator_scope(store, DEMO_SLUG).await?;
+    let scope = tenants::system_scope(store, DEMO_SLUG, crate::store::SystemActor::Demo).await?;
     let sales: Vec<String> = resource::list::<Team>(store, &scope, &Default::default())
         .await?
         .items
@@ -235,26 +235,26 @@ pub async fn connect_asterisk(
             .collect();
         pbx.ami.set_queues(&agent.extension, queues);
     }
-    let engine = app.live.plugins.engine()?;
-    let plugin = engine
-        .validate(component)
-        .map_err(|failure| anyhow::anyhow!("the Asterisk connector does not load: {failure}"))?;
     let store = &app.store;
     let explain = |e: crate::store::StoreError| anyhow::anyhow!("installing the Asterisk connector: {e}");
-    crate::store::plugins::store_package(store, &plugin.digest, &plugin.manifest, component)
-        .await
-        .map_err(explain)?;
     let config = serde_json::json!({
         "host": "127.0.0.1", "port": pbx.ami.port(), "username": "monti", "auth": "md5",
         "ari_host": "127.0.0.1", "ari_port": pbx.ari.port(), "ari_user": "monti",
     })
     .to_string();
-    let installed = crate::store::plugins::install(store, scope, &plugin.digest, &config)
-        .await
-        .map_err(explain)?;
-    crate::store::plugins::set_config(store, scope, &installed.id, &config)
-        .await
-        .map_err(explain)?;
+    // Through the same flow and policy as any installation: an operator who does not allow the
+    // connector for the demo tenant gets a refusal here, not a connector.
+    let ctx = crate::service::plugins::PluginContext::running(store, &app.live.plugins)?;
+    let installed = crate::service::plugins::install(
+        &ctx,
+        scope,
+        &crate::store::audit::Origin::default(),
+        std::sync::Arc::from(component),
+        Some(&config),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("installing the Asterisk connector: {e}"))?
+    .installation;
     crate::store::plugins::set_secret(store, scope, &installed.id, "password", &password)
         .await
         .map_err(explain)?;

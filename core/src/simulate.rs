@@ -11,15 +11,12 @@ use anyhow::{Context as _, anyhow};
 use crate::domain::events::Event;
 use crate::domain::new_id;
 use crate::live::service::{LiveService, Outcome};
-use crate::on_db;
 use crate::sim::{Scenario, Simulation};
 use crate::store::entities::locations::{Location, LocationCreate};
 use crate::store::entities::queues::{Queue, QueueCreate};
 use crate::store::entities::teams::{Team, TeamCreate};
+use crate::store::provisioning::{self, Named, NewAgent};
 use crate::store::{Store, StoreResult, TenantScope, resource};
-
-/// Rows per INSERT when creating agents and memberships in bulk.
-const ROWS_PER_INSERT: usize = 500;
 
 /// What a tenant has of a scenario after [`provision`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,27 +25,11 @@ pub struct Provisioned {
     pub existing_agents: usize,
 }
 
-async fn ids_by_name(
-    store: &Store,
-    scope: &TenantScope,
-    table: &str,
-    column: &str,
-) -> StoreResult<HashMap<String, String>> {
-    let sql = format!("SELECT {column}, id FROM {table} WHERE tenant_id = $1 AND {column} IS NOT NULL");
-    let rows: Vec<(String, String)> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, String)>(&sql)
-            .bind(scope.tenant_id())
-            .fetch_all(pool)
-            .await
-    })?;
-    Ok(rows.into_iter().collect())
-}
-
 /// Makes sure the tenant has the scenario's teams, locations and queues (matched by name) and
 /// its agents (matched by extension), with their queues. Agents come in bulk, a few statements
 /// for thousands, so a 2,000-agent demo is ready in moments. Safe to run again.
 pub async fn provision(store: &Store, scope: &TenantScope, scenario: &Scenario) -> StoreResult<Provisioned> {
-    let mut teams = ids_by_name(store, scope, "teams", "name").await?;
+    let mut teams = provisioning::ids_by_name(store, scope, Named::Teams).await?;
     for name in &scenario.teams {
         if !teams.contains_key(name) {
             let team: Team = resource::create(
@@ -63,7 +44,7 @@ pub async fn provision(store: &Store, scope: &TenantScope, scenario: &Scenario) 
             teams.insert(name.clone(), team.id);
         }
     }
-    let mut locations = ids_by_name(store, scope, "locations", "name").await?;
+    let mut locations = provisioning::ids_by_name(store, scope, Named::Locations).await?;
     for spec in &scenario.locations {
         if !locations.contains_key(&spec.name) {
             let location: Location = resource::create(
@@ -79,7 +60,7 @@ pub async fn provision(store: &Store, scope: &TenantScope, scenario: &Scenario) 
             locations.insert(spec.name.clone(), location.id);
         }
     }
-    let mut queues = ids_by_name(store, scope, "queues", "name").await?;
+    let mut queues = provisioning::ids_by_name(store, scope, Named::Queues).await?;
     for spec in &scenario.queues {
         if !queues.contains_key(&spec.name) {
             let queue: Queue = resource::create(
@@ -101,81 +82,36 @@ pub async fn provision(store: &Store, scope: &TenantScope, scenario: &Scenario) 
             queues.insert(spec.name.clone(), queue.id);
         }
     }
-    let existing = ids_by_name(store, scope, "agents", "extension").await?;
-    let now = crate::domain::time::now_ms();
-    struct NewAgent<'a> {
-        id: String,
-        spec: &'a crate::sim::AgentSpec,
-    }
-    let fresh: Vec<NewAgent<'_>> = scenario
+    let existing = provisioning::ids_by_name(store, scope, Named::AgentExtensions).await?;
+    let lookup =
+        |map: &HashMap<String, String>, names: &[String], i: usize| names.get(i).and_then(|n| map.get(n)).cloned();
+    let location_names: Vec<String> = scenario.locations.iter().map(|l| l.name.clone()).collect();
+    let queue_names: Vec<String> = scenario.queues.iter().map(|q| q.name.clone()).collect();
+    let fresh: Vec<NewAgent> = scenario
         .agents
         .iter()
         .filter(|a| !existing.contains_key(&a.extension))
         .map(|spec| NewAgent {
             id: new_id("agt"),
-            spec,
+            name: spec.name.clone(),
+            team_id: lookup(&teams, &scenario.teams, spec.team),
+            location_id: lookup(&locations, &location_names, spec.location),
+            extension: spec.extension.clone(),
+            interface: format!("PJSIP/{}", spec.extension),
+            skills: spec
+                .queues
+                .iter()
+                .filter_map(|q| queue_names.get(*q))
+                .map(|q| q.to_lowercase())
+                .collect(),
+            queue_ids: spec
+                .queues
+                .iter()
+                .filter_map(|q| lookup(&queues, &queue_names, *q))
+                .collect(),
         })
         .collect();
-    let lookup =
-        |map: &HashMap<String, String>, names: &[String], i: usize| names.get(i).and_then(|n| map.get(n)).cloned();
-    let location_names: Vec<String> = scenario.locations.iter().map(|l| l.name.clone()).collect();
-    let queue_names: Vec<String> = scenario.queues.iter().map(|q| q.name.clone()).collect();
-    let tenant = scope.tenant_id();
-    on_db!(&store.db, |pool, DB| {
-        let mut tx = pool.begin().await?;
-        for chunk in fresh.chunks(ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::<DB>::new(
-                "INSERT INTO agents (id, tenant_id, name, team_id, location_id, extension, interface, skills, created_at, updated_at, version) ",
-            );
-            insert.push_values(chunk, |mut b, a| {
-                let skills: Vec<String> = a
-                    .spec
-                    .queues
-                    .iter()
-                    .filter_map(|q| queue_names.get(*q))
-                    .map(|q| q.to_lowercase())
-                    .collect();
-                b.push_bind(a.id.clone())
-                    .push_bind(tenant)
-                    .push_bind(a.spec.name.clone())
-                    .push_bind(lookup(&teams, &scenario.teams, a.spec.team))
-                    .push_bind(lookup(&locations, &location_names, a.spec.location))
-                    .push_bind(a.spec.extension.clone())
-                    .push_bind(format!("PJSIP/{}", a.spec.extension))
-                    .push_bind(serde_json::to_string(&skills).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(1i64);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        let members: Vec<(String, String)> = fresh
-            .iter()
-            .flat_map(|a| {
-                a.spec
-                    .queues
-                    .iter()
-                    .filter_map(|q| lookup(&queues, &queue_names, *q))
-                    .map(|queue| (queue, a.id.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        for chunk in members.chunks(ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::<DB>::new(
-                "INSERT INTO queue_members (tenant_id, queue_id, agent_id, penalty, created_at) ",
-            );
-            insert.push_values(chunk, |mut b, (queue, agent)| {
-                b.push_bind(tenant)
-                    .push_bind(queue.clone())
-                    .push_bind(agent.clone())
-                    .push_bind(0i64)
-                    .push_bind(now);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(())
-    })?;
+    provisioning::insert_agents(store, scope, &fresh).await?;
     Ok(Provisioned {
         created_agents: fresh.len(),
         existing_agents: existing.len(),

@@ -50,6 +50,16 @@
     }
   });
 
+  // A refusal or a failed check comes back as a fragment saying why (the server never sends
+  // htmx a whole page): show it where the request's answer goes, as htmx does for a success.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status >= 400 && status < 600 && event.detail.serverResponse) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     applyTheme(storedTheme());
     if (window.htmx) {

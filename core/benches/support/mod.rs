@@ -35,7 +35,7 @@ pub fn setup(tenants: usize, agents: usize) -> Setup {
         ..Config::default()
     };
     let made = runtime.block_on(async {
-        let store = monti::cli::open_store(&config).await.unwrap();
+        let store = monti::store::Store::open(&config).await.unwrap();
         let mut made = Vec::new();
         for t in 0..tenants {
             let slug = format!("t{t:03}");
@@ -51,7 +51,9 @@ pub fn setup(tenants: usize, agents: usize) -> Setup {
             )
             .await
             .unwrap();
-            let scope = monti::store::tenants::operator_scope(&store, &slug).await.unwrap();
+            let scope = monti::store::tenants::system_scope(&store, &slug, monti::store::SystemActor::Operator)
+                .await
+                .unwrap();
             let scenario = monti::demo::scenario(agents, t as u64 + 1);
             monti::simulate::provision(&store, &scope, &scenario).await.unwrap();
             let token =
@@ -66,7 +68,7 @@ pub fn setup(tenants: usize, agents: usize) -> Setup {
                 scenario,
             });
         }
-        store.db.close().await;
+        store.close().await;
         made
     });
     Setup { dir, tenants: made }

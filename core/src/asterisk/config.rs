@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::on_db;
+use crate::store::telephony::TelephonyRows;
 use crate::store::{Store, StoreResult, TenantScope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,26 +204,13 @@ pub fn extensions_conf(t: &Telephony) -> String {
 /// The tenant's endpoints, queues (with members) and numbers.
 pub async fn load(store: &Store, scope: &TenantScope) -> StoreResult<Telephony> {
     let tenant = scope.tenant_id();
-    type EndpointRow = (String, String, String, Option<String>, String, String, String, i64);
-    let endpoints: Vec<EndpointRow> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, EndpointRow>(
-            "SELECT id, name, auth_username, password_enc, transport, codecs, context, max_contacts \
-             FROM endpoints WHERE tenant_id = $1 ORDER BY name",
-        )
-        .bind(tenant)
-        .fetch_all(pool)
-        .await
-    })?;
-    // Agents' interfaces: their own, else their endpoint's.
-    let agents: Vec<(String, String, Option<String>, Option<String>)> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, String, Option<String>, Option<String>)>(
-            "SELECT a.id, a.name, a.interface, (SELECT e.name FROM endpoints e WHERE e.tenant_id = a.tenant_id \
-             AND e.agent_id = a.id ORDER BY e.name LIMIT 1) FROM agents a WHERE a.tenant_id = $1",
-        )
-        .bind(tenant)
-        .fetch_all(pool)
-        .await
-    })?;
+    let TelephonyRows {
+        endpoints,
+        agents,
+        queues,
+        members,
+        dids,
+    } = crate::store::telephony::rows(store, scope).await?;
     let interface_of = |agent_id: &str| {
         agents
             .iter()
@@ -241,40 +228,6 @@ pub async fn load(store: &Store, scope: &TenantScope) -> StoreResult<Telephony> 
             .find(|a| a.0 == agent_id)
             .map_or_else(|| agent_id.to_owned(), |a| a.1.clone())
     };
-    let queues: Vec<(String, String, String, i64, i64)> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, String, String, i64, i64)>(
-            "SELECT id, name, strategy, sl_threshold_s, wrap_up_s FROM queues WHERE tenant_id = $1 ORDER BY name",
-        )
-        .bind(tenant)
-        .fetch_all(pool)
-        .await
-    })?;
-    let members: Vec<(String, String, i64)> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, String, i64)>(
-            "SELECT queue_id, agent_id, penalty FROM queue_members WHERE tenant_id = $1 ORDER BY queue_id, agent_id",
-        )
-        .bind(tenant)
-        .fetch_all(pool)
-        .await
-    })?;
-    type DidRow = (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let dids: Vec<DidRow> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, DidRow>(
-            "SELECT number, description, route_type, route_queue_id, route_agent_id, route_endpoint_id, route_number \
-             FROM dids WHERE tenant_id = $1 ORDER BY number",
-        )
-        .bind(tenant)
-        .fetch_all(pool)
-        .await
-    })?;
     let queue_name = |id: &str| queues.iter().find(|q| q.0 == id).map(|q| q.1.clone());
     let endpoint_name = |id: &str| endpoints.iter().find(|e| e.0 == id).map(|e| e.1.clone());
     Ok(Telephony {

@@ -1,32 +1,7 @@
-//! Asterisk: a simulator of its manager interface (AMI) and REST interface (ARI) for tests and
-//! demos (the connector itself is the plugin in `plugins/asterisk`).
+//! Asterisk: the tenant's telephony written as Asterisk configuration ([`config`]). The
+//! connector itself is the plugin in `plugins/asterisk`; the simulated PBX the demo and the
+//! tests run against is in the `monti-sim` crate, re-exported here.
 
-pub mod ami_sim;
-pub mod ari_sim;
 pub mod config;
 
-pub use ami_sim::{AmiSimulator, Member};
-pub use ari_sim::AriSimulator;
-
-/// Both halves of a simulated Asterisk: what the demo and the tests run the floor through.
-pub struct SimulatedPbx {
-    pub ami: AmiSimulator,
-    pub ari: AriSimulator,
-}
-
-impl SimulatedPbx {
-    /// Starts both, each with its own account (user `monti`).
-    pub async fn start(ami_password: &str, ari_password: &str) -> std::io::Result<Self> {
-        Ok(Self {
-            ami: AmiSimulator::start("monti", ami_password).await?,
-            ari: AriSimulator::start("monti", ari_password).await?,
-        })
-    }
-
-    /// A contact-center event as both interfaces report it (see [`AmiSimulator::play`] and
-    /// [`AriSimulator::play`]).
-    pub fn play(&self, event: &crate::domain::events::Event) {
-        self.ami.play(event);
-        self.ari.play(event);
-    }
-}
+pub use monti_sim::{AmiSimulator, AriSimulator, Member, SimulatedPbx, ami_sim, ari_sim};

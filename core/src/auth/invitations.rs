@@ -79,7 +79,7 @@ pub async fn invite(
             "platform_admin is not a tenant role; use tenant_admin, supervisor, agent or viewer",
         );
     }
-    let tenant = scope.tenant_id();
+    let tenant = scope.tenant();
     crate::store::entities::users::check_ids(store, tenant, &mut v, "team_scope", "teams", &input.team_scope).await?;
     crate::store::entities::users::check_ids(
         store,

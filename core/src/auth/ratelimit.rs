@@ -54,34 +54,117 @@ fn make_room<V>(map: &mut HashMap<Key, V>, cap: usize, done: impl Fn(&V) -> bool
     metrics::counter!("rate_limit_evictions_total").increment(1);
 }
 
+/// How fast a [`TokenBucket`] refills and how much it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl Rate {
+    pub fn new(per_second: f64, burst: f64) -> Self {
+        Self { per_second, burst }
+    }
+
+    /// `per_minute` a minute, up to a minute's worth at once: a quiet caller can burst, a busy
+    /// one is held to the rate.
+    pub fn per_minute(per_minute: f64) -> Self {
+        Self::new(per_minute / 60.0, per_minute)
+    }
+}
+
+/// The one token bucket in the server: every limit, keyed or not, is made of these.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct TokenBucket {
     tokens: f64,
     updated: Instant,
 }
 
-/// A keyed token bucket: `burst` requests at once, refilled at `per_second`.
+impl TokenBucket {
+    pub fn full(rate: Rate, now: Instant) -> Self {
+        Self {
+            tokens: rate.burst,
+            updated: now,
+        }
+    }
+
+    /// Tokens there are at `now` (below zero while a debt is being paid off).
+    pub fn available(&mut self, rate: Rate, now: Instant) -> f64 {
+        let refill = now.saturating_duration_since(self.updated).as_secs_f64() * rate.per_second;
+        self.tokens = (self.tokens + refill).min(rate.burst);
+        self.updated = self.updated.max(now);
+        self.tokens
+    }
+
+    /// Takes `n` tokens, or says how long until there are that many. More than the bucket can
+    /// ever hold waits for a full bucket (the caller splits its batch).
+    pub fn take(&mut self, rate: Rate, n: f64, now: Instant) -> Result<(), Duration> {
+        let tokens = self.available(rate, now);
+        if tokens >= n {
+            self.tokens -= n;
+            return Ok(());
+        }
+        if rate.per_second <= 0.0 {
+            return Err(Duration::MAX);
+        }
+        let missing = n.min(rate.burst) - tokens;
+        Err(Duration::from_secs_f64(missing / rate.per_second))
+    }
+
+    /// Takes what was used after the fact, even below zero: the debt delays what follows.
+    pub fn charge(&mut self, n: f64) {
+        self.tokens -= n;
+    }
+
+    /// Full again at `now`: forgetting the bucket would change nothing.
+    fn is_idle(&self, rate: Rate, now: Instant) -> bool {
+        self.tokens + now.saturating_duration_since(self.updated).as_secs_f64() * rate.per_second >= rate.burst
+    }
+}
+
+/// How often a keyed limiter drops the buckets that have filled up again.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct Buckets {
+    map: HashMap<Key, TokenBucket>,
+    swept: Instant,
+}
+
+/// A keyed token bucket: `burst` requests at once, refilled at `per_second`. Keys that have
+/// been idle long enough to fill up again are dropped (at most once a minute, and whenever the
+/// map is full), so keys that stop coming (a removed installation, a client gone) cost nothing.
 #[derive(Debug)]
 pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
+    rate: Rate,
     cap: usize,
-    buckets: Mutex<HashMap<Key, Bucket>>,
+    buckets: Mutex<Buckets>,
 }
 
 impl RateLimiter {
     /// `per_second <= 0` disables the limit.
     pub fn new(per_second: f64, burst: u32) -> Self {
         Self {
-            per_second,
-            burst: f64::from(burst.max(1)),
+            rate: Rate::new(per_second, f64::from(burst.max(1))),
             cap: MAX_KEYS,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
     pub fn enabled(&self) -> bool {
-        self.per_second > 0.0
+        self.rate.per_second > 0.0
+    }
+
+    /// How many keys are tracked now.
+    pub fn len(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Takes one request from `key`'s budget, or says how long to wait.
@@ -102,35 +185,21 @@ impl RateLimiter {
         if !self.enabled() || n == 0 {
             return Ok(());
         }
-        let n = f64::from(n);
         let key = key_of(&[key]);
+        let rate = self.rate;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if !buckets.contains_key(&key) {
+        let Buckets { map, swept } = &mut *buckets;
+        if now.saturating_duration_since(*swept) >= SWEEP_EVERY {
+            map.retain(|_, b| !b.is_idle(rate, now));
+            *swept = now;
+        }
+        if !map.contains_key(&key) {
             // A full bucket is what a new key gets anyway: forgetting it changes nothing.
-            let (rate, burst) = (self.per_second, self.burst);
-            make_room(
-                &mut buckets,
-                self.cap,
-                |b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate >= burst,
-                |b| b.updated,
-            );
+            make_room(map, self.cap, |b| b.is_idle(rate, now), |b| b.updated);
         }
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        let refill = now.duration_since(bucket.updated).as_secs_f64() * self.per_second;
-        bucket.tokens = (bucket.tokens + refill).min(self.burst);
-        bucket.updated = now;
-        if bucket.tokens >= n {
-            bucket.tokens -= n;
-            Ok(())
-        } else if n > self.burst {
-            // More than a full bucket can ever hold: wait for a full bucket, then split the batch.
-            Err(Duration::from_secs_f64((self.burst - bucket.tokens) / self.per_second))
-        } else {
-            Err(Duration::from_secs_f64((n - bucket.tokens) / self.per_second))
-        }
+        map.entry(key)
+            .or_insert_with(|| TokenBucket::full(rate, now))
+            .take(rate, f64::from(n), now)
     }
 }
 
@@ -562,7 +631,55 @@ mod tests {
         for i in 0..10_000 {
             let _ = limiter.check_at(&format!("10.{}.{}.1", i / 256, i % 256), t0);
         }
-        assert!(limiter.buckets.lock().unwrap().len() <= 100);
+        assert!(limiter.len() <= 100);
+    }
+
+    #[test]
+    fn idle_keys_are_pruned_and_busy_ones_kept() {
+        // A token every ten seconds, five at most.
+        let limiter = RateLimiter::new(0.1, 5);
+        let t0 = Instant::now();
+        for i in 0..50 {
+            assert!(limiter.check_at(&format!("gone-{i}"), t0).is_ok());
+        }
+        // One key keeps using its budget; the others stop coming.
+        for _ in 0..5 {
+            assert!(limiter.check_at("busy", t0).is_ok());
+        }
+        assert_eq!(limiter.len(), 51);
+        // Before a sweep is due nothing is dropped, even keys that are full again.
+        let soon = t0 + Duration::from_secs(30);
+        for _ in 0..10 {
+            let _ = limiter.check_at("busy", soon);
+        }
+        assert_eq!(limiter.len(), 51, "no sweep within a minute");
+        // A minute on, the idle keys are full and dropped; the busy one still owes and stays.
+        let later = t0 + SWEEP_EVERY + Duration::from_millis(1);
+        for _ in 0..20 {
+            let _ = limiter.check_at("busy", later);
+        }
+        assert_eq!(limiter.len(), 1, "only the busy key is left");
+        assert!(limiter.check_at("busy", later).is_err(), "and it is still held back");
+        // A dropped key comes back with a full bucket, as it would have had.
+        for _ in 0..5 {
+            assert!(limiter.check_at("gone-1", later).is_ok());
+        }
+        assert!(limiter.check_at("gone-1", later).is_err());
+    }
+
+    #[test]
+    fn a_bucket_charged_after_the_fact_pays_its_debt_first() {
+        let rate = Rate::per_minute(60.0);
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::full(rate, t0);
+        assert!(bucket.take(rate, 1.0, t0).is_ok());
+        bucket.charge(100.0);
+        assert!(bucket.available(rate, t0) < 0.0);
+        let wait = bucket.take(rate, 1.0, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 42.0).abs() < 1e-6, "{wait:?}");
+        assert!(bucket.take(rate, 1.0, t0 + Duration::from_secs(42)).is_ok());
+        // Refills stop at a full bucket.
+        assert!((bucket.available(rate, t0 + Duration::from_secs(3600)) - 60.0).abs() < 1e-9);
     }
 
     #[test]

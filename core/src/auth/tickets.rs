@@ -96,7 +96,7 @@ mod tests {
     use crate::domain::Role;
 
     fn scope(actor: &str) -> TenantScope {
-        TenantScope::verified("ten_1".into(), "acme".into(), Role::Viewer, actor.into())
+        TenantScope::verified("ten_1", "acme".into(), Role::Viewer, actor.into())
     }
 
     #[test]
@@ -129,7 +129,7 @@ mod tests {
     }
 
     fn in_tenant(tenant: &str, actor: &str) -> TenantScope {
-        TenantScope::verified(tenant.into(), tenant.into(), Role::Viewer, actor.into())
+        TenantScope::verified(tenant, tenant.into(), Role::Viewer, actor.into())
     }
 
     #[test]

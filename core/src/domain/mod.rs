@@ -1,11 +1,6 @@
-//! Plain domain types and rules shared by every layer. No I/O here.
+//! Plain domain types and rules shared by every layer. No I/O here. Most of them live in the
+//! `monti-domain` crate (shared with the simulators); alerts are the server's own.
 
-pub mod events;
-pub mod ids;
-pub mod role;
-pub mod time;
-pub mod validate;
+pub mod alert;
 
-pub use ids::new_id;
-pub use role::Role;
-pub use validate::{FieldError, Validation};
+pub use monti_domain::{FieldError, Role, Validation, events, ids, new_id, role, time, validate};

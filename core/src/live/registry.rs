@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use super::{Membership, QueueLive, TenantLive};
 use crate::kpi::KpiSettings;
-use crate::on_db;
 use crate::store::entities::agents::Agent;
 use crate::store::entities::queues::Queue;
+use crate::store::floor::FloorRows;
 use crate::store::{Store, StoreResult, TenantScope, resource, tenants};
 
 /// One tenant's floor, with the names behind its dense indexes.
@@ -83,17 +83,6 @@ pub struct LiveRegistry {
 
 /// How far back a start replays stored events (the longest rolling window).
 const REPLAY_MS: i64 = 24 * 3600 * 1000;
-
-type QueueRow = (String, String, i64, i64, String, i64, bool);
-
-type AgentRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
 
 impl LiveRegistry {
     /// The tenant's floor, built (or rebuilt after a configuration change) as needed.
@@ -169,37 +158,13 @@ async fn build(
 ) -> StoreResult<Floor> {
     let tenant = tenants::current(store, scope).await?;
     let tz: chrono_tz::Tz = tenant.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let (teams, locations, queues, agents, members) = on_db!(&store.db, |pool, DB| {
-        let teams: Vec<(String, String)> =
-            sqlx::query_as::<DB, (String, String)>("SELECT id, name FROM teams WHERE tenant_id = $1 ORDER BY id")
-                .bind(scope.tenant_id())
-                .fetch_all(pool)
-                .await?;
-        let locations: Vec<(String, String)> =
-            sqlx::query_as::<DB, (String, String)>("SELECT id, name FROM locations WHERE tenant_id = $1 ORDER BY id")
-                .bind(scope.tenant_id())
-                .fetch_all(pool)
-                .await?;
-        let queues: Vec<QueueRow> = sqlx::query_as::<DB, QueueRow>(
-            "SELECT id, name, sl_threshold_s, sl_target_pct, sl_variant, short_abandon_s, abandon_rate_counts_short \
-             FROM queues WHERE tenant_id = $1 ORDER BY id",
-        )
-        .bind(scope.tenant_id())
-        .fetch_all(pool)
-        .await?;
-        let agents: Vec<AgentRow> = sqlx::query_as::<DB, AgentRow>(
-            "SELECT id, name, team_id, location_id, extension, interface FROM agents WHERE tenant_id = $1 ORDER BY id",
-        )
-        .bind(scope.tenant_id())
-        .fetch_all(pool)
-        .await?;
-        let members: Vec<(String, String)> =
-            sqlx::query_as::<DB, (String, String)>("SELECT agent_id, queue_id FROM queue_members WHERE tenant_id = $1")
-                .bind(scope.tenant_id())
-                .fetch_all(pool)
-                .await?;
-        Ok::<_, sqlx::Error>((teams, locations, queues, agents, members))
-    })?;
+    let FloorRows {
+        teams,
+        locations,
+        queues,
+        agents,
+        members,
+    } = crate::store::floor::rows(store, scope).await?;
     let index = |ids: &[(String, String)]| -> HashMap<String, u32> {
         ids.iter()
             .enumerate()

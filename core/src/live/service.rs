@@ -113,7 +113,7 @@ impl LiveService {
                 }
             };
             metrics::counter!("plugin_queue_overflow_total").increment(1);
-            if let Err(e) = self.plugins.overflow(scope.tenant_id(), &batch).await {
+            if let Err(e) = self.plugins.overflow(scope.tenant(), &batch).await {
                 tracing::warn!(tenant = scope.tenant_slug(), error = %e, "keeping an undeliverable batch failed");
             }
         }
@@ -145,7 +145,7 @@ impl LiveService {
         loop {
             let delivered = tokio::select! {
                 batch = batches.recv() => match batch {
-                    Some(batch) => self.plugins.deliver(scope.tenant_id(), &batch).await,
+                    Some(batch) => self.plugins.deliver(scope.tenant(), &batch).await,
                     None => return,
                 },
                 arrival = arrivals.recv() => match arrival {
@@ -157,7 +157,7 @@ impl LiveService {
                         {
                             taken.push(next);
                         }
-                        self.plugins.deliver_arrivals(scope.tenant_id(), taken).await
+                        self.plugins.deliver_arrivals(scope.tenant(), taken).await
                     }
                     None => return,
                 },
@@ -218,15 +218,10 @@ impl LiveService {
                     }
                 };
                 for (tenant_id, slug) in tenants {
-                    let scope = TenantScope::verified(
-                        tenant_id,
-                        slug,
-                        crate::domain::role::Role::TenantAdmin,
-                        "plugins".into(),
-                    );
+                    let scope = TenantScope::system(tenant_id, slug, crate::store::SystemActor::Plugins);
                     // The worker must exist before a stream can deliver to it.
                     service.plugin_queue(&scope);
-                    let beat = service.plugins.heartbeat(scope.tenant_id()).await;
+                    let beat = service.plugins.heartbeat(scope.tenant()).await;
                     service.accept_plugin_output(&scope, beat).await;
                 }
             }

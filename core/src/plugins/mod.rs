@@ -1,10 +1,12 @@
 //! Plugins in Monti's server: the host itself lives in `monti-plugin-host` (shared with the
 //! authors' test harness); here are the parts that need a tenant, a store and the live floor —
-//! delivery of events ([`dispatch`]), events between Monti's type and the contract's
-//! ([`convert`]), and `monti plugin new` ([`scaffold`]).
+//! delivery of events ([`dispatch`]), what is kept in memory for each tenant's plugins
+//! ([`runtime`]), the connections plugins keep ([`streams`]), events between Monti's type and the
+//! contract's ([`convert`]), and `monti plugin new` ([`scaffold`]).
 
 pub mod convert;
 pub mod dispatch;
+pub mod runtime;
 pub mod scaffold;
 pub mod streams;
 

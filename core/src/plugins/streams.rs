@@ -38,21 +38,12 @@ pub struct Arrival {
 /// Where a tenant's arrivals go (its plugin worker); made on demand.
 pub type Deliveries = Arc<dyn Fn(&str) -> Option<mpsc::Sender<Arrival>> + Send + Sync>;
 
-/// All installations' streams in this process.
+/// Where installations' streams deliver, and the runtime their connections run on. The
+/// streams themselves belong to their tenant's plugin runtime: forgetting a tenant closes them.
+#[derive(Default)]
 pub struct StreamHub {
-    installations: Mutex<HashMap<(String, String), Arc<InstallationStreams>>>,
     deliveries: Mutex<Option<Deliveries>>,
     runtime: Mutex<Option<tokio::runtime::Handle>>,
-}
-
-impl Default for StreamHub {
-    fn default() -> Self {
-        Self {
-            installations: Mutex::new(HashMap::new()),
-            deliveries: Mutex::new(None),
-            runtime: Mutex::new(None),
-        }
-    }
 }
 
 impl std::fmt::Debug for StreamHub {
@@ -68,51 +59,101 @@ impl StreamHub {
         *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = tokio::runtime::Handle::try_current().ok();
     }
 
-    /// The broker for one installation (`None` until the hub delivers somewhere).
-    pub fn broker(
-        &self,
-        tenant_id: &str,
-        installation_id: &str,
-        allow_private: bool,
-    ) -> Option<Arc<InstallationStreams>> {
+    /// New streams for one installation (`None` until the hub delivers somewhere).
+    pub fn open_for(&self, tenant_id: &str, installation_id: &str, allow_private: bool) -> Option<InstallationStreams> {
         let deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
         let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
-        let key = (tenant_id.to_owned(), installation_id.to_owned());
-        let mut installations = self.installations.lock().unwrap_or_else(|e| e.into_inner());
-        let streams = installations.entry(key).or_insert_with(|| {
-            Arc::new(InstallationStreams {
-                tenant_id: tenant_id.to_owned(),
-                installation_id: installation_id.to_owned(),
-                allow_private: Mutex::new(allow_private),
-                deliveries,
-                runtime,
-                connections: Mutex::new(HashMap::new()),
-            })
-        });
-        *streams.allow_private.lock().unwrap_or_else(|e| e.into_inner()) = allow_private;
-        Some(streams.clone())
+        Some(InstallationStreams {
+            tenant_id: tenant_id.to_owned(),
+            installation_id: installation_id.to_owned(),
+            allow_private: Mutex::new(allow_private),
+            deliveries,
+            runtime,
+            connections: Mutex::new(HashMap::new()),
+            last_disconnect: Arc::new(Mutex::new(None)),
+        })
+    }
+}
+
+/// Why a connection ended, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectKind {
+    /// It could not be made (no address, refused, timed out, a failed handshake).
+    ConnectFailed,
+    /// The server closed it.
+    ServerClosed,
+    ReadFailed,
+    WriteFailed,
+    /// A line or message over the limit.
+    TooLong,
+    /// The plugin or its worker went away.
+    Plugin,
+}
+
+impl DisconnectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectFailed => "connect_failed",
+            Self::ServerClosed => "server_closed",
+            Self::ReadFailed => "read_failed",
+            Self::WriteFailed => "write_failed",
+            Self::TooLong => "too_long",
+            Self::Plugin => "plugin",
+        }
+    }
+}
+
+/// The last time one of an installation's connections ended on its own (not closed by the
+/// plugin or the host), kept after the plugin has reconnected.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Disconnect {
+    /// When, in ms since the epoch.
+    pub at_ms: i64,
+    pub kind: DisconnectKind,
+    pub reason: String,
+    /// Where it was connected to (`tcp://host:port`, or the WebSocket URL).
+    pub destination: String,
+    /// Whether it had been connected (a failed attempt had not).
+    pub was_connected: bool,
+}
+
+impl Disconnect {
+    /// As the API and the plugin's page show it.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "at": crate::domain::time::to_rfc3339(self.at_ms),
+            "kind": self.kind,
+            "reason": self.reason,
+            "destination": self.destination,
+            "was_connected": self.was_connected,
+        })
+    }
+}
+
+/// Why a connection ended.
+struct Ended {
+    kind: DisconnectKind,
+    reason: String,
+    was_connected: bool,
+}
+
+impl Ended {
+    fn new(kind: DisconnectKind, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            was_connected: true,
+        }
     }
 
-    /// Closes every stream of installations that are no longer enabled in `tenant_id`.
-    pub fn retain(&self, tenant_id: &str, enabled: &[String]) {
-        let mut installations = self.installations.lock().unwrap_or_else(|e| e.into_inner());
-        installations.retain(|(tenant, id), streams| {
-            let keep = tenant != tenant_id || enabled.contains(id);
-            if !keep {
-                streams.close_all();
-            }
-            keep
-        });
-    }
-
-    /// Open connections, in all.
-    pub fn open_count(&self) -> usize {
-        self.installations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|s| s.connections.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+    /// It never got as far as a connection.
+    fn unreachable(reason: impl Into<String>) -> Self {
+        Self {
+            kind: DisconnectKind::ConnectFailed,
+            reason: reason.into(),
+            was_connected: false,
+        }
     }
 }
 
@@ -138,9 +179,19 @@ pub struct InstallationStreams {
     deliveries: Deliveries,
     runtime: tokio::runtime::Handle,
     connections: Mutex<HashMap<String, Connection>>,
+    last_disconnect: Arc<Mutex<Option<Disconnect>>>,
 }
 
 impl InstallationStreams {
+    /// Follows the operator's setting for the tenant (it applies to the next connection).
+    pub fn set_allow_private(&self, allow_private: bool) {
+        *self.allow_private.lock().unwrap_or_else(|e| e.into_inner()) = allow_private;
+    }
+
+    pub fn last_disconnect(&self) -> Option<Disconnect> {
+        self.last_disconnect.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn close_all(&self) {
         for (_, connection) in self.connections.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             connection.task.abort();
@@ -161,10 +212,12 @@ impl InstallationStreams {
         let installation_id = self.installation_id.clone();
         let task = self.runtime.spawn(connection(
             Link {
+                tenant_id: self.tenant_id.clone(),
                 installation_id,
                 id,
                 deliver,
                 failures: failures.clone(),
+                last_disconnect: self.last_disconnect.clone(),
             },
             target.clone(),
             headers,
@@ -290,10 +343,12 @@ fn upgrade_request(
 
 /// Where a connection reports to.
 struct Link {
+    tenant_id: String,
     installation_id: String,
     id: u32,
     deliver: Option<mpsc::Sender<Arrival>>,
     failures: Arc<AtomicU32>,
+    last_disconnect: Arc<Mutex<Option<Disconnect>>>,
 }
 
 impl Link {
@@ -349,22 +404,58 @@ async fn connection(
     to_send: mpsc::Receiver<Vec<u8>>,
 ) {
     tokio::time::sleep(delay).await;
-    let reason = match &target {
+    let ended = match &target {
         Target::TcpLines((host, port)) => match connect_tcp(host, *port, allow_private).await {
             Ok(stream) => lines(&link, stream, to_send).await,
-            Err(e) => e,
+            Err(e) => Ended::unreachable(e),
         },
         Target::Websocket(url) => websocket(&link, url, headers, allow_private, to_send).await,
     };
     link.failures.fetch_add(1, Ordering::Relaxed);
-    link.deliver(StreamItem::Closed(reason)).await;
+    record_disconnect(&link, &target, &ended);
+    link.deliver(StreamItem::Closed(ended.reason)).await;
+}
+
+/// Keeps why the connection ended where the plugin's page and API find it, counts it, and
+/// says so in the server's log: the plugin reconnects within moments, and its own status
+/// shows only how that went.
+fn record_disconnect(link: &Link, target: &Target, ended: &Ended) {
+    let destination = monti_plugin_host::stream_destination(target);
+    metrics::counter!(
+        "plugin_stream_disconnects_total",
+        "installation" => link.installation_id.clone(),
+        "reason" => ended.kind.as_str()
+    )
+    .increment(1);
+    tracing::warn!(
+        tenant_id = %link.tenant_id,
+        installation = %link.installation_id,
+        stream = link.id,
+        destination = %destination,
+        kind = ended.kind.as_str(),
+        reason = %ended.reason,
+        "{}",
+        if ended.was_connected {
+            "a plugin's stream disconnected"
+        } else {
+            "a plugin's stream could not connect"
+        }
+    );
+    *link.last_disconnect.lock().unwrap_or_else(|e| e.into_inner()) = Some(Disconnect {
+        at_ms: crate::domain::time::now_ms(),
+        kind: ended.kind,
+        reason: ended.reason.clone(),
+        destination,
+        was_connected: ended.was_connected,
+    });
 }
 
 /// Reads lines (without their `\r\n`; empty lines too, they delimit a PBX's messages) and
 /// writes what the plugin sends. Returns why it ended.
-async fn lines(link: &Link, stream: tokio::net::TcpStream, mut to_send: mpsc::Receiver<Vec<u8>>) -> String {
+async fn lines(link: &Link, stream: tokio::net::TcpStream, mut to_send: mpsc::Receiver<Vec<u8>>) -> Ended {
+    use DisconnectKind::*;
     if !link.deliver(StreamItem::Opened).await {
-        return "the plugin is gone".into();
+        return Ended::new(Plugin, "the plugin is gone");
     }
     link.failures.store(0, Ordering::Relaxed);
     let (reader, mut writer) = stream.into_split();
@@ -376,14 +467,14 @@ async fn lines(link: &Link, stream: tokio::net::TcpStream, mut to_send: mpsc::Re
         tokio::select! {
             read = limited.read_until(b'\n', &mut line) => {
                 match read {
-                    Ok(0) => return "the server closed the connection".into(),
+                    Ok(0) => return Ended::new(ServerClosed, "the server closed the connection"),
                     Ok(_) if line.len() > MAX_LINE && !line.ends_with(b"\n") => {
-                        return format!("a line longer than {MAX_LINE} bytes");
+                        return Ended::new(TooLong, format!("a line longer than {MAX_LINE} bytes"));
                     }
                     Ok(_) => {
                         if !line.ends_with(b"\n") {
                             // The connection ended in the middle of a line: it is not delivered.
-                            return "the server closed the connection in the middle of a line".into();
+                            return Ended::new(ServerClosed, "the server closed the connection in the middle of a line");
                         }
                         while matches!(line.last(), Some(b'\n' | b'\r')) {
                             line.pop();
@@ -391,16 +482,16 @@ async fn lines(link: &Link, stream: tokio::net::TcpStream, mut to_send: mpsc::Re
                         let text = String::from_utf8_lossy(&line).into_owned();
                         line.clear();
                         if !link.deliver(StreamItem::Line(text)).await {
-                            return "the plugin is gone".into();
+                            return Ended::new(Plugin, "the plugin is gone");
                         }
                     }
-                    Err(e) => return format!("reading failed: {e}"),
+                    Err(e) => return Ended::new(ReadFailed, format!("reading failed: {e}")),
                 }
             }
             data = to_send.recv() => {
-                let Some(data) = data else { return "closed by the plugin".into() };
+                let Some(data) = data else { return Ended::new(Plugin, "closed by the plugin") };
                 if let Err(e) = writer.write_all(&data).await {
-                    return format!("writing failed: {e}");
+                    return Ended::new(WriteFailed, format!("writing failed: {e}"));
                 }
             }
         }
@@ -413,32 +504,33 @@ async fn websocket(
     headers: Vec<(String, String)>,
     allow_private: bool,
     mut to_send: mpsc::Receiver<Vec<u8>>,
-) -> String {
+) -> Ended {
+    use DisconnectKind::*;
     let Ok(parsed) = url::Url::parse(url) else {
-        return format!("`{url}` is not a URL");
+        return Ended::unreachable(format!("`{url}` is not a URL"));
     };
     let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
-        return format!("`{url}` has no host");
+        return Ended::unreachable(format!("`{url}` has no host"));
     };
     let tcp = match connect_tcp(host, port, allow_private).await {
         Ok(tcp) => tcp,
-        Err(e) => return e,
+        Err(e) => return Ended::unreachable(e),
     };
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let request = match upgrade_request(url, headers) {
         Ok(request) => request,
-        Err(e) => return e,
+        Err(e) => return Ended::unreachable(e),
     };
     let handshake = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), None);
     let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
         Ok(Ok((socket, _))) => socket,
-        Ok(Err(e)) => return format!("the WebSocket handshake with {host} failed: {e}"),
-        Err(_) => return format!("the WebSocket handshake with {host} timed out"),
+        Ok(Err(e)) => return Ended::unreachable(format!("the WebSocket handshake with {host} failed: {e}")),
+        Err(_) => return Ended::unreachable(format!("the WebSocket handshake with {host} timed out")),
     };
     if !link.deliver(StreamItem::Opened).await {
-        return "the plugin is gone".into();
+        return Ended::new(Plugin, "the plugin is gone");
     }
     link.failures.store(0, Ordering::Relaxed);
     use tokio_tungstenite::tungstenite::Message;
@@ -447,31 +539,97 @@ async fn websocket(
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     if !link.deliver(StreamItem::Message(text.as_bytes().to_vec())).await {
-                        return "the plugin is gone".into();
+                        return Ended::new(Plugin, "the plugin is gone");
                     }
                 }
                 Some(Ok(Message::Binary(bytes))) => {
                     if !link.deliver(StreamItem::Message(bytes.to_vec())).await {
-                        return "the plugin is gone".into();
+                        return Ended::new(Plugin, "the plugin is gone");
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return frame.map_or_else(|| "the server closed the WebSocket".into(), |f| format!("the server closed the WebSocket: {}", f.reason));
+                    let reason = frame.map_or_else(|| "the server closed the WebSocket".into(), |f| format!("the server closed the WebSocket: {}", f.reason));
+                    return Ended::new(ServerClosed, reason);
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return format!("the WebSocket failed: {e}"),
-                None => return "the server closed the connection".into(),
+                Some(Err(e)) => return Ended::new(ReadFailed, format!("the WebSocket failed: {e}")),
+                None => return Ended::new(ServerClosed, "the server closed the connection"),
             },
             data = to_send.recv() => {
-                let Some(data) = data else { return "closed by the plugin".into() };
+                let Some(data) = data else { return Ended::new(Plugin, "closed by the plugin") };
                 let message = match String::from_utf8(data) {
                     Ok(text) => Message::text(text),
                     Err(e) => Message::binary(e.into_bytes()),
                 };
                 if let Err(e) = socket.send(message).await {
-                    return format!("writing failed: {e}");
+                    return Ended::new(WriteFailed, format!("writing failed: {e}"));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Streams for one installation delivering to a channel, as the plugin worker would get them.
+    fn streams() -> (InstallationStreams, mpsc::Receiver<Arrival>) {
+        let (deliver, arrivals) = mpsc::channel(64);
+        let hub = StreamHub::default();
+        hub.deliver_to(Arc::new(move |_: &str| Some(deliver.clone())));
+        (hub.open_for("t1", "inst_1", true).expect("the hub delivers"), arrivals)
+    }
+
+    async fn closed(arrivals: &mut mpsc::Receiver<Arrival>) -> String {
+        loop {
+            let arrival = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
+                .await
+                .expect("in time")
+                .expect("open");
+            if let StreamItem::Closed(why) = arrival.item {
+                return why;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_ends_is_kept_as_the_last_disconnect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(b"Asterisk Call Manager/7.0.3\r\n").await.unwrap();
+            // Then it hangs up.
+        });
+        let (streams, mut arrivals) = streams();
+        assert!(streams.last_disconnect().is_none());
+        let target = Target::TcpLines(("127.0.0.1".into(), port));
+        streams.open("pbx", &target, Vec::new()).unwrap();
+        let why = closed(&mut arrivals).await;
+        let last = streams.last_disconnect().expect("kept");
+        assert_eq!(last.kind, DisconnectKind::ServerClosed);
+        assert_eq!(last.reason, why);
+        assert!(last.was_connected);
+        assert_eq!(last.destination, format!("tcp://127.0.0.1:{port}"));
+        assert!(last.at_ms > 0);
+        assert_eq!(last.view()["kind"], serde_json::json!("server_closed"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_cannot_be_made_is_kept_too() {
+        // A port nobody listens on (bound, then let go).
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let (streams, mut arrivals) = streams();
+        let target = Target::TcpLines(("127.0.0.1".into(), port));
+        streams.open("pbx", &target, Vec::new()).unwrap();
+        closed(&mut arrivals).await;
+        let last = streams.last_disconnect().expect("kept");
+        assert_eq!(last.kind, DisconnectKind::ConnectFailed);
+        assert!(!last.was_connected);
+        assert!(last.reason.contains("cannot connect"), "{}", last.reason);
     }
 }

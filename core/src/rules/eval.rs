@@ -20,35 +20,7 @@ use super::facts::{
 use crate::domain::events::AgentState;
 use crate::live::registry::Floor;
 
-/// How bad it is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "info" => Some(Severity::Info),
-            "warning" => Some(Severity::Warning),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-}
+pub use crate::domain::alert::{AlertChange, Severity};
 
 /// A rule as the evaluator runs it.
 #[derive(Debug, Clone)]
@@ -222,24 +194,6 @@ pub fn unknown_placeholders(template: &str, scope: RuleScope) -> Vec<String> {
         rest = &after[close + 1..];
     }
     unknown
-}
-
-/// An alert as it changes state.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct AlertChange {
-    pub rule_id: String,
-    pub rule_version: i64,
-    pub rule_name: String,
-    pub severity: Severity,
-    /// `tenant`, `queue:<id>` or `agent:<id>`.
-    pub subject: String,
-    pub subject_name: String,
-    pub message: String,
-    /// When the condition started to hold.
-    pub since_ms: i64,
-    pub fired_ms: i64,
-    /// Set when it resolved.
-    pub resolved_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use super::engine::{RuleEngine, RuleError, RuleScope};
 use super::eval::{AlertChange, Budget, Evaluator, FloorFacts, RULE_BUDGET, Rule, RuleRun, Severity};
 use crate::store::alert_rules::{self, RuleRow, Suspension};
 use crate::store::audit::{self, AuditEvent, Outcome};
-use crate::store::{Store, TenantScope};
+use crate::store::{Store, SystemActor, TenantId, TenantScope};
 
 /// How often rules are evaluated.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -23,8 +23,6 @@ pub const TICK: Duration = Duration::from_secs(1);
 const RELOAD: Duration = Duration::from_secs(30);
 /// Ticks in a row over budget after which a rule is suspended.
 pub const SUSPEND_AFTER: u32 = 3;
-/// Who suspends rules, in the audit log.
-pub const SYSTEM_ACTOR: &str = "system:alert-rules";
 /// Tenants evaluated at once (their database work included); a tenant's evaluation is bounded
 /// by its budget, so a slot is never held long.
 const CONCURRENT_TENANTS: usize = 8;
@@ -207,7 +205,7 @@ impl RuleService {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_TENANTS));
             // Tenants whose tick is running: their next one waits for it, nobody else does.
-            let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+            let running: Arc<Mutex<HashSet<TenantId>>> = Arc::default();
             loop {
                 every.tick().await;
                 let Some(service) = weak.upgrade() else { return };
@@ -274,14 +272,14 @@ impl RuleService {
             }
         }
         for (name, suspension) in overrunning {
-            if let Err(e) = alert_rules::suspend(&self.store, scope.tenant_id(), &suspension).await {
+            if let Err(e) = alert_rules::suspend(&self.store, scope.tenant(), &suspension).await {
                 // Suspended here all the same; recorded again on the next instance that sees it.
                 tracing::warn!(error = %e, "recording a rule's suspension failed");
             }
             tracing::warn!(tenant = scope.tenant_slug(), rule = %name, "alert rule suspended: {}", suspension.reason);
             let event = AuditEvent::new(
                 Some(scope.tenant_id()),
-                SYSTEM_ACTOR,
+                scope.actor(),
                 "alert_rule.suspend",
                 Outcome::Success,
             )
@@ -299,16 +297,16 @@ impl RuleService {
     pub async fn tick(
         &self,
         live: &crate::live::service::LiveService,
-        tenant_id: String,
+        tenant: TenantId,
         slug: String,
     ) -> crate::store::StoreResult<Vec<AlertChange>> {
-        let scope = TenantScope::verified(tenant_id, slug, crate::domain::role::Role::TenantAdmin, "rules".into());
+        let scope = TenantScope::system(tenant, slug, SystemActor::Rules);
         let tenant = self.tenant(scope.tenant_id());
         let mut tenant = tenant.lock().await;
         if tenant.loaded.is_none_or(|at| at.elapsed() > RELOAD) {
-            let rows = alert_rules::list(&self.store, scope.tenant_id()).await?;
+            let rows = alert_rules::list(&self.store, scope.tenant()).await?;
             // A suspension holds while the rule is at the version that was suspended.
-            tenant.suspended = alert_rules::suspensions(&self.store, scope.tenant_id())
+            tenant.suspended = alert_rules::suspensions(&self.store, scope.tenant())
                 .await?
                 .into_iter()
                 .filter(|s| rows.iter().any(|r| r.id == s.rule_id && r.version == s.version))
@@ -336,7 +334,7 @@ impl RuleService {
             tenant.loaded = Some(Instant::now());
         }
         if !tenant.restored {
-            let open = alert_rules::open_alerts(&self.store, scope.tenant_id()).await?;
+            let open = alert_rules::open_alerts(&self.store, scope.tenant()).await?;
             tenant.evaluator.restore(open);
             tenant.restored = true;
         }
@@ -362,13 +360,13 @@ impl RuleService {
         .await
         .map_err(|e| crate::store::StoreError::Internal(format!("the rule evaluation failed: {e}")))?;
         self.suspend_overrunning(&scope, &mut state).await;
-        alert_rules::record(&self.store, scope.tenant_id(), &changes).await?;
+        alert_rules::record(&self.store, scope.tenant(), &changes).await?;
         // Notifications: silenced changes dropped, the rest grouped per rule and target.
         // Held notifications were filtered when they were held: silences matter for new changes.
         let silences = if changes.is_empty() {
             Vec::new()
         } else {
-            alert_rules::silences(&self.store, scope.tenant_id(), now).await?
+            alert_rules::silences(&self.store, scope.tenant(), now).await?
         };
         let silenced = |c: &AlertChange| {
             silences
@@ -399,10 +397,10 @@ impl RuleService {
         }
         *tenant = state;
         drop(tenant);
-        alert_rules::enqueue(&self.store, scope.tenant_id(), &outbox).await?;
+        alert_rules::enqueue(&self.store, scope.tenant(), &outbox).await?;
         // Alert handlers (plugins) get every change; what they emit is accepted like any.
         if !changes.is_empty() {
-            match live.plugins.deliver_alerts(scope.tenant_id(), &changes).await {
+            match live.plugins.deliver_alerts(scope.tenant(), &changes).await {
                 Ok(emitted) if !emitted.is_empty() => {
                     if let Err(e) = live.accept_from_plugin(&scope, emitted).await {
                         tracing::warn!(error = %e, "storing what alert handlers emitted failed");

@@ -11,6 +11,7 @@ use crate::domain::time::now_ms;
 use crate::domain::{Role, Validation, new_id, validate};
 use crate::on_db;
 use crate::secrets::{hash_token, random_secret};
+use crate::store::TenantId;
 
 /// A user account with what sign-in needs.
 #[derive(Debug, Clone, FromRow)]
@@ -100,7 +101,8 @@ pub async fn memberships(store: &Store, user_id: &str) -> StoreResult<Vec<Member
         .await)?)
 }
 
-pub async fn membership(store: &Store, user_id: &str, tenant_id: &str) -> StoreResult<Option<Membership>> {
+pub async fn membership(store: &Store, user_id: &str, tenant: &TenantId) -> StoreResult<Option<Membership>> {
+    let tenant_id = tenant.as_str();
     let sql = format!(
         "SELECT {MEMBERSHIP} FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
          WHERE m.user_id = $1 AND m.tenant_id = $2"
@@ -246,11 +248,12 @@ fn affected(n: u64) -> StoreResult<()> {
 pub async fn grant_membership(
     store: &Store,
     user_id: &str,
-    tenant_id: &str,
+    tenant: &TenantId,
     role: Role,
     team_scope: &[String],
     location_scope: &[String],
 ) -> StoreResult<()> {
+    let tenant_id = tenant.as_str();
     if role == Role::PlatformAdmin {
         return Err(Validation::single("role", "platform_admin is not a tenant role").into());
     }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{SqlValue, Store, StoreError, StoreResult, TenantScope};
+use super::{SqlValue, Store, StoreError, StoreResult, TenantId, TenantScope};
+use crate::domain::alert::AlertChange;
 use crate::domain::new_id;
 use crate::domain::time::now_ms;
 use crate::on_db;
@@ -235,7 +236,8 @@ pub fn signing_context(tenant_id: &str, rule_id: &str) -> String {
 }
 
 /// The key a rule's webhooks are signed with.
-pub async fn signing_secret(store: &Store, tenant_id: &str, rule_id: &str) -> StoreResult<String> {
+pub async fn signing_secret(store: &Store, tenant: &TenantId, rule_id: &str) -> StoreResult<String> {
+    let tenant_id = tenant.as_str();
     let sealed: Option<String> = on_db!(&store.db, |pool, DB| {
         sqlx::query_scalar::<DB, String>("SELECT signing_secret_enc FROM alert_rules WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
@@ -263,7 +265,8 @@ pub async fn get(store: &Store, scope: &TenantScope, id: &str) -> StoreResult<Ru
 }
 
 /// The tenant's rules, by name.
-pub async fn list(store: &Store, tenant_id: &str) -> StoreResult<Vec<RuleRow>> {
+pub async fn list(store: &Store, tenant: &TenantId) -> StoreResult<Vec<RuleRow>> {
+    let tenant_id = tenant.as_str();
     let sql = format!("{SELECT} WHERE tenant_id = $1 ORDER BY name");
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, RuleRow>(&sql)
@@ -274,9 +277,9 @@ pub async fn list(store: &Store, tenant_id: &str) -> StoreResult<Vec<RuleRow>> {
 }
 
 /// Tenants with at least one enabled rule, or an alert still open: (id, slug).
-pub async fn tenants_with_rules(store: &Store) -> StoreResult<Vec<(String, String)>> {
+pub async fn tenants_with_rules(store: &Store) -> StoreResult<Vec<(TenantId, String)>> {
     Ok(on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, String)>(
+        sqlx::query_as::<DB, (TenantId, String)>(
             "SELECT t.id, t.slug FROM tenants t WHERE EXISTS \
              (SELECT 1 FROM alert_rules r WHERE r.tenant_id = t.id AND r.enabled = TRUE) \
              OR EXISTS (SELECT 1 FROM alerts a WHERE a.tenant_id = t.id AND a.resolved_at IS NULL)",
@@ -336,7 +339,8 @@ const ALERT_SELECT: &str = "SELECT id, rule_id, rule_version, rule_name, severit
                             since_at, fired_at, resolved_at, acknowledged_by, acknowledged_at FROM alerts";
 
 /// Records alerts that fired (a new open alert) or resolved (the open one closed).
-pub async fn record(store: &Store, tenant_id: &str, changes: &[crate::rules::eval::AlertChange]) -> StoreResult<()> {
+pub async fn record(store: &Store, tenant: &TenantId, changes: &[AlertChange]) -> StoreResult<()> {
+    let tenant_id = tenant.as_str();
     if changes.is_empty() {
         return Ok(());
     }
@@ -384,7 +388,8 @@ pub async fn record(store: &Store, tenant_id: &str, changes: &[crate::rules::eva
 }
 
 /// The tenant's open alerts (a restarted server takes them over).
-pub async fn open_alerts(store: &Store, tenant_id: &str) -> StoreResult<Vec<AlertRow>> {
+pub async fn open_alerts(store: &Store, tenant: &TenantId) -> StoreResult<Vec<AlertRow>> {
+    let tenant_id = tenant.as_str();
     let sql = format!("{ALERT_SELECT} WHERE tenant_id = $1 AND resolved_at IS NULL");
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, AlertRow>(&sql)
@@ -519,7 +524,8 @@ pub async fn silence(
 }
 
 /// Silences in force at `at_ms`: (rule id, subject or all).
-pub async fn silences(store: &Store, tenant_id: &str, at_ms: i64) -> StoreResult<Vec<(String, Option<String>, i64)>> {
+pub async fn silences(store: &Store, tenant: &TenantId, at_ms: i64) -> StoreResult<Vec<(String, Option<String>, i64)>> {
+    let tenant_id = tenant.as_str();
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (String, Option<String>, i64)>(
             "SELECT rule_id, subject, until_at FROM alert_silences WHERE tenant_id = $1 AND until_at > $2",
@@ -534,7 +540,7 @@ pub async fn silences(store: &Store, tenant_id: &str, at_ms: i64) -> StoreResult
 /// A notification waiting to go out (or done).
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct NotificationRow {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub tenant_slug: String,
     pub id: String,
     pub rule_id: String,
@@ -658,7 +664,8 @@ pub struct Suspension {
 }
 
 /// Suspends a rule's version (replacing an older suspension of the rule).
-pub async fn suspend(store: &Store, tenant_id: &str, suspension: &Suspension) -> StoreResult<()> {
+pub async fn suspend(store: &Store, tenant: &TenantId, suspension: &Suspension) -> StoreResult<()> {
+    let tenant_id = tenant.as_str();
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
             "INSERT INTO alert_rule_suspensions (tenant_id, rule_id, version, suspended_at, reason) \
@@ -678,7 +685,8 @@ pub async fn suspend(store: &Store, tenant_id: &str, suspension: &Suspension) ->
 }
 
 /// The tenant's suspensions (each applies while its rule is still at that version).
-pub async fn suspensions(store: &Store, tenant_id: &str) -> StoreResult<Vec<Suspension>> {
+pub async fn suspensions(store: &Store, tenant: &TenantId) -> StoreResult<Vec<Suspension>> {
+    let tenant_id = tenant.as_str();
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, Suspension>(
             "SELECT rule_id, version, suspended_at, reason FROM alert_rule_suspensions WHERE tenant_id = $1",
@@ -697,7 +705,13 @@ pub enum Narrowing {
 }
 
 /// Of `ids`, those that are not a queue (or team) of the tenant.
-pub async fn unknown_ids(store: &Store, tenant_id: &str, kind: Narrowing, ids: &[String]) -> StoreResult<Vec<String>> {
+pub async fn unknown_ids(
+    store: &Store,
+    tenant: &TenantId,
+    kind: Narrowing,
+    ids: &[String],
+) -> StoreResult<Vec<String>> {
+    let tenant_id = tenant.as_str();
     if ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError, StoreResult, TenantScope};
+use super::{Store, StoreError, StoreResult, TenantId, TenantScope};
 use crate::domain::events::Event;
 use crate::domain::time::now_ms;
 use crate::on_db;
@@ -251,7 +251,8 @@ pub async fn for_agent(
 
 /// Deletes the tenant's events older than `before_ms`, at most `limit` at a time (so a large
 /// backlog does not hold the database in one long transaction). Returns how many went.
-pub async fn delete_older_than(store: &Store, tenant_id: &str, before_ms: i64, limit: i64) -> StoreResult<u64> {
+pub async fn delete_older_than(store: &Store, tenant: &TenantId, before_ms: i64, limit: i64) -> StoreResult<u64> {
+    let tenant_id = tenant.as_str();
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
             "DELETE FROM events WHERE seq IN \

@@ -113,7 +113,7 @@ pub struct NewInvitation {
 #[derive(Debug, Clone, FromRow)]
 pub struct Pending {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: crate::store::TenantId,
     pub tenant_slug: String,
     pub tenant_name: String,
     pub email: String,

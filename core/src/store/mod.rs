@@ -1,138 +1,111 @@
-//! Persistence. Every tenant-owned read and write goes through a [`TenantScope`], which only
-//! the authentication layer (or the operator's CLI) can create: a request can name ids, but it
-//! can never name the tenant, so another tenant's rows are out of reach by construction.
+//! Persistence, and the only room that holds SQL. The database handle is private to this
+//! module; every tenant-owned read and write takes a [`TenantScope`] or a [`TenantId`], which
+//! only the authentication layer or an explicit [`SystemActor`] can obtain: a request can name
+//! ids, but it can never name the tenant, so another tenant's rows are out of reach by
+//! construction.
 
 pub mod accounts;
 pub mod alert_rules;
 pub mod audit;
 pub mod call_records;
 pub mod credentials;
+pub(crate) mod db;
 pub mod entities;
 pub mod events;
+pub mod floor;
 pub mod invitations;
 pub mod list;
 pub mod oidc_providers;
 pub mod plugins;
+pub mod provisioning;
 pub mod rekey;
 pub mod resource;
+mod scope;
 pub mod sessions;
+pub mod telephony;
 pub mod tenants;
 pub mod tokens;
 
-use crate::db::Db;
-use crate::domain::{Role, Validation};
+use crate::config::Config;
+use crate::domain::Validation;
 use crate::secrets::SecretBox;
 
+use db::Db;
+pub use db::{Backend, DbError};
 pub use list::{ListParams, Page};
 pub use resource::{Listable, Writable};
-
-/// The tenant a caller acts for, established from verified credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantScope {
-    tenant_id: String,
-    tenant_slug: String,
-    role: Role,
-    actor: String,
-    visibility: Visibility,
-}
-
-/// Which parts of a tenant a scoped supervisor sees. `None` means everything; `Some(ids)` only
-/// the listed teams (or locations).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Visibility {
-    pub teams: Option<Vec<String>>,
-    pub locations: Option<Vec<String>>,
-}
-
-impl Visibility {
-    /// From a membership's scopes, where an empty list means "not limited".
-    pub fn from_scopes(teams: Vec<String>, locations: Vec<String>) -> Self {
-        Self {
-            teams: (!teams.is_empty()).then_some(teams),
-            locations: (!locations.is_empty()).then_some(locations),
-        }
-    }
-
-    pub fn is_limited(&self) -> bool {
-        self.teams.is_some() || self.locations.is_some()
-    }
-
-    pub fn allowed(&self, dimension: Dimension) -> Option<&[String]> {
-        match dimension {
-            Dimension::Team => self.teams.as_deref(),
-            Dimension::Location => self.locations.as_deref(),
-        }
-    }
-
-    /// Whether one team (or location) is visible.
-    pub fn includes(&self, dimension: Dimension, id: &str) -> bool {
-        self.allowed(dimension).is_none_or(|ids| ids.iter().any(|i| i == id))
-    }
-
-    /// Whether a row in `team` at `location` is visible.
-    pub fn admits(&self, team: Option<&str>, location: Option<&str>) -> bool {
-        let fits = |allowed: &Option<Vec<String>>, value: Option<&str>| match allowed {
-            None => true,
-            Some(ids) => value.is_some_and(|v| ids.iter().any(|id| id == v)),
-        };
-        fits(&self.teams, team) && fits(&self.locations, location)
-    }
-}
-
-/// What a visibility restriction is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dimension {
-    Team,
-    Location,
-}
-
-impl TenantScope {
-    /// Only for code that has verified who the caller is (token lookup, operator CLI).
-    pub(crate) fn verified(tenant_id: String, tenant_slug: String, role: Role, actor: String) -> Self {
-        Self {
-            tenant_id,
-            tenant_slug,
-            role,
-            actor,
-            visibility: Visibility::default(),
-        }
-    }
-
-    /// Narrows what this caller sees (a supervisor scoped to teams or locations).
-    pub(crate) fn with_visibility(mut self, visibility: Visibility) -> Self {
-        self.visibility = visibility;
-        self
-    }
-
-    pub fn visibility(&self) -> &Visibility {
-        &self.visibility
-    }
-
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
-    }
-    pub fn tenant_slug(&self) -> &str {
-        &self.tenant_slug
-    }
-    pub fn role(&self) -> Role {
-        self.role
-    }
-    /// Who acts (for attribution): `token:<id>`, `cli`, later `user:<id>`.
-    pub fn actor(&self) -> &str {
-        &self.actor
-    }
-}
+pub use scope::{Dimension, SystemActor, TenantId, TenantScope, Visibility};
 
 /// The store: a database plus the key that protects stored secrets.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub db: Db,
+    db: Db,
     pub secrets: SecretBox,
 }
 
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("{0}")]
+    DataDir(String),
+    #[error("{0}")]
+    SecretKey(String),
+}
+
 impl Store {
-    pub fn new(db: Db, secrets: SecretBox) -> Self {
-        Self { db, secrets }
+    /// Connects to the configured database, applies pending migrations and loads the key that
+    /// seals stored secrets (creating it in the data directory on first start).
+    pub async fn open(config: &Config) -> Result<Store, OpenError> {
+        let url = config.database_url();
+        if url.starts_with("sqlite:") || config.secret_key.is_none() {
+            crate::config::prepare_data_dir(&config.data_dir).map_err(|e| OpenError::DataDir(format!("{e:#}")))?;
+        }
+        let db = Db::connect(config).await?;
+        let applied = db.migrate().await?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        let secrets = match &config.secret_key {
+            Some(key) => SecretBox::from_base64(key.expose()),
+            None => SecretBox::load_or_create(&config.data_dir),
+        }
+        .map_err(|e| OpenError::SecretKey(e.to_string()))?;
+        Ok(Store { db, secrets })
+    }
+
+    /// Connects and applies pending migrations only (`monti migrate`); the number applied.
+    pub async fn migrate(config: &Config) -> Result<usize, OpenError> {
+        if config.database_url().starts_with("sqlite:") {
+            crate::config::prepare_data_dir(&config.data_dir).map_err(|e| OpenError::DataDir(format!("{e:#}")))?;
+        }
+        let db = Db::connect(config).await?;
+        let applied = db.migrate().await?;
+        db.close().await;
+        Ok(applied)
+    }
+
+    /// The same database with another sealing key (after `monti rekey`, say).
+    pub fn with_secrets(&self, secrets: SecretBox) -> Store {
+        Store {
+            db: self.db.clone(),
+            secrets,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Whether the database answers a trivial query now.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.db.readiness().await
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.db.close().await
     }
 }
 

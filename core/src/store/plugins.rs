@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{SqlValue, Store, StoreError, StoreResult, TenantScope};
+use super::{SqlValue, Store, StoreError, StoreResult, TenantId, TenantScope};
 use crate::domain::new_id;
 use crate::domain::time::now_ms;
 use crate::on_db;
@@ -52,7 +52,7 @@ pub async fn store_package(store: &Store, digest: &str, manifest: &Manifest, com
         .bind(digest)
         .bind(&manifest.id)
         .bind(&manifest.version)
-        .bind(&manifest.world)
+        .bind(manifest.world.as_str())
         .bind(&manifest_json)
         .bind(component)
         .bind(component.len() as i64)
@@ -287,7 +287,8 @@ pub async fn package_bytes(store: &Store, scope: &TenantScope, except_plugin: &s
 }
 
 /// The tenant's enabled installations with their components, to run.
-pub async fn enabled(store: &Store, tenant_id: &str) -> StoreResult<Vec<Runnable>> {
+pub async fn enabled(store: &Store, tenant: &TenantId) -> StoreResult<Vec<Runnable>> {
+    let tenant_id = tenant.as_str();
     let rows: Vec<(String, String, String, String, Vec<u8>)> = on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (String, String, String, String, Vec<u8>)>(
             "SELECT i.id, i.plugin_id, i.digest, i.config, p.component FROM plugin_installations i \
@@ -310,22 +311,27 @@ pub async fn enabled(store: &Store, tenant_id: &str) -> StoreResult<Vec<Runnable
 }
 
 /// Tenants with at least one enabled installation: (id, slug).
-pub async fn tenants_with_enabled(store: &Store) -> StoreResult<Vec<(String, String)>> {
-    Ok(on_db!(&store.db, |pool, DB| {
+pub async fn tenants_with_enabled(store: &Store) -> StoreResult<Vec<(TenantId, String)>> {
+    let rows = on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (String, String)>(
             "SELECT DISTINCT t.id, t.slug FROM plugin_installations i JOIN tenants t ON t.id = i.tenant_id \
              WHERE i.enabled AND t.suspended_at IS NULL ORDER BY t.id",
         )
         .fetch_all(pool)
         .await
-    })?)
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, slug)| (TenantId::trusted(id), slug))
+        .collect())
 }
 
 /// How many installations are enabled, and when the newest was changed.
 pub type Stamp = (i64, i64);
 
 /// A version stamp of the tenant's enabled installations (changes when any changes).
-pub async fn enabled_stamp(store: &Store, tenant_id: &str) -> StoreResult<Stamp> {
+pub async fn enabled_stamp(store: &Store, tenant: &TenantId) -> StoreResult<Stamp> {
+    let tenant_id = tenant.as_str();
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (i64, i64)>(
             "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM plugin_installations WHERE tenant_id = $1 AND enabled",
@@ -350,18 +356,20 @@ pub async fn manifest(store: &Store, digest: &str) -> StoreResult<Manifest> {
 
 /// What the plugin reports about itself: a JSON object it keeps under the key `status` (a
 /// connector's connection state, say), shown on its page. `None` when it keeps none.
-pub async fn status(store: &Store, installation_id: &str) -> StoreResult<Option<serde_json::Value>> {
-    Ok(kv(store, installation_id)
+pub async fn status(store: &Store, tenant: &TenantId, installation_id: &str) -> StoreResult<Option<serde_json::Value>> {
+    Ok(kv(store, tenant, installation_id)
         .await?
         .get("status")
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).ok())
         .filter(serde_json::Value::is_object))
 }
 
-pub async fn kv(store: &Store, installation_id: &str) -> StoreResult<BTreeMap<String, Vec<u8>>> {
+/// The installation's key-value store.
+pub async fn kv(store: &Store, tenant: &TenantId, installation_id: &str) -> StoreResult<BTreeMap<String, Vec<u8>>> {
     let text: Option<String> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_scalar::<DB, String>("SELECT kv FROM plugin_installations WHERE id = $1")
+        sqlx::query_scalar::<DB, String>("SELECT kv FROM plugin_installations WHERE id = $1 AND tenant_id = $2")
             .bind(installation_id)
+            .bind(tenant.as_str())
             .fetch_optional(pool)
             .await
     })?;
@@ -374,18 +382,31 @@ pub async fn kv(store: &Store, installation_id: &str) -> StoreResult<BTreeMap<St
 /// Records a run: the store after it, and how it went.
 pub async fn record_run(
     store: &Store,
+    tenant: &TenantId,
     installation_id: &str,
     kv: Option<&BTreeMap<String, Vec<u8>>>,
     error: Option<&str>,
     logs: &[crate::plugins::LogLine],
 ) -> StoreResult<()> {
-    record_runs(store, installation_id, 1, i64::from(error.is_some()), kv, error, logs).await
+    record_runs(
+        store,
+        tenant,
+        installation_id,
+        1,
+        i64::from(error.is_some()),
+        kv,
+        error,
+        logs,
+    )
+    .await
 }
 
 /// Records `runs` runs at once (`failures` of them failed): the store after the last that
 /// changed it, the last error, the last logs.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_runs(
     store: &Store,
+    tenant: &TenantId,
     installation_id: &str,
     runs: i64,
     failures: i64,
@@ -403,7 +424,7 @@ pub async fn record_runs(
         sqlx::query::<DB>(
             "UPDATE plugin_installations SET invocations = invocations + $6, \
              failures = failures + $1, last_error = COALESCE($2, last_error), last_logs = $3, kv = COALESCE($4, kv) \
-             WHERE id = $5",
+             WHERE id = $5 AND tenant_id = $7",
         )
         .bind(failures)
         .bind(error)
@@ -411,6 +432,7 @@ pub async fn record_runs(
         .bind(kv)
         .bind(installation_id)
         .bind(runs)
+        .bind(tenant.as_str())
         .execute(pool)
         .await
         .map(|_| ())
@@ -449,12 +471,16 @@ pub async fn set_secret(
 }
 
 /// The installation's secrets, opened (for the host only; never shown or logged).
-pub async fn secrets(store: &Store, installation_id: &str) -> StoreResult<BTreeMap<String, String>> {
+pub async fn secrets(store: &Store, tenant: &TenantId, installation_id: &str) -> StoreResult<BTreeMap<String, String>> {
     let rows: Vec<(String, String)> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, String)>("SELECT name, sealed FROM plugin_secrets WHERE installation_id = $1")
-            .bind(installation_id)
-            .fetch_all(pool)
-            .await
+        sqlx::query_as::<DB, (String, String)>(
+            "SELECT s.name, s.sealed FROM plugin_secrets s JOIN plugin_installations i ON i.id = s.installation_id \
+             WHERE s.installation_id = $1 AND i.tenant_id = $2",
+        )
+        .bind(installation_id)
+        .bind(tenant.as_str())
+        .fetch_all(pool)
+        .await
     })?;
     let mut out = BTreeMap::new();
     for (name, sealed) in rows {
@@ -496,12 +522,13 @@ pub struct DeadLetter {
 
 pub async fn add_dead_letter(
     store: &Store,
-    tenant_id: &str,
+    tenant: &TenantId,
     installation_id: &str,
     events: &[crate::domain::events::Event],
     error: &str,
     attempts: i64,
 ) -> StoreResult<()> {
+    let tenant_id = tenant.as_str();
     let events = serde_json::to_string(events).map_err(|e| StoreError::Internal(e.to_string()))?;
     let now = now_ms();
     on_db!(&store.db, |pool, DB| {
@@ -540,10 +567,11 @@ pub async fn dead_letters(store: &Store, scope: &TenantScope, plugin_or_id: &str
 
 pub async fn dead_letter_events(
     store: &Store,
-    tenant_id: &str,
+    tenant: &TenantId,
     installation_id: &str,
     letter_id: &str,
 ) -> StoreResult<Vec<crate::domain::events::Event>> {
+    let tenant_id = tenant.as_str();
     let text: Option<String> = on_db!(&store.db, |pool, DB| {
         sqlx::query_scalar::<DB, String>(
             "SELECT events FROM plugin_dead_letters WHERE id = $1 AND tenant_id = $2 AND installation_id = $3",
@@ -572,7 +600,8 @@ pub async fn dead_letter_depth(store: &Store, installation_id: &str) -> StoreRes
     })?)
 }
 
-pub async fn delete_dead_letter(store: &Store, tenant_id: &str, letter_id: &str) -> StoreResult<()> {
+pub async fn delete_dead_letter(store: &Store, tenant: &TenantId, letter_id: &str) -> StoreResult<()> {
+    let tenant_id = tenant.as_str();
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("DELETE FROM plugin_dead_letters WHERE id = $1 AND tenant_id = $2")
             .bind(letter_id)
@@ -584,14 +613,21 @@ pub async fn delete_dead_letter(store: &Store, tenant_id: &str, letter_id: &str)
     Ok(())
 }
 
-pub async fn dead_letter_failed_again(store: &Store, letter_id: &str, error: &str) -> StoreResult<()> {
+pub async fn dead_letter_failed_again(
+    store: &Store,
+    tenant: &TenantId,
+    letter_id: &str,
+    error: &str,
+) -> StoreResult<()> {
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
-            "UPDATE plugin_dead_letters SET error = $1, attempts = attempts + 1, updated_at = $2 WHERE id = $3",
+            "UPDATE plugin_dead_letters SET error = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id = $3 AND tenant_id = $4",
         )
         .bind(error)
         .bind(now_ms())
         .bind(letter_id)
+        .bind(tenant.as_str())
         .execute(pool)
         .await
         .map(|_| ())

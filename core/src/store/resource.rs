@@ -298,7 +298,7 @@ async fn check_limit<R: Writable>(store: &Store, scope: &TenantScope) -> StoreRe
     let Some(key) = R::LIMIT_KEY else {
         return Ok(());
     };
-    let limits = super::tenants::limits(store, scope.tenant_id()).await?;
+    let limits = super::tenants::limits(store, scope.tenant()).await?;
     let Some(max) = limits.get(key).and_then(serde_json::Value::as_i64) else {
         return Ok(());
     };

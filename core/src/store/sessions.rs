@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, TenantId};
 use crate::domain::new_id;
 use crate::domain::time::{now_ms, serialize_ms, serialize_opt_ms};
 use crate::on_db;
@@ -191,7 +191,8 @@ pub struct MemberSession {
     pub last_seen_at: i64,
 }
 
-pub async fn list_for_tenant(store: &Store, tenant_id: &str, idle_ms: i64) -> StoreResult<Vec<MemberSession>> {
+pub async fn list_for_tenant(store: &Store, tenant: &TenantId, idle_ms: i64) -> StoreResult<Vec<MemberSession>> {
+    let tenant_id = tenant.as_str();
     let now = now_ms();
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, MemberSession>(
@@ -209,7 +210,8 @@ pub async fn list_for_tenant(store: &Store, tenant_id: &str, idle_ms: i64) -> St
 }
 
 /// Whose session this is, when it is one of the tenant's.
-pub async fn owner_in_tenant(store: &Store, tenant_id: &str, session_id: &str) -> StoreResult<Option<String>> {
+pub async fn owner_in_tenant(store: &Store, tenant: &TenantId, session_id: &str) -> StoreResult<Option<String>> {
+    let tenant_id = tenant.as_str();
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_scalar::<DB, String>("SELECT user_id FROM sessions WHERE id = $1 AND tenant_id = $2")
             .bind(session_id)
@@ -220,7 +222,8 @@ pub async fn owner_in_tenant(store: &Store, tenant_id: &str, session_id: &str) -
 }
 
 /// A tenant admin ends a member's session in their tenant.
-pub async fn revoke_in_tenant(store: &Store, tenant_id: &str, session_id: &str) -> StoreResult<()> {
+pub async fn revoke_in_tenant(store: &Store, tenant: &TenantId, session_id: &str) -> StoreResult<()> {
+    let tenant_id = tenant.as_str();
     let n = on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("UPDATE sessions SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND tenant_id = $3")
             .bind(now_ms())

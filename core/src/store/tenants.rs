@@ -6,9 +6,9 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
-use super::{Store, StoreError, StoreResult, TenantScope};
+use super::{Store, StoreError, StoreResult, SystemActor, TenantId, TenantScope};
 use crate::domain::time::{now_ms, serialize_ms};
-use crate::domain::{Role, Validation, new_id, validate};
+use crate::domain::{Validation, new_id, validate};
 use crate::on_db;
 
 /// Limits the store enforces, by key.
@@ -18,7 +18,8 @@ type JsonMap = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Debug, Clone, FromRow, Serialize, ToSchema)]
 pub struct Tenant {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: TenantId,
     /// Short, URL-safe, unique name.
     pub slug: String,
     pub name: String,
@@ -171,7 +172,8 @@ pub async fn current(store: &Store, scope: &TenantScope) -> StoreResult<Tenant> 
     by_id(store, scope.tenant_id()).await
 }
 
-pub async fn limits(store: &Store, tenant_id: &str) -> StoreResult<JsonMap> {
+pub async fn limits(store: &Store, tenant: &TenantId) -> StoreResult<JsonMap> {
+    let tenant_id = tenant.as_str();
     Ok(by_id(store, tenant_id).await?.limits.0)
 }
 
@@ -259,15 +261,11 @@ pub async fn set_suspended(store: &Store, id: &str, suspended: bool) -> StoreRes
     Ok(tenant)
 }
 
-/// A scope for the operator's command line, which has direct access to the data.
-pub async fn operator_scope(store: &Store, slug: &str) -> StoreResult<TenantScope> {
+/// A scope for work in a tenant without a signed-in caller (the operator's command line, the
+/// demo, the simulator), named for who does it in the audit log.
+pub async fn system_scope(store: &Store, slug: &str, actor: SystemActor) -> StoreResult<TenantScope> {
     let tenant = by_slug(store, slug)
         .await?
         .ok_or(StoreError::NotFound { kind: "tenant" })?;
-    Ok(TenantScope::verified(
-        tenant.id,
-        tenant.slug,
-        Role::TenantAdmin,
-        "cli".into(),
-    ))
+    Ok(TenantScope::system(tenant.id, tenant.slug, actor))
 }

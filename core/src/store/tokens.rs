@@ -146,6 +146,8 @@ pub async fn issue_scoped(
     }
     match tenant_id {
         Some(tenant) => {
+            // The tenant was named by a platform admin or the operator, who may reach any.
+            let tenant = &super::TenantId::trusted(tenant.to_owned());
             super::entities::users::check_ids(store, tenant, &mut v, "team_scope", "teams", &scopes.teams).await?;
             super::entities::users::check_ids(store, tenant, &mut v, "location_scope", "locations", &scopes.locations)
                 .await?;

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::api::Guarded;
+use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::ui::render_page;
 use crate::auth::{Action, Area, Principal, permits};
@@ -305,27 +306,17 @@ pub fn unavailable<E: std::fmt::Display + 'static>(app: &AppState, signed: &Sign
         any.downcast_ref::<anyhow::Error>()
             .and_then(|e| e.downcast_ref::<StoreError>())
     });
-    match store {
-        Some(StoreError::NotFound { .. }) => {
-            return super::ui::error_page(
-                app,
-                &signed.page.error_headers,
-                StatusCode::NOT_FOUND,
-                &signed.page.locale.text("admin.not_found"),
-            );
+    let (status, message) = match store {
+        Some(e) => super::page_error::store_failure(&signed.page, e),
+        None => {
+            tracing::warn!(error = %error, target = %signed.page.target, "admin page: storage failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                signed.page.locale.text("errors.unavailable"),
+            )
         }
-        Some(StoreError::BadRequest(message)) => {
-            return super::ui::error_page(app, &signed.page.error_headers, StatusCode::BAD_REQUEST, message);
-        }
-        _ => {}
-    }
-    tracing::warn!(error = %error, target = %signed.page.target, "admin page: storage failed");
-    super::ui::error_page(
-        app,
-        &signed.page.error_headers,
-        StatusCode::SERVICE_UNAVAILABLE,
-        &signed.page.locale.text("errors.unavailable"),
-    )
+    };
+    super::ui::error_page(app, &signed.page.error_headers, status, &message)
 }
 
 /// The "not allowed" page; the refusal goes to the audit log.
@@ -356,11 +347,8 @@ fn label(locale: Locale, key: &str) -> String {
     }
 }
 
-async fn index(State(app): State<AppState>, signed: SignedIn) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn index(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Configuration)?;
     let t = signed.page.locale;
     let mut sections = Vec::new();
     for (key, area) in [
@@ -384,7 +372,13 @@ async fn index(State(app): State<AppState>, signed: SignedIn) -> Response {
     }
     let mut context = tera::Context::new();
     context.insert("sections", &sections);
-    render_page(&app, &signed.page, "admin/index.html", context, StatusCode::OK)
+    Ok(render_page(
+        &app,
+        &signed.page,
+        "admin/index.html",
+        context,
+        StatusCode::OK,
+    ))
 }
 
 /// `(id, name)` options of a referenced collection, by name.
@@ -457,11 +451,8 @@ async fn list_page<R: Guarded + Writable>(
     State(app): State<AppState>,
     signed: SignedIn,
     Query(query): Query<ListPageQuery>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, R::AREA) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, R::AREA)?;
     let locale = signed.page.locale;
     let sort = spec.columns.first().map(|c| c.field).unwrap_or("id");
     let mut params = vec![
@@ -474,10 +465,7 @@ async fn list_page<R: Guarded + Writable>(
     if let Some(c) = &query.cursor {
         params.push(("cursor".into(), c.clone()));
     }
-    let page = match resource::list::<R>(&app.store, &scope, &ListParams(params)).await {
-        Ok(p) => p,
-        Err(e) => return store_error_page(&app, &signed, e),
-    };
+    let page = resource::list::<R>(&app.store, &scope, &ListParams(params)).await?;
     let lookups = lookups(&app, &scope, spec).await;
     let rows: Vec<Value> = page
         .items
@@ -514,7 +502,13 @@ async fn list_page<R: Guarded + Writable>(
     if query.notice.as_deref() == Some("saved") {
         context.insert("notice", &locale.text("common.saved"));
     }
-    render_page(&app, &signed.page, "admin/list.html", context, StatusCode::OK)
+    Ok(render_page(
+        &app,
+        &signed.page,
+        "admin/list.html",
+        context,
+        StatusCode::OK,
+    ))
 }
 
 /// The fields of a form, ready for the template.
@@ -647,24 +641,6 @@ pub fn field_errors(error: StoreError, locale: Locale) -> Result<(Map<String, Va
     }
 }
 
-fn store_error_page(app: &AppState, signed: &SignedIn, error: StoreError) -> Response {
-    let (status, message) = match &error {
-        StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, signed.page.locale.text("admin.not_found")),
-        StoreError::Unavailable(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            signed.page.locale.text("errors.unavailable"),
-        ),
-        _ => {
-            tracing::error!(error = %error, "admin page failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong; the error has been logged.".to_owned(),
-            )
-        }
-    };
-    super::ui::error_page(app, &signed.page.error_headers, status, &message)
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn form_page(
     app: &AppState,
@@ -701,12 +677,9 @@ async fn new_page<R: Guarded + Writable>(
     spec: &'static Spec,
     State(app): State<AppState>,
     signed: SignedIn,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    form_page(
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, R::AREA)?;
+    Ok(form_page(
         &app,
         &signed,
         &scope,
@@ -719,7 +692,7 @@ async fn new_page<R: Guarded + Writable>(
         true,
         StatusCode::OK,
     )
-    .await
+    .await)
 }
 
 /// Why a submitted form is shown again: field errors, a message, and the status to answer with.
@@ -808,11 +781,8 @@ async fn create<R: Guarded + Writable>(
     State(app): State<AppState>,
     signed: SignedIn,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, R::AREA)?;
     let locale = signed.page.locale;
     let (body, input) = typed_input::<R::Create>(spec, &form, true, locale);
     let result = match input {
@@ -820,12 +790,12 @@ async fn create<R: Guarded + Writable>(
             Ok(row) => Ok(row),
             Err(e) => match rejected(e, locale) {
                 Ok(r) => Err(r),
-                Err(e) => return store_error_page(&app, &signed, e),
+                Err(e) => return Err(e.into()),
             },
         },
         Err(r) => Err(r),
     };
-    finish_write::<R>(&app, &signed, &scope, spec, "create", None, None, None, &body, result).await
+    Ok(finish_write::<R>(&app, &signed, &scope, spec, "create", None, None, None, &body, result).await)
 }
 
 async fn edit_page<R: Guarded + Writable>(
@@ -833,22 +803,16 @@ async fn edit_page<R: Guarded + Writable>(
     State(app): State<AppState>,
     signed: SignedIn,
     Path(id): Path<String>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, R::AREA) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let row: R = match resource::get(&app.store, &scope, &id).await {
-        Ok(r) => r,
-        Err(e) => return store_error_page(&app, &signed, e),
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, R::AREA)?;
+    let row: R = resource::get(&app.store, &scope, &id).await?;
     let version = row.version();
     let values = match serde_json::to_value(row.view()) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     };
     let can_write = permits(scope.role(), Action::Write, R::AREA);
-    form_page(
+    Ok(form_page(
         &app,
         &signed,
         &scope,
@@ -861,7 +825,7 @@ async fn edit_page<R: Guarded + Writable>(
         can_write,
         StatusCode::OK,
     )
-    .await
+    .await)
 }
 
 fn version_of(form: &[(String, String)]) -> Option<i64> {
@@ -876,17 +840,11 @@ async fn update<R: Guarded + Writable>(
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, R::AREA)?;
     let locale = signed.page.locale;
     let version = version_of(&form);
-    let before: R = match resource::get(&app.store, &scope, &id).await {
-        Ok(r) => r,
-        Err(e) => return store_error_page(&app, &signed, e),
-    };
+    let before: R = resource::get(&app.store, &scope, &id).await?;
     let before = serde_json::to_value(before.view()).ok();
     let (body, input) = typed_input::<R::Update>(spec, &form, false, locale);
     let result = match input {
@@ -894,12 +852,12 @@ async fn update<R: Guarded + Writable>(
             Ok(row) => Ok(row),
             Err(e) => match rejected(e, locale) {
                 Ok(r) => Err(r),
-                Err(e) => return store_error_page(&app, &signed, e),
+                Err(e) => return Err(e.into()),
             },
         },
         Err(r) => Err(r),
     };
-    finish_write::<R>(
+    Ok(finish_write::<R>(
         &app,
         &signed,
         &scope,
@@ -911,7 +869,7 @@ async fn update<R: Guarded + Writable>(
         &body,
         result,
     )
-    .await
+    .await)
 }
 
 async fn delete<R: Guarded + Writable>(
@@ -920,52 +878,48 @@ async fn delete<R: Guarded + Writable>(
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, R::AREA) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let before: R = match resource::get(&app.store, &scope, &id).await {
-        Ok(r) => r,
-        Err(e) => return store_error_page(&app, &signed, e),
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, R::AREA)?;
+    let before: R = resource::get(&app.store, &scope, &id).await?;
     let before = serde_json::to_value(before.view()).ok();
-    match resource::delete::<R>(&app.store, &scope, &id, version_of(&form)).await {
-        Ok(()) => {
-            let event = AuditEvent::in_tenant(
-                &scope,
-                &format!("{}.delete", R::KIND.replace(' ', "_")),
-                Outcome::Success,
-            )
-            .target(R::KIND, &id)
-            .change(before, None);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
-        }
-        Err(e) => {
-            let values = match &before {
-                Some(Value::Object(m)) => m.clone(),
-                _ => Map::new(),
-            };
-            match field_errors(e, signed.page.locale) {
-                Ok((errors, message)) => {
-                    form_page(
-                        &app,
-                        &signed,
-                        &scope,
-                        spec,
-                        Some(&id),
-                        version_of(&form),
-                        &values,
-                        errors,
-                        message,
-                        true,
-                        StatusCode::CONFLICT,
-                    )
-                    .await
-                }
-                Err(e) => store_error_page(&app, &signed, e),
+    Ok(
+        match resource::delete::<R>(&app.store, &scope, &id, version_of(&form)).await {
+            Ok(()) => {
+                let event = AuditEvent::in_tenant(
+                    &scope,
+                    &format!("{}.delete", R::KIND.replace(' ', "_")),
+                    Outcome::Success,
+                )
+                .target(R::KIND, &id)
+                .change(before, None);
+                audit::record(&app.store, event, &signed.page.origin).await;
+                Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
             }
-        }
-    }
+            Err(e) => {
+                let values = match &before {
+                    Some(Value::Object(m)) => m.clone(),
+                    _ => Map::new(),
+                };
+                match field_errors(e, signed.page.locale) {
+                    Ok((errors, message)) => {
+                        form_page(
+                            &app,
+                            &signed,
+                            &scope,
+                            spec,
+                            Some(&id),
+                            version_of(&form),
+                            &values,
+                            errors,
+                            message,
+                            true,
+                            StatusCode::CONFLICT,
+                        )
+                        .await
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        },
+    )
 }

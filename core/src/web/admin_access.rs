@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::admin::tenant_scope;
+use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::ui::render_page;
 use crate::auth::{Action, Area, GrantError, invitations};
@@ -159,11 +160,12 @@ async fn users_view(
     render_page(app, &signed.page, "admin/users.html", context, status)
 }
 
-async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): Form<Vec<(String, String)>>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn add_user(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
     let role = form_value(&form, "role").unwrap_or("viewer").parse::<Role>();
     let input = match role {
         Ok(role) => MemberCreate {
@@ -178,7 +180,7 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
         },
         Err(e) => {
             let error = crate::domain::Validation::single("role", e.to_string()).into();
-            return users_rejected(&app, &signed, error).await;
+            return Ok(users_rejected(&app, &signed, error).await);
         }
     };
     let invited = invitations::invite(
@@ -192,7 +194,7 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
         &signed.page.origin,
     )
     .await;
-    match invited {
+    Ok(match invited {
         Ok(invited) => {
             let locale = signed.page.locale;
             let days = (invitations::LIFETIME.as_secs() / 86_400).to_string();
@@ -243,7 +245,7 @@ async fn add_user(State(app): State<AppState>, signed: SignedIn, Form(form): For
             response
         }
         Err(invitations::InviteError::Store(e)) => users_rejected(&app, &signed, e).await,
-    }
+    })
 }
 
 /// Refuses acting on someone who can do more than the caller: recorded as denied, and the
@@ -282,16 +284,15 @@ fn not_found(app: &AppState, signed: &SignedIn) -> Response {
     )
 }
 
-async fn revoke_invitation(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match invitations::revoke(&app.store, &scope, &id, &signed.page.origin).await {
-        Ok(_) => Redirect::to("/admin/users").into_response(),
-        Err(crate::store::StoreError::NotFound { .. }) => not_found(&app, &signed),
-        Err(e) => super::admin::unavailable(&app, &signed, &e),
-    }
+async fn revoke_invitation(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
+    Ok(
+        match invitations::revoke(&app.store, &scope, &id, &signed.page.origin).await {
+            Ok(_) => Redirect::to("/admin/users").into_response(),
+            Err(crate::store::StoreError::NotFound { .. }) => not_found(&app, &signed),
+            Err(e) => super::admin::unavailable(&app, &signed, &e),
+        },
+    )
 }
 
 /// The users page again after a change the store refused, with its field errors.
@@ -319,18 +320,15 @@ async fn update_user(
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
     let before: Member = match resource::get(&app.store, &scope, &id).await {
         Ok(member) => member,
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     let role = form_value(&form, "role").map(str::parse::<Role>).transpose();
     let Ok(role) = role else {
-        return users_view(
+        return Ok(users_view(
             &app,
             &signed,
             UsersQuery::default(),
@@ -339,12 +337,12 @@ async fn update_user(
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
-        .await;
+        .await);
     };
     // Admins cannot lock themselves out by accident.
     let disabled = form_value(&form, "disabled").map(|v| v == "true");
     if id == signed.current.account.id && (disabled == Some(true) || role.is_some_and(|r| r != Role::TenantAdmin)) {
-        return users_view(
+        return Ok(users_view(
             &app,
             &signed,
             UsersQuery::default(),
@@ -353,7 +351,7 @@ async fn update_user(
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
-        .await;
+        .await);
     }
     let scopes_sent = form_value(&form, "scopes").is_some();
     let input = MemberUpdate {
@@ -364,16 +362,16 @@ async fn update_user(
         disabled,
     };
     if let Err(e) = invitations::may_change_member(&scope, &before, &input) {
-        return beyond_reach(&app, &signed, &scope, "user.update", &id, e).await;
+        return Ok(beyond_reach(&app, &signed, &scope, "user.update", &id, e).await);
     }
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
-    match users::update(&app.store, &scope, &id, version, input).await {
+    Ok(match users::update(&app.store, &scope, &id, version, input).await {
         Ok(member) => {
             if member.disabled {
                 // A disabled member's sessions in this tenant end now.
-                if let Ok(list) = sessions::list_for_tenant(&app.store, scope.tenant_id(), i64::MAX / 4).await {
+                if let Ok(list) = sessions::list_for_tenant(&app.store, scope.tenant(), i64::MAX / 4).await {
                     for s in list.into_iter().filter(|s| s.user_id == id) {
-                        let _ = sessions::revoke_in_tenant(&app.store, scope.tenant_id(), &s.id).await;
+                        let _ = sessions::revoke_in_tenant(&app.store, scope.tenant(), &s.id).await;
                     }
                 }
             }
@@ -384,16 +382,13 @@ async fn update_user(
             Redirect::to("/admin/users").into_response()
         }
         Err(e) => users_rejected(&app, &signed, e).await,
-    }
+    })
 }
 
-async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
     if id == signed.current.account.id {
-        return users_view(
+        return Ok(users_view(
             &app,
             &signed,
             UsersQuery::default(),
@@ -402,16 +397,16 @@ async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Pa
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
-        .await;
+        .await);
     }
     let before: Member = match resource::get(&app.store, &scope, &id).await {
         Ok(member) => member,
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     if let Err(e) = invitations::may_manage_member(&scope, &before) {
-        return beyond_reach(&app, &signed, &scope, "user.remove", &id, e).await;
+        return Ok(beyond_reach(&app, &signed, &scope, "user.remove", &id, e).await);
     }
-    match users::remove(&app.store, &scope, &id, None).await {
+    Ok(match users::remove(&app.store, &scope, &id, None).await {
         Ok(()) => {
             let event = AuditEvent::in_tenant(&scope, "user.remove", Outcome::Success)
                 .target("user", &id)
@@ -427,7 +422,7 @@ async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Pa
             let message = Some(e.to_string());
             users_view(&app, &signed, UsersQuery::default(), message, Map::new(), None, status).await
         }
-    }
+    })
 }
 
 async fn reset_link(
@@ -435,20 +430,17 @@ async fn reset_link(
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Users) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
     // Only for members of this tenant, and not for accounts that also belong elsewhere or run
     // the installation: their reset is for those admins or the operator to make.
     let member = match resource::get::<Member>(&app.store, &scope, &id).await {
         Ok(member) => member,
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     // A link signs in as the member: only for someone the caller could have made.
     if let Err(e) = invitations::may_manage_member(&scope, &member) {
-        return beyond_reach(&app, &signed, &scope, "user.reset_link", &id, e).await;
+        return Ok(beyond_reach(&app, &signed, &scope, "user.reset_link", &id, e).await);
     }
     let account = accounts::by_id(&app.store, &member.id).await.ok();
     let elsewhere = accounts::memberships(&app.store, &member.id)
@@ -456,7 +448,7 @@ async fn reset_link(
         .map(|m| m.len() > 1)
         .unwrap_or(true);
     if account.as_ref().is_none_or(|a| a.platform_admin) || elsewhere {
-        return users_view(
+        return Ok(users_view(
             &app,
             &signed,
             UsersQuery::default(),
@@ -465,7 +457,7 @@ async fn reset_link(
             None,
             StatusCode::FORBIDDEN,
         )
-        .await;
+        .await);
     }
     let lifetime = app.config.auth.password_reset_lifetime;
     let token = match accounts::create_password_reset(
@@ -479,7 +471,7 @@ async fn reset_link(
     {
         Ok(t) => t,
         Err(e) => {
-            return super::admin::unavailable(&app, &signed, &e);
+            return Ok(super::admin::unavailable(&app, &signed, &e));
         }
     };
     let link = format!("{}/reset?token={token}", app.config.public_url());
@@ -516,7 +508,7 @@ async fn reset_link(
                 ),
             )
         });
-        return users_view(
+        return Ok(users_view(
             &app,
             &signed,
             UsersQuery::default(),
@@ -525,7 +517,7 @@ async fn reset_link(
             extra,
             StatusCode::OK,
         )
-        .await;
+        .await);
     }
     let event = AuditEvent::in_tenant(&scope, "user.reset_link", Outcome::Success).target("user", &member.id);
     audit::record(&app.store, event, &signed.page.origin).await;
@@ -535,7 +527,7 @@ async fn reset_link(
         .locale
         .text("users.reset_link_created")
         .replace("{hours}", &hours);
-    users_view(
+    Ok(users_view(
         &app,
         &signed,
         UsersQuery::default(),
@@ -544,7 +536,7 @@ async fn reset_link(
         Some(("reset", json!({ "email": member.email, "text": text, "link": link }))),
         StatusCode::OK,
     )
-    .await
+    .await)
 }
 
 async fn tokens_page(State(app): State<AppState>, signed: SignedIn) -> Response {
@@ -608,11 +600,8 @@ async fn create_token(
     State(app): State<AppState>,
     signed: SignedIn,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Tokens) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Tokens)?;
     let mut errors = Map::new();
     let role = match form_value(&form, "role").unwrap_or("viewer").parse::<Role>() {
         Ok(Role::PlatformAdmin) | Err(_) => {
@@ -632,7 +621,7 @@ async fn create_token(
         None => None,
     };
     let (Some(role), true) = (role, errors.is_empty()) else {
-        return tokens_view(&app, &signed, None, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return Ok(tokens_view(&app, &signed, None, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await);
     };
     let name = form_value(&form, "name").unwrap_or_default();
     let scopes = tokens::TokenScopes {
@@ -642,7 +631,7 @@ async fn create_token(
     if let Err(e) = crate::auth::may_grant(&scope, role, &scopes.teams, &scopes.locations) {
         let event = AuditEvent::in_tenant(&scope, "token.create", Outcome::Denied).detail(e.to_string());
         audit::record(&app.store, event, &signed.page.origin).await;
-        return tokens_view(
+        return Ok(tokens_view(
             &app,
             &signed,
             Some(signed.page.locale.translate(&e.to_string())),
@@ -650,51 +639,50 @@ async fn create_token(
             None,
             StatusCode::FORBIDDEN,
         )
-        .await;
+        .await);
     }
-    match tokens::issue_scoped(
-        &app.store,
-        Some(scope.tenant_id()),
-        name,
-        role,
-        expires_at,
-        scope.actor(),
-        scopes,
-    )
-    .await
-    {
-        Ok(issued) => {
-            let event = AuditEvent::in_tenant(&scope, "token.create", Outcome::Success)
-                .target("token", &issued.token.id)
-                .change(None, serde_json::to_value(&issued.token).ok());
-            audit::record(&app.store, event, &signed.page.origin).await;
-            tokens_view(
-                &app,
-                &signed,
-                None,
-                Map::new(),
-                Some(issued.secret),
-                StatusCode::CREATED,
-            )
-            .await
-        }
-        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-            Ok((errors, message)) => {
-                tokens_view(&app, &signed, message, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
+    Ok(
+        match tokens::issue_scoped(
+            &app.store,
+            Some(scope.tenant_id()),
+            name,
+            role,
+            expires_at,
+            scope.actor(),
+            scopes,
+        )
+        .await
+        {
+            Ok(issued) => {
+                let event = AuditEvent::in_tenant(&scope, "token.create", Outcome::Success)
+                    .target("token", &issued.token.id)
+                    .change(None, serde_json::to_value(&issued.token).ok());
+                audit::record(&app.store, event, &signed.page.origin).await;
+                tokens_view(
+                    &app,
+                    &signed,
+                    None,
+                    Map::new(),
+                    Some(issued.secret),
+                    StatusCode::CREATED,
+                )
+                .await
             }
-            Err(e) => super::admin::unavailable(&app, &signed, &e),
+            Err(e) => match super::admin::field_errors(e, signed.page.locale) {
+                Ok((errors, message)) => {
+                    tokens_view(&app, &signed, message, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
+                }
+                Err(e) => super::admin::unavailable(&app, &signed, &e),
+            },
         },
-    }
+    )
 }
 
-async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Tokens) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Tokens)?;
     let token = match resource::get::<ApiToken>(&app.store, &scope, &id).await {
         Ok(token) => token,
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     if let Err(e) = crate::auth::may_manage(&scope, &token.role, &token.team_scope.0, &token.location_scope.0) {
         let event = AuditEvent::in_tenant(&scope, "token.revoke", Outcome::Denied)
@@ -702,9 +690,9 @@ async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): P
             .detail(e.to_string());
         audit::record(&app.store, event, &signed.page.origin).await;
         let message = signed.page.locale.translate(&e.to_string());
-        return tokens_view(&app, &signed, Some(message), Map::new(), None, StatusCode::FORBIDDEN).await;
+        return Ok(tokens_view(&app, &signed, Some(message), Map::new(), None, StatusCode::FORBIDDEN).await);
     }
-    match tokens::revoke(&app.store, &scope, &id).await {
+    Ok(match tokens::revoke(&app.store, &scope, &id).await {
         Ok(()) => {
             app.tokens.forget(Some(&id), None);
             let event = AuditEvent::in_tenant(&scope, "token.revoke", Outcome::Success).target("token", &id);
@@ -712,16 +700,13 @@ async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): P
             Redirect::to("/admin/tokens").into_response()
         }
         Err(e) => super::admin::unavailable(&app, &signed, &e),
-    }
+    })
 }
 
-async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Sessions) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Sessions)?;
     let idle = app.config.auth.session_idle_timeout.as_millis() as i64;
-    let list = sessions::list_for_tenant(&app.store, scope.tenant_id(), idle)
+    let list = sessions::list_for_tenant(&app.store, scope.tenant(), idle)
         .await
         .unwrap_or_default();
     let rows: Vec<Value> = list
@@ -736,45 +721,50 @@ async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> Respons
         .collect();
     let mut context = tera::Context::new();
     context.insert("sessions", &rows);
-    render_page(&app, &signed.page, "admin/sessions.html", context, StatusCode::OK)
+    Ok(render_page(
+        &app,
+        &signed.page,
+        "admin/sessions.html",
+        context,
+        StatusCode::OK,
+    ))
 }
 
-async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Sessions) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let owner = match sessions::owner_in_tenant(&app.store, scope.tenant_id(), &id).await {
+async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Sessions)?;
+    let owner = match sessions::owner_in_tenant(&app.store, scope.tenant(), &id).await {
         Ok(Some(owner)) => owner,
-        Ok(None) => return not_found(&app, &signed),
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Ok(None) => return Ok(not_found(&app, &signed)),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     // Signing someone out is managing them: only members the caller could have made.
     let member = match resource::get::<Member>(&app.store, &scope, &owner).await {
         Ok(member) => Some(member),
         Err(crate::store::StoreError::NotFound { .. }) => None,
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     if let Some(Err(e)) = member.map(|m| invitations::may_manage_member(&scope, &m)) {
         let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Denied)
             .target("session", &id)
             .detail(e.to_string());
         audit::record(&app.store, event, &signed.page.origin).await;
-        return super::ui::error_page(
+        return Ok(super::ui::error_page(
             &app,
             &signed.page.error_headers,
             StatusCode::FORBIDDEN,
             &signed.page.locale.translate(&e.to_string()),
-        );
+        ));
     }
-    match sessions::revoke_in_tenant(&app.store, scope.tenant_id(), &id).await {
-        Ok(()) => {
-            let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Success).target("session", &id);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/sessions").into_response()
-        }
-        Err(e) => super::admin::unavailable(&app, &signed, &e),
-    }
+    Ok(
+        match sessions::revoke_in_tenant(&app.store, scope.tenant(), &id).await {
+            Ok(()) => {
+                let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Success).target("session", &id);
+                audit::record(&app.store, event, &signed.page.origin).await;
+                Redirect::to("/admin/sessions").into_response()
+            }
+            Err(e) => super::admin::unavailable(&app, &signed, &e),
+        },
+    )
 }
 
 /// The audit filters a person can set, turned into list parameters.
@@ -820,11 +810,8 @@ async fn audit_page(
     State(app): State<AppState>,
     signed: SignedIn,
     Query(query): Query<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Audit) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Audit)?;
     let params = audit_params(&query, "100");
     let (entries, next, error) = match resource::list::<AuditRow>(&app.store, &scope, &params).await {
         Ok(page) => (page.items, page.next_cursor, None),
@@ -852,7 +839,13 @@ async fn audit_page(
     context.insert("filters", &filters);
     context.insert("filter_query", &filter_query);
     context.insert("message", &error);
-    render_page(&app, &signed.page, "admin/audit.html", context, StatusCode::OK)
+    Ok(render_page(
+        &app,
+        &signed.page,
+        "admin/audit.html",
+        context,
+        StatusCode::OK,
+    ))
 }
 
 fn entry_row(e: &AuditEntry) -> Value {
@@ -869,16 +862,13 @@ async fn audit_csv(
     State(app): State<AppState>,
     signed: SignedIn,
     Query(query): Query<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Audit) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Audit)?;
     let event = AuditEvent::in_tenant(&scope, "audit.export", Outcome::Success)
         .detail(serde_urlencoded::to_string(&query).unwrap_or_default());
     audit::record(&app.store, event, &signed.page.origin).await;
     let query = audit_params(&query, "500").0;
-    match super::api::export_csv(&app, &scope, &query).await {
+    Ok(match super::api::export_csv(&app, &scope, &query).await {
         Ok(body) => super::api::csv_response(body, scope.tenant_slug()),
         Err(e) => super::ui::error_page(
             &app,
@@ -886,5 +876,5 @@ async fn audit_csv(
             StatusCode::BAD_REQUEST,
             &e.to_string(),
         ),
-    }
+    })
 }

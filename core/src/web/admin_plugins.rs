@@ -14,9 +14,14 @@ use super::admin::{tenant_scope, unavailable};
 use super::session::SignedIn;
 use super::ui::render_page;
 use crate::auth::{Action, Area, permits};
+use crate::service::{
+    self,
+    plugins::{PluginContext, PluginError},
+};
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::plugins::{self, Installation};
 use crate::store::{StoreError, TenantScope};
+use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -89,50 +94,20 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
         )
         .await;
     };
-    let engine = match app.live.plugins.engine() {
-        Ok(e) => e,
-        Err(e) => return unavailable(&app, &signed, &e),
+    let installed = match PluginContext::running(&app.store, &app.live.plugins) {
+        Ok(ctx) => service::plugins::install(&ctx, &scope, &signed.page.origin, Arc::from(&bytes[..]), None).await,
+        Err(e) => Err(e),
     };
-    let checked = {
-        let bytes = bytes.clone();
-        tokio::task::spawn_blocking(move || engine.validate(&bytes)).await
-    };
-    let plugin = match checked {
-        Ok(Ok(p)) => p,
-        Ok(Err(failure)) => {
-            let message = format!("{} {}", t.text("plugins.not_installable"), failure.message);
-            return render_list(&app, &signed, Some(message), StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
-        Err(e) => return unavailable(&app, &signed, &e),
-    };
-    if let Err(why) = app.live.plugins.policy.admits(scope.tenant_slug(), &plugin.manifest) {
-        return render_list(&app, &signed, Some(why), StatusCode::FORBIDDEN).await;
-    }
-    let fits = match plugins::package_bytes(&app.store, &scope, &plugin.manifest.id).await {
-        Ok(stored) => app.live.plugins.policy.admits_package(stored, bytes.len()),
-        Err(e) => return unavailable(&app, &signed, &e),
-    };
-    if let Err(why) = fits {
-        return render_list(&app, &signed, Some(why), StatusCode::PAYLOAD_TOO_LARGE).await;
-    }
-    let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
-    let installed = async {
-        plugins::store_package(&app.store, &plugin.digest, &plugin.manifest, &bytes).await?;
-        plugins::install(&app.store, &scope, &plugin.digest, "{}").await
-    }
-    .await;
-    app.live.plugins.forget_installations(scope.tenant_id());
     match installed {
-        Ok(installed) => {
-            let action = if before.is_some() {
-                "plugin.upgrade"
-            } else {
-                "plugin.install"
-            };
-            audit_action(&app, &signed, &scope, action, &installed.id).await;
-            Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()
+        Ok(done) => Redirect::to(&format!("/admin/plugins/{}", done.installation.plugin_id)).into_response(),
+        Err(PluginError::NotInstallable(why)) => {
+            let message = format!("{} {}", t.text("plugins.not_installable"), why);
+            render_list(&app, &signed, Some(message), StatusCode::UNPROCESSABLE_ENTITY).await
         }
-        Err(e) => unavailable(&app, &signed, &e),
+        Err(PluginError::Refused(why)) => render_list(&app, &signed, Some(why), StatusCode::FORBIDDEN).await,
+        Err(PluginError::TooLarge(why)) => render_list(&app, &signed, Some(why), StatusCode::PAYLOAD_TOO_LARGE).await,
+        Err(PluginError::Store(e)) => unavailable(&app, &signed, &e),
+        Err(e @ PluginError::Unavailable(_)) => unavailable(&app, &signed, &e),
     }
 }
 
@@ -142,6 +117,36 @@ fn field_errors(problems: Vec<crate::plugins::config::Problem>) -> Map<String, V
         .into_iter()
         .map(|p| (p.pointer.trim_start_matches('/').to_owned(), Value::from(p.message)))
         .collect()
+}
+
+/// Every destination a plugin's capabilities name, longest first (so a template is never
+/// replaced inside a longer one).
+fn destinations(capabilities: &crate::plugins::manifest::Capabilities) -> Vec<String> {
+    let mut all: Vec<String> = capabilities
+        .http
+        .iter()
+        .chain(&capabilities.streams)
+        .chain(capabilities.secrets.values())
+        .filter(|d| d.contains("${"))
+        .cloned()
+        .collect();
+    all.sort_by_key(|d| std::cmp::Reverse(d.len()));
+    all.dedup();
+    all
+}
+
+/// A capability in words with its destination as configured (`tcp://pbx.example:5038`
+/// rather than `tcp://${host}:${port}`); a template the configuration does not fill stays.
+fn with_configured(line: &str, templates: &[String], config: &Value) -> String {
+    let mut line = line.to_owned();
+    for template in templates {
+        if line.contains(template.as_str())
+            && let Some(filled) = crate::plugins::manifest::expand(template, config)
+        {
+            line = line.replace(template.as_str(), &filled);
+        }
+    }
+    line
 }
 
 /// One configuration field as the form shows it.
@@ -195,7 +200,7 @@ async fn render_detail(
         Err(StoreError::NotFound { .. }) => {
             return super::ui::error_page(
                 app,
-                &Default::default(),
+                &signed.page.error_headers,
                 StatusCode::NOT_FOUND,
                 &signed.page.locale.text("plugins.not_found"),
             );
@@ -215,9 +220,32 @@ async fn render_detail(
     } else {
         plugins::unapproved(&app.store, &installed).await.unwrap_or_default()
     };
+    // What the tenant approves is where this installation will connect, not a template.
+    let stored_config: Value = serde_json::from_str(&installed.config).unwrap_or_default();
+    let templates = destinations(&manifest.capabilities);
+    let pending: Vec<String> = pending
+        .into_iter()
+        .map(|line| with_configured(&line, &templates, &stored_config))
+        .collect();
     context.insert("pending", &pending);
+    let configured = |list: &[String]| -> Vec<Value> {
+        list.iter()
+            .map(|template| {
+                let filled = crate::plugins::manifest::expand(template, &stored_config);
+                json!({ "template": template, "configured": filled })
+            })
+            .collect()
+    };
+    context.insert("http_destinations", &configured(&manifest.capabilities.http));
+    context.insert("stream_destinations", &configured(&manifest.capabilities.streams));
+    let disconnect = app
+        .live
+        .plugins
+        .last_disconnect(scope.tenant(), &installed.id)
+        .map(|d| d.view());
+    context.insert("last_disconnect", &disconnect);
     // What the plugin reports about itself, as label → value (times as dates).
-    let reported: Vec<(String, String)> = plugins::status(&app.store, &installed.id)
+    let reported: Vec<(String, String)> = plugins::status(&app.store, scope.tenant(), &installed.id)
         .await
         .ok()
         .flatten()
@@ -475,7 +503,7 @@ async fn replay(State(app): State<AppState>, signed: SignedIn, Path((id, letter)
     let Ok(installed) = plugins::get(&app.store, &scope, &id).await else {
         return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
     };
-    let ran = match app.live.plugins.replay(scope.tenant_id(), &installed.id, &letter).await {
+    let ran = match app.live.plugins.replay(scope.tenant(), &installed.id, &letter).await {
         Ok(ran) => ran,
         Err(StoreError::NotFound { .. }) => {
             return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;

@@ -12,12 +12,11 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin::{tenant_scope, unavailable};
-use super::alerts::{RuleInput, rule_json};
+use super::alerts::{context, rule_json};
 use super::session::SignedIn;
 use super::ui::render_page;
 use crate::auth::{Action, Area, permits};
-use crate::rules::RuleScope;
-use crate::rules::eval::unknown_placeholders;
+use crate::service::rules::{self as service, Draft, RuleInput, RulesError, Tested};
 use crate::store::alert_rules;
 
 pub fn router() -> Router<AppState> {
@@ -36,7 +35,7 @@ async fn list_page(State(app): State<AppState>, signed: SignedIn) -> Response {
         Ok(s) => s,
         Err(page) => return *page,
     };
-    let rows = match alert_rules::list(&app.store, scope.tenant_id()).await {
+    let rows = match alert_rules::list(&app.store, scope.tenant()).await {
         Ok(r) => r,
         Err(e) => return unavailable(&app, &signed, &e),
     };
@@ -206,14 +205,23 @@ async fn versions(app: &AppState, scope: &crate::store::TenantScope, id: &str) -
 }
 
 /// Field errors as the form shows them.
-fn field_errors(error: crate::store::StoreError) -> Vec<Value> {
+fn field_errors(error: RulesError) -> Vec<Value> {
     match error {
-        crate::store::StoreError::Invalid(v) => v
+        RulesError::Invalid(v) => v
             .errors
             .into_iter()
             .map(|e| json!({ "field": e.pointer.trim_start_matches('/'), "message": e.detail }))
             .collect(),
         other => vec![json!({ "field": "", "message": other.to_string() })],
+    }
+}
+
+/// A failure outside the form: the rule is not there, or the store failed.
+fn failed(app: &AppState, signed: &SignedIn, error: RulesError) -> Response {
+    match error {
+        RulesError::NotFound => unavailable(app, signed, &crate::store::StoreError::NotFound { kind: "rule" }),
+        RulesError::Store(e) => unavailable(app, signed, &e),
+        other => unavailable(app, signed, &other),
     }
 }
 
@@ -237,14 +245,19 @@ async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleF
             );
         }
     };
-    let base = match &id {
-        Some(id) => match alert_rules::get(&app.store, &scope, id).await {
-            Ok(row) => Some(row),
-            Err(e) => return unavailable(app, signed, &e),
-        },
-        None => None,
+    let ctx = context(app);
+    let origin = &signed.page.origin;
+    let (saved, base) = match &id {
+        Some(id) => {
+            // Shown again with the form when the change is refused.
+            let base = match service::get(&ctx, &scope, id).await {
+                Ok(row) => row,
+                Err(e) => return failed(app, signed, e),
+            };
+            (service::update(&ctx, &scope, id, input, None, origin).await, Some(base))
+        }
+        None => (service::create(&ctx, &scope, input, origin).await, None),
     };
-    let saved = super::alerts::save_rule(app, &scope, base.as_ref(), input, None, &signed.page.origin).await;
     match saved {
         Ok(row) => Redirect::to(&format!("/admin/alert-rules/{}", row.id)).into_response(),
         Err(error) => {
@@ -280,9 +293,9 @@ async fn delete(State(app): State<AppState>, signed: SignedIn, Path(id): Path<St
         Ok(s) => s,
         Err(page) => return *page,
     };
-    match super::alerts::delete_rule(&app, &scope, &id, &signed.page.origin).await {
+    match service::delete(&context(&app), &scope, &id, &signed.page.origin).await {
         Ok(_) => Redirect::to("/admin/alert-rules").into_response(),
-        Err(e) => unavailable(&app, &signed, &e),
+        Err(e) => failed(&app, &signed, e),
     }
 }
 
@@ -291,13 +304,9 @@ async fn import_starter(State(app): State<AppState>, signed: SignedIn) -> Respon
         Ok(s) => s,
         Err(page) => return *page,
     };
-    if let Err(e) = super::alerts::import_starter(&app, &scope, &signed.page.origin).await {
-        return super::ui::error_page(
-            &app,
-            &HeaderMap::new(),
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &e.problem.detail.clone().unwrap_or_default(),
-        );
+    if let Err(e) = service::import_starter(&context(&app), &scope, &signed.page.origin).await {
+        let detail = super::problem::ApiError::from(e).problem.detail.unwrap_or_default();
+        return super::ui::error_page(&app, &HeaderMap::new(), StatusCode::INTERNAL_SERVER_ERROR, &detail);
     }
     Redirect::to("/admin/alert-rules").into_response()
 }
@@ -310,6 +319,17 @@ struct DraftForm {
     expression: String,
     #[serde(default)]
     message: String,
+}
+
+impl From<DraftForm> for Draft {
+    fn from(d: DraftForm) -> Self {
+        Draft {
+            scope: d.scope,
+            expression: d.expression,
+            message: d.message,
+            ..Draft::default()
+        }
+    }
 }
 
 fn fragment(id: &str, class: &str, text: &str) -> Response {
@@ -326,18 +346,22 @@ async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft):
         return *page;
     }
     let t = signed.page.locale;
-    let Some(scope) = RuleScope::parse(&draft.scope) else {
-        return fragment("expression-check", "field-error", &t.text("rules.bad_scope"));
+    let checked = match service::check(&app.rules, &draft.into()) {
+        Ok(checked) => checked,
+        Err(_) => return fragment("expression-check", "field-error", &t.text("rules.bad_scope")),
     };
-    if let Err(error) = app.rules.engine.compile(scope, &draft.expression) {
+    if let Some(error) = &checked.error {
         return fragment("expression-check", "field-error", &error.to_string());
     }
-    let unknown = unknown_placeholders(&draft.message, scope);
-    if !unknown.is_empty() {
+    if !checked.unknown_placeholders.is_empty() {
         return fragment(
             "expression-check",
             "field-error",
-            &format!("{}: {}", t.text("rules.unknown_placeholders"), unknown.join(", ")),
+            &format!(
+                "{}: {}",
+                t.text("rules.unknown_placeholders"),
+                checked.unknown_placeholders.join(", ")
+            ),
         );
     }
     fragment("expression-check", "notice", &t.text("rules.valid"))
@@ -351,61 +375,43 @@ async fn test(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): 
         Err(page) => return *page,
     };
     let t = signed.page.locale;
-    let answer = match super::alerts::test_draft(
-        &app,
-        &scope,
-        &draft.scope,
-        &draft.expression,
-        &draft.message,
-        Vec::new(),
-        Vec::new(),
-    )
-    .await
-    {
-        Ok(answer) => answer,
+    let run = match service::test(&context(&app), &scope, draft.into()).await {
+        Ok(Tested::Ran(run)) => run,
+        Ok(Tested::Invalid(error)) => return test_error(&error),
         Err(e) => {
-            return fragment(
-                "test-result",
-                "field-error",
-                e.problem.detail.as_deref().unwrap_or_default(),
-            );
+            let detail = super::problem::ApiError::from(e).problem.detail.unwrap_or_default();
+            return fragment("test-result", "field-error", &detail);
         }
     };
-    if let Some(error) = answer["error"].as_object() {
-        let line = answer["error"]["line"]
-            .as_u64()
-            .map(|l| format!(" (line {l})"))
-            .unwrap_or_default();
-        return fragment(
-            "test-result",
-            "field-error",
-            &format!(
-                "{}{line}",
-                error.get("message").and_then(Value::as_str).unwrap_or_default()
-            ),
-        );
+    if let Some(error) = &run.error {
+        return test_error(error);
     }
-    let holding = answer["holding"].as_array().cloned().unwrap_or_default();
     let mut html = format!(
         r#"<div id="test-result" class="notice" role="status"><p>{}</p>"#,
         tera::escape_html(
             &t.text("rules.test_summary")
-                .replace("{held}", &holding.len().to_string())
-                .replace("{evaluated}", &answer["evaluated"].to_string())
+                .replace("{held}", &run.holding.len().to_string())
+                .replace("{evaluated}", &run.evaluated.to_string())
         )
     );
-    if !holding.is_empty() {
+    if !run.holding.is_empty() {
         html.push_str("<ul>");
-        for h in holding.iter().take(50) {
-            let text = h["message"]
-                .as_str()
-                .filter(|m| !m.is_empty())
-                .or(h["name"].as_str())
-                .unwrap_or_default();
+        for h in run.holding.iter().take(50) {
+            let text = if h.message.is_empty() {
+                &h.subject_name
+            } else {
+                &h.message
+            };
             html.push_str(&format!("<li>{}</li>", tera::escape_html(text)));
         }
         html.push_str("</ul>");
     }
     html.push_str("</div>");
     Html(html).into_response()
+}
+
+/// Why the draft did not compile or run, with its line.
+fn test_error(error: &crate::rules::RuleError) -> Response {
+    let line = error.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+    fragment("test-result", "field-error", &format!("{}{line}", error.message))
 }

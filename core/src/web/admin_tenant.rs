@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::admin::tenant_scope;
+use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::ui::render_page;
 use crate::auth::{Action, Area, Principal};
@@ -101,11 +102,8 @@ async fn save_settings(
     State(app): State<AppState>,
     signed: SignedIn,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::TenantSettings) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
     let before = tenants::current(&app.store, &scope).await.ok();
     let input = tenants::TenantUpdate {
         name: form_value(&form, "name").map(str::to_owned),
@@ -115,35 +113,37 @@ async fn save_settings(
         suspended: None,
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
-    match tenants::update(&app.store, scope.tenant_id(), version, input, false).await {
-        Ok(tenant) => {
-            let event = AuditEvent::in_tenant(&scope, "tenant.update", Outcome::Success)
-                .target("tenant", &tenant.id)
-                .change(
-                    before.and_then(|b| serde_json::to_value(b).ok()),
-                    serde_json::to_value(&tenant).ok(),
-                );
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/settings").into_response()
-        }
-        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-            Ok((errors, message)) => {
-                let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
-                    "slug": scope.tenant_slug() });
-                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
-                settings_view(
-                    &app,
-                    &signed,
-                    Some(values),
-                    errors,
-                    message,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
+    Ok(
+        match tenants::update(&app.store, scope.tenant_id(), version, input, false).await {
+            Ok(tenant) => {
+                let event = AuditEvent::in_tenant(&scope, "tenant.update", Outcome::Success)
+                    .target("tenant", &tenant.id)
+                    .change(
+                        before.and_then(|b| serde_json::to_value(b).ok()),
+                        serde_json::to_value(&tenant).ok(),
+                    );
+                audit::record(&app.store, event, &signed.page.origin).await;
+                Redirect::to("/admin/settings").into_response()
             }
-            Err(e) => super::admin::unavailable(&app, &signed, &e),
+            Err(e) => match super::admin::field_errors(e, signed.page.locale) {
+                Ok((errors, message)) => {
+                    let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
+                    "slug": scope.tenant_slug() });
+                    let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+                    settings_view(
+                        &app,
+                        &signed,
+                        Some(values),
+                        errors,
+                        message,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                    )
+                    .await
+                }
+                Err(e) => super::admin::unavailable(&app, &signed, &e),
+            },
         },
-    }
+    )
 }
 
 fn platform_actor(signed: &SignedIn) -> Option<String> {
@@ -229,7 +229,7 @@ async fn set_suspended(app: &AppState, signed: &SignedIn, id: &str, suspended: b
         }
         Err(_) => super::ui::error_page(
             app,
-            &Default::default(),
+            &signed.page.error_headers,
             StatusCode::NOT_FOUND,
             &signed.page.locale.text("admin.not_found"),
         ),
@@ -327,27 +327,24 @@ async fn add_provider(
     State(app): State<AppState>,
     signed: SignedIn,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::TenantSettings) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
     let input = match provider_input(&form) {
         Ok(i) => i,
         Err(errors) => {
             let message = Some(signed.page.locale.text("common.fix_errors"));
-            return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
+            return Ok(settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await);
         }
     };
     if !app.config.auth.tenant_providers_private && !input.issuer.starts_with("https://") {
         let mut errors = Map::new();
         errors.insert("issuer".into(), json!("must be an https URL"));
         let message = Some(signed.page.locale.text("common.fix_errors"));
-        return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return Ok(settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await);
     }
     let reserved = app.oidc.configured_ids();
     let result = oidc_providers::create(&app.store, &scope, input, &reserved).await;
-    provider_result(&app, &signed, &scope, "sign_in_provider.create", None, result).await
+    Ok(provider_result(&app, &signed, &scope, "sign_in_provider.create", None, result).await)
 }
 
 async fn update_provider(
@@ -355,45 +352,39 @@ async fn update_provider(
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::TenantSettings) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
     let before = match oidc_providers::get(&app.store, &scope, &id).await {
         Ok(row) => serde_json::to_value(row.view()).ok(),
         Err(_) => {
-            return super::ui::error_page(
+            return Ok(super::ui::error_page(
                 &app,
-                &Default::default(),
+                &signed.page.error_headers,
                 StatusCode::NOT_FOUND,
                 &signed.page.locale.text("admin.not_found"),
-            );
+            ));
         }
     };
     let input = match provider_input(&form) {
         Ok(i) => i,
         Err(errors) => {
             let message = Some(signed.page.locale.text("common.fix_errors"));
-            return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
+            return Ok(settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await);
         }
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
     let reserved = app.oidc.configured_ids();
     let result = oidc_providers::update(&app.store, &scope, &id, version, input, &reserved).await;
-    provider_result(&app, &signed, &scope, "sign_in_provider.update", before, result).await
+    Ok(provider_result(&app, &signed, &scope, "sign_in_provider.update", before, result).await)
 }
 
-async fn delete_provider(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::TenantSettings) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn delete_provider(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
     let before = oidc_providers::get(&app.store, &scope, &id)
         .await
         .ok()
         .and_then(|r| serde_json::to_value(r.view()).ok());
-    match oidc_providers::delete(&app.store, &scope, &id).await {
+    Ok(match oidc_providers::delete(&app.store, &scope, &id).await {
         Ok(()) => {
             let event = AuditEvent::in_tenant(&scope, "sign_in_provider.delete", Outcome::Success)
                 .target("sign_in_provider", &id)
@@ -403,9 +394,9 @@ async fn delete_provider(State(app): State<AppState>, signed: SignedIn, Path(id)
         }
         Err(_) => super::ui::error_page(
             &app,
-            &Default::default(),
+            &signed.page.error_headers,
             StatusCode::NOT_FOUND,
             &signed.page.locale.text("admin.not_found"),
         ),
-    }
+    })
 }

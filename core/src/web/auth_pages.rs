@@ -372,7 +372,7 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
             None => {
                 return super::ui::error_page(
                     &app,
-                    &Default::default(),
+                    &page.error_headers,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "hashing failed",
                 );
@@ -400,7 +400,7 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
                 tracing::warn!(error = %e, "setup: cannot create the account");
                 return super::ui::error_page(
                     &app,
-                    &Default::default(),
+                    &page.error_headers,
                     StatusCode::SERVICE_UNAVAILABLE,
                     &page.locale.text("errors.unavailable"),
                 );
@@ -654,7 +654,7 @@ pub async fn change_password(
         tracing::warn!(error = %e, "cannot change password");
         return super::ui::error_page(
             &app,
-            &Default::default(),
+            &signed.page.error_headers,
             StatusCode::SERVICE_UNAVAILABLE,
             &signed.page.locale.text("errors.unavailable"),
         );
@@ -742,7 +742,7 @@ pub async fn switch_tenant(State(app): State<AppState>, signed: SignedIn, Form(f
     let Some(target) = target else {
         return super::ui::error_page(
             &app,
-            &Default::default(),
+            &signed.page.error_headers,
             StatusCode::FORBIDDEN,
             &signed.page.locale.text("errors.forbidden"),
         );

@@ -290,7 +290,7 @@ async fn carry_out(
         by: scope.actor().to_owned(),
         command,
     };
-    let outcome = app.live.plugins.command(scope.tenant_id(), request).await?;
+    let outcome = app.live.plugins.command(scope.tenant(), request).await?;
     let (result, detail, audit_outcome) = match outcome {
         CommandOutcome::Done {
             connector,
@@ -465,7 +465,7 @@ async fn board_control(
         ),
         Err(Refusal::Store(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
-    if headers.contains_key("hx-request") {
+    if super::ui::is_htmx(&headers) {
         let class = if status.is_success() { "notice" } else { "field-error" };
         let escaped = tera::escape_html(&message);
         // htmx swaps 2xx answers only: the outcome is the fragment either way.

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod list_cache;
 pub mod openapi;
 pub mod ops;
+pub mod page_error;
 pub mod plugins_api;
 pub mod problem;
 pub mod session;
@@ -104,6 +105,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The shared state of the web layer; nothing runs yet (see [`crate::startup::start`]).
     pub fn new(store: Store, config: Config) -> anyhow::Result<Self> {
         let assets = Assets::load();
         let templates = crate::assets::templates(&assets, Some(&config.data_dir.join("templates")))?;
@@ -116,20 +118,11 @@ impl AppState {
             config.live.writer_queue,
             config.plugins.clone(),
         ));
-        live.start_plugin_streams();
         let rules = crate::rules::service::RuleService::new(
             store.clone(),
             config.public_url(),
             config.live.alert_notify_interval,
         );
-        rules.start(live.clone());
-        std::sync::Arc::new(crate::rules::notify::Delivery::new(
-            store.clone(),
-            mailer.clone(),
-            config.plugins.private_networks.clone(),
-        ))
-        .start();
-        crate::plugins::start_package_collection(store.clone());
         Ok(Self {
             store,
             templates: Arc::new(templates),
@@ -181,6 +174,11 @@ pub fn router(state: AppState) -> Router {
         .merge(admin_plugins::router())
         .merge(admin_access::router())
         .merge(admin_tenant::router())
+        // Inside the session layer: a failure is rendered for the request's visitor.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            page_error::render_page_errors,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), session::resolve));
     let hsts = state.config.public_url().starts_with("https://");
     // Event batches may be larger than other requests.

@@ -14,8 +14,8 @@ pub async fn healthz() -> &'static str {
 
 /// The database answers and its schema is current.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.store.db.readiness().await {
-        Ok(()) => axum::Json(serde_json::json!({ "status": "ready", "database": app.store.db.backend().as_str() }))
+    match app.store.readiness().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready", "database": app.store.backend().as_str() }))
             .into_response(),
         Err(reason) => {
             let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason);

@@ -13,7 +13,12 @@ use super::api::audit_change;
 use super::extract::{ApiJson, Caller, RequestOrigin};
 use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
+use crate::service::{
+    self,
+    plugins::{Installed, PluginContext},
+};
 use crate::store::plugins::{self, Installation};
+use std::sync::Arc;
 
 /// Largest component accepted, bytes.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
@@ -90,7 +95,15 @@ async fn read(State(app): State<AppState>, caller: Caller, Path(id): Path<String
     let installation = plugins::get(&app.store, &scope, &id).await?;
     let mut body = view(&installation);
     body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &installation).await?);
-    body["status"] = plugins::status(&app.store, &installation.id).await?.unwrap_or_default();
+    body["status"] = plugins::status(&app.store, scope.tenant(), &installation.id)
+        .await?
+        .unwrap_or_default();
+    body["last_disconnect"] = serde_json::json!(
+        app.live
+            .plugins
+            .last_disconnect(scope.tenant(), &installation.id)
+            .map(|d| d.view())
+    );
     Ok(axum::Json(body).into_response())
 }
 
@@ -128,55 +141,12 @@ async fn install(
             format!("a plugin component may have at most {MAX_COMPONENT_BYTES} bytes"),
         )
     })?;
-    let engine = app
-        .live
-        .plugins
-        .engine()
-        .map_err(|e| ApiError::bad_request(format!("plugins cannot run on this server: {e:#}")))?;
-    let checked = tokio::task::spawn_blocking({
-        let bytes = body.clone();
-        move || engine.validate(&bytes)
-    })
-    .await
-    .map_err(|_| ApiError::internal())?;
-    let plugin = checked.map_err(|failure| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("not an installable plugin: {}", failure.message),
-        )
-    })?;
-    app.live
-        .plugins
-        .policy
-        .admits(scope.tenant_slug(), &plugin.manifest)
-        .map_err(ApiError::forbidden)?;
-    let stored = plugins::package_bytes(&app.store, &scope, &plugin.manifest.id).await?;
-    app.live
-        .plugins
-        .policy
-        .admits_package(stored, body.len())
-        .map_err(|why| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, why))?;
-    // Installed disabled and unconfigured: the admin configures, then enables (which checks
-    // the configuration against the plugin's schema).
-    let default_config = "{}";
-    let before = plugins::get(&app.store, &scope, &plugin.manifest.id).await.ok();
-    plugins::store_package(&app.store, &plugin.digest, &plugin.manifest, &body).await?;
-    let installed = plugins::install(&app.store, &scope, &plugin.digest, default_config).await?;
-    app.live.plugins.forget_installations(scope.tenant_id());
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        if before.is_some() {
-            "plugin.upgrade"
-        } else {
-            "plugin.install"
-        },
-        ("plugin", &installed.id),
-        before.as_ref().map(view),
-        Some(view(&installed)),
-    )
-    .await;
+    let ctx = PluginContext::running(&app.store, &app.live.plugins)?;
+    let Installed {
+        installation: installed,
+        plugin,
+        before,
+    } = service::plugins::install(&ctx, &scope, &origin, Arc::from(&body[..]), None).await?;
     let status = if before.is_some() {
         StatusCode::OK
     } else {
@@ -331,7 +301,7 @@ async fn replay(
     let ran = app
         .live
         .plugins
-        .replay(scope.tenant_id(), &installation.id, &letter)
+        .replay(scope.tenant(), &installation.id, &letter)
         .await?;
     let event = crate::store::audit::AuditEvent::in_tenant(
         &scope,

@@ -179,6 +179,33 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::service::plugins::PluginError> for ApiError {
+    fn from(e: crate::service::plugins::PluginError) -> Self {
+        use crate::service::plugins::PluginError;
+        match e {
+            PluginError::NotInstallable(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            PluginError::Refused(why) => ApiError::forbidden(why),
+            PluginError::TooLarge(why) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, why),
+            PluginError::Unavailable(_) => ApiError::bad_request(e.to_string()),
+            PluginError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::service::rules::RulesError> for ApiError {
+    fn from(e: crate::service::rules::RulesError) -> Self {
+        use crate::service::rules::RulesError;
+        match e {
+            RulesError::Invalid(v) => v.into(),
+            RulesError::NotFound => StoreError::NotFound { kind: "rule" }.into(),
+            RulesError::Precondition { current } => StoreError::PreconditionFailed { kind: "rule", current }.into(),
+            RulesError::BadScope => ApiError::bad_request(e.to_string()),
+            RulesError::Internal(why) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, why),
+            RulesError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

@@ -447,7 +447,7 @@ pub fn to_sign_in(headers: &HeaderMap, uri: &axum::http::Uri) -> Response {
         .map(|p| format!("?next={}", urlencode(p)))
         .unwrap_or_default();
     let target = format!("/login{next}");
-    if headers.get("hx-request").is_some() {
+    if super::ui::is_htmx(headers) {
         let mut response = StatusCode::NO_CONTENT.into_response();
         if let Ok(v) = HeaderValue::from_str(&target) {
             response.headers_mut().insert("hx-redirect", v);

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::problem::ApiError;
 
-fn is_htmx(headers: &HeaderMap) -> bool {
+/// Whether htmx sent the request: it swaps the answer into the page, so it gets a fragment.
+pub(crate) fn is_htmx(headers: &HeaderMap) -> bool {
     headers.get("hx-request").is_some()
 }
 
@@ -40,6 +41,7 @@ pub fn render_page(
     mut context: tera::Context,
     status: StatusCode,
 ) -> Response {
+    context.insert("fragment", &is_htmx(&page.error_headers));
     context.insert("t", page.locale.catalog());
     context.insert("lang", page.locale.code());
     context.insert("csrf_token", &page.csrf_token);

@@ -10,6 +10,7 @@ use super::Stamps;
 use crate::domain::time::now_ms;
 use crate::domain::{Role, Validation, new_id, validate};
 use crate::on_db;
+use crate::store::TenantId;
 use crate::store::list::{Field, FieldKind};
 use crate::store::resource::{self, Listable};
 use crate::store::{Store, StoreError, StoreResult, TenantScope};
@@ -110,18 +111,19 @@ async fn check_scope(
     table: &str,
     ids: &[String],
 ) -> StoreResult<()> {
-    check_ids(store, scope.tenant_id(), v, field, table, ids).await
+    check_ids(store, scope.tenant(), v, field, table, ids).await
 }
 
 /// Checks that every id names a row of `table` in the tenant (scopes of users and tokens).
 pub(crate) async fn check_ids(
     store: &Store,
-    tenant_id: &str,
+    tenant: &TenantId,
     v: &mut Validation,
     field: &str,
     table: &str,
     ids: &[String],
 ) -> StoreResult<()> {
+    let tenant_id = tenant.as_str();
     if ids.len() > 200 {
         v.add(field, "must have at most 200 entries");
         return Ok(());

@@ -22,7 +22,7 @@ use super::AppState;
 use super::admin::{tenant_scope, unavailable};
 use super::session::SignedIn;
 use super::stream::{self, Start};
-use super::ui::render_page;
+use super::ui::{is_htmx, render_page};
 use crate::auth::{Action, Area};
 use crate::domain::events::{AgentState, EventBody};
 use crate::i18n::Locale;
@@ -35,10 +35,6 @@ pub fn router() -> Router<AppState> {
         .route("/board", get(page))
         .route("/board/stream", get(stream_board))
         .route("/board/agents/{id}", get(agent_drawer))
-}
-
-fn is_htmx(headers: &HeaderMap) -> bool {
-    headers.get("hx-request").is_some()
 }
 
 /// The rendered board body: groups with their rows, the tiles, the totals.
@@ -607,7 +603,7 @@ async fn agent_drawer(
     );
     // Call control where a connector can carry it out and the viewer may use it.
     let can_control = crate::auth::permits(scope.role(), Action::Write, Area::Live)
-        && app.live.plugins.has_connector(scope.tenant_id()).await.unwrap_or(false);
+        && app.live.plugins.has_connector(scope.tenant()).await.unwrap_or(false);
     context.insert("can_control", &can_control);
     context.insert("timeline", &timeline);
     context.insert("summary", &summary);

@@ -1,0 +1,6 @@
+//! The service layer: each flow that more than one entry point offers (the REST API, the admin
+//! UI, the command line, the demo) exists once here, with its validation, policy and audit.
+//! The entry points translate input and output; the store below holds the data.
+
+pub mod plugins;
+pub mod rules;
