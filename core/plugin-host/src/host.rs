@@ -8,7 +8,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 wasmtime::component::bindgen!({
     world: "event-handler",
-    path: "../../sdk/wit",
+    path: "../../sdk/wit/1.4.0",
     with: {
         "monti:plugin/secrets.secret": SecretHandle,
     },
@@ -589,7 +589,7 @@ impl streams::Host for HostState {
 pub mod webhook {
     wasmtime::component::bindgen!({
         world: "webhook",
-        path: "../../sdk/wit",
+        path: "../../sdk/wit/1.4.0",
         with: {
             "monti:plugin/types": super::monti::plugin::types,
             "monti:plugin/log": super::monti::plugin::log,
@@ -608,7 +608,7 @@ pub mod webhook {
 pub mod connector {
     wasmtime::component::bindgen!({
         world: "connector",
-        path: "../../sdk/wit",
+        path: "../../sdk/wit/1.4.0",
         with: {
             "monti:plugin/types": super::monti::plugin::types,
             "monti:plugin/log": super::monti::plugin::log,
@@ -630,7 +630,7 @@ impl connector::monti::plugin::commands::Host for HostState {}
 pub mod alert_handler {
     wasmtime::component::bindgen!({
         world: "alert-handler",
-        path: "../../sdk/wit",
+        path: "../../sdk/wit/1.4.0",
         with: {
             "monti:plugin/types": super::monti::plugin::types,
             "monti:plugin/log": super::monti::plugin::log,

@@ -20,6 +20,9 @@
 //! monti_plugin_sdk::event_handler!(Counter);
 //! ```
 
+/// The contract this SDK builds plugins against (its folder in `sdk/wit/`).
+pub const CONTRACT_VERSION: &str = "1.4.0";
+
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
@@ -27,7 +30,7 @@ pub mod bindings {
     pub mod event_handler {
         wit_bindgen::generate!({
             world: "event-handler",
-            path: "../wit",
+            path: "../wit/1.4.0",
             pub_export_macro: true,
             export_macro_name: "export_event_handler",
             default_bindings_module: "monti_plugin_sdk::bindings::event_handler",
@@ -40,7 +43,7 @@ pub mod bindings {
     pub mod webhook {
         wit_bindgen::generate!({
             world: "webhook",
-            path: "../wit",
+            path: "../wit/1.4.0",
             pub_export_macro: true,
             export_macro_name: "export_webhook",
             default_bindings_module: "monti_plugin_sdk::bindings::webhook",
@@ -63,7 +66,7 @@ pub mod bindings {
     pub mod connector {
         wit_bindgen::generate!({
             world: "connector",
-            path: "../wit",
+            path: "../wit/1.4.0",
             pub_export_macro: true,
             export_macro_name: "export_connector",
             default_bindings_module: "monti_plugin_sdk::bindings::connector",
@@ -86,7 +89,7 @@ pub mod bindings {
     pub mod alert_handler {
         wit_bindgen::generate!({
             world: "alert-handler",
-            path: "../wit",
+            path: "../wit/1.4.0",
             pub_export_macro: true,
             export_macro_name: "export_alert_handler",
             default_bindings_module: "monti_plugin_sdk::bindings::alert_handler",

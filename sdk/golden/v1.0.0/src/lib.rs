@@ -1,9 +1,10 @@
-//! The golden plugin of `monti:plugin@1.0.0`. Built from a frozen copy of the contract, it calls
+//! The golden plugin of `monti:plugin@1.0.0`. Built from the frozen published contract, it calls
 //! every import and implements every export of the `event-handler` world; what it does is
 //! recorded in `expected.json`, and every later host must do exactly that again
-//! (`sdk/test/tests/golden.rs`). Never change this crate or its `wit/`: add a new golden version.
+//! (`sdk/test/tests/golden.rs`). Never change this crate or its
+//! contract (`sdk/wit/1.0.0`): add a new golden version.
 
-wit_bindgen::generate!({ world: "event-handler", path: "wit" });
+wit_bindgen::generate!({ world: "event-handler", path: "../../wit/1.0.0" });
 
 use monti::plugin::http::{self, HttpError, Placement, Request};
 use monti::plugin::log::{Level, log};

@@ -1,13 +1,14 @@
 //! The golden plugin of `monti:plugin@1.2.0`: everything of 1.1.0, as a `connector` that
-//! carries out supervisors' requests. Built from a frozen copy of the contract, it calls
+//! carries out supervisors' requests. Built from the frozen published contract, it calls
 //! every import and implements every export of the `event-handler` world; what it does is
 //! recorded in `expected.json`, and every later host must do exactly that again
-//! (`sdk/test/tests/golden.rs`). Never change this crate or its `wit/`: add a new golden version.
+//! (`sdk/test/tests/golden.rs`). Never change this crate or its
+//! contract (`sdk/wit/1.2.0`): add a new golden version.
 
 // The generated export glue of the connector world takes every flattened field as an argument.
 #![allow(clippy::too_many_arguments)]
 
-wit_bindgen::generate!({ world: "connector", path: "wit" });
+wit_bindgen::generate!({ world: "connector", path: "../../wit/1.2.0" });
 
 use monti::plugin::http::{self, HttpError, Placement, Request as HttpRequest};
 use monti::plugin::log::{Level, log};

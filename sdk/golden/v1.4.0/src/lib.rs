@@ -1,10 +1,11 @@
-//! The golden plugin of `monti:plugin@1.4.0`: an `alert-handler`. Built from a frozen copy of
-//! the contract, it receives alerts and, for each, logs it, counts it in its store and tells a
+//! The golden plugin of `monti:plugin@1.4.0`: an `alert-handler`. Built from the frozen published
+//! contract, it receives alerts and, for each, logs it, counts it in its store and tells a
 //! pager over HTTP with a secret placed by the host; what it does is recorded in
 //! `expected.json`, and every later host must do exactly that again
-//! (`sdk/test/tests/golden.rs`). Never change this crate or its `wit/`: add a new golden version.
+//! (`sdk/test/tests/golden.rs`). Never change this crate or its
+//! contract (`sdk/wit/1.4.0`): add a new golden version.
 
-wit_bindgen::generate!({ world: "alert-handler", path: "wit" });
+wit_bindgen::generate!({ world: "alert-handler", path: "../../wit/1.4.0" });
 
 use monti::plugin::alerts::{AlertState, Severity};
 use monti::plugin::http::{self, Placement, Request};
