@@ -5,18 +5,20 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::host::alert_handler::{AlertHandler, AlertHandlerPre};
 use crate::host::connector::{Connector, ConnectorPre};
+use crate::host::event_handler::{EventHandler, EventHandlerPre};
 use crate::host::monti::plugin::log::Level;
 use crate::host::monti::plugin::streams::StreamItem;
 use crate::host::monti::plugin::types::Event;
-use crate::host::webhook::{IncomingRequest, Webhook, WebhookPre};
-use crate::host::{EventHandler, EventHandlerPre, HostState, NetworkOutbound, Outbound, StreamBroker};
+use crate::host::webhook::{IncomingRequest, WebhookPre};
+use crate::host::{HostState, NetworkOutbound, Outbound, StreamBroker};
+use crate::world::World;
 
 /// How often the epoch advances: the granularity of CPU limits.
 const EPOCH: Duration = Duration::from_millis(10);
@@ -324,13 +326,13 @@ pub struct ValidPlugin {
     pre: Pre,
 }
 
-/// A component linked for the world it implements.
+/// A component linked for the world it implements (made by its row in `world.rs`).
 #[derive(Clone)]
-enum Pre {
-    Events(EventHandlerPre<Instance>),
-    Connector(ConnectorPre<Instance>),
+pub(crate) enum Pre {
+    EventHandler(EventHandlerPre<Instance>),
     Webhook(WebhookPre<Instance>),
-    Alerts(AlertHandlerPre<Instance>),
+    Connector(ConnectorPre<Instance>),
+    AlertHandler(AlertHandlerPre<Instance>),
 }
 
 /// An inbound HTTP request for a webhook plugin, body as received.
@@ -382,7 +384,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 }
 
 pub(crate) struct Instance {
-    host: HostState,
+    pub(crate) host: HostState,
     memory: MemoryCap,
     /// When the current call started, and the CPU time it may use.
     started: Instant,
@@ -403,6 +405,7 @@ impl wasmtime_wasi::WasiView for Instance {
 /// costly (the manifest opts in). It is replaced after a failure and after [`WARM_CALLS`] calls.
 pub struct WarmInstance {
     digest: String,
+    world: World,
     store: Store<Instance>,
     bindings: Handler,
     calls: u32,
@@ -432,10 +435,8 @@ impl std::fmt::Debug for WarmInstance {
 
 pub struct PluginEngine {
     engine: Engine,
-    linker: Linker<Instance>,
-    webhook_linker: Linker<Instance>,
-    connector_linker: Linker<Instance>,
-    alerts_linker: Linker<Instance>,
+    /// One per world: WASI and the contract's imports.
+    linkers: BTreeMap<World, Linker<Instance>>,
     compiled: Mutex<HashMap<String, ValidPlugin>>,
     /// Largest component accepted, bytes.
     pub max_component_bytes: usize,
@@ -469,28 +470,16 @@ impl PluginEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
             .max_wasm_stack(1 << 20);
         let engine = Engine::new(&config)?;
-        let mut linker: Linker<Instance> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        EventHandler::add_to_linker::<Instance, HasSelf<HostState>>(&mut linker, |i: &mut Instance| &mut i.host)?;
-        let mut webhook_linker: Linker<Instance> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut webhook_linker)?;
-        Webhook::add_to_linker::<Instance, HasSelf<HostState>>(&mut webhook_linker, |i: &mut Instance| &mut i.host)?;
-        let mut connector_linker: Linker<Instance> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut connector_linker)?;
-        Connector::add_to_linker::<Instance, HasSelf<HostState>>(&mut connector_linker, |i: &mut Instance| {
-            &mut i.host
-        })?;
-        let mut alerts_linker: Linker<Instance> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut alerts_linker)?;
-        AlertHandler::add_to_linker::<Instance, HasSelf<HostState>>(&mut alerts_linker, |i: &mut Instance| {
-            &mut i.host
-        })?;
+        let mut linkers = BTreeMap::new();
+        for world in World::ALL {
+            let mut linker: Linker<Instance> = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+            (world.binding().link)(&mut linker)?;
+            linkers.insert(world, linker);
+        }
         let this = Arc::new(Self {
             engine,
-            linker,
-            webhook_linker,
-            connector_linker,
-            alerts_linker,
+            linkers,
             compiled: Mutex::new(HashMap::new()),
             max_component_bytes: 32 << 20,
         });
@@ -506,8 +495,9 @@ impl PluginEngine {
         Ok(this)
     }
 
-    /// Checks that `bytes` are a component of the `event-handler` world of this contract
-    /// version, compiles it, and keeps it by digest (a second upload of the same bytes is free).
+    /// Checks that `bytes` are a component of the world its manifest names, of a contract version
+    /// this host runs, compiles it, and keeps it by digest (a second upload of the same bytes is
+    /// free).
     pub fn validate(&self, bytes: &[u8]) -> Result<ValidPlugin, Failure> {
         if bytes.len() > self.max_component_bytes {
             return Err(invalid(format!(
@@ -526,22 +516,9 @@ impl PluginEngine {
             ));
         }
         let manifest = super::manifest::read(bytes).map_err(invalid)?;
-        if !super::manifest::RUNNABLE_WORLDS.contains(&manifest.world.as_str()) {
-            return Err(invalid(format!(
-                "this host does not run `{}` plugins yet (it runs: {})",
-                manifest.world,
-                super::manifest::RUNNABLE_WORLDS.join(", ")
-            )));
-        }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| invalid(format!("the component does not compile: {e:#}")))?;
-        let linker = match manifest.world.as_str() {
-            "webhook" => &self.webhook_linker,
-            "connector" => &self.connector_linker,
-            "alert-handler" => &self.alerts_linker,
-            _ => &self.linker,
-        };
-        let pre = linker
+        let pre = self.linkers[&manifest.world]
             .instantiate_pre(&component)
             .map_err(|e| invalid(format!("the component needs imports this host does not offer: {e:#}")))?;
         let not_world = |e: wasmtime::Error| {
@@ -550,12 +527,7 @@ impl PluginEngine {
                 manifest.world, manifest.sdk
             ))
         };
-        let pre = match manifest.world.as_str() {
-            "webhook" => Pre::Webhook(WebhookPre::new(pre).map_err(not_world)?),
-            "connector" => Pre::Connector(ConnectorPre::new(pre).map_err(not_world)?),
-            "alert-handler" => Pre::Alerts(AlertHandlerPre::new(pre).map_err(not_world)?),
-            _ => Pre::Events(EventHandlerPre::new(pre).map_err(not_world)?),
-        };
+        let pre = (manifest.world.binding().pre)(pre).map_err(not_world)?;
         let valid = ValidPlugin {
             digest: digest.clone(),
             size: bytes.len(),
@@ -578,7 +550,7 @@ impl PluginEngine {
         grants: &Grants,
         limits: &Limits,
     ) -> Result<Outcome, Failure> {
-        let pre = event_handler(plugin, &invocation.input)?;
+        let pre = handler_for(plugin, &invocation.input)?;
         let mut store = self.store(invocation.clock.clone(), limits);
         let input = prepare(store.data_mut(), invocation, grants, limits);
         let ((result, answer), outcome) = call(&mut store, limits, |store| {
@@ -599,12 +571,13 @@ impl PluginEngine {
         clock: Option<Arc<dyn Clock>>,
         limits: &Limits,
     ) -> Result<WarmInstance, Failure> {
-        let pre = event_handler(plugin, &Input::default())?;
+        let pre = handler_for(plugin, &Input::default())?;
         let mut store = self.store(clock, limits);
         prepare(store.data_mut(), Invocation::default(), &Grants::default(), limits);
         let (bindings, _) = call(&mut store, limits, |store| pre.instantiate(&mut *store))?;
         Ok(WarmInstance {
             digest: plugin.digest.clone(),
+            world: plugin.manifest.world,
             store,
             bindings,
             calls: 0,
@@ -623,8 +596,12 @@ impl PluginEngine {
         if !warm.is_usable() {
             return Err(invalid("this warm instance is spent; warm a new one"));
         }
-        if matches!(invocation.input, Input::Command(_)) && !matches!(warm.bindings, Handler::Connector(_)) {
-            return Err(invalid("only a connector carries out commands"));
+        if !warm.world.exports().takes(&invocation.input) {
+            return Err(invalid(format!(
+                "a {} plugin takes no {}",
+                warm.world,
+                invocation.input.what()
+            )));
         }
         warm.calls += 1;
         let input = prepare(warm.store.data_mut(), invocation, grants, limits);
@@ -744,47 +721,58 @@ impl PluginEngine {
     }
 }
 
-/// An instantiated event handler or connector.
+/// An instantiated plugin of a world that takes events, streams, commands or alerts.
 pub(crate) enum Handler {
-    Events(EventHandler),
+    EventHandler(EventHandler),
     Connector(Connector),
-    Alerts(AlertHandler),
+    AlertHandler(AlertHandler),
 }
 
-/// A linked event handler, connector or alert handler.
-enum HandlerPre<'a> {
-    Events(&'a EventHandlerPre<Instance>),
-    Connector(&'a ConnectorPre<Instance>),
-    Alerts(&'a AlertHandlerPre<Instance>),
-}
-
-impl HandlerPre<'_> {
+impl Pre {
     fn instantiate(&self, store: &mut Store<Instance>) -> wasmtime::Result<Handler> {
         Ok(match self {
-            HandlerPre::Events(pre) => Handler::Events(pre.instantiate(store)?),
-            HandlerPre::Connector(pre) => Handler::Connector(pre.instantiate(store)?),
-            HandlerPre::Alerts(pre) => Handler::Alerts(pre.instantiate(store)?),
+            Pre::EventHandler(pre) => Handler::EventHandler(pre.instantiate(store)?),
+            Pre::Connector(pre) => Handler::Connector(pre.instantiate(store)?),
+            Pre::AlertHandler(pre) => Handler::AlertHandler(pre.instantiate(store)?),
+            Pre::Webhook(_) => return Err(wasmtime::Error::msg("a webhook answers requests only")),
         })
     }
 }
 
-/// The plugin as something that takes `input`.
-fn event_handler<'a>(plugin: &'a ValidPlugin, input: &Input) -> Result<HandlerPre<'a>, Failure> {
-    let not = |what: &str| {
-        invalid(format!(
-            "`{}` is a {} plugin, not {what}",
-            plugin.manifest.id, plugin.manifest.world
-        ))
-    };
-    match (&plugin.pre, input) {
-        (Pre::Alerts(pre), Input::Alerts(_)) => Ok(HandlerPre::Alerts(pre)),
-        (Pre::Alerts(_), _) => Err(not("an event handler")),
-        (_, Input::Alerts(_)) => Err(not("an alert handler")),
-        (Pre::Connector(pre), _) => Ok(HandlerPre::Connector(pre)),
-        (Pre::Events(_), Input::Command(_)) => Err(not("a connector")),
-        (Pre::Events(pre), _) => Ok(HandlerPre::Events(pre)),
-        (Pre::Webhook(_), _) => Err(not("an event handler")),
+impl crate::world::Exports {
+    /// Whether a plugin with these exports can be handed `input`.
+    fn takes(self, input: &Input) -> bool {
+        match input {
+            Input::Events(_) => self.events,
+            Input::Stream(_) => self.streams,
+            Input::Command(_) => self.commands,
+            Input::Alerts(_) => self.alerts,
+        }
     }
+}
+
+impl Input {
+    fn what(&self) -> &'static str {
+        match self {
+            Input::Events(_) => "events",
+            Input::Stream(_) => "stream deliveries",
+            Input::Command(_) => "commands",
+            Input::Alerts(_) => "alerts",
+        }
+    }
+}
+
+/// The plugin, checked to take `input`.
+fn handler_for<'a>(plugin: &'a ValidPlugin, input: &Input) -> Result<&'a Pre, Failure> {
+    let world = plugin.manifest.world;
+    if !world.exports().takes(input) {
+        return Err(invalid(format!(
+            "`{}` is a {world} plugin, which takes no {}",
+            plugin.manifest.id,
+            input.what()
+        )));
+    }
+    Ok(&plugin.pre)
 }
 
 fn plugin_error(e: crate::host::monti::plugin::types::PluginError) -> PluginError {
@@ -802,14 +790,14 @@ type GuestResult = (
 
 fn call_export(bindings: &Handler, store: &mut Store<Instance>, input: &Input) -> wasmtime::Result<GuestResult> {
     let events = |store: &mut Store<Instance>, batch: &[Event]| match bindings {
-        Handler::Events(b) => b.call_handle_events(store, batch),
+        Handler::EventHandler(b) => b.call_handle_events(store, batch),
         Handler::Connector(b) => b.call_handle_events(store, batch),
-        Handler::Alerts(_) => Err(wasmtime::Error::msg("an alert handler takes alerts only")),
+        Handler::AlertHandler(_) => Err(wasmtime::Error::msg("an alert handler takes alerts only")),
     };
     let stream = |store: &mut Store<Instance>, id: u32, item: &StreamItem| match bindings {
-        Handler::Events(b) => b.call_on_stream(store, id, item),
+        Handler::EventHandler(b) => b.call_on_stream(store, id, item),
         Handler::Connector(b) => b.call_on_stream(store, id, item),
-        Handler::Alerts(_) => Err(wasmtime::Error::msg("an alert handler has no streams")),
+        Handler::AlertHandler(_) => Err(wasmtime::Error::msg("an alert handler has no streams")),
     };
     match input {
         Input::Events(batch) => Ok((events(store, batch)?, None)),
@@ -831,7 +819,7 @@ fn call_export(bindings: &Handler, store: &mut Store<Instance>, input: &Input) -
             _ => Err(wasmtime::Error::msg("only a connector carries out commands")),
         },
         Input::Alerts(alerts) => match bindings {
-            Handler::Alerts(b) => Ok((b.call_handle_alerts(store, alerts)?, None)),
+            Handler::AlertHandler(b) => Ok((b.call_handle_alerts(store, alerts)?, None)),
             _ => Err(wasmtime::Error::msg("only an alert handler takes alerts")),
         },
     }

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+// The host interfaces (the `imports` world every other world includes), generated once; each
+// world's bindings below reuse them, so one implementation serves every world. The contract is
+// the newest published one: plugins built against an earlier 1.x import the same interfaces at
+// their older version, which the linker satisfies with these.
 wasmtime::component::bindgen!({
-    world: "event-handler",
+    world: "imports",
     path: "../../sdk/wit/1.4.0",
     with: {
         "monti:plugin/secrets.secret": SecretHandle,
@@ -15,7 +19,52 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-use monti::plugin::types::Denied;
+/// One world's bindings (its exports), with the host interfaces above.
+macro_rules! world {
+    ($(#[$doc:meta])* $module:ident, $world:literal) => {
+        $(#[$doc])*
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                world: $world,
+                path: "../../sdk/wit/1.4.0",
+                with: {
+                    "monti:plugin/types": super::monti::plugin::types,
+                    "monti:plugin/log": super::monti::plugin::log,
+                    "monti:plugin/config": super::monti::plugin::config,
+                    "monti:plugin/kv": super::monti::plugin::kv,
+                    "monti:plugin/secrets": super::monti::plugin::secrets,
+                    "monti:plugin/http": super::monti::plugin::http,
+                    "monti:plugin/events": super::monti::plugin::events,
+                    "monti:plugin/streams": super::monti::plugin::streams,
+                },
+                imports: { default: trappable },
+            });
+        }
+    };
+}
+
+world!(
+    /// The `event-handler` world: `handle-events` and `on-stream`.
+    event_handler,
+    "event-handler"
+);
+world!(
+    /// The `webhook` world: `handle-request`.
+    webhook,
+    "webhook"
+);
+world!(
+    /// The `connector` world (1.2): the event handler's exports, and `handle-command`.
+    connector,
+    "connector"
+);
+world!(
+    /// The `alert-handler` world (1.4): `handle-alerts`.
+    alert_handler,
+    "alert-handler"
+);
+
+use monti::plugin::types::{Denied, Event};
 use monti::plugin::{config, events, http, kv, log, secrets, streams};
 
 /// A secret the plugin asked for, by name; the value stays with the host.
@@ -584,66 +633,8 @@ impl streams::Host for HostState {
     }
 }
 
-/// The `webhook` world: the same host interfaces (and their implementations above), another
-/// export.
-pub mod webhook {
-    wasmtime::component::bindgen!({
-        world: "webhook",
-        path: "../../sdk/wit/1.4.0",
-        with: {
-            "monti:plugin/types": super::monti::plugin::types,
-            "monti:plugin/log": super::monti::plugin::log,
-            "monti:plugin/config": super::monti::plugin::config,
-            "monti:plugin/kv": super::monti::plugin::kv,
-            "monti:plugin/secrets": super::monti::plugin::secrets,
-            "monti:plugin/http": super::monti::plugin::http,
-            "monti:plugin/events": super::monti::plugin::events,
-            "monti:plugin/streams": super::monti::plugin::streams,
-        },
-        imports: { default: trappable },
-    });
-}
-
-/// The `connector` world (1.2): the event handler's imports and exports, and `handle-command`.
-pub mod connector {
-    wasmtime::component::bindgen!({
-        world: "connector",
-        path: "../../sdk/wit/1.4.0",
-        with: {
-            "monti:plugin/types": super::monti::plugin::types,
-            "monti:plugin/log": super::monti::plugin::log,
-            "monti:plugin/config": super::monti::plugin::config,
-            "monti:plugin/kv": super::monti::plugin::kv,
-            "monti:plugin/secrets": super::monti::plugin::secrets,
-            "monti:plugin/http": super::monti::plugin::http,
-            "monti:plugin/events": super::monti::plugin::events,
-            "monti:plugin/streams": super::monti::plugin::streams,
-        },
-        imports: { default: trappable },
-    });
-}
-
 /// The `commands` interface only carries types (a connector's requests).
 impl connector::monti::plugin::commands::Host for HostState {}
-
-/// The `alert-handler` world (1.4): the imports, and `handle-alerts`.
-pub mod alert_handler {
-    wasmtime::component::bindgen!({
-        world: "alert-handler",
-        path: "../../sdk/wit/1.4.0",
-        with: {
-            "monti:plugin/types": super::monti::plugin::types,
-            "monti:plugin/log": super::monti::plugin::log,
-            "monti:plugin/config": super::monti::plugin::config,
-            "monti:plugin/kv": super::monti::plugin::kv,
-            "monti:plugin/secrets": super::monti::plugin::secrets,
-            "monti:plugin/http": super::monti::plugin::http,
-            "monti:plugin/events": super::monti::plugin::events,
-            "monti:plugin/streams": super::monti::plugin::streams,
-        },
-        imports: { default: trappable },
-    });
-}
 
 /// The `alerts` interface only carries types.
 impl alert_handler::monti::plugin::alerts::Host for HostState {}

@@ -1,6 +1,8 @@
-//! The plugin host: WebAssembly components written against `monti:plugin@1.0.0` (`sdk/wit`),
-//! run sandboxed in wasmtime with limits on CPU time, memory and wall-clock time, and with only
-//! the capabilities the host grants (PLUGINS.md).
+//! The plugin host: WebAssembly components written against `monti:plugin@1.x` — it implements
+//! 1.4.0 (`sdk/wit/1.4.0`) and runs plugins built against any earlier 1.x — sandboxed in wasmtime
+//! with limits on CPU time, memory and wall-clock time, and with only the capabilities the host
+//! grants (docs/plugins.md). The worlds it runs, and since which version, are one table
+//! ([`World`]).
 //!
 //! One [`PluginEngine`] per process: components are validated and compiled once per digest.
 //! Every call runs in a fresh instance by default, so no state leaks between batches or tenants;
@@ -17,6 +19,7 @@ mod engine;
 mod host;
 pub mod manifest;
 pub mod net;
+mod world;
 
 pub use engine::{
     Clock, Failure, FailureKind, Grants, HookRequest, HookResponse, Input, Invocation, Limits, LogLine, Outcome,
@@ -25,8 +28,9 @@ pub use engine::{
 pub use host::{NetworkOutbound, Outbound, StreamBroker, stream_destination};
 /// URLs as the host hands them to an [`Outbound`].
 pub use url::Url;
+pub use world::{Exports, World};
 
-/// The contract's types as the host sees them (generated from `sdk/wit`).
+/// The contract's types as the host sees them (generated from `sdk/wit/1.4.0`).
 pub mod wit {
     pub use crate::host::monti::plugin::http::{HttpError, Placement, Request, Response};
     pub use crate::host::monti::plugin::streams::{StreamItem, Target};

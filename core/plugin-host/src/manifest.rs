@@ -4,14 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::world::{Exports, World};
+
 /// The custom section that carries the manifest.
 pub const SECTION: &str = "monti-plugin";
 /// The contract major version this host implements …
 pub const CONTRACT_MAJOR: u64 = 1;
 /// … up to this minor version (plugins built against any earlier 1.x load too).
 pub const CONTRACT_MINOR: u64 = 4;
-/// The worlds this host can run.
-pub const RUNNABLE_WORLDS: &[&str] = &["event-handler", "webhook", "connector", "alert-handler"];
 /// The most a manifest may ask for.
 pub const MAX_CPU_MS: u32 = 5_000;
 pub const MAX_MEMORY_MB: u32 = 256;
@@ -25,8 +25,9 @@ pub struct Manifest {
     pub name: String,
     /// The plugin's own version, `MAJOR.MINOR.PATCH`.
     pub version: String,
-    /// The contract world it implements: `event-handler` or `webhook`.
-    pub world: String,
+    /// The contract world it implements (`world = "event-handler"`); an unknown one is refused
+    /// when the manifest is read.
+    pub world: World,
     /// The contract version it was built against, e.g. `1.0.0`.
     pub sdk: String,
     #[serde(default)]
@@ -194,17 +195,12 @@ impl Manifest {
             )),
             None => problems.push(format!("`sdk` `{}` is not MAJOR.MINOR.PATCH", self.sdk)),
         }
-        if !RUNNABLE_WORLDS.contains(&self.world.as_str()) {
+        let since = self.world.since_minor();
+        if semver(&self.sdk).is_some_and(|(_, minor, _)| minor < since) {
             problems.push(format!(
-                "unknown world `{}` (event-handler, webhook, connector or alert-handler)",
+                "the `{}` world needs monti:plugin@{CONTRACT_MAJOR}.{since}.0 or later",
                 self.world
             ));
-        }
-        if self.world == "connector" && semver(&self.sdk).is_some_and(|(_, minor, _)| minor < 2) {
-            problems.push("the `connector` world needs monti:plugin@1.2.0 or later".into());
-        }
-        if self.world == "alert-handler" && semver(&self.sdk).is_some_and(|(_, minor, _)| minor < 4) {
-            problems.push("the `alert-handler` world needs monti:plugin@1.4.0 or later".into());
         }
         if self.limits.cpu_ms == 0 || self.limits.cpu_ms > MAX_CPU_MS {
             problems.push(format!("`limits.cpu_ms` must be 1 to {MAX_CPU_MS}"));
@@ -423,7 +419,12 @@ mod tests {
                 good.replace("sdk = \"1.0.0\"", "sdk = \"1.9.0\""),
                 "this host implements up to 1.4",
             ),
-            (good.replace("event-handler", "billing"), "unknown world"),
+            (good.replace("event-handler", "billing"), "unknown world `billing`"),
+            (good.replace("event-handler", "connector"), "needs monti:plugin@1.2.0"),
+            (
+                good.replace("event-handler", "alert-handler"),
+                "needs monti:plugin@1.4.0",
+            ),
             (format!("{good}[limits]\ncpu_ms = 99999\nmemory_mb = 8\n"), "cpu_ms"),
             (format!("{good}[capabilities]\nhttp = [\"ftp://x\"]\n"), "scheme://host"),
             (format!("{good}[config]\ntype = \"string\"\n"), "JSON Schema"),

@@ -96,7 +96,7 @@ pub fn create(dir: &Path, id: &str, world: &str, sdk: &Path) -> anyhow::Result<P
         id: id.to_owned(),
         name: id.to_owned(),
         version: "0.1.0".into(),
-        world: world.to_owned(),
+        world: world.parse().map_err(|e: String| anyhow!("{e}"))?,
         sdk: "1.4.0".into(),
         description: String::new(),
         capabilities: Default::default(),
