@@ -131,7 +131,7 @@ impl PluginCapability {
     }
 
     /// Whether `capabilities` asks for this one.
-    pub fn requested_by(self, capabilities: &crate::plugins::manifest::Capabilities) -> bool {
+    pub fn requested_by(self, capabilities: &monti_plugin_host::manifest::Capabilities) -> bool {
         match self {
             PluginCapability::Http => !capabilities.http.is_empty(),
             PluginCapability::Secrets => !capabilities.secrets.is_empty(),
@@ -158,7 +158,7 @@ impl Default for PluginsConfig {
 
 impl PluginsConfig {
     /// Whether tenant `tenant_slug` may install a plugin, and why not.
-    pub fn admits(&self, tenant_slug: &str, manifest: &crate::plugins::manifest::Manifest) -> Result<(), String> {
+    pub fn admits(&self, tenant_slug: &str, manifest: &monti_plugin_host::manifest::Manifest) -> Result<(), String> {
         let plugin_id = &manifest.id;
         if !self.enabled {
             return Err("plugins are turned off on this server".into());

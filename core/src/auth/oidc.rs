@@ -465,15 +465,15 @@ impl OidcRegistry {
     /// Sign-out target for a session: the provider's end-session URL for SSO sessions.
     pub async fn logout_url(
         &self,
-        app: &crate::web::AppState,
+        store: &crate::store::Store,
         session: &crate::store::sessions::Session,
     ) -> Option<String> {
         let provider = session.oidc_provider.as_deref()?;
         let id_token = session
             .id_token_enc
             .as_deref()
-            .and_then(|sealed| app.store.secrets.open(sealed, &id_token_context(&session.user_id)).ok());
-        self.end_session_url(&app.store, provider, id_token.as_deref()).await
+            .and_then(|sealed| store.secrets.open(sealed, &id_token_context(&session.user_id)).ok());
+        self.end_session_url(store, provider, id_token.as_deref()).await
     }
 }
 

@@ -9,7 +9,7 @@ use super::{SqlValue, Store, StoreError, StoreResult, TenantId, TenantScope};
 use crate::domain::new_id;
 use crate::domain::time::now_ms;
 use crate::on_db;
-use crate::plugins::manifest::{Capabilities, Manifest};
+use monti_plugin_host::manifest::{Capabilities, Manifest};
 
 /// An installation as admins see it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -386,7 +386,7 @@ pub async fn record_run(
     installation_id: &str,
     kv: Option<&BTreeMap<String, Vec<u8>>>,
     error: Option<&str>,
-    logs: &[crate::plugins::LogLine],
+    logs: &[monti_plugin_host::LogLine],
 ) -> StoreResult<()> {
     record_runs(
         store,
@@ -412,7 +412,7 @@ pub async fn record_runs(
     failures: i64,
     kv: Option<&BTreeMap<String, Vec<u8>>>,
     error: Option<&str>,
-    logs: &[crate::plugins::LogLine],
+    logs: &[monti_plugin_host::LogLine],
 ) -> StoreResult<()> {
     let logs: Vec<serde_json::Value> = logs
         .iter()

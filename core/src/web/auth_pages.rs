@@ -294,7 +294,7 @@ pub async fn logout(State(app): State<AppState>, page: PageContext) -> Response 
         )
         .target("session", &current.session.id);
         audit::record(&app.store, event, &page.origin).await;
-        provider_logout = app.oidc.logout_url(&app, &current.session).await;
+        provider_logout = app.oidc.logout_url(&app.store, &current.session).await;
     }
     // Signing out at the provider too: a page that moves on by itself, because our
     // Content-Security-Policy lets forms lead only to our own origin.
