@@ -194,8 +194,8 @@ pub fn from_wit(e: wit::Event) -> Option<Event> {
 }
 
 /// An alert as alert handlers receive it.
-pub fn alert_to_wit(change: &crate::rules::eval::AlertChange) -> wit::alerts::Alert {
-    use crate::rules::eval::Severity as S;
+pub fn alert_to_wit(change: &crate::domain::alert::AlertChange) -> wit::alerts::Alert {
+    use crate::domain::alert::Severity as S;
     use wit::alerts::{Alert, AlertState, Severity};
     Alert {
         rule_id: change.rule_id.clone(),

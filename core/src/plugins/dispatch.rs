@@ -809,7 +809,7 @@ impl Dispatcher {
     pub async fn deliver_alerts(
         &self,
         tenant: &TenantId,
-        alerts: &[crate::rules::eval::AlertChange],
+        alerts: &[crate::domain::alert::AlertChange],
     ) -> StoreResult<Vec<Event>> {
         if alerts.is_empty() {
             return Ok(Vec::new());
