@@ -6,7 +6,7 @@ use anyhow::{Context as _, anyhow};
 
 const EVENT_HANDLER: &str = r#"//! {name}: what it does, in a sentence.
 
-use monti_plugin_sdk::{Event, EventBody, EventHandler, PluginError, info};
+use monti_plugin_sdk::{ConfigCache, Event, EventBody, EventHandler, PluginError, info};
 
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
@@ -15,12 +15,16 @@ struct Config {
     greeting: String,
 }
 
-struct Plugin;
+/// What the plugin keeps while its instance lives (one call, or many for a warm instance);
+/// what must outlast it goes in the key-value store (`monti_plugin_sdk::kv`).
+#[derive(Default)]
+struct Plugin {
+    config: ConfigCache<Config>,
+}
 
 impl EventHandler for Plugin {
-    fn handle_events(batch: Vec<Event>) -> Result<(), PluginError> {
-        let config: Config = monti_plugin_sdk::config()
-            .map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))?;
+    fn handle_events(&mut self, batch: Vec<Event>) -> Result<(), PluginError> {
+        let config = self.config.get()?;
         for event in &batch {
             if let EventBody::AgentLogin(agent) = &event.body {
                 info!("{} {agent}", config.greeting);
@@ -38,10 +42,11 @@ const WEBHOOK: &str = r#"//! {name}: what it does, in a sentence.
 
 use monti_plugin_sdk::{IncomingRequest, OutgoingResponse, PluginError, Webhook, info};
 
+#[derive(Default)]
 struct Plugin;
 
 impl Webhook for Plugin {
-    fn handle_request(request: IncomingRequest) -> Result<OutgoingResponse, PluginError> {
+    fn handle_request(&mut self, request: IncomingRequest) -> Result<OutgoingResponse, PluginError> {
         info!("{} {} ({} bytes)", request.method, request.path, request.body.len());
         Ok(OutgoingResponse {
             status: 204,

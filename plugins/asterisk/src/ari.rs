@@ -11,11 +11,12 @@
 //! other is hung up and the bridge destroyed.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use monti_plugin_sdk::commands::{Snoop, SnoopMode};
-use monti_plugin_sdk::http::{self, HttpError, Placement};
+use monti_plugin_sdk::http::{Placement, Request};
 use monti_plugin_sdk::streams::Target;
-use monti_plugin_sdk::{PluginError, info, warn};
+use monti_plugin_sdk::{Error, PluginError, Stream, info, secrets, streams, warn};
 use serde::{Deserialize, Serialize};
 
 /// The stream's name.
@@ -57,7 +58,7 @@ pub struct Session {
 /// What the connector keeps about ARI between calls.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AriState {
-    pub stream: Option<u32>,
+    pub stream: Option<Stream>,
     pub connected: bool,
     pub since_ms: i64,
     pub last_error: Option<String>,
@@ -118,32 +119,29 @@ impl Answer {
 
 /// One REST call (`path` under `/ari`, with its query).
 pub fn call(endpoint: &Endpoint, method: &str, path: &str) -> Result<Answer, PluginError> {
-    let secret = monti_plugin_sdk::secrets::get(SECRET)
+    let secret = secrets::get(SECRET)
         .map_err(|_| PluginError::permanent("no ARI password is configured (the secret `ari_password`)"))?;
-    let request = http::Request {
-        method: method.into(),
-        url: format!("{}{path}", endpoint.base()),
-        headers: vec![("accept".into(), "application/json".into())],
-        body: None,
-        timeout_ms: Some(5_000),
-    };
-    match http::send_with_secret(&request, &secret, &Placement::Basic(endpoint.user.clone())) {
+    let sent = Request::new(method, format!("{}{path}", endpoint.base()))
+        .header("accept", "application/json")
+        .timeout(Duration::from_secs(5))
+        .send_with_secret(&secret, Placement::Basic(endpoint.user.clone()));
+    match sent {
         Ok(response) => Ok(Answer {
             status: response.status,
-            body: serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null),
+            body: response.json().unwrap_or(serde_json::Value::Null),
         }),
-        Err(HttpError::Denied(denied)) => Err(PluginError::permanent(format!("ARI: {denied:?}"))),
-        Err(HttpError::Transport(why)) => Err(PluginError::retryable(format!(
+        Err(Error::Transport(why)) => Err(PluginError::retryable(format!(
             "cannot reach ARI at {}: {why}",
             endpoint.base()
         ))),
-        Err(HttpError::TooLarge) => Err(PluginError::permanent("ARI answered with too much")),
+        Err(Error::TooLarge) => Err(PluginError::permanent("ARI answered with too much")),
+        Err(denied) => Err(PluginError::permanent(format!("ARI: {denied:?}"))),
     }
 }
 
 /// Opens (or keeps) the application's event socket.
 pub fn connect(state: &mut AriState, endpoint: &Endpoint) {
-    let secret = match monti_plugin_sdk::secrets::get(SECRET) {
+    let secret = match secrets::get(SECRET) {
         Ok(secret) => secret,
         Err(_) => {
             state.last_error = Some("no ARI password is configured (the secret `ari_password`)".into());
@@ -151,13 +149,8 @@ pub fn connect(state: &mut AriState, endpoint: &Endpoint) {
         }
     };
     let target = Target::Websocket(endpoint.events_url());
-    match monti_plugin_sdk::streams::open_with_secret(
-        STREAM,
-        &target,
-        &secret,
-        &Placement::Basic(endpoint.user.clone()),
-    ) {
-        Ok(id) => state.stream = Some(id),
+    match streams::open_with_secret(STREAM, &target, &secret, Placement::Basic(endpoint.user.clone())) {
+        Ok(stream) => state.stream = Some(stream),
         Err(denied) => {
             let why = format!("cannot open ARI's event socket: {denied:?}");
             if state.last_error.as_deref() != Some(why.as_str()) {

@@ -6,7 +6,8 @@
 //! being answered and leaving queues, and queue calls with their times.
 //!
 //! It keeps its state (the connection's progress, a message half received, the floor as it
-//! knows it) in the installation's key-value store, so each call may run in a fresh instance.
+//! knows it) in the installation's key-value store, so each call may run in a fresh instance; a
+//! warm instance keeps it in memory between calls too ([`Asterisk`]).
 
 pub mod ari;
 pub mod floor;
@@ -14,8 +15,10 @@ pub mod floor;
 pub use monti_ami as ami;
 
 use monti_plugin_sdk::commands::{Command, Request};
-use monti_plugin_sdk::streams::{SecretForm, Target};
-use monti_plugin_sdk::{Connector, Event, EventHandler, PluginError, StreamItem, info, kv, warn};
+use monti_plugin_sdk::streams::SecretForm;
+use monti_plugin_sdk::{
+    ConfigCache, Connector, Event, EventHandler, PluginError, Stream, StreamItem, info, kv, secrets, streams, warn,
+};
 use serde::{Deserialize, Serialize};
 
 use ami::{Action, Framed, Framer, Message};
@@ -25,6 +28,22 @@ use floor::{Floor, MatchBy, Settings};
 const STREAM: &str = "ami";
 /// Where the state is kept.
 const STATE_KEY: &str = "state";
+
+/// The configuration with the floor settings made from it: the same for every line of a
+/// connection until an admin changes it, and reading it for each would cost more than the line.
+#[derive(Debug, Deserialize)]
+#[serde(from = "Config")]
+struct Parsed {
+    config: Config,
+    settings: Settings,
+}
+
+impl From<Config> for Parsed {
+    fn from(config: Config) -> Self {
+        let settings = config.settings();
+        Parsed { config, settings }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 struct Config {
@@ -134,7 +153,7 @@ pub enum Phase {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     pub phase: Phase,
-    stream: Option<u32>,
+    stream: Option<Stream>,
     framer: Framer,
     next_action: u64,
     /// ActionIDs of the login steps and the resync in flight.
@@ -165,14 +184,11 @@ pub struct State {
 
 impl State {
     fn load() -> Self {
-        kv::get(STATE_KEY)
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        kv::get_json(STATE_KEY).ok().flatten().unwrap_or_default()
     }
 
     fn save(&self) -> Result<(), PluginError> {
-        let bytes = serde_json::to_vec(self).map_err(|e| PluginError::permanent(format!("state: {e}")))?;
-        kv::set(STATE_KEY, &bytes).map_err(|d| PluginError::permanent(format!("storing the state: {d:?}")))
+        kv::set_json(STATE_KEY, self).map_err(|e| PluginError::permanent(format!("storing the state: {e:?}")))
     }
 
     /// The status Monti shows on the plugin's page (the `status` key): connection state, since
@@ -194,7 +210,7 @@ impl State {
             "messages": self.received,
             "ari": self.ari.status(config.ari().as_ref()),
         });
-        if let Err(denied) = kv::set("status", status.to_string().as_bytes()) {
+        if let Err(denied) = kv::set("status", status.to_string()) {
             warn!("cannot store the status: {denied:?}");
         }
     }
@@ -211,38 +227,10 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-thread_local! {
-    /// The configuration as last read, with its floor settings: it is the same for every line of
-    /// a connection until an admin changes it, and reading it for each would cost more than the
-    /// line.
-    static CONFIG: std::cell::RefCell<Option<(String, Parsed)>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The configuration and the floor settings made from it.
-type Parsed = std::rc::Rc<(Config, Settings)>;
-
-fn config() -> Result<Parsed, PluginError> {
-    let text = monti_plugin_sdk::config_text();
-    CONFIG.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if let Some((seen, parsed)) = cached.as_ref()
-            && *seen == text
-        {
-            return Ok(parsed.clone());
-        }
-        let config: Config =
-            serde_json::from_str(&text).map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))?;
-        let settings = config.settings();
-        let parsed = std::rc::Rc::new((config, settings));
-        *cached = Some((text, parsed.clone()));
-        Ok(parsed)
-    })
-}
-
 /// Sends an action on the connection; a refusal is logged (the connection is closing or gone).
 fn send(state: &mut State, action: &Action) {
-    let Some(id) = state.stream else { return };
-    match monti_plugin_sdk::streams::send(id, action.to_wire().as_bytes()) {
+    let Some(stream) = state.stream else { return };
+    match stream.send(action.to_wire()) {
         Ok(()) => state.last_sent_ms = now_ms(),
         Err(denied) => warn!("cannot send to the PBX: {denied:?}"),
     }
@@ -271,8 +259,8 @@ fn greet(state: &mut State, config: &Config) {
 }
 
 fn send_with_password(state: &mut State, action: &Action, placeholder: &str, form: SecretForm) {
-    let Some(id) = state.stream else { return };
-    let password = match monti_plugin_sdk::secrets::get("password") {
+    let Some(stream) = state.stream else { return };
+    let password = match secrets::get("password") {
         Ok(secret) => secret,
         Err(denied) => {
             state.last_error = Some("no password is configured (the secret `password`)".into());
@@ -280,7 +268,7 @@ fn send_with_password(state: &mut State, action: &Action, placeholder: &str, for
             return;
         }
     };
-    match monti_plugin_sdk::streams::send_with_secret(id, action.to_wire().as_bytes(), placeholder, &password, &form) {
+    match stream.send_with_secret(action.to_wire(), placeholder, &password, form) {
         Ok(()) => state.last_sent_ms = now_ms(),
         Err(denied) => warn!("cannot send the login: {denied:?}"),
     }
@@ -347,8 +335,8 @@ fn refused(state: &mut State, message: &Message) {
 
 /// Opens (or keeps) the connection to the configured PBX.
 fn connect(state: &mut State, config: &Config) {
-    match monti_plugin_sdk::streams::open(STREAM, &Target::TcpLines((config.host.clone(), config.port))) {
-        Ok(id) => state.stream = Some(id),
+    match streams::tcp_lines(STREAM, &config.host, config.port) {
+        Ok(stream) => state.stream = Some(stream),
         Err(denied) => {
             let why = format!("cannot connect to {}:{}: {denied:?}", config.host, config.port);
             if state.last_error.as_deref() != Some(why.as_str()) {
@@ -369,15 +357,20 @@ fn emit(mut events: Vec<Event>) -> Result<(), PluginError> {
     monti_plugin_sdk::emit(&events).map_err(|d| PluginError::retryable(format!("emitting: {d:?}")))
 }
 
-struct Asterisk;
+/// The connector in one instance: the configuration as last read, and the state from the store,
+/// kept in memory while the instance lives (a warm one) and stored when due.
+#[derive(Default)]
+pub struct Asterisk {
+    config: ConfigCache<Parsed>,
+    state: Option<State>,
+}
 
 impl EventHandler for Asterisk {
     /// The host's heartbeat (an empty batch) and the tenant's own events: keep the connection,
     /// ping it, end wrap-ups whose time is up.
-    fn handle_events(_batch: Vec<Event>) -> Result<(), PluginError> {
-        let parsed = config()?;
-        let config = &parsed.0;
-        with_state(config, |state| {
+    fn handle_events(&mut self, _batch: Vec<Event>) -> Result<(), PluginError> {
+        let Parsed { config, .. } = self.config.get()?;
+        with_state(&mut self.state, config, |state| {
             connect(state, config);
             if let Some(endpoint) = config.ari() {
                 ari::connect(&mut state.ari, &endpoint);
@@ -393,15 +386,14 @@ impl EventHandler for Asterisk {
         })
     }
 
-    fn on_stream(id: u32, item: StreamItem) -> Result<(), PluginError> {
-        let parsed = config()?;
-        let (config, settings) = (&parsed.0, &parsed.1);
-        with_state(config, |state| {
+    fn on_stream(&mut self, stream: Stream, item: StreamItem) -> Result<(), PluginError> {
+        let Parsed { config, settings } = self.config.get()?;
+        with_state(&mut self.state, config, |state| {
             let mut out = Vec::new();
-            if state.ari.stream == Some(id) || matches!(item, StreamItem::Message(_)) {
-                ari_item(state, config, id, item);
+            if state.ari.stream == Some(stream) || matches!(item, StreamItem::Message(_)) {
+                ari_item(state, config, stream, item);
             } else {
-                state.stream = Some(id);
+                state.stream = Some(stream);
                 stream_item(state, config, settings, item, &mut out);
             }
             Ok(out)
@@ -414,39 +406,32 @@ const SAVE_EVERY_MS: i64 = 5_000;
 /// A new instance that finds the connection live resyncs, but not more often than this.
 const RESYNC_AT_MOST_EVERY_MS: i64 = 30_000;
 
-thread_local! {
-    /// The state, kept by a warm instance between calls (read from the store when it starts).
-    static CACHE: std::cell::RefCell<Option<State>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `work` on the state; saves it when it is due (a phase change, or every few seconds) and
-/// emits what `work` produced. An instance that starts with the connection live asks the PBX
-/// for a resync: what happened since the state was stored is not lost, only late.
+/// Runs `work` on the state (read from the store on the instance's first call); saves it when it
+/// is due (a phase change, or every few seconds) and emits what `work` produced. An instance that
+/// starts with the connection live asks the PBX for a resync: what happened since the state was
+/// stored is not lost, only late.
 fn with_state(
+    kept: &mut Option<State>,
     config: &Config,
     work: impl FnOnce(&mut State) -> Result<Vec<Event>, PluginError>,
 ) -> Result<(), PluginError> {
-    let out = CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let now = now_ms();
-        let state = cache.get_or_insert_with(|| {
-            let mut state = State::load();
-            state.saved_phase = Some(state.phase.clone());
-            state.saved_ms = now;
-            if state.phase == Phase::Live && now - state.last_resync_ms >= RESYNC_AT_MOST_EVERY_MS {
-                resync(&mut state);
-            }
-            state
-        });
-        let out = work(state)?;
-        if state.saved_phase.as_ref() != Some(&state.phase) || now - state.saved_ms >= SAVE_EVERY_MS {
-            state.publish_status(now, config);
-            state.saved_phase = Some(state.phase.clone());
-            state.saved_ms = now;
-            state.save()?;
+    let now = now_ms();
+    let state = kept.get_or_insert_with(|| {
+        let mut state = State::load();
+        state.saved_phase = Some(state.phase.clone());
+        state.saved_ms = now;
+        if state.phase == Phase::Live && now - state.last_resync_ms >= RESYNC_AT_MOST_EVERY_MS {
+            resync(&mut state);
         }
-        Ok::<_, PluginError>(out)
-    })?;
+        state
+    });
+    let out = work(state)?;
+    if state.saved_phase.as_ref() != Some(&state.phase) || now - state.saved_ms >= SAVE_EVERY_MS {
+        state.publish_status(now, config);
+        state.saved_phase = Some(state.phase.clone());
+        state.saved_ms = now;
+        state.save()?;
+    }
     emit(out)
 }
 
@@ -494,10 +479,10 @@ fn stream_item(state: &mut State, config: &Config, settings: &Settings, item: St
 }
 
 /// What arrives on (or happens to) ARI's event socket.
-fn ari_item(state: &mut State, config: &Config, id: u32, item: StreamItem) {
+fn ari_item(state: &mut State, config: &Config, stream: Stream, item: StreamItem) {
     let Some(endpoint) = config.ari() else { return };
     let ari = &mut state.ari;
-    ari.stream = Some(id);
+    ari.stream = Some(stream);
     match item {
         StreamItem::Opened => {
             info!("ARI's event socket is open (application `{}`)", endpoint.app);
@@ -537,11 +522,10 @@ fn interface(state: &State, agent: &str) -> Result<(String, Vec<String>), Plugin
 impl Connector for Asterisk {
     /// Turns a supervisor's request into the manager action that does it. The answer says
     /// which action went out; the effect (a pause, a hang-up) comes back as events.
-    fn handle_command(request: Request) -> Result<String, PluginError> {
-        let parsed = config()?;
-        let config = &parsed.0;
+    fn handle_command(&mut self, request: Request) -> Result<String, PluginError> {
+        let Parsed { config, .. } = self.config.get()?;
         let mut answer = None;
-        with_state(config, |state| {
+        with_state(&mut self.state, config, |state| {
             answer = Some(command(state, config, &request));
             Ok(Vec::new())
         })?;

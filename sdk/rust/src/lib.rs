@@ -1,122 +1,64 @@
 //! Monti plugins in Rust.
 //!
-//! A plugin is a WebAssembly component implementing one world of the `monti:plugin@1.4.0`
-//! contract (`sdk/wit`). Implement [`EventHandler`] (or [`Webhook`]) for a type, export it with
-//! [`event_handler!`] (or [`webhook!`]), and build with
-//! `cargo build --release --target wasm32-wasip2`.
+//! A plugin is a WebAssembly component implementing one world of the `monti:plugin` contract
+//! ([`CONTRACT_VERSION`], published in `sdk/wit/`). Write a type that keeps what the plugin
+//! remembers, implement [`EventHandler`] (or [`Webhook`], [`Connector`], [`AlertHandler`]) for
+//! it, export it with [`event_handler!`] (or [`webhook!`], [`connector!`], [`alert_handler!`]),
+//! and build with `cargo build --release --target wasm32-wasip2`.
+//!
+//! The SDK makes one value of the type (with [`Default`]) when the instance is first called and
+//! hands it to every call as `&mut self`. An instance serves one call unless the manifest asks
+//! for a warm one (`limits.warm = true`), and a warm one may be replaced at any time: keep in
+//! the key-value store ([`kv`]) what must survive, and in `self` what is only worth not redoing.
 //!
 //! ```ignore
-//! use monti_plugin_sdk::{EventHandler, Event, PluginError, info};
+//! use monti_plugin_sdk::{Event, EventBody, EventHandler, PluginError, info, kv};
 //!
-//! struct Counter;
+//! #[derive(Default)]
+//! struct Counter {
+//!     batches: u32,
+//! }
 //!
 //! impl EventHandler for Counter {
-//!     fn handle_events(batch: Vec<Event>) -> Result<(), PluginError> {
-//!         info!("{} events", batch.len());
+//!     fn handle_events(&mut self, batch: Vec<Event>) -> Result<(), PluginError> {
+//!         self.batches += 1;
+//!         let logins = batch.iter().filter(|e| matches!(e.body, EventBody::AgentLogin(_))).count();
+//!         let total = kv::get_json::<u64>("logins")?.unwrap_or(0) + logins as u64;
+//!         kv::set_json("logins", &total)?;
+//!         info!("{total} logins so far ({} batches in this instance)", self.batches);
 //!         Ok(())
 //!     }
 //! }
 //!
 //! monti_plugin_sdk::event_handler!(Counter);
+//! monti_plugin_sdk::manifest!("../monti-plugin.toml");
 //! ```
 
-/// The contract this SDK builds plugins against (its folder in `sdk/wit/`).
+/// The contract this SDK builds plugins against: its folder in `sdk/wit/` and the version of
+/// every binding (build.rs reads it from this line).
 pub const CONTRACT_VERSION: &str = "1.4.0";
 
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
-    /// The `event-handler` world.
-    pub mod event_handler {
-        wit_bindgen::generate!({
-            world: "event-handler",
-            path: "../wit/1.4.0",
-            pub_export_macro: true,
-            export_macro_name: "export_event_handler",
-            default_bindings_module: "monti_plugin_sdk::bindings::event_handler",
-            // Events and the other records can be kept (in the key-value store, say) with serde.
-            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-        });
-    }
-
-    /// The `webhook` world.
-    pub mod webhook {
-        wit_bindgen::generate!({
-            world: "webhook",
-            path: "../wit/1.4.0",
-            pub_export_macro: true,
-            export_macro_name: "export_webhook",
-            default_bindings_module: "monti_plugin_sdk::bindings::webhook",
-            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-            // The host interfaces are the same in both worlds: one set of Rust types.
-            with: {
-                "monti:plugin/types@1.4.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.4.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.4.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.4.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.4.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.4.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.4.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.4.0": crate::bindings::event_handler::monti::plugin::streams,
-            },
-        });
-    }
-
-    /// The `connector` world (1.2).
-    pub mod connector {
-        wit_bindgen::generate!({
-            world: "connector",
-            path: "../wit/1.4.0",
-            pub_export_macro: true,
-            export_macro_name: "export_connector",
-            default_bindings_module: "monti_plugin_sdk::bindings::connector",
-            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-            // The host interfaces are the same in both worlds: one set of Rust types.
-            with: {
-                "monti:plugin/types@1.4.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.4.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.4.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.4.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.4.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.4.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.4.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.4.0": crate::bindings::event_handler::monti::plugin::streams,
-            },
-        });
-    }
-
-    /// The `alert-handler` world (1.4).
-    pub mod alert_handler {
-        wit_bindgen::generate!({
-            world: "alert-handler",
-            path: "../wit/1.4.0",
-            pub_export_macro: true,
-            export_macro_name: "export_alert_handler",
-            default_bindings_module: "monti_plugin_sdk::bindings::alert_handler",
-            additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-            // The host interfaces are the same in every world: one set of Rust types.
-            with: {
-                "monti:plugin/types@1.4.0": crate::bindings::event_handler::monti::plugin::types,
-                "monti:plugin/log@1.4.0": crate::bindings::event_handler::monti::plugin::log,
-                "monti:plugin/config@1.4.0": crate::bindings::event_handler::monti::plugin::config,
-                "monti:plugin/kv@1.4.0": crate::bindings::event_handler::monti::plugin::kv,
-                "monti:plugin/secrets@1.4.0": crate::bindings::event_handler::monti::plugin::secrets,
-                "monti:plugin/http@1.4.0": crate::bindings::event_handler::monti::plugin::http,
-                "monti:plugin/events@1.4.0": crate::bindings::event_handler::monti::plugin::events,
-                "monti:plugin/streams@1.4.0": crate::bindings::event_handler::monti::plugin::streams,
-            },
-        });
-    }
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
+
+mod error;
+pub mod http;
+pub mod kv;
+pub mod secrets;
+pub mod streams;
 
 use bindings::event_handler::monti::plugin as host;
 
-pub use host::streams::StreamItem;
+pub use error::Error;
+pub use host::log::Level;
 pub use host::types::{
-    AgentState, AgentStateChange, CallEnd, CallStart, CallerAnswer, CallerJoin, CallerLeave, Denied, Direction, Event,
+    AgentState, AgentStateChange, CallEnd, CallStart, CallerAnswer, CallerJoin, CallerLeave, Direction, Event,
     EventBody, LeaveReason, PluginError,
 };
-pub use host::{events, http, kv, log as host_log, secrets, streams};
+pub use streams::{Stream, StreamItem};
 
 /// Supervisors' requests to a connector (contract 1.2).
 pub use bindings::connector::monti::plugin::commands;
@@ -128,20 +70,37 @@ pub use bindings::webhook::{IncomingRequest, OutgoingResponse};
 pub use bindings::alert_handler::monti::plugin::alerts;
 
 /// A plugin that receives the tenant's events (and what its streams deliver).
-pub trait EventHandler {
-    /// A batch of events, in order. An error is handled by the installation's failure policy.
-    fn handle_events(batch: Vec<Event>) -> Result<(), PluginError>;
+pub trait EventHandler: Default + Send + 'static {
+    /// A batch of events, in order (the host's heartbeat is an empty one). An error is handled
+    /// by the installation's failure policy.
+    fn handle_events(&mut self, batch: Vec<Event>) -> Result<(), PluginError>;
 
-    /// Something arrived on a stream the plugin opened. Ignored unless implemented.
-    fn on_stream(id: u32, item: StreamItem) -> Result<(), PluginError> {
-        let _ = (id, item);
+    /// Something arrived on (or happened to) a stream the plugin opened. Ignored unless
+    /// implemented.
+    fn on_stream(&mut self, stream: Stream, item: StreamItem) -> Result<(), PluginError> {
+        let _ = (stream, item);
         Ok(())
     }
 }
 
+/// A connector: an event handler that also carries out supervisors' requests on the system it
+/// connects (contract 1.2, world `connector`).
+pub trait Connector: EventHandler {
+    /// Carries out a request; `Ok` with a short note once it was handed to the system (its effect
+    /// arrives as events).
+    fn handle_command(&mut self, request: commands::Request) -> Result<String, PluginError>;
+}
+
 /// A plugin that answers inbound HTTP requests routed to its installation.
-pub trait Webhook {
-    fn handle_request(request: IncomingRequest) -> Result<OutgoingResponse, PluginError>;
+pub trait Webhook: Default + Send + 'static {
+    fn handle_request(&mut self, request: IncomingRequest) -> Result<OutgoingResponse, PluginError>;
+}
+
+/// An alert handler: receives the tenant's alerts as they fire and resolve (contract 1.4, world
+/// `alert-handler`).
+pub trait AlertHandler: Default + Send + 'static {
+    /// Every alert that fired or resolved in one evaluation of the tenant's rules, in order.
+    fn handle_alerts(&mut self, alerts: Vec<alerts::Alert>) -> Result<(), PluginError>;
 }
 
 impl PluginError {
@@ -162,25 +121,50 @@ impl PluginError {
     }
 }
 
-/// The installation's configuration, deserialized.
-/// The installation's configuration as the host gives it (JSON text): to cache what you parse
-/// from it, keyed by the text.
+/// The installation's configuration as the host gives it (JSON text).
 pub fn config_text() -> String {
     host::config::get()
 }
 
-pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, serde_json::Error> {
-    serde_json::from_str(&host::config::get())
+/// The installation's configuration, deserialized.
+pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, Error> {
+    serde_json::from_str(&host::config::get()).map_err(|e| Error::Invalid(format!("bad configuration: {e}")))
+}
+
+/// The configuration, parsed once and again only when it changed (an admin saved it while a warm
+/// instance runs): a field of the plugin's type, for plugins that read it on every call.
+#[derive(Debug)]
+pub struct ConfigCache<T> {
+    parsed: Option<(String, T)>,
+}
+
+// By hand: a derive would ask `T: Default`, and a configuration type needs none.
+impl<T> Default for ConfigCache<T> {
+    fn default() -> Self {
+        ConfigCache { parsed: None }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> ConfigCache<T> {
+    /// The configuration as it is now.
+    pub fn get(&mut self) -> Result<&T, Error> {
+        let text = config_text();
+        if self.parsed.as_ref().is_none_or(|(seen, _)| *seen != text) {
+            let value = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("bad configuration: {e}")))?;
+            self.parsed = Some((text, value));
+        }
+        Ok(&self.parsed.as_ref().expect("parsed above").1)
+    }
 }
 
 /// Writes a log line at `level` (see the [`info!`] family of macros).
-pub fn log(level: host_log::Level, message: &str) {
-    host_log::log(level, message);
+pub fn log(level: Level, message: &str) {
+    host::log::log(level, message);
 }
 
-/// Sends events into the tenant's live monitoring.
-pub fn emit(events: &[Event]) -> Result<(), Denied> {
-    host::events::emit(events)
+/// Sends events into the tenant's live monitoring (a manifest with `emits_events = true`).
+pub fn emit(events: &[Event]) -> Result<(), Error> {
+    host::events::emit(events).map_err(Error::from)
 }
 
 /// Makes a panic leave its message in the plugin's log before the instance traps, so the
@@ -199,21 +183,42 @@ pub fn install_panic_hook() {
                 .map(|s| (*s).to_owned())
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".into());
-            host_log::log(host_log::Level::Error, &format!("panicked{location}: {message}"));
+            host::log::log(Level::Error, &format!("panicked{location}: {message}"));
         }));
     });
 }
 
+/// The instance's one plugin value, made on its first call. The export macros put one in a
+/// static of the plugin crate; a call into the instance cannot start while another runs (the
+/// component model does not re-enter a component), so the lock is never contended.
+#[doc(hidden)]
+pub struct Slot<T>(std::sync::Mutex<Option<T>>);
+
+impl<T: Default> Slot<T> {
+    #[allow(clippy::new_without_default)] // a static's initialiser: const
+    pub const fn new() -> Self {
+        Slot(std::sync::Mutex::new(None))
+    }
+
+    /// Runs one call of the plugin on the instance's value.
+    pub fn with<R>(&self, call: impl FnOnce(&mut T) -> R) -> R {
+        install_panic_hook();
+        // A panic traps the instance, which is never called again: a poisoned lock is not seen.
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        call(slot.get_or_insert_with(T::default))
+    }
+}
+
 #[macro_export]
-macro_rules! trace { ($($arg:tt)*) => { $crate::log($crate::host_log::Level::Trace, &format!($($arg)*)) } }
+macro_rules! trace { ($($arg:tt)*) => { $crate::log($crate::Level::Trace, &format!($($arg)*)) } }
 #[macro_export]
-macro_rules! debug { ($($arg:tt)*) => { $crate::log($crate::host_log::Level::Debug, &format!($($arg)*)) } }
+macro_rules! debug { ($($arg:tt)*) => { $crate::log($crate::Level::Debug, &format!($($arg)*)) } }
 #[macro_export]
-macro_rules! info { ($($arg:tt)*) => { $crate::log($crate::host_log::Level::Info, &format!($($arg)*)) } }
+macro_rules! info { ($($arg:tt)*) => { $crate::log($crate::Level::Info, &format!($($arg)*)) } }
 #[macro_export]
-macro_rules! warn { ($($arg:tt)*) => { $crate::log($crate::host_log::Level::Warn, &format!($($arg)*)) } }
+macro_rules! warn { ($($arg:tt)*) => { $crate::log($crate::Level::Warn, &format!($($arg)*)) } }
 #[macro_export]
-macro_rules! error { ($($arg:tt)*) => { $crate::log($crate::host_log::Level::Error, &format!($($arg)*)) } }
+macro_rules! error { ($($arg:tt)*) => { $crate::log($crate::Level::Error, &format!($($arg)*)) } }
 
 /// Embeds the plugin's manifest (`monti-plugin.toml`, a path relative to the calling file) in
 /// the component, where the host reads it at upload: `monti_plugin_sdk::manifest!("../monti-plugin.toml");`
@@ -226,12 +231,28 @@ macro_rules! manifest {
     };
 }
 
-/// A connector: an event handler that also carries out supervisors' requests on the system it
-/// connects (contract 1.2, world `connector`).
-pub trait Connector: EventHandler {
-    /// Carries out a request; `Ok` with a short note once it was handed to the system (its effect
-    /// arrives as events).
-    fn handle_command(request: commands::Request) -> Result<String, PluginError>;
+/// Exports a type implementing [`EventHandler`] as the plugin's `event-handler` world.
+#[macro_export]
+macro_rules! event_handler {
+    ($plugin:ty) => {
+        const _: () = {
+            static PLUGIN: $crate::Slot<$plugin> = $crate::Slot::new();
+            struct Export;
+            impl $crate::bindings::event_handler::Guest for Export {
+                fn handle_events(
+                    batch: ::std::vec::Vec<$crate::Event>,
+                ) -> ::std::result::Result<(), $crate::PluginError> {
+                    PLUGIN.with(|plugin| <$plugin as $crate::EventHandler>::handle_events(plugin, batch))
+                }
+                fn on_stream(id: u32, item: $crate::StreamItem) -> ::std::result::Result<(), $crate::PluginError> {
+                    PLUGIN.with(|plugin| {
+                        <$plugin as $crate::EventHandler>::on_stream(plugin, $crate::Stream::from_id(id), item)
+                    })
+                }
+            }
+            $crate::bindings::event_handler::export_event_handler!(Export);
+        };
+    };
 }
 
 /// Exports a type implementing [`Connector`] as the plugin's `connector` world.
@@ -239,49 +260,26 @@ pub trait Connector: EventHandler {
 macro_rules! connector {
     ($plugin:ty) => {
         const _: () = {
-            struct __MontiConnector;
-            impl $crate::bindings::connector::Guest for __MontiConnector {
+            static PLUGIN: $crate::Slot<$plugin> = $crate::Slot::new();
+            struct Export;
+            impl $crate::bindings::connector::Guest for Export {
                 fn handle_events(
                     batch: ::std::vec::Vec<$crate::Event>,
                 ) -> ::std::result::Result<(), $crate::PluginError> {
-                    $crate::install_panic_hook();
-                    <$plugin as $crate::EventHandler>::handle_events(batch)
+                    PLUGIN.with(|plugin| <$plugin as $crate::EventHandler>::handle_events(plugin, batch))
                 }
                 fn on_stream(id: u32, item: $crate::StreamItem) -> ::std::result::Result<(), $crate::PluginError> {
-                    $crate::install_panic_hook();
-                    <$plugin as $crate::EventHandler>::on_stream(id, item)
+                    PLUGIN.with(|plugin| {
+                        <$plugin as $crate::EventHandler>::on_stream(plugin, $crate::Stream::from_id(id), item)
+                    })
                 }
                 fn handle_command(
                     request: $crate::commands::Request,
                 ) -> ::std::result::Result<::std::string::String, $crate::PluginError> {
-                    $crate::install_panic_hook();
-                    <$plugin as $crate::Connector>::handle_command(request)
+                    PLUGIN.with(|plugin| <$plugin as $crate::Connector>::handle_command(plugin, request))
                 }
             }
-            $crate::bindings::connector::export_connector!(__MontiConnector);
-        };
-    };
-}
-
-/// Exports a type implementing [`EventHandler`] as the plugin's `event-handler` world.
-#[macro_export]
-macro_rules! event_handler {
-    ($plugin:ty) => {
-        const _: () = {
-            struct __MontiEventHandler;
-            impl $crate::bindings::event_handler::Guest for __MontiEventHandler {
-                fn handle_events(
-                    batch: ::std::vec::Vec<$crate::Event>,
-                ) -> ::std::result::Result<(), $crate::PluginError> {
-                    $crate::install_panic_hook();
-                    <$plugin as $crate::EventHandler>::handle_events(batch)
-                }
-                fn on_stream(id: u32, item: $crate::StreamItem) -> ::std::result::Result<(), $crate::PluginError> {
-                    $crate::install_panic_hook();
-                    <$plugin as $crate::EventHandler>::on_stream(id, item)
-                }
-            }
-            $crate::bindings::event_handler::export_event_handler!(__MontiEventHandler);
+            $crate::bindings::connector::export_connector!(Export);
         };
     };
 }
@@ -291,25 +289,18 @@ macro_rules! event_handler {
 macro_rules! webhook {
     ($plugin:ty) => {
         const _: () = {
-            struct __MontiWebhook;
-            impl $crate::bindings::webhook::Guest for __MontiWebhook {
+            static PLUGIN: $crate::Slot<$plugin> = $crate::Slot::new();
+            struct Export;
+            impl $crate::bindings::webhook::Guest for Export {
                 fn handle_request(
                     request: $crate::IncomingRequest,
                 ) -> ::std::result::Result<$crate::OutgoingResponse, $crate::PluginError> {
-                    $crate::install_panic_hook();
-                    <$plugin as $crate::Webhook>::handle_request(request)
+                    PLUGIN.with(|plugin| <$plugin as $crate::Webhook>::handle_request(plugin, request))
                 }
             }
-            $crate::bindings::webhook::export_webhook!(__MontiWebhook);
+            $crate::bindings::webhook::export_webhook!(Export);
         };
     };
-}
-
-/// An alert handler: receives the tenant's alerts as they fire and resolve (contract 1.4, world
-/// `alert-handler`).
-pub trait AlertHandler {
-    /// Every alert that fired or resolved in one evaluation of the tenant's rules, in order.
-    fn handle_alerts(alerts: Vec<alerts::Alert>) -> Result<(), PluginError>;
 }
 
 /// Exports a type implementing [`AlertHandler`] as the plugin's `alert-handler` world.
@@ -317,16 +308,16 @@ pub trait AlertHandler {
 macro_rules! alert_handler {
     ($plugin:ty) => {
         const _: () = {
-            struct __MontiAlertHandler;
-            impl $crate::bindings::alert_handler::Guest for __MontiAlertHandler {
+            static PLUGIN: $crate::Slot<$plugin> = $crate::Slot::new();
+            struct Export;
+            impl $crate::bindings::alert_handler::Guest for Export {
                 fn handle_alerts(
                     alerts: ::std::vec::Vec<$crate::alerts::Alert>,
                 ) -> ::std::result::Result<(), $crate::PluginError> {
-                    $crate::install_panic_hook();
-                    <$plugin as $crate::AlertHandler>::handle_alerts(alerts)
+                    PLUGIN.with(|plugin| <$plugin as $crate::AlertHandler>::handle_alerts(plugin, alerts))
                 }
             }
-            $crate::bindings::alert_handler::export_alert_handler!(__MontiAlertHandler);
+            $crate::bindings::alert_handler::export_alert_handler!(Export);
         };
     };
 }

@@ -2,9 +2,11 @@
 //! resolves: a JSON `POST https://<pager_host>/v1/pages` with the token placed by the host. Pages
 //! sent are counted in the store (`paged`), so a resolution is only sent for a page that went out.
 
+use std::time::Duration;
+
 use monti_plugin_sdk::alerts::{Alert, AlertState, Severity};
-use monti_plugin_sdk::http::{self, Placement, Request};
-use monti_plugin_sdk::{AlertHandler, PluginError, kv, warn};
+use monti_plugin_sdk::http::{Placement, Request};
+use monti_plugin_sdk::{AlertHandler, ConfigCache, PluginError, kv, secrets, warn};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -39,19 +41,21 @@ fn key(alert: &Alert) -> String {
     format!("paged/{}/{}", alert.rule_id, alert.subject)
 }
 
-struct Pager;
+#[derive(Default)]
+struct Pager {
+    config: ConfigCache<Config>,
+}
 
 impl AlertHandler for Pager {
-    fn handle_alerts(alerts: Vec<Alert>) -> Result<(), PluginError> {
-        let config: Config =
-            monti_plugin_sdk::config().map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))?;
+    fn handle_alerts(&mut self, alerts: Vec<Alert>) -> Result<(), PluginError> {
+        let config = self.config.get()?;
         let threshold = match config.min_severity.as_str() {
             "info" => 0,
             "warning" => 1,
             _ => 2,
         };
-        let token = monti_plugin_sdk::secrets::get("token")
-            .map_err(|_| PluginError::permanent("no token is configured (the secret `token`)"))?;
+        let token =
+            secrets::get("token").map_err(|_| PluginError::permanent("no token is configured (the secret `token`)"))?;
         for alert in alerts.iter().filter(|a| rank(a.severity) >= threshold) {
             let resolved = alert.state == AlertState::Resolved;
             // A resolution is news only to someone who was paged.
@@ -63,19 +67,16 @@ impl AlertHandler for Pager {
                 "state": if resolved { "resolved" } else { "firing" },
                 "dedup_key": key(alert),
             });
-            let request = Request {
-                method: "POST".into(),
-                url: format!("https://{}/v1/pages", config.pager_host),
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: Some(body.to_string().into_bytes()),
-                timeout_ms: Some(5_000),
-            };
-            match http::send_with_secret(&request, &token, &Placement::Bearer) {
-                Ok(response) if (200..300).contains(&response.status) => {
+            let sent = Request::post(format!("https://{}/v1/pages", config.pager_host))
+                .json(&body)?
+                .timeout(Duration::from_secs(5))
+                .send_with_secret(&token, Placement::Bearer);
+            match sent {
+                Ok(response) if response.is_success() => {
                     if resolved {
                         kv::delete(&key(alert));
-                    } else if let Err(denied) = kv::set(&key(alert), b"1") {
-                        warn!("cannot remember the page: {denied:?}");
+                    } else if let Err(error) = kv::set(&key(alert), b"1") {
+                        warn!("cannot remember the page: {error}");
                     }
                 }
                 Ok(response) => {
@@ -84,7 +85,7 @@ impl AlertHandler for Pager {
                         response.status
                     )));
                 }
-                Err(e) => return Err(PluginError::retryable(format!("the pager could not be reached: {e:?}"))),
+                Err(e) => return Err(PluginError::retryable(format!("the pager could not be reached: {e}"))),
             }
         }
         Ok(())

@@ -3,7 +3,8 @@
 //! token, turns the body into a Monti event and answers `202`.
 
 use monti_plugin_sdk::{
-    AgentState, AgentStateChange, Event, EventBody, IncomingRequest, OutgoingResponse, PluginError, Webhook, info,
+    AgentState, AgentStateChange, ConfigCache, Event, EventBody, IncomingRequest, OutgoingResponse, PluginError,
+    Webhook, info,
 };
 
 #[derive(serde::Deserialize)]
@@ -41,12 +42,14 @@ fn state(name: &str) -> Option<AgentState> {
     })
 }
 
-struct StateHook;
+#[derive(Default)]
+struct StateHook {
+    config: ConfigCache<Config>,
+}
 
 impl Webhook for StateHook {
-    fn handle_request(request: IncomingRequest) -> Result<OutgoingResponse, PluginError> {
-        let config: Config =
-            monti_plugin_sdk::config().map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))?;
+    fn handle_request(&mut self, request: IncomingRequest) -> Result<OutgoingResponse, PluginError> {
+        let config = self.config.get()?;
         if let Some(expected) = config.shared_token.as_deref().filter(|t| !t.is_empty()) {
             let given = request
                 .headers
@@ -80,7 +83,7 @@ impl Webhook for StateHook {
                 reason: report.reason.filter(|_| new_state == AgentState::Paused),
             }),
         };
-        monti_plugin_sdk::emit(&[event]).map_err(|e| PluginError::retryable(format!("{e:?}")))?;
+        monti_plugin_sdk::emit(&[event])?;
         info!("{} is now {}", report.agent, report.state);
         Ok(answer(202, "accepted"))
     }

@@ -30,12 +30,12 @@ fn ok() -> u16 {
     200
 }
 
+#[derive(Default)]
 struct Hostile;
 
 impl Webhook for Hostile {
-    fn handle_request(request: IncomingRequest) -> Result<OutgoingResponse, PluginError> {
-        let mut config: Config =
-            monti_plugin_sdk::config().map_err(|e| PluginError::permanent(format!("bad configuration: {e}")))?;
+    fn handle_request(&mut self, request: IncomingRequest) -> Result<OutgoingResponse, PluginError> {
+        let mut config: Config = monti_plugin_sdk::config()?;
         let path = request.path.split('?').next().unwrap_or_default();
         let answer = config.routes.remove(path).unwrap_or(Answer {
             status: 404,

@@ -1,9 +1,14 @@
 //! Misbehaves as the first event's id asks, so the host's limits and failure handling can be
 //! tested against a real component.
 
-use monti_plugin_sdk::{Event, EventHandler, PluginError, info, kv};
+use monti_plugin_sdk::http::{Placement, Request};
+use monti_plugin_sdk::{Event, EventHandler, PluginError, Stream, StreamItem, info, kv, secrets, streams};
 
-struct Misbehaving;
+/// What the instance remembers: only a warm instance sees more than one call.
+#[derive(Default)]
+struct Misbehaving {
+    calls: u32,
+}
 
 #[derive(serde::Deserialize)]
 struct Config {
@@ -19,16 +24,16 @@ fn open_configured_stream() {
     else {
         return;
     };
-    match monti_plugin_sdk::streams::open("line", &monti_plugin_sdk::streams::Target::TcpLines((host, port))) {
-        Ok(id) => info!("stream {id} open"),
+    match streams::tcp_lines("line", &host, port) {
+        Ok(stream) => info!("stream {} open", stream.id()),
         Err(denied) => info!("stream refused: {denied:?}"),
     }
 }
 
 impl EventHandler for Misbehaving {
     /// `Login: X` lines log agent X in; `echo …` lines are sent back; a closed stream is reopened.
-    fn on_stream(id: u32, item: monti_plugin_sdk::StreamItem) -> Result<(), PluginError> {
-        use monti_plugin_sdk::StreamItem;
+    fn on_stream(&mut self, stream: Stream, item: StreamItem) -> Result<(), PluginError> {
+        let id = stream.id();
         match item {
             StreamItem::Line(line) => {
                 if let Some(agent) = line.strip_prefix("Login: ") {
@@ -42,12 +47,12 @@ impl EventHandler for Misbehaving {
                     };
                     monti_plugin_sdk::emit(&[login]).map_err(|d| PluginError::permanent(format!("{d:?}")))?;
                 } else if let Some(text) = line.strip_prefix("echo ") {
-                    let _ = monti_plugin_sdk::streams::send(id, format!("{text}\r\n").as_bytes());
+                    let _ = stream.send(format!("{text}\r\n"));
                 }
             }
             StreamItem::Opened => {
                 info!("stream {id} opened");
-                let _ = monti_plugin_sdk::streams::send(id, b"hello\r\n");
+                let _ = stream.send(b"hello\r\n");
             }
             StreamItem::Closed(why) => {
                 info!("stream {id} closed: {why}");
@@ -58,7 +63,7 @@ impl EventHandler for Misbehaving {
         Ok(())
     }
 
-    fn handle_events(batch: Vec<Event>) -> Result<(), PluginError> {
+    fn handle_events(&mut self, batch: Vec<Event>) -> Result<(), PluginError> {
         let Some(first) = batch.first() else {
             // The heartbeat: keep the configured stream open, if there is one.
             open_configured_stream();
@@ -69,9 +74,8 @@ impl EventHandler for Misbehaving {
             "panic" => panic!("as requested"),
             "count" => {
                 // Memory that survives only in a warm instance.
-                static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                info!("call number {n}");
+                self.calls += 1;
+                info!("call number {}", self.calls);
             }
             "spin" => {
                 let mut n: u64 = 0;
@@ -109,7 +113,7 @@ impl EventHandler for Misbehaving {
             }
             "kv-hog" => {
                 for i in 0..100 {
-                    if let Err(denied) = kv::set(&format!("k{i}"), &[0u8; 100_000]) {
+                    if let Err(denied) = kv::set(&format!("k{i}"), vec![0u8; 100_000]) {
                         return Err(PluginError::permanent(format!("{denied:?}")));
                     }
                 }
@@ -118,7 +122,7 @@ impl EventHandler for Misbehaving {
             "flaky" => {
                 // Fails the first three times it sees this, then works.
                 let tries = kv::get("flaky").map_or(0, |v| v.first().copied().unwrap_or(0)) + 1;
-                if let Err(denied) = kv::set("flaky", &[tries]) {
+                if let Err(denied) = kv::set("flaky", [tries]) {
                     return Err(PluginError::permanent(format!("{denied:?}")));
                 }
                 if tries < 4 {
@@ -127,41 +131,28 @@ impl EventHandler for Misbehaving {
                 info!("worked on try {tries}");
             }
             url if url.starts_with("secret-http ") => {
-                let secret = match monti_plugin_sdk::secrets::get("token") {
+                let secret = match secrets::get("token") {
                     Ok(secret) => secret,
                     Err(denied) => {
                         info!("no secret: {denied:?}");
                         return Ok(());
                     }
                 };
-                let request = monti_plugin_sdk::http::Request {
-                    method: "GET".into(),
-                    url: url["secret-http ".len()..].into(),
+                let request = Request::get(&url["secret-http ".len()..])
                     // An attempt to set the header itself is overridden by the host.
-                    headers: vec![("authorization".into(), "Bearer guessed".into())],
-                    body: None,
-                    timeout_ms: Some(2_000),
-                };
-                let placement = monti_plugin_sdk::http::Placement::Bearer;
-                match monti_plugin_sdk::http::send_with_secret(&request, &secret, &placement) {
+                    .header("authorization", "Bearer guessed")
+                    .timeout(std::time::Duration::from_secs(2));
+                match request.send_with_secret(&secret, Placement::Bearer) {
                     Ok(response) => info!("status {}, secret {}", response.status, secret.name()),
                     Err(error) => info!("refused: {error:?}"),
                 }
             }
             url if url.starts_with("http ") => {
-                let request = monti_plugin_sdk::http::Request {
-                    method: "GET".into(),
-                    url: url["http ".len()..].into(),
-                    headers: vec![("accept".into(), "text/plain".into())],
-                    body: None,
-                    timeout_ms: Some(2_000),
-                };
-                match monti_plugin_sdk::http::send(&request) {
-                    Ok(response) => info!(
-                        "status {}, body {}",
-                        response.status,
-                        String::from_utf8_lossy(&response.body)
-                    ),
+                let request = Request::get(&url["http ".len()..])
+                    .header("accept", "text/plain")
+                    .timeout(std::time::Duration::from_secs(2));
+                match request.send() {
+                    Ok(response) => info!("status {}, body {}", response.status, response.text()),
                     Err(error) => info!("refused: {error:?}"),
                 }
             }

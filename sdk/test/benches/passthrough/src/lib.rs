@@ -2,10 +2,11 @@
 
 use monti_plugin_sdk::{Event, EventHandler, PluginError};
 
+#[derive(Default)]
 struct PassThrough;
 
 impl EventHandler for PassThrough {
-    fn handle_events(batch: Vec<Event>) -> Result<(), PluginError> {
+    fn handle_events(&mut self, batch: Vec<Event>) -> Result<(), PluginError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -16,7 +17,7 @@ impl EventHandler for PassThrough {
                 e
             })
             .collect();
-        monti_plugin_sdk::emit(&out).map_err(|e| PluginError::retryable(format!("{e:?}")))
+        Ok(monti_plugin_sdk::emit(&out)?)
     }
 }
 
