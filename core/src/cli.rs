@@ -822,9 +822,8 @@ fn print_installation(i: &crate::store::plugins::Installation) {
 }
 
 /// The configuration given (default `{}`), checked against the plugin's schema.
-fn plugin_config(given: Option<&str>, manifest: &crate::plugins::manifest::Manifest) -> anyhow::Result<String> {
-    let value: serde_json::Value =
-        serde_json::from_str(given.unwrap_or("{}")).context("--plugin-config is not JSON")?;
+fn plugin_config(given: &str, manifest: &crate::plugins::manifest::Manifest) -> anyhow::Result<String> {
+    let value: serde_json::Value = serde_json::from_str(given).context("--plugin-config is not JSON")?;
     if let Some(schema) = &manifest.config {
         crate::plugins::config::check(schema, &value).map_err(|problems| {
             let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -877,7 +876,12 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
         } => {
             let (engine, plugin) = read_plugin(&file)?;
             let settings = load(&sources(config_file, None, &data))?;
-            let config = plugin_config(given.as_deref(), &plugin.manifest)?;
+            // Checked against the plugin's schema when given; without one the plugin is installed
+            // unconfigured and disabled, as through the API, until it is configured.
+            let config = given
+                .as_deref()
+                .map(|given| plugin_config(given, &plugin.manifest))
+                .transpose()?;
             let bytes: std::sync::Arc<[u8]> = std::fs::read(&file)?.into();
             let store = admin_store(config_file, &data).await?;
             let scope = tenants::system_scope(&store, &tenant, crate::store::SystemActor::Operator)
@@ -890,10 +894,9 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
                 runtime: None,
             };
             let origin = crate::store::audit::Origin::default();
-            let installed =
-                crate::service::plugins::install(&ctx, &scope, &origin, bytes, given.is_some().then_some(&config[..]))
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?;
+            let installed = crate::service::plugins::install(&ctx, &scope, &origin, bytes, config.as_deref())
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
             let mut installed = installed.installation;
             if enable {
                 installed = enable_approving(&store, &scope, &installed.id).await?;

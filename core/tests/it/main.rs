@@ -16,6 +16,7 @@ mod fragments;
 mod identity;
 mod migrations;
 mod permissions;
+mod plugin_install;
 mod plugin_runtime;
 mod plugins;
 mod resilience;
