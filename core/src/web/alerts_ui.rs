@@ -42,35 +42,41 @@ fn visible(alert: &AlertChange, floor: &Floor, visibility: &Visibility) -> bool 
     visibility.admits(team.as_deref(), location.as_deref())
 }
 
-/// The banner: the alerts firing that the viewer may see, most severe first (empty when none).
-pub fn banner(firing: &[AlertChange], floor: &Floor, visibility: &Visibility, locale: Locale) -> String {
-    let shown: Vec<&AlertChange> = firing.iter().filter(|a| visible(a, floor, visibility)).collect();
-    if shown.is_empty() {
+/// The banner: the alerts firing that the viewer may see, most severe first (empty when none),
+/// from `partials/alert_banner.html`.
+pub fn banner(
+    templates: &tera::Tera,
+    firing: &[AlertChange],
+    floor: &Floor,
+    visibility: &Visibility,
+    locale: Locale,
+) -> String {
+    const SHOWN: usize = 8;
+    let visible: Vec<&AlertChange> = firing.iter().filter(|a| visible(a, floor, visibility)).collect();
+    if visible.is_empty() {
         return String::new();
     }
-    let escape = |text: &str| tera::escape_html(text);
-    let mut out = format!(
-        r#"<div class="alert-banner" role="alert" data-firing="{}"><ul>"#,
-        shown.len()
-    );
-    for alert in shown.iter().take(8) {
-        out.push_str(&format!(
-            r#"<li class="alert-item sev-{sev}" data-rule="{rule}" data-subject="{subject}"><b>{name}</b> {message}</li>"#,
-            sev = alert.severity.as_str(),
-            rule = escape(&alert.rule_id),
-            subject = escape(&alert.subject),
-            name = escape(&alert.rule_name),
-            message = escape(&alert.message),
-        ));
-    }
-    if shown.len() > 8 {
-        out.push_str(&format!("<li class=\"alert-more\">+{}</li>", shown.len() - 8));
-    }
-    out.push_str(&format!(
-        r#"</ul><a href="/alerts">{}</a></div>"#,
-        escape(&locale.text("alerts.all_alerts"))
-    ));
-    out
+    let alerts: Vec<serde_json::Value> = visible
+        .iter()
+        .take(SHOWN)
+        .map(|alert| {
+            serde_json::json!({
+                "severity": alert.severity.as_str(), "rule": alert.rule_id, "subject": alert.subject,
+                "name": alert.rule_name, "message": alert.message,
+            })
+        })
+        .collect();
+    let mut context = tera::Context::new();
+    context.insert("alerts", &alerts);
+    context.insert("total", &visible.len());
+    context.insert("more", &visible.len().saturating_sub(SHOWN));
+    context.insert("all_alerts", &locale.text("alerts.all_alerts"));
+    templates
+        .render("partials/alert_banner.html", &context)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = ?e, "the alert banner does not render");
+            String::new()
+        })
 }
 
 async fn page(State(app): State<AppState>, signed: SignedIn) -> Response {

@@ -466,16 +466,11 @@ async fn board_control(
         Err(Refusal::Store(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     if super::ui::is_htmx(&headers) {
-        let class = if status.is_success() { "notice" } else { "field-error" };
-        let escaped = tera::escape_html(&message);
-        // htmx swaps 2xx answers only: the outcome is the fragment either way.
-        return (
-            StatusCode::OK,
-            axum::response::Html(format!(
-                r#"<p class="{class}" id="control-result" role="status">{escaped}</p>"#
-            )),
-        )
-            .into_response();
+        let mut context = tera::Context::new();
+        context.insert("ok", &status.is_success());
+        context.insert("message", &message);
+        // Answered 200 either way: the outcome is the fragment, swapped where the buttons are.
+        return super::ui::render(&app, "partials/control_result.html", context, StatusCode::OK);
     }
     if status.is_success() {
         Redirect::to(&format!("/board/agents/{id}")).into_response()

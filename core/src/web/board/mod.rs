@@ -283,7 +283,7 @@ async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query
     let firing = app.rules.firing(scope.tenant_id()).borrow().clone();
     context.insert(
         "alerts_html",
-        &super::alerts_ui::banner(&firing, &floor, visibility, locale),
+        &super::alerts_ui::banner(&app.templates, &firing, &floor, visibility, locale),
     );
     context.insert(
         "bands",
@@ -408,12 +408,13 @@ async fn stream_board(
     firing.mark_unchanged();
     let visibility = scope.visibility().clone();
     let banner_floor = floor.clone();
+    let templates = app.templates.clone();
     let alerts: stream::Extra = Box::pin(futures_util::stream::unfold(firing, move |mut firing| {
-        let (floor, visibility) = (banner_floor.clone(), visibility.clone());
+        let (floor, visibility, templates) = (banner_floor.clone(), visibility.clone(), templates.clone());
         async move {
             firing.changed().await.ok()?;
             let now = firing.borrow_and_update().clone();
-            let html = super::alerts_ui::banner(&now, &floor, &visibility, locale);
+            let html = super::alerts_ui::banner(&templates, &now, &floor, &visibility, locale);
             // An empty banner is sent as a comment-free placeholder so the swap clears it.
             let data = if html.is_empty() {
                 "<span hidden></span>".to_owned()
