@@ -165,11 +165,12 @@ pub struct State {
     pub floor: Floor,
     #[serde(default)]
     last_resync_ms: i64,
-    /// Messages received from the PBX, all told, and as of the last status report.
+    /// Messages received from the PBX, all told.
     #[serde(default)]
     received: u64,
+    /// Messages received per second (second, count) over the last minute.
     #[serde(default)]
-    received_reported: u64,
+    recent: std::collections::VecDeque<(i64, u32)>,
     #[serde(default)]
     phase_since_ms: i64,
     /// The REST interface's side.
@@ -191,22 +192,45 @@ impl State {
         kv::set_json(STATE_KEY, self).map_err(|e| PluginError::permanent(format!("storing the state: {e:?}")))
     }
 
+    /// Counts a message from the PBX.
+    fn count_message(&mut self, now: i64) {
+        self.received += 1;
+        let second = now.div_euclid(1000);
+        match self.recent.back_mut() {
+            Some((at, count)) if *at == second => *count += 1,
+            _ => self.recent.push_back((second, 1)),
+        }
+        self.forget_before(second - 59);
+    }
+
+    fn forget_before(&mut self, second: i64) {
+        while self.recent.front().is_some_and(|(at, _)| *at < second) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Messages received in the 60 seconds up to `now`: a count over a whole minute, never a
+    /// few messages in a millisecond scaled up to one (right after connecting it is what has
+    /// arrived so far).
+    fn messages_last_minute(&mut self, now: i64) -> u64 {
+        self.forget_before(now.div_euclid(1000) - 59);
+        self.recent.iter().map(|(_, count)| u64::from(*count)).sum()
+    }
+
     /// The status Monti shows on the plugin's page (the `status` key): connection state, since
-    /// when, the last error, and messages a minute since the last report.
+    /// when, the last error, and the messages received in the last minute.
     fn publish_status(&mut self, now: i64, config: &Config) {
         if self.phase != self.saved_phase.clone().unwrap_or_default() {
             self.phase_since_ms = now;
         }
-        let elapsed = (now - self.saved_ms).max(1);
-        let per_minute = (self.received - self.received_reported) as f64 * 60_000.0 / elapsed as f64;
-        self.received_reported = self.received;
+        let per_minute = self.messages_last_minute(now);
         let phase = serde_json::to_value(&self.phase).unwrap_or_default();
         let status = serde_json::json!({
             "connection": phase,
             "since": self.phase_since_ms,
             "last_error": self.last_error,
             "agents_logged_in": self.floor.agents_logged_in(),
-            "messages_per_minute": per_minute.round(),
+            "messages_per_minute": per_minute,
             "messages": self.received,
             "ari": self.ari.status(config.ari().as_ref()),
         });
@@ -458,7 +482,7 @@ fn stream_item(state: &mut State, config: &Config, settings: &Settings, item: St
                     greet(state, config);
                 }
                 Some(Framed::Message(message)) => {
-                    state.received += 1;
+                    state.count_message(now_ms());
                     receive(state, config, settings, &message, out);
                 }
                 None => {}
