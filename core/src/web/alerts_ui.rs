@@ -5,13 +5,14 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::admin::tenant_scope;
+use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::ui::render_page;
 use crate::auth::{Action, Area};
@@ -79,18 +80,15 @@ pub fn banner(
         })
 }
 
-async fn page(State(app): State<AppState>, signed: SignedIn) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Live) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
     let floor = match app.live.floor(&scope).await {
         Ok(f) => f,
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     let alerts = match alert_rules::alerts(&app.store, &scope, false, 200).await {
         Ok(a) => a,
-        Err(e) => return super::admin::unavailable(&app, &signed, &e),
+        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     let visibility = scope.visibility();
     let time = |ms: i64| {
@@ -136,7 +134,13 @@ async fn page(State(app): State<AppState>, signed: SignedIn) -> Response {
         "can_edit_rules",
         &crate::auth::permits(scope.role(), Action::Write, Area::Configuration),
     );
-    render_page(&app, &signed.page, "pages/alerts.html", context, StatusCode::OK)
+    Ok(render_page(
+        &app,
+        &signed.page,
+        "pages/alerts.html",
+        context,
+        StatusCode::OK,
+    ))
 }
 
 async fn acknowledge(
@@ -144,12 +148,9 @@ async fn acknowledge(
     signed: SignedIn,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Live) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    match alert_rules::acknowledge(&app.store, &scope, &id).await {
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Live)?;
+    Ok(match alert_rules::acknowledge(&app.store, &scope, &id).await {
         Ok(alert) => {
             let event = AuditEvent::in_tenant(&scope, "alert.acknowledge", Outcome::Success)
                 .target("alert", &id)
@@ -158,7 +159,7 @@ async fn acknowledge(
             Redirect::to("/alerts").into_response()
         }
         Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
-    }
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,33 +177,32 @@ async fn silence(
     headers: HeaderMap,
     Path(rule): Path<String>,
     axum::Form(form): axum::Form<SilenceForm>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Live) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Live)?;
     if !(1..=7 * 24 * 60).contains(&form.minutes) || form.reason.chars().count() > 200 {
-        return super::ui::error_page(
+        return Ok(super::ui::error_page(
             &app,
             &headers,
             StatusCode::UNPROCESSABLE_ENTITY,
             &signed.page.locale.text("alerts.silence_invalid"),
-        );
+        ));
     }
     let until = crate::domain::time::now_ms() + form.minutes * 60_000;
     let subject = form.subject.filter(|s| !s.is_empty());
-    match alert_rules::silence(&app.store, &scope, &rule, subject.as_deref(), until, &form.reason).await {
-        Ok(_) => {
-            let event = AuditEvent::in_tenant(&scope, "alert_rule.silence", Outcome::Success)
-                .target("alert_rule", &rule)
-                .detail(format!(
-                    "{} for {} min",
-                    subject.as_deref().unwrap_or("all subjects"),
-                    form.minutes
-                ));
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/alerts").into_response()
-        }
-        Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
-    }
+    Ok(
+        match alert_rules::silence(&app.store, &scope, &rule, subject.as_deref(), until, &form.reason).await {
+            Ok(_) => {
+                let event = AuditEvent::in_tenant(&scope, "alert_rule.silence", Outcome::Success)
+                    .target("alert_rule", &rule)
+                    .detail(format!(
+                        "{} for {} min",
+                        subject.as_deref().unwrap_or("all subjects"),
+                        form.minutes
+                    ));
+                audit::record(&app.store, event, &signed.page.origin).await;
+                Redirect::to("/alerts").into_response()
+            }
+            Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
+        },
+    )
 }

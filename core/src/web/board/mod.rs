@@ -11,7 +11,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use axum::response::sse::Event;
 use axum::routing::get;
 use serde_json::json;
@@ -20,6 +19,7 @@ use self::render::{Labels, RowGroups, agent_row, escape, queue_tile, removal, st
 use self::view::{BoardQuery, GroupBy, Sort, View};
 use super::AppState;
 use super::admin::{tenant_scope, unavailable};
+use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::stream::{self, Start};
 use super::ui::{is_htmx, render_page};
@@ -214,14 +214,11 @@ fn filter_visible(view: &View, dimension: crate::store::Dimension, id: &str) -> 
     view.filter.visible_group(dimension, id) && wanted.is_none_or(|w| w == id)
 }
 
-async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query<BoardQuery>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Live) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query<BoardQuery>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
     let floor = match app.live.floor(&scope).await {
         Ok(f) => f,
-        Err(e) => return unavailable(&app, &signed, &e),
+        Err(e) => return Ok(unavailable(&app, &signed, &e)),
     };
     // The publisher exists before the page is rendered, so the stream misses nothing.
     let position = app.live.publisher(&scope, &floor).position();
@@ -297,7 +294,13 @@ async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query
         "state_labels",
         &serde_json::to_string(&state_labels).unwrap_or_default(),
     );
-    render_page(&app, &signed.page, "board/board.html", context, StatusCode::OK)
+    Ok(render_page(
+        &app,
+        &signed.page,
+        "board/board.html",
+        context,
+        StatusCode::OK,
+    ))
 }
 
 /// A delta as HTML, rendered once per language and shared by every board of the tenant.
@@ -380,14 +383,11 @@ async fn stream_board(
     signed: SignedIn,
     headers: HeaderMap,
     Query(query): Query<BoardQuery>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Live) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
     let floor = match app.live.floor(&scope).await {
         Ok(f) => f,
-        Err(e) => return unavailable(&app, &signed, &e),
+        Err(e) => return Ok(unavailable(&app, &signed, &e)),
     };
     let view = View::parse(&query, &floor, scope.visibility());
     let resume = stream::resume_from(&headers, query.after.as_deref());
@@ -424,7 +424,7 @@ async fn stream_board(
             Some((Event::default().event("alerts").data(data), firing))
         }
     }));
-    stream::respond_with(
+    Ok(stream::respond_with(
         subscription,
         start,
         "board",
@@ -434,7 +434,7 @@ async fn stream_board(
             viewer_message(delta, &html, &view).map(|m| Event::default().event("agents").data(m))
         },
         Some(alerts),
-    )
+    ))
 }
 
 /// One state interval of an agent's day.
@@ -450,14 +450,11 @@ async fn agent_drawer(
     signed: SignedIn,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Live) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
     let floor = match app.live.floor(&scope).await {
         Ok(f) => f,
-        Err(e) => return unavailable(&app, &signed, &e),
+        Err(e) => return Ok(unavailable(&app, &signed, &e)),
     };
     let found = {
         let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -473,12 +470,12 @@ async fn agent_drawer(
     let locale = signed.page.locale;
     let Some((slot, agent)) = found else {
         // Not there, or not for this viewer: the same answer either way.
-        return super::ui::error_page(
+        return Ok(super::ui::error_page(
             &app,
             &headers,
             StatusCode::NOT_FOUND,
             &locale.text("board.agent_not_found"),
-        );
+        ));
     };
     let now = crate::domain::time::now_ms();
     let midnight = {
@@ -495,7 +492,7 @@ async fn agent_drawer(
     }
     let events = match crate::store::events::for_agent(&app.store, &scope, &names, midnight, 20_000).await {
         Ok(e) => e,
-        Err(e) => return unavailable(&app, &signed, &e),
+        Err(e) => return Ok(unavailable(&app, &signed, &e)),
     };
     let labels = Labels::new(locale);
     // The day as state intervals, from the stored events (the same rules as the live floor).
@@ -615,5 +612,5 @@ async fn agent_drawer(
     } else {
         "board/agent.html"
     };
-    render_page(&app, &signed.page, template, context, StatusCode::OK)
+    Ok(render_page(&app, &signed.page, template, context, StatusCode::OK))
 }
