@@ -609,7 +609,7 @@ impl Dispatcher {
                 .plugins
                 .installed
                 .iter()
-                .any(|i| i.id == installation_id && i.plugin.manifest.world == "webhook")
+                .any(|i| i.id == installation_id && i.plugin.manifest.world.exports().requests)
         }))
     }
 
@@ -631,7 +631,7 @@ impl Dispatcher {
             .plugins
             .installed
             .iter()
-            .find(|i| i.id == installation_id && i.plugin.manifest.world == "webhook")
+            .find(|i| i.id == installation_id && i.plugin.manifest.world.exports().requests)
         else {
             return Ok(HookOutcome::NotFound);
         };
@@ -748,7 +748,7 @@ impl Dispatcher {
         let _turn = runtime.turn.lock().await;
         let mut emitted = Vec::new();
         // Webhooks and alert handlers take no events.
-        let takes_events = |i: &&Installed| matches!(i.plugin.manifest.world.as_str(), "event-handler" | "connector");
+        let takes_events = |i: &&Installed| i.plugin.manifest.world.exports().events;
         for installation in loaded.plugins.installed.iter().filter(takes_events) {
             let dead_letters = installation.plugin.manifest.failure_policy == FailurePolicy::RetryThenDeadLetter;
             if !self.admits(runtime, installation) {
@@ -821,7 +821,7 @@ impl Dispatcher {
             .plugins
             .installed
             .iter()
-            .filter(|i| i.plugin.manifest.world == "alert-handler")
+            .filter(|i| i.plugin.manifest.world.exports().alerts)
             .collect();
         if handlers.is_empty() {
             return Ok(Vec::new());
@@ -861,7 +861,7 @@ impl Dispatcher {
                 .plugins
                 .installed
                 .iter()
-                .any(|i| i.plugin.manifest.world == "connector")
+                .any(|i| i.plugin.manifest.world.exports().commands)
         }))
     }
 
