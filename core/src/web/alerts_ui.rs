@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
@@ -16,12 +15,15 @@ use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::ui::render_page;
 use crate::auth::{Action, Area};
+use crate::domain::alert::AlertChange;
 use crate::i18n::Locale;
 use crate::live::registry::Floor;
-use crate::rules::eval::AlertChange;
+use crate::service::{
+    self,
+    rules::{RulesError, SilenceInput},
+};
 use crate::store::Visibility;
 use crate::store::alert_rules;
-use crate::store::audit::{self, AuditEvent, Outcome};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -150,25 +152,13 @@ async fn acknowledge(
     Path(id): Path<String>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Live)?;
-    Ok(match alert_rules::acknowledge(&app.store, &scope, &id).await {
-        Ok(alert) => {
-            let event = AuditEvent::in_tenant(&scope, "alert.acknowledge", Outcome::Success)
-                .target("alert", &id)
-                .detail(format!("{}: {}", alert.rule_name, alert.message));
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/alerts").into_response()
-        }
-        Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
-    })
-}
-
-#[derive(Debug, Deserialize)]
-struct SilenceForm {
-    minutes: i64,
-    #[serde(default)]
-    subject: Option<String>,
-    #[serde(default)]
-    reason: String,
+    let ctx = super::alerts::context(&app);
+    Ok(
+        match service::rules::acknowledge(&ctx, &scope, &id, &signed.page.origin).await {
+            Ok(_) => Redirect::to("/alerts").into_response(),
+            Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
+        },
+    )
 }
 
 async fn silence(
@@ -176,32 +166,23 @@ async fn silence(
     signed: SignedIn,
     headers: HeaderMap,
     Path(rule): Path<String>,
-    axum::Form(form): axum::Form<SilenceForm>,
+    axum::Form(form): axum::Form<SilenceInput>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Live)?;
-    if !(1..=7 * 24 * 60).contains(&form.minutes) || form.reason.chars().count() > 200 {
-        return Ok(super::ui::error_page(
-            &app,
-            &headers,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &signed.page.locale.text("alerts.silence_invalid"),
-        ));
-    }
-    let until = crate::domain::time::now_ms() + form.minutes * 60_000;
-    let subject = form.subject.filter(|s| !s.is_empty());
+    let ctx = super::alerts::context(&app);
+    let input = SilenceInput {
+        subject: form.subject.filter(|s| !s.is_empty()),
+        ..form
+    };
     Ok(
-        match alert_rules::silence(&app.store, &scope, &rule, subject.as_deref(), until, &form.reason).await {
-            Ok(_) => {
-                let event = AuditEvent::in_tenant(&scope, "alert_rule.silence", Outcome::Success)
-                    .target("alert_rule", &rule)
-                    .detail(format!(
-                        "{} for {} min",
-                        subject.as_deref().unwrap_or("all subjects"),
-                        form.minutes
-                    ));
-                audit::record(&app.store, event, &signed.page.origin).await;
-                Redirect::to("/alerts").into_response()
-            }
+        match service::rules::silence(&ctx, &scope, &rule, &input, &signed.page.origin).await {
+            Ok(_) => Redirect::to("/alerts").into_response(),
+            Err(RulesError::Invalid(_)) => super::ui::error_page(
+                &app,
+                &headers,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &signed.page.locale.text("alerts.silence_invalid"),
+            ),
             Err(e) => super::ui::error_page(&app, &headers, StatusCode::NOT_FOUND, &e.to_string()),
         },
     )
