@@ -161,18 +161,29 @@ async fn acknowledge(
     )
 }
 
+/// The silence form: the API's fields, beside the page's CSRF token.
+#[derive(Debug, serde::Deserialize)]
+struct SilenceForm {
+    minutes: i64,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
 async fn silence(
     State(app): State<AppState>,
     signed: SignedIn,
     headers: HeaderMap,
     Path(rule): Path<String>,
-    axum::Form(form): axum::Form<SilenceInput>,
+    axum::Form(form): axum::Form<SilenceForm>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Live)?;
     let ctx = super::alerts::context(&app);
     let input = SilenceInput {
+        minutes: form.minutes,
         subject: form.subject.filter(|s| !s.is_empty()),
-        ..form
+        reason: form.reason,
     };
     Ok(
         match service::rules::silence(&ctx, &scope, &rule, &input, &signed.page.origin).await {

@@ -299,6 +299,8 @@ async fn filters_decide_what_is_pushed_to_each_viewer() {
 async fn the_demo_shows_two_thousand_agents_moving_within_ten_seconds() {
     use tokio::io::AsyncBufReadExt;
     let Some(browser) = Browser::launch().await else { return };
+    // Timed from the demo's start: nothing else of the suite runs meanwhile.
+    let _alone = common::alone().await;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

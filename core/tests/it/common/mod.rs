@@ -24,6 +24,8 @@ pub enum Backend {
 }
 
 pub struct TestServer {
+    /// Counted while the server runs, so a timed test can wait for a quiet machine.
+    _running: ServerPass,
     pub base: String,
     /// The running application, for tests that drive a worker's path directly (the demo's
     /// simulator feeding the live floor, say).
@@ -34,6 +36,78 @@ pub struct TestServer {
     pub pg_database: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
+}
+
+/// All tests run in one process on two cores. A test that times something the user waits for
+/// (the demo's board filling) runs with no test server beside it: each server counts itself
+/// here, and [`alone`] waits until none runs, then holds new ones back until it is done. A
+/// waiting timed test never holds others back, so a test that starts a second server while a
+/// timed test waits cannot deadlock.
+#[derive(Default)]
+struct Gate {
+    servers: usize,
+    alone: bool,
+}
+
+static GATE: std::sync::Mutex<Gate> = std::sync::Mutex::new(Gate {
+    servers: 0,
+    alone: false,
+});
+static GATE_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+fn gate() -> std::sync::MutexGuard<'static, Gate> {
+    GATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running test server, as the gate counts it.
+pub struct ServerPass(());
+
+impl ServerPass {
+    async fn enter() -> ServerPass {
+        loop {
+            let changed = GATE_CHANGED.notified();
+            {
+                let mut gate = gate();
+                if !gate.alone {
+                    gate.servers += 1;
+                    return ServerPass(());
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
+impl Drop for ServerPass {
+    fn drop(&mut self) {
+        gate().servers -= 1;
+        GATE_CHANGED.notify_waiters();
+    }
+}
+
+/// Held by a timed test: no test server runs meanwhile.
+pub struct Alone(());
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        gate().alone = false;
+        GATE_CHANGED.notify_waiters();
+    }
+}
+
+/// Waits until no test server runs, and keeps new ones from starting until dropped.
+pub async fn alone() -> Alone {
+    loop {
+        let changed = GATE_CHANGED.notified();
+        {
+            let mut gate = gate();
+            if gate.servers == 0 && !gate.alone {
+                gate.alone = true;
+                return Alone(());
+            }
+        }
+        changed.await;
+    }
 }
 
 /// A pool on the database a configuration names, apart from the server's store.
@@ -145,6 +219,7 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
+        let running = ServerPass::enter().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -181,6 +256,7 @@ impl TestServer {
             .await;
         });
         Some(TestServer {
+            _running: running,
             base,
             app,
             client: reqwest::Client::new(),
