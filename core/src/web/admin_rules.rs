@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -332,12 +332,20 @@ impl From<DraftForm> for Draft {
     }
 }
 
-fn fragment(id: &str, class: &str, text: &str) -> Response {
-    Html(format!(
-        r#"<div id="{id}" class="{class}" role="status">{}</div>"#,
-        tera::escape_html(text)
-    ))
-    .into_response()
+fn fragment(app: &AppState, id: &str, class: &str, text: &str) -> Response {
+    feedback(app, id, class, text, None)
+}
+
+/// The editor's feedback, from `partials/rule_feedback.html`; `items` for a test's subjects.
+fn feedback(app: &AppState, id: &str, class: &str, text: &str, items: Option<Vec<&str>>) -> Response {
+    let mut context = tera::Context::new();
+    context.insert("id", id);
+    context.insert("class", class);
+    context.insert("text", text);
+    if let Some(items) = items {
+        context.insert("items", &items);
+    }
+    super::ui::render(app, "partials/rule_feedback.html", context, StatusCode::OK)
 }
 
 /// As one types: the condition compiled, its error with line and column (a fragment).
@@ -348,13 +356,14 @@ async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft):
     let t = signed.page.locale;
     let checked = match service::check(&app.rules, &draft.into()) {
         Ok(checked) => checked,
-        Err(_) => return fragment("expression-check", "field-error", &t.text("rules.bad_scope")),
+        Err(_) => return fragment(&app, "expression-check", "field-error", &t.text("rules.bad_scope")),
     };
     if let Some(error) = &checked.error {
-        return fragment("expression-check", "field-error", &error.to_string());
+        return fragment(&app, "expression-check", "field-error", &error.to_string());
     }
     if !checked.unknown_placeholders.is_empty() {
         return fragment(
+            &app,
             "expression-check",
             "field-error",
             &format!(
@@ -364,7 +373,7 @@ async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft):
             ),
         );
     }
-    fragment("expression-check", "notice", &t.text("rules.valid"))
+    fragment(&app, "expression-check", "notice", &t.text("rules.valid"))
 }
 
 /// What the condition says on the floor right now (a fragment). It runs the rule, so it is for
@@ -377,41 +386,36 @@ async fn test(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): 
     let t = signed.page.locale;
     let run = match service::test(&context(&app), &scope, draft.into()).await {
         Ok(Tested::Ran(run)) => run,
-        Ok(Tested::Invalid(error)) => return test_error(&error),
+        Ok(Tested::Invalid(error)) => return test_error(&app, &error),
         Err(e) => {
             let detail = super::problem::ApiError::from(e).problem.detail.unwrap_or_default();
-            return fragment("test-result", "field-error", &detail);
+            return fragment(&app, "test-result", "field-error", &detail);
         }
     };
     if let Some(error) = &run.error {
-        return test_error(error);
+        return test_error(&app, error);
     }
-    let mut html = format!(
-        r#"<div id="test-result" class="notice" role="status"><p>{}</p>"#,
-        tera::escape_html(
-            &t.text("rules.test_summary")
-                .replace("{held}", &run.holding.len().to_string())
-                .replace("{evaluated}", &run.evaluated.to_string())
-        )
-    );
-    if !run.holding.is_empty() {
-        html.push_str("<ul>");
-        for h in run.holding.iter().take(50) {
-            let text = if h.message.is_empty() {
-                &h.subject_name
+    let summary = t
+        .text("rules.test_summary")
+        .replace("{held}", &run.holding.len().to_string())
+        .replace("{evaluated}", &run.evaluated.to_string());
+    let holding: Vec<&str> = run
+        .holding
+        .iter()
+        .take(50)
+        .map(|h| {
+            if h.message.is_empty() {
+                h.subject_name.as_str()
             } else {
-                &h.message
-            };
-            html.push_str(&format!("<li>{}</li>", tera::escape_html(text)));
-        }
-        html.push_str("</ul>");
-    }
-    html.push_str("</div>");
-    Html(html).into_response()
+                h.message.as_str()
+            }
+        })
+        .collect();
+    feedback(&app, "test-result", "notice", &summary, Some(holding))
 }
 
 /// Why the draft did not compile or run, with its line.
-fn test_error(error: &crate::rules::RuleError) -> Response {
+fn test_error(app: &AppState, error: &crate::rules::RuleError) -> Response {
     let line = error.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-    fragment("test-result", "field-error", &format!("{}{line}", error.message))
+    fragment(app, "test-result", "field-error", &format!("{}{line}", error.message))
 }
