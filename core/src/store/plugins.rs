@@ -312,18 +312,14 @@ pub async fn enabled(store: &Store, tenant: &TenantId) -> StoreResult<Vec<Runnab
 
 /// Tenants with at least one enabled installation: (id, slug).
 pub async fn tenants_with_enabled(store: &Store) -> StoreResult<Vec<(TenantId, String)>> {
-    let rows = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, String)>(
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (TenantId, String)>(
             "SELECT DISTINCT t.id, t.slug FROM plugin_installations i JOIN tenants t ON t.id = i.tenant_id \
              WHERE i.enabled AND t.suspended_at IS NULL ORDER BY t.id",
         )
         .fetch_all(pool)
         .await
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, slug)| (TenantId::trusted(id), slug))
-        .collect())
+    })?)
 }
 
 /// How many installations are enabled, and when the newest was changed.

@@ -43,7 +43,6 @@ pub struct TestServer {
 /// here, and [`alone`] waits until none runs, then holds new ones back until it is done. A
 /// waiting timed test never holds others back, so a test that starts a second server while a
 /// timed test waits cannot deadlock.
-#[derive(Default)]
 struct Gate {
     servers: usize,
     alone: bool,
