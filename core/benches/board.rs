@@ -51,8 +51,11 @@ fn main() {
             .unwrap();
         let scenario = monti::demo::scenario(agents, 1);
         monti::simulate::provision(&store, &scope, &scenario).await.unwrap();
-        let live =
-            monti::live::service::LiveService::new(store.clone(), Duration::from_millis(250), 16, Default::default());
+        let plugins = std::sync::Arc::new(monti::plugins::dispatch::Dispatcher::new(
+            store.clone(),
+            Default::default(),
+        ));
+        let live = monti::live::service::LiveService::new(store.clone(), Duration::from_millis(250), 16, plugins);
         let floor = live.floor(&scope).await.unwrap();
         // A simulated hour, applied straight to the floor (storage is not what is measured).
         let now = monti::domain::time::now_ms();

@@ -244,7 +244,7 @@ pub async fn connect_asterisk(
     .to_string();
     // Through the same flow and policy as any installation: an operator who does not allow the
     // connector for the demo tenant gets a refusal here, not a connector.
-    let ctx = crate::service::plugins::PluginContext::running(store, &app.live.plugins)?;
+    let ctx = crate::service::plugins::PluginContext::running(store, &app.plugins)?;
     let installed = crate::service::plugins::install(
         &ctx,
         scope,

@@ -32,8 +32,9 @@ pub struct LiveService {
     pub registry: Arc<LiveRegistry>,
     pub writer: EventWriter,
     pub hub: Arc<Hub>,
-    /// The tenants' event-handler plugins.
-    pub plugins: Arc<crate::plugins::dispatch::Dispatcher>,
+    /// The tenants' plugins, which get every accepted event (the application holds the same
+    /// dispatcher as [`crate::web::AppState::plugins`]).
+    plugins: Arc<crate::plugins::dispatch::Dispatcher>,
     /// Per tenant, what waits for its plugins: event batches and what arrived on their streams.
     plugin_queues: std::sync::Mutex<std::collections::HashMap<String, PluginQueue>>,
 }
@@ -63,9 +64,14 @@ fn error(pointer: &str, detail: impl Into<String>) -> FieldError {
 impl LiveService {
     /// `tick` is how often changes are published; `writer_queue` how many batches may wait to
     /// be stored before senders are asked to retry.
-    pub fn new(store: Store, tick: Duration, writer_queue: usize, plugins: crate::config::PluginsConfig) -> Self {
+    pub fn new(
+        store: Store,
+        tick: Duration,
+        writer_queue: usize,
+        plugins: Arc<crate::plugins::dispatch::Dispatcher>,
+    ) -> Self {
         Self {
-            plugins: Arc::new(crate::plugins::dispatch::Dispatcher::new(store.clone(), plugins)),
+            plugins,
             writer: EventWriter::new(store.clone(), writer_queue),
             store,
             registry: Arc::new(LiveRegistry::default()),

@@ -75,6 +75,8 @@ pub struct RuleService {
     /// For links in notifications.
     public_url: String,
     notify_interval_ms: i64,
+    /// Alert handlers (plugins) get every change.
+    plugins: Arc<crate::plugins::dispatch::Dispatcher>,
     tenants: Mutex<HashMap<String, Arc<tokio::sync::Mutex<TenantRules>>>>,
     /// Per tenant, the alerts firing now (for boards' banners), most severe first.
     firing: Mutex<HashMap<String, tokio::sync::watch::Sender<Firing>>>,
@@ -109,12 +111,18 @@ pub struct Suspended {
 }
 
 impl RuleService {
-    pub fn new(store: Store, public_url: String, notify_interval: Duration) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        public_url: String,
+        notify_interval: Duration,
+        plugins: Arc<crate::plugins::dispatch::Dispatcher>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine: Arc::new(RuleEngine::new()),
             store,
             public_url,
             notify_interval_ms: notify_interval.as_millis() as i64,
+            plugins,
             tenants: Mutex::new(HashMap::new()),
             firing: Mutex::new(HashMap::new()),
         })
@@ -400,7 +408,7 @@ impl RuleService {
         alert_rules::enqueue(&self.store, scope.tenant(), &outbox).await?;
         // Alert handlers (plugins) get every change; what they emit is accepted like any.
         if !changes.is_empty() {
-            match live.plugins.deliver_alerts(scope.tenant(), &changes).await {
+            match self.plugins.deliver_alerts(scope.tenant(), &changes).await {
                 Ok(emitted) if !emitted.is_empty() => {
                     if let Err(e) = live.accept_from_plugin(&scope, emitted).await {
                         tracing::warn!(error = %e, "storing what alert handlers emitted failed");

@@ -94,7 +94,7 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
         )
         .await;
     };
-    let installed = match PluginContext::running(&app.store, &app.live.plugins) {
+    let installed = match PluginContext::running(&app.store, &app.plugins) {
         Ok(ctx) => service::plugins::install(&ctx, &scope, &signed.page.origin, Arc::from(&bytes[..]), None).await,
         Err(e) => Err(e),
     };
@@ -239,7 +239,6 @@ async fn render_detail(
     context.insert("http_destinations", &configured(&manifest.capabilities.http));
     context.insert("stream_destinations", &configured(&manifest.capabilities.streams));
     let disconnect = app
-        .live
         .plugins
         .last_disconnect(scope.tenant(), &installed.id)
         .map(|d| d.view());
@@ -439,7 +438,7 @@ async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool, appr
         }
     }
     let changed = plugins::set_enabled(&app.store, &scope, id, enabled).await;
-    app.live.plugins.forget_installations(scope.tenant_id());
+    app.plugins.forget_installations(scope.tenant_id());
     match changed {
         Ok(i) => {
             let action = if enabled { "plugin.enable" } else { "plugin.disable" };
@@ -503,7 +502,7 @@ async fn replay(State(app): State<AppState>, signed: SignedIn, Path((id, letter)
     let Ok(installed) = plugins::get(&app.store, &scope, &id).await else {
         return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
     };
-    let ran = match app.live.plugins.replay(scope.tenant(), &installed.id, &letter).await {
+    let ran = match app.plugins.replay(scope.tenant(), &installed.id, &letter).await {
         Ok(ran) => ran,
         Err(StoreError::NotFound { .. }) => {
             return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
@@ -548,7 +547,7 @@ async fn remove(State(app): State<AppState>, signed: SignedIn, Path(id): Path<St
         Err(page) => return *page,
     };
     let removed = plugins::remove(&app.store, &scope, &id).await;
-    app.live.plugins.forget_installations(scope.tenant_id());
+    app.plugins.forget_installations(scope.tenant_id());
     match removed {
         Ok(removed) => {
             audit_action(&app, &signed, &scope, "plugin.remove", &removed.id).await;

@@ -290,7 +290,7 @@ async fn carry_out(
         by: scope.actor().to_owned(),
         command,
     };
-    let outcome = app.live.plugins.command(scope.tenant(), request).await?;
+    let outcome = app.plugins.command(scope.tenant(), request).await?;
     let (result, detail, audit_outcome) = match outcome {
         CommandOutcome::Done {
             connector,

@@ -71,13 +71,13 @@ async fn hook(
     };
     let (tenant_slug, installation) = (param("tenant"), param("installation"));
     let not_found = || ApiError::not_found("no webhook here").into_response();
-    let tenant = match app.live.plugins.hook_tenant(&tenant_slug).await {
+    let tenant = match app.plugins.hook_tenant(&tenant_slug).await {
         Ok(Some(tenant)) => tenant,
         Ok(None) => return not_found(),
         Err(e) => return ApiError::from(e).into_response(),
     };
     // The body is read only for a hook that exists.
-    match app.live.plugins.has_hook(&tenant.id, &installation).await {
+    match app.plugins.has_hook(&tenant.id, &installation).await {
         Ok(true) => {}
         Ok(false) => return not_found(),
         Err(e) => return ApiError::from(e).into_response(),
@@ -110,7 +110,7 @@ async fn hook(
         headers: forwarded_headers(&headers),
         body: body.to_vec(),
     };
-    let (answer, emitted) = match app.live.plugins.hook(&tenant.id, &installation, request).await {
+    let (answer, emitted) = match app.plugins.hook(&tenant.id, &installation, request).await {
         Ok(HookOutcome::Ran(answer, emitted)) => (answer, emitted),
         Ok(HookOutcome::NotFound) => return not_found(),
         Ok(HookOutcome::Limited(wait)) => {

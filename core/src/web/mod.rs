@@ -100,6 +100,8 @@ pub struct AppState {
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// Every tenant's live floor in this instance.
     pub live: Arc<crate::live::service::LiveService>,
+    /// Every tenant's plugins: their runtimes, hooks, streams and commands.
+    pub plugins: Arc<crate::plugins::dispatch::Dispatcher>,
     /// Every tenant's alert rules, evaluated on the live floors.
     pub rules: Arc<crate::rules::service::RuleService>,
 }
@@ -112,16 +114,21 @@ impl AppState {
         let openapi_json = Bytes::from(serde_json::to_vec(&openapi::document())?);
         let list_cache = Arc::new(list_cache::ListCache::new(config.http.list_cache_bytes));
         let mailer = crate::mail::Mailer::from_config(&config.smtp)?.map(Arc::new);
+        let plugins = Arc::new(crate::plugins::dispatch::Dispatcher::new(
+            store.clone(),
+            config.plugins.clone(),
+        ));
         let live = Arc::new(crate::live::service::LiveService::new(
             store.clone(),
             config.live.tick,
             config.live.writer_queue,
-            config.plugins.clone(),
+            plugins.clone(),
         ));
         let rules = crate::rules::service::RuleService::new(
             store.clone(),
             config.public_url(),
             config.live.alert_notify_interval,
+            plugins.clone(),
         );
         Ok(Self {
             store,
@@ -136,6 +143,7 @@ impl AppState {
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
             mailer,
             live,
+            plugins,
             rules,
             config: Arc::new(config),
         })

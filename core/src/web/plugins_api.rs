@@ -99,8 +99,7 @@ async fn read(State(app): State<AppState>, caller: Caller, Path(id): Path<String
         .await?
         .unwrap_or_default();
     body["last_disconnect"] = serde_json::json!(
-        app.live
-            .plugins
+        app.plugins
             .last_disconnect(scope.tenant(), &installation.id)
             .map(|d| d.view())
     );
@@ -141,7 +140,7 @@ async fn install(
             format!("a plugin component may have at most {MAX_COMPONENT_BYTES} bytes"),
         )
     })?;
-    let ctx = PluginContext::running(&app.store, &app.live.plugins)?;
+    let ctx = PluginContext::running(&app.store, &app.plugins)?;
     let Installed {
         installation: installed,
         plugin,
@@ -247,7 +246,7 @@ async fn update(
     }
     if let Some(enabled) = input.enabled {
         after = plugins::set_enabled(&app.store, &scope, &id, enabled).await?;
-        app.live.plugins.forget_installations(scope.tenant_id());
+        app.plugins.forget_installations(scope.tenant_id());
     }
     audit_change(
         &app,
@@ -298,11 +297,7 @@ async fn replay(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let installation = plugins::get(&app.store, &scope, &id).await?;
-    let ran = app
-        .live
-        .plugins
-        .replay(scope.tenant(), &installation.id, &letter)
-        .await?;
+    let ran = app.plugins.replay(scope.tenant(), &installation.id, &letter).await?;
     let event = crate::store::audit::AuditEvent::in_tenant(
         &scope,
         "plugin.dead_letter.replay",
@@ -338,7 +333,7 @@ async fn remove(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let removed = plugins::remove(&app.store, &scope, &id).await?;
-    app.live.plugins.forget_installations(scope.tenant_id());
+    app.plugins.forget_installations(scope.tenant_id());
     audit_change(
         &app,
         &scope,

@@ -601,7 +601,7 @@ async fn agent_drawer(
     );
     // Call control where a connector can carry it out and the viewer may use it.
     let can_control = crate::auth::permits(scope.role(), Action::Write, Area::Live)
-        && app.live.plugins.has_connector(scope.tenant()).await.unwrap_or(false);
+        && app.plugins.has_connector(scope.tenant()).await.unwrap_or(false);
     context.insert("can_control", &can_control);
     context.insert("timeline", &timeline);
     context.insert("summary", &summary);
