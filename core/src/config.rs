@@ -416,6 +416,16 @@ pub struct HttpConfig {
     /// when set, hooks are answered only there and nothing else is served on it, so plugin
     /// answers never share the UI's origin.
     pub hooks_host: Option<String>,
+    /// Refused anonymous requests (unknown hooks, forms without a CSRF token, uploads before
+    /// signing in, API calls without a valid credential) one client address may make per
+    /// second on average before it is held off (0 turns the hold off).
+    pub anonymous_refusals_per_second: f64,
+    /// How many of those refusals an address may make at once.
+    pub anonymous_refusal_burst: u32,
+    /// How long an address that spent its refusal budget is held off: its new connections are
+    /// closed on arrival and its requests answered 429.
+    #[serde(with = "human_duration")]
+    pub refused_client_hold: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -515,6 +525,9 @@ impl Default for HttpConfig {
             max_ingest_bytes: 16 * 1024 * 1024,
             trust_forwarded_for: false,
             hooks_host: None,
+            anonymous_refusals_per_second: 10.0,
+            anonymous_refusal_burst: 200,
+            refused_client_hold: Duration::from_secs(30),
         }
     }
 }
@@ -942,6 +955,13 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
                 "the warn threshold must be below the alert threshold".into(),
             );
         }
+    }
+    let refusals = config.http.anonymous_refusals_per_second;
+    if !refusals.is_finite() || refusals < 0.0 {
+        bad(
+            "http.anonymous_refusals_per_second",
+            "must be a number of at least 0".into(),
+        );
     }
     if config.database.max_connections == 0 {
         bad("database.max_connections", "must be at least 1".into());

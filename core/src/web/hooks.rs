@@ -70,7 +70,12 @@ async fn hook(
             .unwrap_or_default()
     };
     let (tenant_slug, installation) = (param("tenant"), param("installation"));
-    let not_found = || ApiError::not_found("no webhook here").into_response();
+    // Guessing at hooks is what an anonymous caller pays for (see `shield`).
+    let not_found = || {
+        ApiError::not_found("no webhook here")
+            .anonymous_refusal()
+            .into_response()
+    };
     let tenant = match app.plugins.hook_tenant(&tenant_slug).await {
         Ok(Some(tenant)) => tenant,
         Ok(None) => return not_found(),

@@ -716,6 +716,7 @@ async fn redeem_ticket(app: &AppState, secret: &str) -> ApiResult<super::stream:
             "the stream ticket is unknown, used or expired; get a new one from POST /api/v1/live/tickets",
         )
         .audited(None, "ticket", "api.auth", crate::store::audit::Outcome::Failure)
+        .anonymous_refusal()
     };
     let ticket = app.tokens.tickets.redeem(secret).ok_or_else(refused)?;
     let watch = super::stream::Watch::new(app, super::stream::Credential::Bearer(ticket.bearer), &ticket.scope);

@@ -21,6 +21,7 @@ pub mod page_error;
 pub mod plugins_api;
 pub mod problem;
 pub mod session;
+pub mod shield;
 pub mod sso;
 pub mod stream;
 pub mod ui;
@@ -104,6 +105,8 @@ pub struct AppState {
     pub plugins: Arc<crate::plugins::dispatch::Dispatcher>,
     /// Every tenant's alert rules, evaluated on the live floors.
     pub rules: Arc<crate::rules::service::RuleService>,
+    /// Holds off addresses whose anonymous requests keep being refused.
+    pub shield: Arc<shield::Shield>,
 }
 
 impl AppState {
@@ -141,6 +144,7 @@ impl AppState {
             limits: Arc::new(crate::auth::ratelimit::Limits::new(&config.auth)),
             oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
             jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
+            shield: Arc::new(shield::Shield::new(&config.http)),
             mailer,
             live,
             plugins,
@@ -251,6 +255,8 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(middleware::from_fn(drop_unsafe_request_id))
+        // Outermost: a held-off client costs as little as possible.
+        .layer(middleware::from_fn_with_state(state.clone(), shield::guard))
         .with_state(state);
     if hsts {
         // Only under TLS: browsers then refuse plain HTTP to this host for a year.
@@ -365,7 +371,12 @@ pub async fn serve(
     let grace = state.config.http.shutdown_grace;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut stopped = rx.clone();
+    let listener = shield::ShieldedListener::new(listener, state.shield.clone());
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Answers are written whole; waiting to coalesce them only adds latency.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(true);

@@ -37,7 +37,7 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Respons
                 "this server's metrics need the bearer token configured as metrics.token",
             );
             err.www_authenticate = Some("Bearer realm=\"metrics\"");
-            return err.into_response();
+            return err.anonymous_refusal().into_response();
         }
     }
     let mut response = app.metrics.render().into_response();

@@ -41,6 +41,9 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// Set for refusals worth an audit entry; the API's audit layer writes it.
     pub audit: Option<Box<DeniedAccess>>,
+    /// A refusal of a caller without a valid credential, charged to its address (see
+    /// [`super::shield`]).
+    pub anonymous: bool,
 }
 
 /// A refused API request, for the audit log.
@@ -75,6 +78,7 @@ impl ApiError {
             www_authenticate: None,
             retry_after: None,
             audit: None,
+            anonymous: false,
         }
     }
 
@@ -222,13 +226,19 @@ impl From<AuthError> for ApiError {
                     AuthError::Missing => "Bearer realm=\"monti\"",
                     _ => "Bearer realm=\"monti\", error=\"invalid_token\"",
                 });
-                err
+                err.anonymous_refusal()
             }
         }
     }
 }
 
 impl ApiError {
+    /// Marks the error as the refusal of a caller without a valid credential.
+    pub fn anonymous_refusal(mut self) -> Self {
+        self.anonymous = true;
+        self
+    }
+
     /// Marks the error for the audit log.
     pub fn audited(
         mut self,
@@ -264,6 +274,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.anonymous {
+            response = super::shield::charge(response);
         }
         response
     }

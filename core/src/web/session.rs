@@ -206,12 +206,16 @@ pub async fn resolve(axum::extract::State(app): axum::extract::State<AppState>, 
         };
         let Ok(bytes) = bytes else {
             metrics::counter!("http_form_too_large_total").increment(1);
-            return super::ui::error_page(
+            let refusal = super::ui::error_page(
                 &app,
                 &parts.headers,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "The form is larger than the server accepts.",
             );
+            return match context.current {
+                Some(_) => refusal,
+                None => super::shield::charge(refusal),
+            };
         };
         let presented = presented_csrf(&parts.headers, &bytes);
         // Before a session exists (sign-in, setup) the token is bound to a cookie instead.
@@ -359,12 +363,16 @@ async fn csrf_failure(app: &AppState, parts: &Parts, context: &PageContext, reas
             }
         }
     }
-    super::ui::error_page(
+    let refusal = super::ui::error_page(
         app,
         &parts.headers,
         StatusCode::FORBIDDEN,
         &context.locale.text("errors.csrf"),
-    )
+    );
+    match context.current {
+        Some(_) => refusal,
+        None => super::shield::charge(refusal),
+    }
 }
 
 /// Loads the session for a cookie secret with its account and memberships. `None` when the

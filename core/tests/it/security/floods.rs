@@ -579,3 +579,98 @@ async fn plugin_metrics_are_labelled_by_installation() {
     }
     server.stop().await;
 }
+
+// --- anonymous refusals ---------------------------------------------------------------------
+
+/// A client at `address` (one of the loopback addresses, so the test's other calls come from
+/// somewhere else), with connections kept alive.
+fn client_at(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// An address whose anonymous requests keep being refused (unknown hooks, forms without a
+/// CSRF token, API calls without a credential) is held off: its open connection gets 429, its
+/// new connections are closed unanswered. Other addresses, and a signed-in caller's own
+/// refusals, are not charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_whose_anonymous_requests_keep_being_refused_is_held_off() {
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.http.anonymous_refusals_per_second = 0.1;
+        c.http.anonymous_refusal_burst = 6;
+        c.http.refused_client_hold = Duration::from_secs(120);
+    })
+    .await
+    .unwrap();
+    let admin = server.tenant("calm", Role::TenantAdmin).await;
+
+    // A caller with a valid token may get as many refusals of its own as it likes.
+    let member = client_at("127.0.0.3");
+    for _ in 0..10 {
+        let missing = member
+            .get(server.url("/api/v1/agents/agt_missing"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+    }
+
+    let attacker = client_at("127.0.0.2");
+    let refusals = [
+        attacker.post(server.url("/hooks/nobody/inst_x/x")).body("{}"),
+        attacker.post(server.url("/hooks/calm/inst_made_up/x")).body("{}"),
+        attacker
+            .post(server.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("email=a%40b.c&password=x"),
+        attacker.get(server.url("/api/v1/agents")),
+        attacker
+            .get(server.url("/api/v1/agents"))
+            .bearer_auth("mnt_not_a_token"),
+        attacker.post(server.url("/hooks/nobody/inst_y/x")).body("{}"),
+    ];
+    for request in refusals {
+        let status = request.send().await.unwrap().status();
+        assert!(
+            [401, 403, 404].contains(&status.as_u16()),
+            "refused, not held off yet: {status}"
+        );
+    }
+    // The seventh refusal is over budget: from now on the address is held off.
+    let over = attacker
+        .post(server.url("/hooks/nobody/inst_z/x"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), 404);
+    let held = attacker.get(server.url("/login")).send().await.unwrap();
+    assert_eq!(held.status(), 429, "the kept-alive connection is answered at once");
+    let retry: u64 = held.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((100..=120).contains(&retry), "retry after the hold: {retry}");
+    let fresh = client_at("127.0.0.2").get(server.url("/login")).send().await;
+    assert!(fresh.is_err(), "a new connection is closed unanswered: {fresh:?}");
+
+    // Everyone else is served as before.
+    let calm = client_at("127.0.0.4");
+    let listed = calm
+        .get(server.url("/api/v1/agents"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let member_still = member
+        .get(server.url("/api/v1/agents"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(member_still.status(), 200);
+    assert_eq!(calm.get(server.url("/login")).send().await.unwrap().status(), 200);
+    server.stop().await;
+}
