@@ -4,6 +4,7 @@
 //! contained and explained, versions kept, alerts acknowledged, every change audited, tenants
 //! kept apart. On SQLite and PostgreSQL.
 
+use crate::both_backends;
 use crate::common;
 
 use std::time::{Duration, Instant};
@@ -30,10 +31,8 @@ async fn until(server: &TestServer, token: &str, path: &str, what: &str, ready: 
     }
 }
 
-async fn rules_fire_resolve_and_explain(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
-        return;
-    };
+/// Tenant acme with a queue and an agent; its admin's, supervisor's and viewer's tokens.
+async fn acme(server: &TestServer) -> (String, String, String) {
     let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
     let supervisor = server.tenant("acme", monti::domain::Role::Supervisor).await;
     let viewer = server.tenant("acme", monti::domain::Role::Viewer).await;
@@ -45,7 +44,12 @@ async fn rules_fire_resolve_and_explain(backend: Backend) {
         .post("/api/v1/agents", &admin, json!({ "name": "Ana", "extension": "1001" }))
         .await
         .expect(201);
+    (admin, supervisor, viewer)
+}
 
+both_backends!(rules_are_checked_before_they_are_saved_and_hostile_ones_contained);
+async fn rules_are_checked_before_they_are_saved_and_hostile_ones_contained(server: &TestServer) {
+    let (admin, supervisor, viewer) = acme(server).await;
     // Syntax errors say where; unknown names and placeholders are refused before saving.
     let bad = server
         .post(
@@ -101,6 +105,71 @@ async fn rules_fire_resolve_and_explain(backend: Backend) {
         .await
         .expect_problem(403);
 
+    // Hostile rules run, fail and say why; the others are not held up.
+    for (name, expression) in [
+        ("Typo", "queue.wating > 1"),
+        ("Endless", "loop { } true"),
+        ("Recursion", "fn f(n) { f(n + 1) } f(0)"),
+        ("Huge", "let s = \"x\"; loop { s += s; } true"),
+        ("Not a condition", "queue.waiting"),
+    ] {
+        server
+            .post(
+                "/api/v1/alert-rules",
+                &admin,
+                json!({ "name": name, "scope": "queue", "expression": expression, "for_s": 0 }),
+            )
+            .await
+            .expect(201);
+    }
+    let rules = until(server, &admin, "/api/v1/alert-rules", "errors reported", |b| {
+        b["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().filter(|r| r["status"]["error"].is_object()).count() == 5)
+    })
+    .await;
+    let error_of = |name: &str| -> String {
+        rules["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == json!(name))
+            .map(|r| r["status"]["error"]["message"].as_str().unwrap_or_default().to_owned())
+            .unwrap()
+    };
+    assert!(error_of("Typo").contains("wating"));
+    assert!(error_of("Endless").contains("stopped"));
+    assert!(error_of("Recursion").contains("deep"));
+    assert!(error_of("Huge").contains("limit"));
+    assert!(error_of("Not a condition").contains("true or false"));
+
+    // The starter set imports once.
+    let imported = server.post("/api/v1/alert-rules/starter", &admin, json!({})).await;
+    imported.expect(201);
+    assert_eq!(
+        imported.body["created"].as_array().unwrap().len(),
+        4,
+        "{}",
+        imported.body
+    );
+    let again = server.post("/api/v1/alert-rules/starter", &admin, json!({})).await;
+    assert_eq!(again.body["skipped"].as_array().unwrap().len(), 4);
+
+    // The API reference describes all of it.
+    let openapi = server.get("/api/v1/openapi.json", &admin).await.body;
+    for path in [
+        "/api/v1/alert-rules",
+        "/api/v1/alert-rules/{id}/silence",
+        "/api/v1/alerts",
+        "/api/v1/alert-notifications",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} is in the API reference");
+    }
+}
+
+both_backends!(a_rule_fires_is_acknowledged_resolves_and_keeps_its_versions);
+async fn a_rule_fires_is_acknowledged_resolves_and_keeps_its_versions(server: &TestServer) {
+    let (admin, supervisor, viewer) = acme(server).await;
     let created = server
         .post(
             "/api/v1/alert-rules",
@@ -136,7 +205,7 @@ async fn rules_fire_resolve_and_explain(backend: Backend) {
     tested.expect(200);
     assert_eq!(tested.body["holding"][0]["message"], json!("Sales"), "{}", tested.body);
     let started = Instant::now();
-    let alerts = until(&server, &supervisor, "/api/v1/alerts", "the alert fires", |b| {
+    let alerts = until(server, &supervisor, "/api/v1/alerts", "the alert fires", |b| {
         b["items"].as_array().is_some_and(|i| i.len() == 1)
     })
     .await;
@@ -187,7 +256,7 @@ async fn rules_fire_resolve_and_explain(backend: Backend) {
         })
         .collect();
     server.post("/api/v1/events", &admin, json!(leaves)).await.expect(200);
-    until(&server, &admin, "/api/v1/alerts", "resolved", |b| {
+    until(server, &admin, "/api/v1/alerts", "resolved", |b| {
         b["items"].as_array().is_some_and(Vec::is_empty)
     })
     .await;
@@ -206,56 +275,6 @@ async fn rules_fire_resolve_and_explain(backend: Backend) {
         .body;
     assert_eq!(versions["items"].as_array().unwrap().len(), 2, "{versions}");
     assert_eq!(versions["items"][1]["rule"]["for_s"], json!(1));
-
-    // Hostile rules run, fail and say why; the others are not held up.
-    for (name, expression) in [
-        ("Typo", "queue.wating > 1"),
-        ("Endless", "loop { } true"),
-        ("Recursion", "fn f(n) { f(n + 1) } f(0)"),
-        ("Huge", "let s = \"x\"; loop { s += s; } true"),
-        ("Not a condition", "queue.waiting"),
-    ] {
-        server
-            .post(
-                "/api/v1/alert-rules",
-                &admin,
-                json!({ "name": name, "scope": "queue", "expression": expression, "for_s": 0 }),
-            )
-            .await
-            .expect(201);
-    }
-    let rules = until(&server, &admin, "/api/v1/alert-rules", "errors reported", |b| {
-        b["items"]
-            .as_array()
-            .is_some_and(|items| items.iter().filter(|r| r["status"]["error"].is_object()).count() == 5)
-    })
-    .await;
-    let error_of = |name: &str| -> String {
-        rules["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == json!(name))
-            .map(|r| r["status"]["error"]["message"].as_str().unwrap_or_default().to_owned())
-            .unwrap()
-    };
-    assert!(error_of("Typo").contains("wating"));
-    assert!(error_of("Endless").contains("stopped"));
-    assert!(error_of("Recursion").contains("deep"));
-    assert!(error_of("Huge").contains("limit"));
-    assert!(error_of("Not a condition").contains("true or false"));
-
-    // The starter set imports once.
-    let imported = server.post("/api/v1/alert-rules/starter", &admin, json!({})).await;
-    imported.expect(201);
-    assert_eq!(
-        imported.body["created"].as_array().unwrap().len(),
-        4,
-        "{}",
-        imported.body
-    );
-    let again = server.post("/api/v1/alert-rules/starter", &admin, json!({})).await;
-    assert_eq!(again.body["skipped"].as_array().unwrap().len(), 4);
 
     // Audited.
     let audit = server.get("/api/v1/audit?action=alert_rule.update", &admin).await.body;
@@ -276,27 +295,6 @@ async fn rules_fire_resolve_and_explain(backend: Backend) {
         .delete(&format!("/api/v1/alert-rules/{rule}"), &admin)
         .await
         .expect(204);
-    // The API reference describes all of it.
-    let openapi = server.get("/api/v1/openapi.json", &admin).await.body;
-    for path in [
-        "/api/v1/alert-rules",
-        "/api/v1/alert-rules/{id}/silence",
-        "/api/v1/alerts",
-        "/api/v1/alert-notifications",
-    ] {
-        assert!(openapi["paths"][path].is_object(), "{path} is in the API reference");
-    }
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_rules_on_sqlite() {
-    rules_fire_resolve_and_explain(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_rules_on_postgres() {
-    rules_fire_resolve_and_explain(Backend::Postgres).await;
 }
 
 /// A webhook receiver: records what it was sent (body, `Monti-Signature`), answers `status`,

@@ -2,7 +2,7 @@
 //! all go through it, so the operator's policy refuses a plugin alike everywhere — the demo
 //! used to install its Asterisk connector past it.
 
-use crate::common::{self, TestServer, Visitor, account};
+use crate::common::{self, TestServer, account};
 use monti::domain::Role;
 use monti::store::{SystemActor, tenants};
 
@@ -34,7 +34,7 @@ async fn the_operators_policy_refuses_a_plugin_alike_everywhere() {
     let problem: serde_json::Value = api.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains(REFUSAL), "{problem}");
 
-    // The admin page's upload form.
+    // The admin page's upload form, in a browser, as a tenant admin uses it.
     account(
         &s.store,
         "ada@acme.example",
@@ -43,48 +43,31 @@ async fn the_operators_policy_refuses_a_plugin_alike_everywhere() {
         false,
     )
     .await;
-    let mut ui = Visitor::new(&s);
-    assert_eq!(
-        ui.sign_in("ada@acme.example", "correct horse battery").await.status,
-        303
-    );
-    ui.get("/admin/plugins").await;
-    let boundary = "monti-test-boundary-7d3f";
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{}\r\n",
-            ui.csrf.clone().expect("a CSRF token")
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"asterisk.wasm\"\r\n\
-             Content-Type: application/wasm\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(&connector);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let page = s
-        .client
-        .post(s.url("/admin/plugins"))
-        .header("cookie", ui.cookie_header())
-        .header("x-csrf-token", ui.csrf.clone().unwrap())
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 403);
-    let body = page.text().await.unwrap();
-    assert!(body.contains(REFUSAL), "{body}");
-
-    // The command line, with the same policy in its configuration.
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("asterisk.wasm");
     std::fs::write(&wasm, &connector).unwrap();
+    if let Some(browser) = common::browser::Browser::launch().await {
+        let wait = std::time::Duration::from_secs(15);
+        let mut page = browser.page().await;
+        page.sign_in_at(&s.url("/admin/plugins"), "ada@acme.example", "correct horse battery")
+            .await;
+        assert!(page.wait_for("location.pathname === '/admin/plugins'", wait).await);
+        page.choose_file("#component", &wasm).await;
+        page.click("#upload").await;
+        assert!(
+            page.wait_for(&format!("document.body.innerText.includes({REFUSAL:?})"), wait)
+                .await,
+            "the page says why: {}",
+            page.text().await
+        );
+        assert_eq!(
+            page.eval("location.pathname").await,
+            serde_json::json!("/admin/plugins"),
+            "still on the plugin list, nothing installed"
+        );
+    }
+
+    // The command line, with the same policy in its configuration.
     let toml = dir.path().join("monti.toml");
     std::fs::write(&toml, "[plugins]\nallowed = [\"state-hook\"]\n").unwrap();
     let (ok, _, err) = common::monti_cli(

@@ -225,6 +225,24 @@ impl Page {
         );
     }
 
+    /// Chooses `file` in the file input at `selector`, as a person picking it would.
+    pub async fn choose_file(&mut self, selector: &str, file: &std::path::Path) {
+        let document = self.call("DOM.getDocument", json!({})).await;
+        let input = self
+            .call(
+                "DOM.querySelector",
+                json!({ "nodeId": document["result"]["root"]["nodeId"], "selector": selector }),
+            )
+            .await;
+        self.call(
+            "DOM.setFileInputFiles",
+            json!({ "nodeId": input["result"]["nodeId"], "files": [file.to_str().expect("a UTF-8 path")] }),
+        )
+        .await;
+        let chosen = format!("document.querySelector({}).files.length", json!(selector));
+        assert_eq!(self.eval(&chosen).await, json!(1), "file chosen at {selector}: {input}");
+    }
+
     /// Opens `url` (which asks to sign in) and signs in with the form.
     pub async fn sign_in_at(&mut self, url: &str, email: &str, password: &str) {
         self.goto(url).await;
