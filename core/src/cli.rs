@@ -1265,24 +1265,44 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
         }) => {
             let store = admin_store(config_file, &data).await?;
             let role: Role = if platform { Role::PlatformAdmin } else { role.parse()? };
-            let expires_at = expires
-                .as_deref()
-                .map(crate::web::api::expiry_from_lifetime)
-                .transpose()
-                .map_err(|e| anyhow!("--expires: {e}"))?;
-            let tenant_id = match &tenant {
-                Some(slug) => Some(
-                    tenants::by_slug(&store, slug)
+            let issued = match &tenant {
+                // A tenant's token: the flow the API and the admin page use, audited as `cli`.
+                Some(slug) => {
+                    let scope = tenants::system_scope(&store, slug, crate::store::SystemActor::Operator)
+                        .await
+                        .map_err(|e| match e {
+                            crate::store::StoreError::NotFound { .. } => {
+                                anyhow!("no tenant with slug `{slug}` (see `monti admin tenant list`)")
+                            }
+                            other => explain(other),
+                        })?;
+                    let request = crate::service::access::TokenRequest {
+                        name: name.clone(),
+                        role,
+                        expires_in: expires.clone(),
+                        scopes: Default::default(),
+                    };
+                    let origin = crate::store::audit::Origin::default();
+                    crate::service::access::issue_token(&store, &scope, &origin, request)
+                        .await
+                        .map_err(|e| match e {
+                            crate::service::access::AccessError::Invalid(v) => {
+                                explain(crate::store::StoreError::Invalid(v))
+                            }
+                            other => anyhow!(other),
+                        })?
+                }
+                None => {
+                    let expires_at = expires
+                        .as_deref()
+                        .map(crate::service::access::expiry_from_lifetime)
+                        .transpose()
+                        .map_err(|e| anyhow!("--expires: {e}"))?;
+                    tokens::issue(&store, None, &name, role, expires_at, "cli")
                         .await
                         .map_err(explain)?
-                        .ok_or_else(|| anyhow!("no tenant with slug `{slug}` (see `monti admin tenant list`)"))?
-                        .id,
-                ),
-                None => None,
+                }
             };
-            let issued = tokens::issue(&store, tenant_id.as_deref(), &name, role, expires_at, "cli")
-                .await
-                .map_err(explain)?;
             // Only the token on stdout, so it can be captured: TOKEN=$(monti admin token create …)
             println!("{}", issued.secret);
             eprintln!("created token {} ({role}) — it is shown only once", issued.token.id);

@@ -2,5 +2,6 @@
 //! UI, the command line, the demo) exists once here, with its validation, policy and audit.
 //! The entry points translate input and output; the store below holds the data.
 
+pub mod access;
 pub mod plugins;
 pub mod rules;

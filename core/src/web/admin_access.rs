@@ -15,13 +15,14 @@ use super::admin::tenant_scope;
 use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::ui::render_page;
-use crate::auth::{Action, Area, GrantError, invitations};
+use crate::auth::{Action, Area, invitations};
 use crate::domain::Role;
 use crate::domain::time::to_rfc3339;
+use crate::service::access::{self, AccessError};
 use crate::store::audit::{self, AuditEntry, AuditEvent, AuditRow, Outcome};
 use crate::store::entities::locations::Location;
 use crate::store::entities::teams::Team;
-use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
+use crate::store::entities::users::{Member, MemberCreate, MemberUpdate};
 use crate::store::resource;
 use crate::store::tokens::{self, ApiToken};
 use crate::store::{ListParams, accounts, sessions};
@@ -248,32 +249,6 @@ async fn add_user(
     })
 }
 
-/// Refuses acting on someone who can do more than the caller: recorded as denied, and the
-/// users page again saying why.
-async fn beyond_reach(
-    app: &AppState,
-    signed: &SignedIn,
-    scope: &crate::store::TenantScope,
-    action: &str,
-    id: &str,
-    error: GrantError,
-) -> Response {
-    let event = AuditEvent::in_tenant(scope, action, Outcome::Denied)
-        .target("user", id)
-        .detail(error.to_string());
-    audit::record(&app.store, event, &signed.page.origin).await;
-    users_view(
-        app,
-        signed,
-        UsersQuery::default(),
-        Some(signed.page.locale.translate(&error.to_string())),
-        Map::new(),
-        None,
-        StatusCode::FORBIDDEN,
-    )
-    .await
-}
-
 /// The 404 page for an id that names nothing here (a fragment for htmx).
 fn not_found(app: &AppState, signed: &SignedIn) -> Response {
     super::ui::error_page(
@@ -322,12 +297,7 @@ async fn update_user(
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
-    let before: Member = match resource::get(&app.store, &scope, &id).await {
-        Ok(member) => member,
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
-    let role = form_value(&form, "role").map(str::parse::<Role>).transpose();
-    let Ok(role) = role else {
+    let Ok(role) = form_value(&form, "role").map(str::parse::<Role>).transpose() else {
         return Ok(users_view(
             &app,
             &signed,
@@ -339,90 +309,88 @@ async fn update_user(
         )
         .await);
     };
-    // Admins cannot lock themselves out by accident.
-    let disabled = form_value(&form, "disabled").map(|v| v == "true");
-    if id == signed.current.account.id && (disabled == Some(true) || role.is_some_and(|r| r != Role::TenantAdmin)) {
-        return Ok(users_view(
-            &app,
-            &signed,
-            UsersQuery::default(),
-            Some("You cannot remove your own administrator access; ask another admin.".into()),
-            Map::new(),
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await);
-    }
     let scopes_sent = form_value(&form, "scopes").is_some();
     let input = MemberUpdate {
         display_name: None,
         role,
         team_scope: scopes_sent.then(|| form_values(&form, "team_scope")),
         location_scope: scopes_sent.then(|| form_values(&form, "location_scope")),
-        disabled,
+        disabled: form_value(&form, "disabled").map(|v| v == "true"),
     };
-    if let Err(e) = invitations::may_change_member(&scope, &before, &input) {
-        return Ok(beyond_reach(&app, &signed, &scope, "user.update", &id, e).await);
-    }
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
-    Ok(match users::update(&app.store, &scope, &id, version, input).await {
-        Ok(member) => {
-            if member.disabled {
-                // A disabled member's sessions in this tenant end now.
-                if let Ok(list) = sessions::list_for_tenant(&app.store, scope.tenant(), i64::MAX / 4).await {
-                    for s in list.into_iter().filter(|s| s.user_id == id) {
-                        let _ = sessions::revoke_in_tenant(&app.store, scope.tenant(), &s.id).await;
-                    }
-                }
-            }
-            let event = AuditEvent::in_tenant(&scope, "user.update", Outcome::Success)
-                .target("user", &id)
-                .change(serde_json::to_value(before).ok(), serde_json::to_value(&member).ok());
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/users").into_response()
-        }
-        Err(e) => users_rejected(&app, &signed, e).await,
-    })
+    Ok(
+        match access::update_member(&app.store, &scope, &signed.page.origin, &id, version, input).await {
+            Ok(_) => Redirect::to("/admin/users").into_response(),
+            Err(e) => users_refused(&app, &signed, e).await,
+        },
+    )
 }
 
 async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
-    if id == signed.current.account.id {
-        return Ok(users_view(
-            &app,
-            &signed,
-            UsersQuery::default(),
-            Some("You cannot remove yourself.".into()),
-            Map::new(),
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await);
+    Ok(
+        match access::remove_member(&app.store, &scope, &signed.page.origin, &id, None).await {
+            Ok(()) => Redirect::to("/admin/users").into_response(),
+            Err(e) => users_refused(&app, &signed, e).await,
+        },
+    )
+}
+
+/// The users page again after an access flow refused a change, saying why.
+async fn users_refused(app: &AppState, signed: &SignedIn, error: AccessError) -> Response {
+    match refusal(app, signed, error) {
+        Refusal::Shown {
+            status,
+            message,
+            errors,
+        } => users_view(app, signed, UsersQuery::default(), message, errors, None, status).await,
+        Refusal::Failed(page) => page,
     }
-    let before: Member = match resource::get(&app.store, &scope, &id).await {
-        Ok(member) => member,
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
-    if let Err(e) = invitations::may_manage_member(&scope, &before) {
-        return Ok(beyond_reach(&app, &signed, &scope, "user.remove", &id, e).await);
-    }
-    Ok(match users::remove(&app.store, &scope, &id, None).await {
-        Ok(()) => {
-            let event = AuditEvent::in_tenant(&scope, "user.remove", Outcome::Success)
-                .target("user", &id)
-                .change(serde_json::to_value(before).ok(), None);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/users").into_response()
-        }
-        Err(e) => {
-            let status = match e {
-                crate::store::StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-                _ => StatusCode::CONFLICT,
+}
+
+/// How a page shows a refused access flow.
+enum Refusal {
+    /// The page again, with a message and field errors.
+    Shown {
+        status: StatusCode,
+        message: Option<String>,
+        errors: Map<String, Value>,
+    },
+    /// An error page of its own (nothing there, storage failed).
+    Failed(Response),
+}
+
+fn refusal(app: &AppState, signed: &SignedIn, error: AccessError) -> Refusal {
+    let locale = signed.page.locale;
+    let (status, store_error) = match error {
+        AccessError::Beyond(why) => {
+            return Refusal::Shown {
+                status: StatusCode::FORBIDDEN,
+                message: Some(locale.translate(&why.to_string())),
+                errors: Map::new(),
             };
-            let message = Some(e.to_string());
-            users_view(&app, &signed, UsersQuery::default(), message, Map::new(), None, status).await
         }
-    })
+        AccessError::OwnAccess(why) => {
+            return Refusal::Shown {
+                status: StatusCode::CONFLICT,
+                message: Some(locale.translate(why)),
+                errors: Map::new(),
+            };
+        }
+        AccessError::Invalid(v) => (StatusCode::UNPROCESSABLE_ENTITY, crate::store::StoreError::Invalid(v)),
+        AccessError::Store(crate::store::StoreError::NotFound { .. }) => {
+            return Refusal::Failed(not_found(app, signed));
+        }
+        AccessError::Store(e) => (StatusCode::CONFLICT, e),
+    };
+    match super::admin::field_errors(store_error, locale) {
+        Ok((errors, message)) => Refusal::Shown {
+            status,
+            message: message.or(Some(locale.text("common.fix_errors"))),
+            errors,
+        },
+        Err(e) => Refusal::Failed(super::admin::unavailable(app, signed, &e)),
+    }
 }
 
 async fn reset_link(
@@ -439,8 +407,8 @@ async fn reset_link(
         Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
     };
     // A link signs in as the member: only for someone the caller could have made.
-    if let Err(e) = invitations::may_manage_member(&scope, &member) {
-        return Ok(beyond_reach(&app, &signed, &scope, "user.reset_link", &id, e).await);
+    if let Err(e) = access::may_manage(&app.store, &scope, &signed.page.origin, "user.reset_link", &member).await {
+        return Ok(users_refused(&app, &signed, e).await);
     }
     let account = accounts::by_id(&app.store, &member.id).await.ok();
     let elsewhere = accounts::memberships(&app.store, &member.id)
@@ -602,105 +570,55 @@ async fn create_token(
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Tokens)?;
-    let mut errors = Map::new();
-    let role = match form_value(&form, "role").unwrap_or("viewer").parse::<Role>() {
-        Ok(Role::PlatformAdmin) | Err(_) => {
-            errors.insert("role".into(), json!("choose a tenant role"));
-            None
-        }
-        Ok(r) => Some(r),
-    };
-    let expires_at = match form_value(&form, "expires").map(str::trim).filter(|v| !v.is_empty()) {
-        Some(lifetime) => match super::api::expiry_from_lifetime(lifetime) {
-            Ok(at) => Some(at),
-            Err(e) => {
-                errors.insert("expires".into(), json!(e));
-                None
-            }
-        },
-        None => None,
-    };
-    let (Some(role), true) = (role, errors.is_empty()) else {
+    let Ok(role) = form_value(&form, "role").unwrap_or("viewer").parse::<Role>() else {
+        let errors = Map::from_iter([("role".to_owned(), json!("choose a tenant role"))]);
         return Ok(tokens_view(&app, &signed, None, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await);
     };
-    let name = form_value(&form, "name").unwrap_or_default();
-    let scopes = tokens::TokenScopes {
-        teams: form_values(&form, "team_scope"),
-        locations: form_values(&form, "location_scope"),
+    let request = access::TokenRequest {
+        name: form_value(&form, "name").unwrap_or_default().to_owned(),
+        role,
+        expires_in: form_value(&form, "expires").map(str::to_owned),
+        scopes: tokens::TokenScopes {
+            teams: form_values(&form, "team_scope"),
+            locations: form_values(&form, "location_scope"),
+        },
     };
-    if let Err(e) = crate::auth::may_grant(&scope, role, &scopes.teams, &scopes.locations) {
-        let event = AuditEvent::in_tenant(&scope, "token.create", Outcome::Denied).detail(e.to_string());
-        audit::record(&app.store, event, &signed.page.origin).await;
-        return Ok(tokens_view(
-            &app,
-            &signed,
-            Some(signed.page.locale.translate(&e.to_string())),
-            Map::new(),
-            None,
-            StatusCode::FORBIDDEN,
-        )
-        .await);
-    }
     Ok(
-        match tokens::issue_scoped(
-            &app.store,
-            Some(scope.tenant_id()),
-            name,
-            role,
-            expires_at,
-            scope.actor(),
-            scopes,
-        )
-        .await
-        {
+        match access::issue_token(&app.store, &scope, &signed.page.origin, request).await {
             Ok(issued) => {
-                let event = AuditEvent::in_tenant(&scope, "token.create", Outcome::Success)
-                    .target("token", &issued.token.id)
-                    .change(None, serde_json::to_value(&issued.token).ok());
-                audit::record(&app.store, event, &signed.page.origin).await;
-                tokens_view(
-                    &app,
-                    &signed,
-                    None,
-                    Map::new(),
-                    Some(issued.secret),
-                    StatusCode::CREATED,
-                )
-                .await
+                let secret = Some(issued.secret);
+                tokens_view(&app, &signed, None, Map::new(), secret, StatusCode::CREATED).await
             }
-            Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-                Ok((errors, message)) => {
-                    tokens_view(&app, &signed, message, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
-                }
-                Err(e) => super::admin::unavailable(&app, &signed, &e),
-            },
+            Err(e) => tokens_refused(&app, &signed, e).await,
         },
     )
 }
 
 async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Tokens)?;
-    let token = match resource::get::<ApiToken>(&app.store, &scope, &id).await {
-        Ok(token) => token,
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
-    if let Err(e) = crate::auth::may_manage(&scope, &token.role, &token.team_scope.0, &token.location_scope.0) {
-        let event = AuditEvent::in_tenant(&scope, "token.revoke", Outcome::Denied)
-            .target("token", &id)
-            .detail(e.to_string());
-        audit::record(&app.store, event, &signed.page.origin).await;
-        let message = signed.page.locale.translate(&e.to_string());
-        return Ok(tokens_view(&app, &signed, Some(message), Map::new(), None, StatusCode::FORBIDDEN).await);
-    }
-    Ok(match tokens::revoke(&app.store, &scope, &id).await {
-        Ok(()) => {
-            app.tokens.forget(Some(&id), None);
-            let event = AuditEvent::in_tenant(&scope, "token.revoke", Outcome::Success).target("token", &id);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/tokens").into_response()
+    Ok(
+        match access::revoke_token(&app.store, &app.tokens, &scope, &signed.page.origin, &id).await {
+            Ok(()) => Redirect::to("/admin/tokens").into_response(),
+            Err(e) => tokens_refused(&app, &signed, e).await,
+        },
+    )
+}
+
+/// The tokens page again after a refused change, its field errors named as its form names them.
+async fn tokens_refused(app: &AppState, signed: &SignedIn, error: AccessError) -> Response {
+    match refusal(app, signed, error) {
+        Refusal::Shown {
+            status,
+            message,
+            mut errors,
+        } => {
+            if let Some(expiry) = errors.remove("expires_in") {
+                errors.insert("expires".into(), expiry);
+            }
+            tokens_view(app, signed, message, errors, None, status).await
         }
-        Err(e) => super::admin::unavailable(&app, &signed, &e),
-    })
+        Refusal::Failed(page) => page,
+    }
 }
 
 async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
@@ -732,37 +650,15 @@ async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> PageRes
 
 async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Sessions)?;
-    let owner = match sessions::owner_in_tenant(&app.store, scope.tenant(), &id).await {
-        Ok(Some(owner)) => owner,
-        Ok(None) => return Ok(not_found(&app, &signed)),
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
-    // Signing someone out is managing them: only members the caller could have made.
-    let member = match resource::get::<Member>(&app.store, &scope, &owner).await {
-        Ok(member) => Some(member),
-        Err(crate::store::StoreError::NotFound { .. }) => None,
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
-    if let Some(Err(e)) = member.map(|m| invitations::may_manage_member(&scope, &m)) {
-        let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Denied)
-            .target("session", &id)
-            .detail(e.to_string());
-        audit::record(&app.store, event, &signed.page.origin).await;
-        return Ok(super::ui::error_page(
-            &app,
-            &signed.page.error_headers,
-            StatusCode::FORBIDDEN,
-            &signed.page.locale.translate(&e.to_string()),
-        ));
-    }
     Ok(
-        match sessions::revoke_in_tenant(&app.store, scope.tenant(), &id).await {
-            Ok(()) => {
-                let event = AuditEvent::in_tenant(&scope, "session.revoke", Outcome::Success).target("session", &id);
-                audit::record(&app.store, event, &signed.page.origin).await;
-                Redirect::to("/admin/sessions").into_response()
-            }
-            Err(e) => super::admin::unavailable(&app, &signed, &e),
+        match access::revoke_session(&app.store, &scope, &signed.page.origin, &id).await {
+            Ok(()) => Redirect::to("/admin/sessions").into_response(),
+            Err(e) => match refusal(&app, &signed, e) {
+                Refusal::Shown { status, message, .. } => {
+                    super::ui::error_page(&app, &signed.page.error_headers, status, &message.unwrap_or_default())
+                }
+                Refusal::Failed(page) => page,
+            },
         },
     )
 }

@@ -13,7 +13,8 @@ use super::extract::{ApiJson, Caller, IfMatch, ListQuery, RequestOrigin, etag};
 use super::list_cache::{PageKey, fingerprint};
 use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
-use crate::domain::{Role, Validation};
+use crate::domain::Role;
+use crate::service::access;
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::DidRow;
@@ -21,7 +22,7 @@ use crate::store::entities::endpoints::EndpointRow;
 use crate::store::entities::locations::Location;
 use crate::store::entities::queues::{self, PenaltyInput, Queue, QueueMemberInput};
 use crate::store::entities::teams::Team;
-use crate::store::entities::users::{self, Member, MemberCreate, MemberUpdate};
+use crate::store::entities::users::{Member, MemberCreate, MemberUpdate};
 use crate::store::invitations::Invitation;
 use crate::store::resource::{self, Listable, Writable};
 use crate::store::tenants;
@@ -362,18 +363,8 @@ async fn update_user(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
     let input = body.0?;
-    let before = resource::get::<Member>(&app.store, &scope, &id).await?;
-    crate::auth::invitations::may_change_member(&scope, &before, &input)
-        .map_err(|e| beyond_reach(&scope, "user.update", e))?;
-    let member = users::update(&app.store, &scope, &id, expected, input).await?;
-    let (before, after) = (serde_json::to_value(&before).ok(), serde_json::to_value(&member).ok());
-    audit_change(&app, &scope, &origin, "user.update", ("user", &id), before, after).await;
+    let member = access::update_member(&app.store, &scope, &origin, &id, expected, input).await?;
     Ok(versioned(StatusCode::OK, member.stamps.version, None, &member))
-}
-
-/// 403 for acting on a member or token that can do more than the caller, audited as denied.
-fn beyond_reach(scope: &crate::store::TenantScope, action: &'static str, error: crate::auth::GrantError) -> ApiError {
-    ApiError::forbidden(error.to_string()).audited(Some(scope.tenant_id()), scope.actor(), action, Outcome::Denied)
 }
 
 async fn remove_user(
@@ -384,11 +375,7 @@ async fn remove_user(
     IfMatch(expected): IfMatch,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Users)?;
-    let before = resource::get::<Member>(&app.store, &scope, &id).await?;
-    crate::auth::invitations::may_manage_member(&scope, &before).map_err(|e| beyond_reach(&scope, "user.remove", e))?;
-    users::remove(&app.store, &scope, &id, expected).await?;
-    let before = serde_json::to_value(&before).ok();
-    audit_change(&app, &scope, &origin, "user.remove", ("user", &id), before, None).await;
+    access::remove_member(&app.store, &scope, &origin, &id, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -410,19 +397,6 @@ pub struct TokenCreate {
     pub location_scope: Vec<String>,
 }
 
-/// Parses a lifetime such as `30d` into an absolute expiry (Unix ms).
-pub fn expiry_from_lifetime(lifetime: &str) -> Result<i64, String> {
-    let duration = humantime::parse_duration(lifetime)
-        .map_err(|e| format!("`{lifetime}` is not a lifetime like 30d or 12h: {e}"))?;
-    let ms = i64::try_from(duration.as_millis()).map_err(|_| "too long".to_owned())?;
-    if ms < 60_000 {
-        return Err("must be at least one minute".into());
-    }
-    crate::domain::time::now_ms()
-        .checked_add(ms)
-        .ok_or_else(|| "too long".into())
-}
-
 async fn create_token(
     State(app): State<AppState>,
     caller: Caller,
@@ -431,53 +405,16 @@ async fn create_token(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
     let input = body.0?;
-    let expires_at = match input.expires_in.as_deref().map(expiry_from_lifetime) {
-        Some(Err(e)) => return Err(Validation::single("expires_in", e).into()),
-        Some(Ok(at)) => Some(at),
-        None => None,
+    let request = access::TokenRequest {
+        name: input.name,
+        role: input.role,
+        expires_in: input.expires_in,
+        scopes: tokens::TokenScopes {
+            teams: input.team_scope,
+            locations: input.location_scope,
+        },
     };
-    if input.role == Role::PlatformAdmin {
-        return Err(Validation::single("role", "tenant tokens cannot be platform_admin").into());
-    }
-    crate::auth::may_grant(&scope, input.role, &input.team_scope, &input.location_scope).map_err(|e| {
-        ApiError::forbidden(e.to_string()).audited(
-            Some(scope.tenant_id()),
-            scope.actor(),
-            "token.create",
-            Outcome::Denied,
-        )
-    })?;
-    let scopes = tokens::TokenScopes {
-        teams: input.team_scope,
-        locations: input.location_scope,
-    };
-    let issued = tokens::issue_scoped(
-        &app.store,
-        Some(scope.tenant_id()),
-        &input.name,
-        input.role,
-        expires_at,
-        scope.actor(),
-        scopes,
-    )
-    .await?;
-    tracing::info!(
-        actor = scope.actor(),
-        tenant = scope.tenant_slug(),
-        token = issued.token.id,
-        "token issued"
-    );
-    let after = serde_json::to_value(&issued.token).ok();
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        "token.create",
-        ("token", &issued.token.id),
-        None,
-        after,
-    )
-    .await;
+    let issued = access::issue_token(&app.store, &scope, &origin, request).await?;
     let location = format!("/api/v1/tokens/{}", issued.token.id);
     let mut response = (StatusCode::CREATED, axum::Json(&issued)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -496,18 +433,7 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Tokens)?;
-    let token = resource::get::<ApiToken>(&app.store, &scope, &id).await?;
-    crate::auth::may_manage(&scope, &token.role, &token.team_scope.0, &token.location_scope.0)
-        .map_err(|e| beyond_reach(&scope, "token.revoke", e))?;
-    tokens::revoke(&app.store, &scope, &id).await?;
-    app.tokens.forget(Some(&id), None);
-    audit_change(&app, &scope, &origin, "token.revoke", ("token", &id), None, None).await;
-    tracing::info!(
-        actor = scope.actor(),
-        tenant = scope.tenant_slug(),
-        token = id,
-        "token revoked"
-    );
+    access::revoke_token(&app.store, &app.tokens, &scope, &origin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -210,6 +210,19 @@ impl From<crate::service::rules::RulesError> for ApiError {
     }
 }
 
+impl From<crate::service::access::AccessError> for ApiError {
+    fn from(e: crate::service::access::AccessError) -> Self {
+        use crate::service::access::AccessError;
+        match e {
+            AccessError::Invalid(v) => v.into(),
+            // The service recorded the refusal already.
+            AccessError::Beyond(why) => ApiError::forbidden(why.to_string()),
+            AccessError::OwnAccess(why) => ApiError::new(StatusCode::CONFLICT, why),
+            AccessError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

@@ -99,6 +99,16 @@ fn admin_commands_manage_tenants_and_tokens() {
         token.trim().starts_with("monti_") && token.trim().len() == 49,
         "{token}"
     );
+    // The flow the API and the admin page use: the same checks, the same words.
+    let short = monti(
+        dir.path(),
+        &["admin", "token", "create", "--tenant", "acme", "--expires", "10s"],
+    );
+    assert!(
+        !short.status.success() && text(&short.stderr).contains("expires_in: must be at least one minute"),
+        "{}",
+        text(&short.stderr)
+    );
     let unknown = monti(dir.path(), &["admin", "token", "create", "--tenant", "nope"]);
     assert!(!unknown.status.success() && text(&unknown.stderr).contains("no tenant with slug `nope`"));
     let bad_role = monti(

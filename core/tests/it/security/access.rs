@@ -455,3 +455,67 @@ async fn admin_errors_answer_htmx_with_a_fragment(s: &TestServer) {
     assert_eq!(answer.status, 404);
     assert!(!answer.body.contains("<html"), "{}", answer.body);
 }
+
+// Changing who may act is one flow for the API and the admin pages: a member disabled either
+// way is signed out of the tenant at once, and nobody takes their own administrator access away.
+both_backends!(members_are_changed_one_way_through_the_api_and_the_pages);
+async fn members_are_changed_one_way_through_the_api_and_the_pages(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let ada = account(
+        &s.store,
+        "ada@acme.example",
+        PASSWORD,
+        Some(("acme", Role::TenantAdmin)),
+        false,
+    )
+    .await;
+    let nina = account(
+        &s.store,
+        "nina@acme.example",
+        PASSWORD,
+        Some(("acme", Role::Supervisor)),
+        false,
+    )
+    .await;
+    let mut nina_browser = Visitor::new(s);
+    assert_eq!(nina_browser.sign_in("nina@acme.example", PASSWORD).await.status, 303);
+    assert_eq!(nina_browser.get("/account").await.status, 200);
+
+    // Disabled through the API: her session in the tenant ends.
+    s.patch(&format!("/api/v1/users/{nina}"), &admin, json!({ "disabled": true }))
+        .await
+        .expect(200);
+    let after = nina_browser.get("/account").await;
+    assert_ne!(after.status, 200, "signed out: {:?}", after.location);
+    let ended = audit_actions(s, Some("acme")).await;
+    assert!(
+        ended.iter().any(|(a, o)| a == "user.update" && o == "success"),
+        "{ended:?}"
+    );
+
+    // Through the page, an admin cannot lock themselves out, nor remove themselves.
+    let mut ada_browser = Visitor::new(s);
+    assert_eq!(ada_browser.sign_in("ada@acme.example", PASSWORD).await.status, 303);
+    ada_browser.get("/admin/users").await;
+    let disabled = ada_browser
+        .post(&format!("/admin/users/{ada}"), &[("disabled", "true")])
+        .await;
+    assert_eq!(disabled.status, 409, "{}", disabled.body);
+    assert!(disabled.body.contains("own administrator access"), "{}", disabled.body);
+    let demoted = ada_browser
+        .post(&format!("/admin/users/{ada}"), &[("role", "viewer")])
+        .await;
+    assert_eq!(demoted.status, 409, "{}", demoted.body);
+    let removed = ada_browser.post(&format!("/admin/users/{ada}/remove"), &[]).await;
+    assert_eq!(removed.status, 409, "{}", removed.body);
+    assert!(removed.body.contains("cannot remove yourself"), "{}", removed.body);
+    assert_eq!(ada_browser.get("/admin/users").await.status, 200, "still an admin");
+
+    // The page re-enables nina the same way the API disabled her.
+    let enabled = ada_browser
+        .post(&format!("/admin/users/{nina}"), &[("disabled", "false")])
+        .await;
+    assert_eq!(enabled.status, 303, "{}", enabled.body);
+    let member = s.get(&format!("/api/v1/users/{nina}"), &admin).await;
+    assert_eq!(member.body["disabled"], json!(false), "{}", member.text);
+}
