@@ -1241,7 +1241,10 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
                 features: Default::default(),
                 limits: Default::default(),
             };
-            let tenant = tenants::create(&store, input).await.map_err(explain)?;
+            let origin = crate::store::audit::Origin::default();
+            let tenant = crate::service::tenants::create(&store, "cli", &origin, input)
+                .await
+                .map_err(explain)?;
             println!(
                 "created tenant {} ({}), time zone {}",
                 tenant.slug, tenant.id, tenant.timezone

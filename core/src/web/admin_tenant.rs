@@ -104,7 +104,6 @@ async fn save_settings(
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
-    let before = tenants::current(&app.store, &scope).await.ok();
     let input = tenants::TenantUpdate {
         name: form_value(&form, "name").map(str::to_owned),
         timezone: form_value(&form, "timezone").map(str::to_owned),
@@ -114,17 +113,8 @@ async fn save_settings(
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
     Ok(
-        match tenants::update(&app.store, scope.tenant_id(), version, input, false).await {
-            Ok(tenant) => {
-                let event = AuditEvent::in_tenant(&scope, "tenant.update", Outcome::Success)
-                    .target("tenant", &tenant.id)
-                    .change(
-                        before.and_then(|b| serde_json::to_value(b).ok()),
-                        serde_json::to_value(&tenant).ok(),
-                    );
-                audit::record(&app.store, event, &signed.page.origin).await;
-                Redirect::to("/admin/settings").into_response()
-            }
+        match crate::service::tenants::update_own(&app.store, &scope, &signed.page.origin, version, input).await {
+            Ok(_) => Redirect::to("/admin/settings").into_response(),
             Err(e) => match super::admin::field_errors(e, signed.page.locale) {
                 Ok((errors, message)) => {
                     let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
@@ -192,14 +182,8 @@ async fn create_tenant(
         features: Default::default(),
         limits: Default::default(),
     };
-    match tenants::create(&app.store, input).await {
-        Ok(tenant) => {
-            let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.create", Outcome::Success)
-                .target("tenant", &tenant.id)
-                .change(None, serde_json::to_value(&tenant).ok());
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/platform/tenants").into_response()
-        }
+    match crate::service::tenants::create(&app.store, &actor, &signed.page.origin, input).await {
+        Ok(_) => Redirect::to("/platform/tenants").into_response(),
         Err(e) => match super::admin::field_errors(e, signed.page.locale) {
             Ok((errors, message)) => {
                 let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
@@ -214,19 +198,9 @@ async fn set_suspended(app: &AppState, signed: &SignedIn, id: &str, suspended: b
     let Some(actor) = platform_actor(signed) else {
         return super::admin::forbidden(app, signed);
     };
-    match tenants::set_suspended(&app.store, id, suspended).await {
-        Ok(tenant) => {
-            app.tokens.forget(None, Some(&tenant.id));
-            let action = if suspended {
-                "tenant.suspend"
-            } else {
-                "tenant.reactivate"
-            };
-            let event =
-                AuditEvent::new(Some(&tenant.id), &actor, action, Outcome::Success).target("tenant", &tenant.id);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/platform/tenants").into_response()
-        }
+    let origin = &signed.page.origin;
+    match crate::service::tenants::set_suspended(&app.store, &app.tokens, &actor, origin, id, suspended).await {
+        Ok(_) => Redirect::to("/platform/tenants").into_response(),
         Err(_) => super::ui::error_page(
             app,
             &signed.page.error_headers,

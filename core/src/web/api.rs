@@ -590,19 +590,7 @@ async fn update_own_tenant(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::TenantSettings)?;
     let input = body.0?;
-    let before = serde_json::to_value(tenants::current(&app.store, &scope).await?).ok();
-    let tenant = tenants::update(&app.store, scope.tenant_id(), expected, input, false).await?;
-    let after = serde_json::to_value(&tenant).ok();
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        "tenant.update",
-        ("tenant", &tenant.id),
-        before,
-        after,
-    )
-    .await;
+    let tenant = crate::service::tenants::update_own(&app.store, &scope, &origin, expected, input).await?;
     Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
 }
 
@@ -620,12 +608,7 @@ async fn create_tenant(
 ) -> ApiResult<Response> {
     let actor = caller.platform()?;
     let input = body.0?;
-    let tenant = tenants::create(&app.store, input).await?;
-    tracing::info!(actor, tenant = tenant.slug, "tenant created");
-    let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.create", Outcome::Success)
-        .target("tenant", &tenant.id)
-        .change(None, serde_json::to_value(&tenant).ok());
-    audit::record(&app.store, event, &origin).await;
+    let tenant = crate::service::tenants::create(&app.store, &actor, &origin, input).await?;
     Ok(versioned(
         StatusCode::CREATED,
         tenant.version,
@@ -650,14 +633,8 @@ async fn update_tenant(
 ) -> ApiResult<Response> {
     let actor = caller.platform()?;
     let input = body.0?;
-    let before = serde_json::to_value(tenants::by_id(&app.store, &id).await?).ok();
-    let tenant = tenants::update(&app.store, &id, expected, input, true).await?;
-    // Cached grants carry the suspension state: drop them either way.
-    app.tokens.forget(None, Some(&tenant.id));
-    let event = AuditEvent::new(Some(&tenant.id), &actor, "tenant.update", Outcome::Success)
-        .target("tenant", &tenant.id)
-        .change(before, serde_json::to_value(&tenant).ok());
-    audit::record(&app.store, event, &origin).await;
+    let tenant =
+        crate::service::tenants::update(&app.store, &app.tokens, &actor, &origin, &id, expected, input).await?;
     Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
 }
 
