@@ -5,3 +5,5 @@
 pub mod access;
 pub mod plugins;
 pub mod rules;
+pub mod telephony;
+pub mod tenants;

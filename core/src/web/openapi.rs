@@ -586,8 +586,8 @@ fn call_control_operations(doc: &mut Doc) {
         "call-control",
         "Supervisors' requests to the PBX through the tenant's connector plugin (docs/asterisk.md): audited, answered 202 once sent; the board changes when the PBX confirms.",
     );
-    let agent = doc.schema::<crate::web::control::AgentControl>();
-    let call = doc.schema::<crate::web::control::CallControl>();
+    let agent = doc.schema::<crate::service::telephony::AgentControl>();
+    let call = doc.schema::<crate::service::telephony::CallControl>();
     simple(
         doc,
         "/api/v1/live/agents/{id}/{action}",

@@ -223,6 +223,37 @@ impl From<crate::service::access::AccessError> for ApiError {
     }
 }
 
+impl From<crate::service::telephony::ControlError> for ApiError {
+    fn from(e: crate::service::telephony::ControlError) -> Self {
+        use crate::service::telephony::ControlError;
+        match e {
+            ControlError::NotFound => ApiError::not_found(
+                "no such agent or call, or no such action (pause, unpause, logout, call; hangup, transfer, hold, unhold, listen, whisper, barge)",
+            ),
+            ControlError::BadRequest(why) => ApiError::bad_request(why),
+            ControlError::Forbidden(why) => ApiError::forbidden(why),
+            ControlError::NoCall => ApiError::new(StatusCode::CONFLICT, "the agent is on no call"),
+            ControlError::NoConnector => ApiError::new(
+                StatusCode::CONFLICT,
+                "no connector is enabled in this tenant (install and enable one, e.g. the Asterisk plugin)",
+            ),
+            ControlError::Refused { message, retryable } => {
+                let status = if retryable {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                let mut error = ApiError::new(status, format!("the connector could not do it: {message}"));
+                if retryable {
+                    error.retry_after = Some(5);
+                }
+                error
+            }
+            ControlError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
