@@ -4,17 +4,18 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::admin::{tenant_scope, unavailable};
+use super::admin::tenant_scope;
 use super::alerts::{context, rule_json};
+use super::page_error::PageResult;
 use super::session::SignedIn;
-use super::ui::render_page;
+use super::ui::render_view;
 use crate::auth::{Action, Area, permits};
 use crate::service::rules::{self as service, Draft, RuleInput, RulesError, Tested};
 use crate::store::alert_rules;
@@ -30,21 +31,28 @@ pub fn router() -> Router<AppState> {
         .route("/admin/alert-rules/{id}/delete", post(delete))
 }
 
-async fn list_page(State(app): State<AppState>, signed: SignedIn) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    let rows = match alert_rules::list(&app.store, scope.tenant()).await {
-        Ok(r) => r,
-        Err(e) => return unavailable(&app, &signed, &e),
-    };
+/// `admin/alert_rules.html`: the tenant's rules with their status.
+#[derive(Serialize)]
+struct RulesView {
+    rules: Vec<Value>,
+    can_write: bool,
+}
+
+async fn list_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Configuration)?;
+    let rows = alert_rules::list(&app.store, scope.tenant()).await?;
     let status = app.rules.status(scope.tenant_id()).await;
-    let rules: Vec<Value> = rows.iter().map(|r| rule_json(r, status.get(&r.id))).collect();
-    let mut context = tera::Context::new();
-    context.insert("rules", &rules);
-    context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
-    render_page(&app, &signed.page, "admin/alert_rules.html", context, StatusCode::OK)
+    let view = RulesView {
+        rules: rows.iter().map(|r| rule_json(r, status.get(&r.id))).collect(),
+        can_write: permits(scope.role(), Action::Write, Area::Configuration),
+    };
+    Ok(render_view(
+        &app,
+        &signed.page,
+        "admin/alert_rules.html",
+        &view,
+        StatusCode::OK,
+    ))
 }
 
 /// The form as posted.
@@ -128,13 +136,42 @@ impl RuleForm {
         }
     }
 
-    fn context(&self) -> Value {
-        json!({
-            "name": self.name, "scope": self.scope, "expression": self.expression, "severity": self.severity,
-            "for_s": self.for_s, "message": self.message, "emails": self.emails, "webhooks": self.webhooks,
-            "enabled": self.enabled.is_some(),
-        })
+    fn view(&self) -> FormFields<'_> {
+        FormFields {
+            name: &self.name,
+            scope: &self.scope,
+            expression: &self.expression,
+            severity: &self.severity,
+            for_s: &self.for_s,
+            message: &self.message,
+            emails: &self.emails,
+            webhooks: &self.webhooks,
+            enabled: self.enabled.is_some(),
+        }
     }
+}
+
+/// The form's fields as the page shows them.
+#[derive(Serialize)]
+struct FormFields<'a> {
+    name: &'a str,
+    scope: &'a str,
+    expression: &'a str,
+    severity: &'a str,
+    for_s: &'a str,
+    message: &'a str,
+    emails: &'a str,
+    webhooks: &'a str,
+    enabled: bool,
+}
+
+/// `admin/alert_rule.html`: a rule's form, its versions and the form's errors.
+#[derive(Serialize)]
+struct RuleView<'a> {
+    form: FormFields<'a>,
+    rule: Option<&'a Value>,
+    versions: Vec<Value>,
+    errors: Vec<Value>,
 }
 
 fn form_page(
@@ -146,18 +183,17 @@ fn form_page(
     errors: Vec<Value>,
     status: StatusCode,
 ) -> Response {
-    let mut context = tera::Context::new();
-    context.insert("form", &form.context());
-    context.insert("rule", &rule);
-    context.insert("versions", &versions);
-    context.insert("errors", &errors);
-    render_page(app, &signed.page, "admin/alert_rule.html", context, status)
+    let view = RuleView {
+        form: form.view(),
+        rule,
+        versions,
+        errors,
+    };
+    render_view(app, &signed.page, "admin/alert_rule.html", &view, status)
 }
 
-async fn new_page(State(app): State<AppState>, signed: SignedIn) -> Response {
-    if let Err(page) = tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        return *page;
-    }
+async fn new_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
     let form = RuleForm {
         scope: "queue".into(),
         severity: "warning".into(),
@@ -165,22 +201,24 @@ async fn new_page(State(app): State<AppState>, signed: SignedIn) -> Response {
         enabled: Some("on".into()),
         ..RuleForm::default()
     };
-    form_page(&app, &signed, &form, None, Vec::new(), Vec::new(), StatusCode::OK)
+    Ok(form_page(
+        &app,
+        &signed,
+        &form,
+        None,
+        Vec::new(),
+        Vec::new(),
+        StatusCode::OK,
+    ))
 }
 
-async fn edit_page(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    let row = match alert_rules::get(&app.store, &scope, &id).await {
-        Ok(r) => r,
-        Err(e) => return unavailable(&app, &signed, &e),
-    };
+async fn edit_page(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::Configuration)?;
+    let row = alert_rules::get(&app.store, &scope, &id).await?;
     let status = app.rules.status(scope.tenant_id()).await;
     let rule = rule_json(&row, status.get(&row.id));
     let versions = versions(&app, &scope, &id).await;
-    form_page(
+    Ok(form_page(
         &app,
         &signed,
         &RuleForm::of(&rule),
@@ -188,7 +226,7 @@ async fn edit_page(State(app): State<AppState>, signed: SignedIn, Path(id): Path
         versions,
         Vec::new(),
         StatusCode::OK,
-    )
+    ))
 }
 
 async fn versions(app: &AppState, scope: &crate::store::TenantScope, id: &str) -> Vec<Value> {
@@ -216,25 +254,13 @@ fn field_errors(error: RulesError) -> Vec<Value> {
     }
 }
 
-/// A failure outside the form: the rule is not there, or the store failed.
-fn failed(app: &AppState, signed: &SignedIn, error: RulesError) -> Response {
-    match error {
-        RulesError::NotFound => unavailable(app, signed, &crate::store::StoreError::NotFound { kind: "rule" }),
-        RulesError::Store(e) => unavailable(app, signed, &e),
-        other => unavailable(app, signed, &other),
-    }
-}
-
-async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleForm) -> Response {
-    let scope = match tenant_scope(app, signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleForm) -> PageResult {
+    let scope = tenant_scope(app, signed, Action::Write, Area::Configuration)?;
     let input = match form.input() {
         Ok(i) => i,
         Err(why) => {
             let errors = vec![json!({ "field": "for_s", "message": why })];
-            return form_page(
+            return Ok(form_page(
                 app,
                 signed,
                 &form,
@@ -242,7 +268,7 @@ async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleF
                 Vec::new(),
                 errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
-            );
+            ));
         }
     };
     let ctx = context(app);
@@ -250,15 +276,12 @@ async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleF
     let (saved, base) = match &id {
         Some(id) => {
             // Shown again with the form when the change is refused.
-            let base = match service::get(&ctx, &scope, id).await {
-                Ok(row) => row,
-                Err(e) => return failed(app, signed, e),
-            };
+            let base = service::get(&ctx, &scope, id).await?;
             (service::update(&ctx, &scope, id, input, None, origin).await, Some(base))
         }
         None => (service::create(&ctx, &scope, input, origin).await, None),
     };
-    match saved {
+    Ok(match saved {
         Ok(row) => Redirect::to(&format!("/admin/alert-rules/{}", row.id)).into_response(),
         Err(error) => {
             let rule = base.as_ref().map(|b| rule_json(b, None));
@@ -272,10 +295,10 @@ async fn save(app: &AppState, signed: &SignedIn, id: Option<String>, form: RuleF
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
-    }
+    })
 }
 
-async fn create(State(app): State<AppState>, signed: SignedIn, axum::Form(form): axum::Form<RuleForm>) -> Response {
+async fn create(State(app): State<AppState>, signed: SignedIn, axum::Form(form): axum::Form<RuleForm>) -> PageResult {
     save(&app, &signed, None, form).await
 }
 
@@ -284,31 +307,20 @@ async fn update(
     signed: SignedIn,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<RuleForm>,
-) -> Response {
+) -> PageResult {
     save(&app, &signed, Some(id), form).await
 }
 
-async fn delete(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    match service::delete(&context(&app), &scope, &id, &signed.page.origin).await {
-        Ok(_) => Redirect::to("/admin/alert-rules").into_response(),
-        Err(e) => failed(&app, &signed, e),
-    }
+async fn delete(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
+    service::delete(&context(&app), &scope, &id, &signed.page.origin).await?;
+    Ok(Redirect::to("/admin/alert-rules").into_response())
 }
 
-async fn import_starter(State(app): State<AppState>, signed: SignedIn) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    if let Err(e) = service::import_starter(&context(&app), &scope, &signed.page.origin).await {
-        let detail = super::problem::ApiError::from(e).problem.detail.unwrap_or_default();
-        return super::ui::error_page(&app, &HeaderMap::new(), StatusCode::INTERNAL_SERVER_ERROR, &detail);
-    }
-    Redirect::to("/admin/alert-rules").into_response()
+async fn import_starter(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
+    service::import_starter(&context(&app), &scope, &signed.page.origin).await?;
+    Ok(Redirect::to("/admin/alert-rules").into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -336,33 +348,42 @@ fn fragment(app: &AppState, id: &str, class: &str, text: &str) -> Response {
     feedback(app, id, class, text, None)
 }
 
-/// The editor's feedback, from `partials/rule_feedback.html`; `items` for a test's subjects.
+/// `partials/rule_feedback.html`: the editor's feedback; `items` for a test's subjects.
+#[derive(Serialize)]
+struct Feedback<'a> {
+    id: &'a str,
+    class: &'a str,
+    text: &'a str,
+    /// Left out for a check: the template tells a test by `items` being there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<&'a str>>,
+}
+
 fn feedback(app: &AppState, id: &str, class: &str, text: &str, items: Option<Vec<&str>>) -> Response {
-    let mut context = tera::Context::new();
-    context.insert("id", id);
-    context.insert("class", class);
-    context.insert("text", text);
-    if let Some(items) = items {
-        context.insert("items", &items);
-    }
-    super::ui::render(app, "partials/rule_feedback.html", context, StatusCode::OK)
+    let view = Feedback { id, class, text, items };
+    super::ui::render_fragment(app, "partials/rule_feedback.html", &view, StatusCode::OK)
 }
 
 /// As one types: the condition compiled, its error with line and column (a fragment).
-async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): axum::Form<DraftForm>) -> Response {
-    if let Err(page) = tenant_scope(&app, &signed, Action::Read, Area::Configuration) {
-        return *page;
-    }
+async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): axum::Form<DraftForm>) -> PageResult {
+    tenant_scope(&app, &signed, Action::Read, Area::Configuration)?;
     let t = signed.page.locale;
     let checked = match service::check(&app.rules, &draft.into()) {
         Ok(checked) => checked,
-        Err(_) => return fragment(&app, "expression-check", "field-error", &t.text("rules.bad_scope")),
+        Err(_) => {
+            return Ok(fragment(
+                &app,
+                "expression-check",
+                "field-error",
+                &t.text("rules.bad_scope"),
+            ));
+        }
     };
     if let Some(error) = &checked.error {
-        return fragment(&app, "expression-check", "field-error", &error.to_string());
+        return Ok(fragment(&app, "expression-check", "field-error", &error.to_string()));
     }
     if !checked.unknown_placeholders.is_empty() {
-        return fragment(
+        return Ok(fragment(
             &app,
             "expression-check",
             "field-error",
@@ -371,29 +392,26 @@ async fn check(State(app): State<AppState>, signed: SignedIn, axum::Form(draft):
                 t.text("rules.unknown_placeholders"),
                 checked.unknown_placeholders.join(", ")
             ),
-        );
+        ));
     }
-    fragment(&app, "expression-check", "notice", &t.text("rules.valid"))
+    Ok(fragment(&app, "expression-check", "notice", &t.text("rules.valid")))
 }
 
 /// What the condition says on the floor right now (a fragment). It runs the rule, so it is for
 /// those who may write rules.
-async fn test(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): axum::Form<DraftForm>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+async fn test(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): axum::Form<DraftForm>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
     let t = signed.page.locale;
     let run = match service::test(&context(&app), &scope, draft.into()).await {
         Ok(Tested::Ran(run)) => run,
-        Ok(Tested::Invalid(error)) => return test_error(&app, &error),
+        Ok(Tested::Invalid(error)) => return Ok(test_error(&app, &error)),
         Err(e) => {
             let detail = super::problem::ApiError::from(e).problem.detail.unwrap_or_default();
-            return fragment(&app, "test-result", "field-error", &detail);
+            return Ok(fragment(&app, "test-result", "field-error", &detail));
         }
     };
     if let Some(error) = &run.error {
-        return test_error(&app, error);
+        return Ok(test_error(&app, error));
     }
     let summary = t
         .text("rules.test_summary")
@@ -411,7 +429,7 @@ async fn test(State(app): State<AppState>, signed: SignedIn, axum::Form(draft): 
             }
         })
         .collect();
-    feedback(&app, "test-result", "notice", &summary, Some(holding))
+    Ok(feedback(&app, "test-result", "notice", &summary, Some(holding)))
 }
 
 /// Why the draft did not compile or run, with its line.

@@ -6,13 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::admin::tenant_scope;
 use super::page_error::PageResult;
 use super::session::SignedIn;
-use super::ui::render_page;
+use super::ui::render_view;
 use crate::auth::{Action, Area, Principal};
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::oidc_providers::{self, ProviderInput};
@@ -33,8 +34,24 @@ fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
 }
 
-async fn settings_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+async fn settings_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
     settings_view(&app, &signed, None, Map::new(), None, StatusCode::OK).await
+}
+
+/// `admin/settings.html`: the tenant's settings and its own sign-in providers.
+#[derive(Serialize)]
+struct SettingsView {
+    /// The tenant, or the values posted when they were refused.
+    settings: Value,
+    version: i64,
+    /// The installation's providers, offered to every tenant.
+    providers: Vec<Value>,
+    own_providers: Vec<Value>,
+    login_url: String,
+    roles: [&'static str; 4],
+    errors: Map<String, Value>,
+    message: Option<String>,
+    can_write: bool,
 }
 
 async fn settings_view(
@@ -44,17 +61,9 @@ async fn settings_view(
     errors: Map<String, Value>,
     message: Option<String>,
     status: StatusCode,
-) -> Response {
-    let scope = match tenant_scope(app, signed, Action::Read, Area::TenantSettings) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let tenant = match tenants::current(&app.store, &scope).await {
-        Ok(t) => t,
-        Err(e) => {
-            return super::admin::unavailable(app, signed, &e);
-        }
-    };
+) -> PageResult {
+    let scope = tenant_scope(app, signed, Action::Read, Area::TenantSettings)?;
+    let tenant = tenants::current(&app.store, &scope).await?;
     let providers: Vec<Value> = app
         .oidc
         .providers()
@@ -76,26 +85,18 @@ async fn settings_view(
             })
         })
         .collect();
-    let mut context = tera::Context::new();
-    context.insert(
-        "settings",
-        &values.unwrap_or_else(|| serde_json::to_value(&tenant).unwrap_or_default()),
-    );
-    context.insert("version", &tenant.version);
-    context.insert("providers", &providers);
-    context.insert("own_providers", &own);
-    context.insert(
-        "login_url",
-        &format!("{}/login?tenant={}", app.config.public_url(), scope.tenant_slug()),
-    );
-    context.insert("roles", &["tenant_admin", "supervisor", "agent", "viewer"]);
-    context.insert("errors", &errors);
-    context.insert("message", &message);
-    context.insert(
-        "can_write",
-        &crate::auth::permits(scope.role(), Action::Write, Area::TenantSettings),
-    );
-    render_page(app, &signed.page, "admin/settings.html", context, status)
+    let view = SettingsView {
+        settings: values.unwrap_or_else(|| serde_json::to_value(&tenant).unwrap_or_default()),
+        version: tenant.version,
+        providers,
+        own_providers: own,
+        login_url: format!("{}/login?tenant={}", app.config.public_url(), scope.tenant_slug()),
+        roles: ["tenant_admin", "supervisor", "agent", "viewer"],
+        errors,
+        message,
+        can_write: crate::auth::permits(scope.role(), Action::Write, Area::TenantSettings),
+    };
+    Ok(render_view(app, &signed.page, "admin/settings.html", &view, status))
 }
 
 async fn save_settings(
@@ -112,39 +113,44 @@ async fn save_settings(
         suspended: None,
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
-    Ok(
-        match crate::service::tenants::update_own(&app.store, &scope, &signed.page.origin, version, input).await {
-            Ok(_) => Redirect::to("/admin/settings").into_response(),
-            Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-                Ok((errors, message)) => {
-                    let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
-                    "slug": scope.tenant_slug() });
-                    let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
-                    settings_view(
-                        &app,
-                        &signed,
-                        Some(values),
-                        errors,
-                        message,
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                    )
-                    .await
-                }
-                Err(e) => super::admin::unavailable(&app, &signed, &e),
-            },
-        },
-    )
-}
-
-fn platform_actor(signed: &SignedIn) -> Option<String> {
-    match &signed.current.principal {
-        Some(Principal::Platform { actor }) => Some(actor.clone()),
-        _ => None,
+    match crate::service::tenants::update_own(&app.store, &scope, &signed.page.origin, version, input).await {
+        Ok(_) => Ok(Redirect::to("/admin/settings").into_response()),
+        Err(e) => {
+            let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
+            let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
+                                 "slug": scope.tenant_slug() });
+            let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+            settings_view(
+                &app,
+                &signed,
+                Some(values),
+                errors,
+                message,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
     }
 }
 
-async fn tenants_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+/// The platform admin acting, or the "not allowed" page for anyone else.
+fn platform_actor(app: &AppState, signed: &SignedIn) -> Result<String, Box<Response>> {
+    match &signed.current.principal {
+        Some(Principal::Platform { actor }) => Ok(actor.clone()),
+        _ => Err(Box::new(super::admin::forbidden(app, signed))),
+    }
+}
+
+async fn tenants_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
     tenants_view(&app, &signed, Map::new(), None, StatusCode::OK).await
+}
+
+/// `admin/tenants.html`: the installation's tenants and the form that adds one.
+#[derive(Serialize)]
+struct TenantsView {
+    tenants: Vec<tenants::Tenant>,
+    errors: Map<String, Value>,
+    message: Option<String>,
 }
 
 async fn tenants_view(
@@ -153,26 +159,22 @@ async fn tenants_view(
     errors: Map<String, Value>,
     message: Option<String>,
     status: StatusCode,
-) -> Response {
-    if platform_actor(signed).is_none() {
-        return super::admin::forbidden(app, signed);
-    }
-    let all = tenants::list_all(&app.store).await.unwrap_or_default();
-    let mut context = tera::Context::new();
-    context.insert("tenants", &all);
-    context.insert("errors", &errors);
-    context.insert("message", &message);
-    render_page(app, &signed.page, "admin/tenants.html", context, status)
+) -> PageResult {
+    platform_actor(app, signed)?;
+    let view = TenantsView {
+        tenants: tenants::list_all(&app.store).await?,
+        errors,
+        message,
+    };
+    Ok(render_view(app, &signed.page, "admin/tenants.html", &view, status))
 }
 
 async fn create_tenant(
     State(app): State<AppState>,
     signed: SignedIn,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let Some(actor) = platform_actor(&signed) else {
-        return super::admin::forbidden(&app, &signed);
-    };
+) -> PageResult {
+    let actor = platform_actor(&app, &signed)?;
     let input = tenants::TenantCreate {
         slug: form_value(&form, "slug").unwrap_or_default().to_owned(),
         name: form_value(&form, "name").unwrap_or_default().to_owned(),
@@ -183,38 +185,27 @@ async fn create_tenant(
         limits: Default::default(),
     };
     match crate::service::tenants::create(&app.store, &actor, &signed.page.origin, input).await {
-        Ok(_) => Redirect::to("/platform/tenants").into_response(),
-        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-            Ok((errors, message)) => {
-                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
-                tenants_view(&app, &signed, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
-            }
-            Err(e) => super::admin::unavailable(&app, &signed, &e),
-        },
+        Ok(_) => Ok(Redirect::to("/platform/tenants").into_response()),
+        Err(e) => {
+            let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
+            let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+            tenants_view(&app, &signed, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }
 
-async fn set_suspended(app: &AppState, signed: &SignedIn, id: &str, suspended: bool) -> Response {
-    let Some(actor) = platform_actor(signed) else {
-        return super::admin::forbidden(app, signed);
-    };
+async fn set_suspended(app: &AppState, signed: &SignedIn, id: &str, suspended: bool) -> PageResult {
+    let actor = platform_actor(app, signed)?;
     let origin = &signed.page.origin;
-    match crate::service::tenants::set_suspended(&app.store, &app.tokens, &actor, origin, id, suspended).await {
-        Ok(_) => Redirect::to("/platform/tenants").into_response(),
-        Err(_) => super::ui::error_page(
-            app,
-            &signed.page.error_headers,
-            StatusCode::NOT_FOUND,
-            &signed.page.locale.text("admin.not_found"),
-        ),
-    }
+    crate::service::tenants::set_suspended(&app.store, &app.tokens, &actor, origin, id, suspended).await?;
+    Ok(Redirect::to("/platform/tenants").into_response())
 }
 
-async fn suspend(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+async fn suspend(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     set_suspended(&app, &signed, &id, true).await
 }
 
-async fn reactivate(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+async fn reactivate(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     set_suspended(&app, &signed, &id, false).await
 }
 
@@ -278,22 +269,20 @@ async fn provider_result(
     action: &str,
     before: Option<Value>,
     result: Result<oidc_providers::ProviderRow, StoreError>,
-) -> Response {
+) -> PageResult {
     match result {
         Ok(row) => {
             let event = AuditEvent::in_tenant(scope, action, Outcome::Success)
                 .target("sign_in_provider", &row.id)
                 .change(before, serde_json::to_value(row.view()).ok());
             audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/settings").into_response()
+            Ok(Redirect::to("/admin/settings").into_response())
         }
-        Err(e) => match super::admin::field_errors(e, signed.page.locale) {
-            Ok((errors, message)) => {
-                let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
-                settings_view(app, signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
-            }
-            Err(e) => super::admin::unavailable(app, signed, &e),
-        },
+        Err(e) => {
+            let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
+            let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+            settings_view(app, signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }
 
@@ -307,18 +296,18 @@ async fn add_provider(
         Ok(i) => i,
         Err(errors) => {
             let message = Some(signed.page.locale.text("common.fix_errors"));
-            return Ok(settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await);
+            return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
     if !app.config.auth.tenant_providers_private && !input.issuer.starts_with("https://") {
         let mut errors = Map::new();
         errors.insert("issuer".into(), json!("must be an https URL"));
         let message = Some(signed.page.locale.text("common.fix_errors"));
-        return Ok(settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await);
+        return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let reserved = app.oidc.configured_ids();
     let result = oidc_providers::create(&app.store, &scope, input, &reserved).await;
-    Ok(provider_result(&app, &signed, &scope, "sign_in_provider.create", None, result).await)
+    provider_result(&app, &signed, &scope, "sign_in_provider.create", None, result).await
 }
 
 async fn update_provider(
@@ -328,28 +317,18 @@ async fn update_provider(
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
-    let before = match oidc_providers::get(&app.store, &scope, &id).await {
-        Ok(row) => serde_json::to_value(row.view()).ok(),
-        Err(_) => {
-            return Ok(super::ui::error_page(
-                &app,
-                &signed.page.error_headers,
-                StatusCode::NOT_FOUND,
-                &signed.page.locale.text("admin.not_found"),
-            ));
-        }
-    };
+    let before = serde_json::to_value(oidc_providers::get(&app.store, &scope, &id).await?.view()).ok();
     let input = match provider_input(&form) {
         Ok(i) => i,
         Err(errors) => {
             let message = Some(signed.page.locale.text("common.fix_errors"));
-            return Ok(settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await);
+            return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
     let reserved = app.oidc.configured_ids();
     let result = oidc_providers::update(&app.store, &scope, &id, version, input, &reserved).await;
-    Ok(provider_result(&app, &signed, &scope, "sign_in_provider.update", before, result).await)
+    provider_result(&app, &signed, &scope, "sign_in_provider.update", before, result).await
 }
 
 async fn delete_provider(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
@@ -358,19 +337,10 @@ async fn delete_provider(State(app): State<AppState>, signed: SignedIn, Path(id)
         .await
         .ok()
         .and_then(|r| serde_json::to_value(r.view()).ok());
-    Ok(match oidc_providers::delete(&app.store, &scope, &id).await {
-        Ok(()) => {
-            let event = AuditEvent::in_tenant(&scope, "sign_in_provider.delete", Outcome::Success)
-                .target("sign_in_provider", &id)
-                .change(before, None);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to("/admin/settings").into_response()
-        }
-        Err(_) => super::ui::error_page(
-            &app,
-            &signed.page.error_headers,
-            StatusCode::NOT_FOUND,
-            &signed.page.locale.text("admin.not_found"),
-        ),
-    })
+    oidc_providers::delete(&app.store, &scope, &id).await?;
+    let event = AuditEvent::in_tenant(&scope, "sign_in_provider.delete", Outcome::Success)
+        .target("sign_in_provider", &id)
+        .change(before, None);
+    audit::record(&app.store, event, &signed.page.origin).await;
+    Ok(Redirect::to("/admin/settings").into_response())
 }

@@ -21,6 +21,18 @@ pub enum PageError {
     Answer(Box<Response>),
     /// The store failed or found nothing; rendered by [`render_page_errors`].
     Store(StoreError),
+    /// The request could not be carried out, for a reason the visitor is told; rendered by
+    /// [`render_page_errors`] as the error fragment or page.
+    Refused { status: StatusCode, message: String },
+}
+
+impl PageError {
+    pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
+        PageError::Refused {
+            status,
+            message: message.into(),
+        }
+    }
 }
 
 pub type PageResult = Result<Response, PageError>;
@@ -37,9 +49,41 @@ impl From<StoreError> for PageError {
     }
 }
 
+impl From<crate::service::rules::RulesError> for PageError {
+    fn from(e: crate::service::rules::RulesError) -> Self {
+        use crate::service::rules::RulesError;
+        match e {
+            RulesError::NotFound => PageError::Store(StoreError::NotFound { kind: "rule" }),
+            RulesError::Store(e) => PageError::Store(e),
+            other => {
+                let problem = super::problem::ApiError::from(other).problem;
+                let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                PageError::refused(status, problem.detail.unwrap_or(problem.title))
+            }
+        }
+    }
+}
+
+impl From<crate::service::plugins::PluginError> for PageError {
+    fn from(e: crate::service::plugins::PluginError) -> Self {
+        use crate::service::plugins::PluginError;
+        match e {
+            PluginError::Store(e) => PageError::Store(e),
+            other => {
+                let problem = super::problem::ApiError::from(other).problem;
+                let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                PageError::refused(status, problem.detail.unwrap_or(problem.title))
+            }
+        }
+    }
+}
+
 /// Left on a response for [`render_page_errors`], which knows the request.
 #[derive(Clone)]
-struct StoreFailure(Arc<StoreError>);
+enum Failure {
+    Store(Arc<StoreError>),
+    Refused(String),
+}
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
@@ -47,7 +91,12 @@ impl IntoResponse for PageError {
             PageError::Answer(answer) => *answer,
             PageError::Store(e) => {
                 let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                response.extensions_mut().insert(StoreFailure(Arc::new(e)));
+                response.extensions_mut().insert(Failure::Store(Arc::new(e)));
+                response
+            }
+            PageError::Refused { status, message } => {
+                let mut response = status.into_response();
+                response.extensions_mut().insert(Failure::Refused(message));
                 response
             }
         }
@@ -79,14 +128,15 @@ pub fn store_failure(page: &PageContext, error: &StoreError) -> (StatusCode, Str
 pub async fn render_page_errors(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let page = request.extensions().get::<PageContext>().cloned();
     let mut response = next.run(request).await;
-    let Some(StoreFailure(error)) = response.extensions_mut().remove::<StoreFailure>() else {
+    let Some(failure) = response.extensions_mut().remove::<Failure>() else {
         return response;
     };
-    match page {
-        Some(page) => {
-            let (status, message) = store_failure(&page, &error);
-            super::ui::error_page(&app, &page.error_headers, status, &message)
-        }
-        None => response,
-    }
+    let Some(page) = page else {
+        return response;
+    };
+    let (status, message) = match failure {
+        Failure::Store(error) => store_failure(&page, &error),
+        Failure::Refused(message) => (response.status(), message),
+    };
+    super::ui::error_page(&app, &page.error_headers, status, &message)
 }

@@ -21,14 +21,48 @@ pub fn render(app: &AppState, template: &str, mut context: tera::Context, status
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(template, error = ?e, "template rendering failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html(
-                    "<!doctype html><title>Error</title><h1>Something went wrong</h1><p>The error has been logged.</p>",
-                ),
-            )
-                .into_response()
+            rendering_failed()
         }
+    }
+}
+
+/// What a visitor sees when a page could not be rendered (its template is broken): plain,
+/// since the templates cannot be trusted to render this either.
+fn rendering_failed() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html("<!doctype html><title>Error</title><h1>Something went wrong</h1><p>The error has been logged.</p>"),
+    )
+        .into_response()
+}
+
+/// A typed view (a `Serialize` struct whose fields are the template's variables) as the
+/// template's context.
+fn view_context<V: serde::Serialize>(template: &str, view: &V) -> Option<tera::Context> {
+    tera::Context::from_serialize(view)
+        .inspect_err(|e| tracing::error!(template, error = %e, "a view could not be serialized"))
+        .ok()
+}
+
+/// Renders a page from its typed view, with what every page needs added by [`render_page`].
+pub fn render_view<V: serde::Serialize>(
+    app: &AppState,
+    page: &super::session::PageContext,
+    template: &str,
+    view: &V,
+    status: StatusCode,
+) -> Response {
+    match view_context(template, view) {
+        Some(context) => render_page(app, page, template, context, status),
+        None => rendering_failed(),
+    }
+}
+
+/// Renders a fragment (a partial an htmx request swaps in) from its typed view.
+pub fn render_fragment<V: serde::Serialize>(app: &AppState, template: &str, view: &V, status: StatusCode) -> Response {
+    match view_context(template, view) {
+        Some(context) => render(app, template, context, status),
+        None => rendering_failed(),
     }
 }
 
