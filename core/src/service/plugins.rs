@@ -1,7 +1,9 @@
-//! Installing and upgrading a tenant's plugins: one flow for the REST API, the admin UI, the
-//! command line and the demo. The component is checked, the operator's policy and the tenant's
-//! storage quota are applied, the package is stored and installed, the running tenant forgets
-//! what it had loaded, and the change is audited.
+//! A tenant's plugins, one flow each for the REST API, the admin UI, the command line and the
+//! demo. Installing and upgrading: the component is checked, the operator's policy and the
+//! tenant's storage quota are applied, the package is stored and installed, the running tenant
+//! forgets what it had loaded, and the change is audited. Changing an installation: its
+//! configuration checked against the plugin's schema, its secrets against what it declares,
+//! what it asks for approved before it is enabled; removing it; running a dead letter again.
 
 use std::sync::Arc;
 
@@ -27,6 +29,13 @@ pub enum PluginError {
     /// Plugins cannot run on this server (the engine does not start).
     #[error("plugins cannot run on this server: {0}")]
     Unavailable(String),
+    /// The configuration or secrets given are not what the plugin declares; pointers as the
+    /// API's body names them (`config/port`, `secrets/password`).
+    #[error("invalid input")]
+    Invalid(crate::domain::Validation),
+    /// Enabling needs the tenant's approval of these capabilities first.
+    #[error("the plugin asks for capabilities that were not approved")]
+    NeedsApproval(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,4 +132,158 @@ pub fn summary(i: &Installation) -> serde_json::Value {
         "enabled": i.enabled,
         "config": serde_json::from_str::<serde_json::Value>(&i.config).unwrap_or_default(),
     })
+}
+
+/// What changing a tenant's installations needs from the running system.
+#[derive(Clone, Copy)]
+pub struct Running<'a> {
+    pub store: &'a Store,
+    /// Told to forget the tenant's loaded installations; runs dead letters again.
+    pub plugins: &'a Dispatcher,
+    /// Where what a replayed dead letter emitted goes.
+    pub live: &'a crate::live::service::LiveService,
+}
+
+/// A change to an installation; what is left out stays as it is.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub enabled: Option<bool>,
+    pub config: Option<serde_json::Value>,
+    /// Values for secrets the plugin declares (write-only: never shown again).
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// With `enabled: Some(true)`: approve what the plugin asks for.
+    pub approve_capabilities: bool,
+}
+
+/// Longest secret value, characters.
+const MAX_SECRET: usize = 8192;
+
+/// Changes installation `id` (by plugin id or installation id). The configuration that will
+/// run must match the plugin's schema; an installation is enabled only once what it asks for
+/// is approved. Secrets, the approval and the change are each audited.
+pub async fn update(
+    running: Running<'_>,
+    scope: &TenantScope,
+    origin: &Origin,
+    id: &str,
+    change: Change,
+) -> Result<Installation, PluginError> {
+    let before = plugins::get(running.store, scope, id).await?;
+    let manifest = plugins::manifest(running.store, &before.digest).await?;
+    let config = match &change.config {
+        Some(config) => config.clone(),
+        None => serde_json::from_str(&before.config).unwrap_or_default(),
+    };
+    let mut invalid = crate::domain::Validation::new();
+    if (change.config.is_some() || change.enabled == Some(true))
+        && let Some(schema) = &manifest.config
+        && let Err(problems) = crate::plugins::config::check(schema, &config)
+    {
+        for problem in problems {
+            invalid.add(&format!("config{}", problem.pointer), problem.message);
+        }
+    }
+    for (name, value) in &change.secrets {
+        if !manifest.capabilities.secrets.contains_key(name) {
+            invalid.add(&format!("secrets/{name}"), "the plugin declares no such secret");
+        } else if value.is_empty() || value.chars().count() > MAX_SECRET {
+            invalid.add(&format!("secrets/{name}"), "must be 1 to 8192 characters");
+        }
+    }
+    invalid.finish().map_err(PluginError::Invalid)?;
+    let pending = if change.enabled == Some(true) {
+        plugins::unapproved(running.store, &before).await?
+    } else {
+        Vec::new()
+    };
+    if !pending.is_empty() && !change.approve_capabilities {
+        return Err(PluginError::NeedsApproval(pending));
+    }
+    if !change.secrets.is_empty() {
+        for (name, value) in &change.secrets {
+            plugins::set_secret(running.store, scope, &before.id, name, value).await?;
+        }
+        let names: Vec<&str> = change.secrets.keys().map(String::as_str).collect();
+        let event = AuditEvent::in_tenant(scope, "plugin.secret.set", Outcome::Success)
+            .target("plugin", &before.id)
+            .detail(format!("secrets set: {}", names.join(", ")));
+        audit::record(running.store, event, origin).await;
+    }
+    if !pending.is_empty() {
+        let approved = plugins::approve(running.store, scope, &before.id).await?;
+        let event = AuditEvent::in_tenant(scope, "plugin.approve", Outcome::Success)
+            .target("plugin", &approved.id)
+            .change(None, Some(serde_json::json!({ "approved": pending })));
+        audit::record(running.store, event, origin).await;
+    }
+    let mut after = before.clone();
+    if change.config.is_some() {
+        after = plugins::set_config(running.store, scope, &before.id, &config.to_string()).await?;
+    }
+    if let Some(enabled) = change.enabled {
+        after = plugins::set_enabled(running.store, scope, &before.id, enabled).await?;
+        running.plugins.forget_installations(scope.tenant_id());
+    }
+    if change.config.is_some() || change.enabled.is_some() {
+        let event = AuditEvent::in_tenant(scope, "plugin.update", Outcome::Success)
+            .target("plugin", &after.id)
+            .change(Some(summary(&before)), Some(summary(&after)));
+        audit::record(running.store, event, origin).await;
+    }
+    Ok(after)
+}
+
+/// Removes installation `id`; the running tenant stops it.
+pub async fn remove(
+    running: Running<'_>,
+    scope: &TenantScope,
+    origin: &Origin,
+    id: &str,
+) -> Result<Installation, PluginError> {
+    let removed = plugins::remove(running.store, scope, id).await?;
+    running.plugins.forget_installations(scope.tenant_id());
+    let event = AuditEvent::in_tenant(scope, "plugin.remove", Outcome::Success)
+        .target("plugin", &removed.id)
+        .change(Some(summary(&removed)), None);
+    audit::record(running.store, event, origin).await;
+    Ok(removed)
+}
+
+/// How running a dead letter again went.
+pub enum Replayed {
+    /// The batch went through and is gone; this many events it emitted were accepted.
+    Done { emitted: usize },
+    /// The plugin failed again; the dead letter is kept with this error.
+    FailedAgain(String),
+}
+
+/// Runs dead letter `letter` of installation `id` again; audited either way.
+pub async fn replay(
+    running: Running<'_>,
+    scope: &TenantScope,
+    origin: &Origin,
+    id: &str,
+    letter: &str,
+) -> Result<Replayed, PluginError> {
+    let installation = plugins::get(running.store, scope, id).await?;
+    let ran = running.plugins.replay(scope.tenant(), &installation.id, letter).await?;
+    let outcome = if ran.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let event = AuditEvent::in_tenant(scope, "plugin.dead_letter.replay", outcome)
+        .target("plugin", &installation.id)
+        .detail(format!("dead letter {letter}"));
+    audit::record(running.store, event, origin).await;
+    match ran {
+        Ok(emitted) => {
+            let count = emitted.len();
+            if !emitted.is_empty() {
+                running.live.accept_from_plugin(scope, emitted).await?;
+            }
+            Ok(Replayed::Done { emitted: count })
+        }
+        Err(error) => Ok(Replayed::FailedAgain(error.to_string())),
+    }
 }

@@ -4,23 +4,24 @@
 use axum::Router;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, extract::DefaultBodyLimit};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::admin::{tenant_scope, unavailable};
+use super::admin::tenant_scope;
+use super::page_error::{PageError, PageResult};
 use super::session::SignedIn;
-use super::ui::render_page;
+use super::ui::render_view;
 use crate::auth::{Action, Area, permits};
 use crate::service::{
     self,
-    plugins::{PluginContext, PluginError},
+    plugins::{Change, PluginContext, PluginError},
 };
-use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::StoreError;
 use crate::store::plugins::{self, Installation};
-use crate::store::{StoreError, TenantScope};
 use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
@@ -48,36 +49,42 @@ fn installation_json(i: &Installation) -> Value {
     })
 }
 
-async fn audit_action(app: &AppState, signed: &SignedIn, scope: &TenantScope, action: &str, target: &str) {
-    let event = AuditEvent::in_tenant(scope, action, Outcome::Success).target("plugin", target);
-    audit::record(&app.store, event, &signed.page.origin).await;
+fn running(app: &AppState) -> service::plugins::Running<'_> {
+    service::plugins::Running {
+        store: &app.store,
+        plugins: &app.plugins,
+        live: &app.live,
+    }
 }
 
-async fn list_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+async fn list_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
     render_list(&app, &signed, None, StatusCode::OK).await
 }
 
-async fn render_list(app: &AppState, signed: &SignedIn, message: Option<String>, status: StatusCode) -> Response {
-    let scope = match tenant_scope(app, signed, Action::Read, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    let installed = match plugins::list(&app.store, &scope).await {
-        Ok(i) => i,
-        Err(e) => return unavailable(app, signed, &e),
-    };
-    let mut context = tera::Context::new();
-    context.insert("plugins", &installed.iter().map(installation_json).collect::<Vec<_>>());
-    context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
-    context.insert("message", &message);
-    render_page(app, &signed.page, "admin/plugins.html", context, status)
+/// `admin/plugins.html`: the tenant's installations and the upload form.
+#[derive(Serialize)]
+struct PluginsView {
+    plugins: Vec<Value>,
+    can_write: bool,
+    message: Option<String>,
 }
 
-async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipart) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
+async fn render_list(app: &AppState, signed: &SignedIn, message: Option<String>, status: StatusCode) -> PageResult {
+    let scope = tenant_scope(app, signed, Action::Read, Area::Configuration)?;
+    let view = PluginsView {
+        plugins: plugins::list(&app.store, &scope)
+            .await?
+            .iter()
+            .map(installation_json)
+            .collect(),
+        can_write: permits(scope.role(), Action::Write, Area::Configuration),
+        message,
     };
+    Ok(render_view(app, &signed.page, "admin/plugins.html", &view, status))
+}
+
+async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipart) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
     let t = signed.page.locale;
     let mut component = None;
     while let Ok(Some(field)) = form.next_field().await {
@@ -99,24 +106,15 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
         Err(e) => Err(e),
     };
     match installed {
-        Ok(done) => Redirect::to(&format!("/admin/plugins/{}", done.installation.plugin_id)).into_response(),
+        Ok(done) => Ok(Redirect::to(&format!("/admin/plugins/{}", done.installation.plugin_id)).into_response()),
         Err(PluginError::NotInstallable(why)) => {
             let message = format!("{} {}", t.text("plugins.not_installable"), why);
             render_list(&app, &signed, Some(message), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(PluginError::Refused(why)) => render_list(&app, &signed, Some(why), StatusCode::FORBIDDEN).await,
         Err(PluginError::TooLarge(why)) => render_list(&app, &signed, Some(why), StatusCode::PAYLOAD_TOO_LARGE).await,
-        Err(PluginError::Store(e)) => unavailable(&app, &signed, &e),
-        Err(e @ PluginError::Unavailable(_)) => unavailable(&app, &signed, &e),
+        Err(other) => Err(other.into()),
     }
-}
-
-/// Schema problems by form field.
-fn field_errors(problems: Vec<crate::plugins::config::Problem>) -> Map<String, Value> {
-    problems
-        .into_iter()
-        .map(|p| (p.pointer.trim_start_matches('/').to_owned(), Value::from(p.message)))
-        .collect()
 }
 
 /// Every destination a plugin's capabilities name, longest first (so a template is never
@@ -183,6 +181,26 @@ fn form_fields(schema: Option<&Value>, config: &Value, errors: &Map<String, Valu
         .collect()
 }
 
+/// `admin/plugin.html`: one installation, its configuration form, secrets, status and dead
+/// letters.
+#[derive(Serialize)]
+struct PluginView {
+    plugin: Value,
+    manifest: crate::plugins::manifest::Manifest,
+    /// What it asks for that the tenant has not approved, as it will connect.
+    pending: Vec<String>,
+    http_destinations: Vec<Value>,
+    stream_destinations: Vec<Value>,
+    last_disconnect: Option<Value>,
+    /// What the plugin reports about itself, as label and value.
+    status: Vec<(String, String)>,
+    fields: Vec<Value>,
+    has_errors: bool,
+    can_write: bool,
+    secrets: Vec<Value>,
+    dead_letters: Vec<Value>,
+}
+
 async fn render_detail(
     app: &AppState,
     signed: &SignedIn,
@@ -190,31 +208,18 @@ async fn render_detail(
     shown_config: Option<Value>,
     errors: Map<String, Value>,
     status: StatusCode,
-) -> Response {
-    let scope = match tenant_scope(app, signed, Action::Read, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
+) -> PageResult {
+    let scope = tenant_scope(app, signed, Action::Read, Area::Configuration)?;
     let installed = match plugins::get(&app.store, &scope, id).await {
         Ok(i) => i,
         Err(StoreError::NotFound { .. }) => {
-            return super::ui::error_page(
-                app,
-                &signed.page.error_headers,
-                StatusCode::NOT_FOUND,
-                &signed.page.locale.text("plugins.not_found"),
-            );
+            let message = signed.page.locale.text("plugins.not_found");
+            return Err(PageError::refused(StatusCode::NOT_FOUND, message));
         }
-        Err(e) => return unavailable(app, signed, &e),
+        Err(e) => return Err(e.into()),
     };
-    let manifest = match plugins::manifest(&app.store, &installed.digest).await {
-        Ok(m) => m,
-        Err(e) => return unavailable(app, signed, &e),
-    };
+    let manifest = plugins::manifest(&app.store, &installed.digest).await?;
     let config = shown_config.unwrap_or_else(|| serde_json::from_str(&installed.config).unwrap_or_default());
-    let mut context = tera::Context::new();
-    context.insert("plugin", &installation_json(&installed));
-    context.insert("manifest", &manifest);
     let pending = if installed.enabled {
         Vec::new()
     } else {
@@ -227,7 +232,6 @@ async fn render_detail(
         .into_iter()
         .map(|line| with_configured(&line, &templates, &stored_config))
         .collect();
-    context.insert("pending", &pending);
     let configured = |list: &[String]| -> Vec<Value> {
         list.iter()
             .map(|template| {
@@ -236,13 +240,10 @@ async fn render_detail(
             })
             .collect()
     };
-    context.insert("http_destinations", &configured(&manifest.capabilities.http));
-    context.insert("stream_destinations", &configured(&manifest.capabilities.streams));
-    let disconnect = app
+    let last_disconnect = app
         .plugins
         .last_disconnect(scope.tenant(), &installed.id)
         .map(|d| d.view());
-    context.insert("last_disconnect", &disconnect);
     // What the plugin reports about itself, as label → value (times as dates).
     let reported: Vec<(String, String)> = plugins::status(&app.store, scope.tenant(), &installed.id)
         .await
@@ -267,11 +268,7 @@ async fn render_detail(
                 .collect()
         })
         .unwrap_or_default();
-    context.insert("status", &reported);
-    context.insert("fields", &form_fields(manifest.config.as_ref(), &config, &errors));
-    context.insert("has_errors", &!errors.is_empty());
-    context.insert("can_write", &permits(scope.role(), Action::Write, Area::Configuration));
-    let configured = plugins::secret_names(&app.store, &scope, &installed.id)
+    let secrets_set = plugins::secret_names(&app.store, &scope, &installed.id)
         .await
         .unwrap_or_default();
     let secrets: Vec<Value> = manifest
@@ -279,10 +276,9 @@ async fn render_detail(
         .secrets
         .iter()
         .map(
-            |(name, destination)| json!({ "name": name, "destination": destination, "set": configured.contains(name) }),
+            |(name, destination)| json!({ "name": name, "destination": destination, "set": secrets_set.contains(name) }),
         )
         .collect();
-    context.insert("secrets", &secrets);
     let letters: Vec<Value> = plugins::dead_letters(&app.store, &scope, &installed.id)
         .await
         .unwrap_or_default()
@@ -295,11 +291,24 @@ async fn render_detail(
                     "at": crate::domain::time::to_rfc3339(d.updated_at) })
         })
         .collect();
-    context.insert("dead_letters", &letters);
-    render_page(app, &signed.page, "admin/plugin.html", context, status)
+    let view = PluginView {
+        plugin: installation_json(&installed),
+        http_destinations: configured(&manifest.capabilities.http),
+        stream_destinations: configured(&manifest.capabilities.streams),
+        fields: form_fields(manifest.config.as_ref(), &config, &errors),
+        manifest,
+        pending,
+        last_disconnect,
+        status: reported,
+        has_errors: !errors.is_empty(),
+        can_write: permits(scope.role(), Action::Write, Area::Configuration),
+        secrets,
+        dead_letters: letters,
+    };
+    Ok(render_view(app, &signed.page, "admin/plugin.html", &view, status))
 }
 
-async fn detail_page(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+async fn detail_page(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     render_detail(&app, &signed, &id, None, Map::new(), StatusCode::OK).await
 }
 
@@ -341,30 +350,28 @@ fn config_from_form(schema: Option<&Value>, form: &[(String, String)]) -> (Value
     (Value::Object(config), errors)
 }
 
+/// Config field errors from the service's pointers (`config/port` → `port`).
+fn config_errors(invalid: crate::domain::Validation) -> Map<String, Value> {
+    invalid
+        .errors
+        .into_iter()
+        .map(|e| {
+            let field = e.pointer.trim_start_matches("/").trim_start_matches("config/");
+            (field.trim_start_matches('/').to_owned(), Value::from(e.detail))
+        })
+        .collect()
+}
+
 async fn save_config(
     State(app): State<AppState>,
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    let Ok(installed) = plugins::get(&app.store, &scope, &id).await else {
-        return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
-    };
-    let manifest = match plugins::manifest(&app.store, &installed.digest).await {
-        Ok(m) => m,
-        Err(e) => return unavailable(&app, &signed, &e),
-    };
-    let (config, mut errors) = config_from_form(manifest.config.as_ref(), &form);
-    if errors.is_empty()
-        && let Some(schema) = &manifest.config
-        && let Err(problems) = crate::plugins::config::check(schema, &config)
-    {
-        errors.extend(field_errors(problems));
-    }
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
+    let installed = plugins::get(&app.store, &scope, &id).await?;
+    let manifest = plugins::manifest(&app.store, &installed.digest).await?;
+    let (config, errors) = config_from_form(manifest.config.as_ref(), &form);
     if !errors.is_empty() {
         return render_detail(
             &app,
@@ -376,79 +383,48 @@ async fn save_config(
         )
         .await;
     }
-    match plugins::set_config(&app.store, &scope, &id, &config.to_string()).await {
-        Ok(saved) => {
-            let event = AuditEvent::in_tenant(&scope, "plugin.update", Outcome::Success)
-                .target("plugin", &saved.id)
-                .change(serde_json::from_str(&installed.config).ok(), Some(config));
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to(&format!("/admin/plugins/{}", saved.plugin_id)).into_response()
+    let change = Change {
+        config: Some(config.clone()),
+        ..Change::default()
+    };
+    match service::plugins::update(running(&app), &scope, &signed.page.origin, &id, change).await {
+        Ok(saved) => Ok(Redirect::to(&format!("/admin/plugins/{}", saved.plugin_id)).into_response()),
+        Err(PluginError::Invalid(invalid)) => {
+            let errors = config_errors(invalid);
+            render_detail(
+                &app,
+                &signed,
+                &id,
+                Some(config),
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
-        Err(e) => unavailable(&app, &signed, &e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Enables (with the tenant's approval of what the plugin asks for, given by the button that
 /// lists it) or disables an installation.
-async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool, approve: bool) -> Response {
-    let scope = match tenant_scope(app, signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
+async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool, approve: bool) -> PageResult {
+    let scope = tenant_scope(app, signed, Action::Write, Area::Configuration)?;
+    let change = Change {
+        enabled: Some(enabled),
+        approve_capabilities: approve,
+        ..Change::default()
     };
-    if enabled {
+    match service::plugins::update(running(app), &scope, &signed.page.origin, id, change).await {
+        Ok(i) => Ok(Redirect::to(&format!("/admin/plugins/{}", i.plugin_id)).into_response()),
         // Only a configuration the plugin accepts may run.
-        let checked = async {
-            let installed = plugins::get(&app.store, &scope, id).await?;
-            let manifest = plugins::manifest(&app.store, &installed.digest).await?;
-            let config: Value = serde_json::from_str(&installed.config).unwrap_or_default();
-            Ok::<_, StoreError>(
-                manifest
-                    .config
-                    .as_ref()
-                    .map(|schema| crate::plugins::config::check(schema, &config)),
-            )
+        Err(PluginError::Invalid(invalid)) => {
+            let errors = config_errors(invalid);
+            render_detail(app, signed, id, None, errors, StatusCode::UNPROCESSABLE_ENTITY).await
         }
-        .await;
-        if let Ok(Some(Err(problems))) = checked {
-            return render_detail(
-                app,
-                signed,
-                id,
-                None,
-                field_errors(problems),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+        Err(PluginError::NeedsApproval(_)) => {
+            render_detail(app, signed, id, None, Map::new(), StatusCode::CONFLICT).await
         }
-        let approval = async {
-            let installed = plugins::get(&app.store, &scope, id).await?;
-            let pending = plugins::unapproved(&app.store, &installed).await?;
-            if !pending.is_empty() && approve {
-                plugins::approve(&app.store, &scope, id).await?;
-                audit_action(app, signed, &scope, "plugin.approve", &installed.id).await;
-                return Ok(Vec::new());
-            }
-            Ok::<_, StoreError>(pending)
-        }
-        .await;
-        match approval {
-            Ok(pending) if pending.is_empty() => {}
-            Ok(_) => return render_detail(app, signed, id, None, Map::new(), StatusCode::CONFLICT).await,
-            Err(e) => return unavailable(app, signed, &e),
-        }
-    }
-    let changed = plugins::set_enabled(&app.store, &scope, id, enabled).await;
-    app.plugins.forget_installations(scope.tenant_id());
-    match changed {
-        Ok(i) => {
-            let action = if enabled { "plugin.enable" } else { "plugin.disable" };
-            audit_action(app, signed, &scope, action, &i.id).await;
-            Redirect::to(&format!("/admin/plugins/{}", i.plugin_id)).into_response()
-        }
-        Err(StoreError::NotFound { .. }) => {
-            render_detail(app, signed, id, None, Map::new(), StatusCode::NOT_FOUND).await
-        }
-        Err(e) => unavailable(app, signed, &e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -458,73 +434,36 @@ async fn save_secrets(
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
+    let secrets = form
+        .into_iter()
+        .filter(|(name, value)| name != super::session::CSRF_FIELD && !value.is_empty())
+        .collect();
+    let change = Change {
+        secrets,
+        ..Change::default()
     };
-    let saved = async {
-        let installed = plugins::get(&app.store, &scope, &id).await?;
-        let manifest = plugins::manifest(&app.store, &installed.digest).await?;
-        let mut set = Vec::new();
-        for (name, value) in &form {
-            if manifest.capabilities.secrets.contains_key(name) && !value.is_empty() && value.len() <= 8192 {
-                plugins::set_secret(&app.store, &scope, &installed.id, name, value).await?;
-                set.push(name.clone());
-            }
+    match service::plugins::update(running(&app), &scope, &signed.page.origin, &id, change).await {
+        Ok(installed) => Ok(Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()),
+        Err(PluginError::Invalid(invalid)) => {
+            let detail: Vec<String> = invalid.errors.into_iter().map(|e| e.detail).collect();
+            Err(PageError::refused(StatusCode::UNPROCESSABLE_ENTITY, detail.join("; ")))
         }
-        Ok::<_, StoreError>((installed, set))
-    }
-    .await;
-    match saved {
-        Ok((installed, set)) => {
-            if !set.is_empty() {
-                let event = AuditEvent::in_tenant(&scope, "plugin.secret.set", Outcome::Success)
-                    .target("plugin", &installed.id)
-                    .detail(format!("secrets set: {}", set.join(", ")));
-                audit::record(&app.store, event, &signed.page.origin).await;
-            }
-            Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()
-        }
-        Err(StoreError::NotFound { .. }) => {
-            render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await
-        }
-        Err(e) => unavailable(&app, &signed, &e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Runs a dead letter again (see the API's replay).
-async fn replay(State(app): State<AppState>, signed: SignedIn, Path((id, letter)): Path<(String, String)>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    let Ok(installed) = plugins::get(&app.store, &scope, &id).await else {
-        return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
-    };
-    let ran = match app.plugins.replay(scope.tenant(), &installed.id, &letter).await {
-        Ok(ran) => ran,
-        Err(StoreError::NotFound { .. }) => {
-            return render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await;
-        }
-        Err(e) => return unavailable(&app, &signed, &e),
-    };
-    let outcome = if ran.is_ok() {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    };
-    let event = AuditEvent::in_tenant(&scope, "plugin.dead_letter.replay", outcome)
-        .target("plugin", &installed.id)
-        .detail(format!("dead letter {letter}"));
-    audit::record(&app.store, event, &signed.page.origin).await;
-    if let Ok(emitted) = ran
-        && !emitted.is_empty()
-        && let Err(e) = app.live.accept_from_plugin(&scope, emitted).await
-    {
-        return unavailable(&app, &signed, &e);
-    }
-    Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()
+async fn replay(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path((id, letter)): Path<(String, String)>,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
+    // Kept with its new error when it fails again: the page shows it.
+    service::plugins::replay(running(&app), &scope, &signed.page.origin, &id, &letter).await?;
+    Ok(Redirect::to(&format!("/admin/plugins/{id}")).into_response())
 }
 
 async fn enable(
@@ -532,30 +471,17 @@ async fn enable(
     signed: SignedIn,
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
+) -> PageResult {
     let approve = form.iter().any(|(k, v)| k == "approve" && v == "1");
     switch(&app, &signed, &id, true, approve).await
 }
 
-async fn disable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
+async fn disable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     switch(&app, &signed, &id, false, false).await
 }
 
-async fn remove(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let scope = match tenant_scope(&app, &signed, Action::Write, Area::Configuration) {
-        Ok(s) => s,
-        Err(page) => return *page,
-    };
-    let removed = plugins::remove(&app.store, &scope, &id).await;
-    app.plugins.forget_installations(scope.tenant_id());
-    match removed {
-        Ok(removed) => {
-            audit_action(&app, &signed, &scope, "plugin.remove", &removed.id).await;
-            Redirect::to("/admin/plugins").into_response()
-        }
-        Err(StoreError::NotFound { .. }) => {
-            render_detail(&app, &signed, &id, None, Map::new(), StatusCode::NOT_FOUND).await
-        }
-        Err(e) => unavailable(&app, &signed, &e),
-    }
+async fn remove(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
+    service::plugins::remove(running(&app), &scope, &signed.page.origin, &id).await?;
+    Ok(Redirect::to("/admin/plugins").into_response())
 }

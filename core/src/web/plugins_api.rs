@@ -15,7 +15,7 @@ use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::service::{
     self,
-    plugins::{Installed, PluginContext},
+    plugins::{Change, Installed, PluginContext, Replayed},
 };
 use crate::store::plugins::{self, Installation};
 use std::sync::Arc;
@@ -169,6 +169,14 @@ struct InstallationUpdate {
     approve_capabilities: Option<bool>,
 }
 
+fn running(app: &AppState) -> service::plugins::Running<'_> {
+    service::plugins::Running {
+        store: &app.store,
+        plugins: &app.plugins,
+        live: &app.live,
+    }
+}
+
 async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -178,86 +186,13 @@ async fn update(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let input = input?;
-    let before = plugins::get(&app.store, &scope, &id).await?;
-    let manifest = plugins::manifest(&app.store, &before.digest).await?;
-    let config = match &input.config {
-        Some(config) => config.clone(),
-        None => serde_json::from_str(&before.config).unwrap_or_default(),
+    let change = Change {
+        enabled: input.enabled,
+        config: input.config,
+        secrets: input.secrets.unwrap_or_default(),
+        approve_capabilities: input.approve_capabilities == Some(true),
     };
-    if input.config.is_some() || input.enabled == Some(true) {
-        // What runs must match the plugin's schema.
-        if let Some(schema) = &manifest.config
-            && let Err(problems) = crate::plugins::config::check(schema, &config)
-        {
-            let mut v = crate::domain::Validation::new();
-            for problem in problems {
-                v.add(&format!("config{}", problem.pointer), problem.message);
-            }
-            return Err(v.into());
-        }
-    }
-    if let Some(secrets) = &input.secrets {
-        let mut v = crate::domain::Validation::new();
-        for (name, value) in secrets {
-            if !manifest.capabilities.secrets.contains_key(name) {
-                v.add(&format!("secrets/{name}"), "the plugin declares no such secret");
-            } else if value.is_empty() || value.len() > 8192 {
-                v.add(&format!("secrets/{name}"), "must be 1 to 8192 characters");
-            }
-        }
-        v.finish()?;
-        for (name, value) in secrets {
-            plugins::set_secret(&app.store, &scope, &before.id, name, value).await?;
-        }
-        let event = crate::store::audit::AuditEvent::in_tenant(
-            &scope,
-            "plugin.secret.set",
-            crate::store::audit::Outcome::Success,
-        )
-        .target("plugin", &before.id)
-        .detail(format!(
-            "secrets set: {}",
-            secrets.keys().cloned().collect::<Vec<_>>().join(", ")
-        ));
-        crate::store::audit::record(&app.store, event, &origin).await;
-    }
-    if input.enabled == Some(true) {
-        let pending = plugins::unapproved(&app.store, &before).await?;
-        if !pending.is_empty() {
-            if input.approve_capabilities != Some(true) {
-                return Err(ApiError::needs_approval(pending));
-            }
-            let approved = plugins::approve(&app.store, &scope, &before.id).await?;
-            audit_change(
-                &app,
-                &scope,
-                &origin,
-                "plugin.approve",
-                ("plugin", &approved.id),
-                None,
-                Some(serde_json::json!({ "approved": pending })),
-            )
-            .await;
-        }
-    }
-    let mut after = before.clone();
-    if input.config.is_some() {
-        after = plugins::set_config(&app.store, &scope, &id, &config.to_string()).await?;
-    }
-    if let Some(enabled) = input.enabled {
-        after = plugins::set_enabled(&app.store, &scope, &id, enabled).await?;
-        app.plugins.forget_installations(scope.tenant_id());
-    }
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        "plugin.update",
-        ("plugin", &after.id),
-        Some(view(&before)),
-        Some(view(&after)),
-    )
-    .await;
+    let after = service::plugins::update(running(&app), &scope, &origin, &id, change).await?;
     let mut body = view(&after);
     body["secrets"] = serde_json::json!(plugins::secret_names(&app.store, &scope, &after.id).await?);
     body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &after).await?);
@@ -296,29 +231,11 @@ async fn replay(
     Path((id, letter)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
-    let installation = plugins::get(&app.store, &scope, &id).await?;
-    let ran = app.plugins.replay(scope.tenant(), &installation.id, &letter).await?;
-    let event = crate::store::audit::AuditEvent::in_tenant(
-        &scope,
-        "plugin.dead_letter.replay",
-        if ran.is_ok() {
-            crate::store::audit::Outcome::Success
-        } else {
-            crate::store::audit::Outcome::Failure
-        },
-    )
-    .target("plugin", &installation.id)
-    .detail(format!("dead letter {letter}"));
-    crate::store::audit::record(&app.store, event, &origin).await;
-    match ran {
-        Ok(emitted) => {
-            let count = emitted.len();
-            if !emitted.is_empty() {
-                app.live.accept_from_plugin(&scope, emitted).await?;
-            }
-            Ok(axum::Json(serde_json::json!({ "replayed": true, "emitted": count })).into_response())
+    match service::plugins::replay(running(&app), &scope, &origin, &id, &letter).await? {
+        Replayed::Done { emitted } => {
+            Ok(axum::Json(serde_json::json!({ "replayed": true, "emitted": emitted })).into_response())
         }
-        Err(error) => Err(ApiError::new(
+        Replayed::FailedAgain(error) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("the plugin failed again, the dead letter is kept: {error}"),
         )),
@@ -332,17 +249,6 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
-    let removed = plugins::remove(&app.store, &scope, &id).await?;
-    app.plugins.forget_installations(scope.tenant_id());
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        "plugin.remove",
-        ("plugin", &removed.id),
-        Some(view(&removed)),
-        None,
-    )
-    .await;
+    service::plugins::remove(running(&app), &scope, &origin, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -191,6 +191,8 @@ impl From<crate::service::plugins::PluginError> for ApiError {
             PluginError::Refused(why) => ApiError::forbidden(why),
             PluginError::TooLarge(why) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, why),
             PluginError::Unavailable(_) => ApiError::bad_request(e.to_string()),
+            PluginError::Invalid(v) => v.into(),
+            PluginError::NeedsApproval(pending) => ApiError::needs_approval(pending),
             PluginError::Store(e) => e.into(),
         }
     }
