@@ -15,7 +15,12 @@ flood keeps its connections busy for that long (from another process, at nice 19
   ingest-anonymous  (4) 16 MiB NDJSON to POST /api/v1/events without a token
   ingest-oversize   (4) 16 MiB NDJSON of empty objects to POST /api/v1/events with noisy's token
 
-Each line: the flood, requests answered, peak RSS above idle (goal: at most 64 MB), tenant calm's
+Tenant calm calls from 127.0.0.1 and each flood from an address of its own (127.0.0.2, .3, …):
+an attacker's address is not the tenants', and the server holds off an address whose anonymous
+requests keep being refused (`http.anonymous_refusals_per_second`), so each flood starts with a
+full budget.
+
+Each line: the flood, connections it made and how many of them got an HTTP answer, peak RSS above idle (goal: at most 64 MB), tenant calm's
 p50/p99 during the flood and p99 against the baseline (goal: at most 2x). Local addresses only;
 every loop stops at its deadline.
 """
@@ -131,15 +136,17 @@ def p(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def flood_worker(port, make_request, body_bytes, deadline, counter, lock):
+def flood_worker(port, source, make_request, body_bytes, deadline, counter, lock):
     """One connection at a time: send the headers, then the body in 64 KiB chunks with blocking
-    writes until the server answers and closes (or the body ends), read the answer, close."""
+    writes until the server answers and closes (or the body ends), read the answer, close.
+    `counter` is [connections, answered]."""
     chunk = b"a" * 65536
     n = 0
     while time.monotonic() < deadline:
         n += 1
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                          source_address=(source, 0)) as sock:
                 sock.sendall(make_request(n))
                 sent = 0
                 try:
@@ -151,27 +158,27 @@ def flood_worker(port, make_request, body_bytes, deadline, counter, lock):
                     answered = sock.recv(12).startswith(b"HTTP/1.1")
                 except OSError:
                     answered = sent < body_bytes  # refused early; the reset ate the answer
-                if answered:
-                    with lock:
-                        counter[0] += 1
+                with lock:
+                    counter[0] += 1
+                    counter[1] += int(answered)
         except OSError:
             time.sleep(0.01)
 
 
-def flood(port, make_request, body_bytes, seconds, connections, answered, niceness):
+def flood(port, source, make_request, body_bytes, seconds, connections, answered, niceness):
     """A process of its own (so the flood's threads do not hold up the measuring process), at
     lower priority unless asked otherwise: an attacker's own CPU is not the server's in
     production, and on one machine it would otherwise be the larger part of what is measured."""
     os.nice(niceness)
-    counter, lock = [0], threading.Lock()
+    counter, lock = [0, 0], threading.Lock()
     deadline = time.monotonic() + seconds
-    workers = [threading.Thread(target=flood_worker, args=(port, make_request, body_bytes, deadline, counter, lock),
+    workers = [threading.Thread(target=flood_worker, args=(port, source, make_request, body_bytes, deadline, counter, lock),
                                 daemon=True) for _ in range(connections)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    answered.value = counter[0]
+    answered[0].value, answered[1].value = counter
 
 
 def run(args):
@@ -212,7 +219,7 @@ def run(args):
         base_p99 = p(baseline, 0.99)
         print(f"idle RSS {idle:.0f} MiB; tenant calm GET /api/v1/agents alone: "
               f"p50 {p(baseline, 0.5):.1f} ms, p99 {base_p99:.1f} ms ({len(baseline)} requests)")
-        print(f"{'flood':<18} {'answered':>8} {'RSS above idle':>15} {'calm p50':>9} {'calm p99':>9} {'p99 vs alone':>13}")
+        print(f"{'flood':<18} {'connections':>11} {'answered':>8} {'RSS above idle':>15} {'calm p50':>9} {'calm p99':>9} {'p99 vs alone':>13}")
 
         def req(method, path, extra, length=None):
             def make(n):
@@ -238,10 +245,11 @@ def run(args):
         ]
         if args.connections:
             floods = [(name, args.connections, make, size) for name, _, make, size in floods]
-        for name, connections, make, size in floods:
-            answered = multiprocessing.Value("q", 0)
+        for number, (name, connections, make, size) in enumerate(floods):
+            answered = (multiprocessing.Value("q", 0), multiprocessing.Value("q", 0))
             flooder = multiprocessing.Process(target=flood,
-                                              args=(port, make, size, args.seconds, connections, answered,
+                                              args=(port, f"127.0.0.{2 + number}", make, size, args.seconds,
+                                                    connections, answered,
                                                     0 if args.same_priority else 19))
             peak = [idle]
             stop = threading.Event()
@@ -259,9 +267,8 @@ def run(args):
             flooder.join()
             stop.set()
             watcher.join()
-            counter = [answered.value]
             ratio = p(during, 0.99) / base_p99 if base_p99 else float("nan")
-            print(f"{name:<18} {counter[0]:>8} {peak[0] - idle:>11.0f} MiB {p(during, 0.5):>7.1f}ms "
+            print(f"{name:<18} {answered[0].value:>11} {answered[1].value:>8} {peak[0] - idle:>11.0f} MiB {p(during, 0.5):>7.1f}ms "
                   f"{p(during, 0.99):>7.1f}ms {ratio:>12.2f}x")
             time.sleep(1)
         print(f"RSS after all floods: {rss_mib(server.pid):.0f} MiB (idle was {idle:.0f} MiB)")
