@@ -371,38 +371,29 @@ async fn save_config(
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
     let installed = plugins::get(&app.store, &scope, &id).await?;
     let manifest = plugins::manifest(&app.store, &installed.digest).await?;
-    let (config, errors) = config_from_form(manifest.config.as_ref(), &form);
-    if !errors.is_empty() {
-        return render_detail(
-            &app,
-            &signed,
-            &id,
-            Some(config),
-            errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    let change = Change {
-        config: Some(config.clone()),
-        ..Change::default()
-    };
-    match service::plugins::update(running(&app), &scope, &signed.page.origin, &id, change).await {
-        Ok(saved) => Ok(Redirect::to(&format!("/admin/plugins/{}", saved.plugin_id)).into_response()),
-        Err(PluginError::Invalid(invalid)) => {
-            let errors = config_errors(invalid);
-            render_detail(
-                &app,
-                &signed,
-                &id,
-                Some(config),
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+    let (config, unreadable) = config_from_form(manifest.config.as_ref(), &form);
+    let errors = if unreadable.is_empty() {
+        let change = Change {
+            config: Some(config.clone()),
+            ..Change::default()
+        };
+        match service::plugins::update(running(&app), &scope, &signed.page.origin, &id, change).await {
+            Ok(saved) => return Ok(Redirect::to(&format!("/admin/plugins/{}", saved.plugin_id)).into_response()),
+            Err(PluginError::Invalid(invalid)) => config_errors(invalid),
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(e.into()),
-    }
+    } else {
+        unreadable
+    };
+    render_detail(
+        &app,
+        &signed,
+        &id,
+        Some(config),
+        errors,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 /// Enables (with the tenant's approval of what the plugin asks for, given by the button that

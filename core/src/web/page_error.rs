@@ -49,17 +49,21 @@ impl From<StoreError> for PageError {
     }
 }
 
+/// A service's refusal with the status and words the REST API gives it, so a page and the API
+/// say the same about the same failure.
+fn refused_as_the_api_would(error: impl Into<super::problem::ApiError>) -> PageError {
+    let problem = error.into().problem;
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    PageError::refused(status, problem.detail.unwrap_or(problem.title))
+}
+
 impl From<crate::service::rules::RulesError> for PageError {
     fn from(e: crate::service::rules::RulesError) -> Self {
         use crate::service::rules::RulesError;
         match e {
             RulesError::NotFound => PageError::Store(StoreError::NotFound { kind: "rule" }),
             RulesError::Store(e) => PageError::Store(e),
-            other => {
-                let problem = super::problem::ApiError::from(other).problem;
-                let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                PageError::refused(status, problem.detail.unwrap_or(problem.title))
-            }
+            other => refused_as_the_api_would(other),
         }
     }
 }
@@ -69,11 +73,7 @@ impl From<crate::service::plugins::PluginError> for PageError {
         use crate::service::plugins::PluginError;
         match e {
             PluginError::Store(e) => PageError::Store(e),
-            other => {
-                let problem = super::problem::ApiError::from(other).problem;
-                let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                PageError::refused(status, problem.detail.unwrap_or(problem.title))
-            }
+            other => refused_as_the_api_would(other),
         }
     }
 }
