@@ -5,16 +5,16 @@ use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::admin::tenant_scope;
-use super::page_error::PageResult;
+use super::page_error::{PageError, PageResult};
 use super::session::SignedIn;
-use super::ui::render_page;
+use super::ui::render_view;
 use crate::auth::{Action, Area, invitations};
 use crate::domain::Role;
 use crate::domain::time::to_rfc3339;
@@ -25,7 +25,7 @@ use crate::store::entities::teams::Team;
 use crate::store::entities::users::{Member, MemberCreate, MemberUpdate};
 use crate::store::resource;
 use crate::store::tokens::{self, ApiToken};
-use crate::store::{ListParams, accounts, sessions};
+use crate::store::{ListParams, StoreError, accounts, sessions};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -90,24 +90,62 @@ struct UsersQuery {
     cursor: Option<String>,
 }
 
-async fn users_page(State(app): State<AppState>, signed: SignedIn, Query(q): Query<UsersQuery>) -> Response {
-    users_view(&app, &signed, q, None, Map::new(), None, StatusCode::OK).await
+async fn users_page(State(app): State<AppState>, signed: SignedIn, Query(q): Query<UsersQuery>) -> PageResult {
+    users_view(
+        &app,
+        &signed,
+        q,
+        None,
+        Map::new(),
+        UsersNotice::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the users page shows above the list after an action.
+#[derive(Default, Serialize)]
+struct UsersNotice {
+    /// An invitation sent, or its link to pass on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invited: Option<Value>,
+    /// A password reset link made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset: Option<Value>,
+    /// A password reset link emailed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emailed: Option<String>,
+}
+
+/// `admin/users.html`: members, pending invitations and the forms that change them.
+#[derive(Serialize)]
+struct UsersView {
+    users: Vec<Member>,
+    next_cursor: Option<String>,
+    q: String,
+    teams: Vec<Value>,
+    locations: Vec<Value>,
+    roles: Vec<&'static str>,
+    can_write: bool,
+    message: Option<String>,
+    errors: Map<String, Value>,
+    self_id: String,
+    can_email: bool,
+    invitations: Vec<Value>,
+    #[serde(flatten)]
+    notice: UsersNotice,
+}
+
 async fn users_view(
     app: &AppState,
     signed: &SignedIn,
     q: UsersQuery,
     message: Option<String>,
     errors: Map<String, Value>,
-    extra: Option<(&str, Value)>,
+    notice: UsersNotice,
     status: StatusCode,
-) -> Response {
-    let scope = match tenant_scope(app, signed, Action::Read, Area::Users) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(app, signed, Action::Read, Area::Users)?;
     let mut params = vec![
         ("limit".to_owned(), "100".to_owned()),
         ("sort".to_owned(), "email".to_owned()),
@@ -118,31 +156,8 @@ async fn users_view(
     if let Some(c) = &q.cursor {
         params.push(("cursor".into(), c.clone()));
     }
-    let page = match resource::list::<Member>(&app.store, &scope, &ListParams(params)).await {
-        Ok(p) => p,
-        Err(e) => {
-            return super::admin::unavailable(app, signed, &e);
-        }
-    };
-    let mut context = tera::Context::new();
-    context.insert("users", &page.items);
-    context.insert("next_cursor", &page.next_cursor);
-    context.insert("q", &q.q.unwrap_or_default());
-    context.insert("teams", &names::<Team>(app, &scope).await);
-    context.insert("locations", &names::<Location>(app, &scope).await);
-    context.insert(
-        "roles",
-        &Role::TENANT_ROLES.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-    );
-    context.insert(
-        "can_write",
-        &crate::auth::permits(scope.role(), Action::Write, Area::Users),
-    );
-    context.insert("message", &message);
-    context.insert("errors", &errors);
-    context.insert("self_id", &signed.current.account.id);
-    context.insert("can_email", &app.mailer.is_some());
-    let pending: Vec<Value> = crate::store::invitations::pending(&app.store, &scope, 200)
+    let page = resource::list::<Member>(&app.store, &scope, &ListParams(params)).await?;
+    let invitations: Vec<Value> = crate::store::invitations::pending(&app.store, &scope, 200)
         .await
         .unwrap_or_default()
         .into_iter()
@@ -154,11 +169,27 @@ async fn users_view(
             })
         })
         .collect();
-    context.insert("invitations", &pending);
-    if let Some((key, value)) = extra {
-        context.insert(key, &value);
-    }
-    render_page(app, &signed.page, "admin/users.html", context, status)
+    let view = UsersView {
+        users: page.items,
+        next_cursor: page.next_cursor,
+        q: q.q.unwrap_or_default(),
+        teams: names::<Team>(app, &scope).await,
+        locations: names::<Location>(app, &scope).await,
+        roles: tenant_roles(),
+        can_write: crate::auth::permits(scope.role(), Action::Write, Area::Users),
+        message,
+        errors,
+        self_id: signed.current.account.id.clone(),
+        can_email: app.mailer.is_some(),
+        invitations,
+        notice,
+    };
+    Ok(render_view(app, &signed.page, "admin/users.html", &view, status))
+}
+
+/// The roles a tenant member or token can have, as the forms offer them.
+fn tenant_roles() -> Vec<&'static str> {
+    Role::TENANT_ROLES.iter().map(|r| r.as_str()).collect()
 }
 
 async fn add_user(
@@ -181,7 +212,7 @@ async fn add_user(
         },
         Err(e) => {
             let error = crate::domain::Validation::single("role", e.to_string()).into();
-            return Ok(users_rejected(&app, &signed, error).await);
+            return users_rejected(&app, &signed, error).await;
         }
     };
     let invited = invitations::invite(
@@ -195,7 +226,7 @@ async fn add_user(
         &signed.page.origin,
     )
     .await;
-    Ok(match invited {
+    match invited {
         Ok(invited) => {
             let locale = signed.page.locale;
             let days = (invitations::LIFETIME.as_secs() / 86_400).to_string();
@@ -204,14 +235,17 @@ async fn add_user(
                 Some(_) => locale.text("users.invitation_link").replace("{days}", &days),
                 None => locale.text("users.invitation_emailed"),
             };
-            let shown = json!({ "email": invited.invitation.email, "text": text, "link": invited.link });
+            let notice = UsersNotice {
+                invited: Some(json!({ "email": invited.invitation.email, "text": text, "link": invited.link })),
+                ..UsersNotice::default()
+            };
             users_view(
                 &app,
                 &signed,
                 UsersQuery::default(),
                 None,
                 Map::new(),
-                Some(("invited", shown)),
+                notice,
                 StatusCode::OK,
             )
             .await
@@ -223,7 +257,7 @@ async fn add_user(
                 UsersQuery::default(),
                 Some(signed.page.locale.translate(&e.to_string())),
                 Map::new(),
-                None,
+                UsersNotice::default(),
                 StatusCode::FORBIDDEN,
             )
             .await
@@ -235,59 +269,40 @@ async fn add_user(
                 UsersQuery::default(),
                 Some(signed.page.locale.text("users.invitations_throttled")),
                 Map::new(),
-                None,
+                UsersNotice::default(),
                 StatusCode::TOO_MANY_REQUESTS,
             )
-            .await;
+            .await?;
             let seconds = crate::auth::ratelimit::retry_after_secs(wait);
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
-            response
+            Ok(response)
         }
         Err(invitations::InviteError::Store(e)) => users_rejected(&app, &signed, e).await,
-    })
-}
-
-/// The 404 page for an id that names nothing here (a fragment for htmx).
-fn not_found(app: &AppState, signed: &SignedIn) -> Response {
-    super::ui::error_page(
-        app,
-        &signed.page.error_headers,
-        StatusCode::NOT_FOUND,
-        &signed.page.locale.text("admin.not_found"),
-    )
+    }
 }
 
 async fn revoke_invitation(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
-    Ok(
-        match invitations::revoke(&app.store, &scope, &id, &signed.page.origin).await {
-            Ok(_) => Redirect::to("/admin/users").into_response(),
-            Err(crate::store::StoreError::NotFound { .. }) => not_found(&app, &signed),
-            Err(e) => super::admin::unavailable(&app, &signed, &e),
-        },
-    )
+    invitations::revoke(&app.store, &scope, &id, &signed.page.origin).await?;
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
 /// The users page again after a change the store refused, with its field errors.
-async fn users_rejected(app: &AppState, signed: &SignedIn, error: crate::store::StoreError) -> Response {
-    match super::admin::field_errors(error, signed.page.locale) {
-        Ok((errors, message)) => {
-            let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
-            users_view(
-                app,
-                signed,
-                UsersQuery::default(),
-                message,
-                errors,
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(e) => super::admin::unavailable(app, signed, &e),
-    }
+async fn users_rejected(app: &AppState, signed: &SignedIn, error: crate::store::StoreError) -> PageResult {
+    let (errors, message) = super::admin::field_errors(error, signed.page.locale)?;
+    let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+    users_view(
+        app,
+        signed,
+        UsersQuery::default(),
+        message,
+        errors,
+        UsersNotice::default(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 async fn update_user(
@@ -298,16 +313,16 @@ async fn update_user(
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
     let Ok(role) = form_value(&form, "role").map(str::parse::<Role>).transpose() else {
-        return Ok(users_view(
+        return users_view(
             &app,
             &signed,
             UsersQuery::default(),
             Some("unknown role".into()),
             Map::new(),
-            None,
+            UsersNotice::default(),
             StatusCode::UNPROCESSABLE_ENTITY,
         )
-        .await);
+        .await;
     };
     let scopes_sent = form_value(&form, "scopes").is_some();
     let input = MemberUpdate {
@@ -318,79 +333,75 @@ async fn update_user(
         disabled: form_value(&form, "disabled").map(|v| v == "true"),
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
-    Ok(
-        match access::update_member(&app.store, &scope, &signed.page.origin, &id, version, input).await {
-            Ok(_) => Redirect::to("/admin/users").into_response(),
-            Err(e) => users_refused(&app, &signed, e).await,
-        },
-    )
+    match access::update_member(&app.store, &scope, &signed.page.origin, &id, version, input).await {
+        Ok(_) => Ok(Redirect::to("/admin/users").into_response()),
+        Err(e) => users_refused(&app, &signed, e).await,
+    }
 }
 
 async fn remove_user(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
-    Ok(
-        match access::remove_member(&app.store, &scope, &signed.page.origin, &id, None).await {
-            Ok(()) => Redirect::to("/admin/users").into_response(),
-            Err(e) => users_refused(&app, &signed, e).await,
-        },
-    )
+    match access::remove_member(&app.store, &scope, &signed.page.origin, &id, None).await {
+        Ok(()) => Ok(Redirect::to("/admin/users").into_response()),
+        Err(e) => users_refused(&app, &signed, e).await,
+    }
 }
 
 /// The users page again after an access flow refused a change, saying why.
-async fn users_refused(app: &AppState, signed: &SignedIn, error: AccessError) -> Response {
-    match refusal(app, signed, error) {
-        Refusal::Shown {
-            status,
-            message,
-            errors,
-        } => users_view(app, signed, UsersQuery::default(), message, errors, None, status).await,
-        Refusal::Failed(page) => page,
-    }
+async fn users_refused(app: &AppState, signed: &SignedIn, error: AccessError) -> PageResult {
+    let Refusal {
+        status,
+        message,
+        errors,
+    } = refusal(signed, error)?;
+    users_view(
+        app,
+        signed,
+        UsersQuery::default(),
+        message,
+        errors,
+        UsersNotice::default(),
+        status,
+    )
+    .await
 }
 
-/// How a page shows a refused access flow.
-enum Refusal {
-    /// The page again, with a message and field errors.
-    Shown {
-        status: StatusCode,
-        message: Option<String>,
-        errors: Map<String, Value>,
-    },
-    /// An error page of its own (nothing there, storage failed).
-    Failed(Response),
+/// A refused access flow as a page shows it again: a message and field errors.
+struct Refusal {
+    status: StatusCode,
+    message: Option<String>,
+    errors: Map<String, Value>,
 }
 
-fn refusal(app: &AppState, signed: &SignedIn, error: AccessError) -> Refusal {
+/// Why an access flow refused, for the page; nothing there or storage failing is an error
+/// page of its own.
+fn refusal(signed: &SignedIn, error: AccessError) -> Result<Refusal, PageError> {
     let locale = signed.page.locale;
     let (status, store_error) = match error {
         AccessError::Beyond(why) => {
-            return Refusal::Shown {
+            return Ok(Refusal {
                 status: StatusCode::FORBIDDEN,
                 message: Some(locale.translate(&why.to_string())),
                 errors: Map::new(),
-            };
+            });
         }
         AccessError::OwnAccess(why) => {
-            return Refusal::Shown {
+            return Ok(Refusal {
                 status: StatusCode::CONFLICT,
                 message: Some(locale.translate(why)),
                 errors: Map::new(),
-            };
+            });
         }
-        AccessError::Invalid(v) => (StatusCode::UNPROCESSABLE_ENTITY, crate::store::StoreError::Invalid(v)),
-        AccessError::Store(crate::store::StoreError::NotFound { .. }) => {
-            return Refusal::Failed(not_found(app, signed));
-        }
+        AccessError::Invalid(v) => (StatusCode::UNPROCESSABLE_ENTITY, StoreError::Invalid(v)),
+        AccessError::Store(e @ StoreError::NotFound { .. }) => return Err(e.into()),
         AccessError::Store(e) => (StatusCode::CONFLICT, e),
     };
-    match super::admin::field_errors(store_error, locale) {
-        Ok((errors, message)) => Refusal::Shown {
-            status,
-            message: message.or(Some(locale.text("common.fix_errors"))),
-            errors,
-        },
-        Err(e) => Refusal::Failed(super::admin::unavailable(app, signed, &e)),
-    }
+    let (errors, message) = super::admin::field_errors(store_error, locale)?;
+    Ok(Refusal {
+        status,
+        message: message.or(Some(locale.text("common.fix_errors"))),
+        errors,
+    })
 }
 
 async fn reset_link(
@@ -402,13 +413,10 @@ async fn reset_link(
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Users)?;
     // Only for members of this tenant, and not for accounts that also belong elsewhere or run
     // the installation: their reset is for those admins or the operator to make.
-    let member = match resource::get::<Member>(&app.store, &scope, &id).await {
-        Ok(member) => member,
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
+    let member = resource::get::<Member>(&app.store, &scope, &id).await?;
     // A link signs in as the member: only for someone the caller could have made.
     if let Err(e) = access::may_manage(&app.store, &scope, &signed.page.origin, "user.reset_link", &member).await {
-        return Ok(users_refused(&app, &signed, e).await);
+        return users_refused(&app, &signed, e).await;
     }
     let account = accounts::by_id(&app.store, &member.id).await.ok();
     let elsewhere = accounts::memberships(&app.store, &member.id)
@@ -416,32 +424,26 @@ async fn reset_link(
         .map(|m| m.len() > 1)
         .unwrap_or(true);
     if account.as_ref().is_none_or(|a| a.platform_admin) || elsewhere {
-        return Ok(users_view(
+        return users_view(
             &app,
             &signed,
             UsersQuery::default(),
             Some("This account belongs to other tenants or runs the installation; its password can only be reset by the operator (monti admin user reset-link).".into()),
             Map::new(),
-            None,
+            UsersNotice::default(),
             StatusCode::FORBIDDEN,
         )
-        .await);
+        .await;
     }
     let lifetime = app.config.auth.password_reset_lifetime;
-    let token = match accounts::create_password_reset(
+    let token = accounts::create_password_reset(
         &app.store,
         &member.id,
         scope.actor(),
         Some(scope.tenant_id()),
         lifetime.as_millis() as i64,
     )
-    .await
-    {
-        Ok(t) => t,
-        Err(e) => {
-            return Ok(super::admin::unavailable(&app, &signed, &e));
-        }
-    };
+    .await?;
     let link = format!("{}/reset?token={token}", app.config.public_url());
     if let (Some(mailer), Some("email")) = (&app.mailer, form_value(&form, "via")) {
         let locale = account
@@ -464,28 +466,26 @@ async fn reset_link(
             Ok(()) => None,
             Err(e) => Some(e.to_string()),
         };
-        let extra = message.is_none().then(|| {
-            (
-                "emailed",
-                json!(
-                    signed
-                        .page
-                        .locale
-                        .text("forgot.emailed")
-                        .replace("{email}", &member.email)
-                ),
-            )
-        });
-        return Ok(users_view(
+        let notice = UsersNotice {
+            emailed: message.is_none().then(|| {
+                signed
+                    .page
+                    .locale
+                    .text("forgot.emailed")
+                    .replace("{email}", &member.email)
+            }),
+            ..UsersNotice::default()
+        };
+        return users_view(
             &app,
             &signed,
             UsersQuery::default(),
             message,
             Map::new(),
-            extra,
+            notice,
             StatusCode::OK,
         )
-        .await);
+        .await;
     }
     let event = AuditEvent::in_tenant(&scope, "user.reset_link", Outcome::Success).target("user", &member.id);
     audit::record(&app.store, event, &signed.page.origin).await;
@@ -495,19 +495,23 @@ async fn reset_link(
         .locale
         .text("users.reset_link_created")
         .replace("{hours}", &hours);
-    Ok(users_view(
+    let notice = UsersNotice {
+        reset: Some(json!({ "email": member.email, "text": text, "link": link })),
+        ..UsersNotice::default()
+    };
+    users_view(
         &app,
         &signed,
         UsersQuery::default(),
         None,
         Map::new(),
-        Some(("reset", json!({ "email": member.email, "text": text, "link": link }))),
+        notice,
         StatusCode::OK,
     )
-    .await)
+    .await
 }
 
-async fn tokens_page(State(app): State<AppState>, signed: SignedIn) -> Response {
+async fn tokens_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
     tokens_view(&app, &signed, None, Map::new(), None, StatusCode::OK).await
 }
 
@@ -518,11 +522,8 @@ async fn tokens_view(
     errors: Map<String, Value>,
     secret: Option<String>,
     status: StatusCode,
-) -> Response {
-    let scope = match tenant_scope(app, signed, Action::Read, Area::Tokens) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+) -> PageResult {
+    let scope = tenant_scope(app, signed, Action::Read, Area::Tokens)?;
     let params = ListParams(vec![
         ("limit".into(), "500".into()),
         ("sort".into(), "-created_at".into()),
@@ -550,18 +551,29 @@ async fn tokens_view(
             })
         })
         .collect();
-    let mut context = tera::Context::new();
-    context.insert("tokens", &rows);
-    context.insert("teams", &names::<Team>(app, &scope).await);
-    context.insert("locations", &names::<Location>(app, &scope).await);
-    context.insert(
-        "roles",
-        &Role::TENANT_ROLES.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-    );
-    context.insert("message", &message);
-    context.insert("errors", &errors);
-    context.insert("secret", &secret);
-    render_page(app, &signed.page, "admin/tokens.html", context, status)
+    let view = TokensView {
+        tokens: rows,
+        teams: names::<Team>(app, &scope).await,
+        locations: names::<Location>(app, &scope).await,
+        roles: tenant_roles(),
+        message,
+        errors,
+        secret,
+    };
+    Ok(render_view(app, &signed.page, "admin/tokens.html", &view, status))
+}
+
+/// `admin/tokens.html`: the tenant's API tokens, the form that makes one, a new one's secret.
+#[derive(Serialize)]
+struct TokensView {
+    tokens: Vec<Value>,
+    teams: Vec<Value>,
+    locations: Vec<Value>,
+    roles: Vec<&'static str>,
+    message: Option<String>,
+    errors: Map<String, Value>,
+    /// Shown once, right after the token is made.
+    secret: Option<String>,
 }
 
 async fn create_token(
@@ -572,7 +584,7 @@ async fn create_token(
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Tokens)?;
     let Ok(role) = form_value(&form, "role").unwrap_or("viewer").parse::<Role>() else {
         let errors = Map::from_iter([("role".to_owned(), json!("choose a tenant role"))]);
-        return Ok(tokens_view(&app, &signed, None, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await);
+        return tokens_view(&app, &signed, None, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
     let request = access::TokenRequest {
         name: form_value(&form, "name").unwrap_or_default().to_owned(),
@@ -583,42 +595,34 @@ async fn create_token(
             locations: form_values(&form, "location_scope"),
         },
     };
-    Ok(
-        match access::issue_token(&app.store, &scope, &signed.page.origin, request).await {
-            Ok(issued) => {
-                let secret = Some(issued.secret);
-                tokens_view(&app, &signed, None, Map::new(), secret, StatusCode::CREATED).await
-            }
-            Err(e) => tokens_refused(&app, &signed, e).await,
-        },
-    )
+    match access::issue_token(&app.store, &scope, &signed.page.origin, request).await {
+        Ok(issued) => {
+            let secret = Some(issued.secret);
+            tokens_view(&app, &signed, None, Map::new(), secret, StatusCode::CREATED).await
+        }
+        Err(e) => tokens_refused(&app, &signed, e).await,
+    }
 }
 
 async fn revoke_token(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Tokens)?;
-    Ok(
-        match access::revoke_token(&app.store, &app.tokens, &scope, &signed.page.origin, &id).await {
-            Ok(()) => Redirect::to("/admin/tokens").into_response(),
-            Err(e) => tokens_refused(&app, &signed, e).await,
-        },
-    )
+    match access::revoke_token(&app.store, &app.tokens, &scope, &signed.page.origin, &id).await {
+        Ok(()) => Ok(Redirect::to("/admin/tokens").into_response()),
+        Err(e) => tokens_refused(&app, &signed, e).await,
+    }
 }
 
 /// The tokens page again after a refused change, its field errors named as its form names them.
-async fn tokens_refused(app: &AppState, signed: &SignedIn, error: AccessError) -> Response {
-    match refusal(app, signed, error) {
-        Refusal::Shown {
-            status,
-            message,
-            mut errors,
-        } => {
-            if let Some(expiry) = errors.remove("expires_in") {
-                errors.insert("expires".into(), expiry);
-            }
-            tokens_view(app, signed, message, errors, None, status).await
-        }
-        Refusal::Failed(page) => page,
+async fn tokens_refused(app: &AppState, signed: &SignedIn, error: AccessError) -> PageResult {
+    let Refusal {
+        status,
+        message,
+        mut errors,
+    } = refusal(signed, error)?;
+    if let Some(expiry) = errors.remove("expires_in") {
+        errors.insert("expires".into(), expiry);
     }
+    tokens_view(app, signed, message, errors, None, status).await
 }
 
 async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
@@ -637,30 +641,30 @@ async fn sessions_page(State(app): State<AppState>, signed: SignedIn) -> PageRes
             })
         })
         .collect();
-    let mut context = tera::Context::new();
-    context.insert("sessions", &rows);
-    Ok(render_page(
+    Ok(render_view(
         &app,
         &signed.page,
         "admin/sessions.html",
-        context,
+        &SessionsView { sessions: rows },
         StatusCode::OK,
     ))
 }
 
+/// `admin/sessions.html`: who is signed in to the tenant, from where.
+#[derive(Serialize)]
+struct SessionsView {
+    sessions: Vec<Value>,
+}
+
 async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Sessions)?;
-    Ok(
-        match access::revoke_session(&app.store, &scope, &signed.page.origin, &id).await {
-            Ok(()) => Redirect::to("/admin/sessions").into_response(),
-            Err(e) => match refusal(&app, &signed, e) {
-                Refusal::Shown { status, message, .. } => {
-                    super::ui::error_page(&app, &signed.page.error_headers, status, &message.unwrap_or_default())
-                }
-                Refusal::Failed(page) => page,
-            },
-        },
-    )
+    match access::revoke_session(&app.store, &scope, &signed.page.origin, &id).await {
+        Ok(()) => Ok(Redirect::to("/admin/sessions").into_response()),
+        Err(e) => {
+            let Refusal { status, message, .. } = refusal(&signed, e)?;
+            Err(PageError::refused(status, message.unwrap_or_default()))
+        }
+    }
 }
 
 /// The audit filters a person can set, turned into list parameters.
@@ -729,19 +733,32 @@ async fn audit_page(
             .collect::<Vec<_>>(),
     )
     .unwrap_or_default();
-    let mut context = tera::Context::new();
-    context.insert("entries", &rows);
-    context.insert("next_cursor", &next);
-    context.insert("filters", &filters);
-    context.insert("filter_query", &filter_query);
-    context.insert("message", &error);
-    Ok(render_page(
+    let view = AuditView {
+        entries: rows,
+        next_cursor: next,
+        filters,
+        filter_query,
+        message: error,
+    };
+    Ok(render_view(
         &app,
         &signed.page,
         "admin/audit.html",
-        context,
+        &view,
         StatusCode::OK,
     ))
+}
+
+/// `admin/audit.html`: the tenant's audit log, filtered.
+#[derive(Serialize)]
+struct AuditView {
+    entries: Vec<Value>,
+    next_cursor: Option<String>,
+    /// The filters as set, to fill the form again.
+    filters: Map<String, Value>,
+    /// The same as a query string, for the next page and the CSV link.
+    filter_query: String,
+    message: Option<String>,
 }
 
 fn entry_row(e: &AuditEntry) -> Value {
@@ -764,13 +781,8 @@ async fn audit_csv(
         .detail(serde_urlencoded::to_string(&query).unwrap_or_default());
     audit::record(&app.store, event, &signed.page.origin).await;
     let query = audit_params(&query, "500").0;
-    Ok(match super::api::export_csv(&app, &scope, &query).await {
-        Ok(body) => super::api::csv_response(body, scope.tenant_slug()),
-        Err(e) => super::ui::error_page(
-            &app,
-            &signed.page.error_headers,
-            StatusCode::BAD_REQUEST,
-            &e.to_string(),
-        ),
-    })
+    match super::api::export_csv(&app, &scope, &query).await {
+        Ok(body) => Ok(super::api::csv_response(body, scope.tenant_slug())),
+        Err(e) => Err(PageError::refused(StatusCode::BAD_REQUEST, e.to_string())),
+    }
 }
