@@ -11,13 +11,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::api::Guarded;
 use super::page_error::PageResult;
 use super::session::SignedIn;
-use super::ui::render_page;
+use super::ui::{render_page, render_view};
 use crate::auth::{Action, Area, Principal, permits};
 use crate::i18n::Locale;
 use crate::store::audit::{self, AuditEvent, Outcome};
@@ -297,28 +298,6 @@ pub fn tenant_scope(
     }
 }
 
-/// The page for a failure while serving an admin page (a fragment for htmx). An id that names
-/// nothing is a 404 and a refused request a 400, also when the store's error comes wrapped in an
-/// `anyhow::Error`; for a storage failure the details go to the log, not to the page.
-pub fn unavailable<E: std::fmt::Display + 'static>(app: &AppState, signed: &SignedIn, error: &E) -> Response {
-    let any: &dyn std::any::Any = error;
-    let store = any.downcast_ref::<StoreError>().or_else(|| {
-        any.downcast_ref::<anyhow::Error>()
-            .and_then(|e| e.downcast_ref::<StoreError>())
-    });
-    let (status, message) = match store {
-        Some(e) => super::page_error::store_failure(&signed.page, e),
-        None => {
-            tracing::warn!(error = %error, target = %signed.page.target, "admin page: storage failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                signed.page.locale.text("errors.unavailable"),
-            )
-        }
-    };
-    super::ui::error_page(app, &signed.page.error_headers, status, &message)
-}
-
 /// The "not allowed" page; the refusal goes to the audit log.
 pub fn forbidden(app: &AppState, signed: &SignedIn) -> Response {
     let current = &signed.current;
@@ -370,15 +349,48 @@ async fn index(State(app): State<AppState>, signed: SignedIn) -> PageResult {
             sections.push(json!({ "key": key, "title": t.text(&format!("admin.{key}")) }));
         }
     }
-    let mut context = tera::Context::new();
-    context.insert("sections", &sections);
-    Ok(render_page(
+    Ok(render_view(
         &app,
         &signed.page,
         "admin/index.html",
-        context,
+        &IndexView { sections },
         StatusCode::OK,
     ))
+}
+
+/// `admin/index.html`: the administration sections the caller may open.
+#[derive(Serialize)]
+struct IndexView {
+    sections: Vec<Value>,
+}
+
+/// `admin/list.html`: one page of a collection.
+#[derive(Serialize)]
+struct ListView {
+    key: &'static str,
+    title: String,
+    headers: Vec<String>,
+    rows: Vec<Value>,
+    q: String,
+    next_cursor: Option<String>,
+    can_write: bool,
+    /// "Saved", after a change brought the visitor back here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
+}
+
+/// `admin/form.html`: one item of a collection, new or existing.
+#[derive(Serialize)]
+struct FormView<'a> {
+    key: &'static str,
+    title: String,
+    id: Option<&'a str>,
+    version: Option<i64>,
+    fields: Vec<Value>,
+    errors: Map<String, Value>,
+    message: Option<String>,
+    can_write: bool,
+    has_password: bool,
 }
 
 /// `(id, name)` options of a referenced collection, by name.
@@ -491,22 +503,21 @@ async fn list_page<R: Guarded + Writable>(
         })
         .collect();
     let headers: Vec<String> = spec.columns.iter().map(|c| label(locale, c.label)).collect();
-    let mut context = tera::Context::new();
-    context.insert("key", spec.key);
-    context.insert("title", &locale.text(&format!("admin.{}", spec.key)));
-    context.insert("headers", &headers);
-    context.insert("rows", &rows);
-    context.insert("q", &query.q.unwrap_or_default());
-    context.insert("next_cursor", &page.next_cursor);
-    context.insert("can_write", &permits(scope.role(), Action::Write, R::AREA));
-    if query.notice.as_deref() == Some("saved") {
-        context.insert("notice", &locale.text("common.saved"));
-    }
-    Ok(render_page(
+    let view = ListView {
+        key: spec.key,
+        title: locale.text(&format!("admin.{}", spec.key)),
+        headers,
+        rows,
+        q: query.q.unwrap_or_default(),
+        next_cursor: page.next_cursor,
+        can_write: permits(scope.role(), Action::Write, R::AREA),
+        notice: (query.notice.as_deref() == Some("saved")).then(|| locale.text("common.saved")),
+    };
+    Ok(render_view(
         &app,
         &signed.page,
         "admin/list.html",
-        context,
+        &view,
         StatusCode::OK,
     ))
 }
@@ -657,20 +668,18 @@ async fn form_page(
 ) -> Response {
     let locale = signed.page.locale;
     let lookups = lookups(app, scope, spec).await;
-    let mut context = tera::Context::new();
-    context.insert("key", spec.key);
-    context.insert("title", &locale.text(&format!("admin.{}", spec.key)));
-    context.insert("id", &id);
-    context.insert("version", &version);
-    context.insert("fields", &form_fields(spec, locale, values, &lookups));
-    context.insert("errors", &errors);
-    context.insert("message", &message);
-    context.insert("can_write", &can_write);
-    context.insert(
-        "has_password",
-        &values.get("has_password").and_then(Value::as_bool).unwrap_or(false),
-    );
-    render_page(app, &signed.page, "admin/form.html", context, status)
+    let view = FormView {
+        key: spec.key,
+        title: locale.text(&format!("admin.{}", spec.key)),
+        id,
+        version,
+        fields: form_fields(spec, locale, values, &lookups),
+        errors,
+        message,
+        can_write,
+        has_password: values.get("has_password").and_then(Value::as_bool).unwrap_or(false),
+    };
+    render_view(app, &signed.page, "admin/form.html", &view, status)
 }
 
 async fn new_page<R: Guarded + Writable>(

@@ -7,13 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
+use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
 use super::admin::tenant_scope;
 use super::page_error::PageResult;
 use super::session::SignedIn;
-use super::ui::render_page;
+use super::ui::render_view;
 use crate::auth::{Action, Area};
 use crate::domain::alert::AlertChange;
 use crate::i18n::Locale;
@@ -69,29 +70,43 @@ pub fn banner(
             })
         })
         .collect();
-    let mut context = tera::Context::new();
-    context.insert("alerts", &alerts);
-    context.insert("total", &visible.len());
-    context.insert("more", &visible.len().saturating_sub(SHOWN));
-    context.insert("all_alerts", &locale.text("alerts.all_alerts"));
-    templates
-        .render("partials/alert_banner.html", &context)
+    let view = Banner {
+        alerts,
+        total: visible.len(),
+        more: visible.len().saturating_sub(SHOWN),
+        all_alerts: locale.text("alerts.all_alerts"),
+    };
+    tera::Context::from_serialize(&view)
+        .and_then(|context| templates.render("partials/alert_banner.html", &context))
         .unwrap_or_else(|e| {
             tracing::error!(error = ?e, "the alert banner does not render");
             String::new()
         })
 }
 
+/// `partials/alert_banner.html`.
+#[derive(Serialize)]
+struct Banner {
+    alerts: Vec<serde_json::Value>,
+    total: usize,
+    /// How many more than are shown.
+    more: usize,
+    all_alerts: String,
+}
+
+/// `pages/alerts.html`: what is firing and what fired, for this viewer.
+#[derive(Serialize)]
+struct AlertsPage {
+    firing: Vec<serde_json::Value>,
+    history: Vec<serde_json::Value>,
+    can_act: bool,
+    can_edit_rules: bool,
+}
+
 async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
-    let floor = match app.live.floor(&scope).await {
-        Ok(f) => f,
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
-    let alerts = match alert_rules::alerts(&app.store, &scope, false, 200).await {
-        Ok(a) => a,
-        Err(e) => return Ok(super::admin::unavailable(&app, &signed, &e)),
-    };
+    let floor = app.live.floor(&scope).await?;
+    let alerts = alert_rules::alerts(&app.store, &scope, false, 200).await?;
     let visibility = scope.visibility();
     let time = |ms: i64| {
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
@@ -125,22 +140,17 @@ async fn page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
         })
         .collect();
     let (firing, history): (Vec<_>, Vec<_>) = rows.into_iter().partition(|a| a["firing"] == json!(true));
-    let mut context = tera::Context::new();
-    context.insert("firing", &firing);
-    context.insert("history", &history);
-    context.insert(
-        "can_act",
-        &crate::auth::permits(scope.role(), Action::Write, Area::Live),
-    );
-    context.insert(
-        "can_edit_rules",
-        &crate::auth::permits(scope.role(), Action::Write, Area::Configuration),
-    );
-    Ok(render_page(
+    let page = AlertsPage {
+        firing,
+        history,
+        can_act: crate::auth::permits(scope.role(), Action::Write, Area::Live),
+        can_edit_rules: crate::auth::permits(scope.role(), Action::Write, Area::Configuration),
+    };
+    Ok(render_view(
         &app,
         &signed.page,
         "pages/alerts.html",
-        context,
+        &page,
         StatusCode::OK,
     ))
 }

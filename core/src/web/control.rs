@@ -106,6 +106,13 @@ struct BoardForm {
     supervisor: Option<String>,
 }
 
+/// `partials/control_result.html`: what came of a control request, in the drawer.
+#[derive(serde::Serialize)]
+struct ControlResult<'a> {
+    ok: bool,
+    message: &'a str,
+}
+
 /// From the drawer: the same, answered with a line for the drawer (htmx) or back to the drawer.
 async fn board_control(
     State(app): State<AppState>,
@@ -142,11 +149,12 @@ async fn board_control(
         Err(ControlError::Store(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     if super::ui::is_htmx(&headers) {
-        let mut context = tera::Context::new();
-        context.insert("ok", &status.is_success());
-        context.insert("message", &message);
+        let view = ControlResult {
+            ok: status.is_success(),
+            message: &message,
+        };
         // Answered 200 either way: the outcome is the fragment, swapped where the buttons are.
-        return super::ui::render(&app, "partials/control_result.html", context, StatusCode::OK);
+        return super::ui::render_fragment(&app, "partials/control_result.html", &view, StatusCode::OK);
     }
     if status.is_success() {
         Redirect::to(&format!("/board/agents/{id}")).into_response()

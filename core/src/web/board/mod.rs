@@ -13,16 +13,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event;
 use axum::routing::get;
+use serde::Serialize;
 use serde_json::json;
 
 use self::render::{Labels, RowGroups, agent_row, escape, queue_tile, removal, state_counts};
 use self::view::{BoardQuery, GroupBy, Sort, View};
 use super::AppState;
-use super::admin::{tenant_scope, unavailable};
+use super::admin::tenant_scope;
 use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::stream::{self, Start};
-use super::ui::{is_htmx, render_page};
+use super::ui::{is_htmx, render_view};
 use crate::auth::{Action, Area};
 use crate::domain::events::{AgentState, EventBody};
 use crate::i18n::Locale;
@@ -214,12 +215,37 @@ fn filter_visible(view: &View, dimension: crate::store::Dimension, id: &str) -> 
     view.filter.visible_group(dimension, id) && wanted.is_none_or(|w| w == id)
 }
 
+/// `board/board.html`: the live board as first drawn; the stream keeps it current.
+#[derive(Serialize)]
+struct BoardPage {
+    /// Rows, tiles and totals, already rendered to HTML (`render.rs`).
+    board: serde_json::Value,
+    /// The view's grouping, sort, filters and mode, to fill the controls.
+    view: serde_json::Value,
+    teams: Vec<serde_json::Value>,
+    locations: Vec<serde_json::Value>,
+    queues: Vec<serde_json::Value>,
+    states: Vec<serde_json::Value>,
+    stream_url: String,
+    alerts_html: String,
+    /// For the script: threshold bands and state labels, as JSON.
+    bands: String,
+    state_labels: String,
+}
+
+/// `board/agent.html` (or its body for htmx): one agent's state, day and calls.
+#[derive(Serialize)]
+struct AgentPage {
+    agent: serde_json::Value,
+    can_control: bool,
+    timeline: Vec<serde_json::Value>,
+    summary: Vec<serde_json::Value>,
+    calls: Vec<serde_json::Value>,
+}
+
 async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query<BoardQuery>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
-    let floor = match app.live.floor(&scope).await {
-        Ok(f) => f,
-        Err(e) => return Ok(unavailable(&app, &signed, &e)),
-    };
+    let floor = app.live.floor(&scope).await?;
     // The publisher exists before the page is rendered, so the stream misses nothing.
     let position = app.live.publisher(&scope, &floor).position();
     let view = View::parse(&query, &floor, scope.visibility());
@@ -235,70 +261,45 @@ async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query
             .map(|(id, name)| json!({ "id": id, "name": name }))
             .collect()
     };
-    let mut context = tera::Context::new();
-    context.insert(
-        "board",
-        &json!({
-            "groups": board.groups, "tiles": board.tiles, "totals": board.totals, "agents": board.agents,
-        }),
-    );
-    context.insert(
-        "view",
-        &json!({
-            "group": view.group.as_str(), "sort": view.sort.as_str(), "wall": view.wall, "rotate": view.rotate,
-            "team": query.team, "location": query.location, "queue": query.queue, "state": query.state, "q": query.q,
-            "query": view.query_string(),
-        }),
-    );
-    context.insert(
-        "teams",
-        &options(&floor.teams, &floor.team_names, crate::store::Dimension::Team),
-    );
-    context.insert(
-        "locations",
-        &options(
-            &floor.locations,
-            &floor.location_names,
-            crate::store::Dimension::Location,
-        ),
-    );
-    let queues: Vec<serde_json::Value> = floor
-        .queues
-        .iter()
-        .map(|q| json!({ "id": q.id, "name": q.name }))
-        .collect();
-    context.insert("queues", &queues);
-    let states: Vec<serde_json::Value> = AgentState::ALL
-        .iter()
-        .map(|s| json!({ "id": s.as_str(), "name": labels.state(*s) }))
-        .collect();
-    context.insert("states", &states);
-    context.insert(
-        "stream_url",
-        &format!("/board/stream?{}&after={}", view.query_string(), position),
-    );
     let firing = app.rules.firing(scope.tenant_id()).borrow().clone();
-    context.insert(
-        "alerts_html",
-        &super::alerts_ui::banner(&app.templates, &firing, &floor, visibility, locale),
-    );
-    context.insert(
-        "bands",
-        &serde_json::to_string(&app.config.live.bands).unwrap_or_default(),
-    );
     let state_labels: serde_json::Map<String, serde_json::Value> = AgentState::ALL
         .iter()
         .map(|s| (s.as_str().to_owned(), json!(labels.state(*s))))
         .collect();
-    context.insert(
-        "state_labels",
-        &serde_json::to_string(&state_labels).unwrap_or_default(),
-    );
-    Ok(render_page(
+    let page = BoardPage {
+        board: json!({
+            "groups": board.groups, "tiles": board.tiles, "totals": board.totals, "agents": board.agents,
+        }),
+        view: json!({
+            "group": view.group.as_str(), "sort": view.sort.as_str(), "wall": view.wall, "rotate": view.rotate,
+            "team": query.team, "location": query.location, "queue": query.queue, "state": query.state, "q": query.q,
+            "query": view.query_string(),
+        }),
+        teams: options(&floor.teams, &floor.team_names, crate::store::Dimension::Team),
+        locations: options(
+            &floor.locations,
+            &floor.location_names,
+            crate::store::Dimension::Location,
+        ),
+        queues: floor
+            .queues
+            .iter()
+            .map(|q| json!({ "id": q.id, "name": q.name }))
+            .collect(),
+        states: AgentState::ALL
+            .iter()
+            .map(|s| json!({ "id": s.as_str(), "name": labels.state(*s) }))
+            .collect(),
+        stream_url: format!("/board/stream?{}&after={}", view.query_string(), position),
+        alerts_html: super::alerts_ui::banner(&app.templates, &firing, &floor, visibility, locale),
+        bands: serde_json::to_string(&app.config.live.bands).unwrap_or_default(),
+        state_labels: serde_json::to_string(&state_labels).unwrap_or_default(),
+    };
+    Ok(render_view(
         &app,
         &signed.page,
         "board/board.html",
-        context,
+        &page,
         StatusCode::OK,
     ))
 }
@@ -385,10 +386,7 @@ async fn stream_board(
     Query(query): Query<BoardQuery>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
-    let floor = match app.live.floor(&scope).await {
-        Ok(f) => f,
-        Err(e) => return Ok(unavailable(&app, &signed, &e)),
-    };
+    let floor = app.live.floor(&scope).await?;
     let view = View::parse(&query, &floor, scope.visibility());
     let resume = stream::resume_from(&headers, query.after.as_deref());
     let subscription = app.live.publisher(&scope, &floor).subscribe(resume.as_deref());
@@ -452,10 +450,7 @@ async fn agent_drawer(
     Path(id): Path<String>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
-    let floor = match app.live.floor(&scope).await {
-        Ok(f) => f,
-        Err(e) => return Ok(unavailable(&app, &signed, &e)),
-    };
+    let floor = app.live.floor(&scope).await?;
     let found = {
         let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
         live.agent_slot(&id).and_then(|slot| {
@@ -490,10 +485,7 @@ async fn agent_drawer(
     if let Some(aliases) = floor.agent_aliases.get(slot as usize) {
         names.extend(aliases.iter().map(String::as_str));
     }
-    let events = match crate::store::events::for_agent(&app.store, &scope, &names, midnight, 20_000).await {
-        Ok(e) => e,
-        Err(e) => return Ok(unavailable(&app, &signed, &e)),
-    };
+    let events = crate::store::events::for_agent(&app.store, &scope, &names, midnight, 20_000).await?;
     let labels = Labels::new(locale);
     // The day as state intervals, from the stored events (the same rules as the live floor).
     let mut spans: Vec<Span> = Vec::new();
@@ -590,27 +582,26 @@ async fn agent_drawer(
         .filter(|s| totals[s.index()] > 0)
         .map(|s| json!({ "state": s.as_str(), "label": labels.state(*s), "duration": render::duration(totals[s.index()] / 1000) }))
         .collect();
-    let mut context = tera::Context::new();
-    context.insert(
-        "agent",
-        &json!({
+    let agent = json!({
             "id": &*agent.id, "name": &*agent.name, "state": agent.state.as_str(), "state_label": labels.state(agent.state),
             "reason": agent.reason.as_deref(), "time_in_state": render::duration((now - agent.since_ms) / 1000),
             "call": agent.call.as_deref(),
-        }),
-    );
+    });
     // Call control where a connector can carry it out and the viewer may use it.
     let can_control = crate::auth::permits(scope.role(), Action::Write, Area::Live)
         && app.plugins.has_connector(scope.tenant()).await.unwrap_or(false);
-    context.insert("can_control", &can_control);
-    context.insert("timeline", &timeline);
-    context.insert("summary", &summary);
     calls.reverse();
-    context.insert("calls", &calls);
+    let page = AgentPage {
+        agent,
+        can_control,
+        timeline,
+        summary,
+        calls,
+    };
     let template = if is_htmx(&headers) {
         "board/agent_body.html"
     } else {
         "board/agent.html"
     };
-    Ok(render_page(&app, &signed.page, template, context, StatusCode::OK))
+    Ok(render_view(&app, &signed.page, template, &page, StatusCode::OK))
 }
