@@ -6,12 +6,12 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
 use super::session::{self, PageContext, SignedIn, safe_next};
-use super::ui::render_page;
+use super::ui::render_view;
 use crate::auth::invitations::{self as auth_invitations, AcceptError as InvitationError};
 use crate::auth::password;
 use crate::auth::ratelimit::{MAX_EMAIL_LEN, retry_after_secs};
@@ -59,37 +59,58 @@ fn notice(locale: Locale, key: Option<&str>) -> Option<String> {
     key.filter(|k| KNOWN.contains(k)).map(|k| locale.text(k))
 }
 
-async fn login_context(app: &AppState, next: &str, tenant: Option<&str>) -> tera::Context {
-    let mut context = tera::Context::new();
-    context.insert("next", next);
-    context.insert("local_login", &app.config.auth.local_login);
-    context.insert("can_email_reset", &app.mailer.is_some());
+/// `pages/login.html`: the sign-in form and the single sign-on buttons.
+#[derive(Clone, Serialize)]
+pub(super) struct LoginView {
+    /// Where to go once signed in (a local path).
+    next: String,
+    local_login: bool,
+    can_email_reset: bool,
+    /// Signing in to one tenant: its own providers are offered too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_slug: Option<String>,
+    providers: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) error: Option<String>,
+    /// The address typed, shown again after a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+}
+
+pub(super) async fn login_view(app: &AppState, next: &str, tenant: Option<&str>) -> LoginView {
     let mut buttons = app.oidc.providers();
-    if let Some(slug) = tenant.filter(|s| !s.is_empty() && s.len() <= 64) {
-        context.insert("tenant_slug", slug);
+    let tenant_slug = tenant.filter(|s| !s.is_empty() && s.len() <= 64);
+    if let Some(slug) = tenant_slug {
         buttons.extend(
             crate::store::oidc_providers::buttons_for_tenant(&app.store, slug)
                 .await
                 .unwrap_or_default(),
         );
     }
-    let providers: Vec<_> = buttons
-        .into_iter()
-        .map(|(id, name)| json!({ "id": id, "name": name }))
-        .collect();
-    context.insert("providers", &providers);
-    context
+    LoginView {
+        next: next.to_owned(),
+        local_login: app.config.auth.local_login,
+        can_email_reset: app.mailer.is_some(),
+        tenant_slug: tenant_slug.map(str::to_owned),
+        providers: buttons
+            .into_iter()
+            .map(|(id, name)| json!({ "id": id, "name": name }))
+            .collect(),
+        notice: None,
+        error: None,
+        email: None,
+    }
 }
 
 pub async fn login_page(State(app): State<AppState>, page: PageContext, Query(q): Query<LoginQuery>) -> Response {
     if page.current.is_some() {
         return Redirect::to(&safe_next(q.next.as_deref())).into_response();
     }
-    let mut context = login_context(&app, &safe_next(q.next.as_deref()), q.tenant.as_deref()).await;
-    if let Some(message) = notice(page.locale, q.notice.as_deref()) {
-        context.insert("notice", &message);
-    }
-    render_page(&app, &page, "pages/login.html", context, StatusCode::OK)
+    let mut view = login_view(&app, &safe_next(q.next.as_deref()), q.tenant.as_deref()).await;
+    view.notice = notice(page.locale, q.notice.as_deref());
+    render_view(&app, &page, "pages/login.html", &view, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -102,12 +123,14 @@ pub struct LoginForm {
 
 pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): Form<LoginForm>) -> Response {
     let next = safe_next(form.next.as_deref());
-    let base_context = login_context(&app, &next, form.tenant.as_deref()).await;
+    let base_view = login_view(&app, &next, form.tenant.as_deref()).await;
     let fail = |status: StatusCode, message: String, retry: Option<u64>| {
-        let mut context = base_context.clone();
-        context.insert("error", &message);
-        context.insert("email", &form.email);
-        let mut response = render_page(&app, &page, "pages/login.html", context, status);
+        let view = LoginView {
+            error: Some(message),
+            email: Some(form.email.clone()),
+            ..base_view.clone()
+        };
+        let mut response = render_view(&app, &page, "pages/login.html", &view, status);
         if let Some(seconds) = retry {
             response
                 .headers_mut()
@@ -300,13 +323,12 @@ pub async fn logout(State(app): State<AppState>, page: PageContext) -> Response 
     // Content-Security-Policy lets forms lead only to our own origin.
     let mut response = match provider_logout {
         Some(url) => {
-            let mut context = tera::Context::new();
-            context.insert("provider_logout", &url);
             let signed_out = PageContext {
                 current: None,
                 ..page.clone()
             };
-            render_page(&app, &signed_out, "pages/signing_out.html", context, StatusCode::OK)
+            let view = json!({ "provider_logout": url });
+            render_view(&app, &signed_out, "pages/signing_out.html", &view, StatusCode::OK)
         }
         None => Redirect::to("/login?notice=login.signed_out").into_response(),
     };
@@ -333,13 +355,46 @@ pub async fn setup_page(State(app): State<AppState>, page: PageContext, Query(q)
         return Redirect::to("/login").into_response();
     }
     let token = q.token.unwrap_or_default();
-    let mut context = tera::Context::new();
     if !setup_token_valid(&app, &token).await {
-        context.insert("invalid", &true);
-        return render_page(&app, &page, "pages/setup.html", context, StatusCode::FORBIDDEN);
+        return render_view(
+            &app,
+            &page,
+            "pages/setup.html",
+            &TokenForm::invalid(),
+            StatusCode::FORBIDDEN,
+        );
     }
-    context.insert("token", &token);
-    render_page(&app, &page, "pages/setup.html", context, StatusCode::OK)
+    render_view(&app, &page, "pages/setup.html", &TokenForm::new(token), StatusCode::OK)
+}
+
+/// `pages/setup.html` and `pages/reset.html`: a form that a one-time token opens, or word that
+/// the token is not (or no longer) valid.
+#[derive(Default, Serialize)]
+struct TokenForm {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid: Option<bool>,
+    token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What was typed, shown again with the errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    form: Option<serde_json::Value>,
+}
+
+impl TokenForm {
+    fn new(token: String) -> Self {
+        Self {
+            token,
+            ..Self::default()
+        }
+    }
+
+    fn invalid() -> Self {
+        Self {
+            invalid: Some(true),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -356,9 +411,13 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
     {
         let event = AuditEvent::new(None, "anonymous", "platform.setup", Outcome::Denied).detail("invalid setup token");
         audit::record(&app.store, event, &page.origin).await;
-        let mut context = tera::Context::new();
-        context.insert("invalid", &true);
-        return render_page(&app, &page, "pages/setup.html", context, StatusCode::FORBIDDEN);
+        return render_view(
+            &app,
+            &page,
+            "pages/setup.html",
+            &TokenForm::invalid(),
+            StatusCode::FORBIDDEN,
+        );
     }
     let mut errors = serde_json::Map::new();
     if let Err(e) = password::check_policy(&form.password, &form.email) {
@@ -410,20 +469,12 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
         None
     };
     let Some(account) = account else {
-        let mut context = tera::Context::new();
-        context.insert("token", &form.token);
-        context.insert("errors", &errors);
-        context.insert(
-            "form",
-            &json!({ "display_name": form.display_name, "email": form.email }),
-        );
-        return render_page(
-            &app,
-            &page,
-            "pages/setup.html",
-            context,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        let view = TokenForm {
+            errors: Some(errors),
+            form: Some(json!({ "display_name": form.display_name, "email": form.email })),
+            ..TokenForm::new(form.token)
+        };
+        return render_view(&app, &page, "pages/setup.html", &view, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let _ = accounts::delete_state(&app.store, SETUP_STATE_KEY).await;
     let event = AuditEvent::new(
@@ -460,15 +511,16 @@ pub struct ResetQuery {
 
 pub async fn reset_page(State(app): State<AppState>, page: PageContext, Query(q): Query<ResetQuery>) -> Response {
     let token = q.token.unwrap_or_default();
-    let mut context = tera::Context::new();
     match accounts::peek_password_reset(&app.store, &token).await {
-        Ok(Some(_)) => context.insert("token", &token),
-        _ => {
-            context.insert("invalid", &true);
-            return render_page(&app, &page, "pages/reset.html", context, StatusCode::FORBIDDEN);
-        }
+        Ok(Some(_)) => render_view(&app, &page, "pages/reset.html", &TokenForm::new(token), StatusCode::OK),
+        _ => render_view(
+            &app,
+            &page,
+            "pages/reset.html",
+            &TokenForm::invalid(),
+            StatusCode::FORBIDDEN,
+        ),
     }
-    render_page(&app, &page, "pages/reset.html", context, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -480,9 +532,13 @@ pub struct ResetForm {
 
 pub async fn reset(State(app): State<AppState>, page: PageContext, Form(form): Form<ResetForm>) -> Response {
     let invalid = |app: &AppState, page: &PageContext| {
-        let mut context = tera::Context::new();
-        context.insert("invalid", &true);
-        render_page(app, page, "pages/reset.html", context, StatusCode::FORBIDDEN)
+        render_view(
+            app,
+            page,
+            "pages/reset.html",
+            &TokenForm::invalid(),
+            StatusCode::FORBIDDEN,
+        )
     };
     let Ok(Some(user_id)) = accounts::peek_password_reset(&app.store, &form.token).await else {
         return invalid(&app, &page);
@@ -497,16 +553,11 @@ pub async fn reset(State(app): State<AppState>, page: PageContext, Form(form): F
         errors.insert("confirm".into(), json!(page.locale.text("setup.mismatch")));
     }
     if !errors.is_empty() {
-        let mut context = tera::Context::new();
-        context.insert("token", &form.token);
-        context.insert("errors", &errors);
-        return render_page(
-            &app,
-            &page,
-            "pages/reset.html",
-            context,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        let view = TokenForm {
+            errors: Some(errors),
+            ..TokenForm::new(form.token)
+        };
+        return render_view(&app, &page, "pages/reset.html", &view, StatusCode::UNPROCESSABLE_ENTITY);
     }
     // Consume first, so two concurrent submissions cannot both succeed.
     match accounts::consume_password_reset(&app.store, &form.token).await {
@@ -579,25 +630,32 @@ async fn account_view(
             })
         })
         .collect();
-    let mut context = tera::Context::new();
-    context.insert("sessions", &rows);
-    context.insert("has_password", &signed.current.account.password_hash.is_some());
-    context.insert(
-        "locale_setting",
-        &signed.current.account.locale.clone().unwrap_or_default(),
-    );
-    let locales: Vec<_> = Locale::ALL
-        .iter()
-        .map(|l| json!({ "code": l.code(), "name": l.native_name() }))
-        .collect();
-    context.insert("locales", &locales);
-    if let Some(n) = notice {
-        context.insert("notice", &n);
-    }
-    if let Some(e) = errors {
-        context.insert("errors", &e);
-    }
-    render_page(app, &signed.page, "pages/account.html", context, status)
+    let view = AccountView {
+        sessions: rows,
+        has_password: signed.current.account.password_hash.is_some(),
+        locale_setting: signed.current.account.locale.clone().unwrap_or_default(),
+        locales: Locale::ALL
+            .iter()
+            .map(|l| json!({ "code": l.code(), "name": l.native_name() }))
+            .collect(),
+        notice,
+        errors,
+    };
+    render_view(app, &signed.page, "pages/account.html", &view, status)
+}
+
+/// `pages/account.html`: one's own sessions, password and language.
+#[derive(Serialize)]
+struct AccountView {
+    sessions: Vec<serde_json::Value>,
+    has_password: bool,
+    /// The language chosen (empty: the browser's).
+    locale_setting: String,
+    locales: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -763,7 +821,7 @@ pub async fn forgot_page(State(app): State<AppState>, page: PageContext) -> Resp
     if app.mailer.is_none() {
         return Redirect::to("/login").into_response();
     }
-    render_page(&app, &page, "pages/forgot.html", tera::Context::new(), StatusCode::OK)
+    render_view(&app, &page, "pages/forgot.html", &json!({}), StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -840,9 +898,13 @@ pub async fn forgot(State(app): State<AppState>, page: PageContext, Form(form): 
         let (app, locale, origin) = (app.clone(), page.locale, page.origin.clone());
         tokio::spawn(async move { send_reset_email(&app, mailer, &email, locale, &origin).await });
     }
-    let mut context = tera::Context::new();
-    context.insert("sent", &true);
-    render_page(&app, &page, "pages/forgot.html", context, StatusCode::OK)
+    render_view(
+        &app,
+        &page,
+        "pages/forgot.html",
+        &json!({ "sent": true }),
+        StatusCode::OK,
+    )
 }
 
 // --- invitations -------------------------------------------------------------------------
@@ -862,12 +924,14 @@ async fn invitation_view(
     errors: Option<serde_json::Map<String, serde_json::Value>>,
     status: StatusCode,
 ) -> Response {
-    let mut context = tera::Context::new();
     let pending = match invitations::pending_by_token(&app.store, token).await {
         Ok(Some(p)) => p,
         Ok(None) => {
-            context.insert("invalid", &true);
-            return render_page(app, page, "pages/invitation.html", context, StatusCode::NOT_FOUND);
+            let view = InvitationView::Gone(InvitationGone {
+                invalid: Some(true),
+                ..InvitationGone::default()
+            });
+            return render_view(app, page, "pages/invitation.html", &view, StatusCode::NOT_FOUND);
         }
         Err(e) => {
             tracing::warn!(error = %e, "invitation page: cannot read the invitation");
@@ -884,32 +948,68 @@ async fn invitation_view(
         .text("invitation.lead")
         .replace("{tenant}", &pending.tenant_name)
         .replace("{role}", &page.locale.text(&format!("roles.{}", pending.role)));
-    context.insert("lead", &lead);
-    context.insert("email", &pending.email);
-    context.insert("token", token);
-    context.insert("display_name", &pending.display_name.clone().unwrap_or_default());
-    context.insert("local_login", &app.config.auth.local_login);
-    context.insert("next", &format!("/invitations/{token}"));
     let state = match &page.current {
         Some(current) if current.account.email.eq_ignore_ascii_case(&pending.email) => "invitee",
         Some(_) => "other",
         None => "anonymous",
     };
-    context.insert("state", state);
-    if state == "other" {
-        let text = page
-            .locale
+    let other_account = (state == "other").then(|| {
+        page.locale
             .text("invitation.other_account")
-            .replace("{email}", &pending.email);
-        context.insert("other_account", &text);
-    }
-    if let Some(m) = message {
-        context.insert("message", &m);
-    }
-    if let Some(e) = errors {
-        context.insert("errors", &e);
-    }
-    render_page(app, page, "pages/invitation.html", context, status)
+            .replace("{email}", &pending.email)
+    });
+    let view = InvitationView::Open(OpenInvitation {
+        lead,
+        display_name: pending.display_name.clone().unwrap_or_default(),
+        email: pending.email,
+        token: token.to_owned(),
+        local_login: app.config.auth.local_login,
+        next: format!("/invitations/{token}"),
+        state,
+        other_account,
+        message,
+        errors,
+    });
+    render_view(app, page, "pages/invitation.html", &view, status)
+}
+
+/// `pages/invitation.html`: an invitation to accept, or why there is none.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum InvitationView {
+    Open(OpenInvitation),
+    Gone(InvitationGone),
+}
+
+/// An invitation that can be accepted: by the invitee signed in, after signing in or
+/// registering, or not by the account signed in.
+#[derive(Serialize)]
+struct OpenInvitation {
+    lead: String,
+    email: String,
+    token: String,
+    display_name: String,
+    local_login: bool,
+    next: String,
+    /// `invitee`, `other` or `anonymous`.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// No invitation to accept: it is not there (any more), not for this account, or declined.
+#[derive(Default, Serialize)]
+struct InvitationGone {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declined: Option<bool>,
 }
 
 /// The page for an invitation that cannot be used (any more, or by this account).
@@ -930,12 +1030,17 @@ fn invitation_refused(app: &AppState, page: &PageContext, error: InvitationError
             );
         }
     };
-    let mut context = tera::Context::new();
-    match refused {
-        Some(key) => context.insert("refused", &page.locale.text(key)),
-        None => context.insert("invalid", &true),
-    }
-    render_page(app, page, "pages/invitation.html", context, status)
+    let view = InvitationView::Gone(match refused {
+        Some(key) => InvitationGone {
+            refused: Some(page.locale.text(key)),
+            ..InvitationGone::default()
+        },
+        None => InvitationGone {
+            invalid: Some(true),
+            ..InvitationGone::default()
+        },
+    });
+    render_view(app, page, "pages/invitation.html", &view, status)
 }
 
 pub async fn accept_invitation(State(app): State<AppState>, signed: SignedIn, Path(token): Path<String>) -> Response {
@@ -955,9 +1060,11 @@ pub async fn accept_invitation(State(app): State<AppState>, signed: SignedIn, Pa
 pub async fn decline_invitation(State(app): State<AppState>, signed: SignedIn, Path(token): Path<String>) -> Response {
     match auth_invitations::decline(&app.store, &token, &signed.current.account, &signed.page.origin).await {
         Ok(_) => {
-            let mut context = tera::Context::new();
-            context.insert("declined", &true);
-            render_page(&app, &signed.page, "pages/invitation.html", context, StatusCode::OK)
+            let view = InvitationView::Gone(InvitationGone {
+                declined: Some(true),
+                ..InvitationGone::default()
+            });
+            render_view(&app, &signed.page, "pages/invitation.html", &view, StatusCode::OK)
         }
         Err(e) => invitation_refused(&app, &signed.page, e),
     }

@@ -397,16 +397,8 @@ async fn failure(app: &AppState, page: &PageContext, provider: &str, error: Oidc
         OidcError::InvalidFlow(_) => page.locale.text("sso.invalid_flow"),
         OidcError::Refused(_) | OidcError::InvalidToken(_) => page.locale.text("sso.refused"),
     };
-    let mut context = tera::Context::new();
-    context.insert("error", &shown);
-    context.insert("next", "/");
-    context.insert("local_login", &app.config.auth.local_login);
-    let providers: Vec<_> = app
-        .oidc
-        .providers()
-        .into_iter()
-        .map(|(id, name)| serde_json::json!({ "id": id, "name": name }))
-        .collect();
-    context.insert("providers", &providers);
-    render_page(app, page, "pages/login.html", context, status)
+    // The sign-in page again, as /login draws it, with what went wrong.
+    let mut view = super::auth_pages::login_view(app, "/", None).await;
+    view.error = Some(shown);
+    super::ui::render_view(app, page, "pages/login.html", &view, status)
 }
