@@ -361,7 +361,7 @@ struct Feedback<'a> {
 
 fn feedback(app: &AppState, id: &str, class: &str, text: &str, items: Option<Vec<&str>>) -> Response {
     let view = Feedback { id, class, text, items };
-    super::ui::render_fragment(app, "partials/rule_feedback.html", &view, StatusCode::OK)
+    super::ui::render_alone(app, "partials/rule_feedback.html", &view, StatusCode::OK)
 }
 
 /// As one types: the condition compiled, its error with line and column (a fragment).

@@ -154,7 +154,7 @@ async fn board_control(
             message: &message,
         };
         // Answered 200 either way: the outcome is the fragment, swapped where the buttons are.
-        return super::ui::render_fragment(&app, "partials/control_result.html", &view, StatusCode::OK);
+        return super::ui::render_alone(&app, "partials/control_result.html", &view, StatusCode::OK);
     }
     if status.is_success() {
         Redirect::to(&format!("/board/agents/{id}")).into_response()

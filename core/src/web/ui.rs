@@ -58,16 +58,86 @@ pub fn render_view<V: serde::Serialize>(
     }
 }
 
-/// Renders a fragment (a partial an htmx request swaps in) from its typed view.
-pub fn render_fragment<V: serde::Serialize>(app: &AppState, template: &str, view: &V, status: StatusCode) -> Response {
+/// Renders a template from its typed view alone, without the layout's shared variables: a
+/// fragment htmx swaps in, or a page that stands on its own (errors, the API reference).
+pub fn render_alone<V: serde::Serialize>(app: &AppState, template: &str, view: &V, status: StatusCode) -> Response {
     match view_context(template, view) {
         Some(context) => render(app, template, context, status),
         None => rendering_failed(),
     }
 }
 
-/// Renders a page with what every page needs: the message catalog of the request's language,
-/// the CSRF token, and the signed-in user with their tenants (for the header).
+/// What every page's layout (`layouts/base.html`) needs: the message catalog of the request's
+/// language, the CSRF token, and the signed-in user with their tenants and what the navigation
+/// offers them.
+#[derive(serde::Serialize)]
+struct Layout<'a> {
+    /// Asked for by htmx: the page's content alone.
+    fragment: bool,
+    t: &'static Value,
+    lang: &'static str,
+    csrf_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memberships: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nav: Option<Value>,
+}
+
+impl<'a> Layout<'a> {
+    fn of(page: &'a super::session::PageContext) -> Self {
+        let mut layout = Layout {
+            fragment: is_htmx(&page.error_headers),
+            t: page.locale.catalog(),
+            lang: page.locale.code(),
+            csrf_token: &page.csrf_token,
+            user: None,
+            tenant: None,
+            memberships: None,
+            nav: None,
+        };
+        let Some(current) = &page.current else {
+            return layout;
+        };
+        let account = &current.account;
+        layout.user = Some(json!({
+            "id": account.id, "name": account.display_name, "email": account.email,
+            "platform_admin": account.platform_admin,
+        }));
+        layout.tenant = current
+            .membership()
+            .filter(|m| m.usable())
+            .map(|m| json!({ "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role }));
+        layout.memberships = Some(
+            current
+                .memberships
+                .iter()
+                .filter(|m| m.usable())
+                .map(|m| {
+                    json!({
+                        "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role,
+                        "current": current.session.tenant_id.as_deref() == Some(m.tenant_id.as_str()),
+                    })
+                })
+                .collect(),
+        );
+        let role = current.principal.as_ref().map(crate::auth::Principal::role);
+        let may = |area| role.is_some_and(|r| crate::auth::permits(r, crate::auth::Action::Read, area));
+        layout.nav = Some(json!({
+            "admin": may(crate::auth::Area::Configuration),
+            "platform": matches!(current.principal, Some(crate::auth::Principal::Platform { .. })),
+            "platform_available": account.platform_admin,
+            "board": may(crate::auth::Area::Live)
+                && matches!(current.principal, Some(crate::auth::Principal::Tenant(_))),
+        }));
+        layout
+    }
+}
+
+/// Renders a page with what every page needs ([`Layout`]) added to its own context.
 pub fn render_page(
     app: &AppState,
     page: &super::session::PageContext,
@@ -75,70 +145,37 @@ pub fn render_page(
     mut context: tera::Context,
     status: StatusCode,
 ) -> Response {
-    context.insert("fragment", &is_htmx(&page.error_headers));
-    context.insert("t", page.locale.catalog());
-    context.insert("lang", page.locale.code());
-    context.insert("csrf_token", &page.csrf_token);
-    if let Some(current) = &page.current {
-        let account = &current.account;
-        context.insert(
-            "user",
-            &json!({
-                "id": account.id, "name": account.display_name, "email": account.email,
-                "platform_admin": account.platform_admin,
-            }),
-        );
-        let tenant = current.membership().filter(|m| m.usable());
-        if let Some(m) = tenant {
-            context.insert(
-                "tenant",
-                &json!({ "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role }),
-            );
-        }
-        let memberships: Vec<Value> = current
-            .memberships
-            .iter()
-            .filter(|m| m.usable())
-            .map(|m| {
-                json!({
-                    "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role,
-                    "current": current.session.tenant_id.as_deref() == Some(m.tenant_id.as_str()),
-                })
-            })
-            .collect();
-        context.insert("memberships", &memberships);
-        let role = current.principal.as_ref().map(crate::auth::Principal::role);
-        let admin =
-            role.is_some_and(|r| crate::auth::permits(r, crate::auth::Action::Read, crate::auth::Area::Configuration));
-        context.insert(
-            "nav",
-            &json!({
-                "admin": admin,
-                "platform": matches!(current.principal, Some(crate::auth::Principal::Platform { .. })),
-                "platform_available": account.platform_admin,
-                "board": role.is_some_and(|r| crate::auth::permits(r, crate::auth::Action::Read, crate::auth::Area::Live))
-                    && matches!(current.principal, Some(crate::auth::Principal::Tenant(_))),
-            }),
-        );
+    match view_context(template, &Layout::of(page)) {
+        Some(layout) => context.extend(layout),
+        None => return rendering_failed(),
     }
     render(app, template, context, status)
 }
 
+/// `pages/error.html` and `partials/error.html`.
+#[derive(serde::Serialize)]
+struct ErrorView<'a> {
+    status: u16,
+    title: &'static str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
 /// An error as a full page, or as a fragment for htmx.
 pub fn error_page(app: &AppState, headers: &HeaderMap, status: StatusCode, detail: &str) -> Response {
-    let mut context = tera::Context::new();
-    context.insert("status", &status.as_u16());
-    context.insert("title", status.canonical_reason().unwrap_or("Error"));
-    context.insert("detail", detail);
-    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        context.insert("request_id", id);
-    }
+    let view = ErrorView {
+        status: status.as_u16(),
+        title: status.canonical_reason().unwrap_or("Error"),
+        detail,
+        request_id: headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+    };
     let template = if is_htmx(headers) {
         "partials/error.html"
     } else {
         "pages/error.html"
     };
-    render(app, template, context, status)
+    render_alone(app, template, &view, status)
 }
 
 /// The start page: the sign-in page for visitors, the tenant's overview for members, the
@@ -156,7 +193,7 @@ pub async fn home(State(app): State<AppState>, page: super::session::PageContext
             StatusCode::FORBIDDEN,
         );
     };
-    let mut context = tera::Context::new();
+    let mut view = HomeView { sections: None };
     if let crate::auth::Principal::Tenant(scope) = principal {
         let t = page.locale;
         let mut sections = Vec::new();
@@ -181,17 +218,23 @@ pub async fn home(State(app): State<AppState>, page: super::session::PageContext
                 sections.push(section);
             }
         }
-        context.insert("sections", &sections);
+        view.sections = Some(sections);
     }
-    render_page(&app, &page, "pages/home.html", context, StatusCode::OK)
+    render_view(&app, &page, "pages/home.html", &view, StatusCode::OK)
+}
+
+/// `pages/home.html`: for a tenant's member, the sections they may open with their counts.
+#[derive(serde::Serialize)]
+struct HomeView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sections: Option<Vec<Value>>,
 }
 
 /// The browsable API reference, rendered from the OpenAPI document.
 pub async fn api_reference(State(app): State<AppState>) -> Response {
     let doc: Value = serde_json::from_slice(&app.openapi_json).unwrap_or(Value::Null);
-    let mut context = tera::Context::new();
-    context.insert("api", &reference_context(&doc));
-    render(&app, "pages/api_reference.html", context, StatusCode::OK)
+    let view = json!({ "api": reference_context(&doc) });
+    render_alone(&app, "pages/api_reference.html", &view, StatusCode::OK)
 }
 
 fn schema_label(schema: &Value) -> Option<String> {
