@@ -4,15 +4,18 @@
 //!
 //! A refused request is cheap, but each still costs a connection, a parse and an answer; a
 //! flood of them from one address takes the CPU other tenants need. Once an address has spent
-//! its budget, new connections from it are closed as soon as they are accepted (no HTTP at
-//! all), and requests it still sends on open connections get a bare 429, until the hold ends.
+//! its budget, requests it still sends on open connections get a bare 429 until the hold ends,
+//! and it gets no new connection: on Linux the listening socket's own filter drops its
+//! connection attempts in the kernel (IPv4, up to [`MAX_FILTERED`] addresses), so a flood costs
+//! neither an accept nor a reset and the attacker's connect waits for its retransmissions;
+//! otherwise its connections are closed as soon as they are accepted.
 //!
 //! Behind a proxy (`http.trust_forwarded_for`) every connection comes from the proxy, so the
 //! connection-level check is off and only requests are held off, by forwarded address. Many
 //! addresses at once (a botnet) are the job of the proxy or network in front of Monti.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +48,8 @@ pub struct Shield {
     /// Connection-level checks, off behind a proxy.
     by_peer: bool,
     held: Mutex<HashMap<IpAddr, Instant>>,
+    /// Woken when an address is newly held off, so the listener's filter follows at once.
+    newly_held: tokio::sync::Notify,
 }
 
 impl Shield {
@@ -54,6 +59,7 @@ impl Shield {
             hold: config.refused_client_hold,
             by_peer: !config.trust_forwarded_for,
             held: Mutex::new(HashMap::new()),
+            newly_held: tokio::sync::Notify::new(),
         }
     }
 
@@ -94,6 +100,7 @@ impl Shield {
             }
         }
         if held.insert(ip, now + self.hold).is_none() {
+            self.newly_held.notify_one();
             metrics::counter!("http_clients_held_off_total").increment(1);
             tracing::warn!(client = %ip, hold = ?self.hold, "holding off a client whose anonymous requests keep being refused");
         }
@@ -102,6 +109,104 @@ impl Shield {
     /// Whether a connection from `peer` is closed as soon as it is accepted.
     fn turns_away(&self, peer: SocketAddr) -> bool {
         self.by_peer && self.held_off(peer.ip()).is_some()
+    }
+
+    /// The IPv4 addresses held off now (holds that ended are let go), in order, at most
+    /// [`MAX_FILTERED`] of them.
+    fn held_v4(&self) -> Vec<Ipv4Addr> {
+        let now = Instant::now();
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.retain(|_, until| *until > now);
+        let mut v4: Vec<Ipv4Addr> = held
+            .keys()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
+            .take(MAX_FILTERED)
+            .collect();
+        v4.sort_unstable();
+        v4
+    }
+}
+
+/// How many held-off addresses the listening socket's filter drops itself: two instructions
+/// each, well within the kernel's limit of 4,096. The rest are turned away at accept.
+pub const MAX_FILTERED: usize = 1_000;
+
+/// Classic BPF, as the kernel runs it on every packet reaching the listening socket: the
+/// packet is dropped when it is IPv4 and comes from one of `held`. Offsets are relative to the
+/// network header (`SKF_NET_OFF`), since a TCP socket's filter sees the packet from its TCP header.
+fn drop_program(held: &[Ipv4Addr]) -> Vec<socket2::SockFilter> {
+    use socket2::SockFilter;
+    // Instruction classes and modes, as in <linux/bpf_common.h>.
+    const LD: u16 = 0x00;
+    const ALU: u16 = 0x04;
+    const JMP: u16 = 0x05;
+    const RET: u16 = 0x06;
+    const W: u16 = 0x00;
+    const B: u16 = 0x10;
+    const ABS: u16 = 0x20;
+    const AND: u16 = 0x50;
+    const JEQ: u16 = 0x10;
+    const K: u16 = 0x00;
+    const LD_ABS_B: u16 = LD | B | ABS;
+    const LD_ABS_W: u16 = LD | W | ABS;
+    const AND_K: u16 = ALU | AND | K;
+    const JEQ_K: u16 = JMP | JEQ | K;
+    const RET_K: u16 = RET | K;
+    const NET: i32 = -0x100000; // SKF_NET_OFF
+    const KEEP: u32 = u32::MAX;
+    const DROP: u32 = 0;
+    let at = |offset: i32| (NET + offset) as u32;
+    let mut program = vec![
+        // The IP version, in the high nibble of the first byte: anything but IPv4 is kept.
+        SockFilter::new(LD_ABS_B, 0, 0, at(0)),
+        SockFilter::new(AND_K, 0, 0, 0xf0),
+        SockFilter::new(JEQ_K, 1, 0, 0x40),
+        SockFilter::new(RET_K, 0, 0, KEEP),
+        // The source address (bytes 12–15, loaded in host order).
+        SockFilter::new(LD_ABS_W, 0, 0, at(12)),
+    ];
+    for address in held {
+        // A match falls through to the drop; otherwise skip it. Jumps stay short (a jump
+        // offset is one byte), however long the list.
+        program.push(SockFilter::new(JEQ_K, 0, 1, u32::from(*address)));
+        program.push(SockFilter::new(RET_K, 0, 0, DROP));
+    }
+    program.push(SockFilter::new(RET_K, 0, 0, KEEP));
+    program
+}
+
+/// Keeps the listening socket's filter in step with the addresses held off, until the
+/// listener is gone (`closed`). A filter the kernel refuses leaves turning away at accept.
+async fn keep_filter(socket: socket2::Socket, shield: Arc<Shield>, mut closed: tokio::sync::oneshot::Receiver<()>) {
+    let mut filtered: Vec<Ipv4Addr> = Vec::new();
+    // Holds end on their own: looked at once a second.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut closed => return,
+            () = shield.newly_held.notified() => {}
+            _ = tick.tick() => {}
+        }
+        let held = shield.held_v4();
+        if held == filtered {
+            continue;
+        }
+        let result = if held.is_empty() {
+            socket.detach_filter()
+        } else {
+            socket.attach_filter(&drop_program(&held))
+        };
+        match result {
+            Ok(()) => filtered = held,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot filter held-off clients in the kernel; they are turned away at accept");
+                return;
+            }
+        }
     }
 }
 
@@ -137,15 +242,36 @@ pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Res
     response
 }
 
-/// The server's listener: closes connections from held-off addresses as it accepts them.
+/// The server's listener: has the kernel drop connection attempts from held-off addresses,
+/// and closes those that still arrive as it accepts them.
 pub struct ShieldedListener {
     inner: tokio::net::TcpListener,
     shield: Arc<Shield>,
+    /// Dropped with the listener, which ends the task keeping its filter.
+    _filter_kept: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ShieldedListener {
+    /// Call from within the runtime: the socket's filter is kept by a task of its own.
     pub fn new(inner: tokio::net::TcpListener, shield: Arc<Shield>) -> Self {
-        Self { inner, shield }
+        let mut filter_kept = None;
+        if shield.by_peer && shield.enabled() {
+            use std::os::fd::AsFd;
+            // The same socket through a second descriptor: the filter is the socket's.
+            match inner.as_fd().try_clone_to_owned() {
+                Ok(fd) => {
+                    let (kept, closed) = tokio::sync::oneshot::channel();
+                    tokio::spawn(keep_filter(socket2::Socket::from(fd), shield.clone(), closed));
+                    filter_kept = Some(kept);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot filter held-off clients in the kernel"),
+            }
+        }
+        Self {
+            inner,
+            shield,
+            _filter_kept: filter_kept,
+        }
     }
 }
 
@@ -183,6 +309,23 @@ mod tests {
             ..HttpConfig::default()
         };
         Shield::new(&config)
+    }
+
+    #[test]
+    fn the_kernel_filter_lists_the_ipv4_addresses_held_off_until_their_hold_ends() {
+        let shield = shield(1.0, 1, Duration::from_millis(100));
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        for ip in [v4, v6] {
+            shield.refused(ip);
+            shield.refused(ip);
+        }
+        assert!(shield.held_off(v6).is_some());
+        assert_eq!(shield.held_v4(), vec!["203.0.113.7".parse::<Ipv4Addr>().unwrap()]);
+        // Two instructions per address between the version check and the final keep.
+        assert_eq!(drop_program(&shield.held_v4()).len(), 5 + 2 + 1);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(shield.held_v4().is_empty(), "let go when the hold ends");
     }
 
     #[test]
