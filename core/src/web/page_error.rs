@@ -73,6 +73,8 @@ impl From<crate::service::plugins::PluginError> for PageError {
         use crate::service::plugins::PluginError;
         match e {
             PluginError::Store(e) => PageError::Store(e),
+            // The engine's own words are for the log; the visitor is told plugins cannot run.
+            PluginError::Unavailable(why) => PageError::Store(StoreError::Unavailable(why)),
             other => refused_as_the_api_would(other),
         }
     }

@@ -121,7 +121,8 @@ impl Shield {
             .keys()
             .filter_map(|ip| match ip {
                 IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
+                // An IPv4 client of a dual-stack listener: its packets are IPv4.
+                IpAddr::V6(v6) => v6.to_ipv4_mapped(),
             })
             .take(MAX_FILTERED)
             .collect();
@@ -130,8 +131,9 @@ impl Shield {
     }
 }
 
-/// How many held-off addresses the listening socket's filter drops itself: two instructions
-/// each, well within the kernel's limit of 4,096. The rest are turned away at accept.
+/// How many held-off addresses the listening socket's filter drops itself at most: two
+/// instructions each, within the kernel's limit of 4,096. The kernel may take fewer (a filter
+/// is charged to `net.core.optmem_max`); the rest are turned away at accept.
 pub const MAX_FILTERED: usize = 1_000;
 
 /// Classic BPF, as the kernel runs it on every packet reaching the listening socket: the
@@ -179,34 +181,49 @@ fn drop_program(held: &[Ipv4Addr]) -> Vec<socket2::SockFilter> {
 }
 
 /// Keeps the listening socket's filter in step with the addresses held off, until the
-/// listener is gone (`closed`). A filter the kernel refuses leaves turning away at accept.
+/// listener is gone (`closed`). When the kernel will not take the whole list, it gets as much of
+/// it as it takes; the rest are turned away at accept.
 async fn keep_filter(socket: socket2::Socket, shield: Arc<Shield>, mut closed: tokio::sync::oneshot::Receiver<()>) {
-    let mut filtered: Vec<Ipv4Addr> = Vec::new();
+    // The held-off addresses last asked for, and whether a filter is on the socket.
+    let mut asked: Vec<Ipv4Addr> = Vec::new();
+    let mut attached = false;
     // Holds end on their own: looked at once a second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    'follow: loop {
         tokio::select! {
             _ = &mut closed => return,
             () = shield.newly_held.notified() => {}
             _ = tick.tick() => {}
         }
         let held = shield.held_v4();
-        if held == filtered {
+        if held == asked {
             continue;
         }
-        let result = if held.is_empty() {
-            socket.detach_filter()
-        } else {
-            socket.attach_filter(&drop_program(&held))
-        };
-        match result {
-            Ok(()) => filtered = held,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot filter held-off clients in the kernel; they are turned away at accept");
-                return;
+        let mut list = held.as_slice();
+        loop {
+            if list.is_empty() {
+                if attached && let Err(e) = socket.detach_filter() {
+                    // Tried again on the next tick: a stale filter would keep dropping
+                    // addresses whose hold has ended.
+                    tracing::warn!(error = %e, "cannot remove the held-off clients' filter");
+                    continue 'follow;
+                }
+                attached = false;
+                break;
+            }
+            match socket.attach_filter(&drop_program(list)) {
+                Ok(()) => {
+                    attached = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, addresses = list.len(), "the kernel will not take the held-off clients' filter; trying a shorter one");
+                    list = &list[..list.len() / 2];
+                }
             }
         }
+        asked = held;
     }
 }
 
@@ -326,6 +343,27 @@ mod tests {
         assert_eq!(drop_program(&shield.held_v4()).len(), 5 + 2 + 1);
         std::thread::sleep(Duration::from_millis(150));
         assert!(shield.held_v4().is_empty(), "let go when the hold ends");
+    }
+
+    /// The kernel checks a filter when it is attached: an invalid program is refused (EINVAL).
+    /// A long one may be refused for memory (`net.core.optmem_max`), which `keep_filter` meets
+    /// by attaching a shorter one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_kernel_takes_the_drop_program() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = socket2::SockRef::from(&listener);
+        let few: Vec<Ipv4Addr> = (1..=3).map(|n| Ipv4Addr::new(203, 0, 113, n)).collect();
+        socket.attach_filter(&drop_program(&few)).expect("a valid filter");
+        let many: Vec<Ipv4Addr> = (0..MAX_FILTERED as u32)
+            .map(|n| Ipv4Addr::from(0x0a00_0000 + n))
+            .collect();
+        match socket.attach_filter(&drop_program(&many)) {
+            Ok(()) => {}
+            // 12 is ENOMEM.
+            Err(e) => assert_eq!(e.raw_os_error(), Some(12), "only memory may refuse it: {e}"),
+        }
+        socket.detach_filter().expect("removed");
     }
 
     #[test]
