@@ -397,7 +397,7 @@ fn custom_operations(doc: &mut Doc) {
     // Plugins.
     doc.tag(
         "plugins",
-        "The tenant's plugins (WebAssembly components against monti:plugin@1.0.0; docs/plugins.md). Tenant admins change them; every change is audited.",
+        "The tenant's plugins (WebAssembly components against the monti:plugin 1.x contract, 1.0.0 to 1.4.0; docs/plugins.md). Tenant admins change them; every change is audited.",
     );
     let installation = json!({ "type": "object", "description": "An installation: `id`, `plugin_id`, `version`, `digest`, `enabled`, `config`, `invocations`, `failures`, `last_error`, `last_logs`, `updated_at`." });
     let mut op = json!({ "tags": ["plugins"], "operationId": "list_plugins", "summary": "List installed plugins",
@@ -411,14 +411,18 @@ fn custom_operations(doc: &mut Doc) {
     standard_errors(&mut op, &["401", "403", "413", "415", "422"]);
     doc.operation("/api/v1/plugins", "post", op);
     let mut op = json!({ "tags": ["plugins"], "operationId": "read_plugin", "summary": "One installation (by installation or plugin id)",
+        "description": "Besides the installation: `pending_capabilities` (what it asks for that is not approved yet), `status` (what the plugin reports about itself) and `last_disconnect` (a stream plugin's last dropped connection since the server started: `at`, `kind`, `reason`, `destination`, `was_connected`; null when none).",
         "responses": { "200": json_response("The installation", installation.clone()) } });
     standard_errors(&mut op, &["401", "403", "404"]);
     doc.operation("/api/v1/plugins/{id}", "get", op);
-    let mut op = json!({ "tags": ["plugins"], "operationId": "update_plugin", "summary": "Configure, enable or disable",
-        "description": "`{\"config\": {…}, \"enabled\": true}`, either or both. The configuration is checked against the plugin's JSON Schema (also when enabling).",
-        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": { "enabled": { "type": "boolean" }, "config": { "type": "object" } } } } } },
+    let mut op = json!({ "tags": ["plugins"], "operationId": "update_plugin", "summary": "Configure, set secrets, enable or disable",
+        "description": "`{\"config\": {…}, \"secrets\": {…}, \"enabled\": true, \"approve_capabilities\": true}`, any of them. The configuration is checked against the plugin's JSON Schema (also when enabling); secrets must be ones the plugin declares (1 to 8192 characters, never shown again). Enabling a plugin that asks for capabilities not yet approved answers 409 with them in `capabilities` unless `approve_capabilities` is true. The answer adds `secrets` (the names set) and `pending_capabilities`.",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": {
+            "enabled": { "type": "boolean" }, "config": { "type": "object" },
+            "secrets": { "type": "object", "additionalProperties": { "type": "string" } },
+            "approve_capabilities": { "type": "boolean" } } } } } },
         "responses": { "200": json_response("The installation", installation) } });
-    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    standard_errors(&mut op, &["400", "401", "403", "404", "409", "422"]);
     doc.operation("/api/v1/plugins/{id}", "patch", op);
     let mut op = json!({ "tags": ["plugins"], "operationId": "remove_plugin", "summary": "Remove, with its configuration and storage",
         "responses": { "204": { "description": "Removed" } } });
