@@ -409,15 +409,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let scope = tenants::system_scope(&store, &tenant, crate::store::SystemActor::Operator)
                 .await
                 .map_err(explain)?;
-            let telephony = crate::asterisk::config::load(&store, &scope).await.map_err(explain)?;
+            use crate::service::telephony::{ConfigFile, export_config};
+            let files = export_config(&store, &scope, &cli_origin(), &ConfigFile::ALL)
+                .await
+                .map_err(explain)?;
             let dir = out.unwrap_or_else(|| PathBuf::from(format!("asterisk-{tenant}")));
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            for (name, text) in [
-                ("pjsip.conf", crate::asterisk::config::pjsip_conf(&telephony)),
-                ("queues.conf", crate::asterisk::config::queues_conf(&telephony)),
-                ("extensions.conf", crate::asterisk::config::extensions_conf(&telephony)),
-            ] {
-                let path = dir.join(name);
+            for (file, text) in files {
+                let path = dir.join(file.name());
                 crate::secrets::write_private(&path, text.as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("{}", path.display());
@@ -778,12 +777,39 @@ async fn set_plugin_enabled(
     let installation = if enabled {
         enable_approving(&store, &scope, plugin).await?
     } else {
-        crate::store::plugins::set_enabled(&store, &scope, plugin, false)
+        let change = crate::service::plugins::Change {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        crate::service::plugins::update(offline(&store), &scope, &cli_origin(), plugin, change)
             .await
-            .map_err(explain)?
+            .map_err(plugin_refusal)?
     };
     print_installation(&installation);
     Ok(ExitCode::SUCCESS)
+}
+
+fn offline(store: &Store) -> crate::service::plugins::Running<'_> {
+    crate::service::plugins::Running::offline(store)
+}
+
+fn cli_origin() -> crate::store::audit::Origin {
+    crate::store::audit::Origin::default()
+}
+
+fn identity_refusal(e: crate::service::identity::IdentityError) -> anyhow::Error {
+    match e {
+        crate::service::identity::IdentityError::Store(e) => explain(e),
+        other => anyhow!("{other}"),
+    }
+}
+
+fn plugin_refusal(e: crate::service::plugins::PluginError) -> anyhow::Error {
+    match e {
+        crate::service::plugins::PluginError::Invalid(invalid) => explain(crate::store::StoreError::Invalid(invalid)),
+        crate::service::plugins::PluginError::Store(e) => explain(e),
+        other => anyhow!("{other}"),
+    }
 }
 
 /// The operator enables a plugin: what it asks for is approved on the tenant's behalf (and said).
@@ -792,21 +818,21 @@ async fn enable_approving(
     scope: &crate::store::TenantScope,
     plugin: &str,
 ) -> anyhow::Result<crate::store::plugins::Installation> {
-    let installation = crate::store::plugins::get(store, scope, plugin)
-        .await
-        .map_err(explain)?;
-    let pending = crate::store::plugins::unapproved(store, &installation)
-        .await
-        .map_err(explain)?;
-    if !pending.is_empty() {
-        eprintln!("approving for the tenant: {}", pending.join("; "));
-        crate::store::plugins::approve(store, scope, plugin)
-            .await
-            .map_err(explain)?;
+    use crate::service::plugins::{Change, PluginError, update};
+    let enable = |approve_capabilities| Change {
+        enabled: Some(true),
+        approve_capabilities,
+        ..Default::default()
+    };
+    match update(offline(store), scope, &cli_origin(), plugin, enable(false)).await {
+        Err(PluginError::NeedsApproval(pending)) => {
+            eprintln!("approving for the tenant: {}", pending.join("; "));
+            update(offline(store), scope, &cli_origin(), plugin, enable(true))
+                .await
+                .map_err(plugin_refusal)
+        }
+        other => other.map_err(plugin_refusal),
     }
-    crate::store::plugins::set_enabled(store, scope, plugin, true)
-        .await
-        .map_err(explain)
 }
 
 fn print_installation(i: &crate::store::plugins::Installation) {
@@ -893,10 +919,9 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
                 engine,
                 runtime: None,
             };
-            let origin = crate::store::audit::Origin::default();
-            let installed = crate::service::plugins::install(&ctx, &scope, &origin, bytes, config.as_deref())
+            let installed = crate::service::plugins::install(&ctx, &scope, &cli_origin(), bytes, config.as_deref())
                 .await
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(plugin_refusal)?;
             let mut installed = installed.installation;
             if enable {
                 installed = enable_approving(&store, &scope, &installed.id).await?;
@@ -925,9 +950,9 @@ async fn plugin(config_file: &Option<PathBuf>, command: PluginCommand) -> anyhow
             let scope = tenants::system_scope(&store, &tenant, crate::store::SystemActor::Operator)
                 .await
                 .map_err(explain)?;
-            let removed = crate::store::plugins::remove(&store, &scope, &plugin)
+            let removed = crate::service::plugins::remove(offline(&store), &scope, &cli_origin(), &plugin)
                 .await
-                .map_err(explain)?;
+                .map_err(plugin_refusal)?;
             println!("removed {} from {tenant}", removed.plugin_id);
             Ok(ExitCode::SUCCESS)
         }
@@ -1326,7 +1351,7 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
                 ),
                 None => None,
             };
-            let list = tokens::list_for_operator(&store, tenant_id.as_deref())
+            let list = tokens::list_for_operator(&store, tenant_id.as_ref())
                 .await
                 .map_err(explain)?;
             println!(
@@ -1364,8 +1389,8 @@ async fn admin(config_file: &Option<PathBuf>, command: AdminCommand) -> anyhow::
 }
 
 async fn user_command(config_file: &Option<PathBuf>, command: UserCommand) -> anyhow::Result<ExitCode> {
+    use crate::service::identity;
     use crate::store::accounts;
-    use crate::store::audit::{self, AuditEvent, Origin, Outcome};
     let find = |store: Store, email: String| async move {
         accounts::by_email(&store, &email)
             .await
@@ -1390,7 +1415,6 @@ async fn user_command(config_file: &Option<PathBuf>, command: UserCommand) -> an
             } else {
                 (crate::secrets::random_secret()[..20].to_owned(), true)
             };
-            crate::auth::password::check_policy(&password, &email).map_err(|e| anyhow!("password {e}"))?;
             let role: Option<Role> = role.map(|r| r.parse()).transpose()?;
             let tenant = match &tenant {
                 Some(slug) => Some(
@@ -1401,35 +1425,16 @@ async fn user_command(config_file: &Option<PathBuf>, command: UserCommand) -> an
                 ),
                 None => None,
             };
-            let hash = crate::auth::password::hash(&password).map_err(|e| anyhow!("{e}"))?;
-            let account = accounts::create(
-                &store,
-                accounts::NewAccount {
-                    email,
-                    display_name: name,
-                    password_hash: Some(hash),
-                    platform_admin,
-                },
-            )
-            .await
-            .map_err(explain)?;
-            if let (Some(tenant), Some(role)) = (&tenant, role) {
-                accounts::grant_membership(&store, &account.id, &tenant.id, role, &[], &[])
-                    .await
-                    .map_err(explain)?;
-            }
-            let event = AuditEvent::new(
-                tenant.as_ref().map(|t| t.id.as_str()),
-                "cli",
-                "user.create",
-                Outcome::Success,
-            )
-            .target("user", &account.id)
-            .change(
-                None,
-                Some(serde_json::json!({ "email": account.email, "platform_admin": platform_admin, "role": role })),
-            );
-            audit::record(&store, event, &Origin::default()).await;
+            let request = identity::AccountRequest {
+                email,
+                display_name: name,
+                password: password.clone(),
+                platform_admin,
+                membership: tenant.zip(role),
+            };
+            let account = identity::create_account(&store, Some("cli"), &cli_origin(), request)
+                .await
+                .map_err(identity_refusal)?;
             if generated {
                 println!("{password}");
             }
@@ -1461,38 +1466,36 @@ async fn user_command(config_file: &Option<PathBuf>, command: UserCommand) -> an
         UserCommand::Disable { email, data } => {
             let store = admin_store(config_file, &data).await?;
             let account = find(store.clone(), email).await?;
-            accounts::set_disabled(&store, &account.id, true)
+            let ended = identity::set_disabled(&store, "cli", &cli_origin(), &account, true)
                 .await
-                .map_err(explain)?;
-            let ended = crate::store::sessions::revoke_all(&store, &account.id, None)
-                .await
-                .map_err(explain)?;
-            for tenant in accounts::memberships(&store, &account.id).await.map_err(explain)? {
-                let event = AuditEvent::new(Some(&tenant.tenant_id), "cli", "user.disable", Outcome::Success)
-                    .target("user", &account.id);
-                audit::record(&store, event, &Origin::default()).await;
-            }
+                .map_err(identity_refusal)?;
             println!("disabled {} ({ended} sessions ended)", account.email);
         }
         UserCommand::Enable { email, data } => {
             let store = admin_store(config_file, &data).await?;
             let account = find(store.clone(), email).await?;
-            accounts::set_disabled(&store, &account.id, false)
+            identity::set_disabled(&store, "cli", &cli_origin(), &account, false)
                 .await
-                .map_err(explain)?;
+                .map_err(identity_refusal)?;
             println!("enabled {}", account.email);
         }
         UserCommand::ResetLink { email, data } => {
             let config = load(&sources(config_file, None, &data))?;
             let store = admin_store(config_file, &data).await?;
             let account = find(store.clone(), email).await?;
-            let lifetime = config.auth.password_reset_lifetime.as_millis() as i64;
-            let token = accounts::create_password_reset(&store, &account.id, "cli", None, lifetime)
-                .await
-                .map_err(explain)?;
-            let event = AuditEvent::new(None, "cli", "user.reset_link", Outcome::Success).target("user", &account.id);
-            audit::record(&store, event, &Origin::default()).await;
-            println!("{}/reset?token={token}", config.public_url());
+            let lifetime = config.auth.password_reset_lifetime;
+            let link = identity::reset_link(
+                &store,
+                &config.public_url(),
+                "cli",
+                None,
+                &cli_origin(),
+                &account.id,
+                lifetime,
+            )
+            .await
+            .map_err(identity_refusal)?;
+            println!("{link}");
         }
     }
     Ok(ExitCode::SUCCESS)

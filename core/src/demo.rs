@@ -236,7 +236,6 @@ pub async fn connect_asterisk(
         pbx.ami.set_queues(&agent.extension, queues);
     }
     let store = &app.store;
-    let explain = |e: crate::store::StoreError| anyhow::anyhow!("installing the Asterisk connector: {e}");
     let config = serde_json::json!({
         "host": "127.0.0.1", "port": pbx.ami.port(), "username": "monti", "auth": "md5",
         "ari_host": "127.0.0.1", "ari_port": pbx.ari.port(), "ari_user": "monti",
@@ -245,27 +244,23 @@ pub async fn connect_asterisk(
     // Through the same flow and policy as any installation: an operator who does not allow the
     // connector for the demo tenant gets a refusal here, not a connector.
     let ctx = crate::service::plugins::PluginContext::running(store, &app.plugins)?;
-    let installed = crate::service::plugins::install(
-        &ctx,
-        scope,
-        &crate::store::audit::Origin::default(),
-        std::sync::Arc::from(component),
-        Some(&config),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("installing the Asterisk connector: {e}"))?
-    .installation;
-    crate::store::plugins::set_secret(store, scope, &installed.id, "password", &password)
+    let origin = crate::store::audit::Origin::default();
+    let installed =
+        crate::service::plugins::install(&ctx, scope, &origin, std::sync::Arc::from(component), Some(&config))
+            .await
+            .map_err(|e| anyhow::anyhow!("installing the Asterisk connector: {e}"))?
+            .installation;
+    let change = crate::service::plugins::Change {
+        enabled: Some(true),
+        secrets: [("password", password), ("ari_password", ari_password)]
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect(),
+        approve_capabilities: true,
+        ..Default::default()
+    };
+    crate::service::plugins::update(app.running_plugins(), scope, &origin, &installed.id, change)
         .await
-        .map_err(explain)?;
-    crate::store::plugins::set_secret(store, scope, &installed.id, "ari_password", &ari_password)
-        .await
-        .map_err(explain)?;
-    crate::store::plugins::approve(store, scope, &installed.id)
-        .await
-        .map_err(explain)?;
-    crate::store::plugins::set_enabled(store, scope, &installed.id, true)
-        .await
-        .map_err(explain)?;
+        .map_err(|e| anyhow::anyhow!("enabling the Asterisk connector: {e}"))?;
     Ok(std::sync::Arc::new(pbx))
 }

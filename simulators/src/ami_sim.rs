@@ -426,6 +426,11 @@ impl AmiSimulator {
         }
     }
 
+    /// How many clients are logged in now.
+    pub fn logged_in_sessions(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Ends every session, as a PBX restart does; new ones are accepted.
     pub fn drop_connections(&self) {
         let _ = self.sessions.send(());

@@ -398,8 +398,13 @@ mod tests {
     #[test]
     fn grants_never_exceed_the_grantor() {
         use crate::store::Visibility;
-        let scoped = TenantScope::verified("ten_1", "acme".into(), Role::TenantAdmin, "user:a".into())
-            .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
+        let scoped = TenantScope::verified(
+            crate::store::TenantId::for_tests("ten_1"),
+            "acme".into(),
+            Role::TenantAdmin,
+            "user:a".into(),
+        )
+        .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
         let team_a = vec!["team_a".to_owned()];
         assert_eq!(may_grant(&scoped, Role::TenantAdmin, &[], &[]), Err(GrantError::Teams));
         assert_eq!(
@@ -412,7 +417,12 @@ mod tests {
             Ok(()),
             "narrower is fine"
         );
-        let supervisor = TenantScope::verified("ten_1", "acme".into(), Role::Supervisor, "user:s".into());
+        let supervisor = TenantScope::verified(
+            crate::store::TenantId::for_tests("ten_1"),
+            "acme".into(),
+            Role::Supervisor,
+            "user:s".into(),
+        );
         assert!(matches!(
             may_grant(&supervisor, Role::TenantAdmin, &[], &[]),
             Err(GrantError::Role { .. })
@@ -423,8 +433,13 @@ mod tests {
     #[test]
     fn a_scoped_admin_manages_only_what_it_could_have_granted() {
         use crate::store::Visibility;
-        let scoped = TenantScope::verified("ten_1", "acme".into(), Role::TenantAdmin, "user:a".into())
-            .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
+        let scoped = TenantScope::verified(
+            crate::store::TenantId::for_tests("ten_1"),
+            "acme".into(),
+            Role::TenantAdmin,
+            "user:a".into(),
+        )
+        .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
         let team_a = vec!["team_a".to_owned()];
         assert_eq!(
             may_manage(&scoped, "tenant_admin", &[], &[]),
@@ -446,15 +461,25 @@ mod tests {
         );
         assert_eq!(may_manage(&scoped, "tenant_admin", &team_a, &[]), Ok(()), "a peer");
         assert_eq!(may_manage(&scoped, "agent", &team_a, &["loc_x".to_owned()]), Ok(()));
-        let admin = TenantScope::verified("ten_1", "acme".into(), Role::TenantAdmin, "user:b".into());
+        let admin = TenantScope::verified(
+            crate::store::TenantId::for_tests("ten_1"),
+            "acme".into(),
+            Role::TenantAdmin,
+            "user:b".into(),
+        );
         assert_eq!(may_manage(&admin, "tenant_admin", &[], &[]), Ok(()));
     }
 
     #[test]
     fn scoped_supervisors_see_only_their_teams_and_locations() {
         use crate::store::Visibility;
-        let scope = TenantScope::verified("ten_1", "acme".into(), Role::Supervisor, "user:u".into())
-            .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
+        let scope = TenantScope::verified(
+            crate::store::TenantId::for_tests("ten_1"),
+            "acme".into(),
+            Role::Supervisor,
+            "user:u".into(),
+        )
+        .with_visibility(Visibility::from_scopes(vec!["team_a".into()], vec![]));
         let supervisor = Principal::Tenant(scope);
         let agent = |team: Option<&'static str>| Resource::Agent {
             team,
@@ -477,7 +502,7 @@ mod tests {
             "locations are not limited"
         );
         let admin = Principal::Tenant(TenantScope::verified(
-            "ten_1",
+            crate::store::TenantId::for_tests("ten_1"),
             "acme".into(),
             Role::TenantAdmin,
             "user:a".into(),

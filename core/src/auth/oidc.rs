@@ -469,10 +469,12 @@ impl OidcRegistry {
         session: &crate::store::sessions::Session,
     ) -> Option<String> {
         let provider = session.oidc_provider.as_deref()?;
-        let id_token = session
-            .id_token_enc
-            .as_deref()
-            .and_then(|sealed| store.secrets.open(sealed, &id_token_context(&session.user_id)).ok());
+        let id_token = session.id_token_enc.as_deref().and_then(|sealed| {
+            store
+                .secrets
+                .open(sealed, &crate::store::sessions::id_token_context(&session.user_id))
+                .ok()
+        });
         self.end_session_url(store, provider, id_token.as_deref()).await
     }
 }
@@ -540,11 +542,6 @@ fn merge(into: &mut Value, from: Value) {
             into.entry(k).or_insert(v);
         }
     }
-}
-
-/// The encryption context of a stored ID token: bound to its user.
-pub fn id_token_context(user_id: &str) -> String {
-    format!("id_token/{user_id}")
 }
 
 /// Seals a flow into a cookie value.

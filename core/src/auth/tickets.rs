@@ -96,7 +96,12 @@ mod tests {
     use crate::domain::Role;
 
     fn scope(actor: &str) -> TenantScope {
-        TenantScope::verified("ten_1", "acme".into(), Role::Viewer, actor.into())
+        TenantScope::verified(
+            crate::store::TenantId::for_tests("ten_1"),
+            "acme".into(),
+            Role::Viewer,
+            actor.into(),
+        )
     }
 
     #[test]
@@ -129,7 +134,12 @@ mod tests {
     }
 
     fn in_tenant(tenant: &str, actor: &str) -> TenantScope {
-        TenantScope::verified(tenant, tenant.into(), Role::Viewer, actor.into())
+        TenantScope::verified(
+            crate::store::TenantId::for_tests(tenant),
+            tenant.into(),
+            Role::Viewer,
+            actor.into(),
+        )
     }
 
     #[test]

@@ -57,11 +57,15 @@ struct HookTenants {
 /// The tenant an inbound hook request names.
 #[derive(Debug, Clone)]
 pub struct HookTenant {
-    pub id: TenantId,
-    pub slug: String,
+    id: TenantId,
+    slug: String,
 }
 
 impl HookTenant {
+    pub fn id(&self) -> &TenantId {
+        &self.id
+    }
+
     /// What a webhook plugin emits is accepted on behalf of the system, not of a person.
     pub fn system_scope(&self, installation_id: &str) -> crate::store::TenantScope {
         crate::store::TenantScope::system(
@@ -689,14 +693,13 @@ impl Dispatcher {
         installation_id: &str,
         uses: &[(String, String)],
     ) {
-        let tenant_id = tenant.as_str();
         let mut counted: std::collections::BTreeMap<&(String, String), u32> = std::collections::BTreeMap::new();
         for used in uses {
             *counted.entry(used).or_default() += 1;
         }
         for ((name, destination), times) in counted {
             let event = crate::store::audit::AuditEvent::new(
-                Some(tenant_id),
+                Some(tenant),
                 &format!("{PLUGIN_SOURCE}{plugin_id}"),
                 "plugin.secret.use",
                 crate::store::audit::Outcome::Success,

@@ -285,14 +285,9 @@ impl RuleService {
                 tracing::warn!(error = %e, "recording a rule's suspension failed");
             }
             tracing::warn!(tenant = scope.tenant_slug(), rule = %name, "alert rule suspended: {}", suspension.reason);
-            let event = AuditEvent::new(
-                Some(scope.tenant_id()),
-                scope.actor(),
-                "alert_rule.suspend",
-                Outcome::Success,
-            )
-            .target("alert_rule", &suspension.rule_id)
-            .detail(format!("{} v{}: {}", name, suspension.version, suspension.reason));
+            let event = AuditEvent::in_tenant(scope, "alert_rule.suspend", Outcome::Success)
+                .target("alert_rule", &suspension.rule_id)
+                .detail(format!("{} v{}: {}", name, suspension.version, suspension.reason));
             audit::record(&self.store, event, &Default::default()).await;
             state.rules.retain(|r| r.id != suspension.rule_id);
             state.strikes.remove(&suspension.rule_id);

@@ -258,3 +258,42 @@ pub async fn revoke_session(store: &Store, scope: &TenantScope, origin: &Origin,
     audit::record(store, event, origin).await;
     Ok(())
 }
+
+/// The tenant's audit entries matching `query` (the list's filters) as CSV, newest first, at
+/// most 100,000 of them. Exporting is itself audited, with the filters used.
+pub async fn export_audit(
+    store: &Store,
+    scope: &TenantScope,
+    origin: &Origin,
+    query: &[(String, String)],
+) -> Result<String, StoreError> {
+    const EXPORT_MAX: usize = 100_000;
+    let mut out = String::from(audit::CSV_HEADER);
+    let mut cursor: Option<String> = None;
+    let mut count = 0;
+    loop {
+        let mut params: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "limit" | "sort"))
+            .cloned()
+            .collect();
+        params.push(("limit".into(), "500".into()));
+        params.push(("sort".into(), "-at".into()));
+        if let Some(c) = &cursor {
+            params.push(("cursor".into(), c.clone()));
+        }
+        let page = resource::list::<audit::AuditRow>(store, scope, &crate::store::ListParams(params)).await?;
+        for entry in &page.items {
+            out.push_str(&audit::csv_line(entry));
+            count += 1;
+        }
+        match page.next_cursor {
+            Some(c) if count < EXPORT_MAX => cursor = Some(c),
+            _ => break,
+        }
+    }
+    let filters = serde_urlencoded::to_string(query).unwrap_or_default();
+    let event = AuditEvent::in_tenant(scope, "audit.export", Outcome::Success).detail(filters);
+    audit::record(store, event, origin).await;
+    Ok(out)
+}

@@ -3,6 +3,8 @@
 //! The entry points translate input and output; the store below holds the data.
 
 pub mod access;
+pub mod configuration;
+pub mod identity;
 pub mod plugins;
 pub mod rules;
 pub mod telephony;

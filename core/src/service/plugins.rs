@@ -134,14 +134,43 @@ pub fn summary(i: &Installation) -> serde_json::Value {
     })
 }
 
-/// What changing a tenant's installations needs from the running system.
+/// What changing a tenant's installations needs: the store, and the running system where
+/// there is one.
 #[derive(Clone, Copy)]
 pub struct Running<'a> {
     pub store: &'a Store,
-    /// Told to forget the tenant's loaded installations; runs dead letters again.
-    pub plugins: &'a Dispatcher,
+    /// The running plugin runtime: told to forget the tenant's loaded installations, runs dead
+    /// letters again. `None` from the command line, where no server runs in this process (a
+    /// server notices a change within its reload interval).
+    pub plugins: Option<&'a Dispatcher>,
     /// Where what a replayed dead letter emitted goes.
-    pub live: &'a crate::live::service::LiveService,
+    pub live: Option<&'a crate::live::service::LiveService>,
+}
+
+impl<'a> Running<'a> {
+    /// The running server's plugins.
+    pub fn server(store: &'a Store, plugins: &'a Dispatcher, live: &'a crate::live::service::LiveService) -> Self {
+        Self {
+            store,
+            plugins: Some(plugins),
+            live: Some(live),
+        }
+    }
+
+    /// No server in this process: the command line.
+    pub fn offline(store: &'a Store) -> Self {
+        Self {
+            store,
+            plugins: None,
+            live: None,
+        }
+    }
+
+    fn forget_installations(&self, scope: &TenantScope) {
+        if let Some(plugins) = self.plugins {
+            plugins.forget_installations(scope.tenant_id());
+        }
+    }
 }
 
 /// A change to an installation; what is left out stays as it is.
@@ -192,7 +221,7 @@ pub async fn update(
     }
     invalid.finish().map_err(PluginError::Invalid)?;
     let pending = if change.enabled == Some(true) {
-        plugins::unapproved(running.store, &before).await?
+        pending_capabilities(running.store, &before).await?
     } else {
         Vec::new()
     };
@@ -222,7 +251,7 @@ pub async fn update(
     }
     if let Some(enabled) = change.enabled {
         after = plugins::set_enabled(running.store, scope, &before.id, enabled).await?;
-        running.plugins.forget_installations(scope.tenant_id());
+        running.forget_installations(scope);
     }
     if change.config.is_some() || change.enabled.is_some() {
         let event = AuditEvent::in_tenant(scope, "plugin.update", Outcome::Success)
@@ -241,7 +270,7 @@ pub async fn remove(
     id: &str,
 ) -> Result<Installation, PluginError> {
     let removed = plugins::remove(running.store, scope, id).await?;
-    running.plugins.forget_installations(scope.tenant_id());
+    running.forget_installations(scope);
     let event = AuditEvent::in_tenant(scope, "plugin.remove", Outcome::Success)
         .target("plugin", &removed.id)
         .change(Some(summary(&removed)), None);
@@ -265,8 +294,13 @@ pub async fn replay(
     id: &str,
     letter: &str,
 ) -> Result<Replayed, PluginError> {
+    let (Some(runtime), Some(live)) = (running.plugins, running.live) else {
+        return Err(PluginError::Unavailable(
+            "dead letters run again on a running server".into(),
+        ));
+    };
     let installation = plugins::get(running.store, scope, id).await?;
-    let ran = running.plugins.replay(scope.tenant(), &installation.id, letter).await?;
+    let ran = runtime.replay(scope.tenant(), &installation.id, letter).await?;
     let outcome = if ran.is_ok() {
         Outcome::Success
     } else {
@@ -280,10 +314,56 @@ pub async fn replay(
         Ok(emitted) => {
             let count = emitted.len();
             if !emitted.is_empty() {
-                running.live.accept_from_plugin(scope, emitted).await?;
+                live.accept_from_plugin(scope, emitted).await?;
             }
             Ok(Replayed::Done { emitted: count })
         }
         Err(error) => Ok(Replayed::FailedAgain(error.to_string())),
     }
+}
+
+/// What `installation` asks for that the tenant has not approved, in words, each destination
+/// as the installation's configuration fills it (`tcp://pbx.example:5038` rather than
+/// `tcp://${host}:${port}`): what the tenant approves is where it will connect. A template
+/// the configuration does not fill stays as written.
+pub async fn pending_capabilities(store: &Store, installation: &Installation) -> Result<Vec<String>, StoreError> {
+    let pending = plugins::unapproved(store, installation).await?;
+    if pending.is_empty() {
+        return Ok(pending);
+    }
+    let manifest = plugins::manifest(store, &installation.digest).await?;
+    let config: serde_json::Value = serde_json::from_str(&installation.config).unwrap_or_default();
+    let templates = destinations(&manifest.capabilities);
+    Ok(pending
+        .into_iter()
+        .map(|line| with_configured(&line, &templates, &config))
+        .collect())
+}
+
+/// Every destination a plugin's capabilities name, longest first (so a template is never
+/// replaced inside a longer one).
+fn destinations(capabilities: &crate::plugins::manifest::Capabilities) -> Vec<String> {
+    let mut all: Vec<String> = capabilities
+        .http
+        .iter()
+        .chain(&capabilities.streams)
+        .chain(capabilities.secrets.values())
+        .filter(|d| d.contains("${"))
+        .cloned()
+        .collect();
+    all.sort_by_key(|d| std::cmp::Reverse(d.len()));
+    all.dedup();
+    all
+}
+
+fn with_configured(line: &str, templates: &[String], config: &serde_json::Value) -> String {
+    let mut line = line.to_owned();
+    for template in templates {
+        if line.contains(template.as_str())
+            && let Some(filled) = crate::plugins::manifest::expand(template, config)
+        {
+            line = line.replace(template.as_str(), &filled);
+        }
+    }
+    line
 }

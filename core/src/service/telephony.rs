@@ -348,3 +348,55 @@ pub async fn reload(app: Telephony<'_>, scope: &TenantScope, origin: &Origin) ->
     )
     .await
 }
+
+/// A configuration file Monti writes for the tenant's Asterisk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFile {
+    Pjsip,
+    Queues,
+    Extensions,
+}
+
+impl ConfigFile {
+    pub const ALL: [ConfigFile; 3] = [ConfigFile::Pjsip, ConfigFile::Queues, ConfigFile::Extensions];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigFile::Pjsip => "pjsip.conf",
+            ConfigFile::Queues => "queues.conf",
+            ConfigFile::Extensions => "extensions.conf",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// The tenant's telephony as Asterisk configuration files. They hold the endpoints' passwords,
+/// so every export is audited, from wherever it is asked for.
+pub async fn export_config(
+    store: &Store,
+    scope: &TenantScope,
+    origin: &Origin,
+    files: &[ConfigFile],
+) -> crate::store::StoreResult<Vec<(ConfigFile, String)>> {
+    use crate::asterisk::config;
+    let telephony = config::load(store, scope).await?;
+    let rendered: Vec<(ConfigFile, String)> = files
+        .iter()
+        .map(|&file| {
+            let text = match file {
+                ConfigFile::Pjsip => config::pjsip_conf(&telephony),
+                ConfigFile::Queues => config::queues_conf(&telephony),
+                ConfigFile::Extensions => config::extensions_conf(&telephony),
+            };
+            (file, text)
+        })
+        .collect();
+    let names: Vec<&str> = files.iter().map(|f| f.name()).collect();
+    let event =
+        AuditEvent::in_tenant(scope, "telephony.export", Outcome::Success).target("telephony", &names.join(","));
+    audit::record(store, event, origin).await;
+    Ok(rendered)
+}

@@ -33,7 +33,7 @@ const ACCOUNT: &str =
 /// A user's place in one tenant.
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Membership {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub tenant_slug: String,
     pub tenant_name: String,
     pub tenant_suspended: bool,
@@ -322,7 +322,7 @@ pub async fn create_password_reset(
     store: &Store,
     user_id: &str,
     created_by: &str,
-    tenant_id: Option<&str>,
+    tenant_id: Option<&TenantId>,
     lifetime_ms: i64,
 ) -> StoreResult<String> {
     let token = random_secret();

@@ -560,7 +560,11 @@ const NOTIFICATION_SELECT: &str = "SELECT n.tenant_id, t.slug AS tenant_slug, n.
                                    FROM alert_notifications n JOIN tenants t ON t.id = n.tenant_id";
 
 /// Queues notifications: (rule id, target JSON, summary, body).
-pub async fn enqueue(store: &Store, tenant_id: &str, items: &[(String, String, String, String)]) -> StoreResult<()> {
+pub async fn enqueue(
+    store: &Store,
+    tenant_id: &TenantId,
+    items: &[(String, String, String, String)],
+) -> StoreResult<()> {
     if items.is_empty() {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::list::{Field, FieldKind, ListParams, Page, TenantFilter};
 use super::resource::Listable;
-use super::{Store, StoreResult, TenantScope};
+use super::{Store, StoreResult, TenantId, TenantScope};
 use crate::domain::new_id;
 use crate::domain::time::{now_ms, serialize_ms};
 use crate::on_db;
@@ -46,7 +46,7 @@ pub struct Origin {
 /// One entry to append.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub actor: String,
     pub action: String,
     pub outcome: Outcome,
@@ -58,9 +58,9 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(tenant_id: Option<&str>, actor: &str, action: &str, outcome: Outcome) -> Self {
+    pub fn new(tenant_id: Option<&TenantId>, actor: &str, action: &str, outcome: Outcome) -> Self {
         Self {
-            tenant_id: tenant_id.map(str::to_owned),
+            tenant_id: tenant_id.cloned(),
             actor: actor.to_owned(),
             action: action.to_owned(),
             outcome,
@@ -74,7 +74,7 @@ impl AuditEvent {
 
     /// An action by a tenant's caller, in that tenant.
     pub fn in_tenant(scope: &TenantScope, action: &str, outcome: Outcome) -> Self {
-        Self::new(Some(scope.tenant_id()), scope.actor(), action, outcome)
+        Self::new(Some(scope.tenant()), scope.actor(), action, outcome)
     }
 
     pub fn target(mut self, kind: &str, id: &str) -> Self {

@@ -32,7 +32,7 @@ const COLUMNS: [SealedColumn; 5] = [
         what: "session ID tokens",
         select: "SELECT id, user_id, id_token_enc FROM sessions WHERE id_token_enc IS NOT NULL",
         update: "UPDATE sessions SET id_token_enc = $1 WHERE id = $2 AND user_id = $3",
-        context: |_, user| crate::auth::oidc::id_token_context(user),
+        context: |_, user| super::sessions::id_token_context(user),
     },
     SealedColumn {
         what: "plugin secrets",

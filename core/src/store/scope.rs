@@ -17,11 +17,6 @@ use crate::domain::Role;
 pub struct TenantId(String);
 
 impl TenantId {
-    /// Only for ids read from the store's tenant rows or carried by a verified scope.
-    pub(in crate::store) fn trusted(id: String) -> Self {
-        Self(id)
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -171,9 +166,9 @@ pub enum Dimension {
 impl TenantScope {
     /// Only for the authentication layer, once it has verified who the caller is (a session,
     /// a token, a signed JWT, an invitation).
-    pub(crate) fn verified(tenant_id: impl Into<String>, tenant_slug: String, role: Role, actor: String) -> Self {
+    pub(crate) fn verified(tenant: TenantId, tenant_slug: String, role: Role, actor: String) -> Self {
         Self {
-            tenant: TenantId(tenant_id.into()),
+            tenant,
             tenant_slug,
             role,
             actor,

@@ -19,7 +19,7 @@ pub struct Session {
     #[serde(skip)]
     pub user_id: String,
     /// The tenant the user is working in; `None` for a platform admin's installation view.
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     #[serde(skip)]
     pub csrf_token: String,
     /// `password` or `oidc`.
@@ -46,7 +46,7 @@ const COLUMNS: &str = "id, user_id, tenant_id, csrf_token, auth_method, oidc_pro
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub user_id: String,
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub auth_method: String,
     pub oidc_provider: Option<String>,
     pub id_token_enc: Option<String>,
@@ -115,7 +115,7 @@ pub async fn find_active(store: &Store, secret: &str, idle_ms: i64) -> StoreResu
     Ok(Some(session))
 }
 
-pub async fn switch_tenant(store: &Store, session_id: &str, tenant_id: Option<&str>) -> StoreResult<()> {
+pub async fn switch_tenant(store: &Store, session_id: &str, tenant_id: Option<&TenantId>) -> StoreResult<()> {
     on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>("UPDATE sessions SET tenant_id = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(tenant_id)
@@ -250,4 +250,9 @@ pub async fn purge_expired(store: &Store, older_than_ms: i64) -> StoreResult<u64
             .await
             .map(|r| r.rows_affected())
     })?)
+}
+
+/// The encryption context of a session's stored ID token: bound to its user.
+pub fn id_token_context(user_id: &str) -> String {
+    format!("id_token/{user_id}")
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::list::{Field, FieldKind};
 use super::resource::Listable;
-use super::{Store, StoreError, StoreResult, TenantScope};
+use super::{Store, StoreError, StoreResult, TenantId, TenantScope};
 use crate::domain::time::{now_ms, serialize_ms, serialize_opt_ms};
 use crate::domain::{Role, Validation, new_id, validate};
 use crate::on_db;
@@ -85,7 +85,7 @@ pub struct IssuedToken {
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenGrant {
     pub id: String,
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<crate::store::TenantId>,
     pub tenant_slug: Option<String>,
     pub tenant_suspended: bool,
     pub role: String,
@@ -105,7 +105,7 @@ pub struct TokenScopes {
 
 pub async fn issue(
     store: &Store,
-    tenant_id: Option<&str>,
+    tenant_id: Option<&TenantId>,
     name: &str,
     role: Role,
     expires_at: Option<i64>,
@@ -126,7 +126,7 @@ pub async fn issue(
 /// Issues a token limited to teams and locations (checked to exist in the tenant).
 pub async fn issue_scoped(
     store: &Store,
-    tenant_id: Option<&str>,
+    tenant_id: Option<&TenantId>,
     name: &str,
     role: Role,
     expires_at: Option<i64>,
@@ -146,8 +146,6 @@ pub async fn issue_scoped(
     }
     match tenant_id {
         Some(tenant) => {
-            // The tenant was named by a platform admin or the operator, who may reach any.
-            let tenant = &super::TenantId::trusted(tenant.to_owned());
             super::entities::users::check_ids(store, tenant, &mut v, "team_scope", "teams", &scopes.teams).await?;
             super::entities::users::check_ids(store, tenant, &mut v, "location_scope", "locations", &scopes.locations)
                 .await?;
@@ -244,7 +242,7 @@ pub async fn revoke(store: &Store, scope: &TenantScope, id: &str) -> StoreResult
 }
 
 /// All tokens of a tenant, or the platform tokens when `tenant_id` is `None` (for the CLI).
-pub async fn list_for_operator(store: &Store, tenant_id: Option<&str>) -> StoreResult<Vec<ApiToken>> {
+pub async fn list_for_operator(store: &Store, tenant_id: Option<&TenantId>) -> StoreResult<Vec<ApiToken>> {
     let sql = format!(
         "SELECT {} FROM api_tokens WHERE (tenant_id = $1 OR ($1 IS NULL AND tenant_id IS NULL)) ORDER BY created_at",
         ApiToken::SELECT

@@ -21,6 +21,7 @@ use super::session::SignedIn;
 use super::ui::{render_page, render_view};
 use crate::auth::{Action, Area, Principal, permits};
 use crate::i18n::Locale;
+use crate::service::configuration;
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::{DidRow, ROUTE_TYPES};
@@ -302,7 +303,7 @@ pub fn tenant_scope(
 pub fn forbidden(app: &AppState, signed: &SignedIn) -> Response {
     let current = &signed.current;
     let event = AuditEvent::new(
-        current.session.tenant_id.as_deref(),
+        current.session.tenant_id.as_ref(),
         &format!("user:{}", current.account.id),
         "ui.denied",
         Outcome::Denied,
@@ -750,32 +751,21 @@ fn rejected(error: StoreError, locale: Locale) -> Result<Rejected, StoreError> {
     })
 }
 
-/// The outcome of a create or update: the audit entry and the list on success, the form again
-/// with its errors otherwise.
+/// The outcome of a create or update: the list on success, the form again with its errors
+/// otherwise.
 #[allow(clippy::too_many_arguments)]
-async fn finish_write<R: Guarded + Writable>(
+async fn finish_write(
     app: &AppState,
     signed: &SignedIn,
     scope: &TenantScope,
     spec: &'static Spec,
-    verb: &str,
     id: Option<&str>,
     version: Option<i64>,
-    before: Option<Value>,
     body: &Map<String, Value>,
-    result: Result<R, Rejected>,
+    result: Result<(), Rejected>,
 ) -> Response {
     match result {
-        Ok(row) => {
-            let row_id = row.id().to_owned();
-            let after = serde_json::to_value(row.view()).ok();
-            let action = format!("{}.{verb}", R::KIND.replace(' ', "_"));
-            let event = AuditEvent::in_tenant(scope, &action, Outcome::Success)
-                .target(R::KIND, &row_id)
-                .change(before, after);
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
-        }
+        Ok(_) => Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response(),
         Err(r) => {
             form_page(
                 app, signed, scope, spec, id, version, body, r.errors, r.message, true, r.status,
@@ -794,9 +784,10 @@ async fn create<R: Guarded + Writable>(
     let scope = tenant_scope(&app, &signed, Action::Write, R::AREA)?;
     let locale = signed.page.locale;
     let (body, input) = typed_input::<R::Create>(spec, &form, true, locale);
+    let origin = &signed.page.origin;
     let result = match input {
-        Ok(input) => match resource::create::<R>(&app.store, &scope, input).await {
-            Ok(row) => Ok(row),
+        Ok(input) => match configuration::create::<R>(&app.store, &scope, origin, input).await {
+            Ok(_) => Ok(()),
             Err(e) => match rejected(e, locale) {
                 Ok(r) => Err(r),
                 Err(e) => return Err(e.into()),
@@ -804,7 +795,7 @@ async fn create<R: Guarded + Writable>(
         },
         Err(r) => Err(r),
     };
-    Ok(finish_write::<R>(&app, &signed, &scope, spec, "create", None, None, None, &body, result).await)
+    Ok(finish_write(&app, &signed, &scope, spec, None, None, &body, result).await)
 }
 
 async fn edit_page<R: Guarded + Writable>(
@@ -853,12 +844,11 @@ async fn update<R: Guarded + Writable>(
     let scope = tenant_scope(&app, &signed, Action::Write, R::AREA)?;
     let locale = signed.page.locale;
     let version = version_of(&form);
-    let before: R = resource::get(&app.store, &scope, &id).await?;
-    let before = serde_json::to_value(before.view()).ok();
     let (body, input) = typed_input::<R::Update>(spec, &form, false, locale);
+    let origin = &signed.page.origin;
     let result = match input {
-        Ok(input) => match resource::update::<R>(&app.store, &scope, &id, version, input).await {
-            Ok(row) => Ok(row),
+        Ok(input) => match configuration::update::<R>(&app.store, &scope, origin, &id, version, input).await {
+            Ok(_) => Ok(()),
             Err(e) => match rejected(e, locale) {
                 Ok(r) => Err(r),
                 Err(e) => return Err(e.into()),
@@ -866,19 +856,7 @@ async fn update<R: Guarded + Writable>(
         },
         Err(r) => Err(r),
     };
-    Ok(finish_write::<R>(
-        &app,
-        &signed,
-        &scope,
-        spec,
-        "update",
-        Some(&id),
-        version,
-        before,
-        &body,
-        result,
-    )
-    .await)
+    Ok(finish_write(&app, &signed, &scope, spec, Some(&id), version, &body, result).await)
 }
 
 async fn delete<R: Guarded + Writable>(
@@ -889,24 +867,14 @@ async fn delete<R: Guarded + Writable>(
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, R::AREA)?;
-    let before: R = resource::get(&app.store, &scope, &id).await?;
-    let before = serde_json::to_value(before.view()).ok();
     Ok(
-        match resource::delete::<R>(&app.store, &scope, &id, version_of(&form)).await {
-            Ok(()) => {
-                let event = AuditEvent::in_tenant(
-                    &scope,
-                    &format!("{}.delete", R::KIND.replace(' ', "_")),
-                    Outcome::Success,
-                )
-                .target(R::KIND, &id)
-                .change(before, None);
-                audit::record(&app.store, event, &signed.page.origin).await;
-                Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response()
-            }
+        match configuration::delete::<R>(&app.store, &scope, &signed.page.origin, &id, version_of(&form)).await {
+            Ok(()) => Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response(),
             Err(e) => {
-                let values = match &before {
-                    Some(Value::Object(m)) => m.clone(),
+                // The form again, as the row still is, with why it stays.
+                let row: R = resource::get(&app.store, &scope, &id).await?;
+                let values = match serde_json::to_value(row.view()) {
+                    Ok(Value::Object(m)) => m,
                     _ => Map::new(),
                 };
                 match field_errors(e, signed.page.locale) {

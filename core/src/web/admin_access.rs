@@ -19,6 +19,7 @@ use crate::auth::{Action, Area, invitations};
 use crate::domain::Role;
 use crate::domain::time::to_rfc3339;
 use crate::service::access::{self, AccessError};
+use crate::service::identity;
 use crate::store::audit::{self, AuditEntry, AuditEvent, AuditRow, Outcome};
 use crate::store::entities::locations::Location;
 use crate::store::entities::teams::Team;
@@ -436,15 +437,20 @@ async fn reset_link(
         .await;
     }
     let lifetime = app.config.auth.password_reset_lifetime;
-    let token = accounts::create_password_reset(
+    let link = identity::reset_link(
         &app.store,
-        &member.id,
+        &app.config.public_url(),
         scope.actor(),
-        Some(scope.tenant_id()),
-        lifetime.as_millis() as i64,
+        Some(&scope),
+        &signed.page.origin,
+        &member.id,
+        lifetime,
     )
-    .await?;
-    let link = format!("{}/reset?token={token}", app.config.public_url());
+    .await
+    .map_err(|e| match e {
+        identity::IdentityError::Store(e) => PageError::from(e),
+        other => PageError::refused(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    })?;
     if let (Some(mailer), Some("email")) = (&app.mailer, form_value(&form, "via")) {
         let locale = account
             .as_ref()
@@ -487,8 +493,6 @@ async fn reset_link(
         )
         .await;
     }
-    let event = AuditEvent::in_tenant(&scope, "user.reset_link", Outcome::Success).target("user", &member.id);
-    audit::record(&app.store, event, &signed.page.origin).await;
     let hours = (lifetime.as_secs() / 3600).to_string();
     let text = signed
         .page
@@ -777,11 +781,8 @@ async fn audit_csv(
     Query(query): Query<Vec<(String, String)>>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Read, Area::Audit)?;
-    let event = AuditEvent::in_tenant(&scope, "audit.export", Outcome::Success)
-        .detail(serde_urlencoded::to_string(&query).unwrap_or_default());
-    audit::record(&app.store, event, &signed.page.origin).await;
     let query = audit_params(&query, "500").0;
-    match super::api::export_csv(&app, &scope, &query).await {
+    match access::export_audit(&app.store, &scope, &signed.page.origin, &query).await {
         Ok(body) => Ok(super::api::csv_response(body, scope.tenant_slug())),
         Err(e) => Err(PageError::refused(StatusCode::BAD_REQUEST, e.to_string())),
     }

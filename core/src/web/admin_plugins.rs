@@ -2,6 +2,7 @@
 //! from the plugin's JSON Schema, enable, disable, remove, and what the last runs did.
 
 use axum::Router;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
@@ -49,14 +50,6 @@ fn installation_json(i: &Installation) -> Value {
     })
 }
 
-fn running(app: &AppState) -> service::plugins::Running<'_> {
-    service::plugins::Running {
-        store: &app.store,
-        plugins: &app.plugins,
-        live: &app.live,
-    }
-}
-
 async fn list_page(State(app): State<AppState>, signed: SignedIn) -> PageResult {
     render_list(&app, &signed, None, StatusCode::OK).await
 }
@@ -83,9 +76,20 @@ async fn render_list(app: &AppState, signed: &SignedIn, message: Option<String>,
     Ok(render_view(app, &signed.page, "admin/plugins.html", &view, status))
 }
 
-async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipart) -> PageResult {
+async fn upload(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    form: Result<Multipart, MultipartRejection>,
+) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
     let t = signed.page.locale;
+    // Not a file upload at all (no multipart body): the list again, asking for a file.
+    let mut form = match form {
+        Ok(form) => form,
+        Err(rejection) => {
+            return render_list(&app, &signed, Some(t.text("plugins.choose_file")), rejection.status()).await;
+        }
+    };
     let mut component = None;
     while let Ok(Some(field)) = form.next_field().await {
         if field.name() == Some("component") {
@@ -115,36 +119,6 @@ async fn upload(State(app): State<AppState>, signed: SignedIn, mut form: Multipa
         Err(PluginError::TooLarge(why)) => render_list(&app, &signed, Some(why), StatusCode::PAYLOAD_TOO_LARGE).await,
         Err(other) => Err(other.into()),
     }
-}
-
-/// Every destination a plugin's capabilities name, longest first (so a template is never
-/// replaced inside a longer one).
-fn destinations(capabilities: &crate::plugins::manifest::Capabilities) -> Vec<String> {
-    let mut all: Vec<String> = capabilities
-        .http
-        .iter()
-        .chain(&capabilities.streams)
-        .chain(capabilities.secrets.values())
-        .filter(|d| d.contains("${"))
-        .cloned()
-        .collect();
-    all.sort_by_key(|d| std::cmp::Reverse(d.len()));
-    all.dedup();
-    all
-}
-
-/// A capability in words with its destination as configured (`tcp://pbx.example:5038`
-/// rather than `tcp://${host}:${port}`); a template the configuration does not fill stays.
-fn with_configured(line: &str, templates: &[String], config: &Value) -> String {
-    let mut line = line.to_owned();
-    for template in templates {
-        if line.contains(template.as_str())
-            && let Some(filled) = crate::plugins::manifest::expand(template, config)
-        {
-            line = line.replace(template.as_str(), &filled);
-        }
-    }
-    line
 }
 
 /// One configuration field as the form shows it.
@@ -223,15 +197,11 @@ async fn render_detail(
     let pending = if installed.enabled {
         Vec::new()
     } else {
-        plugins::unapproved(&app.store, &installed).await.unwrap_or_default()
+        service::plugins::pending_capabilities(&app.store, &installed)
+            .await
+            .unwrap_or_default()
     };
-    // What the tenant approves is where this installation will connect, not a template.
     let stored_config: Value = serde_json::from_str(&installed.config).unwrap_or_default();
-    let templates = destinations(&manifest.capabilities);
-    let pending: Vec<String> = pending
-        .into_iter()
-        .map(|line| with_configured(&line, &templates, &stored_config))
-        .collect();
     let configured = |list: &[String]| -> Vec<Value> {
         list.iter()
             .map(|template| {
@@ -377,7 +347,7 @@ async fn save_config(
             config: Some(config.clone()),
             ..Change::default()
         };
-        match service::plugins::update(running(&app), &scope, &signed.page.origin, &id, change).await {
+        match service::plugins::update(app.running_plugins(), &scope, &signed.page.origin, &id, change).await {
             Ok(saved) => return Ok(Redirect::to(&format!("/admin/plugins/{}", saved.plugin_id)).into_response()),
             Err(PluginError::Invalid(invalid)) => config_errors(invalid),
             Err(e) => return Err(e.into()),
@@ -405,7 +375,7 @@ async fn switch(app: &AppState, signed: &SignedIn, id: &str, enabled: bool, appr
         approve_capabilities: approve,
         ..Change::default()
     };
-    match service::plugins::update(running(app), &scope, &signed.page.origin, id, change).await {
+    match service::plugins::update(app.running_plugins(), &scope, &signed.page.origin, id, change).await {
         Ok(i) => Ok(Redirect::to(&format!("/admin/plugins/{}", i.plugin_id)).into_response()),
         // Only a configuration the plugin accepts may run.
         Err(PluginError::Invalid(invalid)) => {
@@ -435,7 +405,7 @@ async fn save_secrets(
         secrets,
         ..Change::default()
     };
-    match service::plugins::update(running(&app), &scope, &signed.page.origin, &id, change).await {
+    match service::plugins::update(app.running_plugins(), &scope, &signed.page.origin, &id, change).await {
         Ok(installed) => Ok(Redirect::to(&format!("/admin/plugins/{}", installed.plugin_id)).into_response()),
         Err(PluginError::Invalid(invalid)) => {
             let detail: Vec<String> = invalid.errors.into_iter().map(|e| e.detail).collect();
@@ -453,7 +423,7 @@ async fn replay(
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
     // Kept with its new error when it fails again: the page shows it.
-    service::plugins::replay(running(&app), &scope, &signed.page.origin, &id, &letter).await?;
+    service::plugins::replay(app.running_plugins(), &scope, &signed.page.origin, &id, &letter).await?;
     Ok(Redirect::to(&format!("/admin/plugins/{id}")).into_response())
 }
 
@@ -473,6 +443,6 @@ async fn disable(State(app): State<AppState>, signed: SignedIn, Path(id): Path<S
 
 async fn remove(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::Configuration)?;
-    service::plugins::remove(running(&app), &scope, &signed.page.origin, &id).await?;
+    service::plugins::remove(app.running_plugins(), &scope, &signed.page.origin, &id).await?;
     Ok(Redirect::to("/admin/plugins").into_response())
 }

@@ -15,9 +15,9 @@ use super::page_error::PageResult;
 use super::session::SignedIn;
 use super::ui::render_view;
 use crate::auth::{Action, Area, Principal};
-use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::service::tenants as tenant_service;
 use crate::store::oidc_providers::{self, ProviderInput};
-use crate::store::{StoreError, tenants};
+use crate::store::{StoreResult, tenants};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -113,7 +113,7 @@ async fn save_settings(
         suspended: None,
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
-    match crate::service::tenants::update_own(&app.store, &scope, &signed.page.origin, version, input).await {
+    match tenant_service::update_own(&app.store, &scope, &signed.page.origin, version, input).await {
         Ok(_) => Ok(Redirect::to("/admin/settings").into_response()),
         Err(e) => {
             let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
@@ -184,7 +184,7 @@ async fn create_tenant(
         features: Default::default(),
         limits: Default::default(),
     };
-    match crate::service::tenants::create(&app.store, &actor, &signed.page.origin, input).await {
+    match tenant_service::create(&app.store, &actor, &signed.page.origin, input).await {
         Ok(_) => Ok(Redirect::to("/platform/tenants").into_response()),
         Err(e) => {
             let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
@@ -197,7 +197,7 @@ async fn create_tenant(
 async fn set_suspended(app: &AppState, signed: &SignedIn, id: &str, suspended: bool) -> PageResult {
     let actor = platform_actor(app, signed)?;
     let origin = &signed.page.origin;
-    crate::service::tenants::set_suspended(&app.store, &app.tokens, &actor, origin, id, suspended).await?;
+    tenant_service::set_suspended(&app.store, app.running_tenants(), &actor, origin, id, suspended).await?;
     Ok(Redirect::to("/platform/tenants").into_response())
 }
 
@@ -262,27 +262,21 @@ fn provider_input(form: &[(String, String)]) -> Result<ProviderInput, Map<String
     })
 }
 
-async fn provider_result(
-    app: &AppState,
-    signed: &SignedIn,
-    scope: &crate::store::TenantScope,
-    action: &str,
-    before: Option<Value>,
-    result: Result<oidc_providers::ProviderRow, StoreError>,
-) -> PageResult {
+async fn provider_result(app: &AppState, signed: &SignedIn, result: StoreResult<()>) -> PageResult {
     match result {
-        Ok(row) => {
-            let event = AuditEvent::in_tenant(scope, action, Outcome::Success)
-                .target("sign_in_provider", &row.id)
-                .change(before, serde_json::to_value(row.view()).ok());
-            audit::record(&app.store, event, &signed.page.origin).await;
-            Ok(Redirect::to("/admin/settings").into_response())
-        }
+        Ok(()) => Ok(Redirect::to("/admin/settings").into_response()),
         Err(e) => {
             let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
             let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
             settings_view(app, signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await
         }
+    }
+}
+
+fn provider_policy<'a>(app: &AppState, reserved: &'a [String]) -> tenant_service::ProviderPolicy<'a> {
+    tenant_service::ProviderPolicy {
+        allow_plain_http: app.config.auth.tenant_providers_private,
+        reserved,
     }
 }
 
@@ -299,15 +293,11 @@ async fn add_provider(
             return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
-    if !app.config.auth.tenant_providers_private && !input.issuer.starts_with("https://") {
-        let mut errors = Map::new();
-        errors.insert("issuer".into(), json!("must be an https URL"));
-        let message = Some(signed.page.locale.text("common.fix_errors"));
-        return settings_view(&app, &signed, None, errors, message, StatusCode::UNPROCESSABLE_ENTITY).await;
-    }
     let reserved = app.oidc.configured_ids();
-    let result = oidc_providers::create(&app.store, &scope, input, &reserved).await;
-    provider_result(&app, &signed, &scope, "sign_in_provider.create", None, result).await
+    let policy = provider_policy(&app, &reserved);
+    let origin = &signed.page.origin;
+    let result = tenant_service::add_sign_in_provider(&app.store, &scope, origin, &policy, input).await;
+    provider_result(&app, &signed, result.map(drop)).await
 }
 
 async fn update_provider(
@@ -317,7 +307,6 @@ async fn update_provider(
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
-    let before = serde_json::to_value(oidc_providers::get(&app.store, &scope, &id).await?.view()).ok();
     let input = match provider_input(&form) {
         Ok(i) => i,
         Err(errors) => {
@@ -327,20 +316,15 @@ async fn update_provider(
     };
     let version = form_value(&form, "_version").and_then(|v| v.parse().ok());
     let reserved = app.oidc.configured_ids();
-    let result = oidc_providers::update(&app.store, &scope, &id, version, input, &reserved).await;
-    provider_result(&app, &signed, &scope, "sign_in_provider.update", before, result).await
+    let policy = provider_policy(&app, &reserved);
+    let origin = &signed.page.origin;
+    let result =
+        tenant_service::update_sign_in_provider(&app.store, &scope, origin, &policy, &id, version, input).await;
+    provider_result(&app, &signed, result.map(drop)).await
 }
 
 async fn delete_provider(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
-    let before = oidc_providers::get(&app.store, &scope, &id)
-        .await
-        .ok()
-        .and_then(|r| serde_json::to_value(r.view()).ok());
-    oidc_providers::delete(&app.store, &scope, &id).await?;
-    let event = AuditEvent::in_tenant(&scope, "sign_in_provider.delete", Outcome::Success)
-        .target("sign_in_provider", &id)
-        .change(before, None);
-    audit::record(&app.store, event, &signed.page.origin).await;
+    tenant_service::remove_sign_in_provider(&app.store, &scope, &signed.page.origin, &id).await?;
     Ok(Redirect::to("/admin/settings").into_response())
 }

@@ -14,8 +14,8 @@ use super::list_cache::{PageKey, fingerprint};
 use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
 use crate::domain::Role;
-use crate::service::access;
-use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::service::{access, configuration};
+use crate::store::audit;
 use crate::store::entities::agents::Agent;
 use crate::store::entities::dids::DidRow;
 use crate::store::entities::endpoints::EndpointRow;
@@ -150,26 +150,6 @@ async fn read<R: Guarded>(
     Ok(versioned(StatusCode::OK, version, None, &row.view()))
 }
 
-/// Records a change made through the API.
-pub(super) async fn audit_change(
-    app: &AppState,
-    scope: &crate::store::TenantScope,
-    origin: &crate::store::audit::Origin,
-    action: &str,
-    target: (&str, &str),
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-) {
-    let event = AuditEvent::in_tenant(scope, action, Outcome::Success)
-        .target(target.0, target.1)
-        .change(before, after);
-    audit::record(&app.store, event, origin).await;
-}
-
-fn action_name(kind: &str, verb: &str) -> String {
-    format!("{}.{verb}", kind.replace(' ', "_"))
-}
-
 async fn create<R: Guarded + Writable>(
     State(app): State<AppState>,
     caller: Caller,
@@ -178,29 +158,14 @@ async fn create<R: Guarded + Writable>(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
     let input = body.0?;
-    let row: R = resource::create(&app.store, &scope, input).await?;
-    let id = row.id().to_owned();
-    let version = row.version();
-    let view = row.view();
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        &action_name(R::KIND, "create"),
-        (R::KIND, &id),
-        None,
-        serde_json::to_value(&view).ok(),
-    )
-    .await;
-    tracing::info!(
-        actor = scope.actor(),
-        tenant = scope.tenant_slug(),
-        kind = R::KIND,
-        id,
-        "created"
-    );
-    let location = format!("/api/v1/{}/{id}", R::COLLECTION);
-    Ok(versioned(StatusCode::CREATED, version, Some(location), &view))
+    let saved = configuration::create::<R>(&app.store, &scope, &origin, input).await?;
+    let location = format!("/api/v1/{}/{}", R::COLLECTION, saved.id);
+    Ok(versioned(
+        StatusCode::CREATED,
+        saved.version,
+        Some(location),
+        &saved.view,
+    ))
 }
 
 async fn update<R: Guarded + Writable>(
@@ -213,29 +178,8 @@ async fn update<R: Guarded + Writable>(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
     let input = body.0?;
-    let before: R = resource::get(&app.store, &scope, &id).await?;
-    let before = serde_json::to_value(before.view()).ok();
-    let row: R = resource::update(&app.store, &scope, &id, expected, input).await?;
-    let version = row.version();
-    let view = row.view();
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        &action_name(R::KIND, "update"),
-        (R::KIND, &id),
-        before,
-        serde_json::to_value(&view).ok(),
-    )
-    .await;
-    tracing::info!(
-        actor = scope.actor(),
-        tenant = scope.tenant_slug(),
-        kind = R::KIND,
-        id,
-        "updated"
-    );
-    Ok(versioned(StatusCode::OK, version, None, &view))
+    let saved = configuration::update::<R>(&app.store, &scope, &origin, &id, expected, input).await?;
+    Ok(versioned(StatusCode::OK, saved.version, None, &saved.view))
 }
 
 async fn remove<R: Guarded + Writable>(
@@ -246,26 +190,7 @@ async fn remove<R: Guarded + Writable>(
     IfMatch(expected): IfMatch,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, R::AREA)?;
-    let before: R = resource::get(&app.store, &scope, &id).await?;
-    let before = serde_json::to_value(before.view()).ok();
-    resource::delete::<R>(&app.store, &scope, &id, expected).await?;
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        &action_name(R::KIND, "delete"),
-        (R::KIND, &id),
-        before,
-        None,
-    )
-    .await;
-    tracing::info!(
-        actor = scope.actor(),
-        tenant = scope.tenant_slug(),
-        kind = R::KIND,
-        id,
-        "deleted"
-    );
+    configuration::delete::<R>(&app.store, &scope, &origin, &id, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -454,10 +379,7 @@ async fn replace_members(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let input = body.0?;
-    let before = serde_json::to_value(queues::members(&app.store, &scope, &id).await?).ok();
-    let members = queues::replace_members(&app.store, &scope, &id, input).await?;
-    let after = serde_json::to_value(&members).ok();
-    audit_change(&app, &scope, &origin, "queue.members", ("queue", &id), before, after).await;
+    let members = configuration::replace_members(&app.store, &scope, &origin, &id, input).await?;
     Ok(axum::Json(serde_json::json!({ "items": members })).into_response())
 }
 
@@ -470,9 +392,7 @@ async fn put_member(
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
     let input = body.0?;
-    let member = queues::put_member(&app.store, &scope, &id, &agent_id, input.penalty).await?;
-    let after = serde_json::to_value(&member).ok();
-    audit_change(&app, &scope, &origin, "queue.member_put", ("queue", &id), None, after).await;
+    let member = configuration::put_member(&app.store, &scope, &origin, &id, &agent_id, input.penalty).await?;
     Ok(axum::Json(member).into_response())
 }
 
@@ -483,18 +403,7 @@ async fn remove_member(
     Path((id, agent_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
-    queues::remove_member(&app.store, &scope, &id, &agent_id).await?;
-    let detail = Some(serde_json::json!({ "agent_id": agent_id }));
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        "queue.member_remove",
-        ("queue", &id),
-        detail,
-        None,
-    )
-    .await;
+    configuration::remove_member(&app.store, &scope, &origin, &id, &agent_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -518,45 +427,8 @@ async fn export_audit(
     axum::extract::Query(query): axum::extract::Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Read, Area::Audit)?;
-    let body = export_csv(&app, &scope, &query).await?;
-    let detail = serde_urlencoded::to_string(&query).unwrap_or_default();
-    let event = AuditEvent::in_tenant(&scope, "audit.export", Outcome::Success).detail(detail);
-    audit::record(&app.store, event, &origin).await;
+    let body = access::export_audit(&app.store, &scope, &origin, &query).await?;
     Ok(csv_response(body, scope.tenant_slug()))
-}
-
-/// The audit entries matching `query` (the list filters) as CSV, newest first.
-pub async fn export_csv(
-    app: &AppState,
-    scope: &crate::store::TenantScope,
-    query: &[(String, String)],
-) -> Result<String, crate::store::StoreError> {
-    const EXPORT_MAX: usize = 100_000;
-    let mut out = String::from(audit::CSV_HEADER);
-    let mut cursor: Option<String> = None;
-    let mut count = 0;
-    loop {
-        let mut params: Vec<(String, String)> = query
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "limit" | "sort"))
-            .cloned()
-            .collect();
-        params.push(("limit".into(), "500".into()));
-        params.push(("sort".into(), "-at".into()));
-        if let Some(c) = &cursor {
-            params.push(("cursor".into(), c.clone()));
-        }
-        let page = resource::list::<audit::AuditRow>(&app.store, scope, &crate::store::ListParams(params)).await?;
-        for entry in &page.items {
-            out.push_str(&audit::csv_line(entry));
-            count += 1;
-        }
-        match page.next_cursor {
-            Some(c) if count < EXPORT_MAX => cursor = Some(c),
-            _ => break,
-        }
-    }
-    Ok(out)
 }
 
 /// A CSV download.
@@ -634,7 +506,8 @@ async fn update_tenant(
     let actor = caller.platform()?;
     let input = body.0?;
     let tenant =
-        crate::service::tenants::update(&app.store, &app.tokens, &actor, &origin, &id, expected, input).await?;
+        crate::service::tenants::update(&app.store, app.running_tenants(), &actor, &origin, &id, expected, input)
+            .await?;
     Ok(versioned(StatusCode::OK, tenant.version, None, &tenant))
 }
 

@@ -17,6 +17,7 @@ use crate::auth::password;
 use crate::auth::ratelimit::{MAX_EMAIL_LEN, retry_after_secs};
 use crate::i18n::Locale;
 use crate::secrets::{constant_time_eq, hash_token, random_secret};
+use crate::service::identity;
 use crate::store::accounts::{self, Account, NewAccount};
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::invitations;
@@ -248,15 +249,12 @@ async fn record_sign_in_failure(
         }
         return;
     }
-    let tenants: Vec<Option<String>> = match account {
-        Some(a) => match accounts::memberships(&app.store, &a.id).await {
-            Ok(ms) if !ms.is_empty() => ms.into_iter().map(|m| Some(m.tenant_id)).collect(),
-            _ => vec![None],
-        },
+    let tenants = match account {
+        Some(a) => identity::audit_tenants(&app.store, &a.id).await,
         None => vec![None],
     };
     for tenant in tenants {
-        let mut event = AuditEvent::new(tenant.as_deref(), email, "session.sign_in", Outcome::Failure).detail(reason);
+        let mut event = AuditEvent::new(tenant.as_ref(), email, "session.sign_in", Outcome::Failure).detail(reason);
         if let Some(a) = account {
             event = event.target("user", &a.id);
         }
@@ -296,7 +294,7 @@ pub async fn start_session(
         Some(p) => format!("{method} via {p}"),
         None => method.to_owned(),
     };
-    let event = AuditEvent::new(tenant_id.as_deref(), &actor, "session.sign_in", Outcome::Success)
+    let event = AuditEvent::new(tenant_id.as_ref(), &actor, "session.sign_in", Outcome::Success)
         .target("session", &session.id)
         .detail(detail);
     audit::record(&app.store, event, &page.origin).await;
@@ -310,7 +308,7 @@ pub async fn logout(State(app): State<AppState>, page: PageContext) -> Response 
             tracing::warn!(error = %e, "sign-out: cannot revoke the session");
         }
         let event = AuditEvent::new(
-            current.session.tenant_id.as_deref(),
+            current.session.tenant_id.as_ref(),
             &format!("user:{}", current.account.id),
             "session.sign_out",
             Outcome::Success,
@@ -420,38 +418,30 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
         );
     }
     let mut errors = serde_json::Map::new();
-    if let Err(e) = password::check_policy(&form.password, &form.email) {
-        errors.insert("password".into(), json!(page.locale.translate(&e.to_string())));
-    } else if form.password != form.confirm {
+    let account = if form.password != form.confirm {
         errors.insert("confirm".into(), json!(page.locale.text("setup.mismatch")));
-    }
-    let account = if errors.is_empty() {
-        let hash = match hash_in_background(form.password.clone()).await {
-            Some(h) => h,
-            None => {
-                return super::ui::error_page(
-                    &app,
-                    &page.error_headers,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "hashing failed",
-                );
-            }
-        };
-        let input = NewAccount {
+        None
+    } else {
+        let request = identity::AccountRequest {
             email: form.email.clone(),
             display_name: Some(form.display_name.clone()),
-            password_hash: Some(hash),
+            password: form.password.clone(),
             platform_admin: true,
+            membership: None,
         };
-        match accounts::create(&app.store, input).await {
+        match identity::create_account(&app.store, None, &page.origin, request).await {
             Ok(account) => Some(account),
-            Err(crate::store::StoreError::Invalid(v)) => {
+            Err(identity::IdentityError::WeakPassword(why)) => {
+                errors.insert("password".into(), json!(page.locale.translate(&why)));
+                None
+            }
+            Err(identity::IdentityError::Store(crate::store::StoreError::Invalid(v))) => {
                 for e in v.errors {
                     errors.insert(e.pointer.trim_start_matches('/').to_owned(), json!(e.detail));
                 }
                 None
             }
-            Err(crate::store::StoreError::Conflict { message, .. }) => {
+            Err(identity::IdentityError::Store(crate::store::StoreError::Conflict { message, .. })) => {
                 errors.insert("email".into(), json!(message));
                 None
             }
@@ -465,8 +455,6 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
                 );
             }
         }
-    } else {
-        None
     };
     let Some(account) = account else {
         let view = TokenForm {
@@ -571,9 +559,9 @@ pub async fn reset(State(app): State<AppState>, page: PageContext, Form(form): F
         return invalid(&app, &page);
     }
     let _ = sessions::revoke_all(&app.store, &account.id, None).await;
-    for tenant in tenants_of(&app, &account.id).await {
+    for tenant in identity::audit_tenants(&app.store, &account.id).await {
         let event = AuditEvent::new(
-            tenant.as_deref(),
+            tenant.as_ref(),
             &format!("user:{}", account.id),
             "user.password_reset",
             Outcome::Success,
@@ -582,14 +570,6 @@ pub async fn reset(State(app): State<AppState>, page: PageContext, Form(form): F
         audit::record(&app.store, event, &page.origin).await;
     }
     Redirect::to("/login?notice=reset.done").into_response()
-}
-
-/// The tenants an account belongs to, or the installation level when none.
-pub async fn tenants_of(app: &AppState, user_id: &str) -> Vec<Option<String>> {
-    match accounts::memberships(&app.store, user_id).await {
-        Ok(ms) if !ms.is_empty() => ms.into_iter().map(|m| Some(m.tenant_id)).collect(),
-        _ => vec![None],
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -718,9 +698,9 @@ pub async fn change_password(
         );
     }
     let _ = sessions::revoke_all(&app.store, &account.id, Some(&signed.current.session.id)).await;
-    for tenant in tenants_of(&app, &account.id).await {
+    for tenant in identity::audit_tenants(&app.store, &account.id).await {
         let event = AuditEvent::new(
-            tenant.as_deref(),
+            tenant.as_ref(),
             &format!("user:{}", account.id),
             "user.password_change",
             Outcome::Success,
@@ -743,18 +723,12 @@ pub async fn set_locale(State(app): State<AppState>, signed: SignedIn, Form(form
 }
 
 pub async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> Response {
-    let user = &signed.current.account.id;
-    if sessions::revoke(&app.store, user, &id).await.is_ok() {
-        let event = AuditEvent::new(
-            signed.current.session.tenant_id.as_deref(),
-            &format!("user:{user}"),
-            "session.revoke",
-            Outcome::Success,
-        )
-        .target("session", &id);
-        audit::record(&app.store, event, &signed.page.origin).await;
-    }
-    if id == signed.current.session.id {
+    let current = &signed.current;
+    let which = identity::OwnSessions::One(&id);
+    let tenant = current.session.tenant_id.as_ref();
+    // Ending a session that is already gone leaves nothing to do.
+    let _ = identity::end_own_sessions(&app.store, &current.account.id, tenant, &signed.page.origin, which).await;
+    if id == current.session.id {
         let mut response = Redirect::to("/login?notice=login.signed_out").into_response();
         response
             .headers_mut()
@@ -765,17 +739,10 @@ pub async fn revoke_session(State(app): State<AppState>, signed: SignedIn, Path(
 }
 
 pub async fn revoke_other_sessions(State(app): State<AppState>, signed: SignedIn) -> Response {
-    let user = &signed.current.account.id;
-    if let Ok(n) = sessions::revoke_all(&app.store, user, Some(&signed.current.session.id)).await {
-        let event = AuditEvent::new(
-            signed.current.session.tenant_id.as_deref(),
-            &format!("user:{user}"),
-            "session.revoke_all",
-            Outcome::Success,
-        )
-        .detail(format!("{n} sessions ended"));
-        audit::record(&app.store, event, &signed.page.origin).await;
-    }
+    let current = &signed.current;
+    let which = identity::OwnSessions::AllBut(&current.session.id);
+    let tenant = current.session.tenant_id.as_ref();
+    let _ = identity::end_own_sessions(&app.store, &current.account.id, tenant, &signed.page.origin, which).await;
     Redirect::to("/account?notice=account.signed_out_others").into_response()
 }
 
@@ -805,7 +772,7 @@ pub async fn switch_tenant(State(app): State<AppState>, signed: SignedIn, Form(f
             &signed.page.locale.text("errors.forbidden"),
         );
     };
-    if let Err(e) = sessions::switch_tenant(&app.store, &current.session.id, target.as_deref()).await {
+    if let Err(e) = sessions::switch_tenant(&app.store, &current.session.id, target.as_ref()).await {
         tracing::warn!(error = %e, "cannot switch tenant");
     }
     Redirect::to(&safe_next(form.next.as_deref())).into_response()

@@ -218,7 +218,7 @@ impl Caller {
                 },
                 area_name(area)
             ))
-            .audited(Some(scope.tenant_id()), scope.actor(), "api.denied", Outcome::Denied)),
+            .audited(Some(scope.tenant()), scope.actor(), "api.denied", Outcome::Denied)),
             Principal::Platform { actor } => Err(ApiError::forbidden(
                 "platform tokens manage tenants; use a tenant token for tenant data",
             )
@@ -230,7 +230,7 @@ impl Caller {
         match self.0 {
             Principal::Platform { actor } => Ok(actor),
             Principal::Tenant(scope) => Err(ApiError::forbidden("only platform admins can manage tenants").audited(
-                Some(scope.tenant_id()),
+                Some(scope.tenant()),
                 scope.actor(),
                 "api.denied",
                 Outcome::Denied,

@@ -82,7 +82,7 @@ async fn hook(
         Err(e) => return ApiError::from(e).into_response(),
     };
     // The body is read only for a hook that exists.
-    match app.plugins.has_hook(&tenant.id, &installation).await {
+    match app.plugins.has_hook(tenant.id(), &installation).await {
         Ok(true) => {}
         Ok(false) => return not_found(),
         Err(e) => return ApiError::from(e).into_response(),
@@ -115,7 +115,7 @@ async fn hook(
         headers: forwarded_headers(&headers),
         body: body.to_vec(),
     };
-    let (answer, emitted) = match app.plugins.hook(&tenant.id, &installation, request).await {
+    let (answer, emitted) = match app.plugins.hook(tenant.id(), &installation, request).await {
         Ok(HookOutcome::Ran(answer, emitted)) => (answer, emitted),
         Ok(HookOutcome::NotFound) => return not_found(),
         Ok(HookOutcome::Limited(wait)) => {

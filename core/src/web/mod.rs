@@ -110,47 +110,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The shared state of the web layer; nothing runs yet (see [`crate::startup::start`]).
-    pub fn new(store: Store, config: Config) -> anyhow::Result<Self> {
-        let assets = Assets::load();
-        let templates = crate::assets::templates(&assets, Some(&config.data_dir.join("templates")))?;
-        let openapi_json = Bytes::from(serde_json::to_vec(&openapi::document())?);
-        let list_cache = Arc::new(list_cache::ListCache::new(config.http.list_cache_bytes));
-        let mailer = crate::mail::Mailer::from_config(&config.smtp)?.map(Arc::new);
-        let plugins = Arc::new(crate::plugins::dispatch::Dispatcher::new(
-            store.clone(),
-            config.plugins.clone(),
-        ));
-        let live = Arc::new(crate::live::service::LiveService::new(
-            store.clone(),
-            config.live.tick,
-            config.live.writer_queue,
-            plugins.clone(),
-        ));
-        let rules = crate::rules::service::RuleService::new(
-            store.clone(),
-            config.public_url(),
-            config.live.alert_notify_interval,
-            plugins.clone(),
-        );
-        Ok(Self {
-            store,
-            templates: Arc::new(templates),
-            assets: Arc::new(assets),
-            metrics: crate::telemetry::metrics(),
-            openapi_json,
-            list_cache,
-            tokens: Arc::new(crate::auth::TokenCache::new(config.auth.token_cache_ttl)),
-            limits: Arc::new(crate::auth::ratelimit::Limits::new(&config.auth)),
-            oidc: Arc::new(crate::auth::oidc::OidcRegistry::new(&config)),
-            jwt: Arc::new(crate::auth::jwt::JwtVerifier::new(&config)),
-            shield: Arc::new(shield::Shield::new(&config.http)),
-            mailer,
-            live,
-            plugins,
-            rules,
-            config: Arc::new(config),
-        })
+    /// The plugin services' view of the running server.
+    pub fn running_plugins(&self) -> crate::service::plugins::Running<'_> {
+        crate::service::plugins::Running::server(&self.store, &self.plugins, &self.live)
+    }
+
+    /// The tenant services' view of the running server.
+    pub fn running_tenants(&self) -> crate::service::tenants::Running<'_> {
+        crate::service::tenants::Running {
+            grants: &self.tokens,
+            plugins: &self.plugins,
+        }
     }
 }
 
@@ -329,7 +299,7 @@ async fn audit_denials(
                 .map(|d| format!("{target}: {}", d.0))
                 .unwrap_or(target);
             let event = crate::store::audit::AuditEvent::new(
-                denied.tenant_id.as_deref(),
+                denied.tenant_id.as_ref(),
                 &denied.actor,
                 denied.action,
                 denied.outcome,

@@ -9,10 +9,10 @@ use axum::routing::{get, patch};
 use serde::Deserialize;
 
 use super::AppState;
-use super::api::audit_change;
 use super::extract::{ApiJson, Caller, RequestOrigin};
 use super::problem::{ApiError, ApiResult};
 use crate::auth::{Action, Area};
+use crate::service::telephony::ConfigFile;
 use crate::service::{
     self,
     plugins::{Change, Installed, PluginContext, Replayed},
@@ -45,30 +45,18 @@ async fn asterisk_file(
     Path(file): Path<String>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
-    let render = match file.as_str() {
-        "pjsip.conf" => crate::asterisk::config::pjsip_conf,
-        "queues.conf" => crate::asterisk::config::queues_conf,
-        "extensions.conf" => crate::asterisk::config::extensions_conf,
-        _ => return Err(ApiError::not_found("pjsip.conf, queues.conf or extensions.conf")),
+    let Some(wanted) = ConfigFile::from_name(&file) else {
+        return Err(ApiError::not_found("pjsip.conf, queues.conf or extensions.conf"));
     };
-    let telephony = crate::asterisk::config::load(&app.store, &scope).await?;
-    audit_change(
-        &app,
-        &scope,
-        &origin,
-        "telephony.export",
-        ("telephony", &file),
-        None,
-        None,
-    )
-    .await;
+    let mut files = crate::service::telephony::export_config(&app.store, &scope, &origin, &[wanted]).await?;
+    let text = files.pop().map(|(_, text)| text).unwrap_or_default();
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
-        render(&telephony),
+        text,
     )
         .into_response())
 }
@@ -94,7 +82,8 @@ async fn read(State(app): State<AppState>, caller: Caller, Path(id): Path<String
     let scope = caller.tenant(Action::Read, Area::Configuration)?;
     let installation = plugins::get(&app.store, &scope, &id).await?;
     let mut body = view(&installation);
-    body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &installation).await?);
+    body["pending_capabilities"] =
+        serde_json::json!(service::plugins::pending_capabilities(&app.store, &installation).await?);
     body["status"] = plugins::status(&app.store, scope.tenant(), &installation.id)
         .await?
         .unwrap_or_default();
@@ -153,7 +142,8 @@ async fn install(
     };
     let mut body = view(&installed);
     body["manifest"] = serde_json::to_value(&plugin.manifest).unwrap_or_default();
-    body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &installed).await?);
+    body["pending_capabilities"] =
+        serde_json::json!(service::plugins::pending_capabilities(&app.store, &installed).await?);
     Ok((status, axum::Json(body)).into_response())
 }
 
@@ -167,14 +157,6 @@ struct InstallationUpdate {
     /// With `enabled: true`: approve what the plugin asks for (needed once per capability; an
     /// upgrade asking for more needs it again).
     approve_capabilities: Option<bool>,
-}
-
-fn running(app: &AppState) -> service::plugins::Running<'_> {
-    service::plugins::Running {
-        store: &app.store,
-        plugins: &app.plugins,
-        live: &app.live,
-    }
 }
 
 async fn update(
@@ -192,10 +174,10 @@ async fn update(
         secrets: input.secrets.unwrap_or_default(),
         approve_capabilities: input.approve_capabilities == Some(true),
     };
-    let after = service::plugins::update(running(&app), &scope, &origin, &id, change).await?;
+    let after = service::plugins::update(app.running_plugins(), &scope, &origin, &id, change).await?;
     let mut body = view(&after);
     body["secrets"] = serde_json::json!(plugins::secret_names(&app.store, &scope, &after.id).await?);
-    body["pending_capabilities"] = serde_json::json!(plugins::unapproved(&app.store, &after).await?);
+    body["pending_capabilities"] = serde_json::json!(service::plugins::pending_capabilities(&app.store, &after).await?);
     Ok(axum::Json(body).into_response())
 }
 
@@ -231,7 +213,7 @@ async fn replay(
     Path((id, letter)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
-    match service::plugins::replay(running(&app), &scope, &origin, &id, &letter).await? {
+    match service::plugins::replay(app.running_plugins(), &scope, &origin, &id, &letter).await? {
         Replayed::Done { emitted } => {
             Ok(axum::Json(serde_json::json!({ "replayed": true, "emitted": emitted })).into_response())
         }
@@ -249,6 +231,6 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::Configuration)?;
-    service::plugins::remove(running(&app), &scope, &origin, &id).await?;
+    service::plugins::remove(app.running_plugins(), &scope, &origin, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -50,7 +50,7 @@ pub struct ApiError {
 #[derive(Debug, Clone)]
 pub struct DeniedAccess {
     /// The tenant, when the credential named one.
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<crate::store::TenantId>,
     pub actor: String,
     /// `api.denied` (the role may not), `api.auth` (the credential is not valid).
     pub action: &'static str,
@@ -288,13 +288,13 @@ impl ApiError {
     /// Marks the error for the audit log.
     pub fn audited(
         mut self,
-        tenant_id: Option<&str>,
+        tenant_id: Option<&crate::store::TenantId>,
         actor: &str,
         action: &'static str,
         outcome: crate::store::audit::Outcome,
     ) -> Self {
         self.audit = Some(Box::new(DeniedAccess {
-            tenant_id: tenant_id.map(str::to_owned),
+            tenant_id: tenant_id.cloned(),
             actor: actor.to_owned(),
             action,
             outcome,

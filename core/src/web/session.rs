@@ -347,7 +347,7 @@ async fn csrf_failure(app: &AppState, parts: &Parts, context: &PageContext, reas
             let actor = format!("user:{}", current.account.id);
             if app.limits.audit_failures.check(&format!("csrf:{actor}")).is_ok() {
                 let event = crate::store::audit::AuditEvent::new(
-                    current.session.tenant_id.as_deref(),
+                    current.session.tenant_id.as_ref(),
                     &actor,
                     "security.csrf_rejected",
                     crate::store::audit::Outcome::Denied,

@@ -141,10 +141,10 @@ async fn complete(
     };
     match provision(app, page, provider_id, &identity).await {
         Ok(Some(account)) => {
-            let sealed = app
-                .store
-                .secrets
-                .seal(&identity.id_token, &oidc::id_token_context(&account.id));
+            let sealed = app.store.secrets.seal(
+                &identity.id_token,
+                &crate::store::sessions::id_token_context(&account.id),
+            );
             match start_session(app, page, &account, "oidc", Some(provider_id), Some(sealed)).await {
                 Ok(cookie) => {
                     let mut response = Redirect::to(&safe_next(Some(&flow.next))).into_response();
@@ -218,7 +218,7 @@ async fn provision(
             }
         );
         let event = AuditEvent::new(
-            tenant.as_ref().map(|t| t.id.as_str()),
+            tenant.as_ref().map(|t| &t.id),
             &actor,
             "session.sign_in",
             Outcome::Denied,
@@ -243,7 +243,7 @@ async fn provision(
     let identity_key = provider.identity_key.as_str();
     let deny = |detail: &str| {
         AuditEvent::new(
-            tenant.as_ref().map(|t| t.id.as_str()),
+            tenant.as_ref().map(|t| &t.id),
             &actor,
             "session.sign_in",
             Outcome::Denied,
@@ -258,7 +258,7 @@ async fn provision(
         None => {
             let Some(email) = email else {
                 let event = AuditEvent::new(
-                    tenant.as_ref().map(|t| t.id.as_str()),
+                    tenant.as_ref().map(|t| &t.id),
                     &actor,
                     "session.sign_in",
                     Outcome::Denied,
@@ -273,7 +273,7 @@ async fn provision(
                 Some(existing) if email_verified => existing,
                 Some(_) => {
                     let event = AuditEvent::new(
-                        tenant.as_ref().map(|t| t.id.as_str()),
+                        tenant.as_ref().map(|t| &t.id),
                         &actor,
                         "session.sign_in",
                         Outcome::Denied,
@@ -291,7 +291,7 @@ async fn provision(
                     };
                     let created = accounts::create(&app.store, input).await.map_err(unavailable)?;
                     let event = AuditEvent::new(
-                        tenant.as_ref().map(|t| t.id.as_str()),
+                        tenant.as_ref().map(|t| &t.id),
                         &actor,
                         "user.provision",
                         Outcome::Success,
@@ -325,7 +325,7 @@ async fn provision(
     }
     if account.disabled {
         let event = AuditEvent::new(
-            tenant.as_ref().map(|t| t.id.as_str()),
+            tenant.as_ref().map(|t| &t.id),
             &actor,
             "session.sign_in",
             Outcome::Denied,

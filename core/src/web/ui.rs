@@ -78,13 +78,42 @@ struct Layout<'a> {
     lang: &'static str,
     csrf_token: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<Value>,
+    user: Option<LayoutUser<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tenant: Option<Value>,
+    tenant: Option<LayoutTenant<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    memberships: Option<Vec<Value>>,
+    memberships: Option<Vec<LayoutTenant<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    nav: Option<Value>,
+    nav: Option<Navigation>,
+}
+
+/// The signed-in person, as the header shows them.
+#[derive(serde::Serialize)]
+struct LayoutUser<'a> {
+    id: &'a str,
+    name: &'a str,
+    email: &'a str,
+    platform_admin: bool,
+}
+
+/// A tenant the person may work in (the tenant switcher).
+#[derive(serde::Serialize)]
+struct LayoutTenant<'a> {
+    id: &'a str,
+    slug: &'a str,
+    name: &'a str,
+    role: &'a str,
+    /// The one the session works in.
+    current: bool,
+}
+
+/// Which parts of the navigation the person may open.
+#[derive(serde::Serialize)]
+struct Navigation {
+    admin: bool,
+    platform: bool,
+    platform_available: bool,
+    board: bool,
 }
 
 impl<'a> Layout<'a> {
@@ -103,36 +132,29 @@ impl<'a> Layout<'a> {
             return layout;
         };
         let account = &current.account;
-        layout.user = Some(json!({
-            "id": account.id, "name": account.display_name, "email": account.email,
-            "platform_admin": account.platform_admin,
-        }));
-        layout.tenant = current
-            .membership()
-            .filter(|m| m.usable())
-            .map(|m| json!({ "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role }));
-        layout.memberships = Some(
-            current
-                .memberships
-                .iter()
-                .filter(|m| m.usable())
-                .map(|m| {
-                    json!({
-                        "id": m.tenant_id, "slug": m.tenant_slug, "name": m.tenant_name, "role": m.role,
-                        "current": current.session.tenant_id.as_deref() == Some(m.tenant_id.as_str()),
-                    })
-                })
-                .collect(),
-        );
+        layout.user = Some(LayoutUser {
+            id: &account.id,
+            name: &account.display_name,
+            email: &account.email,
+            platform_admin: account.platform_admin,
+        });
+        let tenant = |m: &'a crate::store::accounts::Membership| LayoutTenant {
+            id: m.tenant_id.as_str(),
+            slug: &m.tenant_slug,
+            name: &m.tenant_name,
+            role: &m.role,
+            current: current.session.tenant_id.as_ref() == Some(&m.tenant_id),
+        };
+        layout.tenant = current.membership().filter(|m| m.usable()).map(tenant);
+        layout.memberships = Some(current.memberships.iter().filter(|m| m.usable()).map(tenant).collect());
         let role = current.principal.as_ref().map(crate::auth::Principal::role);
         let may = |area| role.is_some_and(|r| crate::auth::permits(r, crate::auth::Action::Read, area));
-        layout.nav = Some(json!({
-            "admin": may(crate::auth::Area::Configuration),
-            "platform": matches!(current.principal, Some(crate::auth::Principal::Platform { .. })),
-            "platform_available": account.platform_admin,
-            "board": may(crate::auth::Area::Live)
-                && matches!(current.principal, Some(crate::auth::Principal::Tenant(_))),
-        }));
+        layout.nav = Some(Navigation {
+            admin: may(crate::auth::Area::Configuration),
+            platform: matches!(current.principal, Some(crate::auth::Principal::Platform { .. })),
+            platform_available: account.platform_admin,
+            board: may(crate::auth::Area::Live) && matches!(current.principal, Some(crate::auth::Principal::Tenant(_))),
+        });
         layout
     }
 }

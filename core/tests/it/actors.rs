@@ -123,3 +123,38 @@ async fn what_the_simulator_brings_in_is_audited_as_the_simulator() {
     assert_eq!(created_by(&s, "`8008`").await, vec!["system:simulator".to_owned()]);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_connectors_stream_brings_in_is_audited_as_the_plugin_runtime() {
+    let pbx = monti::asterisk::AmiSimulator::start("monti", "ami-pw").await.unwrap();
+    pbx.add_member("sales", "PJSIP/1003", "Cleo");
+    let s = TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.plugins.private_networks = vec!["acme".into()];
+    })
+    .await
+    .unwrap();
+    let admin = auto_creating_tenant(&s).await;
+    crate::asterisk::install_connector(&s, &admin, pbx.port(), "ami-pw").await;
+    // Cleo is known to the PBX only: the connector's resync names her and she is created.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let actors = loop {
+        let actors = created_by(&s, "1003").await;
+        if !actors.is_empty() || std::time::Instant::now() > deadline {
+            break actors;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        actors,
+        vec!["system:plugins".to_owned()],
+        "{:#?}",
+        audit(&s, "acme").await
+    );
+    // The admin's own steps stay theirs: installing and enabling.
+    let entries = audit(&s, "acme").await;
+    for action in ["plugin.install", "plugin.update"] {
+        let entry = entries.iter().find(|(_, a, _)| a == action).expect(action);
+        assert!(entry.0.starts_with("token:"), "{entry:?}");
+    }
+    s.stop().await;
+}

@@ -42,7 +42,7 @@ fn state_of<'a>(agents: &'a [Value], name: &str) -> (&'a str, &'a str) {
 
 /// Uploads the connector (built for wasm32-wasip2) into the tenant, configures it for the PBX
 /// at 127.0.0.1:`port` with `password`, approves what it asks for and enables it.
-async fn install_connector(server: &common::TestServer, admin: &str, port: u16, password: &str) {
+pub(crate) async fn install_connector(server: &common::TestServer, admin: &str, port: u16, password: &str) {
     install_connector_matching(server, admin, port, password, "interface").await;
 }
 
@@ -1293,5 +1293,36 @@ async fn a_supervisor_listens_in_and_hangs_up_from_the_board() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_tenants_connector_lets_go_of_the_pbx() {
+    let (pbx, server, _admin, _, _) = connected_tenant().await;
+    assert_eq!(pbx.logged_in_sessions(), 1, "the connector is logged in");
+    let platform = server.platform_token().await;
+    let tenant = monti::store::tenants::by_slug(&server.store, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    server
+        .patch(
+            &format!("/api/v1/tenants/{}", tenant.id),
+            &platform,
+            json!({ "suspended": true }),
+        )
+        .await
+        .expect(200);
+    let started = Instant::now();
+    while pbx.logged_in_sessions() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the connection is closed on suspension"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It stays closed: a suspended tenant's plugins do not start again on the next heartbeat.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pbx.logged_in_sessions(), 0);
     server.stop().await;
 }

@@ -627,6 +627,28 @@ pub async fn account(
     account.id
 }
 
+/// What the command line did in tenant `slug` of data directory `data`, as its audit log
+/// says: (actor, action), oldest first.
+pub fn audit_in_data_dir(data: &std::path::Path, slug: &str) -> Vec<(String, String)> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let config = Config {
+            data_dir: data.to_path_buf(),
+            ..Config::default()
+        };
+        let store = Store::open(&config).await.expect("open the data directory");
+        let scope = tenants::system_scope(&store, slug, monti::store::SystemActor::Operator)
+            .await
+            .expect("the tenant");
+        let params = monti::store::ListParams(vec![("limit".into(), "500".into()), ("sort".into(), "at".into())]);
+        let page = monti::store::resource::list::<monti::store::audit::AuditRow>(&store, &scope, &params)
+            .await
+            .expect("the audit log");
+        store.close().await;
+        page.items.into_iter().map(|e| (e.actor, e.action)).collect()
+    })
+}
+
 /// Runs the `monti` binary on the data directory `data`, with no database URL or secret key
 /// from the environment: (success, stdout, stderr).
 pub fn monti_cli(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {

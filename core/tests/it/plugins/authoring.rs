@@ -117,6 +117,24 @@ fn operators_install_enable_and_remove_plugins_from_the_command_line() {
     assert!(ok && out.contains("removed wellbeing"), "{out}");
     let (ok, _, err) = monti(&["plugin", "enable", "wellbeing", "--tenant", "acme"]);
     assert!(!ok && err.contains("not found"), "{err}");
+    // Each step went through the same audited flow as the API's, as the operator.
+    let audit = common::audit_in_data_dir(&data, "acme");
+    let plugin_steps: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|(_, action)| action.starts_with("plugin."))
+        .map(|(actor, action)| (actor.as_str(), action.as_str()))
+        .collect();
+    assert_eq!(
+        plugin_steps,
+        [
+            ("cli", "plugin.install"),
+            ("cli", "plugin.approve"),
+            ("cli", "plugin.update"),
+            ("cli", "plugin.update"),
+            ("cli", "plugin.remove")
+        ],
+        "{audit:#?}"
+    );
 }
 
 /// `monti plugin new` gives a crate that builds into a valid plugin as it is.
