@@ -99,6 +99,13 @@ fn verify_against(password: &str, stored: &str) -> bool {
     }
 }
 
+/// [`hash`] on a blocking thread: hashing takes tens of milliseconds of CPU on purpose.
+pub async fn hash_off_thread(password: String) -> Result<String, PasswordError> {
+    tokio::task::spawn_blocking(move || hash(&password))
+        .await
+        .unwrap_or(Err(PasswordError::Hashing))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

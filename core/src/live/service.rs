@@ -223,6 +223,8 @@ impl LiveService {
                         continue;
                     }
                 };
+                let active: Vec<crate::store::TenantId> = tenants.iter().map(|(id, _)| id.clone()).collect();
+                service.plugins.unload_all_but(&active).await;
                 for (tenant_id, slug) in tenants {
                     let scope = TenantScope::system(tenant_id, slug, crate::store::SystemActor::Plugins);
                     // The worker must exist before a stream can deliver to it.

@@ -252,6 +252,24 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Lets go of every loaded tenant that is not `active`: one suspended, or left with nothing
+    /// enabled, perhaps by another instance (their streams close; runs not yet written are).
+    pub async fn unload_all_but(&self, active: &[TenantId]) {
+        let gone: Vec<TenantId> = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|runtime| !active.contains(&runtime.tenant))
+            .map(|runtime| runtime.tenant.clone())
+            .collect();
+        for tenant in gone {
+            if let Err(e) = self.unload_tenant(&tenant).await {
+                tracing::warn!(tenant = %tenant, error = %e, "letting go of a tenant's plugins");
+            }
+        }
+    }
+
     /// The last time a stream of the installation ended on its own, if it has since this
     /// process started.
     pub fn last_disconnect(&self, tenant: &TenantId, installation_id: &str) -> Option<Disconnect> {
@@ -577,6 +595,12 @@ impl Dispatcher {
         if let Some(runtime) = self.existing_runtime(tenant_id) {
             runtime.set_stamp(None);
         }
+    }
+
+    /// A tenant was changed (suspended, reactivated, renamed) here: hooks read tenants again
+    /// on their next request. Other instances notice within [`HOOK_TENANTS_TTL`].
+    pub async fn tenants_changed(&self) {
+        self.hook_tenants.lock().await.read_at = None;
     }
 
     /// The active tenant a hook URL names. Tenants are read again when a slug is not known, at

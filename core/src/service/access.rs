@@ -292,7 +292,12 @@ pub async fn export_audit(
             _ => break,
         }
     }
-    let filters = serde_urlencoded::to_string(query).unwrap_or_default();
+    // What the person filtered by, not how the pages were fetched.
+    let filters: Vec<&(String, String)> = query
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "limit" | "sort"))
+        .collect();
+    let filters = serde_urlencoded::to_string(filters).unwrap_or_default();
     let event = AuditEvent::in_tenant(scope, "audit.export", Outcome::Success).detail(filters);
     audit::record(store, event, origin).await;
     Ok(out)

@@ -45,10 +45,8 @@ pub async fn create_account(
 ) -> Result<Account, IdentityError> {
     crate::auth::password::check_policy(&request.password, &request.email)
         .map_err(|e| IdentityError::WeakPassword(e.to_string()))?;
-    let password = request.password;
-    let hash = tokio::task::spawn_blocking(move || crate::auth::password::hash(&password))
+    let hash = crate::auth::password::hash_off_thread(request.password)
         .await
-        .map_err(|_| IdentityError::Hashing)?
         .map_err(|_| IdentityError::Hashing)?;
     let account = accounts::create(
         store,
@@ -119,7 +117,12 @@ pub async fn reset_link(
     let token = accounts::create_password_reset(store, account_id, actor, tenant, lifetime.as_millis() as i64).await?;
     let event = AuditEvent::new(tenant, actor, "user.reset_link", Outcome::Success).target("user", account_id);
     audit::record(store, event, origin).await;
-    Ok(format!("{public_url}/reset?token={token}"))
+    Ok(reset_url(public_url, &token))
+}
+
+/// The page where a reset token sets a new password.
+pub fn reset_url(public_url: &str, token: &str) -> String {
+    format!("{public_url}/reset?token={token}")
 }
 
 /// A signed-in person ends one of their own sessions (`except` None) or all but the one they

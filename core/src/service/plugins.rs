@@ -221,7 +221,8 @@ pub async fn update(
     }
     invalid.finish().map_err(PluginError::Invalid)?;
     let pending = if change.enabled == Some(true) {
-        pending_capabilities(running.store, &before).await?
+        // Named with the configuration that will run, which this change may set.
+        pending_with(running.store, &before, &config).await?
     } else {
         Vec::new()
     };
@@ -323,20 +324,30 @@ pub async fn replay(
 }
 
 /// What `installation` asks for that the tenant has not approved, in words, each destination
-/// as the installation's configuration fills it (`tcp://pbx.example:5038` rather than
-/// `tcp://${host}:${port}`): what the tenant approves is where it will connect. A template
-/// the configuration does not fill stays as written.
+/// as its configuration fills it (`tcp://pbx.example:5038` rather than `tcp://${host}:${port}`)
+/// so the tenant sees where it will connect today. The approval itself covers the plugin's
+/// declared destinations (the templates): a later configuration change is the tenant admin's
+/// own, audited as such. A template the configuration does not fill stays as written.
 pub async fn pending_capabilities(store: &Store, installation: &Installation) -> Result<Vec<String>, StoreError> {
+    let config: serde_json::Value = serde_json::from_str(&installation.config).unwrap_or_default();
+    pending_with(store, installation, &config).await
+}
+
+/// As [`pending_capabilities`], with the destinations filled from `config`.
+async fn pending_with(
+    store: &Store,
+    installation: &Installation,
+    config: &serde_json::Value,
+) -> Result<Vec<String>, StoreError> {
     let pending = plugins::unapproved(store, installation).await?;
     if pending.is_empty() {
         return Ok(pending);
     }
     let manifest = plugins::manifest(store, &installation.digest).await?;
-    let config: serde_json::Value = serde_json::from_str(&installation.config).unwrap_or_default();
     let templates = destinations(&manifest.capabilities);
     Ok(pending
         .into_iter()
-        .map(|line| with_configured(&line, &templates, &config))
+        .map(|line| with_configured(&line, &templates, config))
         .collect())
 }
 

@@ -394,9 +394,9 @@ pub async fn export_config(
             (file, text)
         })
         .collect();
-    let names: Vec<&str> = files.iter().map(|f| f.name()).collect();
-    let event =
-        AuditEvent::in_tenant(scope, "telephony.export", Outcome::Success).target("telephony", &names.join(","));
-    audit::record(store, event, origin).await;
+    for file in files {
+        let event = AuditEvent::in_tenant(scope, "telephony.export", Outcome::Success).target("telephony", file.name());
+        audit::record(store, event, origin).await;
+    }
     Ok(rendered)
 }

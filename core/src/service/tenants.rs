@@ -56,6 +56,9 @@ pub struct Running<'a> {
 impl Running<'_> {
     async fn changed(&self, tenant: &Tenant) {
         self.grants.forget(None, Some(&tenant.id));
+        self.plugins.tenants_changed().await;
+        // Loaded again later, a suspended tenant's runtime finds nothing enabled (the store's
+        // `enabled` leaves it out), here and on every other instance.
         if tenant.suspended_at.is_some()
             && let Err(e) = self.plugins.unload_tenant(&tenant.id).await
         {

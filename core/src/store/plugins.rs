@@ -286,13 +286,15 @@ pub async fn package_bytes(store: &Store, scope: &TenantScope, except_plugin: &s
     Ok(used.unwrap_or(0))
 }
 
-/// The tenant's enabled installations with their components, to run.
+/// The tenant's enabled installations with their components, to run; none while the tenant is
+/// suspended.
 pub async fn enabled(store: &Store, tenant: &TenantId) -> StoreResult<Vec<Runnable>> {
     let tenant_id = tenant.as_str();
     let rows: Vec<(String, String, String, String, Vec<u8>)> = on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (String, String, String, String, Vec<u8>)>(
             "SELECT i.id, i.plugin_id, i.digest, i.config, p.component FROM plugin_installations i \
-             JOIN plugin_packages p ON p.digest = i.digest WHERE i.tenant_id = $1 AND i.enabled ORDER BY i.plugin_id",
+             JOIN plugin_packages p ON p.digest = i.digest JOIN tenants t ON t.id = i.tenant_id \
+             WHERE i.tenant_id = $1 AND i.enabled AND t.suspended_at IS NULL ORDER BY i.plugin_id",
         )
         .bind(tenant_id)
         .fetch_all(pool)
@@ -325,12 +327,14 @@ pub async fn tenants_with_enabled(store: &Store) -> StoreResult<Vec<(TenantId, S
 /// How many installations are enabled, and when the newest was changed.
 pub type Stamp = (i64, i64);
 
-/// A version stamp of the tenant's enabled installations (changes when any changes).
+/// A version stamp of the tenant's enabled installations (changes when any changes); `(0, 0)`
+/// while the tenant is suspended, so every instance lets go of its plugins.
 pub async fn enabled_stamp(store: &Store, tenant: &TenantId) -> StoreResult<Stamp> {
     let tenant_id = tenant.as_str();
     Ok(on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (i64, i64)>(
-            "SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM plugin_installations WHERE tenant_id = $1 AND enabled",
+            "SELECT COUNT(*), COALESCE(MAX(i.updated_at), 0) FROM plugin_installations i \
+             JOIN tenants t ON t.id = i.tenant_id WHERE i.tenant_id = $1 AND i.enabled AND t.suspended_at IS NULL",
         )
         .bind(tenant_id)
         .fetch_one(pool)

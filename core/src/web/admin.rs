@@ -871,13 +871,14 @@ async fn delete<R: Guarded + Writable>(
         match configuration::delete::<R>(&app.store, &scope, &signed.page.origin, &id, version_of(&form)).await {
             Ok(()) => Redirect::to(&format!("/admin/{}?notice=saved", spec.key)).into_response(),
             Err(e) => {
+                let refusal = field_errors(e, signed.page.locale);
                 // The form again, as the row still is, with why it stays.
-                let row: R = resource::get(&app.store, &scope, &id).await?;
-                let values = match serde_json::to_value(row.view()) {
-                    Ok(Value::Object(m)) => m,
+                let row = resource::get::<R>(&app.store, &scope, &id).await;
+                let values = match row.map(|row| serde_json::to_value(row.view())) {
+                    Ok(Ok(Value::Object(m))) => m,
                     _ => Map::new(),
                 };
-                match field_errors(e, signed.page.locale) {
+                match refusal {
                     Ok((errors, message)) => {
                         form_page(
                             &app,

@@ -485,13 +485,6 @@ pub async fn setup(State(app): State<AppState>, page: PageContext, Form(form): F
     }
 }
 
-async fn hash_in_background(password: String) -> Option<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password).ok())
-        .await
-        .ok()
-        .flatten()
-}
-
 #[derive(Deserialize)]
 pub struct ResetQuery {
     token: Option<String>,
@@ -552,7 +545,7 @@ pub async fn reset(State(app): State<AppState>, page: PageContext, Form(form): F
         Ok(Some(id)) if id == account.id => {}
         _ => return invalid(&app, &page),
     }
-    let Some(hash) = hash_in_background(form.password).await else {
+    let Some(hash) = password::hash_off_thread(form.password).await.ok() else {
         return invalid(&app, &page);
     };
     if accounts::set_password(&app.store, &account.id, &hash).await.is_err() {
@@ -685,7 +678,7 @@ pub async fn change_password(
         return account_view(&app, &signed, None, Some(errors), StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     app.limits.password_change.succeeded(&key);
-    let Some(hash) = hash_in_background(form.password).await else {
+    let Some(hash) = password::hash_off_thread(form.password).await.ok() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     if let Err(e) = accounts::set_password(&app.store, &account.id, &hash).await {
@@ -827,7 +820,7 @@ async fn send_reset_email(
             return;
         }
     };
-    let link = format!("{}/reset?token={token}", app.config.public_url());
+    let link = identity::reset_url(&app.config.public_url(), &token);
     let locale = account
         .locale
         .as_deref()
@@ -844,9 +837,9 @@ async fn send_reset_email(
             Outcome::Failure
         }
     };
-    for tenant in accounts::memberships(&app.store, &account.id).await.unwrap_or_default() {
-        let event = AuditEvent::new(Some(&tenant.tenant_id), &account.email, "user.reset_email", outcome)
-            .target("user", &account.id);
+    for tenant in identity::audit_tenants(&app.store, &account.id).await {
+        let event =
+            AuditEvent::new(tenant.as_ref(), &account.email, "user.reset_email", outcome).target("user", &account.id);
         audit::record(&app.store, event, origin).await;
     }
 }
@@ -1111,7 +1104,7 @@ pub async fn register_invitation(
     if let Err(e) = auth_invitations::check_inviter(&app.store, &pending, &pending.email, &page.origin).await {
         return invitation_refused(&app, &page, e);
     }
-    let Some(hash) = hash_in_background(form.password).await else {
+    let Some(hash) = password::hash_off_thread(form.password).await.ok() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let input = NewAccount {
