@@ -348,8 +348,8 @@ pub async fn create_password_reset(
 /// The user a reset token is for, if it is unused, unexpired and still within the reach of
 /// whoever made it. Does not consume it.
 pub async fn peek_password_reset(store: &Store, token: &str) -> StoreResult<Option<String>> {
-    let found: Option<(String, Option<String>)> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, Option<String>)>(
+    let found: Option<(String, Option<TenantId>)> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, Option<TenantId>)>(
             "SELECT user_id, tenant_id FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
         )
         .bind(hash_token(token))
