@@ -15,6 +15,7 @@ mod cli;
 mod fragments;
 mod identity;
 mod migrations;
+mod one_flow;
 mod permissions;
 mod plugin_install;
 mod plugin_runtime;
