@@ -166,3 +166,38 @@ pub async fn audit_tenants(store: &Store, account_id: &str) -> Vec<Option<Tenant
         _ => vec![None],
     }
 }
+
+/// Whom a reset link is mailed to.
+pub struct Recipient<'a> {
+    pub account_id: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub locale: crate::i18n::Locale,
+}
+
+/// Mails reset `link`, valid for `lifetime`, to `to`. Audited as `user.reset_email` in each of
+/// `tenants` under `actor`, whether or not the mail server took it.
+#[allow(clippy::too_many_arguments)]
+pub async fn email_reset_link(
+    store: &Store,
+    mailer: &crate::mail::Mailer,
+    actor: &str,
+    tenants: &[Option<TenantId>],
+    origin: &Origin,
+    to: Recipient<'_>,
+    link: &str,
+    lifetime: Duration,
+) -> Result<(), crate::mail::MailError> {
+    let hours = (lifetime.as_secs() / 3600).max(1);
+    let sent = mailer.send_reset(to.email, to.name, link, hours, to.locale).await;
+    let outcome = if sent.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    for tenant in tenants {
+        let event = AuditEvent::new(tenant.as_ref(), actor, "user.reset_email", outcome).target("user", to.account_id);
+        audit::record(store, event, origin).await;
+    }
+    sent
+}

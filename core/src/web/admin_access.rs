@@ -20,7 +20,7 @@ use crate::domain::Role;
 use crate::domain::time::to_rfc3339;
 use crate::service::access::{self, AccessError};
 use crate::service::identity;
-use crate::store::audit::{self, AuditEntry, AuditEvent, AuditRow, Outcome};
+use crate::store::audit::{AuditEntry, AuditRow};
 use crate::store::entities::locations::Location;
 use crate::store::entities::teams::Team;
 use crate::store::entities::users::{Member, MemberCreate, MemberUpdate};
@@ -457,17 +457,16 @@ async fn reset_link(
             .and_then(|a| a.locale.as_deref())
             .and_then(crate::i18n::Locale::parse)
             .unwrap_or(signed.page.locale);
-        let hours = (lifetime.as_secs() / 3600).max(1);
-        let sent = mailer
-            .send_reset(&member.email, &member.display_name, &link, hours, locale)
-            .await;
-        let outcome = if sent.is_ok() {
-            Outcome::Success
-        } else {
-            Outcome::Failure
+        let to = identity::Recipient {
+            account_id: &member.id,
+            email: &member.email,
+            name: &member.display_name,
+            locale,
         };
-        let event = AuditEvent::in_tenant(&scope, "user.reset_email", outcome).target("user", &member.id);
-        audit::record(&app.store, event, &signed.page.origin).await;
+        let tenants = [Some(scope.tenant().clone())];
+        let origin = &signed.page.origin;
+        let sent =
+            identity::email_reset_link(&app.store, mailer, scope.actor(), &tenants, origin, to, &link, lifetime).await;
         let message = match sent {
             Ok(()) => None,
             Err(e) => Some(e.to_string()),

@@ -826,21 +826,27 @@ async fn send_reset_email(
         .as_deref()
         .and_then(Locale::parse)
         .unwrap_or(fallback_locale);
-    let hours = (lifetime.as_secs() / 3600).max(1);
-    let outcome = match mailer
-        .send_reset(&account.email, &account.display_name, &link, hours, locale)
-        .await
-    {
-        Ok(()) => Outcome::Success,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot send the reset email");
-            Outcome::Failure
-        }
+    let to = identity::Recipient {
+        account_id: &account.id,
+        email: &account.email,
+        name: &account.display_name,
+        locale,
     };
-    for tenant in identity::audit_tenants(&app.store, &account.id).await {
-        let event =
-            AuditEvent::new(tenant.as_ref(), &account.email, "user.reset_email", outcome).target("user", &account.id);
-        audit::record(&app.store, event, origin).await;
+    // Asked for by whoever knew the address: the entries name it, in each of its tenants.
+    let tenants = identity::audit_tenants(&app.store, &account.id).await;
+    let sent = identity::email_reset_link(
+        &app.store,
+        &mailer,
+        &account.email,
+        &tenants,
+        origin,
+        to,
+        &link,
+        lifetime,
+    )
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot send the reset email");
     }
 }
 
