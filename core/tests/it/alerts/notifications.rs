@@ -3,15 +3,9 @@
 
 use super::*;
 
-/// Notifications: an email received by a real SMTP server, a signed webhook, a webhook that
-/// fails and one that hangs (both retried and shown with the reason, the others not held up),
-/// an SMTP server that refuses; a storm of alerts grouped into one notification.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_notifications_go_out_signed_retried_and_grouped() {
-    let Some(smtp) = common::smtp::SmtpServer::start(false).await else {
-        return;
-    };
-    let server = TestServer::start_with(Backend::Sqlite, |c| {
+/// A server that mails alerts through `smtp` and groups what fires within 2 s.
+async fn mailing_server(smtp: &common::smtp::SmtpServer) -> TestServer {
+    TestServer::start_with(Backend::Sqlite, |c| {
         c.smtp.host = Some("127.0.0.1".into());
         c.smtp.port = smtp.port;
         c.smtp.security = monti::config::SmtpSecurity::None;
@@ -20,7 +14,18 @@ async fn alert_notifications_go_out_signed_retried_and_grouped() {
         c.live.alert_notify_interval = Duration::from_secs(2);
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Notifications: an email received by a real SMTP server, a signed webhook, a webhook that
+/// fails and one that hangs (both retried and shown with the reason, the others not held up),
+/// and both told when the alert resolves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_notifications_go_out_signed_and_retried() {
+    let Some(smtp) = common::smtp::SmtpServer::start(false).await else {
+        return;
+    };
+    let server = mailing_server(&smtp).await;
     let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
     server
         .post("/api/v1/queues", &admin, json!({ "name": "Sales" }))
@@ -147,8 +152,17 @@ async fn alert_notifications_go_out_signed_retried_and_grouped() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(smtp.received()[1]["data"].as_str().unwrap().contains("resolved"));
+    server.stop().await;
+}
 
-    // A storm: twenty agents paused at once make one email listing them.
+/// A storm: twenty agents paused at once make one email listing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_alerts_is_one_email() {
+    let Some(smtp) = common::smtp::SmtpServer::start(false).await else {
+        return;
+    };
+    let server = mailing_server(&smtp).await;
+    let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
     let mut events = Vec::new();
     for n in 0..20 {
         server
@@ -199,8 +213,11 @@ async fn alert_notifications_go_out_signed_retried_and_grouped() {
     let data = storm[0]["data"].as_str().unwrap();
     assert!(data.contains("Paused: 20 firing"), "{data}");
     server.stop().await;
+}
 
-    // An SMTP server that refuses: the email waits for its retry with the server's answer.
+/// An SMTP server that refuses: the email waits for its retry with the server's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_email_waits_for_its_retry_with_the_reason() {
     let Some(refusing) = common::smtp::SmtpServer::start(true).await else {
         return;
     };

@@ -283,10 +283,21 @@ async fn secrets_are_encrypted_at_rest(s: &TestServer) {
     );
 }
 
-// Every endpoint, called with tenant A's token on tenant B's ids, answers 404 and never
-// returns B's data; lists never include it; A cannot reference B's rows.
-both_backends!(cross_tenant_access_is_impossible);
-async fn cross_tenant_access_is_impossible(s: &TestServer) {
+/// Tenant B's rows of every kind, for tenant A to reach for.
+struct Bravo {
+    token: String,
+    team: String,
+    location: String,
+    agent: String,
+    queue: String,
+    endpoint: String,
+    did: String,
+    user: String,
+    api_token: String,
+}
+
+/// Tenant A (alpha) with nothing, tenant B (bravo) with a row of every kind.
+async fn alpha_and_bravo(s: &TestServer) -> (String, Bravo) {
     let a = s.tenant("alpha", Role::TenantAdmin).await;
     let b = s.tenant("bravo", Role::TenantAdmin).await;
     let b_team = seed_team(s, &b, "Bravo team").await;
@@ -354,6 +365,36 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
     )
     .await
     .expect(200);
+    let bravo = Bravo {
+        token: b,
+        team: b_team,
+        location: b_loc,
+        agent: b_agent,
+        queue: b_queue,
+        endpoint: b_ep,
+        did: b_did,
+        user: b_user,
+        api_token: b_token,
+    };
+    (a, bravo)
+}
+
+// Every endpoint, called with tenant A's token on tenant B's ids, answers 404 and never
+// returns B's data; lists never include it.
+both_backends!(cross_tenant_access_is_impossible);
+async fn cross_tenant_access_is_impossible(s: &TestServer) {
+    let (a, bravo) = alpha_and_bravo(s).await;
+    let Bravo {
+        team: b_team,
+        location: b_loc,
+        agent: b_agent,
+        queue: b_queue,
+        endpoint: b_ep,
+        did: b_did,
+        user: b_user,
+        api_token: b_token,
+        ..
+    } = &bravo;
     let secret_strings = ["Bravo", "bravo", "+4930777000"];
 
     let items = [
@@ -389,7 +430,7 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
             if let Some((_, id)) = items.iter().find(|(c, _)| path.starts_with(&format!("/api/v1/{c}/"))) {
                 concrete = concrete.replace("{id}", id);
             }
-            concrete = concrete.replace("{agent_id}", &b_agent).replace("{letter}", "dl_none");
+            concrete = concrete.replace("{agent_id}", b_agent).replace("{letter}", "dl_none");
             let body = match method {
                 "post" | "patch" => Some(json!({})),
                 "put" => Some(if concrete.ends_with("/members") {
@@ -444,7 +485,22 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
         }
     }
     assert!(walked >= 40, "walked only {walked} operations");
-    // A cannot point its rows at B's.
+}
+
+// A cannot point its rows at B's, and B's rows stay as they were.
+both_backends!(no_tenant_can_reference_anothers_rows);
+async fn no_tenant_can_reference_anothers_rows(s: &TestServer) {
+    let (a, bravo) = alpha_and_bravo(s).await;
+    let Bravo {
+        token: b,
+        team: b_team,
+        location: b_loc,
+        agent: b_agent,
+        queue: b_queue,
+        user: b_user,
+        api_token: b_token,
+        ..
+    } = &bravo;
     let r = s
         .post(
             "/api/v1/agents",
@@ -492,15 +548,15 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
     .expect_problem(422);
     // B's data is untouched.
     assert_eq!(
-        s.get(&format!("/api/v1/agents/{b_agent}"), &b).await.body["name"],
+        s.get(&format!("/api/v1/agents/{b_agent}"), b).await.body["name"],
         "Bravo agent"
     );
     assert_eq!(
-        s.get(&format!("/api/v1/queues/{b_queue}/members"), &b).await.body["items"]
+        s.get(&format!("/api/v1/queues/{b_queue}/members"), b).await.body["items"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
-    s.get(&format!("/api/v1/tokens/{b_token}"), &b).await.expect(200);
+    s.get(&format!("/api/v1/tokens/{b_token}"), b).await.expect(200);
 }
