@@ -302,7 +302,7 @@ impl Dispatcher {
                 0,
             )
             .await?;
-            self.publish_dead_letter_depth(&installation.id).await;
+            self.publish_dead_letter_depth(tenant, &installation.id).await;
         }
         Ok(())
     }
@@ -579,7 +579,7 @@ impl Dispatcher {
         match ran {
             Ok(emitted) => {
                 plugins::delete_dead_letter(&self.store, tenant, letter_id).await?;
-                self.publish_dead_letter_depth(&installation.id).await;
+                self.publish_dead_letter_depth(tenant, &installation.id).await;
                 Ok(Ok(emitted))
             }
             Err((error, _)) => {
@@ -790,7 +790,7 @@ impl Dispatcher {
                         0,
                     )
                     .await?;
-                    self.publish_dead_letter_depth(&installation.id).await;
+                    self.publish_dead_letter_depth(tenant, &installation.id).await;
                 }
                 continue;
             }
@@ -823,7 +823,7 @@ impl Dispatcher {
                     attempt as i64 + 1,
                 )
                 .await?;
-                self.publish_dead_letter_depth(&installation.id).await;
+                self.publish_dead_letter_depth(tenant, &installation.id).await;
                 metrics::counter!("plugin_dead_letters_total", "installation" => installation.id.clone()).increment(1);
             }
         }
@@ -875,8 +875,8 @@ impl Dispatcher {
     }
 
     /// Sets the installation's `plugin_dead_letters` gauge.
-    async fn publish_dead_letter_depth(&self, installation_id: &str) {
-        if let Ok((_, depth)) = plugins::dead_letter_depth(&self.store, installation_id).await {
+    async fn publish_dead_letter_depth(&self, tenant: &TenantId, installation_id: &str) {
+        if let Ok(depth) = plugins::dead_letter_depth(&self.store, tenant, installation_id).await {
             metrics::gauge!("plugin_dead_letters", "installation" => installation_id.to_owned()).set(depth as f64);
         }
     }

@@ -588,12 +588,14 @@ pub async fn dead_letter_events(
 
 /// Dead letters waiting for the plugin of `installation_id`, over all tenants: (plugin id,
 /// count), for the `plugin_dead_letters` gauge.
-pub async fn dead_letter_depth(store: &Store, installation_id: &str) -> StoreResult<(String, i64)> {
+/// How many dead letters the tenant's installation holds.
+pub async fn dead_letter_depth(store: &Store, tenant: &TenantId, installation_id: &str) -> StoreResult<i64> {
+    let tenant_id = tenant.as_str();
     Ok(on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, (String, i64)>(
-            "SELECT i.plugin_id, (SELECT COUNT(*) FROM plugin_dead_letters d JOIN plugin_installations j \
-             ON j.id = d.installation_id WHERE j.plugin_id = i.plugin_id) FROM plugin_installations i WHERE i.id = $1",
+        sqlx::query_scalar::<DB, i64>(
+            "SELECT COUNT(*) FROM plugin_dead_letters WHERE tenant_id = $1 AND installation_id = $2",
         )
+        .bind(tenant_id)
         .bind(installation_id)
         .fetch_one(pool)
         .await

@@ -594,3 +594,40 @@ async fn operators_restrict_which_plugins_tenants_may_install() {
     }
     server.stop().await;
 }
+
+/// The dead-letter gauge of an installation counts its own dead letters, not those of the same
+/// plugin in other tenants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installations_dead_letter_depth_is_its_own() {
+    let server = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    let misbehaving = component("monti-test-misbehaving");
+    let plugin = engine().validate(&misbehaving).unwrap();
+    let mut installations = Vec::new();
+    for (slug, letters) in [("acme", 1), ("globex", 3)] {
+        let _ = server.tenant(slug, monti::domain::Role::TenantAdmin).await;
+        let scope = monti::store::tenants::system_scope(&server.store, slug, monti::store::SystemActor::Operator)
+            .await
+            .unwrap();
+        let installed = install_package(&server.store, &scope, &plugin, &misbehaving, "{}").await;
+        for _ in 0..letters {
+            monti::store::plugins::add_dead_letter(&server.store, scope.tenant(), &installed.id, &[], "failed", 3)
+                .await
+                .unwrap();
+        }
+        installations.push((scope, installed.id));
+    }
+    for ((scope, id), expected) in installations.iter().zip([1, 3]) {
+        let depth = monti::store::plugins::dead_letter_depth(&server.store, scope.tenant(), id)
+            .await
+            .unwrap();
+        assert_eq!(depth, expected, "{}", scope.tenant_slug());
+    }
+    // Asked in the wrong tenant, an installation has none.
+    let (acme, _) = &installations[0];
+    let (_, globex_installation) = &installations[1];
+    let depth = monti::store::plugins::dead_letter_depth(&server.store, acme.tenant(), globex_installation)
+        .await
+        .unwrap();
+    assert_eq!(depth, 0);
+    server.stop().await;
+}
