@@ -6,10 +6,7 @@ use super::*;
 /// A server that mails alerts through `smtp` and groups what fires within 2 s.
 async fn mailing_server(smtp: &common::smtp::SmtpServer) -> TestServer {
     TestServer::start_with(Backend::Sqlite, |c| {
-        c.smtp.host = Some("127.0.0.1".into());
-        c.smtp.port = smtp.port;
-        c.smtp.security = monti::config::SmtpSecurity::None;
-        c.smtp.from = "Monti <monti@example.com>".into();
+        crate::common::smtp::mail_through(c, smtp.port);
         c.plugins.private_networks = vec!["acme".into()];
         c.live.alert_notify_interval = Duration::from_secs(2);
     })
@@ -222,10 +219,7 @@ async fn a_refused_email_waits_for_its_retry_with_the_reason() {
         return;
     };
     let server = TestServer::start_with(Backend::Sqlite, |c| {
-        c.smtp.host = Some("127.0.0.1".into());
-        c.smtp.port = refusing.port;
-        c.smtp.security = monti::config::SmtpSecurity::None;
-        c.smtp.from = "Monti <monti@example.com>".into();
+        crate::common::smtp::mail_through(c, refusing.port);
     })
     .await
     .unwrap();
@@ -262,10 +256,7 @@ async fn a_starter_rule_fires_on_the_board_emails_and_resolves() {
         return;
     };
     let server = TestServer::start_with(Backend::Sqlite, |c| {
-        c.smtp.host = Some("127.0.0.1".into());
-        c.smtp.port = smtp.port;
-        c.smtp.security = monti::config::SmtpSecurity::None;
-        c.smtp.from = "Monti <monti@example.com>".into();
+        crate::common::smtp::mail_through(c, smtp.port);
     })
     .await
     .unwrap();

@@ -72,3 +72,11 @@ impl SmtpServer {
         self.received.lock().unwrap().clone()
     }
 }
+
+/// Points a server's configuration at the test SMTP server on 127.0.0.1:`port` (no TLS).
+pub fn mail_through(config: &mut monti::config::Config, port: u16) {
+    config.smtp.host = Some("127.0.0.1".into());
+    config.smtp.port = port;
+    config.smtp.security = monti::config::SmtpSecurity::None;
+    config.smtp.from = "Monti <monti@example.com>".into();
+}

@@ -119,10 +119,7 @@ async fn forgotten_passwords_are_reset_by_email(_s: &TestServer) {
         common::Backend::Sqlite
     };
     let s = TestServer::start_with(backend, |c| {
-        c.smtp.host = Some("127.0.0.1".into());
-        c.smtp.port = sink.port;
-        c.smtp.security = monti::config::SmtpSecurity::None;
-        c.smtp.from = "Monti <monti@example.com>".into();
+        crate::common::smtp::mail_through(c, sink.port);
     })
     .await
     .unwrap();

@@ -2,27 +2,40 @@
 
 use super::*;
 
-both_backends!(scoped_supervisors_see_only_their_teams);
-async fn scoped_supervisors_see_only_their_teams(s: &TestServer) {
+/// Tenant acme with teams North and South and an agent in each: Nina North and Sven South.
+struct North {
+    admin: String,
+    north: String,
+    south: String,
+    nina: String,
+    sven: String,
+}
+
+async fn north_and_south(s: &TestServer) -> North {
     let admin = s.tenant("acme", Role::TenantAdmin).await;
     let north = s.post("/api/v1/teams", &admin, json!({ "name": "North" })).await.id();
     let south = s.post("/api/v1/teams", &admin, json!({ "name": "South" })).await.id();
-    let mine = s
-        .post(
-            "/api/v1/agents",
-            &admin,
-            json!({ "name": "Nina North", "team_id": north }),
-        )
-        .await
-        .id();
-    let theirs = s
-        .post(
-            "/api/v1/agents",
-            &admin,
-            json!({ "name": "Sven South", "team_id": south }),
-        )
-        .await
-        .id();
+    let agent = |name: &'static str, team: &String| json!({ "name": name, "team_id": team });
+    let nina = s.post("/api/v1/agents", &admin, agent("Nina North", &north)).await.id();
+    let sven = s.post("/api/v1/agents", &admin, agent("Sven South", &south)).await.id();
+    North {
+        admin,
+        north,
+        south,
+        nina,
+        sven,
+    }
+}
+
+both_backends!(scoped_supervisors_see_only_their_teams);
+async fn scoped_supervisors_see_only_their_teams(s: &TestServer) {
+    let North {
+        admin,
+        north,
+        south,
+        nina: mine,
+        sven: theirs,
+    } = north_and_south(s).await;
     let loose = s
         .post("/api/v1/agents", &admin, json!({ "name": "Nobody Teamless" }))
         .await
@@ -177,25 +190,13 @@ async fn scoped_api_tokens_see_only_their_teams(s: &TestServer) {
 
 both_backends!(the_board_is_a_plain_page_within_the_supervisors_scope);
 async fn the_board_is_a_plain_page_within_the_supervisors_scope(s: &TestServer) {
-    let admin = s.tenant("acme", Role::TenantAdmin).await;
-    let north = s.post("/api/v1/teams", &admin, json!({ "name": "North" })).await.id();
-    let south = s.post("/api/v1/teams", &admin, json!({ "name": "South" })).await.id();
-    let nina = s
-        .post(
-            "/api/v1/agents",
-            &admin,
-            json!({ "name": "Nina North", "team_id": north }),
-        )
-        .await
-        .id();
-    let sven = s
-        .post(
-            "/api/v1/agents",
-            &admin,
-            json!({ "name": "Sven South", "team_id": south }),
-        )
-        .await
-        .id();
+    let North {
+        admin,
+        north,
+        south,
+        nina,
+        sven,
+    } = north_and_south(s).await;
     // A queue both teams answer.
     let queue = s.post("/api/v1/queues", &admin, json!({ "name": "Sales" })).await.id();
     s.put(

@@ -371,10 +371,7 @@ async fn with_a_mail_server_the_invitation_goes_to_the_address_only() {
         return;
     };
     let s = TestServer::start_with(crate::common::Backend::Sqlite, |c| {
-        c.smtp.host = Some("127.0.0.1".into());
-        c.smtp.port = smtp.port;
-        c.smtp.security = monti::config::SmtpSecurity::None;
-        c.smtp.from = "Monti <monti@example.com>".into();
+        crate::common::smtp::mail_through(c, smtp.port);
     })
     .await
     .unwrap();
