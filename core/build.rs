@@ -21,6 +21,7 @@ fn main() {
     println!("cargo:rerun-if-changed=../templates");
     println!("cargo:rerun-if-changed=../static/css");
     println!("cargo:rerun-if-changed=../static/js");
+    println!("cargo:rerun-if-changed=../static/img");
     std::fs::create_dir_all(&out).expect("create OUT_DIR/vendor");
     let lock = std::fs::read(static_dir.join("package-lock.json")).expect("static/package-lock.json is missing");
     let stamp = out.join(".installed-lock");

@@ -78,6 +78,13 @@ impl Locale {
         }
         node.as_str().map(str::to_owned).unwrap_or_else(|| key.to_owned())
     }
+
+    /// `n` with its counted word (`1 second`, `5 seconds`, `1 Stunde`): the catalog's `key.one`
+    /// for 1 and `key.other` for every other number, which is the rule of every language here.
+    pub fn count(self, key: &str, n: u64) -> String {
+        let form = if n == 1 { "one" } else { "other" };
+        self.text(&format!("{key}.{form}")).replace("{n}", &n.to_string())
+    }
 }
 
 impl Locale {
@@ -170,6 +177,19 @@ mod tests {
             }
             _ => out.push(prefix.to_owned()),
         }
+    }
+
+    #[test]
+    fn counted_words_agree_with_their_number() {
+        assert_eq!(Locale::En.count("units.seconds", 1), "1 second");
+        assert_eq!(Locale::En.count("units.seconds", 0), "0 seconds");
+        assert_eq!(Locale::En.count("units.seconds", 30), "30 seconds");
+        assert_eq!(Locale::De.count("units.seconds", 1), "1 Sekunde");
+        assert_eq!(Locale::De.count("units.hours", 2), "2 Stunden");
+        let locked = Locale::En
+            .text("login.locked")
+            .replace("{seconds}", &Locale::En.count("units.seconds", 1));
+        assert_eq!(locked, "Too many attempts. Try again in 1 second.");
     }
 
     #[test]

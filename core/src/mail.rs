@@ -84,7 +84,7 @@ impl Mailer {
             .text("mail.reset_body")
             .replace("{name}", name)
             .replace("{link}", link)
-            .replace("{hours}", &hours.to_string());
+            .replace("{hours}", &locale.count("units.hours", hours));
         self.send(to, &locale.text("mail.reset_subject"), body).await
     }
 

@@ -492,12 +492,9 @@ async fn reset_link(
         )
         .await;
     }
-    let hours = (lifetime.as_secs() / 3600).to_string();
-    let text = signed
-        .page
-        .locale
-        .text("users.reset_link_created")
-        .replace("{hours}", &hours);
+    let locale = signed.page.locale;
+    let hours = locale.count("units.hours", (lifetime.as_secs() / 3600).max(1));
+    let text = locale.text("users.reset_link_created").replace("{hours}", &hours);
     let notice = UsersNotice {
         reset: Some(json!({ "email": member.email, "text": text, "link": link })),
         ..UsersNotice::default()

@@ -161,10 +161,7 @@ pub async fn login(State(app): State<AppState>, page: PageContext, Form(form): F
         if app.limits.audit_failures.check(&format!("sign-in-log:{ip}")).is_ok() {
             tracing::info!(client = %ip, seconds, "sign-in throttled");
         }
-        let message = page
-            .locale
-            .text("login.locked")
-            .replace("{seconds}", &seconds.to_string());
+        let message = locked(page.locale, seconds);
         return fail(StatusCode::TOO_MANY_REQUESTS, message, Some(seconds));
     }
     let account = match accounts::by_email(&app.store, &form.email).await {
@@ -649,13 +646,7 @@ pub async fn change_password(
     if let Err(wait) = app.limits.password_change.attempt(&key) {
         errors.insert(
             "current".into(),
-            json!(
-                signed
-                    .page
-                    .locale
-                    .text("login.locked")
-                    .replace("{seconds}", &retry_after_secs(wait).to_string())
-            ),
+            json!(locked(signed.page.locale, retry_after_secs(wait))),
         );
         return account_view(&app, &signed, None, Some(errors), StatusCode::TOO_MANY_REQUESTS).await;
     }
@@ -769,6 +760,13 @@ pub async fn switch_tenant(State(app): State<AppState>, signed: SignedIn, Form(f
         tracing::warn!(error = %e, "cannot switch tenant");
     }
     Redirect::to(&safe_next(form.next.as_deref())).into_response()
+}
+
+/// "Too many attempts. Try again in 1 second." in the visitor's language.
+fn locked(locale: Locale, seconds: u64) -> String {
+    locale
+        .text("login.locked")
+        .replace("{seconds}", &locale.count("units.seconds", seconds))
 }
 
 /// How long ago, for people: "3 min", "2 h".
@@ -1069,10 +1067,7 @@ pub async fn register_invitation(
     // Hashing costs CPU: the same per-address budget as signing in.
     let ip = page.origin.ip.clone().unwrap_or_default();
     if let Err(wait) = app.limits.sign_in_per_ip.check(&ip) {
-        let message = page
-            .locale
-            .text("login.locked")
-            .replace("{seconds}", &retry_after_secs(wait).to_string());
+        let message = locked(page.locale, retry_after_secs(wait));
         return invitation_view(&app, &page, &token, Some(message), None, StatusCode::TOO_MANY_REQUESTS).await;
     }
     let pending = match invitations::pending_by_token(&app.store, &token).await {

@@ -188,6 +188,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .merge(hooks::router())
         .route("/static/{*path}", get(ui::static_file))
+        .route("/favicon.ico", get(ui::favicon))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -445,6 +445,18 @@ pub struct AssetQuery {
     v: Option<String>,
 }
 
+/// `/favicon.ico`, which browsers ask for on their own: the same icon as the pages link to.
+pub async fn favicon(State(app): State<AppState>) -> Response {
+    let Some(asset) = app.assets.get("img/favicon.svg") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = asset.bytes.clone().into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response
+}
+
 pub async fn static_file(
     State(app): State<AppState>,
     headers: HeaderMap,

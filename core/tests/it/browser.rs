@@ -144,3 +144,54 @@ async fn templates_can_be_overridden_from_the_data_dir() {
     );
     server.stop().await;
 }
+
+/// Signed in as a tenant admin, the pages people open most report no error in the console: no
+/// Content-Security-Policy violation (htmx's indicator styles are ours), no missing favicon, no
+/// failed script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_report_no_errors_in_the_console() {
+    let Some(browser) = common::browser::Browser::launch().await else {
+        return;
+    };
+    let s = TestServer::start(Backend::Sqlite).await.unwrap();
+    let admin = s.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    s.post(
+        "/api/v1/agents",
+        &admin,
+        serde_json::json!({ "name": "Ana", "extension": "1001" }),
+    )
+    .await
+    .expect(201);
+    let role = Some(("acme", monti::domain::Role::TenantAdmin));
+    common::account(&s.store, "ada@acme.example", "correct horse battery", role, false).await;
+    let mut page = browser.page().await;
+    page.sign_in_at(&s.url("/"), "ada@acme.example", "correct horse battery")
+        .await;
+    let mut found = Vec::new();
+    for path in [
+        "/",
+        "/board",
+        "/alerts",
+        "/admin",
+        "/admin/agents",
+        "/admin/agents/new",
+        "/admin/alert-rules/new",
+        "/admin/plugins",
+        "/admin/users",
+        "/admin/settings",
+        "/account",
+        "/api/docs",
+    ] {
+        page.goto(&s.url(path)).await;
+        // What loads after the document (htmx, the board's stream) has its moment.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        found.extend(page.errors().await.into_iter().map(|e| format!("{path}: {e}")));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    // Asked for by browsers on their own.
+    let icon = s.client.get(s.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    browser.close().await;
+    s.stop().await;
+}

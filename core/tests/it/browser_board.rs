@@ -361,3 +361,80 @@ async fn the_demo_shows_two_thousand_agents_moving_within_ten_seconds() {
     let _ = child.kill().await;
     browser.close().await;
 }
+
+/// Every figure of every queue tile fits inside its tile, on the board and the wallboard, from a
+/// laptop to a 4K TV; screenshots of each are left in the target directory to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_tiles_show_every_figure_in_full_at_every_width() {
+    use tokio::io::AsyncBufReadExt;
+    let Some(browser) = Browser::launch().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti"))
+        .args(["demo", "--agents", "200", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("MONTI_DATABASE_URL")
+        .env("MONTI_DATA_DIR", dir.path())
+        .env("MONTI_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let password = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("admin@demo.example") {
+                return line.split_whitespace().last().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the demo prints the admin's sign-in");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut page = browser.page().await;
+    page.goto(&format!("http://127.0.0.1:{port}/board")).await;
+    page.fill("#email", "admin@demo.example").await;
+    page.fill("#password", &password).await;
+    page.click("#sign-in").await;
+    assert!(page.wait_for("location.pathname === '/board'", WAIT).await);
+    // Whatever of a tile's figures pokes out of it: a term or value wider than the tile's
+    // inside, or cut short with an ellipsis.
+    const OVERFLOWING: &str = "(() => { const out = []; \
+        for (const tile of document.querySelectorAll('article.tile')) { \
+          const box = tile.getBoundingClientRect(); \
+          for (const el of tile.querySelectorAll('.tile-figures dt, .tile-figures dd')) { \
+            const r = el.getBoundingClientRect(); \
+            if (r.right > box.right - 1 || r.left < box.left || el.scrollWidth > el.clientWidth + 1) \
+              out.push(tile.querySelector('h3').textContent + ': ' + el.textContent); } } \
+        return out; })()";
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("board-tiles");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut found = Vec::new();
+    for mode in ["", "?mode=wall"] {
+        page.goto(&format!("http://127.0.0.1:{port}/board{mode}")).await;
+        assert!(
+            page.wait_for("document.querySelectorAll('article.tile dd').length > 0", WAIT)
+                .await,
+            "queue tiles with figures"
+        );
+        for (width, height) in [(1280, 800), (1600, 900), (1920, 1080), (3840, 2160)] {
+            page.resize(width, height).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let name = if mode.is_empty() { "board" } else { "wall" };
+            page.screenshot(&shots.join(format!("{name}-{width}.png"))).await;
+            let overflowing = page.eval(OVERFLOWING).await;
+            for figure in overflowing.as_array().cloned().unwrap_or_default() {
+                found.push(format!("{name} at {width} px: {}", figure.as_str().unwrap_or_default()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "figures cut off:\n{}", found.join("\n"));
+    browser.close().await;
+}

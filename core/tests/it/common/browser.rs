@@ -37,6 +37,9 @@ pub struct Browser {
 pub struct Page {
     socket: Socket,
     next_id: u64,
+    /// Errors the page reported (console errors, uncaught exceptions, refused resources,
+    /// Content-Security-Policy violations, failed loads) since they were last taken.
+    console: Vec<String>,
 }
 
 impl Browser {
@@ -104,9 +107,14 @@ impl Browser {
             .expect("a page target")
             .to_owned();
         let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("DevTools socket");
-        let mut page = Page { socket, next_id: 0 };
+        let mut page = Page {
+            socket,
+            next_id: 0,
+            console: Vec::new(),
+        };
         page.call("Page.enable", json!({})).await;
         page.call("Runtime.enable", json!({})).await;
+        page.call("Log.enable", json!({})).await;
         page
     }
 
@@ -126,9 +134,14 @@ impl Browser {
             .expect("a page target")
             .to_owned();
         let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("DevTools socket");
-        let mut page = Page { socket, next_id: 0 };
+        let mut page = Page {
+            socket,
+            next_id: 0,
+            console: Vec::new(),
+        };
         page.call("Page.enable", json!({})).await;
         page.call("Runtime.enable", json!({})).await;
+        page.call("Log.enable", json!({})).await;
         page
     }
 
@@ -158,7 +171,33 @@ impl Page {
             if value["id"] == id {
                 return value;
             }
+            self.note_error(&value);
         }
+    }
+
+    /// Keeps what an event says went wrong on the page.
+    fn note_error(&mut self, event: &Value) {
+        let params = &event["params"];
+        let problem = match event["method"].as_str() {
+            Some("Log.entryAdded") if params["entry"]["level"] == "error" => Some(format!(
+                "{}: {} {}",
+                params["entry"]["source"].as_str().unwrap_or_default(),
+                params["entry"]["text"].as_str().unwrap_or_default(),
+                params["entry"]["url"].as_str().unwrap_or_default()
+            )),
+            Some("Runtime.exceptionThrown") => Some(format!("exception: {}", params["exceptionDetails"])),
+            Some("Runtime.consoleAPICalled") if params["type"] == "error" => {
+                Some(format!("console.error: {}", params["args"]))
+            }
+            _ => None,
+        };
+        self.console.extend(problem);
+    }
+
+    /// The errors the page reported since the last call (after letting pending events in).
+    pub async fn errors(&mut self) -> Vec<String> {
+        self.eval("0").await;
+        std::mem::take(&mut self.console)
     }
 
     /// Navigates and waits until the new document (after any redirects) has loaded.
@@ -268,6 +307,15 @@ impl Page {
     }
 
     /// A PNG of the visible page, for looking at what people see.
+    /// Makes the page `width` × `height` CSS pixels, as a window that size shows it.
+    pub async fn resize(&mut self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    }
+
     pub async fn screenshot(&mut self, path: &std::path::Path) {
         use base64::Engine as _;
         let reply = self.call("Page.captureScreenshot", json!({ "format": "png" })).await;
