@@ -629,6 +629,15 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
         && !demo.no_simulator
     {
         let scope = tenants::system_scope(&store, crate::demo::DEMO_SLUG, crate::store::SystemActor::Demo).await?;
+        match crate::demo::end_earlier_run(&state.live, &scope).await {
+            Ok(0) => {}
+            Ok(ended) => tracing::info!(callers = ended, "callers still waiting from an earlier demo run left"),
+            Err(e) => tracing::warn!(error = %e, "ending an earlier demo run's calls failed"),
+        }
+        if connector.is_none() {
+            // A connector left from an earlier `demo --asterisk` would dial a PBX that is gone.
+            crate::demo::disconnect_asterisk(&state, &scope).await;
+        }
         let sink = match connector {
             Some(wasm) => {
                 let pbx = crate::demo::connect_asterisk(&state, &scope, &scenario, &wasm).await?;
@@ -656,8 +665,9 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
                 run_id: format!("demo-{}", now / 1000),
                 day_offset_s: 10 * 3600 - warm_up.as_secs() as u32,
                 // A little more traffic than the floor is staffed for, so the board shows
-                // callers waiting and abandoning now and then.
+                // callers waiting and abandoning now and then, and a few rushes.
                 load: 1.1,
+                surges: crate::demo::surges(&scenario),
                 ..Default::default()
             };
             let mut simulation = crate::sim::Simulation::new(&scenario, params, now - warm_up.as_millis() as i64);

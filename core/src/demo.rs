@@ -264,3 +264,86 @@ pub async fn connect_asterisk(
         .map_err(|e| anyhow::anyhow!("enabling the Asterisk connector: {e}"))?;
     Ok(std::sync::Arc::new(pbx))
 }
+
+/// The demo day's bad spells, so that a supervisor sees within minutes what Monti is for: the
+/// second queue gets more than twice its calls from just before the board opens (10:00 on the
+/// demo's clock) until 10:25 — callers wait, some hang up, its service level falls below target
+/// and the starter alerts fire — and later in the day two other queues have a rush of their own.
+pub fn surges(scenario: &crate::sim::Scenario) -> Vec<crate::sim::Surge> {
+    let queue = |i: usize| scenario.queues.get(i).map(|q| q.name.clone());
+    let spell = |name: Option<String>, from: (u32, u32), to: (u32, u32), factor: f64| {
+        name.map(|queue| crate::sim::Surge {
+            queue,
+            from_s: from.0 * 3600 + from.1 * 60,
+            to_s: to.0 * 3600 + to.1 * 60,
+            factor,
+        })
+    };
+    let second = queue(1).or_else(|| queue(0));
+    [
+        spell(second, (9, 57), (10, 25), 2.3),
+        spell(queue(2), (10, 50), (11, 10), 1.9),
+        spell(queue(4), (14, 10), (14, 35), 2.0),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Callers still waiting from an earlier run of the demo: their calls ended with that run, but
+/// no event said so, and a floor rebuilt from the day's events would show them waiting for
+/// ever (and keep the long-wait alerts firing). They leave their queues now, as timeouts.
+pub async fn end_earlier_run(
+    live: &std::sync::Arc<crate::live::service::LiveService>,
+    scope: &TenantScope,
+) -> anyhow::Result<usize> {
+    use crate::domain::events::{Event, EventBody, LeaveReason};
+    let now = crate::domain::time::now_ms();
+    let floor = live.floor(scope).await?;
+    let leaving: Vec<Event> = {
+        let state = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .queues()
+            .iter()
+            .flat_map(|queue| {
+                queue.waiting_calls().into_iter().map(move |(call, joined)| Event {
+                    v: 1,
+                    id: format!("demo-ended-{call}"),
+                    source: "demo".into(),
+                    at: chrono::DateTime::from_timestamp_millis(now).unwrap_or_default(),
+                    body: EventBody::CallerLeave {
+                        queue: queue.id.to_string(),
+                        call: call.to_string(),
+                        reason: LeaveReason::Timeout,
+                        wait_s: (now - joined).max(0) as f64 / 1000.0,
+                    },
+                })
+            })
+            .collect()
+    };
+    let count = leaving.len();
+    if count > 0 {
+        live.ingest(scope, leaving.into_iter().map(Ok).collect(), now).await?;
+    }
+    Ok(count)
+}
+
+/// Disables the Asterisk connector of an earlier `demo --asterisk` run, if the demo tenant has
+/// one enabled: this run has no simulated PBX for it to reach.
+pub async fn disconnect_asterisk(app: &crate::web::AppState, scope: &TenantScope) {
+    let Ok(installed) = crate::store::plugins::get(&app.store, scope, "asterisk").await else {
+        return;
+    };
+    if !installed.enabled {
+        return;
+    }
+    let change = crate::service::plugins::Change {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    let origin = crate::store::audit::Origin::default();
+    match crate::service::plugins::update(app.running_plugins(), scope, &origin, &installed.id, change).await {
+        Ok(_) => tracing::info!("the Asterisk connector of an earlier `demo --asterisk` run is disabled"),
+        Err(e) => tracing::warn!(error = %e, "disabling an earlier run's Asterisk connector failed"),
+    }
+}

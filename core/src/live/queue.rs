@@ -125,6 +125,14 @@ impl QueueLive {
         self.update(at_ms, |c| c.record_handling(handle_s));
     }
 
+    /// The callers waiting now, as (call, when it joined in Unix ms), oldest first.
+    pub fn waiting_calls(&self) -> Vec<(Arc<str>, i64)> {
+        self.by_age
+            .iter()
+            .map(|(joined, call)| (call.clone(), *joined))
+            .collect()
+    }
+
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }

@@ -98,13 +98,16 @@ impl FloorFacts {
                 name: info.map_or_else(|| queue.id.as_ref().into(), |i| i.name.as_str().into()),
                 waiting,
                 longest_wait_s: longest,
-                service_level: crate::kpi::service_level(today, queue.settings.service_level).unwrap_or(100.0),
+                // The KPI maths gives fractions; rules read percent, as the board shows them.
+                service_level: crate::kpi::service_level(today, queue.settings.service_level)
+                    .map_or(100.0, |v| v * 100.0),
                 sl_target: info.map_or(80, |i| i64::from(i.target_pct)),
                 sl_threshold_s: queue.settings.threshold_s,
                 offered: today.offered as i64,
                 answered: today.answered as i64,
                 abandoned: today.abandoned as i64,
-                abandon_rate: crate::kpi::abandon_rate(today, queue.settings.abandon_rate_counts_short).unwrap_or(0.0),
+                abandon_rate: crate::kpi::abandon_rate(today, queue.settings.abandon_rate_counts_short)
+                    .map_or(0.0, |v| v * 100.0),
                 asa_s: crate::kpi::asa(today).unwrap_or(0.0),
                 aht_s: crate::kpi::aht(today).unwrap_or(0.0),
                 agents: live.queue_counts(slot as u32).map(counts).unwrap_or_default(),

@@ -12,6 +12,7 @@ mod browser;
 mod browser_board;
 mod browser_identity;
 mod cli;
+mod demo;
 mod fragments;
 mod identity;
 mod migrations;

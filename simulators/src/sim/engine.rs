@@ -121,6 +121,8 @@ struct QueueRt {
     /// The volume noise's current quarter-hour (counted from the start) and standard normal state.
     noise_interval: i64,
     noise_z: f64,
+    /// The highest surge factor, built into the envelope.
+    surge_peak: f64,
     handle: Dist,
     patience: Option<Dist>,
     wrap_ms: i64,
@@ -176,6 +178,7 @@ pub struct Simulation {
     day_offset_ms: i64,
     curve: [f64; 24],
     curve_peak: f64,
+    surges: Vec<super::Surge>,
     rng: Random,
     now: i64,
     timers: BinaryHeap<Timer>,
@@ -217,11 +220,13 @@ impl Simulation {
             .iter()
             .map(|q| {
                 let peak_per_ms = finite_or_zero(q.calls_per_hour) * load * curve_peak / HOUR_MS as f64;
+                let surge_peak = super::Surge::peak(&params.surges, &q.name);
                 QueueRt {
                     name: q.name.clone(),
                     waiting: VecDeque::new(),
                     idle: BTreeSet::new(),
-                    envelope_per_ms: peak_per_ms * noise_cap,
+                    envelope_per_ms: peak_per_ms * noise_cap * surge_peak,
+                    surge_peak,
                     direct_envelope_per_ms: peak_per_ms * direct_fraction / (1.0 - direct_fraction),
                     arrival_clock: start_ms as f64,
                     direct_clock: start_ms as f64,
@@ -285,6 +290,7 @@ impl Simulation {
             day_offset_ms: i64::from(params.day_offset_s) * 1000 % DAY_MS,
             curve,
             curve_peak,
+            surges: params.surges,
             rng: Random::new(params.seed, STREAM_SIMULATION),
             now: start_ms,
             timers: BinaryHeap::new(),
@@ -428,9 +434,12 @@ impl Simulation {
         }
         loop {
             t += self.rng.exponential(1.0 / envelope);
-            let mut keep = interpolate(&self.curve, self.time_of_day_ms(t) / 1000.0) / self.curve_peak;
+            let seconds_of_day = self.time_of_day_ms(t) / 1000.0;
+            let mut keep = interpolate(&self.curve, seconds_of_day) / self.curve_peak;
             if !direct {
                 keep *= self.volume_factor(queue, t) / self.noise_cap;
+                let q = &self.queues[queue as usize];
+                keep *= super::Surge::at(&self.surges, &q.name, seconds_of_day) / q.surge_peak;
             }
             if keep >= 1.0 || self.rng.chance(keep) {
                 break;

@@ -213,6 +213,61 @@ pub struct SimParams {
     pub breaks: bool,
     /// `false`: everyone logs in at the start and never logs out.
     pub shifts: bool,
+    /// Spells when a queue gets more calls than forecast (a campaign, an outage elsewhere),
+    /// every day at the same time: the floor falls behind, callers wait and hang up.
+    pub surges: Vec<Surge>,
+}
+
+/// `factor` times a queue's calls from `from_s` to `to_s` (seconds after midnight on the
+/// simulation's clock; a spell may run past midnight). Unknown queues are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Surge {
+    pub queue: String,
+    pub from_s: u32,
+    pub to_s: u32,
+    /// 1 to 5; anything else counts as 1 (no surge).
+    pub factor: f64,
+}
+
+/// Largest surge factor honoured.
+pub const MAX_SURGE: f64 = 5.0;
+
+impl Surge {
+    fn factor(&self) -> f64 {
+        if self.factor.is_finite() && (1.0..=MAX_SURGE).contains(&self.factor) {
+            self.factor
+        } else {
+            1.0
+        }
+    }
+
+    /// Whether the spell covers `seconds` after midnight.
+    fn covers(&self, seconds: f64) -> bool {
+        let (from, to) = (f64::from(self.from_s % 86_400), f64::from(self.to_s % 86_400));
+        if from <= to {
+            (from..to).contains(&seconds)
+        } else {
+            seconds >= from || seconds < to
+        }
+    }
+
+    /// The factor on `queue`'s calls at `seconds` after midnight, of all `surges`.
+    pub(crate) fn at(surges: &[Surge], queue: &str, seconds: f64) -> f64 {
+        surges
+            .iter()
+            .filter(|s| s.queue == queue && s.covers(seconds))
+            .map(Surge::factor)
+            .fold(1.0, f64::max)
+    }
+
+    /// The highest factor `queue` ever gets.
+    pub(crate) fn peak(surges: &[Surge], queue: &str) -> f64 {
+        surges
+            .iter()
+            .filter(|s| s.queue == queue)
+            .map(Surge::factor)
+            .fold(1.0, f64::max)
+    }
 }
 
 impl Default for SimParams {
@@ -228,6 +283,7 @@ impl Default for SimParams {
             direct_call_fraction: 0.05,
             breaks: true,
             shifts: true,
+            surges: Vec::new(),
         }
     }
 }

@@ -553,6 +553,36 @@ fn arrivals_follow_the_curve() {
     assert_eq!(offered(0, Curve::Hourly(vec![0.0, f64::NAN, -1.0])), 0.0);
 }
 
+#[test]
+fn a_surge_multiplies_its_queues_calls_for_its_spell_only() {
+    // 3,600 calls an hour on a flat curve; 10:15–10:45 at 3×: 900 + 2 × 900 extra in the hour.
+    // Bounds: 4 Poisson standard deviations.
+    let scenario = single_queue(0, 3600.0, Dist::Fixed(60.0), Some(Dist::Fixed(1.0)));
+    let queue = scenario.queues[0].name.clone();
+    let offered = |surges: Vec<crate::sim::Surge>| {
+        let params = SimParams {
+            day_offset_s: 10 * 3600,
+            surges,
+            ..bare_params(11)
+        };
+        run(&scenario, params, HOUR_MS).1.stats().queues[0].offered as f64
+    };
+    let within = |measured: f64, expected: f64| (measured - expected).abs() < 4.0 * expected.sqrt();
+    let surge = |queue: &str, factor: f64| crate::sim::Surge {
+        queue: queue.to_owned(),
+        from_s: 10 * 3600 + 900,
+        to_s: 10 * 3600 + 2700,
+        factor,
+    };
+    let surged = offered(vec![surge(&queue, 3.0)]);
+    assert!(within(surged, 7200.0), "surged {surged}");
+    let elsewhere = offered(vec![surge("another queue", 3.0)]);
+    assert!(within(elsewhere, 3600.0), "another queue's surge: {elsewhere}");
+    // Out of range, a factor is no surge at all.
+    let nonsense = offered(vec![surge(&queue, f64::NAN), surge(&queue, 0.2), surge(&queue, 50.0)]);
+    assert!(within(nonsense, 3600.0), "nonsense factors: {nonsense}");
+}
+
 /// Calls per quarter-hour over 500 hours (at 60 calls an hour, with nobody to answer them).
 fn quarter_hour_counts(volume_noise: f64, seed: u64) -> Vec<f64> {
     let scenario = single_queue(0, 60.0, Dist::Fixed(60.0), Some(Dist::Fixed(1.0)));

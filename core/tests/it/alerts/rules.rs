@@ -443,3 +443,69 @@ async fn rules_are_one_flow_for_the_api_and_the_admin_form(server: &TestServer) 
     .concat();
     assert_eq!(audited, expected);
 }
+
+/// A rule reads a queue's service level and abandon rate in percent, as the board shows them
+/// (the starter rule compares the service level with the target in percent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_read_service_level_and_abandon_rate_in_percent() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let (admin, _, _) = acme(&server).await;
+    // Three callers answered within the threshold, one hangs up: 75 % by the default variant
+    // (answered within of answered and abandoned), 25 % abandoned.
+    let mut events = Vec::new();
+    for n in 0..4 {
+        events.push(event(
+            &format!("j{n}"),
+            json!({ "type": "caller_join", "queue": "Sales", "call": format!("c{n}") }),
+        ));
+    }
+    for n in 0..3 {
+        events.push(event(
+            &format!("a{n}"),
+            json!({ "type": "caller_answer", "queue": "Sales", "call": format!("c{n}"), "agent": "1001", "wait_s": 5.0 }),
+        ));
+    }
+    events.push(event(
+        "l3",
+        json!({ "type": "caller_leave", "queue": "Sales", "call": "c3", "reason": "abandon", "wait_s": 40.0 }),
+    ));
+    server.post("/api/v1/events", &admin, json!(events)).await.expect(200);
+    let holds = |expression: &'static str| {
+        let (server, admin) = (&server, &admin);
+        async move {
+            let tested = server
+                .post(
+                    "/api/v1/alert-rules/test",
+                    admin,
+                    json!({ "scope": "queue", "expression": expression, "message": "{queue.name}" }),
+                )
+                .await;
+            tested.expect(200);
+            tested.body["holding"].as_array().map_or(0, Vec::len)
+        }
+    };
+    let seen = server
+        .post(
+            "/api/v1/alert-rules/test",
+            &admin,
+            json!({ "scope": "queue", "expression": "true",
+                    "message": "{queue.service_level} {queue.abandon_rate} {queue.offered} {queue.answered} {queue.abandoned}" }),
+        )
+        .await;
+    let seen = seen.body["holding"][0]["message"].clone();
+    assert_eq!(
+        holds("queue.service_level > 74.0 && queue.service_level < 76.0").await,
+        1,
+        "{seen}"
+    );
+    assert_eq!(
+        holds("queue.abandon_rate > 24.0 && queue.abandon_rate < 26.0").await,
+        1,
+        "{seen}"
+    );
+    // Against the queue's 80 % target: under it, but not more than 5 points under (the
+    // starter rule's condition), which a fraction (0.75) would be.
+    assert_eq!(holds("queue.service_level < queue.sl_target").await, 1);
+    assert_eq!(holds("queue.service_level < queue.sl_target - 5").await, 0, "{seen}");
+    server.stop().await;
+}
