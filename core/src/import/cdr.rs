@@ -3,7 +3,6 @@
 //! then `peeraccount`, `linkedid`, `sequence` with `newcdrcolumns`.
 
 use chrono::TimeZone as _;
-use sha2::{Digest as _, Sha256};
 
 use super::{Progress, Refused, Report, csv_fields};
 use crate::store::call_records::{self, CallRecord};
@@ -24,9 +23,10 @@ fn instant(text: &str, zone: chrono_tz::Tz, column: &str) -> Result<i64, String>
         .ok_or_else(|| format!("{column} `{text}` does not exist in {zone} (a clock change)"))
 }
 
-/// One line as a record. `occurrence` counts earlier lines of the file with the same text (two
-/// legs of a call can be written identically): with the text it makes the record's key, which
-/// stays the same when the file grows (Master.csv is only appended to).
+/// One line as a record. `occurrence` counts earlier records of the file with the same
+/// identity (two legs of a call can agree on it): with the identity it makes the record's key
+/// ([`call_records::key`]), which stays the same when the file grows (Master.csv is only
+/// appended to) and when the same CDR is written with other quoting.
 pub fn parse(line: &str, occurrence: usize, zone: chrono_tz::Tz) -> Result<CallRecord, String> {
     let fields = csv_fields(line)?;
     if !matches!(fields.len(), 16 | 17 | 18 | 21) {
@@ -53,12 +53,12 @@ pub fn parse(line: &str, occurrence: usize, zone: chrono_tz::Tz) -> Result<CallR
     if ended_at < started_at {
         return Err("the call ends before it starts".into());
     }
-    let digest = Sha256::digest(line.trim_end().as_bytes());
-    let key: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let call_id = fields.get(16).cloned().unwrap_or_default();
+    let key = call_records::key(&call_id, started_at, &fields[5], &fields[2], &disposition, occurrence);
     Ok(CallRecord {
-        key: format!("{key}-{occurrence}"),
+        key,
         source: "asterisk-cdr".into(),
-        call_id: fields.get(16).cloned().unwrap_or_default(),
+        call_id,
         caller: fields[1].clone(),
         destination: fields[2].clone(),
         context: fields[3].clone(),
@@ -88,13 +88,22 @@ pub async fn import(
     let mut progress = Progress::new("importing CDRs", lines.len(), show_progress);
     let mut by_disposition: Vec<(String, u64)> = DISPOSITIONS.iter().map(|d| ((*d).to_owned(), 0)).collect();
     let mut batch = Vec::with_capacity(BATCH);
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (done, (number, line)) in lines.iter().enumerate() {
-        let occurrence = seen.entry(line.trim_end()).or_insert(0);
-        let this = *occurrence;
-        *occurrence += 1;
-        match parse(line, this, zone) {
-            Ok(record) => {
+        match parse(line, 0, zone) {
+            Ok(mut record) => {
+                // The same identity again in this file: another leg, counted.
+                let occurrence = seen.entry(record.key.clone()).or_insert(0);
+                let r = &record;
+                record.key = call_records::key(
+                    &r.call_id,
+                    r.started_at,
+                    &r.channel,
+                    &r.destination,
+                    &r.disposition,
+                    *occurrence,
+                );
+                *occurrence += 1;
                 if let Some(count) = by_disposition.iter_mut().find(|(d, _)| *d == record.disposition) {
                     count.1 += 1;
                 }

@@ -7,7 +7,8 @@ use crate::on_db;
 /// One CDR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {
-    /// A digest of the source line: the same line is stored once.
+    /// What identifies the record ([`key`]): the same CDR is stored once, however its line was
+    /// written.
     pub key: String,
     pub source: String,
     pub call_id: String,
@@ -25,6 +26,86 @@ pub struct CallRecord {
     /// `ANSWERED`, `NO ANSWER`, `BUSY`, `FAILED`, `CONGESTION`, `CANCEL`.
     pub disposition: String,
     pub account: String,
+}
+
+/// The fields that identify a CDR: the PBX's unique id, the start, the channel, the
+/// destination and the disposition. Two legs of one call can agree on all of them, so the
+/// key adds how many earlier records of the same import had the same identity.
+pub fn key(
+    call_id: &str,
+    started_at: i64,
+    channel: &str,
+    destination: &str,
+    disposition: &str,
+    occurrence: usize,
+) -> String {
+    use sha2::Digest as _;
+    let identity = [call_id, &started_at.to_string(), channel, destination, disposition].join("\u{1f}");
+    let digest = sha2::Sha256::digest(identity.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{KEY_VERSION}{hex}-{occurrence}")
+}
+
+/// Keys made by [`key`] start so; keys of records imported before (a digest of the line's
+/// text) do not, and [`rekey_legacy`] brings those in line.
+const KEY_VERSION: &str = "v2:";
+
+/// Records imported before CDRs were identified by their fields get their key from their
+/// fields (in import order, so two identical legs stay two); one that is already there under
+/// its new key (imported again since) is the same record and is dropped. Returns how many
+/// were rekeyed.
+pub async fn rekey_legacy(store: &Store) -> StoreResult<u64> {
+    const PAGE: i64 = 5_000;
+    const DONE: &str = "call_records.keys";
+    if super::accounts::get_state(store, DONE).await?.as_deref() == Some(KEY_VERSION) {
+        return Ok(0);
+    }
+    let pattern = format!("{KEY_VERSION}%");
+    let mut occurrences: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    let mut rekeyed = 0;
+    loop {
+        type Legacy = (String, String, String, i64, String, String, String);
+        let rows: Vec<Legacy> = on_db!(&store.db, |pool, DB| {
+            sqlx::query_as::<DB, Legacy>(
+                "SELECT tenant_id, record_key, call_id, started_at, channel, destination, disposition \
+                 FROM call_records WHERE record_key NOT LIKE $1 ORDER BY tenant_id, imported_at, record_key LIMIT $2",
+            )
+            .bind(&pattern)
+            .bind(PAGE)
+            .fetch_all(pool)
+            .await
+        })?;
+        if rows.is_empty() {
+            super::accounts::set_state(store, DONE, KEY_VERSION).await?;
+            return Ok(rekeyed);
+        }
+        on_db!(&store.db, |pool, DB| {
+            let mut tx = pool.begin().await?;
+            for (tenant, old, call_id, started_at, channel, destination, disposition) in &rows {
+                let identity = key(call_id, *started_at, channel, destination, disposition, 0);
+                let seen = occurrences.entry((tenant.clone(), identity)).or_insert(0);
+                let new = key(call_id, *started_at, channel, destination, disposition, *seen);
+                *seen += 1;
+                sqlx::query::<DB>(
+                    "DELETE FROM call_records WHERE tenant_id = $1 AND record_key = $2 AND EXISTS \
+                     (SELECT 1 FROM call_records c WHERE c.tenant_id = $1 AND c.record_key = $3)",
+                )
+                .bind(tenant)
+                .bind(old)
+                .bind(&new)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query::<DB>("UPDATE call_records SET record_key = $3 WHERE tenant_id = $1 AND record_key = $2")
+                    .bind(tenant)
+                    .bind(old)
+                    .bind(&new)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })?;
+        rekeyed += rows.len() as u64;
+    }
 }
 
 /// Rows per statement (18 parameters each).

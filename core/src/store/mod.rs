@@ -52,6 +52,8 @@ pub enum OpenError {
     DataDir(String),
     #[error("{0}")]
     SecretKey(String),
+    #[error("{0}")]
+    Upgrade(String),
 }
 
 impl Store {
@@ -72,7 +74,18 @@ impl Store {
             None => SecretBox::load_or_create(&config.data_dir),
         }
         .map_err(|e| OpenError::SecretKey(e.to_string()))?;
-        Ok(Store { db, secrets })
+        let store = Store { db, secrets };
+        // Data the schema alone cannot bring in line (once; nothing to do afterwards).
+        match call_records::rekey_legacy(&store).await {
+            Ok(0) => {}
+            Ok(rekeyed) => tracing::info!(rekeyed, "imported CDRs are now identified by their fields"),
+            Err(e) => {
+                return Err(OpenError::Upgrade(format!(
+                    "identifying imported CDRs by their fields: {e}"
+                )));
+            }
+        }
+        Ok(store)
     }
 
     /// Connects and applies pending migrations only (`monti migrate`); the number applied.

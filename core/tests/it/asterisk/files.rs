@@ -29,6 +29,36 @@ fn importing_cdrs_counts_what_the_file_holds_once() {
     let (ok, out, _) = common::monti_cli(&data, &["import", "cdr", file, "--tenant", "acme", "--timezone", "UTC"]);
     assert!(ok);
     assert!(out.contains("218 lines: 0 records added, 218 already there"), "{out}");
+    // The same CDRs written with other quoting (numbers quoted, empty fields bare) are the same
+    // records: a CDR is identified by its fields, not by its line's text.
+    let requoted: Vec<String> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            fields
+                .iter()
+                .map(|f| match *f {
+                    "\"\"" => String::new(),
+                    number if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => {
+                        format!("\"{number}\"")
+                    }
+                    other => other.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert_ne!(requoted.join("\n"), std::fs::read_to_string(file).unwrap().trim_end());
+    let requoted_file = dir.path().join("requoted.csv");
+    std::fs::write(&requoted_file, requoted.join("\n")).unwrap();
+    let requoted_file = requoted_file.to_str().unwrap();
+    let (ok, out, err) = common::monti_cli(
+        &data,
+        &["import", "cdr", requoted_file, "--tenant", "acme", "--timezone", "UTC"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("218 lines: 0 records added, 218 already there"), "{out}");
 
     // Broken lines are reported with their numbers; the good ones are imported once.
     let text = std::fs::read_to_string(file).unwrap();
@@ -312,4 +342,46 @@ async fn imports_approvals_and_key_rotation_work_on_postgres() {
         .unwrap();
     assert_eq!(secrets.get("password").map(String::as_str), Some("pw-1"));
     server.stop().await;
+}
+
+/// CDRs imported while records were keyed by their line's text get keys from their fields when
+/// the server starts: importing the same lines again adds nothing, and two identical legs stay
+/// two records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdrs_imported_before_are_identified_by_their_fields_too() {
+    use monti::store::call_records;
+    let s = common::TestServer::start(common::Backend::Sqlite).await.unwrap();
+    s.tenant("acme", monti::domain::Role::TenantAdmin).await;
+    let scope = monti::store::tenants::system_scope(&s.store, "acme", monti::store::SystemActor::Operator)
+        .await
+        .unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cdr/cdr.csv");
+    let line = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let record = monti::import::cdr::parse(&line, 0, chrono_tz::UTC).unwrap();
+    // Two identical legs as the earlier import stored them: a digest of the text, counted.
+    let legacy: Vec<call_records::CallRecord> = (0..2)
+        .map(|n| call_records::CallRecord {
+            key: format!("5f2d0c7e9a41b3d86e0f1a2b3c4d5e6f-{n}"),
+            ..record.clone()
+        })
+        .collect();
+    assert_eq!(call_records::insert(&s.store, &scope, &legacy).await.unwrap(), 2);
+    monti::store::accounts::set_state(&s.store, "call_records.keys", "")
+        .await
+        .unwrap();
+    assert_eq!(call_records::rekey_legacy(&s.store).await.unwrap(), 2);
+    assert_eq!(call_records::rekey_legacy(&s.store).await.unwrap(), 0, "once");
+    let text = format!("{line}\n{line}\n");
+    let (report, _) = monti::import::cdr::import(&s.store, &scope, &text, chrono_tz::UTC, false)
+        .await
+        .unwrap();
+    assert_eq!((report.added, report.already), (0, 2));
+    let dispositions = call_records::dispositions(&s.store, &scope).await.unwrap();
+    assert_eq!(dispositions, vec![("NO ANSWER".to_owned(), 2)]);
+    s.stop().await;
 }
