@@ -315,17 +315,21 @@ pub async fn end_earlier_run(
                         queue: queue.id.to_string(),
                         call: call.to_string(),
                         reason: LeaveReason::Timeout,
-                        wait_s: (now - joined).max(0) as f64 / 1000.0,
+                        // Events say at most a day (the floor is rebuilt from the last one).
+                        wait_s: ((now - joined).max(0) as f64 / 1000.0).min(86_400.0),
                     },
                 })
             })
             .collect()
     };
-    let count = leaving.len();
-    if count > 0 {
-        live.ingest(scope, leaving.into_iter().map(Ok).collect(), now).await?;
+    if leaving.is_empty() {
+        return Ok(0);
     }
-    Ok(count)
+    let outcomes = live.ingest(scope, leaving.into_iter().map(Ok).collect(), now).await?;
+    Ok(outcomes
+        .iter()
+        .filter(|o| matches!(o, crate::live::service::Outcome::Accepted(_)))
+        .count())
 }
 
 /// Disables the Asterisk connector of an earlier `demo --asterisk` run, if the demo tenant has

@@ -53,12 +53,10 @@ pub fn parse(line: &str, occurrence: usize, zone: chrono_tz::Tz) -> Result<CallR
     if ended_at < started_at {
         return Err("the call ends before it starts".into());
     }
-    let call_id = fields.get(16).cloned().unwrap_or_default();
-    let key = call_records::key(&call_id, started_at, &fields[5], &fields[2], &disposition, occurrence);
-    Ok(CallRecord {
-        key,
+    let mut record = CallRecord {
+        key: String::new(),
         source: "asterisk-cdr".into(),
-        call_id,
+        call_id: fields.get(16).cloned().unwrap_or_default(),
         caller: fields[1].clone(),
         destination: fields[2].clone(),
         context: fields[3].clone(),
@@ -72,7 +70,9 @@ pub fn parse(line: &str, occurrence: usize, zone: chrono_tz::Tz) -> Result<CallR
         billsec_s: number(13, "billsec")?,
         disposition,
         account: fields[0].clone(),
-    })
+    };
+    record.key = call_records::key(&record, occurrence);
+    Ok(record)
 }
 
 /// Imports the file's text into the tenant; returns the report and the good lines' counts by
@@ -94,15 +94,7 @@ pub async fn import(
             Ok(mut record) => {
                 // The same identity again in this file: another leg, counted.
                 let occurrence = seen.entry(record.key.clone()).or_insert(0);
-                let r = &record;
-                record.key = call_records::key(
-                    &r.call_id,
-                    r.started_at,
-                    &r.channel,
-                    &r.destination,
-                    &r.disposition,
-                    *occurrence,
-                );
+                record.key = call_records::key(&record, *occurrence);
                 *occurrence += 1;
                 if let Some(count) = by_disposition.iter_mut().find(|(d, _)| *d == record.disposition) {
                     count.1 += 1;

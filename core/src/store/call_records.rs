@@ -28,19 +28,23 @@ pub struct CallRecord {
     pub account: String,
 }
 
-/// The fields that identify a CDR: the PBX's unique id, the start, the channel, the
-/// destination and the disposition. Two legs of one call can agree on all of them, so the
-/// key adds how many earlier records of the same import had the same identity.
-pub fn key(
-    call_id: &str,
-    started_at: i64,
-    channel: &str,
-    destination: &str,
-    disposition: &str,
-    occurrence: usize,
-) -> String {
+/// What identifies a CDR: the PBX's unique id, the start and end, the channel and the
+/// destination channel, the destination, the billed seconds and the disposition — what
+/// Asterisk writes for one leg, whatever the quoting. Two legs can still agree on all of it, so
+/// the key adds how many earlier records of the same import had the same identity.
+pub fn key(r: &CallRecord, occurrence: usize) -> String {
     use sha2::Digest as _;
-    let identity = [call_id, &started_at.to_string(), channel, destination, disposition].join("\u{1f}");
+    let identity = [
+        r.call_id.as_str(),
+        &r.started_at.to_string(),
+        &r.ended_at.to_string(),
+        &r.channel,
+        &r.dst_channel,
+        &r.destination,
+        &r.billsec_s.to_string(),
+        &r.disposition,
+    ]
+    .join("\u{1f}");
     let digest = sha2::Sha256::digest(identity.as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("{KEY_VERSION}{hex}-{occurrence}")
@@ -51,60 +55,101 @@ pub fn key(
 const KEY_VERSION: &str = "v2:";
 
 /// Records imported before CDRs were identified by their fields get their key from their
-/// fields (in import order, so two identical legs stay two); one that is already there under
-/// its new key (imported again since) is the same record and is dropped. Returns how many
-/// were rekeyed.
+/// fields, in import order so that two identical legs stay two; one already there under its
+/// new key (imported again since) is the same record and is dropped. All in one transaction:
+/// an interrupted run leaves everything as it was, and the next start does it again. Returns
+/// how many were rekeyed.
 pub async fn rekey_legacy(store: &Store) -> StoreResult<u64> {
-    const PAGE: i64 = 5_000;
     const DONE: &str = "call_records.keys";
     if super::accounts::get_state(store, DONE).await?.as_deref() == Some(KEY_VERSION) {
         return Ok(0);
     }
     let pattern = format!("{KEY_VERSION}%");
-    let mut occurrences: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
-    let mut rekeyed = 0;
-    loop {
-        type Legacy = (String, String, String, i64, String, String, String);
-        let rows: Vec<Legacy> = on_db!(&store.db, |pool, DB| {
-            sqlx::query_as::<DB, Legacy>(
-                "SELECT tenant_id, record_key, call_id, started_at, channel, destination, disposition \
-                 FROM call_records WHERE record_key NOT LIKE $1 ORDER BY tenant_id, imported_at, record_key LIMIT $2",
+    let rekeyed = on_db!(&store.db, |pool, DB| {
+        let mut tx = pool.begin().await?;
+        let legacy: Vec<(String, String, RecordFields)> = sqlx::query_as::<DB, (String, String, String, i64, i64, String, String, String, i64, String)>(
+            "SELECT tenant_id, record_key, call_id, started_at, ended_at, channel, dst_channel, destination, billsec_s, \
+             disposition FROM call_records WHERE record_key NOT LIKE $1 ORDER BY tenant_id, imported_at, record_key",
+        )
+        .bind(&pattern)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(tenant, old, call_id, started_at, ended_at, channel, dst_channel, destination, billsec_s, disposition)| {
+            let fields = RecordFields {
+                call_id,
+                started_at,
+                ended_at,
+                channel,
+                dst_channel,
+                destination,
+                billsec_s,
+                disposition,
+            };
+            (tenant, old, fields)
+        })
+        .collect();
+        let mut occurrences: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+        for (tenant, old, fields) in &legacy {
+            let record = fields.record();
+            let seen = occurrences.entry((tenant.clone(), key(&record, 0))).or_insert(0);
+            let new = key(&record, *seen);
+            *seen += 1;
+            sqlx::query::<DB>(
+                "DELETE FROM call_records WHERE tenant_id = $1 AND record_key = $2 AND EXISTS \
+                 (SELECT 1 FROM call_records c WHERE c.tenant_id = $1 AND c.record_key = $3)",
             )
-            .bind(&pattern)
-            .bind(PAGE)
-            .fetch_all(pool)
-            .await
-        })?;
-        if rows.is_empty() {
-            super::accounts::set_state(store, DONE, KEY_VERSION).await?;
-            return Ok(rekeyed);
-        }
-        on_db!(&store.db, |pool, DB| {
-            let mut tx = pool.begin().await?;
-            for (tenant, old, call_id, started_at, channel, destination, disposition) in &rows {
-                let identity = key(call_id, *started_at, channel, destination, disposition, 0);
-                let seen = occurrences.entry((tenant.clone(), identity)).or_insert(0);
-                let new = key(call_id, *started_at, channel, destination, disposition, *seen);
-                *seen += 1;
-                sqlx::query::<DB>(
-                    "DELETE FROM call_records WHERE tenant_id = $1 AND record_key = $2 AND EXISTS \
-                     (SELECT 1 FROM call_records c WHERE c.tenant_id = $1 AND c.record_key = $3)",
-                )
+            .bind(tenant)
+            .bind(old)
+            .bind(&new)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query::<DB>("UPDATE call_records SET record_key = $3 WHERE tenant_id = $1 AND record_key = $2")
                 .bind(tenant)
                 .bind(old)
                 .bind(&new)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query::<DB>("UPDATE call_records SET record_key = $3 WHERE tenant_id = $1 AND record_key = $2")
-                    .bind(tenant)
-                    .bind(old)
-                    .bind(&new)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        })?;
-        rekeyed += rows.len() as u64;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(legacy.len() as u64)
+    })?;
+    super::accounts::set_state(store, DONE, KEY_VERSION).await?;
+    Ok(rekeyed)
+}
+
+/// The stored fields [`key`] reads.
+struct RecordFields {
+    call_id: String,
+    started_at: i64,
+    ended_at: i64,
+    channel: String,
+    dst_channel: String,
+    destination: String,
+    billsec_s: i64,
+    disposition: String,
+}
+
+impl RecordFields {
+    fn record(&self) -> CallRecord {
+        CallRecord {
+            key: String::new(),
+            source: String::new(),
+            call_id: self.call_id.clone(),
+            caller: String::new(),
+            destination: self.destination.clone(),
+            context: String::new(),
+            channel: self.channel.clone(),
+            dst_channel: self.dst_channel.clone(),
+            last_app: String::new(),
+            started_at: self.started_at,
+            answered_at: None,
+            ended_at: self.ended_at,
+            duration_s: 0,
+            billsec_s: self.billsec_s,
+            disposition: self.disposition.clone(),
+            account: String::new(),
+        }
     }
 }
 

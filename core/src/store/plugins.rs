@@ -586,8 +586,6 @@ pub async fn dead_letter_events(
     serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("a dead letter does not read: {e}")))
 }
 
-/// Dead letters waiting for the plugin of `installation_id`, over all tenants: (plugin id,
-/// count), for the `plugin_dead_letters` gauge.
 /// How many dead letters the tenant's installation holds.
 pub async fn dead_letter_depth(store: &Store, tenant: &TenantId, installation_id: &str) -> StoreResult<i64> {
     let tenant_id = tenant.as_str();

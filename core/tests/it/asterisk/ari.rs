@@ -216,10 +216,20 @@ async fn a_supervisor_listens_in_and_hangs_up_from_the_board() {
     let (_bridge, snoop, supervisor) = snoop_session(&ari, "listen").await;
     assert_eq!(snoop["snoops"]["channel"], json!(member_channel_id(call)));
     assert!(supervisor["name"].as_str().unwrap().starts_with("PJSIP/2001-"));
+    // The answer comes once the connector has answered too; on a loaded machine that can take
+    // a while. Whatever the drawer then says is shown if it is not the notice.
+    let answered = page
+        .wait_for(
+            "document.querySelector('#control-result.notice, #control-result.field-error') !== null",
+            Duration::from_secs(30),
+        )
+        .await;
+    let said = page
+        .eval("document.querySelector('#control-result')?.outerHTML ?? ''")
+        .await;
     assert!(
-        page.wait_for("document.querySelector('#control-result.notice') !== null", wait)
-            .await,
-        "the drawer says it was sent"
+        answered && said.as_str().is_some_and(|html| html.contains("notice")),
+        "the drawer says it was sent: {said}"
     );
     page.click("#hangup").await;
     let started = Instant::now();
