@@ -297,41 +297,12 @@ async fn filters_decide_what_is_pushed_to_each_viewer() {
 /// 10 s of start (the clock starts when the process is spawned; the build is not counted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_two_thousand_agents_moving_within_ten_seconds() {
-    use tokio::io::AsyncBufReadExt;
     let Some(browser) = Browser::launch().await else { return };
     // Timed from the demo's start: nothing else of the suite runs meanwhile.
     let _alone = common::alone().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti"))
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-        .env_remove("MONTI_DATABASE_URL")
-        .env("MONTI_DATA_DIR", dir.path())
-        .env("MONTI_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let password = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("admin@demo.example") {
-                return line.split_whitespace().last().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("the demo prints the admin's sign-in");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let demo = common::Demo::start(&[]).await;
+    let (port, password) = (demo.port, demo.admin_password.clone());
     let mut page = browser.page().await;
     page.goto(&format!("http://127.0.0.1:{port}/board")).await;
     page.fill("#email", "admin@demo.example").await;
@@ -358,7 +329,7 @@ async fn the_demo_shows_two_thousand_agents_moving_within_ten_seconds() {
     );
     assert!(took < Duration::from_secs(10), "moving after {took:?}, not within 10 s");
     println!("the demo's board was moving {took:?} after start");
-    let _ = child.kill().await;
+    drop(demo);
     browser.close().await;
 }
 
@@ -366,38 +337,9 @@ async fn the_demo_shows_two_thousand_agents_moving_within_ten_seconds() {
 /// laptop to a 4K TV; screenshots of each are left in the target directory to look at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_tiles_show_every_figure_in_full_at_every_width() {
-    use tokio::io::AsyncBufReadExt;
     let Some(browser) = Browser::launch().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti"))
-        .args(["demo", "--agents", "200", "--listen", &format!("127.0.0.1:{port}")])
-        .env_remove("MONTI_DATABASE_URL")
-        .env("MONTI_DATA_DIR", dir.path())
-        .env("MONTI_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let password = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("admin@demo.example") {
-                return line.split_whitespace().last().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("the demo prints the admin's sign-in");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let demo = common::Demo::start(&["--agents", "200"].map(std::ffi::OsStr::new)).await;
+    let (port, password) = (demo.port, demo.admin_password.clone());
     let mut page = browser.page().await;
     page.goto(&format!("http://127.0.0.1:{port}/board")).await;
     page.fill("#email", "admin@demo.example").await;

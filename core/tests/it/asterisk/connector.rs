@@ -129,48 +129,11 @@ async fn wrong_credentials_are_reported_and_retried_without_hammering() {
 /// on the board as the simulated Asterisk reports them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_through_a_simulated_asterisk() {
-    use tokio::io::AsyncBufReadExt;
     let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
         .expect("the connector builds");
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti"))
-        .args([
-            "demo",
-            "--asterisk",
-            "--agents",
-            "200",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--asterisk-plugin")
-        .arg(&wasm)
-        .env_remove("MONTI_DATABASE_URL")
-        .env("MONTI_DATA_DIR", dir.path())
-        .env("MONTI_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let token = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.trim().starts_with("monti_") {
-                return Some(line.trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("the demo prints an API token");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let args = ["--asterisk", "--agents", "200", "--asterisk-plugin"].map(std::ffi::OsStr::new);
+    let demo = common::Demo::start(&[&args[..], &[wasm.as_os_str()]].concat()).await;
+    let (port, token) = (demo.port, demo.token.clone());
     let client = reqwest::Client::new();
     let get = |path: &str| {
         client
@@ -217,7 +180,7 @@ async fn the_demo_runs_through_a_simulated_asterisk() {
         assert!(started.elapsed() < Duration::from_secs(30), "the floor stands still");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let _ = child.kill().await;
+    drop(demo);
 }
 
 /// Acceptance: the captured AMI sessions, replayed by the simulator line for line over TCP to

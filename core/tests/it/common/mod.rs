@@ -665,3 +665,66 @@ pub fn monti_cli(data: &std::path::Path, args: &[&str]) -> (bool, String, String
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A `monti demo` process on a free port with a data directory of its own.
+pub struct Demo {
+    pub port: u16,
+    /// The tenant admin's password (`admin@demo.example`) and the admin API token it printed.
+    pub admin_password: String,
+    pub token: String,
+    _child: tokio::process::Child,
+    _data: tempfile::TempDir,
+}
+
+impl Demo {
+    /// Starts `monti demo --listen …` with `args` and waits for its banner.
+    pub async fn start(args: &[&std::ffi::OsStr]) -> Demo {
+        use tokio::io::AsyncBufReadExt;
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_monti"))
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("MONTI_DATABASE_URL")
+            .env("MONTI_DATA_DIR", data.path())
+            .env("MONTI_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (admin_password, token) = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut password = None;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("admin@demo.example") {
+                    password = line.split_whitespace().last().map(str::to_owned);
+                }
+                if line.trim().starts_with("monti_") {
+                    return password.zip(Some(line.trim().to_owned()));
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .expect("the demo prints the admin's sign-in and an API token");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Demo {
+            port,
+            admin_password,
+            token,
+            _child: child,
+            _data: data,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
