@@ -1,8 +1,9 @@
 //! People's accounts across the installation: the operator creating, disabling and enabling
 //! accounts and making password-reset links (the command line), a tenant admin's reset link for
-//! one of their members (the users page), the first platform admin (the setup page), and a
-//! signed-in person ending their own sessions (the account page). One flow each, audited.
-//! Signing in itself (passwords, lockouts, single sign-on) is `auth`.
+//! one of their members (the users page), mailing a reset link (the users page and the
+//! forgotten-password page), the first platform admin (the setup page), and a signed-in person
+//! ending their own sessions (the account page). One flow each, audited. Signing in itself
+//! (passwords, lockouts, single sign-on) is `auth`.
 
 use std::time::Duration;
 
