@@ -152,6 +152,31 @@ impl QueueLive {
         &self.today
     }
 
+    /// Callers offered in each half hour of today (the tenant's day) up to `now_ms`, the
+    /// current one included.
+    pub fn offered_by_half_hour(&self, now_ms: i64) -> Vec<u64> {
+        use chrono::TimeZone as _;
+        let Some(today) = self.date_of(now_ms) else {
+            return Vec::new();
+        };
+        let midnight = today
+            .and_hms_opt(0, 0, 0)
+            .and_then(|m| self.tz.from_local_datetime(&m).earliest())
+            .map_or(now_ms, |m| m.timestamp_millis());
+        let first = midnight.div_euclid(QUARTER_MS);
+        let last = now_ms.div_euclid(QUARTER_MS);
+        let offered = |quarter: i64| -> u64 {
+            self.quarters
+                .iter()
+                .find(|(q, _)| *q == quarter)
+                .map_or(0, |(_, c)| c.offered)
+        };
+        (first..=last)
+            .step_by(2)
+            .map(|quarter| offered(quarter) + if quarter < last { offered(quarter + 1) } else { 0 })
+            .collect()
+    }
+
     /// Counters over the last `minutes` minutes up to `now_ms`: exact to the minute up to an
     /// hour; longer windows (at most 24 h) in whole quarter hours, the current one included.
     pub fn window(&self, minutes: u32, now_ms: i64) -> QueueCounters {

@@ -215,7 +215,20 @@ pub async fn home(State(app): State<AppState>, page: super::session::PageContext
             StatusCode::FORBIDDEN,
         );
     };
-    let mut view = HomeView { sections: None };
+    let mut view = HomeView {
+        sections: None,
+        today: None,
+        alerts_html: None,
+    };
+    if let crate::auth::Principal::Tenant(scope) = principal
+        && crate::auth::permits(scope.role(), crate::auth::Action::Read, crate::auth::Area::Live)
+        && let Ok(floor) = app.live.floor(scope).await
+    {
+        view.today = Some(today_by_queue(&floor));
+        let firing = app.rules.firing(scope.tenant_id()).borrow().clone();
+        let banner = super::alerts_ui::banner(&app.templates, &firing, &floor, scope.visibility(), page.locale);
+        view.alerts_html = Some(banner);
+    }
     if let crate::auth::Principal::Tenant(scope) = principal {
         let t = page.locale;
         let mut sections = Vec::new();
@@ -245,9 +258,75 @@ pub async fn home(State(app): State<AppState>, page: super::session::PageContext
     render_view(&app, &page, "pages/home.html", &view, StatusCode::OK)
 }
 
-/// `pages/home.html`: for a tenant's member, the sections they may open with their counts.
+/// Today per queue, for the home page: the figures the board's tiles show, and a sparkline of
+/// the calls offered by half hour.
+fn today_by_queue(floor: &crate::live::registry::Floor) -> Vec<QueueToday> {
+    let now = crate::domain::time::now_ms();
+    let live = floor.live.lock().unwrap_or_else(|e| e.into_inner());
+    live.queues()
+        .iter()
+        .zip(&floor.queues)
+        .map(|(queue, info)| {
+            let today = queue.today();
+            let service_level = crate::kpi::service_level(today, queue.settings.service_level);
+            let by_half_hour = queue.offered_by_half_hour(now);
+            QueueToday {
+                name: info.name.clone(),
+                offered: today.offered,
+                service_level: super::board::render::percent(service_level),
+                below_target: service_level.is_some_and(|v| v * 100.0 + 1e-9 < f64::from(info.target_pct)),
+                target_pct: info.target_pct,
+                abandon_rate: super::board::render::percent(crate::kpi::abandon_rate(
+                    today,
+                    queue.settings.abandon_rate_counts_short,
+                )),
+                sparkline: sparkline(&by_half_hour),
+                half_hours: by_half_hour,
+            }
+        })
+        .collect()
+}
+
+/// A polyline's points for `values` in a 96 × 24 box (the highest value at the top).
+fn sparkline(values: &[u64]) -> String {
+    let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let step = if values.len() > 1 {
+        96.0 / (values.len() - 1) as f64
+    } else {
+        0.0
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, 23.0 - 22.0 * *v as f64 / max))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One queue's row on the home page.
+#[derive(serde::Serialize)]
+struct QueueToday {
+    name: String,
+    offered: u64,
+    service_level: String,
+    below_target: bool,
+    target_pct: u32,
+    abandon_rate: String,
+    /// `points` of the sparkline's polyline.
+    sparkline: String,
+    /// Offered per half hour since midnight (the sparkline's values, for its text).
+    half_hours: Vec<u64>,
+}
+
+/// `pages/home.html`: for a tenant's member, today's overview (for those who may watch the
+/// floor) and the sections they may open with their counts.
 #[derive(serde::Serialize)]
 struct HomeView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    today: Option<Vec<QueueToday>>,
+    /// The alerts firing that the viewer may see (the board's banner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts_html: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sections: Option<Vec<Value>>,
 }

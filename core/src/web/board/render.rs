@@ -144,7 +144,8 @@ pub fn removal(out: &mut String, agent_id: &str) {
     out.push_str("\"></i>");
 }
 
-fn percent(value: Option<f64>) -> String {
+/// A fraction as the board shows it: `91%`, or `–` when there is none.
+pub fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0))
 }
 
