@@ -186,6 +186,9 @@ mod tests {
         assert_eq!(Locale::En.count("units.seconds", 30), "30 seconds");
         assert_eq!(Locale::De.count("units.seconds", 1), "1 Sekunde");
         assert_eq!(Locale::De.count("units.hours", 2), "2 Stunden");
+        assert_eq!(Locale::En.count("units.days", 1), "1 day");
+        assert_eq!(Locale::De.count("units.days", 7), "7 Tage");
+        assert_eq!(Locale::De.count("units.days_dative", 7), "7 Tagen");
         let locked = Locale::En
             .text("login.locked")
             .replace("{seconds}", &Locale::En.count("units.seconds", 1));

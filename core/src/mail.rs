@@ -104,7 +104,8 @@ impl Mailer {
             .replace("{tenant}", tenant)
             .replace("{role}", role)
             .replace("{link}", link)
-            .replace("{days}", &days.to_string());
+            .replace("{days}", &locale.count("units.days", days))
+            .replace("{days_dative}", &locale.count("units.days_dative", days));
         let subject = locale.text("mail.invitation_subject").replace("{tenant}", tenant);
         self.send(to, &subject, body).await
     }

@@ -230,7 +230,7 @@ async fn add_user(
     match invited {
         Ok(invited) => {
             let locale = signed.page.locale;
-            let days = (invitations::LIFETIME.as_secs() / 86_400).to_string();
+            let days = locale.count("units.days", invitations::LIFETIME.as_secs() / 86_400);
             // The same words whether or not the address has an account.
             let text = match &invited.link {
                 Some(_) => locale.text("users.invitation_link").replace("{days}", &days),
