@@ -529,10 +529,15 @@ pub async fn favicon(State(app): State<AppState>) -> Response {
     let Some(asset) = app.assets.get("img/favicon.svg") else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    asset_response(asset, "public, max-age=86400")
+}
+
+/// An embedded file with its type and how long it may be cached.
+fn asset_response(asset: &crate::assets::Asset, cache: &'static str) -> Response {
     let mut response = asset.bytes.clone().into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
 }
 
@@ -555,12 +560,9 @@ pub async fn static_file(
     } else {
         "no-cache"
     };
-    let mut response = asset.bytes.clone().into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    let mut response = asset_response(asset, cache);
     if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
+        response.headers_mut().insert(header::ETAG, v);
     }
     response
 }

@@ -145,12 +145,14 @@ const FEEDBACK: &[&str] = &["/admin/alert-rules/check", "/admin/alert-rules/test
 
 /// Tenant acme's admin, signed in through the login form.
 async fn signed_in_admin(s: &TestServer) -> Visitor {
-    let role = Some(("acme", Role::TenantAdmin));
-    account(&s.store, "admin@acme.example", "correct horse battery", role, false).await;
-    let mut admin = Visitor::new(s);
-    let signed = admin.sign_in("admin@acme.example", "correct horse battery").await;
-    assert_eq!(signed.status, 303, "{}", signed.body);
-    admin
+    common::signed_in_member(
+        s,
+        "admin@acme.example",
+        "correct horse battery",
+        "acme",
+        Role::TenantAdmin,
+    )
+    .await
 }
 
 fn is_whole_page(body: &str) -> bool {

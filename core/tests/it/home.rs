@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::common::{self, TestServer, Visitor, account};
+use crate::common::{self, TestServer};
 use monti::domain::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,10 +44,14 @@ async fn a_supervisors_home_page_is_todays_overview() {
     ));
     s.post("/api/v1/events", &admin, json!(events)).await.expect(200);
 
-    let role = Some(("acme", Role::Supervisor));
-    account(&s.store, "sam@acme.example", "correct horse battery", role, false).await;
-    let mut sam = Visitor::new(&s);
-    sam.sign_in("sam@acme.example", "correct horse battery").await;
+    let mut sam = common::signed_in_member(
+        &s,
+        "sam@acme.example",
+        "correct horse battery",
+        "acme",
+        Role::Supervisor,
+    )
+    .await;
     let home = sam.get("/").await;
     assert_eq!(home.status, 200);
     let body = &home.body;
@@ -89,10 +93,7 @@ async fn a_supervisors_home_page_is_todays_overview() {
         browser.close().await;
     }
     // An agent does not watch the floor: no overview.
-    let role = Some(("acme", Role::Agent));
-    account(&s.store, "ana@acme.example", "correct horse battery", role, false).await;
-    let mut ana = Visitor::new(&s);
-    ana.sign_in("ana@acme.example", "correct horse battery").await;
+    let mut ana = common::signed_in_member(&s, "ana@acme.example", "correct horse battery", "acme", Role::Agent).await;
     let home = ana.get("/").await;
     assert!(!home.body.contains("Calls by half hour"), "{}", home.body);
     s.stop().await;

@@ -4,29 +4,12 @@
 
 use crate::common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use monti::asterisk::AmiSimulator;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// The connector built for wasm32-wasip2, uploaded into the tenant (not configured or enabled).
-async fn upload_connector(server: &common::TestServer, admin: &str) {
-    let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
-        .expect("the connector builds");
-    let installed = server
-        .client
-        .post(server.url("/api/v1/plugins"))
-        .bearer_auth(admin)
-        .header("content-type", "application/wasm")
-        .body(std::fs::read(wasm).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(installed.status(), 201);
-}
 
 fn config(port: u16) -> Value {
     json!({ "host": "127.0.0.1", "port": port, "username": "monti", "auth": "md5", "match_by": "interface" })
@@ -46,7 +29,7 @@ async fn connected() -> (AmiSimulator, common::TestServer, String) {
         .post("/api/v1/agents", &admin, json!({ "name": "Ana", "extension": "1001" }))
         .await
         .expect(201);
-    upload_connector(&server, &admin).await;
+    crate::asterisk::upload_connector(&server, &admin).await;
     server
         .patch(
             "/api/v1/plugins/asterisk",
@@ -181,7 +164,7 @@ async fn the_approval_list_names_the_configured_address() {
     .await
     .unwrap();
     let admin = server.tenant("acme", monti::domain::Role::TenantAdmin).await;
-    upload_connector(&server, &admin).await;
+    crate::asterisk::upload_connector(&server, &admin).await;
     let mut ada = signed_in_admin(&server).await;
 
     // Not configured yet: the template is all there is to show.

@@ -62,8 +62,8 @@ async fn install_connector_matching(
     install_connector_with(server, admin, config, json!({ "password": password })).await;
 }
 
-/// As [`install_connector`], with the whole configuration and secrets given.
-async fn install_connector_with(server: &common::TestServer, admin: &str, config: Value, secrets: Value) {
+/// The connector built for wasm32-wasip2, uploaded into the tenant (not configured or enabled).
+pub(crate) async fn upload_connector(server: &common::TestServer, admin: &str) {
     let wasm = monti_plugin_test::build(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/asterisk"))
         .expect("the connector builds");
     let installed = server
@@ -76,6 +76,11 @@ async fn install_connector_with(server: &common::TestServer, admin: &str, config
         .await
         .unwrap();
     assert_eq!(installed.status(), 201);
+}
+
+/// As [`install_connector`], with the whole configuration and secrets given.
+async fn install_connector_with(server: &common::TestServer, admin: &str, config: Value, secrets: Value) {
+    upload_connector(server, admin).await;
     server
         .patch(
             "/api/v1/plugins/asterisk",

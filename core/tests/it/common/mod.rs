@@ -594,6 +594,16 @@ pub async fn audit_actions(s: &TestServer, tenant: Option<&str>) -> Vec<(String,
     page.items.into_iter().map(|e| (e.action, e.outcome)).collect()
 }
 
+/// A member of tenant `slug` with `role` (a local account, made now), signed in through the
+/// login form.
+pub async fn signed_in_member(s: &TestServer, email: &str, password: &str, slug: &str, role: Role) -> Visitor {
+    account(&s.store, email, password, Some((slug, role)), false).await;
+    let mut visitor = Visitor::new(s);
+    let signed = visitor.sign_in(email, password).await;
+    assert_eq!(signed.status, 303, "{email} signs in: {}", signed.body);
+    visitor
+}
+
 /// Creates a local account with a password and (optionally) a role in a tenant.
 pub async fn account(
     store: &Store,
