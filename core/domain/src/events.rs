@@ -283,6 +283,18 @@ impl Event {
             _ => None,
         }
     }
+
+    /// The call the event is about, if any.
+    pub fn call(&self) -> Option<&str> {
+        match &self.body {
+            EventBody::CallerJoin { call, .. }
+            | EventBody::CallerAnswer { call, .. }
+            | EventBody::CallerLeave { call, .. }
+            | EventBody::CallStart { call, .. }
+            | EventBody::CallEnd { call, .. } => Some(call),
+            EventBody::AgentLogin { .. } | EventBody::AgentLogout { .. } | EventBody::AgentState { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]

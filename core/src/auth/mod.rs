@@ -72,10 +72,12 @@ pub enum Area {
     Ingest,
     /// The live floor: agent states, queue figures.
     Live,
+    /// Call history, reports and recordings.
+    History,
 }
 
 impl Area {
-    pub const ALL: [Area; 9] = [
+    pub const ALL: [Area; 10] = [
         Area::Configuration,
         Area::Users,
         Area::Tokens,
@@ -85,6 +87,7 @@ impl Area {
         Area::Sessions,
         Area::Ingest,
         Area::Live,
+        Area::History,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +101,7 @@ impl Area {
             Area::Sessions => "sessions",
             Area::Ingest => "events",
             Area::Live => "the live floor",
+            Area::History => "call history and reports",
         }
     }
 }
@@ -160,6 +164,10 @@ pub fn permits(role: Role, action: Action, area: Area) -> bool {
         (Role::Supervisor, Live) => true,
         (Role::Viewer, Live) => action == Read,
         (Role::Agent, Live) => false,
+        // Looking back (calls with callers' numbers, recordings) is for who supervises; saving
+        // and scheduling reports too.
+        (Role::Supervisor, History) => true,
+        (Role::Agent | Role::Viewer, History) => false,
         (Role::Supervisor, Configuration | Users | TenantSettings) => action == Read,
         (Role::Agent | Role::Viewer, Configuration | TenantSettings) => action == Read,
         (Role::Supervisor | Role::Agent | Role::Viewer, Tokens | Audit | Sessions | Users | Ingest) => false,

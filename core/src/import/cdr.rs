@@ -6,6 +6,7 @@ use chrono::TimeZone as _;
 
 use super::{Progress, Refused, Report, csv_fields};
 use crate::store::call_records::{self, CallRecord};
+use crate::store::calls;
 use crate::store::{Store, StoreResult, TenantScope};
 
 /// Records stored per transaction.
@@ -105,6 +106,7 @@ pub async fn import(
         }
         if batch.len() >= BATCH {
             let added = call_records::insert(store, scope, &batch).await?;
+            calls::complete_from_records(store, scope, &batch).await?;
             report.added += added;
             report.already += batch.len() as u64 - added;
             batch.clear();
@@ -113,6 +115,7 @@ pub async fn import(
     }
     if !batch.is_empty() {
         let added = call_records::insert(store, scope, &batch).await?;
+        calls::complete_from_records(store, scope, &batch).await?;
         report.added += added;
         report.already += batch.len() as u64 - added;
     }

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod configuration;
+pub mod history;
 pub mod identity;
 pub mod plugins;
 pub mod rules;

@@ -202,6 +202,79 @@ pub async fn insert(store: &Store, scope: &TenantScope, records: &[CallRecord]) 
     })?)
 }
 
+/// The tenant's records of one call (its legs), earliest first.
+pub async fn for_call(store: &Store, scope: &TenantScope, call_id: &str) -> StoreResult<Vec<CallRecord>> {
+    type Fields = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        i64,
+        i64,
+        i64,
+        String,
+        String,
+    );
+    let rows: Vec<Fields> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, Fields>(
+            "SELECT record_key, source, call_id, caller, destination, context, channel, dst_channel, last_app, \
+             started_at, answered_at, ended_at, duration_s, billsec_s, disposition, account FROM call_records \
+             WHERE tenant_id = $1 AND call_id = $2 ORDER BY started_at, record_key LIMIT 200",
+        )
+        .bind(scope.tenant_id())
+        .bind(call_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                key,
+                source,
+                call_id,
+                caller,
+                destination,
+                context,
+                channel,
+                dst_channel,
+                last_app,
+                started_at,
+                answered_at,
+                ended_at,
+                duration_s,
+                billsec_s,
+                disposition,
+                account,
+            )| CallRecord {
+                key,
+                source,
+                call_id,
+                caller,
+                destination,
+                context,
+                channel,
+                dst_channel,
+                last_app,
+                started_at,
+                answered_at,
+                ended_at,
+                duration_s,
+                billsec_s,
+                disposition,
+                account,
+            },
+        )
+        .collect())
+}
+
 /// How many of the tenant's records have each disposition, most first.
 pub async fn dispositions(store: &Store, scope: &TenantScope) -> StoreResult<Vec<(String, i64)>> {
     Ok(on_db!(&store.db, |pool, DB| {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::calls::{self, CallPatch, fold_patches};
 use super::{Store, StoreError, StoreResult, TenantId, TenantScope};
 use crate::domain::events::Event;
 use crate::domain::time::now_ms;
@@ -31,7 +32,10 @@ struct Row {
     kind: String,
     agent: Option<String>,
     queue: Option<String>,
+    call_id: Option<String>,
     body: String,
+    /// What the event says about its call, for the call history.
+    call: Option<CallPatch>,
 }
 
 impl Row {
@@ -46,12 +50,14 @@ impl Row {
             kind,
             agent: e.agent().map(str::to_owned),
             queue: e.queue().map(str::to_owned),
+            call_id: e.call().map(str::to_owned),
             body: body.to_string(),
+            call: CallPatch::from_event(tenant_id, e),
         }
     }
 }
 
-/// Rows per INSERT statement: 9 parameters each stays far below SQLite's 32,766 and
+/// Rows per INSERT statement: 10 parameters each stays far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters.
 const ROWS_PER_STATEMENT: usize = 1_000;
 /// Rows one transaction of the writer takes from its queue at most.
@@ -74,7 +80,7 @@ async fn insert_rows(store: &Store, batches: &[Vec<Row>]) -> StoreResult<Vec<Vec
         let mut inserted = HashMap::with_capacity(all.len());
         for chunk in all.chunks(ROWS_PER_STATEMENT) {
             let mut insert = sqlx::QueryBuilder::<DB>::new(
-                "INSERT INTO events (tenant_id, source, event_id, at, kind, agent, queue, body, received_at) ",
+                "INSERT INTO events (tenant_id, source, event_id, at, kind, agent, queue, call_id, body, received_at) ",
             );
             insert.push_values(chunk, |mut b, row| {
                 b.push_bind(&row.tenant_id)
@@ -84,6 +90,7 @@ async fn insert_rows(store: &Store, batches: &[Vec<Row>]) -> StoreResult<Vec<Vec
                     .push_bind(&row.kind)
                     .push_bind(&row.agent)
                     .push_bind(&row.queue)
+                    .push_bind(&row.call_id)
                     .push_bind(&row.body)
                     .push_bind(received);
             });
@@ -101,6 +108,15 @@ async fn insert_rows(store: &Store, batches: &[Vec<Row>]) -> StoreResult<Vec<Vec
                 inserted.insert((tenant, source, id), seq);
             }
         }
+        // The history of the calls these events are about, from the events stored now (a
+        // duplicate said nothing new), in the same transaction.
+        let mut first = std::collections::HashSet::new();
+        let accepted = all.iter().filter(|r| {
+            let key = (r.tenant_id.clone(), r.source.clone(), r.event_id.clone());
+            inserted.contains_key(&key) && first.insert(key)
+        });
+        let patches = calls::fold(accepted.filter_map(|r| r.call.clone()));
+        fold_patches!(tx, DB, patches);
         tx.commit().await?;
         Ok::<_, sqlx::Error>(inserted)
     })?;
@@ -242,6 +258,112 @@ pub async fn for_agent(
             .push_bind(from_ms)
             .push(" ORDER BY at, seq LIMIT ")
             .push_bind(limit);
+        q.build_query_as::<(String, String, i64, String)>()
+            .fetch_all(pool)
+            .await
+    })?;
+    Ok(parse_rows(rows))
+}
+
+/// Events stored before the call history existed make their calls' history, once, in batches
+/// by sequence number; each batch and how far it got are committed together, so an interrupted
+/// run goes on where it stopped. Returns how many events were read.
+pub async fn backfill_calls(store: &Store) -> StoreResult<u64> {
+    const PROGRESS: &str = "calls.backfilled_seq";
+    const DONE: &str = "done";
+    const BATCH: i64 = 10_000;
+    let mut after: i64 = match super::accounts::get_state(store, PROGRESS).await? {
+        Some(v) if v == DONE => return Ok(0),
+        Some(v) => v.parse().unwrap_or(0),
+        None => 0,
+    };
+    // Events stored from now on fold themselves; only those before the last one here need it.
+    let last: i64 = on_db!(&store.db, |pool, DB| {
+        sqlx::query_scalar::<DB, Option<i64>>("SELECT MAX(seq) FROM events")
+            .fetch_one(pool)
+            .await
+    })?
+    .unwrap_or(0);
+    let mut read = 0u64;
+    while after < last {
+        let rows: Vec<(i64, String, String, String, i64, String)> = on_db!(&store.db, |pool, DB| {
+            sqlx::query_as::<DB, (i64, String, String, String, i64, String)>(
+                "SELECT seq, tenant_id, source, event_id, at, body FROM events WHERE seq > $1 AND seq <= $2 \
+                 ORDER BY seq LIMIT $3",
+            )
+            .bind(after)
+            .bind(last)
+            .bind(BATCH)
+            .fetch_all(pool)
+            .await
+        })?;
+        let Some(&(next, ..)) = rows.last() else { break };
+        read += rows.len() as u64;
+        let patches = calls::fold(rows.into_iter().filter_map(|(_, tenant, source, id, at, body)| {
+            let event = parse_rows(vec![(source, id, at, body)]).pop()?;
+            CallPatch::from_event(&tenant, &event)
+        }));
+        on_db!(&store.db, |pool, DB| {
+            let mut tx = pool.begin().await?;
+            fold_patches!(tx, DB, patches);
+            sqlx::query::<DB>(
+                "INSERT INTO system_state (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(PROGRESS)
+            .bind(next.to_string())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        after = next;
+        tracing::info!(read, of_about = last, "building the call history from stored events");
+    }
+    super::accounts::set_state(store, PROGRESS, DONE).await?;
+    Ok(read)
+}
+
+/// The tenant's stored events about one call, in the order they happened.
+pub async fn for_call(store: &Store, scope: &TenantScope, call_id: &str) -> StoreResult<Vec<Event>> {
+    let rows: Vec<(String, String, i64, String)> = on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, (String, String, i64, String)>(
+            "SELECT source, event_id, at, body FROM events WHERE tenant_id = $1 AND call_id = $2 ORDER BY at, seq \
+             LIMIT 1000",
+        )
+        .bind(scope.tenant_id())
+        .bind(call_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(parse_rows(rows))
+}
+
+/// The tenant's stored events of these agents (under any of their names) from `from_ms` to
+/// `to_ms`, in the order they happened: what the agents did around a call.
+pub async fn for_agent_between(
+    store: &Store,
+    scope: &TenantScope,
+    names: &[&str],
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<Event>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String, i64, String)> = on_db!(&store.db, |pool, DB| {
+        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT source, event_id, at, body FROM events WHERE tenant_id = ");
+        q.push_bind(scope.tenant_id()).push(" AND agent IN (");
+        let mut list = q.separated(", ");
+        for name in names {
+            list.push_bind(*name);
+        }
+        q.push(") AND at >= ")
+            .push_bind(from_ms)
+            .push(" AND at <= ")
+            .push_bind(to_ms)
+            .push(" ORDER BY at, seq LIMIT 1000");
         q.build_query_as::<(String, String, i64, String)>()
             .fetch_all(pool)
             .await

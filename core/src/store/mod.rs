@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod alert_rules;
 pub mod audit;
 pub mod call_records;
+pub mod calls;
 pub mod credentials;
 pub(crate) mod db;
 pub mod entities;
@@ -84,6 +85,11 @@ impl Store {
                     "identifying imported CDRs by their fields: {e}"
                 )));
             }
+        }
+        match events::backfill_calls(&store).await {
+            Ok(0) => {}
+            Ok(read) => tracing::info!(read, "the call history now holds the calls of the stored events"),
+            Err(e) => return Err(OpenError::Upgrade(format!("building the call history: {e}"))),
         }
         Ok(store)
     }

@@ -123,6 +123,21 @@ pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 
+/// Query parameters as a typed set; one the type does not know, or a malformed query string,
+/// is a 400 problem naming it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))?;
+        Ok(ApiQuery(value))
+    }
+}
+
 /// List query parameters, kept as raw pairs for the store to validate.
 pub struct ListQuery(pub ListParams);
 

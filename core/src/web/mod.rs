@@ -12,6 +12,7 @@ pub mod auth_pages;
 pub mod board;
 pub mod control;
 pub mod extract;
+pub mod history;
 pub mod hooks;
 pub mod ingest;
 pub mod list_cache;
@@ -151,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(board::router())
         .merge(alerts_ui::router())
+        .merge(history::router())
         .merge(admin_rules::router())
         .merge(control::board_router())
         .merge(admin_plugins::router())
@@ -177,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .merge(plugins_api::router())
         .merge(control::api_router())
         .merge(alerts::api_router())
+        .merge(history::api_router())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
         api

@@ -547,6 +547,69 @@ fn custom_operations(doc: &mut Doc) {
         "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1 document" } } }));
     call_control_operations(doc);
     alert_operations(doc);
+    history_operations(doc);
+}
+
+/// The call history's filters, shared by the list and the export.
+fn call_filters() -> Vec<Value> {
+    let text = json!({ "type": "string" });
+    [
+        ("from", "Started at or after: RFC 3339, or a local `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` in `tz` (default: today's start in the tenant's time zone)"),
+        ("to", "Started before (a date means the end of that day; default: the end of today)"),
+        ("tz", "IANA time zone for local dates and times (default: the tenant's)"),
+        ("queue", "A queue id, or `none` for calls outside queues"),
+        ("agent", "An agent id"),
+        ("team", "A team id: the calls its agents handled"),
+        ("direction", "`inbound`, `outbound` or `internal`"),
+        ("outcome", "`answered`, `abandoned`, `timeout`, `full` or `join_empty`"),
+        ("disposition", "As the PBX's CDR says: `ANSWERED`, `NO ANSWER`, `BUSY`, `FAILED`, `CONGESTION`, `CANCEL`"),
+        ("caller", "The caller's number starts with this"),
+        ("destination", "The dialled number (for inbound calls the DID) starts with this"),
+        ("min_duration", "At least this many seconds from start to end"),
+        ("max_duration", "At most this many seconds"),
+        ("by", "`started` (default) or `counted`: calls a queue counted (answered or left) in the range, as a report's cell counts them"),
+    ]
+    .into_iter()
+    .map(|(name, description)| query_param(name, description, text.clone()))
+    .collect()
+}
+
+fn history_operations(doc: &mut Doc) {
+    doc.tag(
+        "history",
+        "Call history: every call in a queue (a row per queue it went through) and outside queues, from the events and imported CDRs (docs/history.md). Tenant admins and supervisors; a supervisor limited to teams sees the calls their agents handled.",
+    );
+    let page = doc.schema::<crate::service::history::CallsPage>();
+    let detail = doc.schema::<crate::service::history::CallDetail>();
+    let mut parameters = call_filters();
+    parameters.push(query_param(
+        "cursor",
+        "`next_cursor` of the previous page",
+        json!({ "type": "string" }),
+    ));
+    parameters.push(query_param(
+        "limit",
+        "Calls per page, 1 to 500 (default 50)",
+        json!({ "type": "integer", "minimum": 1, "maximum": 500 }),
+    ));
+    let mut op = json!({ "tags": ["history"], "operationId": "list_calls", "summary": "Browse calls",
+        "description": "Newest first, by keyset pagination (stable while calls are added). A page covers at most 400 days; the export any range. Unknown parameters are a 400, unknown values a 422.",
+        "parameters": parameters,
+        "responses": { "200": json_response("A page of calls", schema_ref(&page)) } });
+    standard_errors(&mut op, &["400", "401", "403", "422"]);
+    doc.operation("/api/v1/calls", "get", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "export_calls", "summary": "Export calls as CSV",
+        "description": "Every matching call (not one page), streamed; RFC 4180 with CRLF line ends, times in the time zone asked for, cells that start with `=`, `+`, `-`, `@` prefixed with `'`. Audited as `calls.export`.",
+        "parameters": call_filters(),
+        "responses": { "200": { "description": "RFC 4180 CSV", "content": { "text/csv": { "schema": { "type": "string" } } } } } });
+    standard_errors(&mut op, &["400", "401", "403", "422"]);
+    doc.operation("/api/v1/calls/export", "get", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "get_call", "summary": "A call",
+        "description": "Its rows (one per queue it went through), its CDR legs and its timeline from the stored events (kept for `live.retention`, 90 days by default).",
+        "parameters": [path_param("call", "The PBX's call id (Asterisk's uniqueid)")],
+        "responses": { "200": json_response("The call", schema_ref(&detail)) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/calls/{call}", "get", op);
 }
 
 /// One JSON operation: `body` the request schema (if any), `ok` its success status and what

@@ -114,6 +114,7 @@ struct Navigation {
     platform: bool,
     platform_available: bool,
     board: bool,
+    history: bool,
 }
 
 impl<'a> Layout<'a> {
@@ -154,6 +155,8 @@ impl<'a> Layout<'a> {
             platform: matches!(current.principal, Some(crate::auth::Principal::Platform { .. })),
             platform_available: account.platform_admin,
             board: may(crate::auth::Area::Live) && matches!(current.principal, Some(crate::auth::Principal::Tenant(_))),
+            history: may(crate::auth::Area::History)
+                && matches!(current.principal, Some(crate::auth::Principal::Tenant(_))),
         });
         layout
     }

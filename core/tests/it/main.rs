@@ -14,6 +14,7 @@ mod browser_identity;
 mod cli;
 mod demo;
 mod fragments;
+mod history;
 mod home;
 mod identity;
 mod migrations;
