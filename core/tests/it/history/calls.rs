@@ -390,3 +390,84 @@ async fn imported_cdrs_complete_the_history() {
     assert!(export.text.contains(",\"'+4930123456\","), "{}", export.text);
     s.stop().await;
 }
+
+/// In Chromium: a supervisor browses the calls, narrows them to a queue (the list and the URL
+/// follow), pages, and opens one call's timeline; without an error in the console, and within
+/// a laptop's width.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_browses_calls_in_the_browser() {
+    let Some(s) = TestServer::start(common::Backend::Sqlite).await else {
+        return;
+    };
+    let Some(browser) = common::browser::Browser::launch().await else {
+        s.stop().await;
+        return;
+    };
+    let (admin, _north, _ana, _ben, sales, _support) = floor(&s).await;
+    let base = five_calls(&s, &admin).await;
+    common::account(
+        &s.store,
+        "sue@acme.example",
+        "correct horse battery staple",
+        Some(("acme", Role::Supervisor)),
+        false,
+    )
+    .await;
+    let mut page = browser.page().await;
+    page.resize(1280, 800).await;
+    page.sign_in_at(
+        &s.url(&format!("/calls?{}", range(base))),
+        "sue@acme.example",
+        "correct horse battery staple",
+    )
+    .await;
+    let rows = "document.querySelectorAll('#calls tbody tr[data-call]').length";
+    assert!(
+        page.wait_for(&format!("{rows} === 5"), std::time::Duration::from_secs(10))
+            .await,
+        "five calls after signing in: {}",
+        page.text().await
+    );
+    // Choosing a queue narrows the list in place and keeps the view in the URL.
+    page.eval(&format!(
+        "(() => {{ const s = document.querySelector('#c-queue'); s.value = '{sales}'; \
+         s.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()"
+    ))
+    .await;
+    assert!(
+        page.wait_for(&format!("{rows} === 3"), std::time::Duration::from_secs(10))
+            .await,
+        "three calls in Sales: {}",
+        page.text().await
+    );
+    let search = page.eval("location.search").await;
+    assert!(
+        search.as_str().unwrap_or_default().contains(&format!("queue={sales}")),
+        "{search}"
+    );
+    let wide = page
+        .eval("document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(wide, json!(true), "the list fits a laptop's window");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("calls-list.png");
+    page.screenshot(&shot).await;
+    // One call: where it waited, who answered, what the agent did.
+    page.click("#calls tr[data-call='c1'] a").await;
+    assert!(
+        page.wait_for(
+            "document.querySelector('#call-timeline') !== null",
+            std::time::Duration::from_secs(10)
+        )
+        .await
+    );
+    let timeline = page.eval("document.querySelector('#call-timeline').innerText").await;
+    let timeline = timeline.as_str().unwrap_or_default();
+    for words in ["Joined the queue", "Ringing", "Answered", "Hung up", "Ana", "Sales"] {
+        assert!(timeline.contains(words), "{words} in {timeline}");
+    }
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("call-detail.png");
+    page.screenshot(&shot).await;
+    assert_eq!(page.errors().await, Vec::<String>::new());
+    browser.close().await;
+    s.stop().await;
+}
