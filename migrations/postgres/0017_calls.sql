@@ -34,9 +34,13 @@ CREATE INDEX calls_caller ON calls (tenant_id, caller COLLATE "C", started_at);
 CREATE INDEX calls_destination ON calls (tenant_id, destination COLLATE "C", started_at);
 -- Reports count a queue's calls where their outcome fell.
 CREATE INDEX calls_queue_outcome ON calls (tenant_id, queue, outcome_at, outcome, wait_s);
+CREATE INDEX calls_queue_ended ON calls (tenant_id, queue, ended_at);
 
 -- A call's timeline reads its events by the call's id.
 ALTER TABLE events ADD COLUMN call_id TEXT;
 CREATE INDEX events_tenant_call ON events (tenant_id, call_id) WHERE call_id IS NOT NULL;
 UPDATE events SET call_id = body::jsonb ->> 'call'
 WHERE kind IN ('caller_join', 'caller_answer', 'caller_leave', 'call_start', 'call_end');
+
+-- Reports by week start on the tenant's day: monday, sunday or saturday.
+ALTER TABLE tenants ADD COLUMN week_start TEXT NOT NULL DEFAULT 'monday';

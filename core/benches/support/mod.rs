@@ -24,6 +24,12 @@ pub struct Setup {
 
 /// `tenants` tenants with `agents` simulated agents each, in a fresh SQLite data directory.
 pub fn setup(tenants: usize, agents: usize) -> Setup {
+    setup_on(tenants, agents, None)
+}
+
+/// As [`setup`], on the database at `database_url` (a fresh PostgreSQL database) instead of
+/// the data directory's SQLite file; the data directory still holds the secret key.
+pub fn setup_on(tenants: usize, agents: usize, database_url: Option<&str>) -> Setup {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,6 +38,7 @@ pub fn setup(tenants: usize, agents: usize) -> Setup {
     let config = Config {
         data_dir: dir.path().to_path_buf(),
         log_level: "warn".into(),
+        database_url: database_url.map(|url| monti::config::Secret::new(url.to_owned())),
         ..Config::default()
     };
     let made = runtime.block_on(async {

@@ -212,6 +212,8 @@ pub struct Directory {
     agents: Vec<AgentEntry>,
     agent_by_name: HashMap<String, usize>,
     queues: Vec<Named>,
+    /// Per queue: its KPI settings and service-level target (percent).
+    queue_settings: Vec<(crate::kpi::KpiSettings, u32)>,
     queue_by_name: HashMap<String, usize>,
     /// The team ids the caller may see.
     teams: Vec<String>,
@@ -254,6 +256,15 @@ impl Directory {
                 name: q.name.clone(),
             })
             .collect();
+        let queue_settings = floor
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(slot, q)| {
+                let settings = live.queue(slot as u32).map(|l| l.settings).unwrap_or_default();
+                (settings, q.target_pct)
+            })
+            .collect();
         let mut queue_by_name = HashMap::new();
         for (i, q) in queues.iter().enumerate() {
             queue_by_name.insert(q.id.clone(), i);
@@ -271,8 +282,14 @@ impl Directory {
             agents,
             agent_by_name,
             queues,
+            queue_settings,
             queue_by_name,
         }
+    }
+
+    /// A queue's KPI settings and service-level target (percent), by id or name.
+    pub fn queue_settings(&self, queue: &str) -> Option<(crate::kpi::KpiSettings, u32)> {
+        self.queue_by_name.get(queue).map(|&i| self.queue_settings[i])
     }
 
     pub fn queues(&self) -> &[Named] {
@@ -291,7 +308,7 @@ impl Directory {
     }
 
     /// Every name of the queue with this id (or name).
-    fn queue_names(&self, queue: &str) -> Option<Vec<String>> {
+    pub fn queue_names(&self, queue: &str) -> Option<Vec<String>> {
         let q = &self.queues[*self.queue_by_name.get(queue)?];
         let mut names = vec![q.id.clone()];
         if q.name != q.id {

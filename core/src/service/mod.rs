@@ -7,6 +7,7 @@ pub mod configuration;
 pub mod history;
 pub mod identity;
 pub mod plugins;
+pub mod reports;
 pub mod rules;
 pub mod telephony;
 pub mod tenants;

@@ -20,6 +20,7 @@ pub mod oidc_providers;
 pub mod plugins;
 pub mod provisioning;
 pub mod rekey;
+pub mod reports;
 pub mod resource;
 mod scope;
 pub mod sessions;

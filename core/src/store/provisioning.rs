@@ -82,7 +82,7 @@ pub async fn insert_agents(store: &Store, scope: &TenantScope, agents: &[NewAgen
                     .push_bind(a.location_id.clone())
                     .push_bind(a.extension.clone())
                     .push_bind(a.interface.clone())
-                    .push_bind(serde_json::to_string(&a.skills).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(sqlx::types::Json(&a.skills))
                     .push_bind(now)
                     .push_bind(now)
                     .push_bind(1i64);

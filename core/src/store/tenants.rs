@@ -25,6 +25,8 @@ pub struct Tenant {
     pub name: String,
     /// IANA time zone; "today" on boards starts at midnight here.
     pub timezone: String,
+    /// The day weeks start on in reports: `monday`, `sunday` or `saturday`.
+    pub week_start: String,
     /// Feature flags: name → on/off.
     #[schema(value_type = Object)]
     pub features: Json<JsonMap>,
@@ -64,6 +66,9 @@ pub struct TenantCreate {
 pub struct TenantUpdate {
     pub name: Option<String>,
     pub timezone: Option<String>,
+    /// `monday`, `sunday` or `saturday`.
+    #[serde(default)]
+    pub week_start: Option<String>,
     /// Platform admins only.
     #[schema(value_type = Option<Object>)]
     pub features: Option<JsonMap>,
@@ -75,7 +80,8 @@ pub struct TenantUpdate {
     pub suspended: Option<bool>,
 }
 
-const SELECT: &str = "id, slug, name, timezone, features, limits, created_at, updated_at, version, suspended_at";
+const SELECT: &str =
+    "id, slug, name, timezone, week_start, features, limits, created_at, updated_at, version, suspended_at";
 
 fn check_features(v: &mut Validation, features: &JsonMap) {
     for (key, value) in features {
@@ -201,6 +207,14 @@ pub async fn update(
         Some(t) => v.check("timezone", validate::timezone(t)),
         None => Some(current.timezone.clone()),
     };
+    let week_start = match input.week_start.as_deref() {
+        None => current.week_start.clone(),
+        Some(day @ ("monday" | "sunday" | "saturday")) => day.to_owned(),
+        Some(_) => {
+            v.add("week_start", "must be monday, sunday or saturday");
+            current.week_start.clone()
+        }
+    };
     if !as_platform_admin && input.suspended.is_some() {
         v.add("suspended", "only platform admins can suspend a tenant");
     }
@@ -219,7 +233,7 @@ pub async fn update(
     v.finish()?;
     let sql = format!(
         "UPDATE tenants SET name = $1, timezone = $2, features = $3, limits = $4, updated_at = $5, \
-         version = version + 1 WHERE id = $6 AND version = $7 RETURNING {SELECT}"
+         version = version + 1, week_start = $8 WHERE id = $6 AND version = $7 RETURNING {SELECT}"
     );
     let updated = on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, Tenant>(&sql)
@@ -230,6 +244,7 @@ pub async fn update(
             .bind(now_ms())
             .bind(id)
             .bind(current.version)
+            .bind(&week_start)
             .fetch_optional(pool)
             .await
     })?;

@@ -108,6 +108,7 @@ async fn save_settings(
     let input = tenants::TenantUpdate {
         name: form_value(&form, "name").map(str::to_owned),
         timezone: form_value(&form, "timezone").map(str::to_owned),
+        week_start: form_value(&form, "week_start").map(str::to_owned),
         features: None,
         limits: None,
         suspended: None,
@@ -118,7 +119,7 @@ async fn save_settings(
         Err(e) => {
             let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
             let values = json!({ "name": form_value(&form, "name"), "timezone": form_value(&form, "timezone"),
-                                 "slug": scope.tenant_slug() });
+                                 "week_start": form_value(&form, "week_start"), "slug": scope.tenant_slug() });
             let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
             settings_view(
                 &app,

@@ -201,6 +201,9 @@ struct CallsView {
     first: Option<String>,
     errors: Vec<crate::domain::FieldError>,
     tz: String,
+    /// How many calls match, for a report's cell (`by=counted`, a bucket's calls): the number
+    /// the cell showed.
+    count: Option<String>,
 }
 
 async fn page(
@@ -217,6 +220,13 @@ async fn page(
         Err(e) => return Err(e.into()),
     };
     let tz = dir.tz;
+    let count = match (&page, query.by.as_deref()) {
+        (Some(_), Some("counted")) => {
+            let n = history.count(&scope, &query).await?;
+            Some(signed.page.locale.count("units.calls", n.max(0) as u64))
+        }
+        _ => None,
+    };
     let filters = query.query_string();
     let form_time = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string();
     let view = CallsView {
@@ -242,6 +252,7 @@ async fn page(
         filters,
         errors,
         tz: tz.name().to_owned(),
+        count,
         query,
     };
     Ok(render_view(

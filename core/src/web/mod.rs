@@ -21,6 +21,7 @@ pub mod ops;
 pub mod page_error;
 pub mod plugins_api;
 pub mod problem;
+pub mod reports;
 pub mod session;
 pub mod shield;
 pub mod sso;
@@ -153,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .merge(board::router())
         .merge(alerts_ui::router())
         .merge(history::router())
+        .merge(reports::router())
         .merge(admin_rules::router())
         .merge(control::board_router())
         .merge(admin_plugins::router())
@@ -180,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .merge(control::api_router())
         .merge(alerts::api_router())
         .merge(history::api_router())
+        .merge(reports::api_router())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
         api

@@ -610,6 +610,43 @@ fn history_operations(doc: &mut Doc) {
         "responses": { "200": json_response("The call", schema_ref(&detail)) } });
     standard_errors(&mut op, &["401", "403", "404"]);
     doc.operation("/api/v1/calls/{call}", "get", op);
+    let report = doc.schema::<crate::service::reports::QueueReport>();
+    let text = json!({ "type": "string" });
+    let report_params = vec![
+        query_param(
+            "from",
+            "As for calls (default: today's start in the tenant's time zone)",
+            text.clone(),
+        ),
+        query_param("to", "As for calls (default: the end of today)", text.clone()),
+        query_param(
+            "tz",
+            "IANA time zone the buckets follow (default: the tenant's)",
+            text.clone(),
+        ),
+        query_param(
+            "bucket",
+            "`15m`, `30m`, `1h`, `day`, `week` (starting on the tenant's `week_start`), `month`; default `30m` up to two days, else `day`",
+            text.clone(),
+        ),
+        query_param(
+            "queue",
+            "A queue id; all queues when left out (404 for one the tenant does not have)",
+            text,
+        ),
+    ];
+    let mut op = json!({ "tags": ["history"], "operationId": "queue_report", "summary": "Queue report",
+        "description": "Per queue and bucket: offered, answered, abandoned (and short abandons), timeouts, full, nobody there, service level with the queue's own variant and threshold, ASA, AHT, abandon rate, longest wait; totals; the distribution of waits. The same definitions as the live board: a call counts where its queue counted it (answered or left), its handling where it ended. Each point's `calls` is the `/api/v1/calls` query of the calls it counted. At most 400 days and 3,000 points.",
+        "parameters": report_params.clone(),
+        "responses": { "200": json_response("The report", schema_ref(&report)) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/reports/queues", "get", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "export_queue_report", "summary": "Queue report as CSV",
+        "description": "A line per queue and point with the series' numbers at full precision; times in the report's time zone.",
+        "parameters": report_params,
+        "responses": { "200": { "description": "RFC 4180 CSV", "content": { "text/csv": { "schema": { "type": "string" } } } } } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/reports/queues/export", "get", op);
 }
 
 /// One JSON operation: `body` the request schema (if any), `ok` its success status and what

@@ -9,6 +9,7 @@ use monti::domain::Role;
 use serde_json::{Value, json};
 
 mod calls;
+mod reports;
 
 /// A tenant with two teams (North: Ana 1001; South: Ben 1002) and two queues (Sales,
 /// Support): (admin token, north team id, ana id, ben id, sales id, support id).

@@ -1,0 +1,325 @@
+//! Reports over the API and in the UI: the queue report as JSON, CSV and a page with a
+//! server-rendered SVG chart beside its table, every bar and cell linking to its calls. The
+//! figures are `service::reports`'; this module translates requests and draws.
+//!
+//! - `GET /api/v1/reports/queues`, `GET /api/v1/reports/queues/export` (CSV)
+//! - `GET /reports/queues`, `GET /reports/queues/export`
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use super::AppState;
+use super::admin::tenant_scope;
+use super::extract::{ApiQuery, Caller};
+use super::page_error::PageResult;
+use super::problem::ApiResult;
+use super::session::SignedIn;
+use super::ui::render_view;
+use crate::auth::{Action, Area};
+use crate::service::history::History;
+use crate::service::reports::{self, Point, QueueReport, QueueSeries, ReportQuery};
+use crate::store::StoreError;
+
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/reports/queues", get(api_queues))
+        .route("/reports/queues/export", get(api_queues_export))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/reports/queues", get(page))
+        .route("/reports/queues/export", get(page_export))
+}
+
+fn history(app: &AppState) -> History<'_> {
+    History {
+        store: &app.store,
+        live: &app.live,
+    }
+}
+
+async fn api_queues(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ReportQuery>,
+) -> ApiResult<axum::Json<QueueReport>> {
+    let scope = caller.tenant(Action::Read, Area::History)?;
+    Ok(axum::Json(history(&app).queue_report(&scope, &query).await?))
+}
+
+async fn api_queues_export(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ReportQuery>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::History)?;
+    let report = history(&app).queue_report(&scope, &query).await?;
+    Ok(csv_download(reports::csv(&report), scope.tenant_slug()))
+}
+
+fn csv_download(body: String, tenant: &str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"monti-queue-report-{tenant}.csv\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+async fn page_export(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::History)?;
+    let report = history(&app)
+        .queue_report(&scope, &ReportQuery::from_pairs(&pairs))
+        .await?;
+    Ok(csv_download(reports::csv(&report), scope.tenant_slug()))
+}
+
+// --- the page ------------------------------------------------------------------------------
+
+/// The chart's drawing area (SVG user units).
+const WIDTH: f64 = 960.0;
+const HEIGHT: f64 = 220.0;
+const LEFT: f64 = 40.0;
+const RIGHT: f64 = 40.0;
+const TOP: f64 = 10.0;
+
+/// One bar: answered, abandoned and the rest stacked, linking to the bucket's calls.
+#[derive(Serialize)]
+struct Bar {
+    x: String,
+    width: String,
+    answered: (String, String),
+    abandoned: (String, String),
+    other: (String, String),
+    href: String,
+    title: String,
+    /// Whether the bucket's service level fell below the target.
+    below: bool,
+}
+
+/// An x-axis label.
+#[derive(Serialize)]
+struct Tick {
+    x: String,
+    text: String,
+}
+
+/// One queue: its chart and its table.
+#[derive(Serialize)]
+struct SeriesView {
+    id: String,
+    name: String,
+    target_pct: u32,
+    threshold_s: f64,
+    bars: Vec<Bar>,
+    /// The service level as a polyline (x,y pairs) on the right-hand scale.
+    sl_line: String,
+    target_y: String,
+    max_offered: u64,
+    ticks: Vec<Tick>,
+    rows: Vec<RowView>,
+    total: RowView,
+    waits: Vec<(String, u64, u64)>,
+}
+
+/// A table row: a point in words.
+#[derive(Serialize)]
+struct RowView {
+    label: String,
+    href: String,
+    offered: u64,
+    answered: u64,
+    abandoned: u64,
+    timeouts: u64,
+    service_level: String,
+    below: bool,
+    asa: String,
+    aht: String,
+    abandon_rate: String,
+    longest_wait: String,
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.0}%", v * 100.0)).unwrap_or_else(|| "–".into())
+}
+
+fn seconds(v: Option<f64>) -> String {
+    v.map(|s| {
+        let s = s.round() as i64;
+        format!("{}:{:02}", s / 60, s % 60)
+    })
+    .unwrap_or_else(|| "–".into())
+}
+
+fn row(p: &Point, target_pct: u32) -> RowView {
+    RowView {
+        label: p.label.clone(),
+        href: format!("/calls?{}", p.calls),
+        offered: p.offered,
+        answered: p.answered,
+        abandoned: p.abandoned,
+        timeouts: p.timeouts,
+        service_level: percent(p.service_level),
+        below: p.service_level.is_some_and(|sl| sl * 100.0 < f64::from(target_pct)),
+        asa: seconds(p.asa_s),
+        aht: seconds(p.aht_s),
+        abandon_rate: percent(p.abandon_rate),
+        longest_wait: seconds(p.longest_wait_s),
+    }
+}
+
+fn series_view(s: &QueueSeries) -> SeriesView {
+    let n = s.points.len().max(1) as f64;
+    let plot = WIDTH - LEFT - RIGHT;
+    let slot = plot / n;
+    let max = s.points.iter().map(|p| p.offered).max().unwrap_or(0).max(1);
+    let y = |count: u64| HEIGHT - (count as f64 / max as f64) * (HEIGHT - TOP);
+    let f = |v: f64| format!("{v:.1}");
+    let target = s.settings.target_pct;
+    let mut bars = Vec::with_capacity(s.points.len());
+    let mut sl = Vec::new();
+    for (i, p) in s.points.iter().enumerate() {
+        let x = LEFT + i as f64 * slot;
+        let other = p.timeouts + p.full + p.join_empty;
+        // Stacked from the bottom: answered, abandoned, the rest (timeouts, full, nobody there).
+        let a_top = y(p.answered);
+        let b_top = y(p.answered + p.abandoned);
+        let c_top = y(p.offered);
+        bars.push(Bar {
+            x: f(x + slot * 0.1),
+            width: f((slot * 0.8).max(0.5)),
+            answered: (f(a_top), f(HEIGHT - a_top)),
+            abandoned: (f(b_top), f(a_top - b_top)),
+            other: (f(c_top), f(b_top - c_top)),
+            href: format!("/calls?{}", p.calls),
+            title: format!(
+                "{}: {} offered, {} answered, {} abandoned, {} other; service level {}",
+                p.label,
+                p.offered,
+                p.answered,
+                p.abandoned,
+                other,
+                percent(p.service_level)
+            ),
+            below: p.service_level.is_some_and(|v| v * 100.0 < f64::from(target)),
+        });
+        if let Some(level) = p.service_level {
+            sl.push(format!("{},{}", f(x + slot / 2.0), f(HEIGHT - level * (HEIGHT - TOP))));
+        }
+    }
+    let every = (s.points.len() / 12).max(1);
+    let ticks = s
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, p)| Tick {
+            x: f(LEFT + i as f64 * slot + slot / 2.0),
+            text: p.label.rsplit(' ').next().unwrap_or(&p.label).to_owned(),
+        })
+        .collect();
+    let bins = &s.waits.upper_s;
+    let waits = bins
+        .iter()
+        .enumerate()
+        .map(|(i, upper)| {
+            let lower = if i == 0 { 0.0 } else { bins[i - 1].unwrap_or(0.0) };
+            let name = match upper {
+                Some(u) => format!("{lower:.0}–{u:.0} s"),
+                None => format!("≥ {lower:.0} s"),
+            };
+            (name, s.waits.answered[i], s.waits.abandoned[i])
+        })
+        .collect();
+    SeriesView {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        target_pct: target,
+        threshold_s: s.settings.threshold_s,
+        bars,
+        sl_line: sl.join(" "),
+        target_y: f(HEIGHT - f64::from(target) / 100.0 * (HEIGHT - TOP)),
+        max_offered: max,
+        ticks,
+        rows: s.points.iter().map(|p| row(p, target)).collect(),
+        total: row(&s.total, target),
+        waits,
+    }
+}
+
+/// `pages/report_queues.html`.
+#[derive(Serialize)]
+struct ReportView {
+    query: ReportQuery,
+    filters: String,
+    from: String,
+    to: String,
+    tz: String,
+    bucket: String,
+    buckets: Vec<&'static str>,
+    queues: Vec<(String, String)>,
+    series: Vec<SeriesView>,
+    errors: Vec<crate::domain::FieldError>,
+    width: f64,
+    height: f64,
+    left: f64,
+    right: f64,
+}
+
+async fn page(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::History)?;
+    let query = ReportQuery::from_pairs(&pairs);
+    let history = history(&app);
+    let dir = history.directory(&scope).await?;
+    let (report, errors) = match history.queue_report(&scope, &query).await {
+        Ok(report) => (Some(report), Vec::new()),
+        Err(StoreError::Invalid(v)) => (None, v.errors),
+        Err(e) => return Err(e.into()),
+    };
+    let tz = dir.tz;
+    let form_time = |t: &chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string();
+    let mut queues: Vec<(String, String)> = dir.queues().iter().map(|q| (q.id.clone(), q.name.clone())).collect();
+    queues.sort_by_key(|(_, name)| name.to_lowercase());
+    let view = ReportView {
+        from: report.as_ref().map(|r| form_time(&r.from)).unwrap_or_default(),
+        to: report.as_ref().map(|r| form_time(&r.to)).unwrap_or_default(),
+        tz: report.as_ref().map_or_else(|| tz.name().to_owned(), |r| r.tz.clone()),
+        bucket: report.as_ref().map(|r| r.bucket.clone()).unwrap_or_default(),
+        buckets: reports::Bucket::ALL.iter().map(|(s, _)| *s).collect(),
+        series: report
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.queues.iter().map(series_view).collect()),
+        filters: query.query_string(),
+        queues,
+        errors,
+        width: WIDTH,
+        height: HEIGHT,
+        left: LEFT,
+        right: RIGHT,
+        query,
+    };
+    Ok(render_view(
+        &app,
+        &signed.page,
+        "pages/report_queues.html",
+        &view,
+        StatusCode::OK,
+    ))
+}
