@@ -108,6 +108,7 @@ fn main() {
             .unwrap_or_else(|| format!("sqlite://{}", setup.dir.path().join("monti.db").display()));
         let tenant_id: String = match &pg_url {
             Some(url) => {
+                use sqlx::postgres::PgPoolCopyExt as _;
                 let pool = sqlx::PgPool::connect(url).await.unwrap();
                 let id: String = sqlx::query_scalar("SELECT id FROM tenants")
                     .fetch_one(&pool)
@@ -301,6 +302,48 @@ fn main() {
             times.sort_by(f64::total_cmp);
             println!(
                 "{name:<28} {:>9.1} {:>9.1} {:>9.1} {rows:>6}",
+                percentile(&times, 0.5),
+                percentile(&times, 0.95),
+                times.last().copied().unwrap_or_default()
+            );
+        }
+    });
+
+    // Queue reports over 30 days at 30-minute buckets: one queue, and every queue.
+    let report_month = format!("from={}&to={}&bucket=30m", iso(now - 30 * 86_400_000), iso(now));
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>6}",
+        "queue report, 30 days", "p50 ms", "p95 ms", "max ms", "calls"
+    );
+    runtime.block_on(async {
+        for (name, query) in [
+            ("one queue, 30 min buckets", format!("{report_month}&queue={queue_id}")),
+            ("all queues, 30 min buckets", report_month.clone()),
+            (
+                "all queues, by day",
+                format!("from={}&to={}&bucket=day", iso(now - 30 * 86_400_000), iso(now)),
+            ),
+        ] {
+            let mut times = Vec::new();
+            let mut offered = 0;
+            for _ in 0..repeat.min(10) {
+                let started = Instant::now();
+                let reply = client
+                    .get(format!("{}/api/v1/reports/queues?{query}", server.base))
+                    .bearer_auth(&tenant.token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(reply.status().is_success());
+                let body: serde_json::Value = reply.json().await.unwrap();
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+                offered = body["queues"].as_array().map_or(0, |qs| {
+                    qs.iter().map(|q| q["total"]["offered"].as_u64().unwrap_or(0)).sum()
+                });
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{name:<28} {:>9.1} {:>9.1} {:>9.1} {offered:>6}",
                 percentile(&times, 0.5),
                 percentile(&times, 0.95),
                 times.last().copied().unwrap_or_default()

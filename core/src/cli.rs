@@ -668,6 +668,7 @@ async fn serve(config_file: &Option<PathBuf>, args: ServeArgs, demo: Option<Demo
                 // callers waiting and abandoning now and then, and a few rushes.
                 load: 1.1,
                 surges: crate::demo::surges(&scenario),
+                outages: crate::demo::outages(&scenario),
                 ..Default::default()
             };
             let mut simulation = crate::sim::Simulation::new(&scenario, params, now - warm_up.as_millis() as i64);

@@ -290,6 +290,23 @@ pub fn surges(scenario: &crate::sim::Scenario) -> Vec<crate::sim::Surge> {
     .collect()
 }
 
+/// The demo's outage: the phones of the team that owns the first queue go down for twelve
+/// minutes soon after the board opens (10:00 on the demo's clock), so its queue falls behind.
+pub fn outages(scenario: &crate::sim::Scenario) -> Vec<crate::sim::Outage> {
+    let team = scenario
+        .queues
+        .first()
+        .and_then(|q| scenario.teams.get(q.team))
+        .or_else(|| scenario.teams.first());
+    team.map(|team| crate::sim::Outage {
+        team: team.clone(),
+        from_s: 10 * 3600 + 4 * 60,
+        to_s: 10 * 3600 + 16 * 60,
+    })
+    .into_iter()
+    .collect()
+}
+
 /// Callers still waiting from an earlier run of the demo: their calls ended with that run, but
 /// no event said so, and a floor rebuilt from the day's events would show them waiting for
 /// ever (and keep the long-wait alerts firing). They leave their queues now, as timeouts.

@@ -54,6 +54,11 @@ fn the_demo_day_has_rushes_on_queues_it_has() {
         surges[0].from_s < 10 * 3600 && surges[0].to_s > 10 * 3600 + 10 * 60,
         "{surges:?}"
     );
+    // A team's phones go down in the first minutes too: the team of the first queue.
+    let outages = monti::demo::outages(&big);
+    assert_eq!(outages.len(), 1);
+    assert_eq!(outages[0].team, big.teams[big.queues[0].team]);
+    assert!(outages[0].from_s > 10 * 3600 && outages[0].to_s < 10 * 3600 + 20 * 60);
     // A floor with one queue still gets its first rush, on that queue.
     let small = floor(20);
     let surges = monti::demo::surges(&small);

@@ -74,6 +74,14 @@ enum Action {
         agent: u32,
         epoch: u32,
     },
+    /// A team's phones go down ([`super::Outage`], by index) …
+    OutageStart {
+        outage: u32,
+    },
+    /// … and come back.
+    OutageEnd {
+        outage: u32,
+    },
 }
 
 /// A timer; the heap pops the earliest, ties in the order they were set.
@@ -143,6 +151,10 @@ struct AgentRt {
     logout_due: bool,
     /// Pauses that fell due while the agent was busy, taken in order once free.
     pending_pauses: VecDeque<(u8, i64)>,
+    /// Index into the scenario's teams.
+    team: usize,
+    /// The team's phones are down: once free, the agent is unavailable.
+    dark: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -179,6 +191,8 @@ pub struct Simulation {
     curve: [f64; 24],
     curve_peak: f64,
     surges: Vec<super::Surge>,
+    /// (team index, start and end as ms after midnight on the scenario's clock).
+    outages: Vec<(usize, i64, i64)>,
     rng: Random,
     now: i64,
     timers: BinaryHeap<Timer>,
@@ -265,6 +279,8 @@ impl Simulation {
                     shift_len: i64::from(a.shift_len_s).min(DAY_MS / 1000) * 1000,
                     logout_due: false,
                     pending_pauses: VecDeque::new(),
+                    team: a.team,
+                    dark: false,
                 }
             })
             .collect::<Vec<_>>();
@@ -291,6 +307,15 @@ impl Simulation {
             curve,
             curve_peak,
             surges: params.surges,
+            outages: params
+                .outages
+                .iter()
+                .filter_map(|o| {
+                    let team = scenario.teams.iter().position(|t| *t == o.team)?;
+                    let at = |s: u32| i64::from(s % 86_400) * 1000;
+                    Some((team, at(o.from_s), at(o.to_s)))
+                })
+                .collect(),
             rng: Random::new(params.seed, STREAM_SIMULATION),
             now: start_ms,
             timers: BinaryHeap::new(),
@@ -310,7 +335,22 @@ impl Simulation {
         for (i, spec) in scenario.agents.iter().enumerate() {
             sim.schedule_first_login(i as u32, spec.shift_start_s);
         }
+        for outage in 0..sim.outages.len() {
+            let (_, from, to) = sim.outages[outage];
+            let outage = outage as u32;
+            let (until_start, until_end) = (sim.until_time_of_day(from), sim.until_time_of_day(to));
+            // A run that starts during the spell starts with the phones down.
+            let start = if until_end < until_start { 0 } else { until_start };
+            sim.at(sim.now + start, Action::OutageStart { outage });
+            sim.at(sim.now + until_end.max(start + 1), Action::OutageEnd { outage });
+        }
         sim
+    }
+
+    /// Milliseconds from now until `ms_after_midnight` on the scenario's clock next comes.
+    fn until_time_of_day(&self, ms_after_midnight: i64) -> i64 {
+        let now = (self.now - self.start_ms + self.day_offset_ms).rem_euclid(DAY_MS);
+        (ms_after_midnight - now).rem_euclid(DAY_MS)
     }
 
     /// Runs simulated time forward to `until_ms`, appending the events that happen up to then
@@ -513,7 +553,48 @@ impl Simulation {
             }
             Action::Login { agent } => self.login(agent, out),
             Action::ShiftEnd { agent, epoch } => self.shift_end(agent, epoch, out),
+            Action::OutageStart { outage } => self.outage(outage, true, out),
+            Action::OutageEnd { outage } => self.outage(outage, false, out),
         }
+    }
+
+    /// A team's phones go down (`down`) or come back; the same again a day later.
+    fn outage(&mut self, outage: u32, down: bool, out: &mut Vec<Event>) {
+        let Some(&(team, _, _)) = self.outages.get(outage as usize) else {
+            return;
+        };
+        let next = if down {
+            Action::OutageStart { outage }
+        } else {
+            Action::OutageEnd { outage }
+        };
+        self.at(self.now + DAY_MS, next);
+        for agent in 0..self.agents.len() as u32 {
+            let a = &mut self.agents[agent as usize];
+            if a.team != team || a.dark == down {
+                continue;
+            }
+            a.dark = down;
+            match (down, a.state) {
+                // Idle: down at once. Busy, paused or away: once free (`after_work`, `login`).
+                (true, AgentState::Available) => {
+                    self.leave_idle(agent);
+                    self.go_dark(agent, out);
+                }
+                (false, AgentState::Unavailable) => self.after_work(agent, out),
+                _ => {}
+            }
+        }
+    }
+
+    fn go_dark(&mut self, agent: u32, out: &mut Vec<Event>) {
+        self.set_state(agent, AgentState::Unavailable);
+        let body = EventBody::AgentState {
+            agent: self.agent_id(agent),
+            state: AgentState::Unavailable,
+            reason: None,
+        };
+        self.emit(out, body);
     }
 
     fn arrival(&mut self, queue: u32, out: &mut Vec<Event>) {
@@ -743,6 +824,8 @@ impl Simulation {
         let a = &self.agents[agent as usize];
         if a.logout_due {
             self.logout(agent, out);
+        } else if a.dark {
+            self.go_dark(agent, out);
         } else if !a.pending_pauses.is_empty() {
             self.start_pause(agent, out);
         } else {
@@ -802,7 +885,9 @@ impl Simulation {
         let (epoch, end) = (a.epoch, a.shift_start + a.shift_len);
         self.at(end, Action::ShiftEnd { agent, epoch });
         // Only at the start of a run can a login fall into a planned pause.
-        if let Some(pause) = self.plan_pauses(agent) {
+        if self.agents[agent as usize].dark {
+            self.go_dark(agent, out);
+        } else if let Some(pause) = self.plan_pauses(agent) {
             self.agents[agent as usize].pending_pauses.push_back(pause);
             self.start_pause(agent, out);
         } else {

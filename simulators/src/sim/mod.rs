@@ -216,6 +216,18 @@ pub struct SimParams {
     /// Spells when a queue gets more calls than forecast (a campaign, an outage elsewhere),
     /// every day at the same time: the floor falls behind, callers wait and hang up.
     pub surges: Vec<Surge>,
+    /// Spells when a team's phones are down, every day at the same time.
+    pub outages: Vec<Outage>,
+}
+
+/// A team whose phones go down from `from_s` to `to_s` (seconds after midnight on the
+/// simulation's clock, every day; a spell may run past midnight): its agents finish the call
+/// they are on and are `unavailable` until it is over. Unknown teams are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    pub team: String,
+    pub from_s: u32,
+    pub to_s: u32,
 }
 
 /// `factor` times a queue's calls from `from_s` to `to_s` (seconds after midnight on the
@@ -284,6 +296,7 @@ impl Default for SimParams {
             breaks: true,
             shifts: true,
             surges: Vec::new(),
+            outages: Vec::new(),
         }
     }
 }

@@ -625,3 +625,50 @@ fn volume_noise_varies_the_rate_but_keeps_its_mean() {
         assert!((dispersion - 1.0).abs() < 0.15, "seed {seed}: dispersion {dispersion}");
     }
 }
+
+#[test]
+fn a_team_whose_phones_go_down_is_unavailable_for_the_spell() {
+    let scenario = default_floor(300);
+    let team = scenario.teams[0].clone();
+    let extensions: std::collections::HashSet<&str> = scenario
+        .agents
+        .iter()
+        .filter(|a| a.team == 0)
+        .map(|a| a.extension.as_str())
+        .collect();
+    let params = SimParams {
+        outages: vec![crate::sim::Outage {
+            team,
+            from_s: 10 * 3600 + 600,
+            to_s: 10 * 3600 + 1200,
+        }],
+        ..SimParams::default()
+    };
+    let (events, _) = run(&scenario, params, HOUR_MS / 2);
+    let spell = (START_MS + 600_000, START_MS + 1_200_000);
+    let mut down: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut back = 0;
+    for e in &events {
+        let at = e.at.timestamp_millis();
+        match &e.body {
+            EventBody::AgentState { agent, state, .. } if extensions.contains(agent.as_str()) => {
+                if *state == monti_domain::events::AgentState::Unavailable {
+                    assert!(at >= spell.0 && at < spell.1, "down only during the spell");
+                    down.insert(agent, at);
+                } else if down.contains_key(agent.as_str()) && at >= spell.1 {
+                    back += 1;
+                }
+            }
+            EventBody::CallerAnswer { agent, .. } if down.contains_key(agent.as_str()) => {
+                assert!(at >= spell.1, "{agent} answered at {at} while its phone was down");
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        down.len() > extensions.len() / 2,
+        "most of the team went down: {}",
+        down.len()
+    );
+    assert!(back >= down.len() / 2, "and came back: {back}");
+}
