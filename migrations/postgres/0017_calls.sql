@@ -34,7 +34,10 @@ CREATE INDEX calls_caller ON calls (tenant_id, caller COLLATE "C", started_at);
 CREATE INDEX calls_destination ON calls (tenant_id, destination COLLATE "C", started_at);
 -- Reports count a queue's calls where their outcome fell.
 CREATE INDEX calls_queue_outcome ON calls (tenant_id, queue, outcome_at, outcome, wait_s);
-CREATE INDEX calls_queue_ended ON calls (tenant_id, queue, ended_at);
+CREATE INDEX calls_queue_ended ON calls (tenant_id, queue, ended_at, talk_s, hold_s, wrap_s);
+
+-- A call's detail reads its CDRs by the call's id.
+CREATE INDEX call_records_call ON call_records (tenant_id, call_id);
 
 -- A call's timeline reads its events by the call's id.
 ALTER TABLE events ADD COLUMN call_id TEXT;

@@ -217,6 +217,7 @@ pub struct Directory {
     queue_by_name: HashMap<String, usize>,
     /// The team ids the caller may see.
     teams: Vec<String>,
+    limited: bool,
 }
 
 struct AgentEntry {
@@ -279,6 +280,7 @@ impl Directory {
         Directory {
             tz: floor.tz,
             teams,
+            limited: scope.visibility().is_limited(),
             agents,
             agent_by_name,
             queues,
@@ -303,8 +305,10 @@ impl Directory {
         v
     }
 
+    /// Whether the caller is limited to some teams or locations: then only calls their
+    /// agents handled are theirs (not those of agents since removed or never set up).
     fn limited(&self) -> bool {
-        self.agents.iter().any(|a| !a.visible)
+        self.limited
     }
 
     /// Every name of the queue with this id (or name).
@@ -412,6 +416,8 @@ pub fn day_start(at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
 /// A checked query: the store's filter and where the page starts.
 pub struct Resolved {
     pub filter: CallFilter,
+    /// The zone local times were read in, and the export writes in.
+    pub tz: Tz,
     pub cursor: Option<CallCursor>,
     pub limit: i64,
 }
@@ -550,7 +556,12 @@ pub fn resolve(query: &CallQuery, dir: &Directory, now: DateTime<Utc>, browse: b
     if let Some(names) = queue_names {
         filter.queues = Some(names);
     }
-    Ok(Resolved { filter, cursor, limit })
+    Ok(Resolved {
+        filter,
+        tz,
+        cursor,
+        limit,
+    })
 }
 
 fn encode_cursor(c: &CallCursor) -> String {
@@ -692,7 +703,7 @@ impl History<'_> {
                 after = rows.last().map(CallRow::cursor);
                 let last = (rows.len() as i64) < PAGE;
                 for row in rows {
-                    csv_line(&mut chunk, &dir.view(row), dir.tz);
+                    csv_line(&mut chunk, &dir.view(row), resolved.tz);
                 }
                 if tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() || last {
                     return;
@@ -730,7 +741,8 @@ pub const CSV_HEADER: &str = "call_id,started_at,queue,agent,direction,outcome,w
 /// rather than running it as a formula.
 pub fn csv_cell(out: &mut String, value: &str) {
     let guarded = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quoted = guarded || value.contains([',', '"', '\n', '\r']);
+    // `;` too: spreadsheets in locales whose list separator it is split cells on it.
+    let quoted = guarded || value.contains([',', ';', '"', '\n', '\r', '\t']);
     if quoted {
         out.push('"');
     }
@@ -799,6 +811,7 @@ mod tests {
     fn csv_cells_are_quoted_and_formulas_defused() {
         assert_eq!(cell("plain"), "plain");
         assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("x;=HYPERLINK(1)"), "\"x;=HYPERLINK(1)\"");
         assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(cell("two\nlines"), "\"two\nlines\"");
         assert_eq!(cell("=1+2"), "\"'=1+2\"");

@@ -19,6 +19,8 @@ use crate::store::{StoreError, TenantScope, tenants};
 pub const MAX_REPORT_DAYS: i64 = 400;
 /// The most points one series may have (a finer bucket over a long range is refused).
 pub const MAX_POINTS: usize = 3_000;
+/// The most points of all series of one report together.
+pub const MAX_TOTAL_POINTS: usize = 20_000;
 
 /// How a report divides its range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +308,20 @@ fn resolve(query: &ReportQuery, dir: &Directory, now: DateTime<Utc>) -> Result<R
             None => return Err(StoreError::NotFound { kind: "queue" }),
         },
     };
+    if let Some(minutes) = bucket.minutes() {
+        let points = ((to - from).num_minutes() / minutes).max(1) as usize;
+        if points.saturating_mul(queues.len()) > MAX_TOTAL_POINTS {
+            let mut v = Validation::new();
+            v.add(
+                "bucket",
+                format!(
+                    "{} queues × {points} points is more than {MAX_TOTAL_POINTS}; choose a queue, a larger bucket or a shorter range",
+                    queues.len()
+                ),
+            );
+            v.finish()?;
+        }
+    }
     Ok(Resolved {
         from,
         to,

@@ -1,8 +1,9 @@
 //! Call history: one row per call in a queue (a caller who moved on from one queue to another
 //! has a row in each) or per call outside queues, folded from the accepted events in the same
 //! transaction that stores them, and completed by imported CDRs (caller, destination,
-//! disposition). Events only ever add to a row, in any order: the earliest start, the latest
-//! outcome and end, the first answer.
+//! disposition). Events only ever add to a row, in any order: the earliest start, the outcome
+//! that came last in time, the first answer, the latest end. A caller who joins the same queue
+//! again under the same call id is one row (the live board counts each attempt).
 
 use std::collections::HashMap;
 
@@ -164,11 +165,16 @@ impl CallPatch {
         latest(&mut self.agent, later.agent);
         latest(&mut self.direction, later.direction);
         self.started_at = self.started_at.min(later.started_at);
-        latest(&mut self.outcome, later.outcome);
-        latest(&mut self.outcome_at, later.outcome_at);
-        latest(&mut self.wait_s, later.wait_s);
+        // The outcome is the one that came last in time, whatever order the events arrive in.
+        if later.outcome_at.is_some() && (self.outcome_at.is_none() || later.outcome_at >= self.outcome_at) {
+            latest(&mut self.outcome, later.outcome);
+            latest(&mut self.wait_s, later.wait_s);
+            self.outcome_at = later.outcome_at;
+        }
         earliest(&mut self.answered_at, later.answered_at);
-        latest(&mut self.ended_at, later.ended_at);
+        if later.ended_at > self.ended_at {
+            self.ended_at = later.ended_at;
+        }
         latest(&mut self.talk_s, later.talk_s);
         latest(&mut self.hold_s, later.hold_s);
         latest(&mut self.wrap_s, later.wrap_s);
@@ -202,12 +208,16 @@ pub(super) const UPSERT: &str = " ON CONFLICT (tenant_id, call_id, queue) DO UPD
      agent = COALESCE(excluded.agent, calls.agent), \
      direction = COALESCE(excluded.direction, calls.direction), \
      started_at = CASE WHEN excluded.started_at < calls.started_at THEN excluded.started_at ELSE calls.started_at END, \
-     outcome = COALESCE(excluded.outcome, calls.outcome), \
-     outcome_at = COALESCE(excluded.outcome_at, calls.outcome_at), \
-     wait_s = COALESCE(excluded.wait_s, calls.wait_s), \
+     outcome = CASE WHEN calls.outcome_at IS NULL OR excluded.outcome_at >= calls.outcome_at \
+         THEN COALESCE(excluded.outcome, calls.outcome) ELSE calls.outcome END, \
+     wait_s = CASE WHEN calls.outcome_at IS NULL OR excluded.outcome_at >= calls.outcome_at \
+         THEN COALESCE(excluded.wait_s, calls.wait_s) ELSE calls.wait_s END, \
+     outcome_at = CASE WHEN calls.outcome_at IS NULL OR excluded.outcome_at >= calls.outcome_at \
+         THEN COALESCE(excluded.outcome_at, calls.outcome_at) ELSE calls.outcome_at END, \
      answered_at = CASE WHEN calls.answered_at IS NULL OR excluded.answered_at < calls.answered_at \
          THEN COALESCE(excluded.answered_at, calls.answered_at) ELSE calls.answered_at END, \
-     ended_at = COALESCE(excluded.ended_at, calls.ended_at), \
+     ended_at = CASE WHEN calls.ended_at IS NULL OR excluded.ended_at > calls.ended_at \
+         THEN COALESCE(excluded.ended_at, calls.ended_at) ELSE calls.ended_at END, \
      talk_s = COALESCE(excluded.talk_s, calls.talk_s), \
      hold_s = COALESCE(excluded.hold_s, calls.hold_s), \
      wrap_s = COALESCE(excluded.wrap_s, calls.wrap_s)";
@@ -256,7 +266,8 @@ pub async fn complete_from_records(store: &Store, scope: &TenantScope, records: 
     }
     let mut by_call: Vec<(&str, Merged)> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
-    for r in records {
+    // A CDR without the PBX's unique id (the 16-column format) belongs to no call we know.
+    for r in records.iter().filter(|r| !r.call_id.is_empty()) {
         match index.get(r.call_id.as_str()) {
             Some(&i) => {
                 let m = &mut by_call[i].1;
@@ -469,7 +480,9 @@ macro_rules! push_filter {
                     .push_bind(prefix_end(p));
             }
         }
-        let duration_ms = "(COALESCE(ended_at, outcome_at, started_at) - started_at)";
+        // As `CallRow::duration_s`: none while the call lasts (such a call matches neither).
+        let duration_ms = "(CASE WHEN ended_at IS NOT NULL THEN ended_at \
+             WHEN answered_at IS NULL THEN outcome_at END - started_at)";
         if let Some(min) = f.min_duration_s {
             $q.push(format!(" AND {duration_ms} >= "))
                 .push_bind(min.saturating_mul(1000));
@@ -603,7 +616,7 @@ mod tests {
             ),
         ];
         let forward = patches(&events);
-        let mut backward = patches(events.iter().rev());
+        let backward = patches(events.iter().rev());
         assert_eq!(forward.len(), 1);
         let call = &forward[0];
         assert_eq!(call.started_at, T);
@@ -614,9 +627,35 @@ mod tests {
             (Some(80.0), Some(8.0), Some(30.0))
         );
         assert_eq!(call.agent.as_deref(), Some("1001"));
-        // Backwards, only the latest-wins fields can differ; none do for one consistent call.
-        backward[0].direction = call.direction;
-        assert_eq!(&backward[0], call);
+        assert_eq!(&backward[0], call, "the same row whatever order the events came in");
+    }
+
+    #[test]
+    fn the_outcome_is_the_one_that_came_last_in_time() {
+        let answered = event(
+            12,
+            EventBody::CallerAnswer {
+                queue: "sales".into(),
+                call: "c1".into(),
+                agent: "1001".into(),
+                wait_s: 12.0,
+            },
+        );
+        // A leave reported for an earlier moment (a retried batch) does not undo the answer.
+        let left_before = event(
+            5,
+            EventBody::CallerLeave {
+                queue: "sales".into(),
+                call: "c1".into(),
+                reason: LeaveReason::Timeout,
+                wait_s: 5.0,
+            },
+        );
+        for order in [[&answered, &left_before], [&left_before, &answered]] {
+            let rows = patches(order);
+            assert_eq!(rows[0].outcome, Some("answered"));
+            assert_eq!((rows[0].outcome_at, rows[0].wait_s), (Some(T + 12_000), Some(12.0)));
+        }
     }
 
     #[test]

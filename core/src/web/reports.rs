@@ -293,7 +293,8 @@ async fn page(
         Err(StoreError::Invalid(v)) => (None, v.errors),
         Err(e) => return Err(e.into()),
     };
-    let tz = dir.tz;
+    // The form shows the range in the zone the report is in (a `tz` it was asked for).
+    let tz: chrono_tz::Tz = report.as_ref().and_then(|r| r.tz.parse().ok()).unwrap_or(dir.tz);
     let form_time = |t: &chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string();
     let mut queues: Vec<(String, String)> = dir.queues().iter().map(|q| (q.id.clone(), q.name.clone())).collect();
     queues.sort_by_key(|(_, name)| name.to_lowercase());

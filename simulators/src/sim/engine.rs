@@ -563,12 +563,14 @@ impl Simulation {
         let Some(&(team, _, _)) = self.outages.get(outage as usize) else {
             return;
         };
-        let next = if down {
-            Action::OutageStart { outage }
-        } else {
-            Action::OutageEnd { outage }
+        let (next, at) = match self.outages[outage as usize] {
+            (_, from, _) if down => (Action::OutageStart { outage }, from),
+            (_, _, to) => (Action::OutageEnd { outage }, to),
         };
-        self.at(self.now + DAY_MS, next);
+        // The next spell, on the scenario's clock (a run that started during one started it
+        // early).
+        let until = self.until_time_of_day(at);
+        self.at(self.now + if until == 0 { DAY_MS } else { until }, next);
         for agent in 0..self.agents.len() as u32 {
             let a = &mut self.agents[agent as usize];
             if a.team != team || a.dark == down {
@@ -914,7 +916,7 @@ impl Simulation {
                 self.leave_idle(agent);
                 self.logout(agent, out);
             }
-            AgentState::Paused => self.logout(agent, out),
+            AgentState::Paused | AgentState::Unavailable => self.logout(agent, out),
             _ => a.logout_due = true,
         }
     }

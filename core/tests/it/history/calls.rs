@@ -191,7 +191,7 @@ async fn calls_are_browsed_filtered_and_paged(s: &TestServer) {
 
 both_backends!(other_tenants_and_other_teams_see_none_of_it);
 async fn other_tenants_and_other_teams_see_none_of_it(s: &TestServer) {
-    let (admin, north, _ana, _ben, _sales, _support) = floor(s).await;
+    let (admin, north, _ana, ben, _sales, _support) = floor(s).await;
     let base = five_calls(s, &admin).await;
     let r = range(base);
     let other = s.tenant("globex", Role::TenantAdmin).await;
@@ -219,6 +219,13 @@ async fn other_tenants_and_other_teams_see_none_of_it(s: &TestServer) {
     );
     s.get("/api/v1/calls/c3", &scoped).await.expect_problem(404);
     s.get("/api/v1/calls/c1", &scoped).await.expect(200);
+    // Ben removed, every agent left is North's: Ben's calls still are not North's.
+    s.delete(&format!("/api/v1/agents/{ben}"), &admin).await.expect(204);
+    assert_eq!(
+        ids(&s.get(&format!("/api/v1/calls?{r}"), &scoped).await),
+        ["c4@-", "c1@Sales"]
+    );
+    s.get("/api/v1/calls/c3", &scoped).await.expect_problem(404);
     let export = s.get(&format!("/api/v1/calls/export?{r}"), &scoped).await;
     assert_eq!(export.text.lines().count(), 3, "{}", export.text);
     // Agents and viewers do not look back.
@@ -470,4 +477,54 @@ async fn a_supervisor_browses_calls_in_the_browser() {
     assert_eq!(page.errors().await, Vec::<String>::new());
     browser.close().await;
     s.stop().await;
+}
+
+both_backends!(events_one_by_one_in_any_order_make_the_same_row);
+async fn events_one_by_one_in_any_order_make_the_same_row(s: &TestServer) {
+    let (admin, ..) = floor(s).await;
+    let base = Utc::now() - Duration::minutes(30);
+    let story = |call: &str| {
+        vec![
+            (0, json!({ "type": "caller_join", "queue": "Sales", "call": call })),
+            (
+                12,
+                json!({ "type": "caller_answer", "queue": "Sales", "call": call, "agent": "1001", "wait_s": 12.0 }),
+            ),
+            (
+                12,
+                json!({ "type": "call_start", "call": call, "agent": "1001", "queue": "Sales", "direction": "inbound" }),
+            ),
+            (
+                100,
+                json!({ "type": "call_end", "call": call, "agent": "1001", "queue": "Sales", "talk_s": 80.0, "hold_s": 8.0, "wrap_s": 15.0 }),
+            ),
+            // A leave for an earlier moment, as a retried batch might bring: the answer stands.
+            (
+                5,
+                json!({ "type": "caller_leave", "queue": "Sales", "call": call, "reason": "timeout", "wait_s": 5.0 }),
+            ),
+        ]
+    };
+    // Each event its own request (so each meets the stored row), forwards and backwards.
+    for event in story("forward") {
+        send(s, &admin, base, std::slice::from_ref(&event)).await;
+    }
+    for event in story("backward").into_iter().rev() {
+        send(s, &admin, base, std::slice::from_ref(&event)).await;
+    }
+    let row = |call: &str| {
+        let admin = admin.clone();
+        let call = call.to_owned();
+        async move {
+            let mut leg = s.get(&format!("/api/v1/calls/{call}"), &admin).await.body["legs"][0].clone();
+            leg["call_id"] = json!("-");
+            leg
+        }
+    };
+    let forward = row("forward").await;
+    assert_eq!(forward["outcome"], "answered", "{forward}");
+    assert_eq!(forward["wait_s"].as_f64(), Some(12.0));
+    assert_eq!(forward["talk_s"].as_f64(), Some(80.0));
+    assert_eq!(forward["wrap_s"].as_f64(), Some(15.0));
+    assert_eq!(row("backward").await, forward);
 }
