@@ -54,7 +54,7 @@ fn call_line(out: &mut String, tenant: &str, i: u64, started: i64, queues: &[Str
     let answered = talk.map(|_| counted.to_string()).unwrap_or_default();
     let _ = writeln!(
         out,
-        "{tenant},{started}.{i},{queue},{agent},{direction},{started},{outcome},{counted},{wait},{answered},{ended},{talk},0,{wrap},+49{caller:09},49302{did:03},{disposition},{billsec}",
+        "{tenant},{started}.{i},\"{queue}\",{agent},{direction},{started},{outcome},{counted},{wait},{answered},{ended},{talk},0,{wrap},+49{caller:09},49302{did:03},{disposition},{billsec}",
         agent = agent.unwrap_or_default(),
         direction = if direct { "outbound" } else { "inbound" },
         wait = num(wait),
@@ -169,7 +169,8 @@ fn main() {
                         let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
                         b.push_bind(f[0].to_owned())
                             .push_bind(f[1].to_owned())
-                            .push_bind(f[2].to_owned())
+                            // Quoted, so that COPY reads an empty queue as '' rather than NULL.
+                            .push_bind(f[2].trim_matches('"').to_owned())
                             .push_bind(text(f[3]))
                             .push_bind(f[4].to_owned())
                             .push_bind(int(f[5]))
@@ -245,7 +246,7 @@ fn main() {
         )
     });
     let cases: Vec<(&str, String)> = vec![
-        ("newest page, last 30 days", format!("{month}")),
+        ("newest page, last 30 days", month.clone()),
         ("a page 65 days back", deep.clone()),
         ("one queue", format!("{month}&queue={queue_id}")),
         ("one agent", format!("{month}&agent={agent_id}")),

@@ -413,6 +413,41 @@ pub fn day_start(at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
         .unwrap_or(at)
 }
 
+/// The zone and range `tz`, `from` and `to` ask for, checked into `v`: local dates and times
+/// are read in `tz` (else `default_tz`); the range defaults to today.
+pub fn time_range(
+    v: &mut Validation,
+    tz: &Option<String>,
+    from: &Option<String>,
+    to: &Option<String>,
+    default_tz: Tz,
+    now: DateTime<Utc>,
+) -> (Tz, DateTime<Utc>, DateTime<Utc>) {
+    let tz = match non_empty(tz) {
+        None => default_tz,
+        Some(name) => name.parse::<Tz>().unwrap_or_else(|_| {
+            v.add("tz", "must be an IANA time zone such as Europe/Berlin");
+            default_tz
+        }),
+    };
+    let mut time = |field: &str, value: &Option<String>, end: bool| {
+        let raw = non_empty(value)?;
+        let parsed = parse_time(raw, tz, end);
+        if parsed.is_none() {
+            v.add(
+                field,
+                "must be a date (2026-12-01), a local time (2026-12-01T09:30) or RFC 3339",
+            );
+        }
+        parsed
+    };
+    let today = day_start(now, tz);
+    let from = time("from", from, false).unwrap_or(today);
+    let to = time("to", to, true)
+        .unwrap_or_else(|| parse_time(&today.with_timezone(&tz).date_naive().to_string(), tz, true).unwrap_or(now));
+    (tz, from, to)
+}
+
 /// A checked query: the store's filter and where the page starts.
 pub struct Resolved {
     pub filter: CallFilter,
@@ -460,28 +495,7 @@ fn prefix(v: &mut Validation, field: &str, value: &Option<String>) -> Option<Str
 /// page) where an export does not.
 pub fn resolve(query: &CallQuery, dir: &Directory, now: DateTime<Utc>, browse: bool) -> Result<Resolved, StoreError> {
     let mut v = Validation::new();
-    let tz = match non_empty(&query.tz) {
-        None => dir.tz,
-        Some(name) => name.parse::<Tz>().unwrap_or_else(|_| {
-            v.add("tz", "must be an IANA time zone such as Europe/Berlin");
-            dir.tz
-        }),
-    };
-    let mut time = |field: &str, value: &Option<String>, end: bool| {
-        let raw = non_empty(value)?;
-        let parsed = parse_time(raw, tz, end);
-        if parsed.is_none() {
-            v.add(
-                field,
-                "must be a date (2026-12-01), a local time (2026-12-01T09:30) or RFC 3339",
-            );
-        }
-        parsed
-    };
-    let today = day_start(now, tz);
-    let from = time("from", &query.from, false).unwrap_or(today);
-    let to = time("to", &query.to, true)
-        .unwrap_or_else(|| parse_time(&today.with_timezone(&tz).date_naive().to_string(), tz, true).unwrap_or(now));
+    let (tz, from, to) = time_range(&mut v, &query.tz, &query.from, &query.to, dir.tz, now);
     if to <= from {
         v.add("to", "must be after from");
     } else if browse && (to - from).num_days() > MAX_BROWSE_DAYS {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Validation;
 use crate::kpi::{self, KpiSettings, QueueCounters, ServiceLevelVariant};
-use crate::service::history::{Directory, History, day_start, local_to_utc, parse_time};
+use crate::service::history::{Directory, History, local_to_utc, time_range};
 use crate::store::reports::{self, OutcomeCell, QUARTER_MS, WAIT_BINS};
 use crate::store::{StoreError, TenantScope, tenants};
 
@@ -251,28 +251,7 @@ struct Resolved {
 
 fn resolve(query: &ReportQuery, dir: &Directory, now: DateTime<Utc>) -> Result<Resolved, StoreError> {
     let mut v = Validation::new();
-    let tz = match query.tz.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        None => dir.tz,
-        Some(name) => name.parse::<Tz>().unwrap_or_else(|_| {
-            v.add("tz", "must be an IANA time zone such as Europe/Berlin");
-            dir.tz
-        }),
-    };
-    let mut time = |field: &str, value: &Option<String>, end: bool| {
-        let raw = value.as_deref().map(str::trim).filter(|r| !r.is_empty())?;
-        let parsed = parse_time(raw, tz, end);
-        if parsed.is_none() {
-            v.add(
-                field,
-                "must be a date (2026-12-01), a local time (2026-12-01T09:30) or RFC 3339",
-            );
-        }
-        parsed
-    };
-    let today = day_start(now, tz);
-    let from = time("from", &query.from, false).unwrap_or(today);
-    let to = time("to", &query.to, true)
-        .unwrap_or_else(|| parse_time(&today.with_timezone(&tz).date_naive().to_string(), tz, true).unwrap_or(now));
+    let (tz, from, to) = time_range(&mut v, &query.tz, &query.from, &query.to, dir.tz, now);
     if to <= from {
         v.add("to", "must be after from");
     } else if (to - from).num_days() > MAX_REPORT_DAYS {
@@ -546,6 +525,7 @@ pub fn csv(report: &QueueReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::history::parse_time;
     use chrono::TimeZone;
 
     fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {

@@ -5,10 +5,11 @@ use crate::domain::time::now_ms;
 use crate::on_db;
 
 /// One CDR.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CallRecord {
     /// What identifies the record ([`key`]): the same CDR is stored once, however its line was
     /// written.
+    #[sqlx(rename = "record_key")]
     pub key: String,
     pub source: String,
     pub call_id: String,
@@ -204,26 +205,8 @@ pub async fn insert(store: &Store, scope: &TenantScope, records: &[CallRecord]) 
 
 /// The tenant's records of one call (its legs), earliest first.
 pub async fn for_call(store: &Store, scope: &TenantScope, call_id: &str) -> StoreResult<Vec<CallRecord>> {
-    type Fields = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        Option<i64>,
-        i64,
-        i64,
-        i64,
-        String,
-        String,
-    );
-    let rows: Vec<Fields> = on_db!(&store.db, |pool, DB| {
-        sqlx::query_as::<DB, Fields>(
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query_as::<DB, CallRecord>(
             "SELECT record_key, source, call_id, caller, destination, context, channel, dst_channel, last_app, \
              started_at, answered_at, ended_at, duration_s, billsec_s, disposition, account FROM call_records \
              WHERE tenant_id = $1 AND call_id = $2 ORDER BY started_at, record_key LIMIT 200",
@@ -232,47 +215,7 @@ pub async fn for_call(store: &Store, scope: &TenantScope, call_id: &str) -> Stor
         .bind(call_id)
         .fetch_all(pool)
         .await
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                key,
-                source,
-                call_id,
-                caller,
-                destination,
-                context,
-                channel,
-                dst_channel,
-                last_app,
-                started_at,
-                answered_at,
-                ended_at,
-                duration_s,
-                billsec_s,
-                disposition,
-                account,
-            )| CallRecord {
-                key,
-                source,
-                call_id,
-                caller,
-                destination,
-                context,
-                channel,
-                dst_channel,
-                last_app,
-                started_at,
-                answered_at,
-                ended_at,
-                duration_s,
-                billsec_s,
-                disposition,
-                account,
-            },
-        )
-        .collect())
+    })?)
 }
 
 /// How many of the tenant's records have each disposition, most first.

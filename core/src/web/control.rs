@@ -157,7 +157,7 @@ async fn board_control(
         return super::ui::render_alone(&app, "partials/control_result.html", &view, StatusCode::OK);
     }
     if status.is_success() {
-        Redirect::to(&format!("/board/agents/{id}")).into_response()
+        Redirect::to(&format!("/board/agents/{id}?sent=1")).into_response()
     } else {
         super::ui::error_page(&app, &headers, status, &message)
     }

@@ -42,7 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/calls/{call}", get(call_page))
 }
 
-fn history(app: &AppState) -> History<'_> {
+/// The history flows, on the running server's store and floors.
+pub(super) fn history(app: &AppState) -> History<'_> {
     History {
         store: &app.store,
         live: &app.live,

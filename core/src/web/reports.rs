@@ -15,12 +15,12 @@ use serde::Serialize;
 use super::AppState;
 use super::admin::tenant_scope;
 use super::extract::{ApiQuery, Caller};
+use super::history::history;
 use super::page_error::PageResult;
 use super::problem::ApiResult;
 use super::session::SignedIn;
 use super::ui::render_view;
 use crate::auth::{Action, Area};
-use crate::service::history::History;
 use crate::service::reports::{self, Point, QueueReport, QueueSeries, ReportQuery};
 use crate::store::StoreError;
 
@@ -34,13 +34,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/reports/queues", get(page))
         .route("/reports/queues/export", get(page_export))
-}
-
-fn history(app: &AppState) -> History<'_> {
-    History {
-        store: &app.store,
-        live: &app.live,
-    }
 }
 
 async fn api_queues(

@@ -241,6 +241,16 @@ struct AgentPage {
     timeline: Vec<serde_json::Value>,
     summary: Vec<serde_json::Value>,
     calls: Vec<serde_json::Value>,
+    /// What came of a control request sent without JavaScript (the form posts, then comes
+    /// back here): the drawer's answer line, filled.
+    sent: bool,
+}
+
+/// `?sent=1`: the page a control form without JavaScript comes back to.
+#[derive(Debug, Default, serde::Deserialize)]
+struct AgentQuery {
+    #[serde(default)]
+    sent: Option<String>,
 }
 
 async fn page(State(app): State<AppState>, signed: SignedIn, Query(query): Query<BoardQuery>) -> PageResult {
@@ -448,6 +458,7 @@ async fn agent_drawer(
     signed: SignedIn,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<AgentQuery>,
 ) -> PageResult {
     let scope = tenant_scope(&app, &signed, Action::Read, Area::Live)?;
     let floor = app.live.floor(&scope).await?;
@@ -597,6 +608,7 @@ async fn agent_drawer(
         timeline,
         summary,
         calls,
+        sent: query.sent.is_some(),
     };
     let template = if is_htmx(&headers) {
         "board/agent_body.html"

@@ -227,9 +227,16 @@ async fn a_supervisor_listens_in_and_hangs_up_from_the_board() {
     let said = page
         .eval("document.querySelector('#control-result')?.outerHTML ?? ''")
         .await;
+    let requests = page
+        .eval(
+            "JSON.stringify(performance.getEntriesByType('resource').filter(e => e.name.includes('/board/agents'))\
+             .map(e => ({ name: e.name, start: e.startTime, duration: e.duration, status: e.responseStatus })))",
+        )
+        .await;
+    let audit = server.get("/api/v1/audit?action=call.listen", &admin).await.body;
     assert!(
         answered && said.as_str().is_some_and(|html| html.contains("notice")),
-        "the drawer says it was sent: {said}"
+        "the drawer says it was sent: {said}; requests {requests}; audit {audit}"
     );
     page.click("#hangup").await;
     let started = Instant::now();

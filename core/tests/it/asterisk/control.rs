@@ -129,6 +129,20 @@ async fn a_supervisor_pauses_an_agent_from_the_board() {
         (originate.get("Channel"), originate.get("Exten")),
         (Some("PJSIP/1001"), Some("+4930123"))
     );
+    // Without JavaScript (the form posted as it is): back on the agent's page, which says it
+    // was sent.
+    page.eval("document.querySelector('#call').closest('form').submit()")
+        .await;
+    assert!(
+        page.wait_for(
+            "location.search === '?sent=1' && document.querySelector('#control-result.notice') !== null",
+            wait
+        )
+        .await,
+        "{}",
+        page.eval("location.href + ' ' + document.body.innerText.slice(0, 300)")
+            .await
+    );
     browser.close().await;
     server.stop().await;
 }

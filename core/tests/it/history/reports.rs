@@ -349,3 +349,33 @@ async fn a_supervisor_drills_from_the_worst_half_hour_to_a_call() {
     browser.close().await;
     s.stop().await;
 }
+
+both_backends!(weeks_start_on_the_tenants_day);
+async fn weeks_start_on_the_tenants_day(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    s.post("/api/v1/queues", &admin, json!({ "name": "Sales" }))
+        .await
+        .expect(201);
+    let first_week = |body: &Value| {
+        body["queues"][0]["points"][0]["label"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Wednesday 2026-12-02 to Sunday 2026-12-20.
+    let range = "from=2026-12-02&to=2026-12-20&bucket=week";
+    let monday = s.get(&format!("/api/v1/reports/queues?{range}"), &admin).await;
+    monday.expect(200);
+    assert_eq!(first_week(&monday.body), "2026-11-30");
+    assert_eq!(monday.body["week_start"], "monday");
+    s.patch("/api/v1/tenant", &admin, json!({ "week_start": "sunday" }))
+        .await
+        .expect(200);
+    let sunday = s.get(&format!("/api/v1/reports/queues?{range}"), &admin).await;
+    assert_eq!(first_week(&sunday.body), "2026-11-29");
+    let reply = s
+        .patch("/api/v1/tenant", &admin, json!({ "week_start": "friday" }))
+        .await;
+    reply.expect_problem(422);
+    assert_eq!(reply.pointers(), ["/week_start"]);
+}
