@@ -730,10 +730,11 @@ mod tests {
         let error = engine.evaluate(&rule, &tenant, Subject::Tenant).unwrap_err();
         assert_eq!(error.limit, Some(Limit::Cancelled), "{error:?}");
         drop(guard);
+        // Without the flag it runs into its own limits again: time or steps, whichever comes
+        // first on this machine; never the cancellation.
         let error = engine.evaluate(&rule, &tenant, Subject::Tenant).unwrap_err();
-        assert_eq!(
-            error.limit,
-            Some(Limit::Time),
+        assert!(
+            matches!(error.limit, Some(Limit::Time | Limit::Operations)),
             "the flag is gone with its guard: {error:?}"
         );
     }

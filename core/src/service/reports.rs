@@ -136,6 +136,10 @@ pub struct Point {
     pub aht_s: Option<f64>,
     pub abandon_rate: Option<f64>,
     pub longest_wait_s: Option<f64>,
+    /// Erlang C: the agents it would have taken, all the bucket long, to answer this volume at
+    /// this AHT within the queue's threshold for its target share of callers. `null` without
+    /// calls or handling time.
+    pub agents_needed: Option<u32>,
     /// The `/api/v1/calls` (and `/calls`) query of the calls this point counted.
     pub calls: String,
 }
@@ -159,6 +163,8 @@ pub struct QueueSeries {
     /// The whole range as one point.
     pub total: Point,
     pub waits: WaitDistribution,
+    /// Calls offered by weekday (Monday first) and hour of the day, in the report's time zone.
+    pub heatmap: Vec<Vec<u64>>,
 }
 
 /// A queue report.
@@ -334,10 +340,25 @@ fn add_cell(c: &mut QueueCounters, cell: &OutcomeCell, longest: &mut Option<f64>
     }
 }
 
+/// The fewest agents that Erlang C says answer `offered` calls of `aht_s` seconds arriving over
+/// `seconds` within `threshold_s` for at least `target` (a fraction) of callers.
+pub fn agents_needed(offered: u64, aht_s: f64, seconds: f64, threshold_s: f64, target: f64) -> Option<u32> {
+    if offered == 0 || aht_s <= 0.0 || seconds <= 0.0 || !aht_s.is_finite() {
+        return None;
+    }
+    let traffic = offered as f64 * aht_s / seconds;
+    let first = traffic.floor() as u32 + 1;
+    // Far more than any real floor; beyond it the answer is not worth computing.
+    (first..first.saturating_add(10_000))
+        .find(|&n| kpi::erlang_c_service_level(n, traffic, aht_s, threshold_s).is_some_and(|sl| sl >= target))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn point(
     c: &QueueCounters,
     longest: Option<f64>,
     settings: &KpiSettings,
+    target_pct: u32,
     (start, end): (DateTime<Utc>, DateTime<Utc>),
     label: String,
     queue_id: &str,
@@ -368,6 +389,16 @@ fn point(
         aht_s: kpi::aht(c),
         abandon_rate: kpi::abandon_rate(c, settings.abandon_rate_counts_short),
         longest_wait_s: longest,
+        agents_needed: kpi::aht(c).and_then(|aht| {
+            let seconds = (end - start).num_seconds() as f64;
+            agents_needed(
+                c.offered,
+                aht,
+                seconds,
+                settings.threshold_s,
+                f64::from(target_pct) / 100.0,
+            )
+        }),
         calls,
     }
 }
@@ -418,8 +449,14 @@ impl History<'_> {
                 answered: vec![0; WAIT_BINS.len() + 1],
                 abandoned: vec![0; WAIT_BINS.len() + 1],
             };
+            let mut heatmap = vec![vec![0u64; 24]; 7];
             for cell in &cells {
                 let Some(b) = bucket_of(cell.quarter) else { continue };
+                if let Some(at) = DateTime::<Utc>::from_timestamp_millis(cell.quarter * QUARTER_MS) {
+                    use chrono::Timelike as _;
+                    let local = at.with_timezone(&r.tz);
+                    heatmap[local.weekday().num_days_from_monday() as usize][local.hour() as usize] += cell.calls;
+                }
                 add_cell(&mut counters[b], cell, &mut longest[b]);
                 let bin = cell.bin.min(WAIT_BINS.len());
                 match cell.outcome.as_str() {
@@ -440,6 +477,7 @@ impl History<'_> {
                         &counters[b],
                         longest[b],
                         &settings,
+                        target_pct,
                         (edges[b], edges[b + 1]),
                         label(edges[b], r.tz, r.bucket),
                         id,
@@ -454,6 +492,7 @@ impl History<'_> {
                 &all,
                 longest_all,
                 &settings,
+                target_pct,
                 (edges[0], r.to),
                 label(edges[0], r.tz, r.bucket),
                 id,
@@ -472,6 +511,7 @@ impl History<'_> {
                 points,
                 total,
                 waits,
+                heatmap,
             });
         }
         series.sort_by_key(|s| s.name.to_lowercase());
@@ -575,6 +615,17 @@ mod tests {
         let labels: Vec<String> = months[..3].iter().map(|m| label(*m, tz, Bucket::Month)).collect();
         assert_eq!(labels, ["2026-12", "2027-01", "2027-02"]);
         assert_eq!(*months.last().unwrap(), parse_time("2027-02-10", tz, false).unwrap());
+    }
+
+    #[test]
+    fn erlang_c_staffs_a_worked_example() {
+        // 360 calls in an hour at 180 s AHT are 18 Erlangs; for 80 % within 20 s Erlang C needs
+        // 22 agents (21 give 71.6 %, 22 give 82.2 %, computed independently in Python).
+        assert_eq!(agents_needed(360, 180.0, 3600.0, 20.0, 0.8), Some(22));
+        assert_eq!(agents_needed(0, 180.0, 3600.0, 20.0, 0.8), None);
+        assert_eq!(agents_needed(10, 0.0, 3600.0, 20.0, 0.8), None);
+        // One call in the bucket still needs one agent.
+        assert_eq!(agents_needed(1, 60.0, 1800.0, 20.0, 0.8), Some(1));
     }
 
     #[test]

@@ -126,6 +126,8 @@ struct SeriesView {
     rows: Vec<RowView>,
     total: RowView,
     waits: Vec<(String, u64, u64)>,
+    /// Weekday × hour: (calls, shade 0–5).
+    heatmap: Vec<Vec<(u64, u8)>>,
 }
 
 /// A table row: a point in words.
@@ -143,6 +145,7 @@ struct RowView {
     aht: String,
     abandon_rate: String,
     longest_wait: String,
+    agents_needed: String,
 }
 
 fn percent(v: Option<f64>) -> String {
@@ -171,6 +174,7 @@ fn row(p: &Point, target_pct: u32) -> RowView {
         aht: seconds(p.aht_s),
         abandon_rate: percent(p.abandon_rate),
         longest_wait: seconds(p.longest_wait_s),
+        agents_needed: p.agents_needed.map_or_else(|| "–".into(), |n| n.to_string()),
     }
 }
 
@@ -237,7 +241,18 @@ fn series_view(s: &QueueSeries) -> SeriesView {
             (name, s.waits.answered[i], s.waits.abandoned[i])
         })
         .collect();
+    let hottest = s.heatmap.iter().flatten().copied().max().unwrap_or(0).max(1);
+    let heatmap = s
+        .heatmap
+        .iter()
+        .map(|day| {
+            day.iter()
+                .map(|&n| (n, if n == 0 { 0 } else { (1 + n * 4 / hottest).min(5) as u8 }))
+                .collect()
+        })
+        .collect();
     SeriesView {
+        heatmap,
         id: s.id.clone(),
         name: s.name.clone(),
         target_pct: target,
