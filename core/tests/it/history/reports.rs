@@ -157,6 +157,22 @@ async fn every_cell_opens_its_calls_and_the_export_is_the_series(s: &TestServer)
         }
     }
     assert!(checked > 0);
+    for q in report.body["queues"].as_array().unwrap() {
+        // The heatmap holds every call of the range, once.
+        let heat: u64 = q["heatmap"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|day| day.as_array().unwrap().iter().map(|n| n.as_u64().unwrap()))
+            .sum();
+        assert_eq!(heat, q["total"]["offered"].as_u64().unwrap(), "{}", q["name"]);
+        // Staffing is there wherever there were calls and handling.
+        for p in q["points"].as_array().unwrap() {
+            if p["offered"].as_u64() > Some(0) && p["aht_s"].is_number() {
+                assert!(p["agents_needed"].as_u64() >= Some(1), "{p}");
+            }
+        }
+    }
     // The export: a line per queue and point, the same numbers.
     let export = s.get("/api/v1/reports/queues/export?bucket=30m", &admin).await;
     export.expect(200);
