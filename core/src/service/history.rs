@@ -666,7 +666,7 @@ impl History<'_> {
             })
             .max()
             .unwrap_or(from);
-        let around = events::for_agent_between(self.store, scope, &agents, from - 60_000, to).await?;
+        let around = events::for_agent_between(self.store, scope, &agents, from - 60_000, to, 1_000).await?;
         timeline.extend(around.into_iter().filter(|e| {
             matches!(e.body, EventBody::AgentState { .. })
                 && e.agent().is_some_and(|a| !dir.limited() || dir.agent_visible(a))

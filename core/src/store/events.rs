@@ -247,22 +247,7 @@ pub async fn for_agent(
     from_ms: i64,
     limit: i64,
 ) -> StoreResult<Vec<Event>> {
-    let rows: Vec<(String, String, i64, String)> = on_db!(&store.db, |pool, DB| {
-        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT source, event_id, at, body FROM events WHERE tenant_id = ");
-        q.push_bind(scope.tenant_id()).push(" AND agent IN (");
-        let mut list = q.separated(", ");
-        for name in names {
-            list.push_bind(*name);
-        }
-        q.push(") AND at >= ")
-            .push_bind(from_ms)
-            .push(" ORDER BY at, seq LIMIT ")
-            .push_bind(limit);
-        q.build_query_as::<(String, String, i64, String)>()
-            .fetch_all(pool)
-            .await
-    })?;
-    Ok(parse_rows(rows))
+    for_agent_between(store, scope, names, from_ms, i64::MAX, limit).await
 }
 
 /// Events stored before the call history existed make their calls' history, once, in batches
@@ -341,13 +326,14 @@ pub async fn for_call(store: &Store, scope: &TenantScope, call_id: &str) -> Stor
 }
 
 /// The tenant's stored events of these agents (under any of their names) from `from_ms` to
-/// `to_ms`, in the order they happened: what the agents did around a call.
+/// `to_ms`, in the order they happened, at most `limit`: what the agents did around a call.
 pub async fn for_agent_between(
     store: &Store,
     scope: &TenantScope,
     names: &[&str],
     from_ms: i64,
     to_ms: i64,
+    limit: i64,
 ) -> StoreResult<Vec<Event>> {
     if names.is_empty() {
         return Ok(Vec::new());
@@ -363,7 +349,8 @@ pub async fn for_agent_between(
             .push_bind(from_ms)
             .push(" AND at <= ")
             .push_bind(to_ms)
-            .push(" ORDER BY at, seq LIMIT 1000");
+            .push(" ORDER BY at, seq LIMIT ")
+            .push_bind(limit);
         q.build_query_as::<(String, String, i64, String)>()
             .fetch_all(pool)
             .await
