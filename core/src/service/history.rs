@@ -654,7 +654,6 @@ impl History<'_> {
             return Err(StoreError::NotFound { kind: "call" });
         }
         let records = call_records::for_call(self.store, scope, call_id).await?;
-        let mut timeline: Vec<Event> = events::for_call(self.store, scope, call_id).await?;
         // What the agents who handled it did meanwhile: ringing, wrap-up, the state after.
         let agents: Vec<&str> = rows.iter().filter_map(|r| r.agent.as_deref()).collect();
         let from = rows.iter().map(|r| r.started_at).min().unwrap_or_default();
@@ -666,6 +665,9 @@ impl History<'_> {
             })
             .max()
             .unwrap_or(from);
+        // The call's own events lie within its rows' times (a start inferred from a wait is
+        // rounded, hence the margin).
+        let mut timeline: Vec<Event> = events::for_call(self.store, scope, call_id, from - 60_000, to + 60_000).await?;
         let around = events::for_agent_between(self.store, scope, &agents, from - 60_000, to, 1_000).await?;
         timeline.extend(around.into_iter().filter(|e| {
             matches!(e.body, EventBody::AgentState { .. })

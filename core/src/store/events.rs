@@ -310,14 +310,23 @@ pub async fn backfill_calls(store: &Store) -> StoreResult<u64> {
     Ok(read)
 }
 
-/// The tenant's stored events about one call, in the order they happened.
-pub async fn for_call(store: &Store, scope: &TenantScope, call_id: &str) -> StoreResult<Vec<Event>> {
+/// The tenant's stored events about one call between `from_ms` and `to_ms`, in the order they
+/// happened.
+pub async fn for_call(
+    store: &Store,
+    scope: &TenantScope,
+    call_id: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<Event>> {
     let rows: Vec<(String, String, i64, String)> = on_db!(&store.db, |pool, DB| {
         sqlx::query_as::<DB, (String, String, i64, String)>(
-            "SELECT source, event_id, at, body FROM events WHERE tenant_id = $1 AND call_id = $2 ORDER BY at, seq \
-             LIMIT 1000",
+            "SELECT source, event_id, at, body FROM events WHERE tenant_id = $1 AND at >= $2 AND at <= $3 \
+             AND call_id = $4 ORDER BY at, seq LIMIT 1000",
         )
         .bind(scope.tenant_id())
+        .bind(from_ms)
+        .bind(to_ms)
         .bind(call_id)
         .fetch_all(pool)
         .await
