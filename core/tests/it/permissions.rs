@@ -233,6 +233,7 @@ fn page_area(page: &str) -> Area {
         "/admin/audit" | "/admin/audit/export.csv" => Area::Audit,
         "/admin/settings" => Area::TenantSettings,
         p if p.starts_with("/board") => Area::Live,
+        p if p.starts_with("/calls") || p.starts_with("/reports") => Area::History,
         _ => Area::Configuration,
     }
 }
@@ -260,6 +261,10 @@ async fn every_admin_page_for_every_role(s: &TestServer) {
         "/admin/plugins",
         "/board",
         "/board?group=queue&mode=wall",
+        "/calls",
+        "/calls/export",
+        "/reports/queues",
+        "/reports/queues/export",
     ];
     for role in [Role::Viewer, Role::Agent, Role::Supervisor, Role::TenantAdmin] {
         let email = format!("{}@example.com", role.as_str());
