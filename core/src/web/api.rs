@@ -431,15 +431,20 @@ async fn export_audit(
     Ok(csv_response(body, scope.tenant_slug()))
 }
 
-/// A CSV download.
+/// The audit log as a CSV download.
 pub fn csv_response(body: String, tenant: &str) -> Response {
-    let mut response = axum::body::Body::from(body).into_response();
+    csv_download(axum::body::Body::from(body), &format!("monti-audit-{tenant}.csv"))
+}
+
+/// A CSV download named `filename`, whole or streamed.
+pub fn csv_download(body: axum::body::Body, filename: &str) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"monti-audit-{tenant}.csv\"")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     response

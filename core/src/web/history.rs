@@ -9,8 +9,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -97,17 +97,10 @@ async fn export(
         });
         Some((chunk, chunks))
     });
-    let mut response = Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    let name = format!("attachment; filename=\"monti-calls-{}.csv\"", scope.tenant_slug());
-    if let Ok(v) = HeaderValue::from_str(&name) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
+    Ok(super::api::csv_download(
+        Body::from_stream(stream),
+        &format!("monti-calls-{}.csv", scope.tenant_slug()),
+    ))
 }
 
 // --- pages -------------------------------------------------------------------------------

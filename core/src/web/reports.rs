@@ -7,8 +7,8 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
 
@@ -56,16 +56,7 @@ async fn api_queues_export(
 }
 
 fn csv_download(body: String, tenant: &str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"monti-queue-report-{tenant}.csv\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    response
+    super::api::csv_download(body.into(), &format!("monti-queue-report-{tenant}.csv"))
 }
 
 async fn page_export(
