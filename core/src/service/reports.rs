@@ -237,7 +237,8 @@ pub fn boundaries(
     out
 }
 
-fn weekday(name: &str) -> chrono::Weekday {
+/// The weekday a tenant's `week_start` names (Monday for anything else).
+pub fn weekday(name: &str) -> chrono::Weekday {
     match name {
         "sunday" => chrono::Weekday::Sun,
         "saturday" => chrono::Weekday::Sat,
@@ -430,7 +431,10 @@ impl History<'_> {
         for (id, name) in &r.queues {
             let (settings, target_pct) = dir.queue_settings(id).unwrap_or_default();
             let names = dir.queue_names(id).unwrap_or_else(|| vec![id.clone()]);
-            let cells = reports::queue_outcomes(
+            let reports::QueueQuarters {
+                outcomes: cells,
+                handling,
+            } = reports::queue_quarters(
                 self.store,
                 scope,
                 &names,
@@ -440,7 +444,6 @@ impl History<'_> {
                 settings.short_abandon_s,
             )
             .await?;
-            let handling = reports::queue_handling(self.store, scope, &names, from_ms, to_ms).await?;
             let buckets = edges.len() - 1;
             let mut counters = vec![QueueCounters::default(); buckets];
             let mut longest = vec![None; buckets];
