@@ -9,8 +9,14 @@
 //! Targets (issue 16): a page p95 < 300 ms at 10 M calls; a 1 M-call export with the server's
 //! RSS growing by < 64 MB.
 //!
+//! Then loads AGENT_DAYS days of agent events (each agent's working day: login, rings, calls,
+//! wrap-up, pauses with reasons, logout; about 290 events an agent a day) and measures the agent
+//! report over 30 days: the first request (every day made from the events) and the ones after
+//! (kept days), ending yesterday and ending now (today is made on every request).
+//! Target (issue 16): an agent report over 30 days < 1 s.
+//!
 //! Knobs: BACKEND (sqlite), CALLS (10000000), DAYS (70), AGENTS (2000), REPEAT (30),
-//! EXPORT_DAYS (7).
+//! EXPORT_DAYS (7), AGENT_DAYS (30; 0 skips the agent report).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -77,6 +83,7 @@ fn main() {
     let agents: usize = env_or("AGENTS", 2000);
     let repeat: usize = env_or("REPEAT", 30);
     let export_days: i64 = env_or("EXPORT_DAYS", 7);
+    let agent_days: i64 = env_or("AGENT_DAYS", 30);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -205,6 +212,17 @@ fn main() {
         "{calls} calls over {days} days loaded into {backend} in {:.0} s",
         loaded.elapsed().as_secs_f64()
     );
+    if agent_days > 0 {
+        let loaded = Instant::now();
+        let url = pg_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", setup.dir.path().join("monti.db").display()));
+        let events = runtime.block_on(load_agent_events(&url, &tenant.extensions, now, agent_days));
+        println!(
+            "{events} agent events over {agent_days} days loaded in {:.0} s",
+            loaded.elapsed().as_secs_f64()
+        );
+    }
 
     let mut env = vec![];
     if let Some(url) = &pg_url {
@@ -352,6 +370,63 @@ fn main() {
         }
     });
 
+    // Agent reports over 30 days: the first request makes every day, later ones read them.
+    if agent_days > 0 {
+        println!(
+            "{:<36} {:>9} {:>9} {:>9} {:>6}",
+            "agent report, 30 days", "first ms", "p50 ms", "p95 ms", "agents"
+        );
+        let day = 86_400_000;
+        let yesterday_end = now - now.rem_euclid(day);
+        runtime.block_on(async {
+            for (name, query) in [
+                (
+                    "all agents, ending yesterday",
+                    format!(
+                        "from={}&to={}&tz=UTC",
+                        iso(yesterday_end - 30 * day),
+                        iso(yesterday_end)
+                    ),
+                ),
+                (
+                    "all agents, ending now",
+                    format!("from={}&to={}&tz=UTC", iso(yesterday_end - 29 * day), iso(now)),
+                ),
+            ] {
+                let mut times = Vec::new();
+                let mut agents = 0;
+                for _ in 0..repeat.min(10) {
+                    let started = Instant::now();
+                    let reply = client
+                        .get(format!("{}/api/v1/reports/agents?{query}", server.base))
+                        .bearer_auth(&tenant.token)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(
+                        reply.status().is_success(),
+                        "{}",
+                        reply.text().await.unwrap_or_default()
+                    );
+                    let body: serde_json::Value = reply.json().await.unwrap();
+                    times.push(started.elapsed().as_secs_f64() * 1000.0);
+                    agents = body["agents"].as_array().map_or(0, |a| {
+                        a.iter()
+                            .filter(|a| a["total"]["logged_in_s"].as_f64() > Some(0.0))
+                            .count()
+                    });
+                }
+                let first = times.remove(0);
+                times.sort_by(f64::total_cmp);
+                println!(
+                    "{name:<36} {first:>9.1} {:>9.1} {:>9.1} {agents:>6}",
+                    percentile(&times, 0.5),
+                    percentile(&times, 0.95),
+                );
+            }
+        });
+    }
+
     // The export: every call of EXPORT_DAYS days, while the server's memory is watched.
     let (rss_before, _) = server.memory_mib();
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -413,4 +488,148 @@ fn main() {
                 .await;
         });
     }
+}
+
+/// One agent's working day as (at ms, kind, body): login at 08:00 (spread by agent), a call
+/// about every six minutes (a ring; one in twenty missed, the others answered, talked, wrapped
+/// up), a pause each hour with a reason, logout after eight hours.
+fn agent_day(ext: &str, day_start: i64, seed: u64, out: &mut Vec<(i64, &'static str, String)>) {
+    let mut at = day_start + 8 * 3_600_000 + (mix(seed) % 1_800_000) as i64;
+    let end = at + 8 * 3_600_000;
+    let state = |s: &str| format!(r#"{{"type":"agent_state","agent":"{ext}","state":"{s}"}}"#);
+    out.push((
+        at,
+        "agent_login",
+        format!(r#"{{"type":"agent_login","agent":"{ext}"}}"#),
+    ));
+    let mut n = 0u64;
+    let mut next_pause = at + 3_600_000;
+    while at < end {
+        n += 1;
+        let r = mix(seed ^ n);
+        at += 60_000 + (r % 240_000) as i64;
+        out.push((at, "agent_state", state("ringing")));
+        at += 5_000 + (r % 15_000) as i64;
+        if r.is_multiple_of(20) {
+            out.push((at, "agent_state", state("available")));
+            continue;
+        }
+        let call = format!("b{seed}-{n}");
+        out.push((
+            at,
+            "caller_answer",
+            format!(r#"{{"type":"caller_answer","queue":"Support","call":"{call}","agent":"{ext}","wait_s":12.0}}"#),
+        ));
+        let talk = 60 + (r >> 8) % 240;
+        at += talk as i64 * 1000;
+        out.push((
+            at,
+            "call_end",
+            format!(
+                r#"{{"type":"call_end","call":"{call}","agent":"{ext}","queue":"Support","talk_s":{talk}.0,"hold_s":0.0,"wrap_s":20.0}}"#
+            ),
+        ));
+        at += 20_000;
+        out.push((at, "agent_state", state("available")));
+        if at >= next_pause {
+            let reason = ["break", "lunch", "training", "coaching"][(r >> 16) as usize % 4];
+            out.push((
+                at,
+                "agent_state",
+                format!(r#"{{"type":"agent_state","agent":"{ext}","state":"paused","reason":"{reason}"}}"#),
+            ));
+            at += 300_000 + (r % 600_000) as i64;
+            out.push((at, "agent_state", state("available")));
+            next_pause += 3_600_000;
+        }
+    }
+    out.push((
+        end,
+        "agent_logout",
+        format!(r#"{{"type":"agent_logout","agent":"{ext}"}}"#),
+    ));
+}
+
+/// Loads `days` days (ending today) of every agent's working days into the events table.
+async fn load_agent_events(url: &str, extensions: &[String], now: i64, days: i64) -> u64 {
+    let day = 86_400_000;
+    let today = now - now.rem_euclid(day);
+    let mut count = 0u64;
+    let mut seq = 0u64;
+    let rows_of = |d: i64, a: usize, ext: &str| {
+        let mut rows = Vec::new();
+        agent_day(ext, today - d * day, (d as u64) << 20 | a as u64, &mut rows);
+        rows.retain(|r| r.0 < now);
+        rows
+    };
+    if url.starts_with("postgres") {
+        use sqlx::postgres::PgPoolCopyExt as _;
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let tenant: String = sqlx::query_scalar("SELECT id FROM tenants")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let mut copy = pool
+            .copy_in_raw(
+                "COPY events (tenant_id, source, event_id, at, kind, agent, queue, call_id, body, received_at) \
+                 FROM STDIN WITH (FORMAT csv)",
+            )
+            .await
+            .unwrap();
+        let mut chunk = String::with_capacity(16 << 20);
+        for d in (0..days).rev() {
+            for (a, ext) in extensions.iter().enumerate() {
+                for (at, kind, body) in rows_of(d, a, ext) {
+                    seq += 1;
+                    count += 1;
+                    chunk.push_str(&format!(
+                        "{tenant},bench,ae{seq},{at},{kind},{ext},,,\"{}\",{at}\n",
+                        body.replace('"', "\"\"")
+                    ));
+                }
+                if chunk.len() > 15 << 20 {
+                    copy.send(chunk.as_bytes()).await.unwrap();
+                    chunk.clear();
+                }
+            }
+        }
+        copy.send(chunk.as_bytes()).await.unwrap();
+        copy.finish().await.unwrap();
+        sqlx::query("ANALYZE events").execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let tenant: String = sqlx::query_scalar("SELECT id FROM tenants")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        for d in (0..days).rev() {
+            for (a, ext) in extensions.iter().enumerate() {
+                let rows = rows_of(d, a, ext);
+                for chunk in rows.chunks(1_000) {
+                    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "INSERT INTO events (tenant_id, source, event_id, at, kind, agent, body, received_at) ",
+                    );
+                    insert.push_values(chunk, |mut b, (at, kind, body)| {
+                        seq += 1;
+                        b.push_bind(&tenant)
+                            .push_bind("bench")
+                            .push_bind(format!("ae{seq}"))
+                            .push_bind(*at)
+                            .push_bind(*kind)
+                            .push_bind(ext)
+                            .push_bind(body)
+                            .push_bind(*at);
+                    });
+                    insert.build().persistent(false).execute(&mut *tx).await.unwrap();
+                    count += chunk.len() as u64;
+                }
+            }
+        }
+        tx.commit().await.unwrap();
+        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    count
 }

@@ -47,6 +47,30 @@ pub struct Config {
     pub live: LiveConfig,
     pub plugins: PluginsConfig,
     pub metrics: MetricsConfig,
+    pub recordings: RecordingsConfig,
+}
+
+/// Where tenants' call recordings may come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecordingsConfig {
+    /// Per tenant (by slug), the directories (local or mounted) its admins may choose a
+    /// recording source in: the tenant's directory must be one of these or inside one. A tenant
+    /// not listed can use S3-compatible buckets only, never the server's own files; no tenant can
+    /// reach a directory listed for another.
+    pub directories: BTreeMap<String, Vec<PathBuf>>,
+    /// How long a recording's playback link works.
+    #[serde(with = "human_duration")]
+    pub link_lifetime: Duration,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        Self {
+            directories: BTreeMap::new(),
+            link_lifetime: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 /// Who may read `GET /metrics`.
@@ -463,6 +487,7 @@ impl Default for Config {
             live: LiveConfig::default(),
             plugins: PluginsConfig::default(),
             metrics: MetricsConfig::default(),
+            recordings: RecordingsConfig::default(),
         }
     }
 }
@@ -927,6 +952,19 @@ fn validate(config: &Config, figment: &Figment) -> Vec<Problem> {
             "metrics.token",
             "must not be empty; leave it unset to serve /metrics without a token".into(),
         );
+    }
+    for (tenant, dirs) in &config.recordings.directories {
+        for dir in dirs {
+            if !dir.is_absolute() || dir.components().any(|c| c == std::path::Component::ParentDir) {
+                bad(
+                    &format!("recordings.directories.{tenant}"),
+                    format!("`{}` must be an absolute path without `..`", dir.display()),
+                );
+            }
+        }
+    }
+    if !(Duration::from_secs(10)..=Duration::from_secs(24 * 3600)).contains(&config.recordings.link_lifetime) {
+        bad("recordings.link_lifetime", "must be from 10s to 24h".into());
     }
     if config.auth.token_cache_ttl > Duration::from_secs(3600) {
         bad("auth.token_cache_ttl", "must be at most 1h".into());

@@ -15,6 +15,7 @@ pub mod import;
 pub mod live;
 pub mod mail;
 pub mod plugins;
+pub mod recordings;
 pub mod rules;
 pub mod secrets;
 pub mod service;

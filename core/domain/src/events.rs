@@ -273,6 +273,29 @@ impl Event {
         }
     }
 
+    /// The state the event puts its agent in, as the live board applies it: (agent, state,
+    /// pause reason). Agent reports walk the same transitions.
+    pub fn agent_transition(&self) -> Option<(&str, AgentState, Option<&str>)> {
+        Some(match &self.body {
+            EventBody::AgentLogin { agent } => (agent, AgentState::Available, None),
+            EventBody::AgentLogout { agent } => (agent, AgentState::LoggedOut, None),
+            EventBody::AgentState { agent, state, reason } => (agent, *state, reason.as_deref()),
+            EventBody::CallStart { agent, queue, .. } => (
+                agent,
+                if queue.is_some() {
+                    AgentState::OnQueueCall
+                } else {
+                    AgentState::OnDirectCall
+                },
+                None,
+            ),
+            // After a call comes wrap-up; its end is reported as the next state.
+            EventBody::CallEnd { agent, .. } => (agent, AgentState::WrapUp, None),
+            EventBody::CallerAnswer { agent, .. } => (agent, AgentState::OnQueueCall, None),
+            EventBody::CallerJoin { .. } | EventBody::CallerLeave { .. } => return None,
+        })
+    }
+
     /// The queue the event is about, if any.
     pub fn queue(&self) -> Option<&str> {
         match &self.body {

@@ -33,3 +33,22 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
         }
     }
 }
+
+/// Checks that every address `host` resolves to is public: the reason it is refused otherwise.
+pub async fn resolves_publicly(host: &str, port: u16) -> Result<(), &'static str> {
+    let addresses = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| "its host name does not resolve")?;
+    let mut any = false;
+    for address in addresses {
+        if !is_public(address.ip()) {
+            return Err("it points to a private or local address");
+        }
+        any = true;
+    }
+    if any {
+        Ok(())
+    } else {
+        Err("its host name does not resolve")
+    }
+}

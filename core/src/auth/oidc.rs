@@ -507,15 +507,7 @@ pub async fn reachable_publicly(url: &str) -> Result<(), OidcError> {
     }
     let host = parsed.host_str().ok_or_else(|| refuse("it has no host"))?;
     let port = parsed.port_or_known_default().unwrap_or(443);
-    let addresses = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|_| refuse("its host name does not resolve"))?;
-    for address in addresses {
-        if !crate::net::is_public(address.ip()) {
-            return Err(refuse("it points to a private or local address"));
-        }
-    }
-    Ok(())
+    crate::net::resolves_publicly(host, port).await.map_err(refuse)
 }
 
 /// An error with its causes, for messages that must say what actually went wrong.

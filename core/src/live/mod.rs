@@ -330,25 +330,16 @@ impl TenantLive {
     pub fn apply(&mut self, event: &Event) -> Result<Applied, ApplyError> {
         let at = event.at_ms();
         Ok(match &event.body {
-            EventBody::AgentLogin { agent } => {
-                let slot = self.agent_for(agent)?;
-                self.set_state(slot, AgentState::Available, None, at)
-            }
-            EventBody::AgentLogout { agent } => {
-                let slot = self.agent_for(agent)?;
-                self.set_state(slot, AgentState::LoggedOut, None, at)
-            }
-            EventBody::AgentState { agent, state, reason } => {
-                let slot = self.agent_for(agent)?;
-                self.set_state(slot, *state, reason.as_deref(), at)
-            }
-            EventBody::CallStart { call, agent, queue, .. } => {
-                let slot = self.agent_for(agent)?;
-                let state = if queue.is_some() {
-                    AgentState::OnQueueCall
-                } else {
-                    AgentState::OnDirectCall
+            EventBody::AgentLogin { .. } | EventBody::AgentLogout { .. } | EventBody::AgentState { .. } => {
+                let Some((agent, state, reason)) = event.agent_transition() else {
+                    return Ok(Applied::Unchanged);
                 };
+                let slot = self.agent_for(agent)?;
+                self.set_state(slot, state, reason, at)
+            }
+            EventBody::CallStart { call, agent, .. } => {
+                let slot = self.agent_for(agent)?;
+                let state = event.agent_transition().map_or(AgentState::OnDirectCall, |t| t.1);
                 let applied = self.set_state(slot, state, None, at);
                 self.on_call(slot, call, &applied);
                 applied

@@ -57,8 +57,9 @@ pub struct CallQuery {
     pub min_duration: Option<String>,
     /// At most this many seconds.
     pub max_duration: Option<String>,
-    /// Calls a queue counted (answered or left) in `from`..`to` rather than started then: what
-    /// a report's cell is made of. `counted`.
+    /// `started` (default); `counted`: calls a queue counted (answered or left) in `from`..`to`,
+    /// what a queue report's cell is made of; `ended`: calls an agent handled whose handling
+    /// ended then, what an agent report's calls handled are.
     pub by: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<String>,
@@ -321,6 +322,57 @@ impl Directory {
         Some(names)
     }
 
+    /// The agents the caller may see, by name, each with its team id.
+    pub fn visible_agent_teams(&self) -> Vec<(&Named, Option<&str>)> {
+        let mut v: Vec<(&Named, Option<&str>)> = self
+            .agents
+            .iter()
+            .filter(|a| a.visible)
+            .map(|a| (&a.named, a.team.as_deref()))
+            .collect();
+        v.sort_by_key(|(a, _)| a.name.to_lowercase());
+        v
+    }
+
+    /// Whether the caller may see the team with this id.
+    pub fn team_visible(&self, team: &str) -> bool {
+        self.teams.iter().any(|t| t == team)
+    }
+
+    /// Every name of the agent with this id, as events may give it.
+    pub fn names_of(&self, id: &str) -> Vec<String> {
+        self.agents
+            .iter()
+            .find(|a| a.named.id == id)
+            .map(|a| a.names.clone())
+            .unwrap_or_default()
+    }
+
+    /// What the agents are called and who they are, as a short digest: kept reports that
+    /// resolved events' names to agents are made again once it changes.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut names: Vec<(&str, &str)> = self
+            .agents
+            .iter()
+            .flat_map(|a| a.names.iter().map(|n| (n.as_str(), a.named.id.as_str())))
+            .collect();
+        names.sort_unstable();
+        let mut hash = Sha256::new();
+        for (name, id) in names {
+            hash.update(name.as_bytes());
+            hash.update([0]);
+            hash.update(id.as_bytes());
+            hash.update([0]);
+        }
+        hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Every name of every agent.
+    pub fn agent_names_all(&self) -> Vec<String> {
+        self.agents.iter().flat_map(|a| a.names.iter().cloned()).collect()
+    }
+
     pub fn agent(&self, name: &str) -> Option<&Named> {
         self.agent_by_name.get(name).map(|&i| &self.agents[i].named)
     }
@@ -519,7 +571,8 @@ pub fn resolve(query: &CallQuery, dir: &Directory, now: DateTime<Utc>, browse: b
     match non_empty(&query.by) {
         None | Some("started") => {}
         Some("counted") => filter.outcome_between = Some((filter.from_ms, filter.to_ms)),
-        Some(_) => v.add("by", "must be started or counted"),
+        Some("ended") => filter.ended_between = Some((filter.from_ms, filter.to_ms)),
+        Some(_) => v.add("by", "must be started, counted or ended"),
     }
     let mut queue_names = None;
     match non_empty(&query.queue) {
@@ -631,8 +684,16 @@ impl History<'_> {
         let page = CallsPage {
             items: rows.into_iter().map(|r| dir.view(r)).collect(),
             next_cursor,
-            from: ms(resolved.filter.outcome_between.map_or(resolved.filter.from_ms, |b| b.0)),
-            to: ms(resolved.filter.outcome_between.map_or(resolved.filter.to_ms, |b| b.1)),
+            from: ms(resolved
+                .filter
+                .outcome_between
+                .or(resolved.filter.ended_between)
+                .map_or(resolved.filter.from_ms, |b| b.0)),
+            to: ms(resolved
+                .filter
+                .outcome_between
+                .or(resolved.filter.ended_between)
+                .map_or(resolved.filter.to_ms, |b| b.1)),
         };
         Ok((page, dir))
     }

@@ -3,10 +3,12 @@
 //! The entry points translate input and output; the store below holds the data.
 
 pub mod access;
+pub mod agent_reports;
 pub mod configuration;
 pub mod history;
 pub mod identity;
 pub mod plugins;
+pub mod recordings;
 pub mod reports;
 pub mod rules;
 pub mod telephony;

@@ -422,6 +422,9 @@ pub struct CallFilter {
     /// Counted in a queue's figures (answered or left) within this range (Unix ms) instead of
     /// started in `from_ms..to_ms`: what a report's cell counts.
     pub outcome_between: Option<(i64, i64)>,
+    /// Handled (talked to an agent), the handling ended within this range (Unix ms) instead of
+    /// started in `from_ms..to_ms`: what an agent report's calls handled count.
+    pub ended_between: Option<(i64, i64)>,
 }
 
 /// The end of the text range that holds every string starting with `prefix` (byte order).
@@ -433,14 +436,21 @@ fn prefix_end(prefix: &str) -> String {
 macro_rules! push_filter {
     ($q:expr, $filter:expr, $collate:expr) => {{
         let f: &CallFilter = $filter;
-        match f.outcome_between {
-            Some((from, to)) => {
+        match (f.outcome_between, f.ended_between) {
+            (Some((from, to)), _) => {
                 $q.push(" AND outcome_at >= ")
                     .push_bind(from)
                     .push(" AND outcome_at < ")
                     .push_bind(to);
             }
-            None => {
+            (None, Some((from, to))) => {
+                $q.push(" AND ended_at >= ")
+                    .push_bind(from)
+                    .push(" AND ended_at < ")
+                    .push_bind(to)
+                    .push(" AND talk_s IS NOT NULL");
+            }
+            (None, None) => {
                 $q.push(" AND started_at >= ")
                     .push_bind(f.from_ms)
                     .push(" AND started_at < ")

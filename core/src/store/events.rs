@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::agent_reports::{self, bump_days};
 use super::calls::{self, CallPatch, fold_patches};
 use super::{Store, StoreError, StoreResult, TenantId, TenantScope};
 use crate::domain::events::Event;
@@ -111,12 +112,22 @@ async fn insert_rows(store: &Store, batches: &[Vec<Row>]) -> StoreResult<Vec<Vec
         // The history of the calls these events are about, from the events stored now (a
         // duplicate said nothing new), in the same transaction.
         let mut first = std::collections::HashSet::new();
-        let accepted = all.iter().filter(|r| {
-            let key = (r.tenant_id.clone(), r.source.clone(), r.event_id.clone());
-            inserted.contains_key(&key) && first.insert(key)
-        });
-        let patches = calls::fold(accepted.filter_map(|r| r.call.clone()));
+        let accepted: Vec<&&Row> = all
+            .iter()
+            .filter(|r| {
+                let key = (r.tenant_id.clone(), r.source.clone(), r.event_id.clone());
+                inserted.contains_key(&key) && first.insert(key)
+            })
+            .collect();
+        let patches = calls::fold(accepted.iter().filter_map(|r| r.call.clone()));
         fold_patches!(tx, DB, patches);
+        // Agent reports of the days these events moved agents on are out of date.
+        let agent_days: std::collections::BTreeSet<(String, i64)> = accepted
+            .iter()
+            .filter(|r| r.agent.is_some())
+            .map(|r| (r.tenant_id.clone(), r.at.div_euclid(agent_reports::DAY_MS)))
+            .collect();
+        bump_days!(tx, DB, agent_days.into_iter().collect());
         tx.commit().await?;
         Ok::<_, sqlx::Error>(inserted)
     })?;
@@ -400,7 +411,7 @@ pub async fn since(store: &Store, scope: &TenantScope, from_ms: i64) -> StoreRes
     Ok(parse_rows(rows))
 }
 
-fn parse_rows(rows: Vec<(String, String, i64, String)>) -> Vec<Event> {
+pub(super) fn parse_rows(rows: Vec<(String, String, i64, String)>) -> Vec<Event> {
     let mut events = Vec::with_capacity(rows.len());
     let mut unreadable = 0u64;
     for (source, id, at, body) in rows {

@@ -5,6 +5,7 @@
 //! construction.
 
 pub mod accounts;
+pub mod agent_reports;
 pub mod alert_rules;
 pub mod audit;
 pub mod call_records;
@@ -19,6 +20,7 @@ pub mod list;
 pub mod oidc_providers;
 pub mod plugins;
 pub mod provisioning;
+pub mod recording_sources;
 pub mod rekey;
 pub mod reports;
 pub mod resource;

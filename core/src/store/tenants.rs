@@ -276,6 +276,21 @@ pub async fn set_suspended(store: &Store, id: &str, suspended: bool) -> StoreRes
     Ok(tenant)
 }
 
+/// The scope of a link the server sealed for `actor` in the tenant with id `tenant_id` (a
+/// recording's playback link): a viewer's rights, in a tenant that is still active.
+pub async fn link_scope(store: &Store, tenant_id: &str, actor: &str) -> StoreResult<TenantScope> {
+    let tenant = by_id(store, tenant_id).await?;
+    if tenant.suspended_at.is_some() {
+        return Err(StoreError::NotFound { kind: "tenant" });
+    }
+    Ok(TenantScope::verified(
+        tenant.id,
+        tenant.slug,
+        crate::domain::Role::Viewer,
+        actor.to_owned(),
+    ))
+}
+
 /// A scope for work in a tenant without a signed-in caller (the operator's command line, the
 /// demo, the simulator), named for who does it in the audit log.
 pub async fn system_scope(store: &Store, slug: &str, actor: SystemActor) -> StoreResult<TenantScope> {

@@ -22,6 +22,8 @@ use crate::store::{StoreResult, tenants};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/settings", get(settings_page).post(save_settings))
+        .route("/admin/settings/recordings", post(save_recording_source))
+        .route("/admin/settings/recordings/delete", post(remove_recording_source))
         .route("/admin/settings/sso", post(add_provider))
         .route("/admin/settings/sso/{id}", post(update_provider))
         .route("/admin/settings/sso/{id}/delete", post(delete_provider))
@@ -52,6 +54,12 @@ struct SettingsView {
     errors: Map<String, Value>,
     message: Option<String>,
     can_write: bool,
+    /// The recording source, or the values posted when they were refused.
+    recording_source: Option<Value>,
+    /// The directories the operator allows for recordings.
+    recording_directories: Vec<String>,
+    /// Whether the recordings section is shown (who may see the history).
+    sees_recordings: bool,
 }
 
 async fn settings_view(
@@ -62,7 +70,28 @@ async fn settings_view(
     message: Option<String>,
     status: StatusCode,
 ) -> PageResult {
+    settings_view_with(app, signed, values, None, errors, message, status).await
+}
+
+async fn settings_view_with(
+    app: &AppState,
+    signed: &SignedIn,
+    values: Option<Value>,
+    recording_values: Option<Value>,
+    errors: Map<String, Value>,
+    message: Option<String>,
+    status: StatusCode,
+) -> PageResult {
     let scope = tenant_scope(app, signed, Action::Read, Area::TenantSettings)?;
+    let sees_recordings = crate::auth::permits(scope.role(), Action::Read, Area::History);
+    let recording_source = match recording_values {
+        Some(posted) => Some(posted),
+        None if sees_recordings => super::recordings::recordings(app)
+            .source(&scope)
+            .await?
+            .and_then(|s| serde_json::to_value(s).ok()),
+        None => None,
+    };
     let tenant = tenants::current(&app.store, &scope).await?;
     let providers: Vec<Value> = app
         .oidc
@@ -95,6 +124,17 @@ async fn settings_view(
         errors,
         message,
         can_write: crate::auth::permits(scope.role(), Action::Write, Area::TenantSettings),
+        recording_source,
+        sees_recordings,
+        recording_directories: app
+            .config
+            .recordings
+            .directories
+            .get(scope.tenant_slug())
+            .into_iter()
+            .flatten()
+            .map(|d| d.display().to_string())
+            .collect(),
     };
     Ok(render_view(app, &signed.page, "admin/settings.html", &view, status))
 }
@@ -322,6 +362,62 @@ async fn update_provider(
     let result =
         tenant_service::update_sign_in_provider(&app.store, &scope, origin, &policy, &id, version, input).await;
     provider_result(&app, &signed, result.map(drop)).await
+}
+
+async fn save_recording_source(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Form(form): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
+    let text = |key: &str| form_value(&form, key).unwrap_or_default().to_owned();
+    let input = crate::service::recordings::SourceSet {
+        kind: text("kind"),
+        location: text("location"),
+        pattern: text("pattern"),
+        endpoint: text("endpoint"),
+        region: text("region"),
+        access_key_id: text("access_key_id"),
+        secret_key: form_value(&form, "secret_key")
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned),
+        prefix: text("prefix"),
+    };
+    let origin = &signed.page.origin;
+    match super::recordings::recordings(&app)
+        .set_source(&scope, origin, input)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to("/admin/settings#recordings").into_response()),
+        Err(e) => {
+            let (errors, message) = super::admin::field_errors(e, signed.page.locale)?;
+            // The secret key is not shown again.
+            let posted = json!({
+                "kind": text("kind"), "location": text("location"), "pattern": text("pattern"),
+                "endpoint": text("endpoint"), "region": text("region"),
+                "access_key_id": text("access_key_id"), "prefix": text("prefix"),
+            });
+            let message = message.or(Some(signed.page.locale.text("common.fix_errors")));
+            settings_view_with(
+                &app,
+                &signed,
+                None,
+                Some(posted),
+                errors,
+                message,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+async fn remove_recording_source(State(app): State<AppState>, signed: SignedIn) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Write, Area::TenantSettings)?;
+    super::recordings::recordings(&app)
+        .remove_source(&scope, &signed.page.origin)
+        .await?;
+    Ok(Redirect::to("/admin/settings#recordings").into_response())
 }
 
 async fn delete_provider(State(app): State<AppState>, signed: SignedIn, Path(id): Path<String>) -> PageResult {

@@ -215,7 +215,7 @@ async fn page(
     };
     let tz = dir.tz;
     let count = match (&page, query.by.as_deref()) {
-        (Some(_), Some("counted")) => {
+        (Some(_), Some("counted" | "ended")) => {
             let n = history.count(&scope, &query).await?;
             Some(signed.page.locale.count("units.calls", n.max(0) as u64))
         }
@@ -298,6 +298,13 @@ struct CallPage {
     legs: Vec<Row>,
     timeline: Vec<Moment>,
     records: Vec<serde_json::Value>,
+    recording: Option<crate::service::recordings::RecordingView>,
+    /// Why there is no player: no source, no file, not audio, the source failing.
+    recording_problem: Option<String>,
+    /// The recording's length, as the page shows durations.
+    recording_length: String,
+    /// Where the player and the download ask (audited, then on to a playback link).
+    recording_href: String,
 }
 
 /// One moment of the timeline, in words.
@@ -394,11 +401,26 @@ async fn call_page(
             })
         })
         .collect();
+    let (recording, recording_problem) = match super::recordings::recordings(&app).for_call(&scope, &detail).await {
+        Ok(found) => (Some(found), None),
+        Err(crate::service::recordings::RecordingError::NoSource) => (None, None),
+        Err(crate::service::recordings::RecordingError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            if matches!(e, crate::service::recordings::RecordingError::Source(_)) {
+                tracing::warn!(error = ?e, "a recording source failed");
+            }
+            (None, Some(e.to_string()))
+        }
+    };
     let view = CallPage {
         call_id: detail.call_id.clone(),
         legs: detail.legs.iter().map(|c| row(c, tz)).collect(),
         timeline,
         records,
+        recording_length: seconds(recording.as_ref().and_then(|r| r.duration_s)),
+        recording_href: format!("/calls/{}/recording", path_segment(&detail.call_id)),
+        recording,
+        recording_problem,
     };
     Ok(render_view(
         &app,

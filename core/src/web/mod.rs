@@ -21,6 +21,7 @@ pub mod ops;
 pub mod page_error;
 pub mod plugins_api;
 pub mod problem;
+pub mod recordings;
 pub mod reports;
 pub mod session;
 pub mod shield;
@@ -154,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(board::router())
         .merge(alerts_ui::router())
         .merge(history::router())
+        .merge(recordings::router())
         .merge(reports::router())
         .merge(admin_rules::router())
         .merge(control::board_router())
@@ -183,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::api_router())
         .merge(history::api_router())
         .merge(reports::api_router())
+        .merge(recordings::api_router())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {
         api
@@ -193,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(pages)
         .merge(hooks::router())
+        .merge(recordings::media_router())
         .route("/static/{*path}", get(ui::static_file))
         .route("/favicon.ico", get(ui::favicon))
         .route("/healthz", get(ops::healthz))

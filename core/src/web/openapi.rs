@@ -567,7 +567,7 @@ fn call_filters() -> Vec<Value> {
         ("destination", "The dialled number (for inbound calls the DID) starts with this"),
         ("min_duration", "At least this many seconds from start to end"),
         ("max_duration", "At most this many seconds"),
-        ("by", "`started` (default) or `counted`: calls a queue counted (answered or left) in the range, as a report's cell counts them"),
+        ("by", "`started` (default); `counted`: calls a queue counted (answered or left) in the range, as a queue report's cell counts them; `ended`: calls handled whose handling ended in the range, as an agent report counts them"),
     ]
     .into_iter()
     .map(|(name, description)| query_param(name, description, text.clone()))
@@ -647,6 +647,73 @@ fn history_operations(doc: &mut Doc) {
         "responses": { "200": { "description": "RFC 4180 CSV", "content": { "text/csv": { "schema": { "type": "string" } } } } } });
     standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
     doc.operation("/api/v1/reports/queues/export", "get", op);
+    let agent_report = doc.schema::<crate::service::agent_reports::AgentReport>();
+    let text = json!({ "type": "string" });
+    let agent_params = vec![
+        query_param(
+            "from",
+            "As for calls (default: today's start in the tenant's time zone)",
+            text.clone(),
+        ),
+        query_param("to", "As for calls (default: the end of today)", text.clone()),
+        query_param(
+            "tz",
+            "IANA time zone the days follow (default: the tenant's)",
+            text.clone(),
+        ),
+        query_param(
+            "bucket",
+            "`day` (default), `week`, `month`; with `agent` also `15m`, `30m`, `1h`",
+            text.clone(),
+        ),
+        query_param(
+            "team",
+            "A team id: its agents only (404 for one the caller may not see)",
+            text.clone(),
+        ),
+        query_param("agent", "An agent id: that agent's points by bucket", text),
+    ];
+    let mut op = json!({ "tags": ["history"], "operationId": "agent_report", "summary": "Agent report",
+        "description": "Per agent over the range: logged-in time, seconds per state and per pause reason (states as the live board applies the events), calls handled (the history's calls whose handling ended in the range; `calls` is their `/api/v1/calls` query, `by=ended`) with talk, hold and wrap-up time, AHT, occupancy, missed rings (rings that ended in anything but a call); per team the sums of its agents. With `agent`, that agent's points by bucket. A supervisor limited to teams sees their agents only.",
+        "parameters": agent_params.clone(),
+        "responses": { "200": json_response("The report", schema_ref(&agent_report)) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/reports/agents", "get", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "export_agent_report", "summary": "Agent report as CSV",
+        "description": "A line per agent (per point with `agent`), the report's numbers at full precision, times in its time zone.",
+        "parameters": agent_params,
+        "responses": { "200": { "description": "RFC 4180 CSV", "content": { "text/csv": { "schema": { "type": "string" } } } } } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/reports/agents/export", "get", op);
+    recording_operations(doc);
+}
+
+fn recording_operations(doc: &mut Doc) {
+    let recording = doc.schema::<crate::service::recordings::RecordingView>();
+    let mut op = json!({ "tags": ["history"], "operationId": "get_call_recording", "summary": "A call's recording",
+        "description": "Found in the tenant's recording source by its pattern, with what the file holds and a playback link (`url`) that works without signing in until `expires_at` (`recordings.link_lifetime`, 15 minutes by default) and answers `Range` (206, 416). Every play from the start is audited as `recordings.play`. 404 when the tenant has no source or the file is not there; 422 when the file is not audio or the pattern cannot name this call's file; 503 when the source does not answer.",
+        "parameters": [path_param("call", "The PBX's call id (Asterisk's uniqueid)")],
+        "responses": { "200": json_response("The recording", schema_ref(&recording)) } });
+    standard_errors(&mut op, &["401", "403", "404", "422", "503"]);
+    doc.operation("/api/v1/calls/{call}/recording", "get", op);
+    let source = doc.schema::<crate::service::recordings::SourceView>();
+    let set = doc.schema::<crate::service::recordings::SourceSet>();
+    let mut op = json!({ "tags": ["tenant"], "operationId": "get_recording_source", "summary": "The tenant's recording source",
+        "description": "Where call recordings are read: a directory the operator allows (`recordings.directories`) or an S3-compatible bucket. The secret key is never shown.",
+        "responses": { "200": json_response("The source", schema_ref(&source)) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/recordings/source", "get", op);
+    let mut op = json!({ "tags": ["tenant"], "operationId": "set_recording_source", "summary": "Set the tenant's recording source",
+        "description": "Checked before it is kept: the pattern (known fields, no `..`, no absolute path, one `*` at most and only in the file name), the directory (one the operator allows, or inside one), the bucket's endpoint (https and a public address unless the operator allows private networks). Audited as `recordings.source.update` without the secret key.",
+        "requestBody": body(&set),
+        "responses": { "200": json_response("The source", schema_ref(&source)) } });
+    standard_errors(&mut op, &["400", "401", "403", "422"]);
+    doc.operation("/api/v1/recordings/source", "put", op);
+    let mut op = json!({ "tags": ["tenant"], "operationId": "delete_recording_source", "summary": "Remove the tenant's recording source",
+        "description": "Audited as `recordings.source.delete`; playback links stop working.",
+        "responses": { "204": { "description": "Removed" } } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/recordings/source", "delete", op);
 }
 
 /// One JSON operation: `body` the request schema (if any), `ok` its success status and what

@@ -4,6 +4,8 @@
 //!
 //! - `GET /api/v1/reports/queues`, `GET /api/v1/reports/queues/export` (CSV)
 //! - `GET /reports/queues`, `GET /reports/queues/export`
+//! - `GET /api/v1/reports/agents`, `GET /api/v1/reports/agents/export` (CSV)
+//! - `GET /reports/agents`, `GET /reports/agents/export`
 
 use axum::Router;
 use axum::extract::State;
@@ -21,6 +23,7 @@ use super::problem::ApiResult;
 use super::session::SignedIn;
 use super::ui::render_view;
 use crate::auth::{Action, Area};
+use crate::service::agent_reports::{self, AgentPoint, AgentReport, AgentReportQuery};
 use crate::service::reports::{self, Point, QueueReport, QueueSeries, ReportQuery};
 use crate::store::StoreError;
 
@@ -28,12 +31,54 @@ pub fn api_router() -> Router<AppState> {
     Router::new()
         .route("/reports/queues", get(api_queues))
         .route("/reports/queues/export", get(api_queues_export))
+        .route("/reports/agents", get(api_agents))
+        .route("/reports/agents/export", get(api_agents_export))
 }
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/reports/queues", get(page))
         .route("/reports/queues/export", get(page_export))
+        .route("/reports/agents", get(agents_page))
+        .route("/reports/agents/export", get(agents_page_export))
+}
+
+async fn api_agents(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AgentReportQuery>,
+) -> ApiResult<axum::Json<AgentReport>> {
+    let scope = caller.tenant(Action::Read, Area::History)?;
+    Ok(axum::Json(history(&app).agent_report(&scope, &query).await?))
+}
+
+async fn api_agents_export(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AgentReportQuery>,
+) -> ApiResult<Response> {
+    let scope = caller.tenant(Action::Read, Area::History)?;
+    let report = history(&app).agent_report(&scope, &query).await?;
+    Ok(agents_csv(&report, scope.tenant_slug()))
+}
+
+fn agents_csv(report: &AgentReport, tenant: &str) -> Response {
+    super::api::csv_download(
+        agent_reports::csv(report).into(),
+        &format!("monti-agent-report-{tenant}.csv"),
+    )
+}
+
+async fn agents_page_export(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::History)?;
+    let report = history(&app)
+        .agent_report(&scope, &AgentReportQuery::from_pairs(&pairs))
+        .await?;
+    Ok(agents_csv(&report, scope.tenant_slug()))
 }
 
 async fn api_queues(
@@ -319,6 +364,177 @@ async fn page(
         &app,
         &signed.page,
         "pages/report_queues.html",
+        &view,
+        StatusCode::OK,
+    ))
+}
+
+// --- the agent report page ---------------------------------------------------------------
+
+/// An agent's (or a team's, or a bucket's) figures in words.
+#[derive(Serialize)]
+struct AgentRowView {
+    label: String,
+    /// The agent's own report (by day), for the agents' table.
+    href: Option<String>,
+    /// The calls handled.
+    calls_href: Option<String>,
+    team: String,
+    logged_in: String,
+    available: String,
+    on_calls: String,
+    wrap_up: String,
+    paused: String,
+    pauses: String,
+    handled: u64,
+    aht: String,
+    occupancy: String,
+    missed_rings: u64,
+}
+
+fn hours(s: f64) -> String {
+    let s = s.round() as i64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn agent_row(label: &str, team: &str, p: &AgentPoint, href: Option<String>) -> AgentRowView {
+    let f = &p.figures;
+    let state = |name: &str| f.states_s.get(name).copied().unwrap_or(0.0);
+    let mut pauses: Vec<(&String, &f64)> = f.pauses_s.iter().collect();
+    pauses.sort_by(|a, b| b.1.total_cmp(a.1));
+    AgentRowView {
+        label: label.to_owned(),
+        href,
+        calls_href: (!p.calls.is_empty()).then(|| format!("/calls?{}", p.calls)),
+        team: team.to_owned(),
+        logged_in: hours(f.logged_in_s),
+        available: hours(state("available")),
+        on_calls: hours(state("on_queue_call") + state("on_direct_call")),
+        wrap_up: hours(state("wrap_up")),
+        paused: hours(state("paused")),
+        pauses: pauses
+            .iter()
+            .map(|(reason, s)| {
+                format!(
+                    "{} {}",
+                    if reason.is_empty() { "–" } else { reason.as_str() },
+                    hours(**s)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        handled: f.handled,
+        aht: seconds(p.aht_s),
+        occupancy: percent(p.occupancy),
+        missed_rings: f.missed_rings,
+    }
+}
+
+/// `pages/report_agents.html`.
+#[derive(Serialize)]
+struct AgentReportView {
+    query: AgentReportQuery,
+    filters: String,
+    from: String,
+    to: String,
+    tz: String,
+    bucket: String,
+    buckets: Vec<&'static str>,
+    teams: Vec<(String, String)>,
+    agents: Vec<(String, String)>,
+    /// One agent: its name and its rows by bucket.
+    agent: Option<String>,
+    rows: Vec<AgentRowView>,
+    team_rows: Vec<AgentRowView>,
+    total: Option<AgentRowView>,
+    errors: Vec<crate::domain::FieldError>,
+}
+
+async fn agents_page(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
+) -> PageResult {
+    let scope = tenant_scope(&app, &signed, Action::Read, Area::History)?;
+    let query = AgentReportQuery::from_pairs(&pairs);
+    let history = history(&app);
+    let dir = history.directory(&scope).await?;
+    let (report, errors) = match history.agent_report(&scope, &query).await {
+        Ok(report) => (Some(report), Vec::new()),
+        Err(StoreError::Invalid(v)) => (None, v.errors),
+        Err(e) => return Err(e.into()),
+    };
+    let tz: chrono_tz::Tz = report.as_ref().and_then(|r| r.tz.parse().ok()).unwrap_or(dir.tz);
+    let form_time = |t: &chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string();
+    let own = |agent: &str| {
+        let mut q = query.clone();
+        q.agent = Some(agent.to_owned());
+        format!("/reports/agents?{}", q.query_string())
+    };
+    let one_agent = query.agent.as_deref().is_some_and(|a| !a.trim().is_empty());
+    let single = report
+        .as_ref()
+        .and_then(|r| one_agent.then(|| r.agents.first()).flatten());
+    let rows = match (&report, single) {
+        (_, Some(a)) => a.points.iter().map(|p| agent_row(&p.label, "", p, None)).collect(),
+        (Some(r), None) => r
+            .agents
+            .iter()
+            .map(|a| {
+                agent_row(
+                    &a.name,
+                    a.team_name.as_deref().unwrap_or_default(),
+                    &a.total,
+                    Some(own(&a.id)),
+                )
+            })
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let team_rows = match (&report, single) {
+        (Some(r), None) => r
+            .teams
+            .iter()
+            .map(|t| agent_row(&t.name, &t.agents.to_string(), &t.total, None))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut teams: Vec<(String, String)> = Vec::new();
+    let mut agents: Vec<(String, String)> = Vec::new();
+    for (a, team) in dir.visible_agent_teams() {
+        agents.push((a.id.clone(), a.name.clone()));
+        if let Some(team) = team
+            && !teams.iter().any(|(id, _)| id == team)
+        {
+            let name = report
+                .as_ref()
+                .and_then(|r| r.agents.iter().find(|s| s.team.as_deref() == Some(team)))
+                .and_then(|s| s.team_name.clone())
+                .unwrap_or_else(|| team.to_owned());
+            teams.push((team.to_owned(), name));
+        }
+    }
+    teams.sort_by_key(|(_, name)| name.to_lowercase());
+    let view = AgentReportView {
+        from: report.as_ref().map(|r| form_time(&r.from)).unwrap_or_default(),
+        to: report.as_ref().map(|r| form_time(&r.to)).unwrap_or_default(),
+        tz: report.as_ref().map_or_else(|| tz.name().to_owned(), |r| r.tz.clone()),
+        bucket: report.as_ref().map(|r| r.bucket.clone()).unwrap_or_default(),
+        buckets: reports::Bucket::ALL.iter().map(|(s, _)| *s).collect(),
+        agent: single.map(|a| a.name.clone()),
+        total: single.map(|a| agent_row(&a.name, "", &a.total, None)),
+        rows,
+        team_rows,
+        filters: query.query_string(),
+        teams,
+        agents,
+        errors,
+        query,
+    };
+    Ok(render_view(
+        &app,
+        &signed.page,
+        "pages/report_agents.html",
         &view,
         StatusCode::OK,
     ))

@@ -110,6 +110,15 @@ const FAILING: &[Failing] = &[
     },
     Failing {
         form_page: "/admin/settings",
+        action: "/admin/settings/recordings",
+        fields: &[
+            ("kind", "directory"),
+            ("location", "/etc"),
+            ("pattern", "../{call}.wav"),
+        ],
+    },
+    Failing {
+        form_page: "/admin/settings",
         action: "/admin/settings/sso",
         fields: &[("slug", "corp"), ("issuer", "not a URL"), ("client_id", "monti")],
     },

@@ -40,6 +40,8 @@ pub struct Page {
     /// Errors the page reported (console errors, uncaught exceptions, refused resources,
     /// Content-Security-Policy violations, failed loads) since they were last taken.
     console: Vec<String>,
+    /// (URL, status) of responses, while the network is watched.
+    responses: Vec<(String, u16)>,
 }
 
 impl Browser {
@@ -111,6 +113,7 @@ impl Browser {
             socket,
             next_id: 0,
             console: Vec::new(),
+            responses: Vec::new(),
         };
         page.call("Page.enable", json!({})).await;
         page.call("Runtime.enable", json!({})).await;
@@ -138,6 +141,7 @@ impl Browser {
             socket,
             next_id: 0,
             console: Vec::new(),
+            responses: Vec::new(),
         };
         page.call("Page.enable", json!({})).await;
         page.call("Runtime.enable", json!({})).await;
@@ -175,9 +179,17 @@ impl Page {
         }
     }
 
-    /// Keeps what an event says went wrong on the page.
+    /// Keeps what an event says went wrong on the page, and the responses it got once
+    /// [`Page::watch_network`] was called.
     fn note_error(&mut self, event: &Value) {
         let params = &event["params"];
+        if event["method"] == "Network.responseReceived" {
+            let response = &params["response"];
+            self.responses.push((
+                response["url"].as_str().unwrap_or_default().to_owned(),
+                response["status"].as_u64().unwrap_or_default() as u16,
+            ));
+        }
         let problem = match event["method"].as_str() {
             Some("Log.entryAdded") if params["entry"]["level"] == "error" => Some(format!(
                 "{}: {} {}",
@@ -192,6 +204,19 @@ impl Page {
             _ => None,
         };
         self.console.extend(problem);
+    }
+
+    /// Records the page's responses from now on (see [`Page::responses`]).
+    #[allow(dead_code)]
+    pub async fn watch_network(&mut self) {
+        self.call("Network.enable", json!({})).await;
+    }
+
+    /// The (URL, status) of each response since [`Page::watch_network`] or the last call.
+    #[allow(dead_code)]
+    pub async fn responses(&mut self) -> Vec<(String, u16)> {
+        self.eval("0").await;
+        std::mem::take(&mut self.responses)
     }
 
     /// The errors the page reported since the last call (after letting pending events in).
@@ -262,6 +287,28 @@ impl Page {
             Value::Bool(true),
             "nothing to click at {selector}"
         );
+    }
+
+    /// Presses the mouse at `dx` pixels from the left edge of the element at `selector`, half
+    /// way down, as a person does (a real gesture: what lets a player start, say).
+    #[allow(dead_code)]
+    pub async fn press_at(&mut self, selector: &str, dx: f64) {
+        let js = format!(
+            "(() => {{ const el = document.querySelector({s}); if (!el) return null; el.scrollIntoView(); \
+             const r = el.getBoundingClientRect(); return [r.left, r.top + r.height / 2]; }})()",
+            s = json!(selector)
+        );
+        let at = self.eval(&js).await;
+        let (Some(x), Some(y)) = (at[0].as_f64(), at[1].as_f64()) else {
+            panic!("nothing to press at {selector}");
+        };
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({ "type": kind, "x": x + dx, "y": y, "button": "left", "clickCount": 1 }),
+            )
+            .await;
+        }
     }
 
     /// Chooses `file` in the file input at `selector`, as a person picking it would.

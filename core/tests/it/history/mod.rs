@@ -8,7 +8,9 @@ use common::TestServer;
 use monti::domain::Role;
 use serde_json::{Value, json};
 
+mod agents;
 mod calls;
+mod recordings;
 mod reports;
 
 /// A tenant with two teams (North: Ana 1001; South: Ben 1002) and two queues (Sales,

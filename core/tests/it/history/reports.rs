@@ -249,7 +249,7 @@ async fn reports_refuse_what_they_cannot_answer(s: &TestServer) {
 /// said — and opens one; checked at a laptop's and a wallboard's width, without console errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_drills_from_the_worst_half_hour_to_a_call() {
-    let Some(s) = TestServer::start(common::Backend::Sqlite).await else {
+    let Some(s) = TestServer::start_with(common::Backend::Sqlite, super::recordings::allow_recordings).await else {
         return;
     };
     let Some(browser) = common::browser::Browser::launch().await else {
@@ -351,6 +351,21 @@ async fn a_supervisor_drills_from_the_worst_half_hour_to_a_call() {
         .eval("document.querySelectorAll('#calls tbody tr[data-call]').length")
         .await;
     assert_eq!(rows.as_u64(), Some(offered.min(50)));
+    // The PBX recorded the call: its file is where the tenant's pattern says.
+    let call = page
+        .eval("document.querySelector('#calls tbody tr[data-call]').dataset.call")
+        .await;
+    let call = call.as_str().expect("a call in the list").to_owned();
+    let recordings = super::recordings::recordings_dir(&s.config);
+    std::fs::write(recordings.join(format!("{call}.wav")), super::recordings::wav(20.0)).unwrap();
+    s.put(
+        "/api/v1/recordings/source",
+        &admin,
+        json!({ "kind": "directory", "location": recordings.display().to_string(), "pattern": "{call}.wav" }),
+    )
+    .await
+    .expect(200);
+    page.watch_network().await;
     page.click("#calls tbody tr[data-call] a").await;
     assert!(
         page.wait_for("document.querySelector('#call-timeline li') !== null", wait)
@@ -361,6 +376,53 @@ async fn a_supervisor_drills_from_the_worst_half_hour_to_a_call() {
         timeline.as_str().unwrap_or_default().contains("Joined the queue"),
         "{timeline}"
     );
+    // Play it (muted: a test has no one to hear it), then seek to the middle.
+    assert!(
+        page.wait_for("document.querySelector('#recording-player') !== null", wait)
+            .await,
+        "a player on the call's page: {}",
+        page.text().await
+    );
+    // Press its play button (muted first: a test has no one to hear it).
+    page.eval("document.querySelector('#recording-player').muted = true")
+        .await;
+    page.press_at("#recording-player", 25.0).await;
+    let known = page
+        .wait_for("document.querySelector('#recording-player').duration > 19", wait)
+        .await;
+    assert!(
+        known,
+        "the player knows the recording's length: {} {:?}",
+        page.eval("(() => { const p = document.querySelector('#recording-player'); return [p.currentSrc, p.networkState, p.readyState, p.error && p.error.message]; })()")
+            .await,
+        page.responses().await
+    );
+    page.eval("(() => { const p = document.querySelector('#recording-player'); p.currentTime = p.duration / 2; return true; })()")
+        .await;
+    assert!(
+        page.wait_for(
+            "(() => { const p = document.querySelector('#recording-player'); return !p.seeking && p.currentTime >= 10 && p.readyState >= 2; })()",
+            wait
+        )
+        .await,
+        "the player seeked to the middle: {}",
+        page.eval("(() => { const p = document.querySelector('#recording-player'); return [p.currentTime, p.readyState, p.seeking, p.error && p.error.message]; })()")
+            .await
+    );
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("call-recording-1280.png");
+    page.screenshot(&shot).await;
+    let media: Vec<(String, u16)> = page
+        .responses()
+        .await
+        .into_iter()
+        .filter(|(url, _)| url.contains("/recordings/"))
+        .collect();
+    assert!(
+        media.iter().any(|(_, status)| *status == 206),
+        "the player asked for ranges: {media:?}"
+    );
+    let audit = common::audit_actions(&s, Some("acme")).await;
+    assert!(audit.iter().any(|(a, _)| a == "recordings.play"), "{audit:?}");
     assert_eq!(page.errors().await, Vec::<String>::new());
     browser.close().await;
     s.stop().await;
@@ -394,4 +456,128 @@ async fn weeks_start_on_the_tenants_day(s: &TestServer) {
         .await;
     reply.expect_problem(422);
     assert_eq!(reply.pointers(), ["/week_start"]);
+}
+
+both_backends!(kept_day_summaries_follow_every_change_of_their_calls);
+/// Reports keep a summary per queue and day; every way a day's calls change afterwards (a late
+/// call, a call whose outcome moves to another day, new queue settings) shows in the next
+/// report, and a range that starts or ends inside a quarter hour counts exactly its calls.
+async fn kept_day_summaries_follow_every_change_of_their_calls(s: &TestServer) {
+    let (admin, _, _, _, sales, _) = floor(s).await;
+    let earlier = (Utc::now() - Duration::days(2))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    send(
+        s,
+        &admin,
+        earlier,
+        &[
+            (0, json!({ "type": "caller_join", "queue": "Sales", "call": "k1" })),
+            (
+                25,
+                json!({ "type": "caller_answer", "queue": "Sales", "call": "k1", "agent": "1001", "wait_s": 25.0 }),
+            ),
+        ],
+    )
+    .await;
+    let day = earlier.date_naive();
+    let report = |extra: String| {
+        let admin = admin.clone();
+        let sales = sales.clone();
+        async move {
+            let r = s
+                .get(&format!("/api/v1/reports/queues?queue={sales}&tz=UTC&{extra}"), &admin)
+                .await;
+            r.expect(200);
+            r.body["queues"][0]["total"].clone()
+        }
+    };
+    let that_day = || report(format!("from={day}&to={day}&bucket=day"));
+    let total = that_day().await;
+    assert_eq!(
+        (total["answered"].as_u64(), total["abandoned"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(total["service_level"].as_f64(), Some(0.0), "{total}");
+
+    // A late caller who abandoned that day.
+    send(
+        s,
+        &admin,
+        earlier,
+        &[(
+            600,
+            json!({ "type": "caller_leave", "queue": "Sales", "call": "k2", "reason": "abandon", "wait_s": 40.0 }),
+        )],
+    )
+    .await;
+    let total = that_day().await;
+    assert_eq!(
+        (total["offered"].as_u64(), total["abandoned"].as_u64()),
+        (Some(2), Some(1)),
+        "{total}"
+    );
+
+    // New settings: 25 s now within the threshold.
+    s.patch(
+        &format!("/api/v1/queues/{sales}"),
+        &admin,
+        json!({ "sl_threshold_s": 30 }),
+    )
+    .await
+    .expect(200);
+    let total = that_day().await;
+    assert_eq!(total["offered"].as_u64(), Some(2), "{total}");
+    assert!(total["service_level"].as_f64().unwrap() > 0.0, "{total}");
+
+    // The answered call's outcome moves to the next day: it leaves its day's summary.
+    send(
+        s,
+        &admin,
+        earlier + Duration::days(1),
+        &[(
+            0,
+            json!({ "type": "caller_leave", "queue": "Sales", "call": "k1", "reason": "timeout", "wait_s": 30.0 }),
+        )],
+    )
+    .await;
+    let total = that_day().await;
+    assert_eq!(
+        (total["offered"].as_u64(), total["answered"].as_u64()),
+        (Some(1), Some(0)),
+        "{total}"
+    );
+
+    // A range that ends inside a quarter hour (10:00 to 10:05) holds the abandon at 10:00:30
+    // and not the one at 10:10, which share no quarter with it but would share its summary.
+    let at = |m: u32| {
+        day.and_hms_opt(10, m, 0)
+            .unwrap()
+            .and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    send(
+        s,
+        &admin,
+        earlier,
+        &[(
+            30,
+            json!({ "type": "caller_leave", "queue": "Sales", "call": "k3", "reason": "abandon", "wait_s": 30.0 }),
+        )],
+    )
+    .await;
+    let part = report(format!("from={}&to={}&bucket=15m", at(0), at(5))).await;
+    assert_eq!(
+        (part["offered"].as_u64(), part["abandoned"].as_u64()),
+        (Some(1), Some(1)),
+        "{part}"
+    );
+    let whole = report(format!("from={}&to={}&bucket=15m", at(0), at(15))).await;
+    assert_eq!(
+        (whole["offered"].as_u64(), whole["abandoned"].as_u64()),
+        (Some(2), Some(2)),
+        "{whole}"
+    );
 }
