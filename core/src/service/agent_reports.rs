@@ -21,7 +21,7 @@ use crate::domain::Validation;
 use crate::domain::events::{AgentState, Event};
 use crate::kpi;
 use crate::service::history::{Directory, History, csv_cell, local_to_utc, time_range};
-use crate::service::reports::{Bucket, MAX_POINTS, MAX_REPORT_DAYS, boundaries, weekday};
+use crate::service::reports::{Bucket, MAX_POINTS, MAX_REPORT_DAYS, boundaries, known_pairs, query_string, weekday};
 use crate::store::agent_reports::{self, DAY_MS};
 use crate::store::{StoreError, TenantScope, tenants};
 
@@ -49,28 +49,19 @@ pub struct AgentReportQuery {
 impl AgentReportQuery {
     /// From a page's query string, parameters it does not know left out.
     pub fn from_pairs(pairs: &[(String, String)]) -> AgentReportQuery {
-        const KNOWN: [&str; 6] = ["from", "to", "tz", "bucket", "team", "agent"];
-        let known: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| KNOWN.contains(&k.as_str())).collect();
-        serde_urlencoded::to_string(known)
-            .ok()
-            .and_then(|q| serde_urlencoded::from_str(&q).ok())
-            .unwrap_or_default()
+        known_pairs(pairs, &["from", "to", "tz", "bucket", "team", "agent"])
     }
 
     /// The parameters as a query string (for links and exports).
     pub fn query_string(&self) -> String {
-        let pairs: Vec<(&str, &str)> = [
+        query_string(&[
             ("from", &self.from),
             ("to", &self.to),
             ("tz", &self.tz),
             ("bucket", &self.bucket),
             ("team", &self.team),
             ("agent", &self.agent),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(|v| (k, v)))
-        .collect();
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        ])
     }
 }
 

@@ -80,28 +80,38 @@ pub struct ReportQuery {
 impl ReportQuery {
     /// From a page's query string, parameters it does not know left out.
     pub fn from_pairs(pairs: &[(String, String)]) -> ReportQuery {
-        const KNOWN: [&str; 5] = ["from", "to", "tz", "bucket", "queue"];
-        let known: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| KNOWN.contains(&k.as_str())).collect();
-        serde_urlencoded::to_string(known)
-            .ok()
-            .and_then(|q| serde_urlencoded::from_str(&q).ok())
-            .unwrap_or_default()
+        known_pairs(pairs, &["from", "to", "tz", "bucket", "queue"])
     }
 
     /// The parameters as a query string (for links and exports).
     pub fn query_string(&self) -> String {
-        let pairs: Vec<(&str, &str)> = [
+        query_string(&[
             ("from", &self.from),
             ("to", &self.to),
             ("tz", &self.tz),
             ("bucket", &self.bucket),
             ("queue", &self.queue),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(|v| (k, v)))
-        .collect();
-        serde_urlencoded::to_string(pairs).unwrap_or_default()
+        ])
     }
+}
+
+/// A report query from a page's query string: the `known` parameters, the others left out
+/// (a page keeps working with a link that carries more).
+pub(crate) fn known_pairs<T: serde::de::DeserializeOwned + Default>(pairs: &[(String, String)], known: &[&str]) -> T {
+    let known: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| known.contains(&k.as_str())).collect();
+    serde_urlencoded::to_string(known)
+        .ok()
+        .and_then(|q| serde_urlencoded::from_str(&q).ok())
+        .unwrap_or_default()
+}
+
+/// The parameters that have a value, as a query string (for links and exports).
+pub(crate) fn query_string(params: &[(&str, &Option<String>)]) -> String {
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(|v| (*k, v)))
+        .collect();
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
 /// A queue's settings as the report applied them.
