@@ -16,11 +16,12 @@ CREATE TABLE report_days (
     PRIMARY KEY (tenant_id, queue, day)
 );
 
--- A count per queue and UTC day that goes up whenever one of the day's calls changes, kept by
--- triggers on the call history whichever way a call changes (events, imports, the history's
--- backfill): the day a call's outcome or end fell on before the change and the one after. A
--- summary made at a version is current while the version stands. (The update takes the row's
--- lock, so a change committed after a report read the version always shows as a new one.)
+-- A count per queue and UTC day that goes up whenever one of the day's calls changes. The
+-- events writer raises the days a batch's calls were counted or ended on, in the batch's
+-- transaction (store::calls); the trigger below the day a call moved off, when its outcome or
+-- end comes to lie on another day (late or out-of-order events). A summary made at a version
+-- is current while the version stands. (Raising takes the row's lock, so a change committed
+-- after a report read the version always shows as a newer one.)
 CREATE TABLE report_versions (
     tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     queue      TEXT NOT NULL,
@@ -29,24 +30,19 @@ CREATE TABLE report_versions (
     PRIMARY KEY (tenant_id, queue, day)
 );
 
-CREATE FUNCTION calls_bump_report_days() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION calls_report_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO report_versions (tenant_id, queue, day, version)
     SELECT DISTINCT NEW.tenant_id, NEW.queue, d, 1
-    FROM (VALUES (NEW.outcome_at / 86400000), (NEW.ended_at / 86400000),
-                 (CASE WHEN TG_OP = 'UPDATE' THEN OLD.outcome_at / 86400000 END),
-                 (CASE WHEN TG_OP = 'UPDATE' THEN OLD.ended_at / 86400000 END)) AS days (d)
+    FROM (VALUES (OLD.outcome_at / 86400000), (OLD.ended_at / 86400000)) AS days (d)
     WHERE d IS NOT NULL
     ON CONFLICT (tenant_id, queue, day) DO UPDATE SET version = report_versions.version + 1;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER calls_report_insert AFTER INSERT ON calls FOR EACH ROW
-WHEN (NEW.queue <> '' AND (NEW.outcome_at IS NOT NULL OR NEW.ended_at IS NOT NULL))
-EXECUTE FUNCTION calls_bump_report_days();
-
-CREATE TRIGGER calls_report_update AFTER UPDATE ON calls FOR EACH ROW
-WHEN (NEW.queue <> '' AND (OLD.outcome, OLD.outcome_at, OLD.wait_s, OLD.ended_at, OLD.talk_s, OLD.hold_s, OLD.wrap_s)
-    IS DISTINCT FROM (NEW.outcome, NEW.outcome_at, NEW.wait_s, NEW.ended_at, NEW.talk_s, NEW.hold_s, NEW.wrap_s))
-EXECUTE FUNCTION calls_bump_report_days();
+CREATE TRIGGER calls_report_moved AFTER UPDATE ON calls FOR EACH ROW
+WHEN (NEW.queue <> '' AND (
+    (OLD.outcome_at IS NOT NULL AND OLD.outcome_at / 86400000 IS DISTINCT FROM NEW.outcome_at / 86400000)
+    OR (OLD.ended_at IS NOT NULL AND OLD.ended_at / 86400000 IS DISTINCT FROM NEW.ended_at / 86400000)))
+EXECUTE FUNCTION calls_report_moved();

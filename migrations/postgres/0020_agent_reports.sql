@@ -25,23 +25,22 @@ CREATE TABLE agent_report_days (
     PRIMARY KEY (tenant_id, tz, day)
 );
 
-CREATE FUNCTION calls_bump_agent_report_days() RETURNS trigger LANGUAGE plpgsql AS $$
+-- The events writer raises the day of every agent event it stores, which covers a call's
+-- handling (its `call_end` is one); this trigger the days a handled call moved off or changed
+-- hands on (late or out-of-order events).
+CREATE FUNCTION calls_agent_report_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO agent_report_versions (tenant_id, day, version)
     SELECT DISTINCT NEW.tenant_id, d, 1
-    FROM (VALUES (NEW.ended_at / 86400000),
-                 (CASE WHEN TG_OP = 'UPDATE' THEN OLD.ended_at / 86400000 END)) AS days (d)
+    FROM (VALUES (NEW.ended_at / 86400000), (OLD.ended_at / 86400000)) AS days (d)
     WHERE d IS NOT NULL
     ON CONFLICT (tenant_id, day) DO UPDATE SET version = agent_report_versions.version + 1;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER calls_agent_report_insert AFTER INSERT ON calls FOR EACH ROW
-WHEN (NEW.agent IS NOT NULL AND NEW.ended_at IS NOT NULL)
-EXECUTE FUNCTION calls_bump_agent_report_days();
-
-CREATE TRIGGER calls_agent_report_update AFTER UPDATE ON calls FOR EACH ROW
-WHEN ((OLD.agent, OLD.ended_at, OLD.talk_s, OLD.hold_s, OLD.wrap_s)
-    IS DISTINCT FROM (NEW.agent, NEW.ended_at, NEW.talk_s, NEW.hold_s, NEW.wrap_s))
-EXECUTE FUNCTION calls_bump_agent_report_days();
+CREATE TRIGGER calls_agent_report_moved AFTER UPDATE ON calls FOR EACH ROW
+WHEN (NEW.talk_s IS NOT NULL AND (
+    (OLD.ended_at IS NOT NULL AND OLD.ended_at / 86400000 IS DISTINCT FROM NEW.ended_at / 86400000)
+    OR (OLD.agent IS NOT NULL AND OLD.agent IS DISTINCT FROM NEW.agent)))
+EXECUTE FUNCTION calls_agent_report_moved();

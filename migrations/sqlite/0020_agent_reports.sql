@@ -25,18 +25,13 @@ CREATE TABLE agent_report_days (
     PRIMARY KEY (tenant_id, tz, day)
 );
 
-CREATE TRIGGER calls_agent_report_insert AFTER INSERT ON calls
-WHEN NEW.agent IS NOT NULL AND NEW.ended_at IS NOT NULL
-BEGIN
-    INSERT INTO agent_report_versions (tenant_id, day, version)
-    VALUES (NEW.tenant_id, NEW.ended_at / 86400000, 1)
-    ON CONFLICT (tenant_id, day) DO UPDATE SET version = version + 1;
-END;
-
-CREATE TRIGGER calls_agent_report_update
-AFTER UPDATE OF agent, ended_at, talk_s, hold_s, wrap_s ON calls
-WHEN OLD.agent IS NOT NEW.agent OR OLD.ended_at IS NOT NEW.ended_at OR OLD.talk_s IS NOT NEW.talk_s
-    OR OLD.hold_s IS NOT NEW.hold_s OR OLD.wrap_s IS NOT NEW.wrap_s
+-- The events writer raises the day of every agent event it stores, which covers a call's
+-- handling (its `call_end` is one); this trigger the days a handled call moved off or changed
+-- hands on (late or out-of-order events).
+CREATE TRIGGER calls_agent_report_moved AFTER UPDATE OF agent, ended_at ON calls
+WHEN NEW.talk_s IS NOT NULL AND (
+    (OLD.ended_at IS NOT NULL AND OLD.ended_at / 86400000 IS NOT NEW.ended_at / 86400000)
+    OR (OLD.agent IS NOT NULL AND OLD.agent IS NOT NEW.agent))
 BEGIN
     INSERT INTO agent_report_versions (tenant_id, day, version)
     SELECT NEW.tenant_id, d, 1

@@ -172,12 +172,15 @@ impl CallPatch {
             self.outcome_at = later.outcome_at;
         }
         earliest(&mut self.answered_at, later.answered_at);
+        // The handling is the one that ended last in time too.
+        if self.ended_at.is_none() || later.ended_at.is_some_and(|l| Some(l) >= self.ended_at) {
+            latest(&mut self.talk_s, later.talk_s);
+            latest(&mut self.hold_s, later.hold_s);
+            latest(&mut self.wrap_s, later.wrap_s);
+        }
         if later.ended_at > self.ended_at {
             self.ended_at = later.ended_at;
         }
-        latest(&mut self.talk_s, later.talk_s);
-        latest(&mut self.hold_s, later.hold_s);
-        latest(&mut self.wrap_s, later.wrap_s);
     }
 }
 
@@ -218,9 +221,12 @@ pub(super) const UPSERT: &str = " ON CONFLICT (tenant_id, call_id, queue) DO UPD
          THEN COALESCE(excluded.answered_at, calls.answered_at) ELSE calls.answered_at END, \
      ended_at = CASE WHEN calls.ended_at IS NULL OR excluded.ended_at > calls.ended_at \
          THEN COALESCE(excluded.ended_at, calls.ended_at) ELSE calls.ended_at END, \
-     talk_s = COALESCE(excluded.talk_s, calls.talk_s), \
-     hold_s = COALESCE(excluded.hold_s, calls.hold_s), \
-     wrap_s = COALESCE(excluded.wrap_s, calls.wrap_s)";
+     talk_s = CASE WHEN calls.ended_at IS NULL OR excluded.ended_at >= calls.ended_at \
+         THEN COALESCE(excluded.talk_s, calls.talk_s) ELSE calls.talk_s END, \
+     hold_s = CASE WHEN calls.ended_at IS NULL OR excluded.ended_at >= calls.ended_at \
+         THEN COALESCE(excluded.hold_s, calls.hold_s) ELSE calls.hold_s END, \
+     wrap_s = CASE WHEN calls.ended_at IS NULL OR excluded.ended_at >= calls.ended_at \
+         THEN COALESCE(excluded.wrap_s, calls.wrap_s) ELSE calls.wrap_s END";
 
 /// Folds patches into the history inside the caller's transaction `$tx` (on backend `$DB`), so
 /// that events and the history they make are stored together or not at all.
@@ -247,7 +253,37 @@ macro_rules! fold_patches {
             upsert.push($crate::store::calls::UPSERT);
             upsert.build().persistent(false).execute(&mut *$tx).await?;
         }
+        // Queue reports of the days these patches changed are out of date. (A patch changes a
+        // queue's figures only where its own outcome or end falls: an earlier one loses to what
+        // the row has. A call moved off a day is the triggers' of migration 0018.)
+        let days = $crate::store::calls::queue_days(&$patches);
+        for chunk in days.chunks(1_000) {
+            let mut bump =
+                ::sqlx::QueryBuilder::<$DB>::new("INSERT INTO report_versions (tenant_id, queue, day, version) ");
+            bump.push_values(chunk, |mut b, (tenant, queue, day)| {
+                b.push_bind(tenant).push_bind(queue).push_bind(*day).push_bind(1_i64);
+            });
+            bump.push(" ON CONFLICT (tenant_id, queue, day) DO UPDATE SET version = report_versions.version + 1");
+            bump.build().persistent(false).execute(&mut *$tx).await?;
+        }
     };
+}
+
+/// The (tenant, queue, UTC day) each patch's outcome or end falls on, once each.
+pub(super) fn queue_days(patches: &[CallPatch]) -> Vec<(String, String, i64)> {
+    let days: std::collections::BTreeSet<(&str, &str, i64)> = patches
+        .iter()
+        .filter(|p| !p.queue.is_empty())
+        .flat_map(|p| {
+            [p.outcome_at, p.ended_at]
+                .into_iter()
+                .flatten()
+                .map(move |t| (p.tenant_id.as_str(), p.queue.as_str(), t.div_euclid(86_400_000)))
+        })
+        .collect();
+    days.into_iter()
+        .map(|(t, q, d)| (t.to_owned(), q.to_owned(), d))
+        .collect()
 }
 pub(super) use fold_patches;
 
@@ -638,6 +674,29 @@ mod tests {
         );
         assert_eq!(call.agent.as_deref(), Some("1001"));
         assert_eq!(&backward[0], call, "the same row whatever order the events came in");
+    }
+
+    #[test]
+    fn the_handling_is_the_one_that_ended_last_in_time() {
+        let end = |at_s: i64, talk_s: f64| {
+            event(
+                at_s,
+                EventBody::CallEnd {
+                    call: "c1".into(),
+                    agent: "1001".into(),
+                    queue: Some("sales".into()),
+                    talk_s,
+                    hold_s: 0.0,
+                    wrap_s: None,
+                },
+            )
+        };
+        let (first, last) = (end(100, 60.0), end(160, 120.0));
+        // In either order (a retried batch delivers the earlier end last), the later end stands.
+        for order in [[&first, &last], [&last, &first]] {
+            let rows = patches(order);
+            assert_eq!((rows[0].ended_at, rows[0].talk_s), (Some(T + 160_000), Some(120.0)));
+        }
     }
 
     #[test]
