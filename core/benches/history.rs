@@ -224,7 +224,8 @@ fn main() {
         );
     }
 
-    let mut env = vec![];
+    // A first report over a month may take longer than a page: it is measured, not cut off.
+    let mut env = vec![("MONTI_HTTP__REQUEST_TIMEOUT", "10m")];
     if let Some(url) = &pg_url {
         env.push(("MONTI_DATABASE_URL", url.as_str()));
     }
@@ -578,8 +579,14 @@ async fn load_agent_events(url: &str, extensions: &[String], now: i64, days: i64
             .unwrap();
         let mut chunk = String::with_capacity(16 << 20);
         for d in (0..days).rev() {
-            for (a, ext) in extensions.iter().enumerate() {
-                for (at, kind, body) in rows_of(d, a, ext) {
+            let mut rows: Vec<(i64, &'static str, String, &String)> = extensions
+                .iter()
+                .enumerate()
+                .flat_map(|(a, ext)| rows_of(d, a, ext).into_iter().map(move |(at, k, b)| (at, k, b, ext)))
+                .collect();
+            rows.sort_by_key(|r| r.0);
+            {
+                for (at, kind, body, ext) in rows {
                     seq += 1;
                     count += 1;
                     chunk.push_str(&format!(
@@ -605,20 +612,26 @@ async fn load_agent_events(url: &str, extensions: &[String], now: i64, days: i64
             .unwrap();
         let mut tx = pool.begin().await.unwrap();
         for d in (0..days).rev() {
-            for (a, ext) in extensions.iter().enumerate() {
-                let rows = rows_of(d, a, ext);
+            // A day's events in the order ingest stores them: by time, every agent together.
+            let mut rows: Vec<(i64, &'static str, String, &String)> = extensions
+                .iter()
+                .enumerate()
+                .flat_map(|(a, ext)| rows_of(d, a, ext).into_iter().map(move |(at, k, b)| (at, k, b, ext)))
+                .collect();
+            rows.sort_by_key(|r| r.0);
+            {
                 for chunk in rows.chunks(1_000) {
                     let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                         "INSERT INTO events (tenant_id, source, event_id, at, kind, agent, body, received_at) ",
                     );
-                    insert.push_values(chunk, |mut b, (at, kind, body)| {
+                    insert.push_values(chunk, |mut b, (at, kind, body, ext)| {
                         seq += 1;
                         b.push_bind(&tenant)
                             .push_bind("bench")
                             .push_bind(format!("ae{seq}"))
                             .push_bind(*at)
                             .push_bind(*kind)
-                            .push_bind(ext)
+                            .push_bind(*ext)
                             .push_bind(body)
                             .push_bind(*at);
                     });
