@@ -265,6 +265,8 @@ async fn every_admin_page_for_every_role(s: &TestServer) {
         "/calls/export",
         "/reports/queues",
         "/reports/queues/export",
+        "/reports/agents",
+        "/reports/agents/export",
     ];
     for role in [Role::Viewer, Role::Agent, Role::Supervisor, Role::TenantAdmin] {
         let email = format!("{}@example.com", role.as_str());
