@@ -96,7 +96,7 @@ fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 
 both_backends!(a_recording_plays_in_ranges_and_every_play_is_audited, allow_recordings);
 async fn a_recording_plays_in_ranges_and_every_play_is_audited(s: &TestServer) {
-    let (admin, ..) = floor(s).await;
+    let (admin, north, _, _, _, _) = floor(s).await;
     let file = answered_call(s, &admin, "1733300000.42").await;
     let audio = wav(3.0);
     write(&file, &audio);
@@ -195,6 +195,28 @@ async fn a_recording_plays_in_ranges_and_every_play_is_audited(s: &TestServer) {
     );
     assert_eq!(fetch(s, &format!("/recordings/{expired}"), None).await.0, 410);
 
+    // A supervisor of Ana's team may play it; one of another team cannot see the call at all.
+    let south = s
+        .post("/api/v1/teams", &admin, json!({ "name": "East" }))
+        .await
+        .expect(201)
+        .id();
+    for (team, status) in [(&north, 200), (&south, 404)] {
+        let token = s
+            .post(
+                "/api/v1/tokens",
+                &admin,
+                json!({ "name": format!("sup-{team}"), "role": "supervisor", "team_scope": [team] }),
+            )
+            .await
+            .expect(201)
+            .body["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let reply = s.get("/api/v1/calls/1733300000.42/recording", &token).await;
+        assert_eq!(reply.status.as_u16(), status, "{team}: {}", reply.text);
+    }
     // The file gone since the link was made.
     std::fs::remove_file(&file).unwrap();
     assert_eq!(fetch(s, &url, None).await.0, 404);
