@@ -21,7 +21,9 @@ use crate::domain::Validation;
 use crate::domain::events::{AgentState, Event};
 use crate::kpi;
 use crate::service::history::{Directory, History, csv_cell, local_to_utc, time_range};
-use crate::service::reports::{Bucket, MAX_POINTS, MAX_REPORT_DAYS, boundaries, known_pairs, query_string, weekday};
+use crate::service::reports::{
+    Bucket, MAX_POINTS, MAX_REPORT_DAYS, boundaries, known_pairs, label, query_string, weekday,
+};
 use crate::store::agent_reports::{self, DAY_MS};
 use crate::store::{StoreError, TenantScope, tenants};
 
@@ -385,7 +387,7 @@ fn resolve(query: &AgentReportQuery, dir: &Directory, now: DateTime<Utc>) -> Res
             }
         },
     };
-    if let Some(minutes) = bucket_minutes(bucket)
+    if let Some(minutes) = bucket.minutes()
         && to > from
         && (to - from).num_minutes() / minutes > MAX_POINTS as i64
     {
@@ -417,24 +419,6 @@ fn resolve(query: &AgentReportQuery, dir: &Directory, now: DateTime<Utc>) -> Res
         agents,
         single: agent.is_some(),
     })
-}
-
-fn bucket_minutes(bucket: Bucket) -> Option<i64> {
-    match bucket {
-        Bucket::Quarter => Some(15),
-        Bucket::HalfHour => Some(30),
-        Bucket::Hour => Some(60),
-        _ => None,
-    }
-}
-
-fn label(at: DateTime<Utc>, tz: Tz, bucket: Bucket) -> String {
-    let local = at.with_timezone(&tz);
-    match bucket {
-        Bucket::Quarter | Bucket::HalfHour | Bucket::Hour => local.format("%Y-%m-%d %H:%M").to_string(),
-        Bucket::Day | Bucket::Week => local.format("%Y-%m-%d").to_string(),
-        Bucket::Month => local.format("%Y-%m").to_string(),
-    }
 }
 
 /// The drill-down: the calls an agent handled in `start..end`.
@@ -481,7 +465,7 @@ impl History<'_> {
         let edges_ms: Vec<i64> = edges.iter().map(DateTime::timestamp_millis).collect();
         let buckets = edges.len() - 1;
         // Per agent id and bucket.
-        let figures: HashMap<String, Vec<AgentFigures>> = if bucket_minutes(r.bucket).is_some() {
+        let figures: HashMap<String, Vec<AgentFigures>> = if r.bucket.minutes().is_some() {
             self.walked(scope, &dir, &r, &edges_ms, now).await?
         } else {
             let days = self.local_days(scope, &dir, r.tz, edges[0], r.to, now).await?;
@@ -642,6 +626,7 @@ impl History<'_> {
         let mut kept = agent_reports::kept(self.store, scope, tz.name(), &names).await?;
         let now_ms = now.timestamp_millis();
         let (to_ms, directory) = (to.timestamp_millis(), dir.fingerprint());
+        let all_names = dir.agent_names_all();
         let mut out = Vec::with_capacity(days.len());
         // Where agents stood at the end of the day before, while it is known.
         let mut before: Option<Standing> = None;
@@ -665,7 +650,7 @@ impl History<'_> {
                     let events = agent_reports::transitions(self.store, scope, start, until).await?;
                     let agent_of = |name: &str| dir.agent(name).map(|a| a.id.clone());
                     let (mut figures, end_standing) = walk(standing, &events, &[start, until], now_ms, &agent_of);
-                    let calls = agent_reports::handled(self.store, scope, &dir.agent_names_all(), start, until).await?;
+                    let calls = agent_reports::handled(self.store, scope, &all_names, start, until).await?;
                     add_handled(&mut figures, calls, &[start, until], dir);
                     let summary = DaySummary {
                         figures: figures

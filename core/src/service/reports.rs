@@ -51,7 +51,8 @@ impl Bucket {
         Self::ALL.iter().find(|(_, b)| *b == self).map_or("day", |(s, _)| s)
     }
 
-    fn minutes(self) -> Option<i64> {
+    /// The bucket's length for buckets of fixed minutes (15 minutes to an hour).
+    pub(crate) fn minutes(self) -> Option<i64> {
         match self {
             Bucket::Quarter => Some(15),
             Bucket::HalfHour => Some(30),
@@ -414,7 +415,8 @@ fn point(
     }
 }
 
-fn label(at: DateTime<Utc>, tz: Tz, bucket: Bucket) -> String {
+/// A bucket's start in `tz`, as a person reads it.
+pub(crate) fn label(at: DateTime<Utc>, tz: Tz, bucket: Bucket) -> String {
     let local = at.with_timezone(&tz);
     match bucket {
         Bucket::Quarter | Bucket::HalfHour | Bucket::Hour => local.format("%Y-%m-%d %H:%M").to_string(),
