@@ -348,6 +348,41 @@ async fn look_up(store: &Store, cache: &TokenCache, hash: String, token: &str) -
     Ok(grant)
 }
 
+/// What `actor` (`user:<id>` or `token:<id>`, as a scope names who acted) may do in `tenant`
+/// now: for work done later on their behalf, such as a scheduled report. `None` when they can no
+/// longer act there (removed, disabled, revoked, expired, suspended) or cannot be looked up again
+/// (a signed JWT's subject).
+pub async fn acting_as(
+    store: &Store,
+    tenant: &crate::store::TenantId,
+    actor: &str,
+) -> Result<Option<TenantScope>, StoreError> {
+    if let Some(user) = actor.strip_prefix("user:") {
+        let account = match crate::store::accounts::by_id(store, user).await {
+            Ok(account) => account,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if account.disabled {
+            return Ok(None);
+        }
+        let membership = crate::store::accounts::membership(store, user, tenant).await?;
+        return Ok(membership
+            .filter(|m| m.usable())
+            .and_then(|m| m.scope(actor.to_owned())));
+    }
+    if let Some(token) = actor.strip_prefix("token:") {
+        let Some(grant) = tokens::grant_by_id(store, token).await? else {
+            return Ok(None);
+        };
+        return Ok(match principal_of(grant) {
+            Ok(Principal::Tenant(scope)) if scope.tenant() == tenant => Some(scope),
+            _ => None,
+        });
+    }
+    Ok(None)
+}
+
 fn principal_of(grant: TokenGrant) -> Result<Principal, AuthError> {
     let now = crate::domain::time::now_ms();
     if grant.revoked_at.is_some() {

@@ -2,5 +2,6 @@
 //! `monti-domain` crate (shared with the simulators); alerts are the server's own.
 
 pub mod alert;
+pub mod retry;
 
 pub use monti_domain::{FieldError, Role, Validation, events, ids, new_id, role, time, validate};

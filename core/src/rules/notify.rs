@@ -12,21 +12,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::eval::AlertChange;
+use crate::domain::retry::next_attempt;
 use crate::store::Store;
 use crate::store::alert_rules::{self, NotificationRow};
 
 /// Alerts listed in one notification (the rest are counted).
 const LISTED: usize = 20;
-/// Pauses before the 2nd, 3rd … attempt; after the last, the notification is failed.
-const BACKOFF_S: [i64; 9] = [10, 30, 60, 300, 900, 1800, 3600, 3600, 3600];
 /// How long one webhook may take.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// When to try again after `attempts` failed attempts (`None`: give up).
-pub fn next_attempt(attempts: i64, now_ms: i64) -> Option<i64> {
-    let pause = BACKOFF_S.get(usize::try_from(attempts).ok()?.checked_sub(1)?)?;
-    Some(now_ms + pause * 1000)
-}
 
 /// Changes held back per (rule, target) until the target may hear again
 /// (`live.alert_notify_interval`, a minute by default).
@@ -333,14 +326,6 @@ mod tests {
         assert_eq!(throttle.waiting().len(), 1);
         let later = throttle.offer("r1", "t", Vec::new(), 60_000).unwrap();
         assert_eq!(later.len(), 2);
-    }
-
-    #[test]
-    fn retries_back_off_then_give_up() {
-        assert_eq!(next_attempt(1, 0), Some(10_000));
-        assert_eq!(next_attempt(4, 0), Some(300_000));
-        assert_eq!(next_attempt(9, 0), Some(3_600_000));
-        assert_eq!(next_attempt(10, 0), None);
     }
 
     #[test]

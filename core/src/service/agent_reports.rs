@@ -360,6 +360,11 @@ struct Resolved {
     single: bool,
 }
 
+/// Checks `query` as a report would (a saved report's parameters before they are kept).
+pub(crate) fn check(query: &AgentReportQuery, dir: &Directory, now: DateTime<Utc>) -> Result<(), StoreError> {
+    resolve(query, dir, now).map(drop)
+}
+
 fn resolve(query: &AgentReportQuery, dir: &Directory, now: DateTime<Utc>) -> Result<Resolved, StoreError> {
     let mut v = Validation::new();
     let (tz, from, to) = time_range(&mut v, &query.tz, &query.from, &query.to, dir.tz, now);

@@ -11,5 +11,6 @@ pub mod plugins;
 pub mod recordings;
 pub mod reports;
 pub mod rules;
+pub mod saved_reports;
 pub mod telephony;
 pub mod tenants;

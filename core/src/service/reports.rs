@@ -267,6 +267,11 @@ struct Resolved {
     queues: Vec<(String, String)>,
 }
 
+/// Checks `query` as a report would (a saved report's parameters before they are kept).
+pub(crate) fn check(query: &ReportQuery, dir: &Directory, now: DateTime<Utc>) -> Result<(), StoreError> {
+    resolve(query, dir, now).map(drop)
+}
+
 fn resolve(query: &ReportQuery, dir: &Directory, now: DateTime<Utc>) -> Result<Resolved, StoreError> {
     let mut v = Validation::new();
     let (tz, from, to) = time_range(&mut v, &query.tz, &query.from, &query.to, dir.tz, now);

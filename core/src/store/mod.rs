@@ -17,6 +17,7 @@ pub mod events;
 pub mod floor;
 pub mod invitations;
 pub mod list;
+pub mod mail_outbox;
 pub mod oidc_providers;
 pub mod plugins;
 pub mod provisioning;
@@ -24,6 +25,7 @@ pub mod recording_sources;
 pub mod rekey;
 pub mod reports;
 pub mod resource;
+pub mod saved_reports;
 mod scope;
 pub mod sessions;
 pub mod telephony;
@@ -173,6 +175,9 @@ pub enum StoreError {
     Invalid(Validation),
     #[error("{0}")]
     BadRequest(String),
+    /// The caller may see the thing but not do this to it (not theirs, say).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     LimitReached(String),
     #[error("database unavailable: {0}")]

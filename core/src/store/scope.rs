@@ -87,6 +87,8 @@ pub enum SystemActor {
     Hooks { installation: String },
     /// The plugin runtime driving installations (heartbeats, streams).
     Plugins,
+    /// Scheduled reports sent by email.
+    Reports,
 }
 
 impl SystemActor {
@@ -99,6 +101,7 @@ impl SystemActor {
             SystemActor::Rules => "system:rules".into(),
             SystemActor::Hooks { installation } => format!("system:hooks:{installation}"),
             SystemActor::Plugins => "system:plugins".into(),
+            SystemActor::Reports => "system:reports".into(),
         }
     }
 }

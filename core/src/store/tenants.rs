@@ -291,6 +291,12 @@ pub async fn link_scope(store: &Store, tenant_id: &str, actor: &str) -> StoreRes
     ))
 }
 
+/// As [`system_scope`], for a tenant a worker read by its id.
+pub async fn system_scope_of(store: &Store, tenant: &TenantId, actor: SystemActor) -> StoreResult<TenantScope> {
+    let tenant = by_id(store, tenant).await?;
+    Ok(TenantScope::system(tenant.id, tenant.slug, actor))
+}
+
 /// A scope for work in a tenant without a signed-in caller (the operator's command line, the
 /// demo, the simulator), named for who does it in the audit log.
 pub async fn system_scope(store: &Store, slug: &str, actor: SystemActor) -> StoreResult<TenantScope> {

@@ -65,7 +65,12 @@ impl Guarded for audit::AuditRow {
 }
 
 /// A JSON body with an ETag (and for creation, a Location).
-fn versioned<T: Serialize>(status: StatusCode, version: i64, location: Option<String>, body: &T) -> Response {
+pub(super) fn versioned<T: Serialize>(
+    status: StatusCode,
+    version: i64,
+    location: Option<String>,
+    body: &T,
+) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {

@@ -23,6 +23,7 @@ pub mod plugins_api;
 pub mod problem;
 pub mod recordings;
 pub mod reports;
+pub mod saved_reports;
 pub mod session;
 pub mod shield;
 pub mod sso;
@@ -157,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .merge(history::router())
         .merge(recordings::router())
         .merge(reports::router())
+        .merge(saved_reports::router())
         .merge(admin_rules::router())
         .merge(control::board_router())
         .merge(admin_plugins::router())
@@ -185,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::api_router())
         .merge(history::api_router())
         .merge(reports::api_router())
+        .merge(saved_reports::api_router())
         .merge(recordings::api_router())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials));
     let api = if state.config.auth.cors_origins.is_empty() {

@@ -686,6 +686,57 @@ fn history_operations(doc: &mut Doc) {
     standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
     doc.operation("/api/v1/reports/agents/export", "get", op);
     recording_operations(doc);
+    saved_report_operations(doc);
+}
+
+fn saved_report_operations(doc: &mut Doc) {
+    let saved = doc.schema::<crate::service::saved_reports::SavedReport>();
+    let set = doc.schema::<crate::service::saved_reports::SavedReportSet>();
+    let list = doc.schema::<crate::web::saved_reports::SavedReportList>();
+    let mail = doc.schema::<crate::web::saved_reports::SavedReportMail>();
+    let sent = doc.schema::<crate::web::saved_reports::SendResult>();
+    let id = || path_param("id", "The saved report's id");
+    let mut op = json!({ "tags": ["history"], "operationId": "list_saved_reports", "summary": "Saved reports",
+        "description": "The tenant's saved reports, by name. `query` is each one's report query over its period as of now (for `/api/v1/reports/{kind}`).",
+        "responses": { "200": json_response("The saved reports", schema_ref(&list)) } });
+    standard_errors(&mut op, &["401", "403"]);
+    doc.operation("/api/v1/reports/saved", "get", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "create_saved_report", "summary": "Save a report",
+        "description": "A report's parameters under a name, its range a period that moves with time (`yesterday`, `last_week` …) or `custom` dates. With `schedule`, it is emailed daily or weekly at a local time in the report's time zone to the listed addresses: the figures in the body, the report's CSV export attached, through the mail outbox (retried, then failed). A schedule runs with what who saved it may see when it runs. Parameters are checked as the report checks them (422 with `params/<name>`). Audited as `reports.saved.create`.",
+        "requestBody": body(&set),
+        "responses": { "201": json_response("Saved", schema_ref(&saved)) } });
+    standard_errors(&mut op, &["400", "401", "403", "409", "422"]);
+    doc.operation("/api/v1/reports/saved", "post", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "get_saved_report", "summary": "A saved report",
+        "parameters": [id()],
+        "responses": { "200": json_response("The saved report (ETag: its version)", schema_ref(&saved)) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/reports/saved/{id}", "get", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "update_saved_report", "summary": "Change a saved report",
+        "description": "Replaces everything but its owner; `If-Match` with its version refuses a stale change (412). Only who saved it or a tenant admin (403 otherwise). Audited as `reports.saved.update`.",
+        "parameters": [id()],
+        "requestBody": body(&set),
+        "responses": { "200": json_response("Changed", schema_ref(&saved)) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "409", "412", "422"]);
+    doc.operation("/api/v1/reports/saved/{id}", "put", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "delete_saved_report", "summary": "Delete a saved report",
+        "description": "Only who saved it or a tenant admin. Audited as `reports.saved.delete`.",
+        "parameters": [id()],
+        "responses": { "204": { "description": "Deleted" } } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/reports/saved/{id}", "delete", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "send_saved_report", "summary": "Send a saved report now",
+        "description": "Makes the report as its schedule would (with what its owner may see) and queues one email per recipient. 422 without recipients. Audited as `reports.saved.send`.",
+        "parameters": [id()],
+        "responses": { "202": json_response("Queued", schema_ref(&sent)) } });
+    standard_errors(&mut op, &["400", "401", "403", "404", "422"]);
+    doc.operation("/api/v1/reports/saved/{id}/send", "post", op);
+    let mut op = json!({ "tags": ["history"], "operationId": "saved_report_mail", "summary": "A saved report's emails",
+        "description": "The latest 20 emails it queued, newest first: pending, sent, or failed with the server's last answer.",
+        "parameters": [id()],
+        "responses": { "200": json_response("Its emails", schema_ref(&mail)) } });
+    standard_errors(&mut op, &["401", "403", "404"]);
+    doc.operation("/api/v1/reports/saved/{id}/mail", "get", op);
 }
 
 fn recording_operations(doc: &mut Doc) {

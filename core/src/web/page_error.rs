@@ -111,6 +111,7 @@ pub fn store_failure(page: &PageContext, error: &StoreError) -> (StatusCode, Str
     match error {
         StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, page.locale.text("admin.not_found")),
         StoreError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+        StoreError::Forbidden(message) => (StatusCode::FORBIDDEN, message.clone()),
         StoreError::Unavailable(_) | StoreError::Busy(_) => {
             tracing::warn!(error = %error, target = %page.target, "page: storage unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, page.locale.text("errors.unavailable"))

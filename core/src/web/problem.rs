@@ -156,6 +156,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Invalid(v) => v.into(),
             StoreError::BadRequest(detail) => ApiError::bad_request(detail),
+            StoreError::Forbidden(detail) => ApiError::forbidden(detail),
             StoreError::LimitReached(detail) => {
                 let mut err = ApiError::typed(StatusCode::FORBIDDEN, "/api/docs#problem-limit", detail);
                 err.problem.title = "Limit reached".into();

@@ -308,6 +308,8 @@ fn series_view(s: &QueueSeries) -> SeriesView {
 #[derive(Serialize)]
 struct ReportView {
     query: ReportQuery,
+    /// Whether the visitor may save (and schedule) the report.
+    can_save: bool,
     filters: String,
     from: String,
     to: String,
@@ -352,6 +354,7 @@ async fn page(
             .as_ref()
             .map_or_else(Vec::new, |r| r.queues.iter().map(series_view).collect()),
         filters: query.query_string(),
+        can_save: crate::auth::permits(scope.role(), Action::Write, Area::History),
         queues,
         errors,
         width: WIDTH,
@@ -435,6 +438,7 @@ fn agent_row(label: &str, team: &str, p: &AgentPoint, href: Option<String>) -> A
 struct AgentReportView {
     query: AgentReportQuery,
     filters: String,
+    can_save: bool,
     from: String,
     to: String,
     tz: String,
@@ -526,6 +530,7 @@ async fn agents_page(
         rows,
         team_rows,
         filters: query.query_string(),
+        can_save: crate::auth::permits(scope.role(), Action::Write, Area::History),
         teams,
         agents,
         errors,

@@ -267,6 +267,8 @@ async fn every_admin_page_for_every_role(s: &TestServer) {
         "/reports/queues/export",
         "/reports/agents",
         "/reports/agents/export",
+        "/reports/saved",
+        "/reports/saved/new?kind=agents",
     ];
     for role in [Role::Viewer, Role::Agent, Role::Supervisor, Role::TenantAdmin] {
         let email = format!("{}@example.com", role.as_str());

@@ -12,6 +12,7 @@ mod agents;
 mod calls;
 mod recordings;
 mod reports;
+mod saved;
 
 /// A tenant with two teams (North: Ana 1001; South: Ben 1002) and two queues (Sales,
 /// Support): (admin token, north team id, ana id, ben id, sales id, support id).

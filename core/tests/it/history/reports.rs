@@ -421,8 +421,37 @@ async fn a_supervisor_drills_from_the_worst_half_hour_to_a_call() {
         media.iter().any(|(_, status)| *status == 206),
         "the player asked for ranges: {media:?}"
     );
+    // The report is worth a weekly email: saved from the report with its filters.
+    page.goto(&s.url(&format!("/reports/queues?from={day}&to={day}&bucket=30m&queue={queue}")))
+        .await;
+    page.click("#report-save").await;
+    assert!(
+        page.wait_for("document.querySelector('#saved-report-form') !== null", wait)
+            .await
+    );
+    page.fill("#s-name", "Yesterday in the first queue").await;
+    page.eval("document.querySelector('#s-period').value = 'yesterday'; document.querySelector('#s-frequency').value = 'weekly'; true")
+        .await;
+    page.fill("#s-recipients", "sue@acme.example").await;
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("saved-report-1280.png");
+    page.screenshot(&shot).await;
+    page.click("#saved-report-form button[type=submit]").await;
+    assert!(
+        page.wait_for("document.querySelector('#saved-reports') !== null", wait)
+            .await,
+        "saved: {}",
+        page.text().await
+    );
+    let listed = page.text().await;
+    assert!(
+        listed.contains("Yesterday in the first queue") && listed.contains("Mondays at 07:00"),
+        "{listed}"
+    );
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("saved-reports-1280.png");
+    page.screenshot(&shot).await;
     let audit = common::audit_actions(&s, Some("acme")).await;
     assert!(audit.iter().any(|(a, _)| a == "recordings.play"), "{audit:?}");
+    assert!(audit.iter().any(|(a, _)| a == "reports.saved.create"), "{audit:?}");
     assert_eq!(page.errors().await, Vec::<String>::new());
     browser.close().await;
     s.stop().await;

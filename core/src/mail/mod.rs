@@ -1,6 +1,9 @@
-//! Outgoing email over SMTP (lettre): password reset links and invitations.
+//! Outgoing email over SMTP (lettre): password reset links and invitations sent at once, and
+//! the outbox (`outbox`) for what is queued, retried and kept (scheduled reports).
 
-use lettre::message::{Mailbox, header::ContentType};
+pub mod outbox;
+
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -56,14 +59,32 @@ impl Mailer {
     }
 
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
+        self.send_with(to, subject, body, None).await
+    }
+
+    /// A plain-text message, with a file attached when there is one.
+    pub async fn send_with(
+        &self,
+        to: &str,
+        subject: &str,
+        body: String,
+        attachment: Option<&crate::store::mail_outbox::Attachment>,
+    ) -> Result<(), MailError> {
         let to: Mailbox = to.parse().map_err(|e| MailError::Build(format!("recipient: {e}")))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| MailError::Build(e.to_string()))?;
+        let builder = Message::builder().from(self.from.clone()).to(to).subject(subject);
+        let message = match attachment {
+            None => builder.header(ContentType::TEXT_PLAIN).body(body),
+            Some(file) => {
+                let content_type = ContentType::parse(&file.content_type)
+                    .map_err(|e| MailError::Build(format!("attachment type: {e}")))?;
+                builder.multipart(
+                    MultiPart::mixed()
+                        .singlepart(SinglePart::plain(body))
+                        .singlepart(Attachment::new(file.name.clone()).body(file.bytes.clone(), content_type)),
+                )
+            }
+        }
+        .map_err(|e| MailError::Build(e.to_string()))?;
         self.transport
             .send(message)
             .await
