@@ -528,3 +528,98 @@ async fn events_one_by_one_in_any_order_make_the_same_row(s: &TestServer) {
     assert_eq!(forward["wrap_s"].as_f64(), Some(15.0));
     assert_eq!(row("backward").await, forward);
 }
+
+// Prefix filters read per number when a prefix stands for a few (a DID, a caller's number) and
+// as a range when it stands for many: pages by cursor hold every matching call once, newest
+// first, either way, and equal the calls filtered by hand.
+both_backends!(prefix_filters_page_through_every_matching_call);
+async fn prefix_filters_page_through_every_matching_call(s: &TestServer) {
+    let admin = s.tenant("acme", Role::TenantAdmin).await;
+    let tenant = monti::store::tenants::by_slug(&s.store, "acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let raw = s.raw_db().await;
+    let base = (Utc::now() - Duration::hours(2)).timestamp_millis();
+    // 60 calls: three DIDs 4930100..2 in turn (some in the same millisecond, where the call id
+    // decides), and 40 more DIDs 4930200NN, one call each.
+    let mut all: Vec<(i64, String, String, String)> = Vec::new();
+    for i in 0..60i64 {
+        let started = base + (i / 2) * 1000;
+        let destination = if i < 20 {
+            format!("493010{}", i % 3)
+        } else {
+            format!("4930200{:02}", i - 20)
+        };
+        let caller = format!("+49170{}", i % 2);
+        raw.execute(
+            &format!(
+                "INSERT INTO calls (tenant_id, call_id, queue, direction, started_at, caller, destination) \
+                 VALUES ('{tenant}', 'p{i:02}', '', 'inbound', {started}, '{caller}', '{destination}')"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+        all.push((started, format!("p{i:02}"), caller, destination));
+    }
+    let from = chrono::DateTime::from_timestamp_millis(base - 60_000).unwrap();
+    let range = format!(
+        "from={}&to={}",
+        from.to_rfc3339_opts(SecondsFormat::Secs, true).replace('+', "%2B"),
+        (Utc::now() + Duration::minutes(1))
+            .to_rfc3339_opts(SecondsFormat::Secs, true)
+            .replace('+', "%2B")
+    );
+    let every = |filter: &str| {
+        let filter = filter.to_owned();
+        let range = range.clone();
+        let admin = admin.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor = String::new();
+            for _ in 0..30 {
+                let page = s
+                    .get(&format!("/api/v1/calls?{range}&{filter}&limit=7{cursor}"), &admin)
+                    .await;
+                page.expect(200);
+                seen.extend(
+                    page.body["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c["call_id"].as_str().unwrap().to_owned()),
+                );
+                match page.body["next_cursor"].as_str() {
+                    Some(next) => cursor = format!("&cursor={next}"),
+                    None => return seen,
+                }
+            }
+            panic!("{filter}: more pages than calls");
+        }
+    };
+    let expected = |keep: &dyn Fn(&(i64, String, String, String)) -> bool| {
+        let mut rows: Vec<&(i64, String, String, String)> = all.iter().filter(|r| keep(r)).collect();
+        rows.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        rows.into_iter().map(|r| r.1.clone()).collect::<Vec<_>>()
+    };
+    // A DID's prefix standing for three numbers.
+    let got = every("destination=49301").await;
+    assert_eq!(got, expected(&|r| r.3.starts_with("49301")));
+    assert_eq!(got.len(), 20);
+    // One number exactly, with another filter beside it.
+    let got = every("destination=4930101&caller=%2B491701").await;
+    assert_eq!(got, expected(&|r| r.3 == "4930101" && r.2 == "+491701"));
+    // A caller's whole number.
+    let got = every("caller=%2B491700").await;
+    assert_eq!(got, expected(&|r| r.2 == "+491700"));
+    // A prefix standing for more numbers than are read one by one.
+    let got = every("destination=4930").await;
+    assert_eq!(got, expected(&|r| r.3.starts_with("4930")));
+    assert_eq!(got.len(), 60);
+    let got = every("destination=49302").await;
+    assert_eq!(got.len(), 40);
+    // A prefix no call has.
+    assert!(every("destination=5555").await.is_empty());
+}
