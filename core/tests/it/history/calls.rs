@@ -544,7 +544,9 @@ async fn prefix_filters_page_through_every_matching_call(s: &TestServer) {
     let base = (Utc::now() - Duration::hours(2)).timestamp_millis();
     // 60 calls: three DIDs 4930100..2 in turn (some in the same millisecond, where the call id
     // decides), and 40 more DIDs 4930200NN, one call each.
-    let mut all: Vec<(i64, String, String, String)> = Vec::new();
+    // (started, call id, caller, destination)
+    type Row = (i64, String, String, String);
+    let mut all: Vec<Row> = Vec::new();
     for i in 0..60i64 {
         let started = base + (i / 2) * 1000;
         let destination = if i < 20 {
@@ -599,8 +601,8 @@ async fn prefix_filters_page_through_every_matching_call(s: &TestServer) {
             panic!("{filter}: more pages than calls");
         }
     };
-    let expected = |keep: &dyn Fn(&(i64, String, String, String)) -> bool| {
-        let mut rows: Vec<&(i64, String, String, String)> = all.iter().filter(|r| keep(r)).collect();
+    let expected = |keep: &dyn Fn(&Row) -> bool| {
+        let mut rows: Vec<&Row> = all.iter().filter(|r| keep(r)).collect();
         rows.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
         rows.into_iter().map(|r| r.1.clone()).collect::<Vec<_>>()
     };
