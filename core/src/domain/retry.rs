@@ -1,6 +1,6 @@
 //! How often what goes out (notifications, email, webhooks) is tried before it is given up.
 
-/// Pauses before the 2nd, 3rd … attempt; after the last, the message is failed (about 3 hours
+/// Pauses before the 2nd, 3rd … attempt; after the last, the message is failed (almost 4 hours
 /// of trying in all).
 const BACKOFF_S: [i64; 9] = [10, 30, 60, 300, 900, 1800, 3600, 3600, 3600];
 

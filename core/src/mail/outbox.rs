@@ -1,7 +1,9 @@
 //! Sends what waits in the mail outbox: every couple of seconds, each due message on its own
 //! task (a slow server holds up only its message), retried with growing pauses
 //! (`domain::retry`) and failed for good after the last. A message is claimed in the database
-//! before it is sent, so several instances on one database send it once.
+//! before it is sent, so several instances on one database do not send it side by side; a
+//! sender that dies after the server took a message and before it is marked sent has it sent
+//! again (at least once, as SMTP itself).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,10 @@ use crate::store::mail_outbox::{self, MailRow};
 const CLAIM_MS: i64 = 5 * 60 * 1000;
 /// Messages taken per pass.
 const PER_PASS: i64 = 20;
+/// How long sent and failed messages are kept (they show on what queued them).
+const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Passes between two purges of old messages (an hour).
+const PURGE_EVERY: u32 = 1800;
 
 pub struct Outbox {
     store: Store,
@@ -27,15 +33,23 @@ impl Outbox {
         Arc::new(Self { store, mailer })
     }
 
-    /// Sends what is due every two seconds while the process runs.
+    /// Sends what is due every two seconds while the process runs, and forgets what was sent
+    /// or failed 30 days ago once an hour.
     pub fn start(self: Arc<Self>) {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(2));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut passes: u32 = 0;
             loop {
                 every.tick().await;
                 if let Err(e) = self.clone().send_due().await {
                     tracing::warn!(error = %e, "sending queued mail failed");
+                }
+                passes = (passes + 1) % PURGE_EVERY;
+                if passes == 1
+                    && let Err(e) = mail_outbox::purge(&self.store, now_ms() - KEEP_MS).await
+                {
+                    tracing::warn!(error = %e, "forgetting old mail failed");
                 }
             }
         });

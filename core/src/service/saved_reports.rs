@@ -444,7 +444,15 @@ impl<'a> SavedReports<'a> {
 
     /// Checks `input` into what the store keeps. The report's parameters are checked as the
     /// report itself would check them, against what the caller may see.
-    async fn checked(&self, scope: &TenantScope, input: SavedReportSet) -> Result<SavedReportInput, StoreError> {
+    /// `owner` is who the report runs as (the caller for a new one); its parameters are checked
+    /// against what `owner_view` sees when it can still be looked up.
+    async fn checked(
+        &self,
+        scope: &TenantScope,
+        owner: &str,
+        owner_view: Option<&TenantScope>,
+        input: SavedReportSet,
+    ) -> Result<SavedReportInput, StoreError> {
         let mut v = Validation::new();
         let name = input.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
@@ -544,7 +552,7 @@ impl<'a> SavedReports<'a> {
                     format!("at most {MAX_RECIPIENTS} addresses; send to a list address instead"),
                 );
             }
-            if !scope.actor().starts_with("user:") && !scope.actor().starts_with("token:") {
+            if !owner.starts_with("user:") && !owner.starts_with("token:") {
                 v.add(
                     "schedule",
                     "a schedule runs as who saved it: save it signed in or with an API token",
@@ -559,14 +567,22 @@ impl<'a> SavedReports<'a> {
             }
         }
         v.finish()?;
-        // The parameters as the report reads them, over the period as of now.
+        // The parameters as the report reads them, over the longest the period grows to (a
+        // month's report that fits on the 1st must fit on the 31st too).
+        let today = Utc::now().with_timezone(&zone_of(&params, tenant_tz)).date_naive();
+        let longest = match period.as_str() {
+            "this_week" | "last_week" => Some((today - chrono::Duration::days(6), today)),
+            "this_month" | "last_month" => Some((today - chrono::Duration::days(30), today)),
+            _ => period_days(&period, today, week_start),
+        }
+        .map(|(from, to)| (from.to_string(), to.to_string()));
         let span = Span {
-            period: &period,
-            from: range_from.as_deref(),
-            to: range_to.as_deref(),
+            period: "custom",
+            from: longest.as_ref().map(|l| l.0.as_str()).or(range_from.as_deref()),
+            to: longest.as_ref().map(|l| l.1.as_str()).or(range_to.as_deref()),
         };
         let pairs = query_pairs(span, &params, Utc::now(), tenant_tz, week_start);
-        let dir = self.history.directory(scope).await?;
+        let dir = self.history.directory(owner_view.unwrap_or(scope)).await?;
         let checked = match kind.as_str() {
             "queues" => reports::check(&ReportQuery::from_pairs(&pairs), &dir, Utc::now()),
             _ => agent_reports::check(&AgentReportQuery::from_pairs(&pairs), &dir, Utc::now()),
@@ -629,7 +645,7 @@ impl<'a> SavedReports<'a> {
         origin: &Origin,
         input: SavedReportSet,
     ) -> Result<SavedReport, StoreError> {
-        let input = self.checked(scope, input).await?;
+        let input = self.checked(scope, scope.actor(), Some(scope), input).await?;
         let row = saved_reports::create(self.store(), scope, scope.actor(), &input).await?;
         let (tz, week_start) = self.tenant_clock(scope).await?;
         let shown = SavedReport::from_row(row, Utc::now(), tz, week_start);
@@ -649,7 +665,17 @@ impl<'a> SavedReports<'a> {
     ) -> Result<SavedReport, StoreError> {
         let before = saved_reports::get(self.store(), scope, id).await?;
         Self::may_manage(scope, &before)?;
-        let input = self.checked(scope, input).await?;
+        let owner_view = owner_scope(self.store(), scope.tenant(), &before.owner).await?;
+        let mut input = self.checked(scope, &before.owner, owner_view.as_ref(), input).await?;
+        // A run that is due and not made yet stays due when the schedule's time is unchanged
+        // (renaming a report at 07:00:10 must not skip its 07:00 email).
+        let same_time = before.frequency == input.frequency
+            && before.weekday == input.weekday
+            && before.send_at == input.send_at
+            && zone_param(&before.params) == zone_param(&input.params);
+        if same_time && before.next_run_at.is_some_and(|t| t <= Utc::now().timestamp_millis()) {
+            input.next_run_at = before.next_run_at;
+        }
         let row = saved_reports::update(self.store(), scope, id, version, &input).await?;
         let (tz, week_start) = self.tenant_clock(scope).await?;
         let now = Utc::now();
@@ -687,6 +713,16 @@ impl<'a> SavedReports<'a> {
                 "this report has no recipients; give it a schedule first",
             );
             v.finish()?;
+        }
+        let last = mail_outbox::for_origin(self.store(), scope, &origin_of(id), 1).await?;
+        if last
+            .first()
+            .is_some_and(|m| Utc::now().timestamp_millis() - m.created_at < SEND_NOW_GAP_MS)
+        {
+            return Err(StoreError::LimitReached(format!(
+                "this report was sent less than {} seconds ago; wait a moment before sending it again",
+                SEND_NOW_GAP_MS / 1000
+            )));
         }
         let owner = owner_scope(self.store(), scope.tenant(), &row.owner)
             .await?
@@ -782,15 +818,27 @@ impl<'a> SavedReports<'a> {
         Ok(mails.len())
     }
 
-    /// Runs one due schedule: claims it (so one instance sends it), moves it to its next time,
-    /// makes the report as its owner and queues the emails; what went wrong shows on the report.
+    /// Runs one due schedule. It is claimed for a while first (so one instance makes it, and a
+    /// run cut short by a crash is made again once the claim runs out), made as its owner over
+    /// the period as of its scheduled time, and moved on to its next time only once its emails
+    /// are queued. A run that failed for a passing reason (the database) is tried again every 10
+    /// minutes for 6 hours; one that cannot succeed (its owner is gone) moves on. Why it sent
+    /// nothing shows on the report.
     pub async fn run_due(&self, due: DueReport) -> Result<bool, StoreError> {
         let now = Utc::now();
         let row = &due.report;
+        let scheduled = row
+            .next_run_at
+            .and_then(|t| Utc.timestamp_millis_opt(t).single())
+            .unwrap_or(now);
+        let lease = now.timestamp_millis() + CLAIM_MS;
+        if !saved_reports::claim(self.store(), &due, lease).await? {
+            return Ok(false);
+        }
         let params: BTreeMap<String, String> = serde_json::from_str(&row.params).unwrap_or_default();
         let system = tenants::system_scope_of(self.store(), &due.tenant_id, crate::store::SystemActor::Reports).await?;
         let (tenant_tz, _) = self.tenant_clock(&system).await?;
-        let next = match (
+        let regular = match (
             row.send_at.as_deref().and_then(parse_time_of_day),
             row.frequency.as_deref(),
         ) {
@@ -800,34 +848,63 @@ impl<'a> SavedReports<'a> {
             }
             _ => None,
         };
-        if !saved_reports::claim(self.store(), &due, next).await? {
-            return Ok(false);
-        }
-        let outcome = match owner_scope(self.store(), &due.tenant_id, &row.owner).await? {
-            None => Err(OWNER_GONE.to_owned()),
-            Some(owner) => self.deliver(&owner, row, now).await.map_err(|e| match e {
-                StoreError::Invalid(v) => v
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.pointer.trim_start_matches('/'), e.detail))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                other => other.to_string(),
+        let describe = |e: StoreError| match e {
+            StoreError::Invalid(v) => v
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.pointer.trim_start_matches('/'), e.detail))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        let passing = |e: &StoreError| {
+            matches!(
+                e,
+                StoreError::Unavailable(_) | StoreError::Busy(_) | StoreError::Internal(_)
+            )
+        };
+        // (why it failed, whether trying again may help)
+        let outcome: Result<usize, (String, bool)> = match owner_scope(self.store(), &due.tenant_id, &row.owner).await {
+            Err(e) => Err((e.to_string(), passing(&e))),
+            Ok(None) => Err((OWNER_GONE.to_owned(), false)),
+            Ok(Some(owner)) => self.deliver(&owner, row, scheduled).await.map_err(|e| {
+                let again = passing(&e);
+                (describe(e), again)
             }),
         };
-        if let Err(why) = &outcome {
+        let next = match &outcome {
+            Err((_, true)) if now - scheduled < chrono::Duration::hours(6) => Some(now.timestamp_millis() + RETRY_MS),
+            _ => regular,
+        };
+        if let Err((why, _)) = &outcome {
             tracing::warn!(tenant = %due.tenant_slug, report = %row.id, "a scheduled report was not sent: {why}");
         }
         saved_reports::ran(
             self.store(),
             &system,
             &row.id,
+            lease,
+            next,
             now.timestamp_millis(),
-            outcome.as_ref().err().map(String::as_str),
+            outcome.as_ref().err().map(|(why, _)| why.as_str()),
         )
         .await?;
         Ok(outcome.is_ok())
     }
+}
+
+/// How long a run is left to the instance that claimed it.
+const CLAIM_MS: i64 = 15 * 60 * 1000;
+/// When a run that failed for a passing reason is tried again.
+const RETRY_MS: i64 = 10 * 60 * 1000;
+/// The shortest time between two "send now" of one report.
+const SEND_NOW_GAP_MS: i64 = 60 * 1000;
+
+/// A saved report's own time zone parameter, from its stored parameters.
+fn zone_param(params: &str) -> Option<String> {
+    serde_json::from_str::<BTreeMap<String, String>>(params)
+        .ok()
+        .and_then(|p| p.get("tz").cloned())
 }
 
 const OWNER_GONE: &str = "who saved this report can no longer read reports in this tenant (removed, disabled, a revoked or expired token, or a role without reports); a tenant admin can save it again as someone who can";
@@ -901,8 +978,12 @@ impl Scheduler {
         };
         let mut sent = 0;
         for due in saved_reports::due(&self.store, Utc::now().timestamp_millis(), 50).await? {
-            if service.run_due(due).await? {
-                sent += 1;
+            let (tenant, report) = (due.tenant_slug.clone(), due.report.id.clone());
+            match service.run_due(due).await {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
+                // One report's trouble does not hold up the others.
+                Err(e) => tracing::warn!(%tenant, %report, error = %e, "a scheduled report could not be run"),
             }
         }
         Ok(sent)

@@ -176,3 +176,15 @@ pub async fn for_origin(store: &Store, scope: &TenantScope, origin: &str, limit:
         .await
     })?)
 }
+
+/// Forgets sent and failed messages created before `before` (their attachments with them);
+/// returns how many.
+pub async fn purge(store: &Store, before: i64) -> StoreResult<u64> {
+    Ok(on_db!(&store.db, |pool, DB| {
+        sqlx::query::<DB>("DELETE FROM mail_outbox WHERE state <> 'pending' AND created_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })?)
+}

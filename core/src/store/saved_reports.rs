@@ -232,17 +232,19 @@ pub async fn due(store: &Store, now: i64, limit: i64) -> StoreResult<Vec<DueRepo
     })?)
 }
 
-/// Takes a due run for one runner: moves the report's next run from what `due` read to `next`
-/// unless another instance (or an edit) moved it first. Whoever gets `true` sends it.
-pub async fn claim(store: &Store, due: &DueReport, next: Option<i64>) -> StoreResult<bool> {
+/// Takes a due run for one runner until `lease_until`, unless another instance (or an edit)
+/// moved it since `due` read it. Whoever gets `true` makes it, then calls [`ran`].
+pub async fn claim(store: &Store, due: &DueReport, lease_until: i64) -> StoreResult<bool> {
     let done = on_db!(&store.db, |pool, DB| {
         sqlx::query::<DB>(
-            "UPDATE saved_reports SET next_run_at = $1 WHERE tenant_id = $2 AND id = $3 AND next_run_at = $4",
+            "UPDATE saved_reports SET next_run_at = $1 \
+             WHERE tenant_id = $2 AND id = $3 AND next_run_at = $4 AND version = $5",
         )
-        .bind(next)
+        .bind(lease_until)
         .bind(&due.tenant_id)
         .bind(&due.report.id)
         .bind(due.report.next_run_at)
+        .bind(due.report.version)
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
@@ -250,17 +252,32 @@ pub async fn claim(store: &Store, due: &DueReport, next: Option<i64>) -> StoreRe
     Ok(done == 1)
 }
 
-/// Records a run: when, and why it sent nothing (`None` when its mail was queued).
-pub async fn ran(store: &Store, scope: &TenantScope, id: &str, at: i64, error: Option<&str>) -> StoreResult<()> {
+/// Records a run claimed until `lease_until`: when it ran, why it sent nothing (`None` when its
+/// mail was queued), and its next time — unless an edit meanwhile set another.
+pub async fn ran(
+    store: &Store,
+    scope: &TenantScope,
+    id: &str,
+    lease_until: i64,
+    next: Option<i64>,
+    at: i64,
+    error: Option<&str>,
+) -> StoreResult<()> {
     on_db!(&store.db, |pool, DB| {
-        sqlx::query::<DB>("UPDATE saved_reports SET last_run_at = $1, last_error = $2 WHERE tenant_id = $3 AND id = $4")
-            .bind(at)
-            .bind(error)
-            .bind(scope.tenant_id())
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|_| ())
+        sqlx::query::<DB>(
+            "UPDATE saved_reports SET last_run_at = $1, last_error = $2, \
+             next_run_at = CASE WHEN next_run_at = $3 THEN $4 ELSE next_run_at END \
+             WHERE tenant_id = $5 AND id = $6",
+        )
+        .bind(at)
+        .bind(error)
+        .bind(lease_until)
+        .bind(next)
+        .bind(scope.tenant_id())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
     })?;
     Ok(())
 }

@@ -266,9 +266,14 @@ fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// The date part of a report form's `from`/`to` (`2026-12-01T00:00` → `2026-12-01`).
-fn date_part(value: &str) -> String {
-    value.split('T').next().unwrap_or_default().to_owned()
+/// The day a report form's `from` starts (`2026-12-01T00:00` → `2026-12-01`) or its `to` ends:
+/// a `to` at midnight ends the day before (`2026-12-08T00:00` → `2026-12-07`).
+fn date_part(value: &str, end: bool) -> String {
+    let (date, time) = value.split_once('T').unwrap_or((value, ""));
+    match chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+        Ok(day) if end && matches!(time, "00:00" | "00:00:00") => day.pred_opt().unwrap_or(day).to_string(),
+        _ => date.to_owned(),
+    }
 }
 
 async fn new_page(
@@ -292,8 +297,8 @@ async fn new_page(
         })
         .collect();
     let (from, to) = (
-        first(&pairs, "from").map(date_part).unwrap_or_default(),
-        first(&pairs, "to").map(date_part).unwrap_or_default(),
+        first(&pairs, "from").map(|v| date_part(v, false)).unwrap_or_default(),
+        first(&pairs, "to").map(|v| date_part(v, true)).unwrap_or_default(),
     );
     let view = FormView {
         kind: kind.into(),
@@ -408,6 +413,21 @@ fn posted(form: &[(String, String)]) -> (SavedReportSet, FormView) {
     (input, view)
 }
 
+/// The form's fields that show their own error.
+const SHOWN_FIELDS: [&str; 11] = [
+    "name",
+    "queue",
+    "bucket",
+    "period",
+    "from",
+    "to",
+    "frequency",
+    "weekday",
+    "time",
+    "recipients",
+    "schedule",
+];
+
 /// A refused form again, with what was wrong beside each field.
 async fn refused(
     app: &AppState,
@@ -419,11 +439,24 @@ async fn refused(
     let locale = signed.page.locale;
     match error {
         StoreError::Invalid(v) => {
+            // Fields the form shows get their message beside them; the others (kept from the
+            // report: time zone, team, agent) are named in the message above the form.
+            let mut elsewhere = Vec::new();
             for e in v.errors {
                 let field = e.pointer.rsplit('/').next().unwrap_or_default().to_owned();
-                view.errors.entry(field).or_insert_with(|| locale.translate(&e.detail));
+                let detail = locale.translate(&e.detail);
+                if SHOWN_FIELDS.contains(&field.as_str()) {
+                    view.errors.entry(field).or_insert(detail);
+                } else {
+                    elsewhere.push(format!("{field}: {detail}"));
+                }
             }
-            view.message = Some(locale.text("common.fix_errors"));
+            let mut message = locale.text("common.fix_errors");
+            for line in elsewhere {
+                message.push_str(" · ");
+                message.push_str(&line);
+            }
+            view.message = Some(message);
         }
         StoreError::Conflict {
             field: Some(field),
