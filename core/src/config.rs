@@ -48,6 +48,23 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub metrics: MetricsConfig,
     pub recordings: RecordingsConfig,
+    pub reports: ReportsConfig,
+}
+
+/// Reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportsConfig {
+    /// How many days before today every tenant's queue and agent report days are kept made, in
+    /// the background (soon after start, then hourly), so a month's report reads kept days.
+    /// 0 makes days only when a report asks for them.
+    pub days_ahead: u32,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self { days_ahead: 31 }
+    }
 }
 
 /// Where tenants' call recordings may come from.
@@ -488,6 +505,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             metrics: MetricsConfig::default(),
             recordings: RecordingsConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Starting Monti: the application state built from an opened store and a configuration, and
 //! every background worker that keeps it going (live plugin streams, alert evaluation and
-//! notification delivery, the mail outbox, scheduled reports, package collection, history
-//! retention). The command line, the demo and the tests start the server through here; the web
-//! layer only routes.
+//! notification delivery, the mail outbox, report days made ahead, scheduled reports, package
+//! collection, history retention). The command line, the demo and the tests start the server
+//! through here; the web layer only routes.
 
 use std::sync::Arc;
 
@@ -27,6 +27,8 @@ pub fn start(store: Store, config: Config) -> anyhow::Result<AppState> {
     ))
     .start();
     crate::mail::outbox::Outbox::new(store.clone(), state.mailer.clone()).start();
+    crate::service::report_days::ReportDays::new(store.clone(), state.live.clone(), state.config.reports.days_ahead)
+        .start();
     crate::service::saved_reports::Scheduler::new(store.clone(), state.live.clone(), state.config.public_url()).start();
     crate::plugins::start_package_collection(store.clone());
     crate::live::service::spawn_history_trimmer(store, state.config.live.retention);

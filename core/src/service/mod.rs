@@ -9,6 +9,7 @@ pub mod history;
 pub mod identity;
 pub mod plugins;
 pub mod recordings;
+pub mod report_days;
 pub mod reports;
 pub mod rules;
 pub mod saved_reports;

@@ -239,6 +239,8 @@ impl TestServer {
             }
         }
         config.database.acquire_timeout = Duration::from_secs(3);
+        // Tests make report days when they ask (a background pass would change what they count).
+        config.reports.days_ahead = 0;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         config.listen = listener.local_addr().expect("addr");

@@ -261,3 +261,44 @@ async fn agent_reports_are_scoped_and_refuse_what_they_cannot_answer(s: &TestSer
         .await
         .expect_problem(403);
 }
+
+// The last month is made ahead in the background: after a pass, every day of it is kept for
+// the tenant's time zone and every queue, and the first report reads them as they are.
+both_backends!(report_days_are_made_ahead);
+async fn report_days_are_made_ahead(s: &TestServer) {
+    let (admin, day, _north, ana, _ben) = scripted_day(s).await;
+    let days = monti::config::ReportsConfig::default().days_ahead;
+    let ahead = monti::service::report_days::ReportDays::new(s.store.clone(), s.app.live.clone(), days);
+    assert_eq!(ahead.make_all().await.unwrap(), 1);
+    let raw = s.raw_db().await;
+    let kept = |sql: &'static str| {
+        let raw = &raw;
+        async move { raw.text(sql).await.unwrap_or_default().parse::<i64>().unwrap() }
+    };
+    let agent_days = kept("SELECT CAST(COUNT(*) AS TEXT) FROM agent_report_days WHERE tz = 'Europe/Berlin'").await;
+    assert_eq!(agent_days, i64::from(days), "every day of the month");
+    let queue_days = kept("SELECT CAST(COUNT(DISTINCT day) AS TEXT) FROM report_days").await;
+    assert!(queue_days >= i64::from(days), "{queue_days}");
+    let summaries = raw
+        .text("SELECT MAX(summary) FROM agent_report_days")
+        .await
+        .unwrap_or_default();
+    let made = kept("SELECT CAST(COUNT(*) AS TEXT) FROM agent_report_days").await;
+    // The report over the scripted day reads the kept day: nothing new is made.
+    let report = s
+        .get(&format!("/api/v1/reports/agents?from={day}&to={day}"), &admin)
+        .await;
+    report.expect(200);
+    assert!(
+        agent(&report.body, &ana)["total"]["handled"].as_u64() == Some(1),
+        "{}",
+        report.text
+    );
+    assert_eq!(kept("SELECT CAST(COUNT(*) AS TEXT) FROM agent_report_days").await, made);
+    assert_eq!(
+        raw.text("SELECT MAX(summary) FROM agent_report_days")
+            .await
+            .unwrap_or_default(),
+        summaries
+    );
+}
