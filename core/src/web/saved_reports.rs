@@ -109,7 +109,10 @@ async fn api_update(
     body: ApiJson<SavedReportSet>,
 ) -> ApiResult<Response> {
     let scope = caller.tenant(Action::Write, Area::History)?;
-    let report = saved(&app).update(&scope, &origin, &id, expected, body.0?).await?;
+    let service = saved(&app);
+    // Another tenant's (or no) report is not found, whatever the body holds.
+    service.get(&scope, &id).await?;
+    let report = service.update(&scope, &origin, &id, expected, body.0?).await?;
     Ok(super::api::versioned(StatusCode::OK, report.version, None, &report))
 }
 

@@ -294,6 +294,7 @@ struct Bravo {
     did: String,
     user: String,
     api_token: String,
+    saved_report: String,
 }
 
 /// Tenant A (alpha) with nothing, tenant B (bravo) with a row of every kind.
@@ -365,7 +366,18 @@ async fn alpha_and_bravo(s: &TestServer) -> (String, Bravo) {
     )
     .await
     .expect(200);
+    let b_saved = s
+        .post(
+            "/api/v1/reports/saved",
+            &b,
+            json!({ "name": "Bravo daily", "kind": "queues", "period": "yesterday", "params": { "queue": b_queue },
+                    "schedule": { "frequency": "daily", "time": "07:00", "recipients": ["bravo@example.com"] } }),
+        )
+        .await
+        .expect(201)
+        .id();
     let bravo = Bravo {
+        saved_report: b_saved,
         token: b,
         team: b_team,
         location: b_loc,
@@ -393,6 +405,7 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
         did: b_did,
         user: b_user,
         api_token: b_token,
+        saved_report: b_saved,
         ..
     } = &bravo;
     let secret_strings = ["Bravo", "bravo", "+4930777000"];
@@ -406,6 +419,7 @@ async fn cross_tenant_access_is_impossible(s: &TestServer) {
         ("dids", &b_did),
         ("users", &b_user),
         ("tokens", &b_token),
+        ("reports/saved", &b_saved),
     ];
     let openapi = s
         .client
